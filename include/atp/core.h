@@ -1,0 +1,127 @@
+/*
+ * atp/core.h — the ATP core: events in, positions, reservations and deltas out.
+ *
+ * Pure: no threads, no I/O, no clock. Time enters only through
+ * atp_core_expire(now). Guarantees, for every call of atp_core_apply():
+ *   - exactly once: per source, seq is contiguous from 1; a seq at or below
+ *     the source's high-water mark answers ATP_DUPLICATE and changes nothing,
+ *     a seq beyond hwm + 1 answers ATP_E_GAP with the expected seq;
+ *   - all or nothing: an event that is refused (any negative status) leaves
+ *     the whole state untouched, the source's hwm included; an event that is
+ *     applied advances its source's hwm, whatever its business outcome
+ *     (a reserve confirmed 0, a release that found no line);
+ *   - no oversell through reservations: a RESERVE confirms only from ATP;
+ *   - a delta for every position whose ATP changed, with the position's new
+ *     version and the (source, seq) that caused it.
+ * Capacity is fixed by the config; nothing allocates after atp_core_create().
+ */
+#ifndef ATP_CORE_H
+#define ATP_CORE_H
+
+#include "atp/event.h"
+#include "atp/lines.h"
+#include "atp/sources.h"
+#include "atp/status.h"
+#include "atp/table.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct atp_core_config {
+	uint32_t max_positions;
+	uint32_t max_lines;       /* reservation lines, open and remembered */
+	uint32_t max_sources;
+	uint64_t line_retention;  /* how long a closed line is remembered, in the caller's time unit */
+} atp_core_config;
+
+/* 1M positions, 4M lines, 1024 sources, 24 h of retention in milliseconds. */
+atp_core_config atp_core_config_default(void);
+
+/* A change of a position's ATP. sku and location point into the table and live as long as it. */
+typedef struct atp_delta {
+	atp_str sku;
+	atp_str location;
+	int64_t old_atp;
+	int64_t new_atp;
+	uint64_t version;
+	uint64_t seq;     /* cause: the event's seq, 0 for an expiry */
+	uint32_t pos;
+	uint32_t source;  /* cause: the event's source id, ATP_SOURCE_NONE for an expiry */
+} atp_delta;
+
+/* Outcome flags of an applied event. */
+#define ATP_RF_NEGATIVE 0x01u  /* on_hand went below zero: an oversell exception of the floor */
+#define ATP_RF_SHORT 0x02u     /* reserved now exceeds on_hand - held */
+#define ATP_RF_CLAMPED 0x04u   /* HOLD/UNHOLD moved less than qty */
+#define ATP_RF_REPLAYED 0x08u  /* RESERVE answered from the line's first result */
+#define ATP_RF_MISMATCH 0x10u  /* ... and the retry asked a different qty */
+#define ATP_RF_NO_LINE 0x20u   /* RELEASE / PICK ref found no open line */
+#define ATP_RF_PARTIAL 0x40u   /* RESERVE confirmed less than requested, more than 0 */
+
+typedef struct atp_result {
+	int status;             /* ATP_OK, ATP_DUPLICATE or an ATP_E_* */
+	uint32_t flags;         /* ATP_RF_* */
+	uint64_t expected_seq;  /* hwm + 1 of the source (set for OK, DUPLICATE and GAP) */
+	int64_t requested;      /* RESERVE */
+	int64_t confirmed;      /* RESERVE: the line's first result when replayed */
+	int64_t moved;          /* HOLD/UNHOLD: units moved; PICK: reservation consumed; RELEASE: released */
+	int64_t variance;       /* COUNT: qty - on_hand before */
+	uint32_t n_deltas;
+	atp_delta deltas[2];
+} atp_result;
+
+typedef struct atp_core_stats {
+	uint64_t applied[ATP_EV_TYPE_COUNT];
+	uint64_t duplicates;
+	uint64_t gaps;
+	uint64_t refused;          /* every other negative status */
+	uint64_t negative_events;  /* ATP_RF_NEGATIVE */
+	uint64_t short_events;     /* ATP_RF_SHORT */
+	uint64_t reserve_units_requested;
+	uint64_t reserve_units_confirmed;
+	uint64_t reserve_full;     /* lines confirmed whole */
+	uint64_t reserve_partial;
+	uint64_t reserve_unfilled;
+	uint64_t reserve_replayed;
+	uint64_t units_consumed;   /* reservation consumed by picks */
+	uint64_t units_released;
+	uint64_t lines_expired;
+	uint64_t units_expired;
+	uint64_t lines_purged;
+	uint64_t count_variance_abs;
+	uint64_t deltas;
+} atp_core_stats;
+
+typedef struct atp_core atp_core;
+
+atp_core *atp_core_create(const atp_core_config *cfg);
+void atp_core_destroy(atp_core *c);
+
+/* Apply one event; fills *r and returns r->status. */
+int atp_core_apply(atp_core *c, const atp_event *ev, atp_result *r);
+/* Apply n events in order (same effect as n calls), overlapping their table lookups. */
+void atp_core_apply_batch(atp_core *c, const atp_event *ev, size_t n, atp_result *r);
+
+/*
+ * Advance the core's time to now (an earlier now is ignored), release up
+ * to max_lines open lines whose expiry is at or before it, writing one
+ * delta per ATP change into out (room for max_lines), and forget closed
+ * lines older than the retention. Returns how many lines expired: when it
+ * returns max_lines, more may be due; call again. *n_deltas gets the count.
+ */
+size_t atp_core_expire(atp_core *c, uint64_t now, atp_delta *out, size_t max_lines, size_t *n_deltas);
+
+/* The position of (sku, location), or NULL if never touched. */
+const atp_position *atp_core_find(const atp_core *c, atp_str sku, atp_str location);
+/* The line of (ref, sku, location), or NULL. */
+const atp_line *atp_core_find_line(const atp_core *c, atp_str ref, atp_str sku, atp_str location);
+/* The applied high-water mark of a source (0 when unknown). */
+uint64_t atp_core_hwm(const atp_core *c, atp_str source);
+uint64_t atp_core_now(const atp_core *c);
+
+const atp_table *atp_core_table(const atp_core *c);
+const atp_lines *atp_core_lines(const atp_core *c);
+const atp_sources *atp_core_sources(const atp_core *c);
+const atp_core_stats *atp_core_stats_get(const atp_core *c);
+
+#endif

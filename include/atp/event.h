@@ -1,0 +1,76 @@
+/*
+ * atp/event.h — the events that change ATP, and their validation.
+ *
+ * An event is a plain struct whose strings point into the caller's buffer
+ * (a CSV row, later a verified FlatBuffer): the core never copies an event,
+ * only the keys it interns. atp_event_validate() is pure: it proves that an
+ * event is well formed for its type (lengths, required fields, qty range)
+ * without looking at any state, so that the core can refuse a bad event
+ * before touching anything.
+ */
+#ifndef ATP_EVENT_H
+#define ATP_EVENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A byte string that is not NUL-terminated. len 0 means absent. */
+typedef struct atp_str {
+	const char *ptr;
+	uint32_t len;
+} atp_str;
+
+static inline atp_str atp_str_of(const char *s, size_t len)
+{
+	return (atp_str){ .ptr = s, .len = (uint32_t)len };
+}
+
+enum atp_event_type {
+	ATP_EV_NONE = 0,
+	ATP_EV_RECEIPT,   /* on_hand += qty                          qty > 0 */
+	ATP_EV_PICK,      /* on_hand -= qty, consumes ref's line     qty > 0 */
+	ATP_EV_ADJUST,    /* on_hand += qty, with a reason           qty != 0 */
+	ATP_EV_COUNT,     /* on_hand = qty, variance recorded        qty >= 0 */
+	ATP_EV_HOLD,      /* held += min(qty, free)                  qty > 0 */
+	ATP_EV_UNHOLD,    /* held -= min(qty, held)                  qty > 0 */
+	ATP_EV_TRANSFER,  /* on_hand moves location -> to_location   qty > 0 */
+	ATP_EV_SAFETY,    /* safety_stock = qty                      qty >= 0 */
+	ATP_EV_RESERVE,   /* line (ref, sku, location) from ATP      qty > 0 */
+	ATP_EV_RELEASE,   /* line's remaining goes back              qty ignored */
+	ATP_EV_TYPE_COUNT
+};
+
+/* Flags of an event. */
+#define ATP_EVF_PARTIAL 0x1u /* RESERVE: confirm min(qty, atp) instead of all or nothing */
+
+typedef struct atp_event {
+	uint64_t event_id;    /* != 0; carried for tracing, not for dedup */
+	uint64_t seq;         /* per source, contiguous from 1 */
+	atp_str source;
+	atp_str sku;
+	atp_str location;
+	atp_str ref;          /* reservation id (RESERVE, RELEASE, optional on PICK) */
+	atp_str to_location;  /* TRANSFER target */
+	atp_str reason;       /* ADJUST reason code */
+	int64_t qty;
+	uint64_t expires_at;  /* RESERVE: the caller's time at which the line lapses; 0 = never */
+	uint8_t type;         /* enum atp_event_type */
+	uint8_t flags;        /* ATP_EVF_* */
+} atp_event;
+
+/* "RECEIPT", ... ; NULL for an unknown type. */
+const char *atp_event_type_name(unsigned type);
+/* Parse a type name, case-insensitively; ATP_EV_NONE when unknown. */
+enum atp_event_type atp_event_type_parse(const char *s, size_t len);
+
+/*
+ * 0 when the event is well formed for its type, else the ATP_E_* code of
+ * the first problem found (fields are checked in declaration order).
+ */
+int atp_event_validate(const atp_event *ev);
+
+/* True when s is 1..max bytes with no control byte (< 0x20 or 0x7f). */
+bool atp_str_valid(atp_str s, uint32_t max);
+
+#endif

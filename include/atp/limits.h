@@ -1,0 +1,25 @@
+/*
+ * atp/limits.h — the hard limits of atpd's data model.
+ *
+ * Every string and quantity that enters the core is checked against these
+ * bounds before anything is applied, so that no arithmetic on a bucket can
+ * overflow and no key can outgrow its storage.
+ */
+#ifndef ATP_LIMITS_H
+#define ATP_LIMITS_H
+
+#define ATP_SKU_MAX 64      /* bytes of a SKU */
+#define ATP_LOC_MAX 32      /* bytes of a location */
+#define ATP_SOURCE_MAX 64   /* bytes of a source name */
+#define ATP_REF_MAX 64      /* bytes of a reservation id / order reference */
+#define ATP_REASON_MAX 32   /* bytes of an ADJUST reason code */
+
+/* |qty| of one event. */
+#define ATP_QTY_MAX 1000000000000LL
+/*
+ * |bucket| of a position. Four buckets of this size still fit in an int64
+ * when ATP is computed, so atp arithmetic can never overflow.
+ */
+#define ATP_BUCKET_MAX (1LL << 60)
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * atp/lines.h — reservation lines: (ref, position) -> what was reserved.
+ *
+ * A line is created by the first RESERVE of its (ref, position) and then
+ * remembered, open or closed, so that a retried RESERVE answers its first
+ * result (idempotency by reservation id). An open line with an expiry sits
+ * in an indexed min-heap by expires_at; a closed line sits in a FIFO by the
+ * time it closed, and atp_lines_purge() forgets closed lines past their
+ * retention so the store stays within its fixed capacity.
+ *
+ * All memory is allocated by atp_lines_create(); nothing allocates after.
+ * Not thread-safe: one writer.
+ */
+#ifndef ATP_LINES_H
+#define ATP_LINES_H
+
+#include "atp/event.h"
+#include "atp/limits.h"
+
+#include <stdint.h>
+
+#define ATP_LINE_NONE UINT32_MAX
+
+enum atp_line_state {
+	ATP_LINE_OPEN = 1,     /* remaining > 0, counted in its position's reserved */
+	ATP_LINE_CONSUMED,     /* picked to the end */
+	ATP_LINE_RELEASED,     /* released by RELEASE */
+	ATP_LINE_EXPIRED,      /* lapsed at expires_at */
+	ATP_LINE_UNFILLED,     /* nothing was confirmed */
+};
+
+typedef struct atp_line {
+	uint64_t hash;
+	int64_t requested;
+	int64_t confirmed;
+	int64_t remaining;
+	uint64_t expires_at;   /* 0: never */
+	uint64_t closed_at;
+	uint32_t pos;
+	uint32_t heap_idx;     /* index in the expiry heap, or ATP_LINE_NONE */
+	uint8_t state;         /* enum atp_line_state */
+	uint8_t ref_len;
+	char ref[ATP_REF_MAX];
+} atp_line;
+
+typedef struct atp_lines atp_lines;
+
+atp_lines *atp_lines_create(uint32_t max_lines);
+void atp_lines_destroy(atp_lines *l);
+
+uint32_t atp_lines_find(const atp_lines *l, atp_str ref, uint32_t pos);
+/* A new line, zeroed but for its key; ATP_LINE_NONE when full. The key must be absent. */
+uint32_t atp_lines_add(atp_lines *l, atp_str ref, uint32_t pos);
+atp_line *atp_lines_at(atp_lines *l, uint32_t id);
+const atp_line *atp_lines_get(const atp_lines *l, uint32_t id);
+uint32_t atp_lines_count(const atp_lines *l);
+uint32_t atp_lines_capacity(const atp_lines *l);
+uint32_t atp_lines_open_count(const atp_lines *l);
+
+/* Open the line: state OPEN, and into the expiry heap if expires_at != 0. */
+void atp_lines_open(atp_lines *l, uint32_t id);
+/* Close an open or new line (remaining must be 0) in state, at time now. */
+void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint64_t now);
+/* The open line that expires first if it expires at or before now, else ATP_LINE_NONE. */
+uint32_t atp_lines_due(const atp_lines *l, uint64_t now);
+/* Forget closed lines with closed_at < before; returns how many. */
+uint32_t atp_lines_purge(atp_lines *l, uint64_t before);
+size_t atp_lines_memory(const atp_lines *l);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * atp/table.h — the position table: (sku, location) -> buckets.
+ *
+ * Open addressing with linear probing over 8-byte slots (a 32-bit hash tag
+ * and a position id), keys hashed with XXH3 and interned once into a key
+ * arena, positions stored densely by id (0 .. count-1) in 64-byte,
+ * cache-line-aligned records. Everything is allocated by atp_table_create():
+ * capacity is fixed, lookups and inserts never allocate, and a full table
+ * answers ATP_E_POSITIONS_FULL. Positions are never deleted, so an id stays
+ * valid for the table's lifetime and ids are dense.
+ *
+ * Not thread-safe: one writer (the owning shard) at a time.
+ */
+#ifndef ATP_TABLE_H
+#define ATP_TABLE_H
+
+#include "atp/event.h"
+
+#include <stdint.h>
+
+#define ATP_POS_NONE UINT32_MAX
+
+typedef struct atp_position {
+	int64_t on_hand;
+	int64_t held;
+	int64_t reserved;
+	int64_t safety_stock;
+	uint64_t version;     /* +1 on every change to a bucket */
+	uint32_t key_off;     /* sku at key_off, NUL, location, NUL in the key arena */
+	uint8_t sku_len;
+	uint8_t loc_len;
+	uint8_t pad[18];
+} __attribute__((aligned(64))) atp_position;
+
+typedef struct atp_table atp_table;
+
+/* Keys of 2^25 positions at their longest still fit the 32-bit key offsets. */
+#define ATP_TABLE_MAX_CAPACITY (1u << 25)
+
+/* NULL when max_positions is 0, above ATP_TABLE_MAX_CAPACITY, or memory is short. */
+atp_table *atp_table_create(uint32_t max_positions);
+void atp_table_destroy(atp_table *t);
+
+/* The 64-bit hash of a SKU: shard routing and the position hash start here. */
+uint64_t atp_sku_hash(atp_str sku);
+
+/* The position id of (sku, location), or ATP_POS_NONE. sku_hash = atp_sku_hash(sku). */
+uint32_t atp_table_find(const atp_table *t, uint64_t sku_hash, atp_str sku, atp_str loc);
+/*
+ * The id of (sku, location), inserting a zeroed position when absent.
+ * Returns ATP_POS_NONE when the table is full. Strings must already be
+ * valid (atp_str_valid) and within ATP_SKU_MAX / ATP_LOC_MAX.
+ */
+uint32_t atp_table_intern(atp_table *t, uint64_t sku_hash, atp_str sku, atp_str loc);
+/* Start fetching the slot (sku, loc) will probe first. */
+void atp_table_prefetch(const atp_table *t, uint64_t sku_hash, atp_str loc);
+
+uint32_t atp_table_count(const atp_table *t);
+uint32_t atp_table_capacity(const atp_table *t);
+atp_position *atp_table_at(atp_table *t, uint32_t id);
+const atp_position *atp_table_get(const atp_table *t, uint32_t id);
+/* NUL-terminated key strings of a position. */
+const char *atp_table_sku(const atp_table *t, uint32_t id);
+const char *atp_table_location(const atp_table *t, uint32_t id);
+/* Bytes of memory the table holds (slots + positions + key arena). */
+size_t atp_table_memory(const atp_table *t);
+
+/* atp = max(0, on_hand - held - reserved - safety_stock); never overflows. */
+static inline int64_t atp_position_atp(const atp_position *p)
+{
+	int64_t v = p->on_hand - p->held - p->reserved - p->safety_stock;
+	return v > 0 ? v : 0;
+}
+
+#endif

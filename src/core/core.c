@@ -1,0 +1,489 @@
+/*
+ * core.c — applying events to the table (see atp/core.h).
+ *
+ * Every event is applied in two phases so that a refusal leaves nothing
+ * behind: plan works on copies of the positions it touches (zero for a
+ * position that does not exist yet) and checks every limit; commit, which
+ * cannot fail, interns the positions, writes the copies back, updates the
+ * reservation line and the source's high-water mark, and emits deltas.
+ */
+#include "atp/core.h"
+
+#include "atp/limits.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct atp_core {
+	atp_table *table;
+	atp_lines *lines;
+	atp_sources *sources;
+	uint64_t now;
+	uint64_t retention;
+	atp_core_stats stats;
+};
+
+/* A position being changed: its id (ATP_POS_NONE if new), before and after. */
+typedef struct work {
+	uint32_t id;
+	atp_str location;
+	atp_position before;
+	atp_position after;
+} work;
+
+/* What the plan decided for the reservation line, carried to the commit. */
+typedef struct line_plan {
+	uint32_t id;       /* the existing line, or ATP_LINE_NONE */
+	bool create;       /* RESERVE: a new line */
+	int64_t take;      /* units leaving the line (pick, release) */
+} line_plan;
+
+atp_core_config atp_core_config_default(void)
+{
+	return (atp_core_config){
+		.max_positions = 1u << 20,
+		.max_lines = 1u << 22,
+		.max_sources = 1024,
+		.line_retention = 24ull * 3600 * 1000,
+	};
+}
+
+atp_core *atp_core_create(const atp_core_config *cfg)
+{
+	atp_core *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->table = atp_table_create(cfg->max_positions);
+	c->lines = atp_lines_create(cfg->max_lines);
+	c->sources = atp_sources_create(cfg->max_sources);
+	c->retention = cfg->line_retention;
+	if (!c->table || !c->lines || !c->sources) {
+		atp_core_destroy(c);
+		return NULL;
+	}
+	return c;
+}
+
+void atp_core_destroy(atp_core *c)
+{
+	if (!c)
+		return;
+	atp_table_destroy(c->table);
+	atp_lines_destroy(c->lines);
+	atp_sources_destroy(c->sources);
+	free(c);
+}
+
+static void work_load(const atp_core *c, work *w, uint64_t sku_hash, atp_str sku, atp_str loc)
+{
+	w->location = loc;
+	w->id = atp_table_find(c->table, sku_hash, sku, loc);
+	if (w->id != ATP_POS_NONE)
+		w->before = *atp_table_get(c->table, w->id);
+	else
+		memset(&w->before, 0, sizeof(w->before));
+	w->after = w->before;
+}
+
+static bool in_bounds(const atp_position *p)
+{
+	return p->on_hand >= -ATP_BUCKET_MAX && p->on_hand <= ATP_BUCKET_MAX && p->held >= 0 &&
+	       p->held <= ATP_BUCKET_MAX && p->reserved >= 0 && p->reserved <= ATP_BUCKET_MAX &&
+	       p->safety_stock >= 0 && p->safety_stock <= ATP_BUCKET_MAX;
+}
+
+static bool changed(const work *w)
+{
+	return w->before.on_hand != w->after.on_hand || w->before.held != w->after.held ||
+	       w->before.reserved != w->after.reserved ||
+	       w->before.safety_stock != w->after.safety_stock;
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* Decide the effect of ev on w (and to for TRANSFER); no state is written. */
+static int plan(const atp_core *c, const atp_event *ev, work *w, work *to, line_plan *lp, atp_result *r)
+{
+	atp_position *p = &w->after;
+	const atp_line *ln = NULL;
+
+	lp->id = ATP_LINE_NONE;
+	if (ev->ref.len && w->id != ATP_POS_NONE &&
+	    (ev->type == ATP_EV_RESERVE || ev->type == ATP_EV_PICK || ev->type == ATP_EV_RELEASE)) {
+		lp->id = atp_lines_find(c->lines, ev->ref, w->id);
+		if (lp->id != ATP_LINE_NONE)
+			ln = atp_lines_get(c->lines, lp->id);
+	}
+
+	switch (ev->type) {
+	case ATP_EV_RECEIPT:
+		p->on_hand += ev->qty;
+		break;
+	case ATP_EV_PICK:
+		if (ln && ln->state == ATP_LINE_OPEN) {
+			lp->take = min64(ev->qty, ln->remaining);
+			p->reserved -= lp->take;
+			r->moved = lp->take;
+		}
+		p->on_hand -= ev->qty;
+		break;
+	case ATP_EV_ADJUST:
+		p->on_hand += ev->qty;
+		break;
+	case ATP_EV_COUNT:
+		r->variance = ev->qty - p->on_hand;
+		p->on_hand = ev->qty;
+		break;
+	case ATP_EV_HOLD: {
+		int64_t free_units = p->on_hand - p->held;
+		r->moved = min64(ev->qty, free_units > 0 ? free_units : 0);
+		p->held += r->moved;
+		break;
+	}
+	case ATP_EV_UNHOLD:
+		r->moved = min64(ev->qty, p->held);
+		p->held -= r->moved;
+		break;
+	case ATP_EV_TRANSFER:
+		p->on_hand -= ev->qty;
+		to->after.on_hand += ev->qty;
+		if (!in_bounds(&to->after))
+			return ATP_E_OVERFLOW;
+		break;
+	case ATP_EV_SAFETY:
+		p->safety_stock = ev->qty;
+		break;
+	case ATP_EV_RESERVE: {
+		r->requested = ev->qty;
+		if (ln) {
+			r->confirmed = ln->confirmed;
+			r->flags |= ATP_RF_REPLAYED | (ln->requested != ev->qty ? ATP_RF_MISMATCH : 0);
+			break;
+		}
+		if (atp_lines_count(c->lines) == atp_lines_capacity(c->lines))
+			return ATP_E_LINES_FULL;
+		int64_t atp = atp_position_atp(p);
+		r->confirmed = atp >= ev->qty ? ev->qty : (ev->flags & ATP_EVF_PARTIAL) ? atp : 0;
+		if (r->confirmed > 0 && r->confirmed < ev->qty)
+			r->flags |= ATP_RF_PARTIAL;
+		p->reserved += r->confirmed;
+		lp->create = true;
+		break;
+	}
+	case ATP_EV_RELEASE:
+		if (ln && ln->state == ATP_LINE_OPEN) {
+			lp->take = ln->remaining;
+			p->reserved -= lp->take;
+			r->moved = lp->take;
+		}
+		break;
+	default:
+		return ATP_E_TYPE;
+	}
+	if ((ev->type == ATP_EV_PICK || ev->type == ATP_EV_RELEASE) && ev->ref.len &&
+	    !(ln && ln->state == ATP_LINE_OPEN))
+		r->flags |= ATP_RF_NO_LINE;
+	if ((ev->type == ATP_EV_HOLD || ev->type == ATP_EV_UNHOLD) && r->moved < ev->qty)
+		r->flags |= ATP_RF_CLAMPED;
+	return in_bounds(p) ? ATP_OK : ATP_E_OVERFLOW;
+}
+
+static void emit_delta(atp_core *c, const work *w, uint32_t source, uint64_t seq, atp_result *r)
+{
+	int64_t old_atp = atp_position_atp(&w->before), new_atp = atp_position_atp(&w->after);
+	if (old_atp == new_atp)
+		return;
+	atp_delta *d = &r->deltas[r->n_deltas++];
+	*d = (atp_delta){
+		.sku = atp_str_of(atp_table_sku(c->table, w->id), w->after.sku_len),
+		.location = atp_str_of(atp_table_location(c->table, w->id), w->after.loc_len),
+		.old_atp = old_atp,
+		.new_atp = new_atp,
+		.version = w->after.version,
+		.seq = seq,
+		.pos = w->id,
+		.source = source,
+	};
+	c->stats.deltas++;
+}
+
+/* Write a planned position back; cannot fail (capacity was checked). */
+static void commit_position(atp_core *c, work *w, uint64_t sku_hash, atp_str sku)
+{
+	if (w->id == ATP_POS_NONE) {
+		w->id = atp_table_intern(c->table, sku_hash, sku, w->location);
+		assert(w->id != ATP_POS_NONE);
+		atp_position *fresh = atp_table_at(c->table, w->id);
+		w->before.key_off = fresh->key_off;
+		w->before.sku_len = fresh->sku_len;
+		w->before.loc_len = fresh->loc_len;
+		w->after.key_off = fresh->key_off;
+		w->after.sku_len = fresh->sku_len;
+		w->after.loc_len = fresh->loc_len;
+	}
+	if (changed(w)) {
+		w->after.version++;
+		*atp_table_at(c->table, w->id) = w->after;
+	}
+}
+
+static void commit_line(atp_core *c, const atp_event *ev, const work *w, const line_plan *lp,
+			const atp_result *r)
+{
+	if (lp->create) {
+		uint32_t id = atp_lines_add(c->lines, ev->ref, w->id);
+		assert(id != ATP_LINE_NONE);
+		atp_line *ln = atp_lines_at(c->lines, id);
+		ln->requested = ev->qty;
+		ln->confirmed = r->confirmed;
+		ln->remaining = r->confirmed;
+		ln->expires_at = ev->expires_at;
+		if (r->confirmed > 0)
+			atp_lines_open(c->lines, id);
+		else
+			atp_lines_close(c->lines, id, ATP_LINE_UNFILLED, c->now);
+		return;
+	}
+	if (lp->take == 0)
+		return;
+	atp_line *ln = atp_lines_at(c->lines, lp->id);
+	ln->remaining -= lp->take;
+	assert(ln->remaining >= 0);
+	if (ln->remaining == 0)
+		atp_lines_close(c->lines, lp->id,
+				ev->type == ATP_EV_PICK ? ATP_LINE_CONSUMED : ATP_LINE_RELEASED, c->now);
+}
+
+static void count_applied(atp_core *c, const atp_event *ev, const atp_result *r)
+{
+	atp_core_stats *s = &c->stats;
+	s->applied[ev->type]++;
+	if (r->flags & ATP_RF_NEGATIVE)
+		s->negative_events++;
+	if (r->flags & ATP_RF_SHORT)
+		s->short_events++;
+	switch (ev->type) {
+	case ATP_EV_RESERVE:
+		if (r->flags & ATP_RF_REPLAYED) {
+			s->reserve_replayed++;
+			break;
+		}
+		s->reserve_units_requested += (uint64_t)r->requested;
+		s->reserve_units_confirmed += (uint64_t)r->confirmed;
+		if (r->confirmed == r->requested)
+			s->reserve_full++;
+		else if (r->confirmed > 0)
+			s->reserve_partial++;
+		else
+			s->reserve_unfilled++;
+		break;
+	case ATP_EV_PICK:
+		s->units_consumed += (uint64_t)r->moved;
+		break;
+	case ATP_EV_RELEASE:
+		s->units_released += (uint64_t)r->moved;
+		break;
+	case ATP_EV_COUNT:
+		s->count_variance_abs += (uint64_t)(r->variance < 0 ? -r->variance : r->variance);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Flags that describe the state a change left behind. */
+static uint32_t exception_flags(const work *w)
+{
+	uint32_t f = 0;
+	if (!changed(w))
+		return 0;
+	if (w->after.on_hand < 0 && w->after.on_hand < w->before.on_hand)
+		f |= ATP_RF_NEGATIVE;
+	if (w->after.reserved > w->after.on_hand - w->after.held)
+		f |= ATP_RF_SHORT;
+	return f;
+}
+
+static int refuse(atp_core *c, atp_result *r, int status)
+{
+	r->status = status;
+	if (status == ATP_DUPLICATE)
+		c->stats.duplicates++;
+	else if (status == ATP_E_GAP)
+		c->stats.gaps++;
+	else
+		c->stats.refused++;
+	return status;
+}
+
+static int apply_hashed(atp_core *c, const atp_event *ev, uint64_t sku_hash, atp_result *r)
+{
+	memset(r, 0, offsetof(atp_result, deltas));
+
+	int rc = atp_event_validate(ev);
+	if (rc)
+		return refuse(c, r, rc);
+
+	uint32_t src = atp_sources_find(c->sources, ev->source);
+	uint64_t hwm = src == ATP_SOURCE_NONE ? 0 : atp_sources_get(c->sources, src)->hwm;
+	r->expected_seq = hwm + 1;
+	if (ev->seq <= hwm)
+		return refuse(c, r, ATP_DUPLICATE);
+	if (ev->seq > hwm + 1)
+		return refuse(c, r, ATP_E_GAP);
+	if (src == ATP_SOURCE_NONE && atp_sources_count(c->sources) == atp_sources_capacity(c->sources))
+		return refuse(c, r, ATP_E_SOURCES_FULL);
+
+	work w, to;
+	work_load(c, &w, sku_hash, ev->sku, ev->location);
+	bool transfer = ev->type == ATP_EV_TRANSFER;
+	if (transfer)
+		work_load(c, &to, sku_hash, ev->sku, ev->to_location);
+	bool create_w = w.id == ATP_POS_NONE && ev->type != ATP_EV_RELEASE;
+	uint32_t needed = create_w + (transfer && to.id == ATP_POS_NONE);
+	if (atp_table_count(c->table) + needed > atp_table_capacity(c->table))
+		return refuse(c, r, ATP_E_POSITIONS_FULL);
+
+	line_plan lp = { 0 };
+	rc = plan(c, ev, &w, &to, &lp, r);
+	if (rc)
+		return refuse(c, r, rc);
+
+	/* Commit: nothing below can fail. */
+	if (src == ATP_SOURCE_NONE)
+		src = atp_sources_intern(c->sources, ev->source);
+	atp_sources_at(c->sources, src)->hwm = ev->seq;
+	r->expected_seq = ev->seq + 1;
+	if (create_w || w.id != ATP_POS_NONE) {
+		commit_position(c, &w, sku_hash, ev->sku);
+		commit_line(c, ev, &w, &lp, r);
+		r->flags |= exception_flags(&w);
+		emit_delta(c, &w, src, ev->seq, r);
+	}
+	if (transfer) {
+		commit_position(c, &to, sku_hash, ev->sku);
+		emit_delta(c, &to, src, ev->seq, r);
+	}
+	count_applied(c, ev, r);
+	return r->status = ATP_OK;
+}
+
+int atp_core_apply(atp_core *c, const atp_event *ev, atp_result *r)
+{
+	return apply_hashed(c, ev, atp_str_valid(ev->sku, ATP_SKU_MAX) ? atp_sku_hash(ev->sku) : 0, r);
+}
+
+void atp_core_apply_batch(atp_core *c, const atp_event *ev, size_t n, atp_result *r)
+{
+	enum { CHUNK = 16 };
+	uint64_t hash[CHUNK];
+
+	for (size_t base = 0; base < n; base += CHUNK) {
+		size_t m = n - base < CHUNK ? n - base : CHUNK;
+		/* Start every slot fetch of the chunk before the first one is needed. */
+		for (size_t i = 0; i < m; i++) {
+			const atp_event *e = &ev[base + i];
+			bool ok = atp_str_valid(e->sku, ATP_SKU_MAX) && atp_str_valid(e->location, ATP_LOC_MAX);
+			hash[i] = ok ? atp_sku_hash(e->sku) : 0;
+			if (ok)
+				atp_table_prefetch(c->table, hash[i], e->location);
+		}
+		for (size_t i = 0; i < m; i++)
+			apply_hashed(c, &ev[base + i], hash[i], &r[base + i]);
+	}
+}
+
+static void expire_line(atp_core *c, uint32_t id, atp_delta *out, size_t *n_deltas)
+{
+	atp_line *ln = atp_lines_at(c->lines, id);
+	work w = { .id = ln->pos };
+	w.before = *atp_table_get(c->table, ln->pos);
+	w.after = w.before;
+	w.after.reserved -= ln->remaining;
+	c->stats.lines_expired++;
+	c->stats.units_expired += (uint64_t)ln->remaining;
+	ln->remaining = 0;
+	atp_lines_close(c->lines, id, ATP_LINE_EXPIRED, c->now);
+	if (!changed(&w))
+		return;
+	w.after.version++;
+	*atp_table_at(c->table, w.id) = w.after;
+	atp_result r = { .n_deltas = 0 };
+	emit_delta(c, &w, ATP_SOURCE_NONE, 0, &r);
+	if (r.n_deltas)
+		out[(*n_deltas)++] = r.deltas[0];
+}
+
+size_t atp_core_expire(atp_core *c, uint64_t now, atp_delta *out, size_t max_lines, size_t *n_deltas)
+{
+	size_t n = 0;
+	*n_deltas = 0;
+	if (now > c->now)
+		c->now = now;
+	for (; n < max_lines; n++) {
+		uint32_t id = atp_lines_due(c->lines, c->now);
+		if (id == ATP_LINE_NONE)
+			break;
+		expire_line(c, id, out, n_deltas);
+	}
+	if (c->now > c->retention)
+		c->stats.lines_purged += atp_lines_purge(c->lines, c->now - c->retention);
+	return n;
+}
+
+const atp_position *atp_core_find(const atp_core *c, atp_str sku, atp_str location)
+{
+	if (!atp_str_valid(sku, ATP_SKU_MAX) || !atp_str_valid(location, ATP_LOC_MAX))
+		return NULL;
+	uint32_t id = atp_table_find(c->table, atp_sku_hash(sku), sku, location);
+	return id == ATP_POS_NONE ? NULL : atp_table_get(c->table, id);
+}
+
+const atp_line *atp_core_find_line(const atp_core *c, atp_str ref, atp_str sku, atp_str location)
+{
+	if (!atp_str_valid(ref, ATP_REF_MAX) || !atp_str_valid(sku, ATP_SKU_MAX) ||
+	    !atp_str_valid(location, ATP_LOC_MAX))
+		return NULL;
+	uint32_t pos = atp_table_find(c->table, atp_sku_hash(sku), sku, location);
+	if (pos == ATP_POS_NONE)
+		return NULL;
+	uint32_t id = atp_lines_find(c->lines, ref, pos);
+	return id == ATP_LINE_NONE ? NULL : atp_lines_get(c->lines, id);
+}
+
+uint64_t atp_core_hwm(const atp_core *c, atp_str source)
+{
+	if (!atp_str_valid(source, ATP_SOURCE_MAX))
+		return 0;
+	uint32_t id = atp_sources_find(c->sources, source);
+	return id == ATP_SOURCE_NONE ? 0 : atp_sources_get(c->sources, id)->hwm;
+}
+
+uint64_t atp_core_now(const atp_core *c)
+{
+	return c->now;
+}
+
+const atp_table *atp_core_table(const atp_core *c)
+{
+	return c->table;
+}
+
+const atp_lines *atp_core_lines(const atp_core *c)
+{
+	return c->lines;
+}
+
+const atp_sources *atp_core_sources(const atp_core *c)
+{
+	return c->sources;
+}
+
+const atp_core_stats *atp_core_stats_get(const atp_core *c)
+{
+	return &c->stats;
+}

@@ -1,0 +1,172 @@
+/* table.c — the position table (see atp/table.h). */
+#include "atp/table.h"
+
+#include "atp/limits.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+/* A slot: tag is the hash's high 32 bits, id+1 the position (0 = empty). */
+typedef struct slot {
+	uint32_t tag;
+	uint32_t id1;
+} slot;
+
+struct atp_table {
+	slot *slots;
+	uint64_t mask;          /* slot count - 1; slot count = power of two >= 2 x capacity */
+	atp_position *pos;
+	char *keys;
+	uint32_t keys_used;
+	uint32_t count;
+	uint32_t capacity;
+};
+
+_Static_assert(sizeof(atp_position) == 64, "a position is one cache line");
+
+atp_table *atp_table_create(uint32_t max_positions)
+{
+	if (max_positions == 0 || max_positions > ATP_TABLE_MAX_CAPACITY)
+		return NULL;
+	atp_table *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	uint64_t nslots = 16;
+	while (nslots < 2ull * max_positions)
+		nslots <<= 1;
+	t->mask = nslots - 1;
+	t->capacity = max_positions;
+	t->slots = calloc(nslots, sizeof(slot));
+	t->pos = aligned_alloc(64, (size_t)max_positions * sizeof(atp_position));
+	t->keys = malloc((size_t)max_positions * (ATP_SKU_MAX + ATP_LOC_MAX + 2));
+	if (!t->slots || !t->pos || !t->keys) {
+		atp_table_destroy(t);
+		return NULL;
+	}
+	return t;
+}
+
+void atp_table_destroy(atp_table *t)
+{
+	if (!t)
+		return;
+	free(t->slots);
+	free(t->pos);
+	free(t->keys);
+	free(t);
+}
+
+uint64_t atp_sku_hash(atp_str sku)
+{
+	return XXH3_64bits(sku.ptr, sku.len);
+}
+
+static inline uint64_t position_hash(uint64_t sku_hash, atp_str loc)
+{
+	return XXH3_64bits_withSeed(loc.ptr, loc.len, sku_hash);
+}
+
+static inline bool key_equals(const atp_table *t, const atp_position *p, atp_str sku, atp_str loc)
+{
+	const char *k = t->keys + p->key_off;
+	return p->sku_len == sku.len && p->loc_len == loc.len && memcmp(k, sku.ptr, sku.len) == 0 &&
+	       memcmp(k + sku.len + 1, loc.ptr, loc.len) == 0;
+}
+
+/* The slot holding (sku, loc), or the empty slot where it would go. */
+static slot *probe(const atp_table *t, uint64_t h, atp_str sku, atp_str loc)
+{
+	uint32_t tag = (uint32_t)(h >> 32);
+	uint64_t i = h & t->mask;
+
+	for (;;) {
+		slot *s = &t->slots[i];
+		if (s->id1 == 0)
+			return s;
+		if (s->tag == tag && key_equals(t, &t->pos[s->id1 - 1], sku, loc))
+			return s;
+		i = (i + 1) & t->mask;
+	}
+}
+
+void atp_table_prefetch(const atp_table *t, uint64_t sku_hash, atp_str loc)
+{
+	__builtin_prefetch(&t->slots[position_hash(sku_hash, loc) & t->mask]);
+}
+
+uint32_t atp_table_find(const atp_table *t, uint64_t sku_hash, atp_str sku, atp_str loc)
+{
+	const slot *s = probe(t, position_hash(sku_hash, loc), sku, loc);
+	return s->id1 ? s->id1 - 1 : ATP_POS_NONE;
+}
+
+uint32_t atp_table_intern(atp_table *t, uint64_t sku_hash, atp_str sku, atp_str loc)
+{
+	assert(sku.len > 0 && sku.len <= ATP_SKU_MAX && loc.len > 0 && loc.len <= ATP_LOC_MAX);
+	uint64_t h = position_hash(sku_hash, loc);
+	slot *s = probe(t, h, sku, loc);
+	if (s->id1)
+		return s->id1 - 1;
+	if (t->count == t->capacity)
+		return ATP_POS_NONE;
+
+	uint32_t id = t->count++;
+	atp_position *p = &t->pos[id];
+	memset(p, 0, sizeof(*p));
+	p->key_off = t->keys_used;
+	p->sku_len = (uint8_t)sku.len;
+	p->loc_len = (uint8_t)loc.len;
+	char *k = t->keys + t->keys_used;
+	memcpy(k, sku.ptr, sku.len);
+	k[sku.len] = '\0';
+	memcpy(k + sku.len + 1, loc.ptr, loc.len);
+	k[sku.len + 1 + loc.len] = '\0';
+	t->keys_used += sku.len + loc.len + 2;
+	s->tag = (uint32_t)(h >> 32);
+	s->id1 = id + 1;
+	return id;
+}
+
+uint32_t atp_table_count(const atp_table *t)
+{
+	return t->count;
+}
+
+uint32_t atp_table_capacity(const atp_table *t)
+{
+	return t->capacity;
+}
+
+atp_position *atp_table_at(atp_table *t, uint32_t id)
+{
+	assert(id < t->count);
+	return &t->pos[id];
+}
+
+const atp_position *atp_table_get(const atp_table *t, uint32_t id)
+{
+	assert(id < t->count);
+	return &t->pos[id];
+}
+
+const char *atp_table_sku(const atp_table *t, uint32_t id)
+{
+	assert(id < t->count);
+	return t->keys + t->pos[id].key_off;
+}
+
+const char *atp_table_location(const atp_table *t, uint32_t id)
+{
+	assert(id < t->count);
+	const atp_position *p = &t->pos[id];
+	return t->keys + p->key_off + p->sku_len + 1;
+}
+
+size_t atp_table_memory(const atp_table *t)
+{
+	return (t->mask + 1) * sizeof(slot) + (size_t)t->count * sizeof(atp_position) + t->keys_used;
+}

@@ -1,0 +1,16 @@
+/* atpctl.h — the subcommands of atpctl, one file each. */
+#ifndef ATPCTL_H
+#define ATPCTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+int cmd_simday(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+
+/* Parse a decimal option value into [min, max]; exits with a message when it is not. */
+uint64_t opt_u64(const char *name, const char *value, uint64_t min, uint64_t max);
+/* Seconds of CLOCK_MONOTONIC. */
+double now_seconds(void);
+
+#endif

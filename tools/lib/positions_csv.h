@@ -1,0 +1,15 @@
+/*
+ * positions_csv.h — the positions CSV: sku,location,on_hand,held,reserved,safety_stock,atp
+ * one row per position ever touched, sorted by sku then location (bytewise).
+ */
+#ifndef ATP_POSITIONS_CSV_H
+#define ATP_POSITIONS_CSV_H
+
+#include "atp/core.h"
+
+#include <stdio.h>
+
+/* 0, or a negative errno when writing failed. */
+int atp_positions_csv_write(const atp_core *c, FILE *out);
+
+#endif
