@@ -27,6 +27,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct atp_core_config {
 	uint32_t max_positions;
 	uint32_t max_lines;       /* reservation lines, open and remembered */
@@ -123,5 +127,9 @@ const atp_table *atp_core_table(const atp_core *c);
 const atp_lines *atp_core_lines(const atp_core *c);
 const atp_sources *atp_core_sources(const atp_core *c);
 const atp_core_stats *atp_core_stats_get(const atp_core *c);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

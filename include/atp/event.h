@@ -15,6 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* A byte string that is not NUL-terminated. len 0 means absent. */
 typedef struct atp_str {
 	const char *ptr;
@@ -70,7 +74,19 @@ enum atp_event_type atp_event_type_parse(const char *s, size_t len);
  */
 int atp_event_validate(const atp_event *ev);
 
+/*
+ * The same checks but for the bytes of source, sku, location and
+ * to_location, which only need checking once per key: the core checks them
+ * when it first interns a key, so a lookup with unchecked bytes can only
+ * ever match a key that passed. Same codes as atp_event_validate().
+ */
+int atp_event_validate_shape(const atp_event *ev);
+
 /* True when s is 1..max bytes with no control byte (< 0x20 or 0x7f). */
 bool atp_str_valid(atp_str s, uint32_t max);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

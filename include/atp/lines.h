@@ -19,6 +19,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define ATP_LINE_NONE UINT32_MAX
 
 enum atp_line_state {
@@ -30,7 +34,6 @@ enum atp_line_state {
 };
 
 typedef struct atp_line {
-	uint64_t hash;
 	int64_t requested;
 	int64_t confirmed;
 	int64_t remaining;
@@ -38,6 +41,7 @@ typedef struct atp_line {
 	uint64_t closed_at;
 	uint32_t pos;
 	uint32_t heap_idx;     /* index in the expiry heap, or ATP_LINE_NONE */
+	uint32_t hash_lo;      /* low 32 bits of its hash */
 	uint8_t state;         /* enum atp_line_state */
 	uint8_t ref_len;
 	char ref[ATP_REF_MAX];
@@ -48,9 +52,18 @@ typedef struct atp_lines atp_lines;
 atp_lines *atp_lines_create(uint32_t max_lines);
 void atp_lines_destroy(atp_lines *l);
 
-uint32_t atp_lines_find(const atp_lines *l, atp_str ref, uint32_t pos);
+/*
+ * The hash of the line (ref, position): seeded by the position's hash, so
+ * that it is known before the position's id is (see atp_lines_prefetch).
+ */
+uint64_t atp_line_hash(atp_str ref, uint64_t pos_hash);
+/* The line (ref, pos) with h = atp_line_hash(ref, hash of pos), or ATP_LINE_NONE. */
+uint32_t atp_lines_find(const atp_lines *l, uint64_t h, atp_str ref, uint32_t pos);
 /* A new line, zeroed but for its key; ATP_LINE_NONE when full. The key must be absent. */
-uint32_t atp_lines_add(atp_lines *l, atp_str ref, uint32_t pos);
+uint32_t atp_lines_add(atp_lines *l, uint64_t h, atp_str ref, uint32_t pos);
+/* Prefetch stages of a lookup, as atp_table_prefetch and atp_table_prefetch_entry. */
+void atp_lines_prefetch(const atp_lines *l, uint64_t h);
+void atp_lines_prefetch_entry(const atp_lines *l, uint64_t h);
 atp_line *atp_lines_at(atp_lines *l, uint32_t id);
 const atp_line *atp_lines_get(const atp_lines *l, uint32_t id);
 uint32_t atp_lines_count(const atp_lines *l);
@@ -66,5 +79,9 @@ uint32_t atp_lines_due(const atp_lines *l, uint64_t now);
 /* Forget closed lines with closed_at < before; returns how many. */
 uint32_t atp_lines_purge(atp_lines *l, uint64_t before);
 size_t atp_lines_memory(const atp_lines *l);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

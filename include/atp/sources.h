@@ -14,6 +14,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define ATP_SOURCE_NONE UINT32_MAX
 
 typedef struct atp_source {
@@ -34,5 +38,9 @@ atp_source *atp_sources_at(atp_sources *s, uint32_t id);
 const atp_source *atp_sources_get(const atp_sources *s, uint32_t id);
 uint32_t atp_sources_count(const atp_sources *s);
 uint32_t atp_sources_capacity(const atp_sources *s);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -8,6 +8,10 @@
 #ifndef ATP_STATUS_H
 #define ATP_STATUS_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum atp_status {
 	ATP_OK = 0,
 	ATP_DUPLICATE = 1,        /* seq at or below the source's high-water mark */
@@ -37,5 +41,9 @@ enum atp_status {
 const char *atp_status_name(int status);
 /* A one-line explanation, e.g. "sequence gap: resend from the expected seq". */
 const char *atp_status_message(int status);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

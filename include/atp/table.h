@@ -1,8 +1,8 @@
 /*
  * atp/table.h — the position table: (sku, location) -> buckets.
  *
- * Open addressing with linear probing over 8-byte slots (a 32-bit hash tag
- * and a position id), keys hashed with XXH3 and interned once into a key
+ * Open addressing with linear probing over 16-byte slots (the 64-bit hash,
+ * the position id and its key's offset), keys hashed with XXH3 and interned once into a key
  * arena, positions stored densely by id (0 .. count-1) in 64-byte,
  * cache-line-aligned records. Everything is allocated by atp_table_create():
  * capacity is fixed, lookups and inserts never allocate, and a full table
@@ -17,6 +17,10 @@
 #include "atp/event.h"
 
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define ATP_POS_NONE UINT32_MAX
 
@@ -44,16 +48,24 @@ void atp_table_destroy(atp_table *t);
 /* The 64-bit hash of a SKU: shard routing and the position hash start here. */
 uint64_t atp_sku_hash(atp_str sku);
 
-/* The position id of (sku, location), or ATP_POS_NONE. sku_hash = atp_sku_hash(sku). */
-uint32_t atp_table_find(const atp_table *t, uint64_t sku_hash, atp_str sku, atp_str loc);
+/* The hash of a position: pos_hash = atp_position_hash(atp_sku_hash(sku), loc). */
+uint64_t atp_position_hash(uint64_t sku_hash, atp_str loc);
+
+/* The position id of (sku, location), or ATP_POS_NONE. */
+uint32_t atp_table_find(const atp_table *t, uint64_t pos_hash, atp_str sku, atp_str loc);
 /*
  * The id of (sku, location), inserting a zeroed position when absent.
  * Returns ATP_POS_NONE when the table is full. Strings must already be
  * valid (atp_str_valid) and within ATP_SKU_MAX / ATP_LOC_MAX.
  */
-uint32_t atp_table_intern(atp_table *t, uint64_t sku_hash, atp_str sku, atp_str loc);
-/* Start fetching the slot (sku, loc) will probe first. */
-void atp_table_prefetch(const atp_table *t, uint64_t sku_hash, atp_str loc);
+uint32_t atp_table_intern(atp_table *t, uint64_t pos_hash, atp_str sku, atp_str loc);
+/*
+ * A lookup in two prefetch stages, for pipelines that know their keys
+ * ahead: start fetching the slot pos_hash probes first; later, once that
+ * slot is likely cached, start fetching the position and key it names.
+ */
+void atp_table_prefetch(const atp_table *t, uint64_t pos_hash);
+void atp_table_prefetch_entry(const atp_table *t, uint64_t pos_hash);
 
 uint32_t atp_table_count(const atp_table *t);
 uint32_t atp_table_capacity(const atp_table *t);
@@ -71,5 +83,9 @@ static inline int64_t atp_position_atp(const atp_position *p)
 	int64_t v = p->on_hand - p->held - p->reserved - p->safety_stock;
 	return v > 0 ? v : 0;
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -9,6 +9,7 @@
  */
 #include "atp/core.h"
 
+#include "atp/bytes.h"
 #include "atp/limits.h"
 
 #include <assert.h>
@@ -21,23 +22,59 @@ struct atp_core {
 	atp_sources *sources;
 	uint64_t now;
 	uint64_t retention;
+	uint32_t recent_sources[2];  /* most recently used first */
 	atp_core_stats stats;
 };
 
-/* A position being changed: its id (ATP_POS_NONE if new), before and after. */
+/* The buckets of a position: what an event plans on. */
+typedef struct buckets {
+	int64_t on_hand;
+	int64_t held;
+	int64_t reserved;
+	int64_t safety_stock;
+} buckets;
+
+/* A position being changed: its id (ATP_POS_NONE if new), buckets before and after. */
 typedef struct work {
+	uint64_t hash;
 	uint32_t id;
 	atp_str location;
-	atp_position before;
-	atp_position after;
+	buckets before;
+	buckets after;
 } work;
 
 /* What the plan decided for the reservation line, carried to the commit. */
 typedef struct line_plan {
+	uint64_t hash;
 	uint32_t id;       /* the existing line, or ATP_LINE_NONE */
 	bool create;       /* RESERVE: a new line */
 	int64_t take;      /* units leaving the line (pick, release) */
 } line_plan;
+
+/* The hashes of an event's keys; zero for strings validation will refuse. */
+typedef struct event_hash {
+	uint64_t sku;
+	uint64_t pos;
+	uint64_t line;  /* of (ref, position), when the event names a ref */
+} event_hash;
+
+static inline bool has_line_ref(const atp_event *ev)
+{
+	return ev->ref.len && ev->ref.len <= ATP_REF_MAX && ev->ref.ptr &&
+	       (ev->type == ATP_EV_RESERVE || ev->type == ATP_EV_PICK || ev->type == ATP_EV_RELEASE);
+}
+
+static inline event_hash hash_of(const atp_event *ev)
+{
+	event_hash h = { 0, 0, 0 };
+	if (ev->sku.len <= ATP_SKU_MAX && ev->sku.ptr && ev->location.len <= ATP_LOC_MAX && ev->location.ptr) {
+		h.sku = atp_sku_hash(ev->sku);
+		h.pos = atp_position_hash(h.sku, ev->location);
+		if (has_line_ref(ev))
+			h.line = atp_line_hash(ev->ref, h.pos);
+	}
+	return h;
+}
 
 atp_core_config atp_core_config_default(void)
 {
@@ -58,6 +95,7 @@ atp_core *atp_core_create(const atp_core_config *cfg)
 	c->lines = atp_lines_create(cfg->max_lines);
 	c->sources = atp_sources_create(cfg->max_sources);
 	c->retention = cfg->line_retention;
+	c->recent_sources[0] = c->recent_sources[1] = ATP_SOURCE_NONE;
 	if (!c->table || !c->lines || !c->sources) {
 		atp_core_destroy(c);
 		return NULL;
@@ -75,18 +113,27 @@ void atp_core_destroy(atp_core *c)
 	free(c);
 }
 
-static void work_load(const atp_core *c, work *w, uint64_t sku_hash, atp_str sku, atp_str loc)
+static void work_load(const atp_core *c, work *w, uint64_t pos_hash, atp_str sku, atp_str loc)
 {
 	w->location = loc;
-	w->id = atp_table_find(c->table, sku_hash, sku, loc);
-	if (w->id != ATP_POS_NONE)
-		w->before = *atp_table_get(c->table, w->id);
-	else
-		memset(&w->before, 0, sizeof(w->before));
+	w->hash = pos_hash;
+	w->id = atp_table_find(c->table, pos_hash, sku, loc);
+	if (w->id != ATP_POS_NONE) {
+		const atp_position *p = atp_table_get(c->table, w->id);
+		w->before = (buckets){ p->on_hand, p->held, p->reserved, p->safety_stock };
+	} else {
+		w->before = (buckets){ 0, 0, 0, 0 };
+	}
 	w->after = w->before;
 }
 
-static bool in_bounds(const atp_position *p)
+static inline int64_t buckets_atp(const buckets *b)
+{
+	int64_t v = b->on_hand - b->held - b->reserved - b->safety_stock;
+	return v > 0 ? v : 0;
+}
+
+static bool in_bounds(const buckets *p)
 {
 	return p->on_hand >= -ATP_BUCKET_MAX && p->on_hand <= ATP_BUCKET_MAX && p->held >= 0 &&
 	       p->held <= ATP_BUCKET_MAX && p->reserved >= 0 && p->reserved <= ATP_BUCKET_MAX &&
@@ -106,15 +153,16 @@ static int64_t min64(int64_t a, int64_t b)
 }
 
 /* Decide the effect of ev on w (and to for TRANSFER); no state is written. */
-static int plan(const atp_core *c, const atp_event *ev, work *w, work *to, line_plan *lp, atp_result *r)
+static int plan(const atp_core *c, const atp_event *ev, uint64_t line_hash, work *w, work *to, line_plan *lp,
+		atp_result *r)
 {
-	atp_position *p = &w->after;
+	buckets *p = &w->after;
 	const atp_line *ln = NULL;
 
 	lp->id = ATP_LINE_NONE;
-	if (ev->ref.len && w->id != ATP_POS_NONE &&
-	    (ev->type == ATP_EV_RESERVE || ev->type == ATP_EV_PICK || ev->type == ATP_EV_RELEASE)) {
-		lp->id = atp_lines_find(c->lines, ev->ref, w->id);
+	lp->hash = line_hash;
+	if (w->id != ATP_POS_NONE && has_line_ref(ev)) {
+		lp->id = atp_lines_find(c->lines, line_hash, ev->ref, w->id);
 		if (lp->id != ATP_LINE_NONE)
 			ln = atp_lines_get(c->lines, lp->id);
 	}
@@ -166,7 +214,7 @@ static int plan(const atp_core *c, const atp_event *ev, work *w, work *to, line_
 		}
 		if (atp_lines_count(c->lines) == atp_lines_capacity(c->lines))
 			return ATP_E_LINES_FULL;
-		int64_t atp = atp_position_atp(p);
+		int64_t atp = buckets_atp(p);
 		r->confirmed = atp >= ev->qty ? ev->qty : (ev->flags & ATP_EVF_PARTIAL) ? atp : 0;
 		if (r->confirmed > 0 && r->confirmed < ev->qty)
 			r->flags |= ATP_RF_PARTIAL;
@@ -194,16 +242,17 @@ static int plan(const atp_core *c, const atp_event *ev, work *w, work *to, line_
 
 static void emit_delta(atp_core *c, const work *w, uint32_t source, uint64_t seq, atp_result *r)
 {
-	int64_t old_atp = atp_position_atp(&w->before), new_atp = atp_position_atp(&w->after);
+	int64_t old_atp = buckets_atp(&w->before), new_atp = buckets_atp(&w->after);
 	if (old_atp == new_atp)
 		return;
+	const atp_position *p = atp_table_get(c->table, w->id);
 	atp_delta *d = &r->deltas[r->n_deltas++];
 	*d = (atp_delta){
-		.sku = atp_str_of(atp_table_sku(c->table, w->id), w->after.sku_len),
-		.location = atp_str_of(atp_table_location(c->table, w->id), w->after.loc_len),
+		.sku = atp_str_of(atp_table_sku(c->table, w->id), p->sku_len),
+		.location = atp_str_of(atp_table_location(c->table, w->id), p->loc_len),
 		.old_atp = old_atp,
 		.new_atp = new_atp,
-		.version = w->after.version,
+		.version = p->version,
 		.seq = seq,
 		.pos = w->id,
 		.source = source,
@@ -211,31 +260,32 @@ static void emit_delta(atp_core *c, const work *w, uint32_t source, uint64_t seq
 	c->stats.deltas++;
 }
 
+static void store_buckets(atp_core *c, const work *w)
+{
+	atp_position *p = atp_table_at(c->table, w->id);
+	p->on_hand = w->after.on_hand;
+	p->held = w->after.held;
+	p->reserved = w->after.reserved;
+	p->safety_stock = w->after.safety_stock;
+	p->version++;
+}
+
 /* Write a planned position back; cannot fail (capacity was checked). */
-static void commit_position(atp_core *c, work *w, uint64_t sku_hash, atp_str sku)
+static void commit_position(atp_core *c, work *w, atp_str sku)
 {
 	if (w->id == ATP_POS_NONE) {
-		w->id = atp_table_intern(c->table, sku_hash, sku, w->location);
+		w->id = atp_table_intern(c->table, w->hash, sku, w->location);
 		assert(w->id != ATP_POS_NONE);
-		atp_position *fresh = atp_table_at(c->table, w->id);
-		w->before.key_off = fresh->key_off;
-		w->before.sku_len = fresh->sku_len;
-		w->before.loc_len = fresh->loc_len;
-		w->after.key_off = fresh->key_off;
-		w->after.sku_len = fresh->sku_len;
-		w->after.loc_len = fresh->loc_len;
 	}
-	if (changed(w)) {
-		w->after.version++;
-		*atp_table_at(c->table, w->id) = w->after;
-	}
+	if (changed(w))
+		store_buckets(c, w);
 }
 
 static void commit_line(atp_core *c, const atp_event *ev, const work *w, const line_plan *lp,
 			const atp_result *r)
 {
 	if (lp->create) {
-		uint32_t id = atp_lines_add(c->lines, ev->ref, w->id);
+		uint32_t id = atp_lines_add(c->lines, lp->hash, ev->ref, w->id);
 		assert(id != ATP_LINE_NONE);
 		atp_line *ln = atp_lines_at(c->lines, id);
 		ln->requested = ev->qty;
@@ -320,15 +370,68 @@ static int refuse(atp_core *c, atp_result *r, int status)
 	return status;
 }
 
-static int apply_hashed(atp_core *c, const atp_event *ev, uint64_t sku_hash, atp_result *r)
+static bool is_source(const atp_core *c, uint32_t id, atp_str name)
+{
+	if (id == ATP_SOURCE_NONE)
+		return false;
+	const atp_source *s = atp_sources_get(c->sources, id);
+	return s->name_len == name.len && atp_bytes_equal(s->name, name.ptr, name.len);
+}
+
+/*
+ * The id of a known source, or ATP_SOURCE_NONE. Events come in runs from
+ * one or two sources, so the two most recent ones are checked before the
+ * table is hashed.
+ */
+static uint32_t source_of(atp_core *c, atp_str name)
+{
+	uint32_t *mru = c->recent_sources;
+	if (is_source(c, mru[0], name))
+		return mru[0];
+	if (is_source(c, mru[1], name)) {
+		uint32_t id = mru[1];
+		mru[1] = mru[0];
+		return mru[0] = id;
+	}
+	uint32_t id = atp_sources_find(c->sources, name);
+	if (id != ATP_SOURCE_NONE) {
+		mru[1] = mru[0];
+		mru[0] = id;
+	}
+	return id;
+}
+
+/* The bytes of a position key not yet interned: 0, ATP_E_SKU or loc_error. */
+static int new_key_check(atp_str sku, atp_str loc, int loc_error)
+{
+	if (!atp_str_valid(sku, ATP_SKU_MAX))
+		return ATP_E_SKU;
+	return atp_str_valid(loc, ATP_LOC_MAX) ? ATP_OK : loc_error;
+}
+
+static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, atp_result *r)
 {
 	memset(r, 0, offsetof(atp_result, deltas));
 
-	int rc = atp_event_validate(ev);
+	int rc = atp_event_validate_shape(ev);
 	if (rc)
 		return refuse(c, r, rc);
 
-	uint32_t src = atp_sources_find(c->sources, ev->source);
+	/* Keys seen for the first time get their bytes checked before anything else. */
+	uint32_t src = source_of(c, ev->source);
+	if (src == ATP_SOURCE_NONE && !atp_str_valid(ev->source, ATP_SOURCE_MAX))
+		return refuse(c, r, ATP_E_SOURCE);
+	work w, to;
+	bool transfer = ev->type == ATP_EV_TRANSFER;
+	work_load(c, &w, h.pos, ev->sku, ev->location);
+	if (w.id == ATP_POS_NONE && (rc = new_key_check(ev->sku, ev->location, ATP_E_LOCATION)))
+		return refuse(c, r, rc);
+	if (transfer) {
+		work_load(c, &to, atp_position_hash(h.sku, ev->to_location), ev->sku, ev->to_location);
+		if (to.id == ATP_POS_NONE && (rc = new_key_check(ev->sku, ev->to_location, ATP_E_TO_LOCATION)))
+			return refuse(c, r, rc);
+	}
+
 	uint64_t hwm = src == ATP_SOURCE_NONE ? 0 : atp_sources_get(c->sources, src)->hwm;
 	r->expected_seq = hwm + 1;
 	if (ev->seq <= hwm)
@@ -337,19 +440,13 @@ static int apply_hashed(atp_core *c, const atp_event *ev, uint64_t sku_hash, atp
 		return refuse(c, r, ATP_E_GAP);
 	if (src == ATP_SOURCE_NONE && atp_sources_count(c->sources) == atp_sources_capacity(c->sources))
 		return refuse(c, r, ATP_E_SOURCES_FULL);
-
-	work w, to;
-	work_load(c, &w, sku_hash, ev->sku, ev->location);
-	bool transfer = ev->type == ATP_EV_TRANSFER;
-	if (transfer)
-		work_load(c, &to, sku_hash, ev->sku, ev->to_location);
 	bool create_w = w.id == ATP_POS_NONE && ev->type != ATP_EV_RELEASE;
 	uint32_t needed = create_w + (transfer && to.id == ATP_POS_NONE);
 	if (atp_table_count(c->table) + needed > atp_table_capacity(c->table))
 		return refuse(c, r, ATP_E_POSITIONS_FULL);
 
 	line_plan lp = { 0 };
-	rc = plan(c, ev, &w, &to, &lp, r);
+	rc = plan(c, ev, h.line, &w, &to, &lp, r);
 	if (rc)
 		return refuse(c, r, rc);
 
@@ -359,13 +456,13 @@ static int apply_hashed(atp_core *c, const atp_event *ev, uint64_t sku_hash, atp
 	atp_sources_at(c->sources, src)->hwm = ev->seq;
 	r->expected_seq = ev->seq + 1;
 	if (create_w || w.id != ATP_POS_NONE) {
-		commit_position(c, &w, sku_hash, ev->sku);
+		commit_position(c, &w, ev->sku);
 		commit_line(c, ev, &w, &lp, r);
 		r->flags |= exception_flags(&w);
 		emit_delta(c, &w, src, ev->seq, r);
 	}
 	if (transfer) {
-		commit_position(c, &to, sku_hash, ev->sku);
+		commit_position(c, &to, ev->sku);
 		emit_delta(c, &to, src, ev->seq, r);
 	}
 	count_applied(c, ev, r);
@@ -374,34 +471,47 @@ static int apply_hashed(atp_core *c, const atp_event *ev, uint64_t sku_hash, atp
 
 int atp_core_apply(atp_core *c, const atp_event *ev, atp_result *r)
 {
-	return apply_hashed(c, ev, atp_str_valid(ev->sku, ATP_SKU_MAX) ? atp_sku_hash(ev->sku) : 0, r);
+	return apply_hashed(c, ev, hash_of(ev), r);
 }
 
+/*
+ * Events go through three stages, DEPTH events apart: hash the keys and
+ * start fetching their slots; look at the slots and start fetching the
+ * positions, keys and lines they name; apply. Each event's misses are then
+ * in flight while the events before it are applied.
+ */
 void atp_core_apply_batch(atp_core *c, const atp_event *ev, size_t n, atp_result *r)
 {
-	enum { CHUNK = 16 };
-	uint64_t hash[CHUNK];
+	enum { DEPTH = 8, RING = 2 * DEPTH };
+	event_hash hash[RING];
 
-	for (size_t base = 0; base < n; base += CHUNK) {
-		size_t m = n - base < CHUNK ? n - base : CHUNK;
-		/* Start every slot fetch of the chunk before the first one is needed. */
-		for (size_t i = 0; i < m; i++) {
-			const atp_event *e = &ev[base + i];
-			bool ok = atp_str_valid(e->sku, ATP_SKU_MAX) && atp_str_valid(e->location, ATP_LOC_MAX);
-			hash[i] = ok ? atp_sku_hash(e->sku) : 0;
-			if (ok)
-				atp_table_prefetch(c->table, hash[i], e->location);
+	/* Stages run last to first so that the ring slot applied is read before it is reused. */
+	for (size_t i = 0; i < n + 2 * DEPTH; i++) {
+		if (i >= 2 * DEPTH) {
+			size_t k = i - 2 * DEPTH;
+			apply_hashed(c, &ev[k], hash[k % RING], &r[k]);
 		}
-		for (size_t i = 0; i < m; i++)
-			apply_hashed(c, &ev[base + i], hash[i], &r[base + i]);
+		if (i >= DEPTH && i - DEPTH < n) {
+			const event_hash *h = &hash[(i - DEPTH) % RING];
+			atp_table_prefetch_entry(c->table, h->pos);
+			if (h->line)
+				atp_lines_prefetch_entry(c->lines, h->line);
+		}
+		if (i < n) {
+			event_hash *h = &hash[i % RING];
+			*h = hash_of(&ev[i]);
+			atp_table_prefetch(c->table, h->pos);
+			if (h->line)
+				atp_lines_prefetch(c->lines, h->line);
+		}
 	}
 }
 
 static void expire_line(atp_core *c, uint32_t id, atp_delta *out, size_t *n_deltas)
 {
 	atp_line *ln = atp_lines_at(c->lines, id);
-	work w = { .id = ln->pos };
-	w.before = *atp_table_get(c->table, ln->pos);
+	const atp_position *p = atp_table_get(c->table, ln->pos);
+	work w = { .id = ln->pos, .before = { p->on_hand, p->held, p->reserved, p->safety_stock } };
 	w.after = w.before;
 	w.after.reserved -= ln->remaining;
 	c->stats.lines_expired++;
@@ -410,8 +520,7 @@ static void expire_line(atp_core *c, uint32_t id, atp_delta *out, size_t *n_delt
 	atp_lines_close(c->lines, id, ATP_LINE_EXPIRED, c->now);
 	if (!changed(&w))
 		return;
-	w.after.version++;
-	*atp_table_at(c->table, w.id) = w.after;
+	store_buckets(c, &w);
 	atp_result r = { .n_deltas = 0 };
 	emit_delta(c, &w, ATP_SOURCE_NONE, 0, &r);
 	if (r.n_deltas)
@@ -439,7 +548,7 @@ const atp_position *atp_core_find(const atp_core *c, atp_str sku, atp_str locati
 {
 	if (!atp_str_valid(sku, ATP_SKU_MAX) || !atp_str_valid(location, ATP_LOC_MAX))
 		return NULL;
-	uint32_t id = atp_table_find(c->table, atp_sku_hash(sku), sku, location);
+	uint32_t id = atp_table_find(c->table, atp_position_hash(atp_sku_hash(sku), location), sku, location);
 	return id == ATP_POS_NONE ? NULL : atp_table_get(c->table, id);
 }
 
@@ -448,10 +557,13 @@ const atp_line *atp_core_find_line(const atp_core *c, atp_str ref, atp_str sku, 
 	if (!atp_str_valid(ref, ATP_REF_MAX) || !atp_str_valid(sku, ATP_SKU_MAX) ||
 	    !atp_str_valid(location, ATP_LOC_MAX))
 		return NULL;
-	uint32_t pos = atp_table_find(c->table, atp_sku_hash(sku), sku, location);
+	uint32_t pos = atp_table_find(c->table, atp_position_hash(atp_sku_hash(sku), location), sku, location);
 	if (pos == ATP_POS_NONE)
 		return NULL;
-	uint32_t id = atp_lines_find(c->lines, ref, pos);
+	if (pos == ATP_POS_NONE)
+		return NULL;
+	uint64_t pos_hash = atp_position_hash(atp_sku_hash(sku), location);
+	uint32_t id = atp_lines_find(c->lines, atp_line_hash(ref, pos_hash), ref, pos);
 	return id == ATP_LINE_NONE ? NULL : atp_lines_get(c->lines, id);
 }
 

@@ -1,6 +1,8 @@
 /* lines.c — reservation lines, their expiry heap and closed FIFO (see atp/lines.h). */
 #include "atp/lines.h"
 
+#include "atp/bytes.h"
+
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,10 +10,24 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+/* A slot: the hash's low 32 bits (its home index and a tag in one) and the line id + 1 (0 = empty). */
 typedef struct slot {
-	uint32_t tag;
-	uint32_t id1;  /* line id + 1; 0 = empty */
+	uint32_t hash_lo;
+	uint32_t id1;
 } slot;
+
+/* A closed line waiting for its retention to pass; carries what purging needs. */
+typedef struct closed_entry {
+	uint64_t closed_at;
+	uint32_t id;
+	uint32_t hash_lo;
+} closed_entry;
+
+/* The key sits in the entry so that sifting touches only the heap array. */
+typedef struct heap_entry {
+	uint64_t expires_at;
+	uint32_t id;
+} heap_entry;
 
 struct atp_lines {
 	slot *slots;
@@ -20,9 +36,9 @@ struct atp_lines {
 	uint32_t *free_ids;  /* stack of unused ids */
 	uint32_t n_free;
 	uint32_t capacity;
-	uint32_t *heap;      /* open lines with an expiry, min-heap by expires_at */
+	heap_entry *heap;    /* open lines with an expiry, min-heap by expires_at */
 	uint32_t heap_len;
-	uint32_t *fifo;      /* closed lines in closing order (ring) */
+	closed_entry *fifo;  /* closed lines in closing order (ring) */
 	uint32_t fifo_head;
 	uint32_t fifo_len;
 	uint32_t open;
@@ -30,7 +46,7 @@ struct atp_lines {
 
 atp_lines *atp_lines_create(uint32_t max_lines)
 {
-	if (max_lines == 0 || max_lines > (1u << 30))
+	if (max_lines == 0 || max_lines > (1u << 30)) /* slots stay below 2^31: hash_lo covers the index */
 		return NULL;
 	atp_lines *l = calloc(1, sizeof(*l));
 	if (!l)
@@ -43,8 +59,8 @@ atp_lines *atp_lines_create(uint32_t max_lines)
 	l->slots = calloc(nslots, sizeof(slot));
 	l->line = malloc((size_t)max_lines * sizeof(atp_line));
 	l->free_ids = malloc((size_t)max_lines * sizeof(uint32_t));
-	l->heap = malloc((size_t)max_lines * sizeof(uint32_t));
-	l->fifo = malloc((size_t)max_lines * sizeof(uint32_t));
+	l->heap = malloc((size_t)max_lines * sizeof(heap_entry));
+	l->fifo = malloc((size_t)max_lines * sizeof(closed_entry));
 	if (!l->slots || !l->line || !l->free_ids || !l->heap || !l->fifo) {
 		atp_lines_destroy(l);
 		return NULL;
@@ -68,48 +84,58 @@ void atp_lines_destroy(atp_lines *l)
 	free(l);
 }
 
-static inline uint64_t line_hash(atp_str ref, uint32_t pos)
+uint64_t atp_line_hash(atp_str ref, uint64_t pos_hash)
 {
-	return XXH3_64bits_withSeed(ref.ptr, ref.len, 0x9e3779b97f4a7c15ull * (pos + 1ull));
+	return XXH3_64bits_withSeed(ref.ptr, ref.len, pos_hash);
+}
+
+void atp_lines_prefetch(const atp_lines *l, uint64_t h)
+{
+	__builtin_prefetch(&l->slots[h & l->mask]);
+}
+
+void atp_lines_prefetch_entry(const atp_lines *l, uint64_t h)
+{
+	const slot *s = &l->slots[h & l->mask];
+	if (s->id1)
+		__builtin_prefetch(&l->line[s->id1 - 1]);
 }
 
 static slot *probe(const atp_lines *l, uint64_t h, atp_str ref, uint32_t pos)
 {
-	uint32_t tag = (uint32_t)(h >> 32);
 	for (uint64_t i = h & l->mask;; i = (i + 1) & l->mask) {
 		slot *s = &l->slots[i];
 		if (s->id1 == 0)
 			return s;
 		const atp_line *ln = &l->line[s->id1 - 1];
-		if (s->tag == tag && ln->pos == pos && ln->ref_len == ref.len &&
-		    memcmp(ln->ref, ref.ptr, ref.len) == 0)
+		if (s->hash_lo == (uint32_t)h && ln->pos == pos && ln->ref_len == ref.len &&
+		    atp_bytes_equal(ln->ref, ref.ptr, ref.len))
 			return s;
 	}
 }
 
-uint32_t atp_lines_find(const atp_lines *l, atp_str ref, uint32_t pos)
+uint32_t atp_lines_find(const atp_lines *l, uint64_t h, atp_str ref, uint32_t pos)
 {
-	const slot *s = probe(l, line_hash(ref, pos), ref, pos);
+	const slot *s = probe(l, h, ref, pos);
 	return s->id1 ? s->id1 - 1 : ATP_LINE_NONE;
 }
 
-uint32_t atp_lines_add(atp_lines *l, atp_str ref, uint32_t pos)
+uint32_t atp_lines_add(atp_lines *l, uint64_t h, atp_str ref, uint32_t pos)
 {
 	assert(ref.len > 0 && ref.len <= ATP_REF_MAX);
 	if (l->n_free == 0)
 		return ATP_LINE_NONE;
-	uint64_t h = line_hash(ref, pos);
 	slot *s = probe(l, h, ref, pos);
 	assert(s->id1 == 0);
 	uint32_t id = l->free_ids[--l->n_free];
 	atp_line *ln = &l->line[id];
 	memset(ln, 0, offsetof(atp_line, ref));
-	ln->hash = h;
 	ln->pos = pos;
+	ln->hash_lo = (uint32_t)h;
 	ln->heap_idx = ATP_LINE_NONE;
 	ln->ref_len = (uint8_t)ref.len;
 	memcpy(ln->ref, ref.ptr, ref.len);
-	s->tag = (uint32_t)(h >> 32);
+	s->hash_lo = (uint32_t)h;
 	s->id1 = id + 1;
 	return id;
 }
@@ -143,60 +169,53 @@ uint32_t atp_lines_open_count(const atp_lines *l)
 
 /* ---- expiry heap ---- */
 
-static inline uint64_t heap_key(const atp_lines *l, uint32_t i)
+static inline void heap_set(atp_lines *l, uint32_t i, heap_entry e)
 {
-	return l->line[l->heap[i]].expires_at;
-}
-
-static inline void heap_set(atp_lines *l, uint32_t i, uint32_t id)
-{
-	l->heap[i] = id;
-	l->line[id].heap_idx = i;
+	l->heap[i] = e;
+	l->line[e.id].heap_idx = i;
 }
 
 static void heap_up(atp_lines *l, uint32_t i)
 {
-	uint32_t id = l->heap[i];
-	uint64_t k = l->line[id].expires_at;
+	heap_entry e = l->heap[i];
 	while (i > 0) {
 		uint32_t parent = (i - 1) / 2;
-		if (heap_key(l, parent) <= k)
+		if (l->heap[parent].expires_at <= e.expires_at)
 			break;
 		heap_set(l, i, l->heap[parent]);
 		i = parent;
 	}
-	heap_set(l, i, id);
+	heap_set(l, i, e);
 }
 
 static void heap_down(atp_lines *l, uint32_t i)
 {
-	uint32_t id = l->heap[i];
-	uint64_t k = l->line[id].expires_at;
+	heap_entry e = l->heap[i];
 	for (;;) {
 		uint32_t c = 2 * i + 1;
 		if (c >= l->heap_len)
 			break;
-		if (c + 1 < l->heap_len && heap_key(l, c + 1) < heap_key(l, c))
+		if (c + 1 < l->heap_len && l->heap[c + 1].expires_at < l->heap[c].expires_at)
 			c++;
-		if (k <= heap_key(l, c))
+		if (e.expires_at <= l->heap[c].expires_at)
 			break;
 		heap_set(l, i, l->heap[c]);
 		i = c;
 	}
-	heap_set(l, i, id);
+	heap_set(l, i, e);
 }
 
 static void heap_remove(atp_lines *l, uint32_t id)
 {
 	uint32_t i = l->line[id].heap_idx;
-	assert(i < l->heap_len && l->heap[i] == id);
+	assert(i < l->heap_len && l->heap[i].id == id);
 	l->line[id].heap_idx = ATP_LINE_NONE;
-	uint32_t last = l->heap[--l->heap_len];
+	heap_entry last = l->heap[--l->heap_len];
 	if (i == l->heap_len)
 		return;
 	heap_set(l, i, last);
 	heap_up(l, i);
-	heap_down(l, l->line[last].heap_idx);
+	heap_down(l, l->line[last.id].heap_idx);
 }
 
 void atp_lines_open(atp_lines *l, uint32_t id)
@@ -207,7 +226,7 @@ void atp_lines_open(atp_lines *l, uint32_t id)
 	l->open++;
 	if (ln->expires_at) {
 		assert(l->heap_len < l->capacity);
-		heap_set(l, l->heap_len++, id);
+		heap_set(l, l->heap_len++, (heap_entry){ ln->expires_at, id });
 		heap_up(l, l->heap_len - 1);
 	}
 }
@@ -225,27 +244,28 @@ void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint6
 	ln->state = (uint8_t)state;
 	ln->closed_at = now;
 	assert(l->fifo_len < l->capacity);
-	l->fifo[(l->fifo_head + l->fifo_len++) % l->capacity] = id;
+	l->fifo[(l->fifo_head + l->fifo_len++) % l->capacity] =
+		(closed_entry){ .closed_at = now, .id = id, .hash_lo = ln->hash_lo };
 }
 
 uint32_t atp_lines_due(const atp_lines *l, uint64_t now)
 {
-	if (l->heap_len == 0 || heap_key(l, 0) > now)
+	if (l->heap_len == 0 || l->heap[0].expires_at > now)
 		return ATP_LINE_NONE;
-	return l->heap[0];
+	return l->heap[0].id;
 }
 
 /* Linear-probing delete: shift later entries of the cluster back into the hole. */
-static void slot_delete(atp_lines *l, uint32_t id)
+static void slot_delete(atp_lines *l, const closed_entry *e)
 {
-	uint64_t i = l->line[id].hash & l->mask;
-	while (l->slots[i].id1 != id + 1)
+	uint64_t i = e->hash_lo & l->mask;
+	while (l->slots[i].id1 != e->id + 1)
 		i = (i + 1) & l->mask;
 	for (uint64_t j = (i + 1) & l->mask;; j = (j + 1) & l->mask) {
 		slot *s = &l->slots[j];
 		if (s->id1 == 0)
 			break;
-		uint64_t home = l->line[s->id1 - 1].hash & l->mask;
+		uint64_t home = s->hash_lo & l->mask;
 		/* Move s into the hole at i unless its home lies cyclically in (i, j]. */
 		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
 		if (!stays) {
@@ -260,14 +280,13 @@ uint32_t atp_lines_purge(atp_lines *l, uint64_t before)
 {
 	uint32_t n = 0;
 	while (l->fifo_len > 0) {
-		uint32_t id = l->fifo[l->fifo_head];
-		if (l->line[id].closed_at >= before)
+		const closed_entry *e = &l->fifo[l->fifo_head];
+		if (e->closed_at >= before)
 			break;
+		slot_delete(l, e);
+		l->free_ids[l->n_free++] = e->id;
 		l->fifo_head = (l->fifo_head + 1) % l->capacity;
 		l->fifo_len--;
-		slot_delete(l, id);
-		l->line[id].state = 0;
-		l->free_ids[l->n_free++] = id;
 		n++;
 	}
 	return n;
@@ -275,5 +294,5 @@ uint32_t atp_lines_purge(atp_lines *l, uint64_t before)
 
 size_t atp_lines_memory(const atp_lines *l)
 {
-	return (l->mask + 1) * sizeof(slot) + (size_t)l->capacity * (sizeof(atp_line) + 3 * sizeof(uint32_t));
+	return (l->mask + 1) * sizeof(slot) + (size_t)l->capacity * (sizeof(atp_line) + sizeof(uint32_t) + sizeof(heap_entry) + sizeof(closed_entry));
 }

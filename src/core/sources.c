@@ -1,6 +1,8 @@
 /* sources.c — the source table (see atp/sources.h). */
 #include "atp/sources.h"
 
+#include "atp/bytes.h"
+
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +55,7 @@ static uint32_t *probe(const atp_sources *s, uint64_t h, atp_str name)
 		if (*slot == 0)
 			return slot;
 		const atp_source *src = &s->src[*slot - 1];
-		if (src->hash == h && src->name_len == name.len && memcmp(src->name, name.ptr, name.len) == 0)
+		if (src->hash == h && src->name_len == name.len && atp_bytes_equal(src->name, name.ptr, name.len))
 			return slot;
 	}
 }

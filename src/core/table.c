@@ -1,6 +1,7 @@
 /* table.c — the position table (see atp/table.h). */
 #include "atp/table.h"
 
+#include "atp/bytes.h"
 #include "atp/limits.h"
 
 #include <assert.h>
@@ -10,10 +11,15 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-/* A slot: tag is the hash's high 32 bits, id+1 the position (0 = empty). */
+/*
+ * A slot: the full hash, the position id + 1 (0 = empty) and where its key
+ * is, so that one look at the slot can start fetching both the position and
+ * its key before either is needed.
+ */
 typedef struct slot {
-	uint32_t tag;
+	uint64_t hash;
 	uint32_t id1;
+	uint32_t key_off;
 } slot;
 
 struct atp_table {
@@ -65,49 +71,52 @@ uint64_t atp_sku_hash(atp_str sku)
 	return XXH3_64bits(sku.ptr, sku.len);
 }
 
-static inline uint64_t position_hash(uint64_t sku_hash, atp_str loc)
+uint64_t atp_position_hash(uint64_t sku_hash, atp_str loc)
 {
 	return XXH3_64bits_withSeed(loc.ptr, loc.len, sku_hash);
 }
 
-static inline bool key_equals(const atp_table *t, const atp_position *p, atp_str sku, atp_str loc)
+static inline bool key_equals(const atp_table *t, const slot *s, atp_str sku, atp_str loc)
 {
-	const char *k = t->keys + p->key_off;
-	return p->sku_len == sku.len && p->loc_len == loc.len && memcmp(k, sku.ptr, sku.len) == 0 &&
-	       memcmp(k + sku.len + 1, loc.ptr, loc.len) == 0;
+	const atp_position *p = &t->pos[s->id1 - 1];
+	const char *k = t->keys + s->key_off;
+	return p->sku_len == sku.len && p->loc_len == loc.len && atp_bytes_equal(k, sku.ptr, sku.len) &&
+	       atp_bytes_equal(k + sku.len + 1, loc.ptr, loc.len);
 }
 
 /* The slot holding (sku, loc), or the empty slot where it would go. */
 static slot *probe(const atp_table *t, uint64_t h, atp_str sku, atp_str loc)
 {
-	uint32_t tag = (uint32_t)(h >> 32);
-	uint64_t i = h & t->mask;
-
-	for (;;) {
+	for (uint64_t i = h & t->mask;; i = (i + 1) & t->mask) {
 		slot *s = &t->slots[i];
-		if (s->id1 == 0)
+		if (s->id1 == 0 || (s->hash == h && key_equals(t, s, sku, loc)))
 			return s;
-		if (s->tag == tag && key_equals(t, &t->pos[s->id1 - 1], sku, loc))
-			return s;
-		i = (i + 1) & t->mask;
 	}
 }
 
-void atp_table_prefetch(const atp_table *t, uint64_t sku_hash, atp_str loc)
+void atp_table_prefetch(const atp_table *t, uint64_t pos_hash)
 {
-	__builtin_prefetch(&t->slots[position_hash(sku_hash, loc) & t->mask]);
+	__builtin_prefetch(&t->slots[pos_hash & t->mask]);
 }
 
-uint32_t atp_table_find(const atp_table *t, uint64_t sku_hash, atp_str sku, atp_str loc)
+void atp_table_prefetch_entry(const atp_table *t, uint64_t pos_hash)
 {
-	const slot *s = probe(t, position_hash(sku_hash, loc), sku, loc);
+	const slot *s = &t->slots[pos_hash & t->mask];
+	if (s->id1 == 0)
+		return;
+	__builtin_prefetch(&t->pos[s->id1 - 1]);
+	__builtin_prefetch(t->keys + s->key_off);
+}
+
+uint32_t atp_table_find(const atp_table *t, uint64_t h, atp_str sku, atp_str loc)
+{
+	const slot *s = probe(t, h, sku, loc);
 	return s->id1 ? s->id1 - 1 : ATP_POS_NONE;
 }
 
-uint32_t atp_table_intern(atp_table *t, uint64_t sku_hash, atp_str sku, atp_str loc)
+uint32_t atp_table_intern(atp_table *t, uint64_t h, atp_str sku, atp_str loc)
 {
 	assert(sku.len > 0 && sku.len <= ATP_SKU_MAX && loc.len > 0 && loc.len <= ATP_LOC_MAX);
-	uint64_t h = position_hash(sku_hash, loc);
 	slot *s = probe(t, h, sku, loc);
 	if (s->id1)
 		return s->id1 - 1;
@@ -126,8 +135,9 @@ uint32_t atp_table_intern(atp_table *t, uint64_t sku_hash, atp_str sku, atp_str 
 	memcpy(k + sku.len + 1, loc.ptr, loc.len);
 	k[sku.len + 1 + loc.len] = '\0';
 	t->keys_used += sku.len + loc.len + 2;
-	s->tag = (uint32_t)(h >> 32);
+	s->hash = h;
 	s->id1 = id + 1;
+	s->key_off = p->key_off;
 	return id;
 }
 

@@ -7,6 +7,11 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 
+static uint64_t H(atp_str sku, atp_str loc)
+{
+	return atp_position_hash(atp_sku_hash(sku), loc);
+}
+
 Test(table, interns_to_dense_ids_and_finds_them_again)
 {
 	atp_table *t = atp_table_create(1000);
@@ -15,21 +20,21 @@ Test(table, interns_to_dense_ids_and_finds_them_again)
 		snprintf(sku, sizeof(sku), "SKU%u", i / 4);
 		snprintf(loc, sizeof(loc), "L%u", i % 4);
 		atp_str k = S(sku), l = S(loc);
-		cr_assert_eq(atp_table_intern(t, atp_sku_hash(k), k, l), i);
+		cr_assert_eq(atp_table_intern(t, H(k, l), k, l), i);
 	}
 	cr_assert_eq(atp_table_count(t), 1000);
 	for (uint32_t i = 0; i < 1000; i++) {
 		snprintf(sku, sizeof(sku), "SKU%u", i / 4);
 		snprintf(loc, sizeof(loc), "L%u", i % 4);
 		atp_str k = S(sku), l = S(loc);
-		cr_assert_eq(atp_table_find(t, atp_sku_hash(k), k, l), i);
-		cr_assert_eq(atp_table_intern(t, atp_sku_hash(k), k, l), i, "interning twice gives the same id");
+		cr_assert_eq(atp_table_find(t, H(k, l), k, l), i);
+		cr_assert_eq(atp_table_intern(t, H(k, l), k, l), i, "interning twice gives the same id");
 		cr_assert_str_eq(atp_table_sku(t, i), sku);
 		cr_assert_str_eq(atp_table_location(t, i), loc);
 	}
 	atp_str k = S("SKU1"), l = S("L9");
-	cr_assert_eq(atp_table_find(t, atp_sku_hash(k), k, l), ATP_POS_NONE);
-	cr_assert_eq(atp_table_intern(t, atp_sku_hash(k), k, l), ATP_POS_NONE, "full");
+	cr_assert_eq(atp_table_find(t, H(k, l), k, l), ATP_POS_NONE);
+	cr_assert_eq(atp_table_intern(t, H(k, l), k, l), ATP_POS_NONE, "full");
 	atp_table_destroy(t);
 }
 
@@ -37,8 +42,8 @@ Test(table, keys_differ_by_their_split_not_just_their_bytes)
 {
 	atp_table *t = atp_table_create(4);
 	atp_str a = S("AB"), b = S("C"), x = S("A"), y = S("BC");
-	uint32_t i = atp_table_intern(t, atp_sku_hash(a), a, b);
-	uint32_t j = atp_table_intern(t, atp_sku_hash(x), x, y);
+	uint32_t i = atp_table_intern(t, H(a, b), a, b);
+	uint32_t j = atp_table_intern(t, H(x, y), x, y);
 	cr_assert_neq(i, j);
 	atp_table_destroy(t);
 }
@@ -47,7 +52,7 @@ Test(table, colliding_hashes_are_told_apart_by_their_keys)
 {
 	atp_table *t = atp_table_create(64);
 	char loc[8];
-	/* The same sku hash for all: the positions share a SKU, locations differ. */
+	/* One hash for all: every lookup walks the whole cluster and compares keys. */
 	atp_str k = S("SKU");
 	for (int i = 0; i < 64; i++) {
 		snprintf(loc, sizeof(loc), "%d", i);
@@ -71,7 +76,7 @@ Test(lines, purge_keeps_every_other_line_findable)
 	for (int wave = 0; wave < 4; wave++) {
 		for (int i = wave * N; i < wave * N + N / 2 + wave * 50; i++) {
 			snprintf(ref, sizeof(ref), "R%d", i);
-			uint32_t id = atp_lines_add(l, S(ref), (uint32_t)(i % 7));
+			uint32_t id = atp_lines_add(l, atp_line_hash(S(ref), (uint64_t)(i % 7)), S(ref), (uint32_t)(i % 7));
 			cr_assert_neq(id, ATP_LINE_NONE);
 			atp_lines_at(l, id)->remaining = 0;
 			atp_lines_close(l, id, ATP_LINE_RELEASED, ++now);
@@ -83,7 +88,7 @@ Test(lines, purge_keeps_every_other_line_findable)
 			if (!present[i])
 				continue;
 			snprintf(ref, sizeof(ref), "R%d", i);
-			uint32_t id = atp_lines_find(l, S(ref), (uint32_t)(i % 7));
+			uint32_t id = atp_lines_find(l, atp_line_hash(S(ref), (uint64_t)(i % 7)), S(ref), (uint32_t)(i % 7));
 			const atp_line *ln = id == ATP_LINE_NONE ? NULL : atp_lines_get(l, id);
 			bool kept = ln != NULL;
 			if (kept)
@@ -99,10 +104,11 @@ Test(lines, purge_keeps_every_other_line_findable)
 Test(lines, same_ref_at_two_positions_is_two_lines)
 {
 	atp_lines *l = atp_lines_create(4);
-	uint32_t a = atp_lines_add(l, S("SO-1"), 0), b = atp_lines_add(l, S("SO-1"), 1);
+	uint64_t h0 = atp_line_hash(S("SO-1"), 100), h1 = atp_line_hash(S("SO-1"), 101);
+	uint32_t a = atp_lines_add(l, h0, S("SO-1"), 0), b = atp_lines_add(l, h1, S("SO-1"), 1);
 	cr_assert_neq(a, b);
-	cr_assert_eq(atp_lines_find(l, S("SO-1"), 1), b);
-	cr_assert_eq(atp_lines_find(l, S("SO-1"), 2), ATP_LINE_NONE);
+	cr_assert_eq(atp_lines_find(l, h1, S("SO-1"), 1), b);
+	cr_assert_eq(atp_lines_find(l, h1, S("SO-1"), 2), ATP_LINE_NONE, "same hash, other position");
 	atp_lines_destroy(l);
 }
 

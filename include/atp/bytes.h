@@ -1,0 +1,42 @@
+/*
+ * atp/bytes.h — comparing short byte strings without a library call.
+ *
+ * Keys (SKUs, locations, refs, sources) are a few to 64 bytes; memcmp's
+ * call and dispatch cost more than the compare. These read whole words,
+ * never past either string's end.
+ */
+#ifndef ATP_BYTES_H
+#define ATP_BYTES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Whether a[0..n) equals b[0..n). */
+static inline bool atp_bytes_equal(const void *a, const void *b, uint32_t n)
+{
+	const unsigned char *x = a, *y = b;
+	uint64_t u, v;
+	if (n >= 8) {
+		for (uint32_t i = 0; i + 8 < n; i += 8) {
+			memcpy(&u, x + i, 8);
+			memcpy(&v, y + i, 8);
+			if (u != v)
+				return false;
+		}
+		memcpy(&u, x + n - 8, 8);
+		memcpy(&v, y + n - 8, 8);
+		return u == v;
+	}
+	if (n >= 4) {
+		uint32_t p, q, r, s;
+		memcpy(&p, x, 4);
+		memcpy(&q, y, 4);
+		memcpy(&r, x + n - 4, 4);
+		memcpy(&s, y + n - 4, 4);
+		return p == q && r == s;
+	}
+	return n == 0 || (x[0] == y[0] && x[n / 2] == y[n / 2] && x[n - 1] == y[n - 1]);
+}
+
+#endif
