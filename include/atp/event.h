@@ -75,10 +75,11 @@ enum atp_event_type atp_event_type_parse(const char *s, size_t len);
 int atp_event_validate(const atp_event *ev);
 
 /*
- * The same checks but for the bytes of source, sku, location and
- * to_location, which only need checking once per key: the core checks them
- * when it first interns a key, so a lookup with unchecked bytes can only
- * ever match a key that passed. Same codes as atp_event_validate().
+ * The same checks but for the bytes of source, sku, location, to_location
+ * and ref, which only need checking once per key: the core checks them
+ * when a lookup misses, before it interns a key, so a lookup with unchecked
+ * bytes can only ever match a key that passed. Same codes as
+ * atp_event_validate().
  */
 int atp_event_validate_shape(const atp_event *ev);
 

@@ -3,10 +3,11 @@
  *
  * A line is created by the first RESERVE of its (ref, position) and then
  * remembered, open or closed, so that a retried RESERVE answers its first
- * result (idempotency by reservation id). An open line with an expiry sits
- * in an indexed min-heap by expires_at; a closed line sits in a FIFO by the
- * time it closed, and atp_lines_purge() forgets closed lines past their
- * retention so the store stays within its fixed capacity.
+ * result (idempotency by reservation id). An open line with an expiry waits
+ * in an O(1) queue when expiries arrive in order, else in an indexed
+ * min-heap; a closed line sits in a FIFO by the time it closed, and
+ * atp_lines_purge() forgets closed lines past their retention so the store
+ * stays within its fixed capacity.
  *
  * All memory is allocated by atp_lines_create(); nothing allocates after.
  * Not thread-safe: one writer.
@@ -42,6 +43,7 @@ typedef struct atp_line {
 	uint32_t pos;
 	uint32_t heap_idx;     /* index in the expiry heap, or ATP_LINE_NONE */
 	uint32_t hash_lo;      /* low 32 bits of its hash */
+	uint32_t gen;          /* +1 each time the id is reused */
 	uint8_t state;         /* enum atp_line_state */
 	uint8_t ref_len;
 	char ref[ATP_REF_MAX];
@@ -75,7 +77,7 @@ void atp_lines_open(atp_lines *l, uint32_t id);
 /* Close an open or new line (remaining must be 0) in state, at time now. */
 void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint64_t now);
 /* The open line that expires first if it expires at or before now, else ATP_LINE_NONE. */
-uint32_t atp_lines_due(const atp_lines *l, uint64_t now);
+uint32_t atp_lines_due(atp_lines *l, uint64_t now);
 /* Forget closed lines with closed_at < before; returns how many. */
 uint32_t atp_lines_purge(atp_lines *l, uint64_t before);
 size_t atp_lines_memory(const atp_lines *l);

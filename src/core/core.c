@@ -153,19 +153,10 @@ static int64_t min64(int64_t a, int64_t b)
 }
 
 /* Decide the effect of ev on w (and to for TRANSFER); no state is written. */
-static int plan(const atp_core *c, const atp_event *ev, uint64_t line_hash, work *w, work *to, line_plan *lp,
-		atp_result *r)
+static int plan(const atp_core *c, const atp_event *ev, work *w, work *to, line_plan *lp, atp_result *r)
 {
 	buckets *p = &w->after;
-	const atp_line *ln = NULL;
-
-	lp->id = ATP_LINE_NONE;
-	lp->hash = line_hash;
-	if (w->id != ATP_POS_NONE && has_line_ref(ev)) {
-		lp->id = atp_lines_find(c->lines, line_hash, ev->ref, w->id);
-		if (lp->id != ATP_LINE_NONE)
-			ln = atp_lines_get(c->lines, lp->id);
-	}
+	const atp_line *ln = lp->id == ATP_LINE_NONE ? NULL : atp_lines_get(c->lines, lp->id);
 
 	switch (ev->type) {
 	case ATP_EV_RECEIPT:
@@ -431,6 +422,11 @@ static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, atp_resu
 		if (to.id == ATP_POS_NONE && (rc = new_key_check(ev->sku, ev->to_location, ATP_E_TO_LOCATION)))
 			return refuse(c, r, rc);
 	}
+	line_plan lp = { .id = ATP_LINE_NONE, .hash = h.line };
+	if (w.id != ATP_POS_NONE && has_line_ref(ev))
+		lp.id = atp_lines_find(c->lines, h.line, ev->ref, w.id);
+	if (lp.id == ATP_LINE_NONE && ev->ref.len && !atp_str_valid(ev->ref, ATP_REF_MAX))
+		return refuse(c, r, ATP_E_REF);
 
 	uint64_t hwm = src == ATP_SOURCE_NONE ? 0 : atp_sources_get(c->sources, src)->hwm;
 	r->expected_seq = hwm + 1;
@@ -445,8 +441,7 @@ static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, atp_resu
 	if (atp_table_count(c->table) + needed > atp_table_capacity(c->table))
 		return refuse(c, r, ATP_E_POSITIONS_FULL);
 
-	line_plan lp = { 0 };
-	rc = plan(c, ev, h.line, &w, &to, &lp, r);
+	rc = plan(c, ev, &w, &to, &lp, r);
 	if (rc)
 		return refuse(c, r, rc);
 

@@ -126,8 +126,10 @@ static int validate(const atp_event *ev, bool key_bytes)
 		return rc;
 
 	bool ref_required = ev->type == ATP_EV_RESERVE || ev->type == ATP_EV_RELEASE;
-	if (ref_required ? !str_valid(ev->ref, ATP_REF_MAX) : !optional_valid(ev->ref, ATP_REF_MAX))
-		return ATP_E_REF;
+	if (ev->ref.len || ref_required) {
+		if (!(key_bytes ? str_valid(ev->ref, ATP_REF_MAX) : length_valid(ev->ref, ATP_REF_MAX)))
+			return ATP_E_REF;
+	}
 
 	if (ev->type == ATP_EV_TRANSFER) {
 		if (!(key_bytes ? str_valid(ev->to_location, ATP_LOC_MAX) : length_valid(ev->to_location, ATP_LOC_MAX)))

@@ -23,6 +23,35 @@ typedef struct closed_entry {
 	uint32_t hash_lo;
 } closed_entry;
 
+/*
+ * An open line's expiry in the in-order queue. Closing a line leaves its
+ * entry behind; the entry is dropped when it reaches the head and its line
+ * is no longer open or no longer the same line (gen).
+ */
+typedef struct queued_expiry {
+	uint64_t expires_at;
+	uint32_t id;
+	uint32_t gen;
+} queued_expiry;
+
+/* Head and length of a ring of `capacity` entries. */
+typedef struct ring {
+	uint32_t head;
+	uint32_t len;
+} ring;
+
+static inline uint32_t ring_index(const ring *r, uint32_t i, uint32_t capacity)
+{
+	uint32_t x = r->head + i;
+	return x >= capacity ? x - capacity : x;
+}
+
+static inline void ring_pop(ring *r, uint32_t capacity)
+{
+	r->head = r->head + 1 == capacity ? 0 : r->head + 1;
+	r->len--;
+}
+
 /* The key sits in the entry so that sifting touches only the heap array. */
 typedef struct heap_entry {
 	uint64_t expires_at;
@@ -36,11 +65,17 @@ struct atp_lines {
 	uint32_t *free_ids;  /* stack of unused ids */
 	uint32_t n_free;
 	uint32_t capacity;
-	heap_entry *heap;    /* open lines with an expiry, min-heap by expires_at */
+	/*
+	 * Open lines with an expiry: those that arrive in expiry order (the
+	 * usual case: now + a fixed TTL) join a queue in O(1); the others go
+	 * into a min-heap, from which closing removes them exactly.
+	 */
+	queued_expiry *queue;
+	ring queue_ring;
+	heap_entry *heap;
 	uint32_t heap_len;
-	closed_entry *fifo;  /* closed lines in closing order (ring) */
-	uint32_t fifo_head;
-	uint32_t fifo_len;
+	closed_entry *closed;  /* closed lines in closing order */
+	ring closed_ring;
 	uint32_t open;
 };
 
@@ -57,11 +92,12 @@ atp_lines *atp_lines_create(uint32_t max_lines)
 	l->mask = nslots - 1;
 	l->capacity = max_lines;
 	l->slots = calloc(nslots, sizeof(slot));
-	l->line = malloc((size_t)max_lines * sizeof(atp_line));
+	l->line = calloc(max_lines, sizeof(atp_line));
 	l->free_ids = malloc((size_t)max_lines * sizeof(uint32_t));
 	l->heap = malloc((size_t)max_lines * sizeof(heap_entry));
-	l->fifo = malloc((size_t)max_lines * sizeof(closed_entry));
-	if (!l->slots || !l->line || !l->free_ids || !l->heap || !l->fifo) {
+	l->queue = malloc((size_t)max_lines * sizeof(queued_expiry));
+	l->closed = malloc((size_t)max_lines * sizeof(closed_entry));
+	if (!l->slots || !l->line || !l->free_ids || !l->heap || !l->queue || !l->closed) {
 		atp_lines_destroy(l);
 		return NULL;
 	}
@@ -80,7 +116,8 @@ void atp_lines_destroy(atp_lines *l)
 	free(l->line);
 	free(l->free_ids);
 	free(l->heap);
-	free(l->fifo);
+	free(l->queue);
+	free(l->closed);
 	free(l);
 }
 
@@ -129,7 +166,9 @@ uint32_t atp_lines_add(atp_lines *l, uint64_t h, atp_str ref, uint32_t pos)
 	assert(s->id1 == 0);
 	uint32_t id = l->free_ids[--l->n_free];
 	atp_line *ln = &l->line[id];
+	uint32_t gen = ln->gen + 1;
 	memset(ln, 0, offsetof(atp_line, ref));
+	ln->gen = gen;
 	ln->pos = pos;
 	ln->hash_lo = (uint32_t)h;
 	ln->heap_idx = ATP_LINE_NONE;
@@ -224,11 +263,17 @@ void atp_lines_open(atp_lines *l, uint32_t id)
 	assert(ln->state == 0 && ln->remaining > 0);
 	ln->state = ATP_LINE_OPEN;
 	l->open++;
-	if (ln->expires_at) {
-		assert(l->heap_len < l->capacity);
-		heap_set(l, l->heap_len++, (heap_entry){ ln->expires_at, id });
-		heap_up(l, l->heap_len - 1);
+	if (!ln->expires_at)
+		return;
+	ring *q = &l->queue_ring;
+	const queued_expiry *tail = q->len ? &l->queue[ring_index(q, q->len - 1, l->capacity)] : NULL;
+	if (q->len < l->capacity && (!tail || tail->expires_at <= ln->expires_at)) {
+		l->queue[ring_index(q, q->len++, l->capacity)] = (queued_expiry){ ln->expires_at, id, ln->gen };
+		return;
 	}
+	assert(l->heap_len < l->capacity);
+	heap_set(l, l->heap_len++, (heap_entry){ ln->expires_at, id });
+	heap_up(l, l->heap_len - 1);
 }
 
 void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint64_t now)
@@ -243,16 +288,27 @@ void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint6
 	}
 	ln->state = (uint8_t)state;
 	ln->closed_at = now;
-	assert(l->fifo_len < l->capacity);
-	l->fifo[(l->fifo_head + l->fifo_len++) % l->capacity] =
+	ring *c = &l->closed_ring;
+	assert(c->len < l->capacity);
+	l->closed[ring_index(c, c->len++, l->capacity)] =
 		(closed_entry){ .closed_at = now, .id = id, .hash_lo = ln->hash_lo };
 }
 
-uint32_t atp_lines_due(const atp_lines *l, uint64_t now)
+uint32_t atp_lines_due(atp_lines *l, uint64_t now)
 {
-	if (l->heap_len == 0 || l->heap[0].expires_at > now)
-		return ATP_LINE_NONE;
-	return l->heap[0].id;
+	ring *q = &l->queue_ring;
+	while (q->len) {
+		const queued_expiry *e = &l->queue[q->head];
+		const atp_line *ln = &l->line[e->id];
+		if (ln->gen == e->gen && ln->state == ATP_LINE_OPEN)
+			break;
+		ring_pop(q, l->capacity);
+	}
+	const queued_expiry *first = q->len ? &l->queue[q->head] : NULL;
+	const heap_entry *top = l->heap_len ? &l->heap[0] : NULL;
+	if (first && (!top || first->expires_at <= top->expires_at))
+		return first->expires_at <= now ? first->id : ATP_LINE_NONE;
+	return top && top->expires_at <= now ? top->id : ATP_LINE_NONE;
 }
 
 /* Linear-probing delete: shift later entries of the cluster back into the hole. */
@@ -279,14 +335,14 @@ static void slot_delete(atp_lines *l, const closed_entry *e)
 uint32_t atp_lines_purge(atp_lines *l, uint64_t before)
 {
 	uint32_t n = 0;
-	while (l->fifo_len > 0) {
-		const closed_entry *e = &l->fifo[l->fifo_head];
+	ring *c = &l->closed_ring;
+	while (c->len > 0) {
+		const closed_entry *e = &l->closed[c->head];
 		if (e->closed_at >= before)
 			break;
 		slot_delete(l, e);
 		l->free_ids[l->n_free++] = e->id;
-		l->fifo_head = (l->fifo_head + 1) % l->capacity;
-		l->fifo_len--;
+		ring_pop(c, l->capacity);
 		n++;
 	}
 	return n;
@@ -294,5 +350,6 @@ uint32_t atp_lines_purge(atp_lines *l, uint64_t before)
 
 size_t atp_lines_memory(const atp_lines *l)
 {
-	return (l->mask + 1) * sizeof(slot) + (size_t)l->capacity * (sizeof(atp_line) + sizeof(uint32_t) + sizeof(heap_entry) + sizeof(closed_entry));
+	return (l->mask + 1) * sizeof(slot) + (size_t)l->capacity * (sizeof(atp_line) + sizeof(uint32_t) + sizeof(heap_entry) + sizeof(queued_expiry) +
+								   sizeof(closed_entry));
 }
