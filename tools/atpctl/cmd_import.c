@@ -185,20 +185,24 @@ int cmd_import(int argc, char **argv)
 	const char *positions = NULL;
 	input in = { 0 };
 
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc;) {
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (strcmp(o, "--positions") == 0 && v)
-			positions = argv[++i];
-		else if (strcmp(o, "--max-positions") == 0 && ++i)
-			cfg.max_positions = (uint32_t)opt_u64(o, v, 1, ATP_TABLE_MAX_CAPACITY);
-		else if (strcmp(o, "--max-lines") == 0 && ++i)
-			cfg.max_lines = (uint32_t)opt_u64(o, v, 1, 1u << 30);
-		else if (o[0] != '-' && !in.path)
+		if (o[0] != '-' && !in.path) {
 			in.path = o;
+			i++;
+			continue;
+		}
+		if (strcmp(o, "--positions") == 0 && v)
+			positions = v;
+		else if (strcmp(o, "--max-positions") == 0)
+			cfg.max_positions = (uint32_t)opt_u64(o, v, 1, ATP_TABLE_MAX_CAPACITY);
+		else if (strcmp(o, "--max-lines") == 0)
+			cfg.max_lines = (uint32_t)opt_u64(o, v, 1, 1u << 30);
 		else {
 			fprintf(stderr, "atpctl import: unexpected argument '%s'\n", o);
 			return 2;
 		}
+		i += 2;
 	}
 	if (!in.path) {
 		fprintf(stderr, "atpctl import: which file?\n");

@@ -11,7 +11,7 @@ int cmd_simday(int argc, char **argv)
 	atp_simday_params p = atp_simday_default();
 	const char *path = NULL;
 
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) {
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(o, "--out") == 0 && v)
 			path = v;
@@ -33,7 +33,6 @@ int cmd_simday(int argc, char **argv)
 			fprintf(stderr, "atpctl simday: unknown option '%s'\n", o);
 			return 2;
 		}
-		i++;
 	}
 	FILE *out = path ? fopen(path, "w") : stdout;
 	if (!out) {

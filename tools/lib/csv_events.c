@@ -156,7 +156,7 @@ static bool parse_i64(field f, int64_t *out)
 static bool word_in(field f, const char *const *words, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (strlen(words[i]) == f.len && strncasecmp(words[i], f.ptr, f.len) == 0)
+		if (strlen(words[i]) == f.len && (f.len == 0 || strncasecmp(words[i], f.ptr, f.len) == 0))
 			return true;
 	return false;
 }
