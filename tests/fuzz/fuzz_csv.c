@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			int st = atp_core_apply(c, &ev, &r);
 			assert(st == r.status && r.n_deltas <= 2);
 			const atp_position *p = atp_core_find(c, ev.sku, ev.location);
-			assert(st < 0 || ev.type == ATP_EV_RELEASE || p != NULL);
+			assert(st != ATP_OK || ev.type == ATP_EV_RELEASE || p != NULL);
 			assert(!p || (p->held >= 0 && p->reserved >= 0 && atp_position_atp(p) >= 0));
 		}
 	}

@@ -171,8 +171,8 @@ static void print_summary(const atp_core *c, uint64_t rows, double seconds)
 	printf("ATP: %u positions, on_hand %" PRId64 ", held %" PRId64 ", reserved %" PRId64 ", safety %" PRId64
 	       ", atp %" PRId64 "; %u positions at zero ATP, %u with negative on_hand\n",
 	       n, on_hand, held, reserved, safety, atp, stockouts, negative);
-	printf("deltas: %" PRIu64 " ATP changes for the channel stream; memory: %.1f MB positions (%.0f B/position)\n",
-	       s->deltas, atp_table_memory(t) / 1e6, n ? (double)atp_table_memory(t) / n : 0.0);
+	printf("deltas: %" PRIu64 " ATP changes for the channel stream; position table: %.1f MB at a capacity of %u\n",
+	       s->deltas, atp_table_memory(t) / 1e6, atp_table_capacity(t));
 	const atp_sources *src = atp_core_sources(c);
 	for (uint32_t i = 0; i < atp_sources_count(src); i++)
 		printf("source %s: applied through seq %" PRIu64 "\n", atp_sources_get(src, i)->name,
