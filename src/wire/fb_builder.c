@@ -131,6 +131,12 @@ atp_fb_ref atp_fb_create_offset_vector(atp_fb_builder *b, const atp_fb_ref *refs
 void atp_fb_start_table(atp_fb_builder *b)
 {
 	assert(!b->in_table);
+	/*
+	 * Start every table at an 8-byte boundary: then the padding before its
+	 * widest field never varies, tables of one shape get byte-identical
+	 * vtables, and the vtable cache shares them.
+	 */
+	align_to(b, 8);
 	b->in_table = true;
 	b->table_start = b->size;
 	b->nfields = 0;

@@ -1,0 +1,322 @@
+/* The FlatBuffers layer against hostile buffers, and its round trip. */
+#define _GNU_SOURCE
+#include "../../tools/lib/prng.h"
+#include "atp/wire_event.h"
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+static uint8_t mem[1 << 16] __attribute__((aligned(8)));
+static uint8_t buf[1 << 16] __attribute__((aligned(8)));
+static size_t len;
+static atp_event out[16];
+
+/* A batch of two events into buf/len. */
+static void build_batch(void)
+{
+	atp_fb_builder b;
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	atp_event e1 = ev_ref(ATP_EV_RESERVE, 7, "SKU-1", "DC1", 3, "SO-1");
+	e1.flags = ATP_EVF_PARTIAL;
+	atp_event e2 = ev_of(ATP_EV_ADJUST, 8, "SKU-2", "DC2", -4);
+	atp_fb_ref refs[2] = { atp_wire_build_event(&b, &e1, (atp_wire_event_time){ 1000, 500 }),
+			       atp_wire_build_event(&b, &e2, (atp_wire_event_time){ 0, 0 }) };
+	const uint8_t *p = atp_fb_finish(&b, atp_wire_build_event_batch(&b, refs, 2), NULL, &len);
+	cr_assert_not_null(p);
+	memcpy(buf, p, len);
+}
+
+static int decode(void)
+{
+	return atp_wire_decode_event_batch(buf, len, out, NULL, 16);
+}
+
+/* The offset in buf of the first byte of s. */
+static size_t find(const char *s)
+{
+	const uint8_t *p = memmem(buf, len, s, strlen(s));
+	cr_assert_not_null(p, "%s not in the buffer", s);
+	return (size_t)(p - buf);
+}
+
+static void put_u32(size_t at, uint32_t v)
+{
+	memcpy(buf + at, &v, 4);
+}
+
+/* Where the events vector's length sits. */
+static size_t vector_at(void)
+{
+	const uint8_t *root = atp_fb_root(buf);
+	return (size_t)(atp_fb_deref(root + atp_fb_field(root, 0)) - buf);
+}
+
+TestSuite(wire, .init = build_batch);
+
+Test(wire, a_batch_round_trips_field_for_field)
+{
+	cr_assert_eq(decode(), 2);
+	cr_assert_eq(out[0].type, ATP_EV_RESERVE);
+	cr_assert_eq(out[0].event_id, 7);
+	cr_assert_eq(out[0].seq, 7);
+	cr_assert_eq(out[0].qty, 3);
+	cr_assert_eq(out[0].expires_at, 1500);
+	cr_assert_eq(out[0].flags, ATP_EVF_PARTIAL);
+	cr_assert(out[0].ref.len == 4 && memcmp(out[0].ref.ptr, "SO-1", 4) == 0);
+	cr_assert(out[0].sku.len == 5 && memcmp(out[0].sku.ptr, "SKU-1", 5) == 0);
+	cr_assert_eq(out[1].qty, -4);
+	cr_assert_eq(out[1].expires_at, 0);
+	cr_assert_eq(out[1].ref.len, 0, "absent: the schema's default");
+	cr_assert(out[1].reason.len == 6 && memcmp(out[1].reason.ptr, "DAMAGE", 6) == 0);
+	cr_assert_eq(atp_event_validate(&out[0]), ATP_OK);
+}
+
+Test(wire, every_truncation_is_refused)
+{
+	size_t full = len;
+	for (len = 0; len < full; len++)
+		cr_assert_lt(decode(), 0, "a prefix of %zu of %zu bytes was accepted", len, full);
+}
+
+Test(wire, root_offset_out_of_range_or_misaligned)
+{
+	put_u32(0, (uint32_t)len);
+	cr_assert_eq(decode(), ATP_FB_E_OFFSET);
+	put_u32(0, 0xfffffffcu);
+	cr_assert_eq(decode(), ATP_FB_E_OFFSET);
+	put_u32(0, 6);
+	cr_assert_eq(decode(), ATP_FB_E_ALIGN);
+}
+
+Test(wire, string_offset_out_of_range)
+{
+	/* The offset field pointing at "SKU-1"'s length: find it by scanning for a match. */
+	size_t s = find("SKU-1") - 4;
+	for (size_t at = 4; at + 4 <= len; at += 4) {
+		uint32_t v;
+		memcpy(&v, buf + at, 4);
+		if (at + v == s) {
+			put_u32(at, v + 0x10000000u);
+			cr_assert_eq(decode(), ATP_FB_E_OFFSET);
+			return;
+		}
+	}
+	cr_assert_fail("no offset to the string found");
+}
+
+Test(wire, unterminated_string)
+{
+	size_t s = find("SKU-1");
+	buf[s + 5] = 'x';
+	cr_assert_eq(decode(), ATP_FB_E_STRING);
+}
+
+Test(wire, string_length_past_the_end)
+{
+	put_u32(find("SKU-1") - 4, 0x7ffffff0u);
+	cr_assert_eq(decode(), ATP_FB_E_STRING);
+}
+
+Test(wire, string_longer_than_its_field_allows)
+{
+	atp_fb_builder b;
+	char sku[ATP_SKU_MAX + 1];
+	memset(sku, 'S', sizeof(sku));
+	atp_event e = ev_of(ATP_EV_RECEIPT, 1, "x", "DC1", 1);
+	e.sku = atp_str_of(sku, sizeof(sku));
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	atp_fb_ref ref = atp_wire_build_event(&b, &e, (atp_wire_event_time){ 0, 0 });
+	const uint8_t *p = atp_fb_finish(&b, atp_wire_build_event_batch(&b, &ref, 1), NULL, &len);
+	memcpy(buf, p, len);
+	cr_assert_eq(decode(), ATP_FB_E_STRING_LEN);
+}
+
+Test(wire, huge_vector_length)
+{
+	put_u32(vector_at(), 0x7fffffffu);
+	cr_assert_eq(decode(), ATP_FB_E_VECTOR_LEN, "more events than the batch limit");
+	static atp_event room[ATP_WIRE_MAX_BATCH];
+	put_u32(vector_at(), (uint32_t)(len / 4));
+	cr_assert_eq(atp_wire_decode_event_batch(buf, len, room, NULL, ATP_WIRE_MAX_BATCH), ATP_FB_E_VECTOR,
+		     "that many offsets do not fit the buffer");
+}
+
+Test(wire, more_events_than_the_caller_has_room_for)
+{
+	cr_assert_eq(atp_wire_decode_event_batch(buf, len, out, NULL, 1), ATP_FB_E_VECTOR_LEN);
+}
+
+Test(wire, an_element_pointing_at_itself_is_refused)
+{
+	put_u32(vector_at() + 4, 0); /* the first element's offset: 0 points at the element itself */
+	cr_assert_lt(decode(), 0);
+}
+
+Test(wire, shared_elements_are_read_but_counted)
+{
+	/* Both elements point at the second event: legal FlatBuffers, each visit counts. */
+	size_t v = vector_at();
+	uint32_t second;
+	memcpy(&second, buf + v + 8, 4);
+	put_u32(v + 4, second + 4);
+	cr_assert_eq(decode(), 2);
+	cr_assert_eq(out[0].qty, out[1].qty);
+}
+
+Test(wire, misaligned_element)
+{
+	size_t v = vector_at();
+	uint32_t first;
+	memcpy(&first, buf + v + 4, 4);
+	put_u32(v + 4, first + 2);
+	cr_assert_lt(decode(), 0);
+}
+
+Test(wire, vtable_out_of_range)
+{
+	const uint8_t *root = atp_fb_root(buf);
+	put_u32((size_t)(root - buf), 0x40000000u);
+	cr_assert_eq(decode(), ATP_FB_E_VTABLE);
+}
+
+Test(wire, field_outside_its_table)
+{
+	const uint8_t *root = atp_fb_root(buf);
+	const uint8_t *vt = root - (int32_t)atp_fb_read_u32(root);
+	uint16_t big = 0x7ff0;
+	memcpy((uint8_t *)buf + (vt - buf) + 4, &big, 2);
+	cr_assert_eq(decode(), ATP_FB_E_FIELD);
+}
+
+Test(wire, message_size_limits)
+{
+	cr_assert_eq(atp_wire_decode_event_batch(buf, 7, out, NULL, 16), ATP_FB_E_TOO_SMALL);
+	cr_assert_eq(atp_wire_decode_event_batch(buf, ATP_WIRE_MAX_MESSAGE + 1, out, NULL, 16), ATP_FB_E_TOO_LARGE);
+}
+
+Test(wire, depth_and_table_limits_of_the_verifier)
+{
+	/* A chain of tables, each holding an offset to the next, verified recursively. */
+	atp_fb_builder b;
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	atp_fb_ref t = 0;
+	for (int i = 0; i < 20; i++) {
+		atp_fb_start_table(&b);
+		atp_fb_add_offset(&b, 0, t);
+		t = atp_fb_end_table(&b);
+	}
+	size_t n;
+	const uint8_t *p = atp_fb_finish(&b, t, NULL, &n);
+	memcpy(buf, p, n);
+	for (uint32_t limit = 5; limit <= 25; limit += 20) {
+		atp_fb_verifier v;
+		const uint8_t *cur;
+		int rc = atp_fb_verify_begin(&v, buf, n, sizeof(buf), limit, 1000, &cur);
+		int depth = 0;
+		while (!rc && cur) {
+			if ((rc = atp_fb_verify_table_enter(&v, cur)))
+				break;
+			depth++;
+			uint16_t off = atp_fb_field(cur, 0);
+			if (!off)
+				break;
+			if ((rc = atp_fb_verify_scalar(&v, cur, 0, 4)) ||
+			    (rc = atp_fb_verify_offset_to_table(&v, cur + off, &cur)))
+				break;
+		}
+		if (limit == 5)
+			cr_assert_eq(rc, ATP_FB_E_DEPTH);
+		else
+			cr_assert(rc == 0 && depth == 20, "rc %d depth %d", rc, depth);
+	}
+}
+
+Test(wire, random_corruption_never_crashes)
+{
+	static uint8_t good[1 << 16];
+	size_t full = len;
+	memcpy(good, buf, len);
+	atp_prng g;
+	atp_prng_seed(&g, 99);
+	int accepted = 0;
+	for (int i = 0; i < 20000; i++) {
+		memcpy(buf, good, full);
+		len = full;
+		for (int k = 0; k < 1 + (int)atp_prng_below(&g, 4); k++)
+			buf[atp_prng_below(&g, full)] = (uint8_t)atp_prng_next(&g);
+		int n = decode();
+		if (n >= 0) {
+			accepted++;
+			for (int e = 0; e < n; e++) /* whatever was accepted reads within the buffer */
+				cr_assert(out[e].sku.len == 0 ||
+					  ((const uint8_t *)out[e].sku.ptr >= buf &&
+					   (const uint8_t *)out[e].sku.ptr + out[e].sku.len < buf + len));
+		}
+	}
+	cr_assert_gt(accepted, 0, "some flips hit only values");
+}
+
+Test(wire, ack_hello_welcome_round_trip)
+{
+	atp_fb_builder b;
+	size_t n;
+	atp_wire_refusal r[2] = { { 5, ATP_E_GAP, 0 }, { 9, ATP_E_QTY, 0 } };
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	const uint8_t *p = atp_fb_finish(&b, atp_wire_build_ack(&b, S("wms"), 4, r, 2), NULL, &n);
+	atp_wire_ack a;
+	cr_assert_eq(atp_wire_decode_ack(p, n, &a), 0);
+	cr_assert_eq(a.durable_seq, 4);
+	cr_assert_eq(a.n_refused, 2);
+	cr_assert_eq(atp_wire_ack_refusal(&a, 1).seq, 9);
+	cr_assert_eq(atp_wire_ack_refusal(&a, 1).code, ATP_E_QTY);
+
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	p = atp_fb_finish(&b, atp_wire_build_hello(&b, S("wms-dc1")), NULL, &n);
+	atp_str s;
+	cr_assert_eq(atp_wire_decode_hello(p, n, &s), 0);
+	cr_assert(s.len == 7 && memcmp(s.ptr, "wms-dc1", 7) == 0);
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	p = atp_fb_finish(&b, atp_wire_build_hello(&b, (atp_str){ 0 }), NULL, &n);
+	cr_assert_eq(atp_wire_decode_hello(p, n, &s), ATP_FB_E_REQUIRED, "a Hello names its source");
+
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	p = atp_fb_finish(&b, atp_wire_build_welcome(&b, 1ull << 40), NULL, &n);
+	uint64_t seq;
+	cr_assert_eq(atp_wire_decode_welcome(p, n, &seq), 0);
+	cr_assert_eq(seq, 1ull << 40);
+}
+
+Test(wire, the_builder_reports_running_out_of_room)
+{
+	atp_fb_builder b;
+	uint8_t small[64] __attribute__((aligned(8)));
+	atp_fb_builder_init(&b, small, sizeof(small));
+	atp_event e = ev_ref(ATP_EV_RESERVE, 7, "SKU-1", "DC1", 3, "A-RATHER-LONG-RESERVATION-ID-THAT-DOES-NOT-FIT");
+	atp_fb_ref ref = atp_wire_build_event(&b, &e, (atp_wire_event_time){ 0, 0 });
+	size_t n;
+	cr_assert_null(atp_fb_finish(&b, atp_wire_build_event_batch(&b, &ref, 1), NULL, &n));
+}
+
+Test(wire, vtables_are_shared_between_tables_of_one_shape)
+{
+	atp_fb_builder b;
+	atp_fb_ref refs[3];
+	size_t n;
+	atp_event e = ev_of(ATP_EV_RECEIPT, 1, "S", "L", 1);
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	for (int i = 0; i < 3; i++)
+		refs[i] = atp_wire_build_event(&b, &e, (atp_wire_event_time){ 0, 0 });
+	const uint8_t *p = atp_fb_finish(&b, atp_wire_build_event_batch(&b, refs, 3), NULL, &n);
+	memcpy(buf, p, n);
+	len = n;
+	cr_assert_eq(decode(), 3);
+	const uint8_t *root = atp_fb_root(buf), *vec = atp_fb_deref(root + atp_fb_field(root, 0));
+	const uint8_t *vt[3];
+	for (int i = 0; i < 3; i++) {
+		const uint8_t *t = atp_fb_deref(vec + 4 + 4 * i);
+		vt[i] = t - (int32_t)atp_fb_read_u32(t);
+	}
+	cr_assert(vt[0] == vt[1] && vt[1] == vt[2], "one vtable for the three events");
+}
