@@ -49,6 +49,11 @@ typedef struct atp_fb_builder {
 void atp_fb_builder_init(atp_fb_builder *b, void *buf, size_t cap);
 
 atp_fb_ref atp_fb_create_string(atp_fb_builder *b, const char *s, size_t len);
+/* A string, or no string (ref 0: the field stays absent) when len is 0. */
+static inline atp_fb_ref atp_fb_create_string_or_none(atp_fb_builder *b, const char *s, size_t len)
+{
+	return len ? atp_fb_create_string(b, s, len) : 0;
+}
 /* A vector of n elements of elem_size bytes each (scalars or structs), aligned to align. */
 atp_fb_ref atp_fb_create_vector(atp_fb_builder *b, const void *elems, uint32_t n, uint32_t elem_size,
 				uint32_t align);
@@ -107,6 +112,71 @@ static inline const uint8_t *atp_fb_root(const uint8_t *buf)
 	return atp_fb_deref(buf);
 }
 
+/* Typed reads of a verified table's fields, with the schema's default (0) when absent. */
+static inline uint64_t atp_fb_get_u64(const uint8_t *t, unsigned id)
+{
+	uint16_t off = atp_fb_field(t, id);
+	uint64_t v = 0;
+	if (off)
+		memcpy(&v, t + off, 8);
+	return v;
+}
+
+static inline int64_t atp_fb_get_i64(const uint8_t *t, unsigned id)
+{
+	return (int64_t)atp_fb_get_u64(t, id);
+}
+
+static inline uint32_t atp_fb_get_u32(const uint8_t *t, unsigned id)
+{
+	uint16_t off = atp_fb_field(t, id);
+	return off ? atp_fb_read_u32(t + off) : 0;
+}
+
+static inline uint8_t atp_fb_get_u8(const uint8_t *t, unsigned id)
+{
+	uint16_t off = atp_fb_field(t, id);
+	return off ? t[off] : 0;
+}
+
+/* A string field: pointer to its bytes (NUL-terminated) and length; {NULL, 0} when absent. */
+static inline const char *atp_fb_get_string(const uint8_t *t, unsigned id, uint32_t *len)
+{
+	uint16_t off = atp_fb_field(t, id);
+	*len = 0;
+	if (!off)
+		return NULL;
+	const uint8_t *s = atp_fb_deref(t + off);
+	*len = atp_fb_read_u32(s);
+	return (const char *)s + 4;
+}
+
+/* A vector field: its first element and length; NULL and 0 when absent. */
+static inline const uint8_t *atp_fb_get_vector(const uint8_t *t, unsigned id, uint32_t *n)
+{
+	uint16_t off = atp_fb_field(t, id);
+	*n = 0;
+	if (!off)
+		return NULL;
+	const uint8_t *v = atp_fb_deref(t + off);
+	*n = atp_fb_read_u32(v);
+	return v + 4;
+}
+
+/* The i-th table of a vector of tables. */
+static inline const uint8_t *atp_fb_vector_table(const uint8_t *elems, uint32_t i)
+{
+	return atp_fb_deref(elems + 4 * (size_t)i);
+}
+
+/* The i-th string of a vector of strings. */
+static inline const char *atp_fb_vector_string(const uint8_t *elems, uint32_t i, uint32_t *len)
+{
+	const uint8_t *s = atp_fb_deref(elems + 4 * (size_t)i);
+	*len = atp_fb_read_u32(s);
+	return (const char *)s + 4;
+}
+
 /* ---- verifying ---- */
 
 enum atp_fb_error {
@@ -158,6 +228,47 @@ int atp_fb_verify_vector(const atp_fb_verifier *v, const uint8_t *t, unsigned id
 int atp_fb_verify_offset_to_table(const atp_fb_verifier *v, const uint8_t *p, const uint8_t **table);
 /* A string an offset at p points to (an element of a vector of strings). */
 int atp_fb_verify_offset_to_string(const atp_fb_verifier *v, const uint8_t *p, uint32_t max_len);
+
+/*
+ * Verifying a table from a description of its fields, for schemas whose
+ * tables are plain (scalars, strings, vectors of strings or of tables,
+ * nested tables). A field the description does not name is a newer
+ * writer's: it is skipped, as FlatBuffers evolution requires.
+ */
+enum atp_fb_kind {
+	ATP_FB_SCALAR,      /* size bytes */
+	ATP_FB_STRING,      /* at most max bytes */
+	ATP_FB_STRINGS,     /* vector of at most max strings of at most size bytes */
+	ATP_FB_TABLE,       /* a nested table: sub */
+	ATP_FB_TABLES,      /* vector of at most max tables: sub */
+	ATP_FB_STRUCTS,     /* vector of at most max structs of size bytes, aligned to align */
+};
+
+typedef struct atp_fb_table_rule atp_fb_table_rule;
+
+typedef struct atp_fb_field_rule {
+	uint8_t id;
+	uint8_t kind;       /* enum atp_fb_kind */
+	uint8_t required;
+	uint8_t align;
+	uint32_t size;
+	uint32_t max;
+	const atp_fb_table_rule *sub;
+} atp_fb_field_rule;
+
+struct atp_fb_table_rule {
+	const atp_fb_field_rule *fields;
+	uint32_t n_fields;
+};
+
+/* Verify the table at t, and everything below it, by rule. */
+int atp_fb_verify_by_rule(atp_fb_verifier *v, const uint8_t *t, const atp_fb_table_rule *rule);
+/*
+ * Verify a whole message by rule: size limit, root, every table. Returns
+ * the root table, or NULL with *rc set.
+ */
+const uint8_t *atp_fb_verify_message(const void *buf, size_t len, size_t max_len, uint32_t max_tables,
+				     const atp_fb_table_rule *rule, int *rc);
 
 #ifdef __cplusplus
 }

@@ -178,3 +178,63 @@ int atp_fb_verify_offset_to_string(const atp_fb_verifier *v, const uint8_t *p, u
 	int rc = follow(v, pos_of(v, p), &at);
 	return rc ? rc : check_string(v, at, max_len);
 }
+
+int atp_fb_verify_by_rule(atp_fb_verifier *v, const uint8_t *t, const atp_fb_table_rule *rule)
+{
+	int rc = atp_fb_verify_table_enter(v, t);
+	for (uint32_t i = 0; !rc && i < rule->n_fields; i++) {
+		const atp_fb_field_rule *f = &rule->fields[i];
+		const uint8_t *elems, *sub;
+		uint32_t n;
+		switch (f->kind) {
+		case ATP_FB_SCALAR:
+			rc = atp_fb_verify_scalar(v, t, f->id, f->size);
+			break;
+		case ATP_FB_STRING:
+			rc = atp_fb_verify_string(v, t, f->id, f->max, f->required);
+			break;
+		case ATP_FB_STRINGS:
+			rc = atp_fb_verify_vector(v, t, f->id, 4, 4, f->max, &elems, &n);
+			for (uint32_t k = 0; !rc && k < n; k++)
+				rc = atp_fb_verify_offset_to_string(v, elems + 4 * k, f->size);
+			break;
+		case ATP_FB_TABLE:
+			rc = atp_fb_verify_scalar(v, t, f->id, 4);
+			if (!rc && atp_fb_field(t, f->id)) {
+				rc = atp_fb_verify_offset_to_table(v, t + atp_fb_field(t, f->id), &sub);
+				if (!rc)
+					rc = atp_fb_verify_by_rule(v, sub, f->sub);
+			} else if (!rc && f->required) {
+				rc = ATP_FB_E_REQUIRED;
+			}
+			break;
+		case ATP_FB_TABLES:
+			rc = atp_fb_verify_vector(v, t, f->id, 4, 4, f->max, &elems, &n);
+			for (uint32_t k = 0; !rc && k < n; k++) {
+				rc = atp_fb_verify_offset_to_table(v, elems + 4 * k, &sub);
+				if (!rc)
+					rc = atp_fb_verify_by_rule(v, sub, f->sub);
+			}
+			break;
+		case ATP_FB_STRUCTS:
+			rc = atp_fb_verify_vector(v, t, f->id, f->size, f->align, f->max, &elems, &n);
+			break;
+		}
+		if (!rc && f->required && f->kind != ATP_FB_STRING && f->kind != ATP_FB_TABLE && !atp_fb_field(t, f->id))
+			rc = ATP_FB_E_REQUIRED;
+	}
+	atp_fb_verify_table_leave(v);
+	return rc;
+}
+
+const uint8_t *atp_fb_verify_message(const void *buf, size_t len, size_t max_len, uint32_t max_tables,
+				     const atp_fb_table_rule *rule, int *rc)
+{
+	atp_fb_verifier v;
+	const uint8_t *root;
+	/* Schemas described by rules nest a few levels; 8 leaves room and stops abuse. */
+	*rc = atp_fb_verify_begin(&v, buf, len, max_len, 8, max_tables, &root);
+	if (!*rc)
+		*rc = atp_fb_verify_by_rule(&v, root, rule);
+	return *rc ? NULL : root;
+}

@@ -5,30 +5,13 @@
 
 _Static_assert(sizeof(atp_wire_refusal) == 16, "Refusal is { ulong seq; int code; } padded to 16");
 
-/* Typed reads of a verified table's fields, with the schema's defaults. */
 static atp_str get_string(const uint8_t *t, unsigned id)
 {
-	uint16_t off = atp_fb_field(t, id);
-	if (!off)
-		return (atp_str){ NULL, 0 };
-	const uint8_t *s = atp_fb_deref(t + off);
-	return (atp_str){ (const char *)s + 4, atp_fb_read_u32(s) };
+	uint32_t len;
+	const char *p = atp_fb_get_string(t, id, &len);
+	return (atp_str){ p, len };
 }
 
-static uint64_t get_u64(const uint8_t *t, unsigned id)
-{
-	uint16_t off = atp_fb_field(t, id);
-	uint64_t v = 0;
-	if (off)
-		memcpy(&v, t + off, 8);
-	return v;
-}
-
-static uint8_t get_u8(const uint8_t *t, unsigned id)
-{
-	uint16_t off = atp_fb_field(t, id);
-	return off ? t[off] : 0;
-}
 
 static int verify_event(atp_fb_verifier *v, const uint8_t *t)
 {
@@ -59,21 +42,21 @@ static int verify_event(atp_fb_verifier *v, const uint8_t *t)
 
 static void decode_event(const uint8_t *t, atp_event *ev, atp_wire_event_time *time)
 {
-	uint64_t occurred_at = get_u64(t, ATP_WIRE_EVENT_OCCURRED_AT), ttl = get_u64(t, ATP_WIRE_EVENT_TTL_MS);
+	uint64_t occurred_at = atp_fb_get_u64(t, ATP_WIRE_EVENT_OCCURRED_AT), ttl = atp_fb_get_u64(t, ATP_WIRE_EVENT_TTL_MS);
 	*ev = (atp_event){
-		.event_id = get_u64(t, ATP_WIRE_EVENT_ID),
-		.seq = get_u64(t, ATP_WIRE_EVENT_SEQ),
+		.event_id = atp_fb_get_u64(t, ATP_WIRE_EVENT_ID),
+		.seq = atp_fb_get_u64(t, ATP_WIRE_EVENT_SEQ),
 		.source = get_string(t, ATP_WIRE_EVENT_SOURCE),
 		.sku = get_string(t, ATP_WIRE_EVENT_SKU),
 		.location = get_string(t, ATP_WIRE_EVENT_LOCATION),
 		.ref = get_string(t, ATP_WIRE_EVENT_REF),
 		.to_location = get_string(t, ATP_WIRE_EVENT_TO_LOCATION),
 		.reason = get_string(t, ATP_WIRE_EVENT_REASON),
-		.qty = (int64_t)get_u64(t, ATP_WIRE_EVENT_QTY),
+		.qty = (int64_t)atp_fb_get_u64(t, ATP_WIRE_EVENT_QTY),
 		/* A lapse beyond the clock's range is no lapse at all. */
 		.expires_at = ttl ? (occurred_at > UINT64_MAX - ttl ? UINT64_MAX : occurred_at + ttl) : 0,
-		.type = get_u8(t, ATP_WIRE_EVENT_TYPE),
-		.flags = get_u8(t, ATP_WIRE_EVENT_ALLOW_PARTIAL) ? ATP_EVF_PARTIAL : 0,
+		.type = atp_fb_get_u8(t, ATP_WIRE_EVENT_TYPE),
+		.flags = atp_fb_get_u8(t, ATP_WIRE_EVENT_ALLOW_PARTIAL) ? ATP_EVF_PARTIAL : 0,
 	};
 	if (time)
 		*time = (atp_wire_event_time){ occurred_at, ttl };
@@ -104,7 +87,7 @@ int atp_wire_decode_event_batch(const void *buf, size_t len, atp_event *out, atp
 
 static atp_fb_ref string_or_none(atp_fb_builder *b, atp_str s)
 {
-	return s.len ? atp_fb_create_string(b, s.ptr, s.len) : 0;
+	return atp_fb_create_string_or_none(b, s.ptr, s.len);
 }
 
 atp_fb_ref atp_wire_build_event(atp_fb_builder *b, const atp_event *ev, atp_wire_event_time t)
@@ -171,7 +154,7 @@ int atp_wire_decode_ack(const void *buf, size_t len, atp_wire_ack *out)
 	    (rc = atp_fb_verify_scalar(&v, t, ACK_DURABLE_SEQ, 8)) ||
 	    (rc = atp_fb_verify_vector(&v, t, ACK_REFUSED, 16, 8, ATP_WIRE_MAX_REFUSED, &elems, &n)))
 		return rc;
-	*out = (atp_wire_ack){ .source = get_string(t, ACK_SOURCE), .durable_seq = get_u64(t, ACK_DURABLE_SEQ),
+	*out = (atp_wire_ack){ .source = get_string(t, ACK_SOURCE), .durable_seq = atp_fb_get_u64(t, ACK_DURABLE_SEQ),
 			       .refused = (const atp_wire_refusal *)(const void *)elems, .n_refused = n };
 	return ATP_FB_OK;
 }
@@ -219,6 +202,6 @@ int atp_wire_decode_welcome(const void *buf, size_t len, uint64_t *durable_seq)
 	int rc = verify_root(&v, buf, len, &t);
 	if (rc || (rc = atp_fb_verify_scalar(&v, t, 0, 8)))
 		return rc;
-	*durable_seq = get_u64(t, 0);
+	*durable_seq = atp_fb_get_u64(t, 0);
 	return ATP_FB_OK;
 }

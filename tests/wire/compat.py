@@ -34,12 +34,35 @@ TABLES = {
                      ("refused", "structs", ("atp.wire.Refusal", [("seq", "u64"), ("code", "i32")]))],
     "atp.wire.Hello": [("source", "string", None)],
     "atp.wire.Welcome": [("durable_seq", "u64", None)],
+    "atp.v1.AtpQuery": [("sku", "string", None), ("locations", "strings", None)],
+    "atp.v1.PositionAtp": [("sku", "string", None), ("location", "string", None), ("on_hand", "i64", None),
+                           ("held", "i64", None), ("reserved", "i64", None), ("safety_stock", "i64", None),
+                           ("atp", "i64", None), ("version", "u64", None)],
+    "atp.v1.AtpReply": [("positions", "tables", "atp.v1.PositionAtp"), ("network_atp", "i64", None)],
+    "atp.v1.AtpBatchQuery": [("queries", "tables", "atp.v1.AtpQuery")],
+    "atp.v1.AtpBatchReply": [("replies", "tables", "atp.v1.AtpReply")],
+    "atp.v1.ReserveLine": [("sku", "string", None), ("location", "string", None), ("qty", "i64", None)],
+    "atp.v1.ReserveRequest": [("reservation_id", "string", None), ("lines", "tables", "atp.v1.ReserveLine"),
+                              ("ttl_ms", "u64", None), ("allow_partial", "bool", None)],
+    "atp.v1.LineResult": [("sku", "string", None), ("location", "string", None), ("requested", "i64", None),
+                          ("confirmed", "i64", None)],
+    "atp.v1.ReserveReply": [("reservation_id", "string", None), ("lines", "tables", "atp.v1.LineResult"),
+                            ("duplicate", "bool", None)],
+    "atp.v1.ReleaseRequest": [("reservation_id", "string", None)],
+    "atp.v1.ReleaseReply": [("released", "i64", None), ("found", "bool", None)],
+    "atp.v1.ScanRequest": [("after_sku", "string", None), ("limit", "u32", None)],
+    "atp.v1.SubscribeRequest": [("channel", "string", None), ("from_seq", "u64", None)],
+    "atp.v1.Delta": [("channel", "string", None), ("seq", "u64", None), ("sku", "string", None),
+                     ("location", "string", None), ("atp", "i64", None), ("previous_atp", "i64", None),
+                     ("version", "u64", None), ("kind", "enum", ["UPDATE", "SNAPSHOT", "RESYNC"])],
 }
 
 EVENT_FULL = {"event_id": 18446744073709551615, "source": "wms-dc1", "seq": 42, "type": "RESERVE",
               "sku": "SKU-\u00e9,\"x\"", "location": "DC1", "qty": -9223372036854775807,
               "ref": "SO-1", "to_location": "ST2", "reason": "DAMAGE", "occurred_at": 1700000000000,
               "ttl_ms": 30000, "allow_partial": True}
+POSITION = {"sku": "SKU-1", "location": "DC1", "on_hand": 10, "held": 1, "reserved": 2, "safety_stock": 3,
+            "atp": 4, "version": 18446744073709551615}
 SAMPLES = [
     ("event.fbs", "atp.wire.EventBatch", {"events": [
         EVENT_FULL,
@@ -56,6 +79,29 @@ SAMPLES = [
     ("event.fbs", "atp.wire.Hello", {"source": "wms-dc1"}),
     ("event.fbs", "atp.wire.Welcome", {"durable_seq": 123456789}),
     ("event.fbs", "atp.wire.Welcome", {}),
+    ("atp.fbs", "atp.v1.AtpQuery", {"sku": "SKU-1", "locations": ["DC1", "ST,2"]}),
+    ("atp.fbs", "atp.v1.AtpQuery", {"sku": "SKU-1", "locations": []}),
+    ("atp.fbs", "atp.v1.AtpQuery", {"sku": "SKU-1"}),
+    ("atp.fbs", "atp.v1.PositionAtp", POSITION),
+    ("atp.fbs", "atp.v1.PositionAtp", {}),
+    ("atp.fbs", "atp.v1.AtpReply", {"positions": [POSITION, {"sku": "S", "location": "L"}], "network_atp": 7}),
+    ("atp.fbs", "atp.v1.AtpReply", {"positions": []}),
+    ("atp.fbs", "atp.v1.AtpBatchQuery", {"queries": [{"sku": "A", "locations": ["L"]}, {"sku": "B"}, {}]}),
+    ("atp.fbs", "atp.v1.AtpBatchReply", {"replies": [{"positions": [POSITION], "network_atp": 5}, {}]}),
+    ("atp.fbs", "atp.v1.ReserveRequest", {"reservation_id": "SO-1", "ttl_ms": 900000, "allow_partial": True,
+                                          "lines": [{"sku": "S", "location": "DC1", "qty": 3},
+                                                    {"sku": "T", "location": "DC2", "qty": 1}, {}]}),
+    ("atp.fbs", "atp.v1.ReserveRequest", {"reservation_id": "SO-2", "lines": []}),
+    ("atp.fbs", "atp.v1.ReserveReply", {"reservation_id": "SO-1", "duplicate": True,
+                                        "lines": [{"sku": "S", "location": "DC1", "requested": 3, "confirmed": 2}]}),
+    ("atp.fbs", "atp.v1.ReleaseRequest", {"reservation_id": "SO-1"}),
+    ("atp.fbs", "atp.v1.ReleaseReply", {"released": 4, "found": True}),
+    ("atp.fbs", "atp.v1.ReleaseReply", {}),
+    ("atp.fbs", "atp.v1.ScanRequest", {"after_sku": "SKU-9", "limit": 4294967295}),
+    ("atp.fbs", "atp.v1.SubscribeRequest", {"channel": "marketplace-eu", "from_seq": 18446744073709551615}),
+    ("delta.fbs", "atp.v1.Delta", {"channel": "web", "seq": 9, "sku": "S", "location": "L", "atp": 3,
+                                   "previous_atp": 5, "version": 12, "kind": "RESYNC"}),
+    ("delta.fbs", "atp.v1.Delta", {"channel": "web", "seq": 1}),
 ]
 
 
@@ -76,7 +122,7 @@ def normalize(table, d):
     out = {}
     for name, kind, detail in TABLES[table]:
         v = d.get(name)
-        if kind in ("u64", "i64", "i32"):
+        if kind in ("u64", "i64", "i32", "u32"):
             out[name] = v or 0
         elif kind == "bool":
             out[name] = bool(v)
@@ -86,6 +132,8 @@ def normalize(table, d):
             out[name] = v or None  # an empty string travels as an absent one
         elif kind == "tables":
             out[name] = [normalize(detail, e) for e in (v or [])]
+        elif kind == "strings":
+            out[name] = list(v or [])
         elif kind == "structs":
             out[name] = [{f: e.get(f, 0) for f, _ in detail[1]} for e in (v or [])]
     return out
@@ -104,6 +152,8 @@ def py_read(table, obj):
             out[name] = bool(getattr(obj, m)())
         elif kind == "tables":
             out[name] = [py_read(detail, getattr(obj, m)(j)) for j in range(getattr(obj, m + "Length")())]
+        elif kind == "strings":
+            out[name] = [getattr(obj, m)(j).decode() for j in range(getattr(obj, m + "Length")())]
         elif kind == "structs":
             out[name] = [{f: getattr(getattr(obj, m)(j), camel(f))() for f, _ in detail[1]}
                          for j in range(getattr(obj, m + "Length")())]
@@ -127,6 +177,12 @@ def py_build(b, table, d):
             getattr(mod, name + "Start" + camel(fname) + "Vector")(b, len(children))
             for c in reversed(children):
                 b.PrependUOffsetTRelative(c)
+            refs[fname] = b.EndVector()
+        elif kind == "strings":
+            strs = [b.CreateString(x) for x in v]
+            getattr(mod, name + "Start" + camel(fname) + "Vector")(b, len(strs))
+            for x in reversed(strs):
+                b.PrependUOffsetTRelative(x)
             refs[fname] = b.EndVector()
         elif kind == "structs":
             smod = module(detail[0])

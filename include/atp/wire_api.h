@@ -1,0 +1,167 @@
+/*
+ * atp/wire_api.h — fbs/atp.fbs and fbs/delta.fbs in C (namespace atp.v1).
+ *
+ * Verify first: atp_v1_verify(buf, len, &atp_v1_<table>_rule, &rc) proves a
+ * message safe against its schema and the limits below and returns its root
+ * table; only then read it with the zero-copy accessors, which give the
+ * schema's defaults for absent fields. Builders write into an
+ * atp_fb_builder (caller memory, no malloc); build children first.
+ */
+#ifndef ATP_WIRE_API_H
+#define ATP_WIRE_API_H
+
+#include "atp/event.h"
+#include "atp/fb.h"
+#include "atp/limits.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ATP_V1_MAX_MESSAGE (4u << 20)  /* bytes of one message */
+#define ATP_V1_MAX_LIST 4096u          /* elements of any list: locations, lines, queries, positions */
+#define ATP_V1_MAX_TABLES 65536u       /* tables visited while verifying one message */
+#define ATP_V1_CHANNEL_MAX 64u         /* bytes of a channel name */
+
+extern const atp_fb_table_rule atp_v1_atp_query_rule, atp_v1_position_atp_rule, atp_v1_atp_reply_rule,
+	atp_v1_atp_batch_query_rule, atp_v1_atp_batch_reply_rule, atp_v1_reserve_request_rule,
+	atp_v1_reserve_reply_rule, atp_v1_release_request_rule, atp_v1_release_reply_rule,
+	atp_v1_scan_request_rule, atp_v1_subscribe_request_rule, atp_v1_delta_rule;
+
+/* The root table of buf verified by rule, or NULL with *rc an ATP_FB_E_* code. */
+static inline const uint8_t *atp_v1_verify(const void *buf, size_t len, const atp_fb_table_rule *rule, int *rc)
+{
+	return atp_fb_verify_message(buf, len, ATP_V1_MAX_MESSAGE, ATP_V1_MAX_TABLES, rule, rc);
+}
+
+/* ---- accessors: atp_v1_<table>_<field>(table) ---- */
+
+static inline atp_str atp_v1_str(const uint8_t *t, unsigned id)
+{
+	uint32_t n;
+	const char *p = atp_fb_get_string(t, id, &n);
+	return (atp_str){ p, n };
+}
+
+#define ATP_V1_STRING(name, id) \
+	static inline atp_str atp_v1_##name(const uint8_t *t) { return atp_v1_str(t, id); }
+#define ATP_V1_I64(name, id) \
+	static inline int64_t atp_v1_##name(const uint8_t *t) { return atp_fb_get_i64(t, id); }
+#define ATP_V1_U64(name, id) \
+	static inline uint64_t atp_v1_##name(const uint8_t *t) { return atp_fb_get_u64(t, id); }
+#define ATP_V1_BOOL(name, id) \
+	static inline bool atp_v1_##name(const uint8_t *t) { return atp_fb_get_u8(t, id) != 0; }
+/* A vector of tables: its length, and its i-th table. */
+#define ATP_V1_TABLES(name, id) \
+	static inline uint32_t atp_v1_##name##_count(const uint8_t *t) \
+	{ uint32_t n; atp_fb_get_vector(t, id, &n); return n; } \
+	static inline const uint8_t *atp_v1_##name(const uint8_t *t, uint32_t i) \
+	{ uint32_t n; return atp_fb_vector_table(atp_fb_get_vector(t, id, &n), i); }
+
+ATP_V1_STRING(atp_query_sku, 0)
+static inline uint32_t atp_v1_atp_query_locations_count(const uint8_t *t)
+{
+	uint32_t n;
+	atp_fb_get_vector(t, 1, &n);
+	return n;
+}
+static inline atp_str atp_v1_atp_query_location(const uint8_t *t, uint32_t i)
+{
+	uint32_t n, len;
+	const char *p = atp_fb_vector_string(atp_fb_get_vector(t, 1, &n), i, &len);
+	return (atp_str){ p, len };
+}
+
+ATP_V1_STRING(position_atp_sku, 0)
+ATP_V1_STRING(position_atp_location, 1)
+ATP_V1_I64(position_atp_on_hand, 2)
+ATP_V1_I64(position_atp_held, 3)
+ATP_V1_I64(position_atp_reserved, 4)
+ATP_V1_I64(position_atp_safety_stock, 5)
+ATP_V1_I64(position_atp_atp, 6)
+ATP_V1_U64(position_atp_version, 7)
+
+ATP_V1_TABLES(atp_reply_positions, 0)
+ATP_V1_I64(atp_reply_network_atp, 1)
+ATP_V1_TABLES(atp_batch_query_queries, 0)
+ATP_V1_TABLES(atp_batch_reply_replies, 0)
+
+ATP_V1_STRING(reserve_line_sku, 0)
+ATP_V1_STRING(reserve_line_location, 1)
+ATP_V1_I64(reserve_line_qty, 2)
+ATP_V1_STRING(reserve_request_reservation_id, 0)
+ATP_V1_TABLES(reserve_request_lines, 1)
+ATP_V1_U64(reserve_request_ttl_ms, 2)
+ATP_V1_BOOL(reserve_request_allow_partial, 3)
+
+ATP_V1_STRING(line_result_sku, 0)
+ATP_V1_STRING(line_result_location, 1)
+ATP_V1_I64(line_result_requested, 2)
+ATP_V1_I64(line_result_confirmed, 3)
+ATP_V1_STRING(reserve_reply_reservation_id, 0)
+ATP_V1_TABLES(reserve_reply_lines, 1)
+ATP_V1_BOOL(reserve_reply_duplicate, 2)
+
+ATP_V1_STRING(release_request_reservation_id, 0)
+ATP_V1_I64(release_reply_released, 0)
+ATP_V1_BOOL(release_reply_found, 1)
+
+ATP_V1_STRING(scan_request_after_sku, 0)
+static inline uint32_t atp_v1_scan_request_limit(const uint8_t *t)
+{
+	return atp_fb_get_u32(t, 1);
+}
+ATP_V1_STRING(subscribe_request_channel, 0)
+ATP_V1_U64(subscribe_request_from_seq, 1)
+
+enum atp_v1_delta_kind { ATP_V1_DELTA_UPDATE = 0, ATP_V1_DELTA_SNAPSHOT = 1, ATP_V1_DELTA_RESYNC = 2 };
+ATP_V1_STRING(delta_channel, 0)
+ATP_V1_U64(delta_seq, 1)
+ATP_V1_STRING(delta_sku, 2)
+ATP_V1_STRING(delta_location, 3)
+ATP_V1_I64(delta_atp, 4)
+ATP_V1_I64(delta_previous_atp, 5)
+ATP_V1_U64(delta_version, 6)
+static inline uint8_t atp_v1_delta_kind(const uint8_t *t)
+{
+	return atp_fb_get_u8(t, 7);
+}
+
+/* ---- builders ---- */
+
+typedef struct atp_v1_position {
+	atp_str sku, location;
+	int64_t on_hand, held, reserved, safety_stock, atp;
+	uint64_t version;
+} atp_v1_position;
+
+typedef struct atp_v1_delta {
+	atp_str channel, sku, location;
+	uint64_t seq, version;
+	int64_t atp, previous_atp;
+	uint8_t kind;
+} atp_v1_delta;
+
+atp_fb_ref atp_v1_build_atp_query(atp_fb_builder *b, atp_str sku, const atp_str *locations, uint32_t n);
+atp_fb_ref atp_v1_build_position_atp(atp_fb_builder *b, const atp_v1_position *p);
+atp_fb_ref atp_v1_build_atp_reply(atp_fb_builder *b, const atp_fb_ref *positions, uint32_t n, int64_t network_atp);
+atp_fb_ref atp_v1_build_atp_batch_query(atp_fb_builder *b, const atp_fb_ref *queries, uint32_t n);
+atp_fb_ref atp_v1_build_atp_batch_reply(atp_fb_builder *b, const atp_fb_ref *replies, uint32_t n);
+atp_fb_ref atp_v1_build_reserve_line(atp_fb_builder *b, atp_str sku, atp_str location, int64_t qty);
+atp_fb_ref atp_v1_build_reserve_request(atp_fb_builder *b, atp_str reservation_id, const atp_fb_ref *lines,
+					uint32_t n, uint64_t ttl_ms, bool allow_partial);
+atp_fb_ref atp_v1_build_line_result(atp_fb_builder *b, atp_str sku, atp_str location, int64_t requested,
+				    int64_t confirmed);
+atp_fb_ref atp_v1_build_reserve_reply(atp_fb_builder *b, atp_str reservation_id, const atp_fb_ref *lines,
+				      uint32_t n, bool duplicate);
+atp_fb_ref atp_v1_build_release_request(atp_fb_builder *b, atp_str reservation_id);
+atp_fb_ref atp_v1_build_release_reply(atp_fb_builder *b, int64_t released, bool found);
+atp_fb_ref atp_v1_build_scan_request(atp_fb_builder *b, atp_str after_sku, uint32_t limit);
+atp_fb_ref atp_v1_build_subscribe_request(atp_fb_builder *b, atp_str channel, uint64_t from_seq);
+atp_fb_ref atp_v1_build_delta(atp_fb_builder *b, const atp_v1_delta *d);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

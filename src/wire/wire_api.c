@@ -1,0 +1,187 @@
+/* wire_api.c — fbs/atp.fbs and fbs/delta.fbs: rules and builders (see atp/wire_api.h). */
+#include "atp/wire_api.h"
+
+#define COUNT(a) (uint32_t)(sizeof(a) / sizeof(*(a)))
+#define RULE(name, ...)                                                          \
+	static const atp_fb_field_rule name##_fields[] = { __VA_ARGS__ };        \
+	const atp_fb_table_rule atp_v1_##name##_rule = { name##_fields, COUNT(name##_fields) }
+
+#define STRING(field, max_len) { .id = field, .kind = ATP_FB_STRING, .max = max_len }
+#define SCALAR(field, bytes) { .id = field, .kind = ATP_FB_SCALAR, .size = bytes }
+#define TABLES(field, rule) { .id = field, .kind = ATP_FB_TABLES, .max = ATP_V1_MAX_LIST, .sub = &rule }
+
+RULE(atp_query, STRING(0, ATP_SKU_MAX),
+     { .id = 1, .kind = ATP_FB_STRINGS, .max = ATP_V1_MAX_LIST, .size = ATP_LOC_MAX });
+RULE(position_atp, STRING(0, ATP_SKU_MAX), STRING(1, ATP_LOC_MAX), SCALAR(2, 8), SCALAR(3, 8), SCALAR(4, 8),
+     SCALAR(5, 8), SCALAR(6, 8), SCALAR(7, 8));
+RULE(atp_reply, TABLES(0, atp_v1_position_atp_rule), SCALAR(1, 8));
+RULE(atp_batch_query, TABLES(0, atp_v1_atp_query_rule));
+RULE(atp_batch_reply, TABLES(0, atp_v1_atp_reply_rule));
+RULE(reserve_line, STRING(0, ATP_SKU_MAX), STRING(1, ATP_LOC_MAX), SCALAR(2, 8));
+RULE(reserve_request, STRING(0, ATP_REF_MAX), TABLES(1, atp_v1_reserve_line_rule), SCALAR(2, 8), SCALAR(3, 1));
+RULE(line_result, STRING(0, ATP_SKU_MAX), STRING(1, ATP_LOC_MAX), SCALAR(2, 8), SCALAR(3, 8));
+RULE(reserve_reply, STRING(0, ATP_REF_MAX), TABLES(1, atp_v1_line_result_rule), SCALAR(2, 1));
+RULE(release_request, STRING(0, ATP_REF_MAX));
+RULE(release_reply, SCALAR(0, 8), SCALAR(1, 1));
+RULE(scan_request, STRING(0, ATP_SKU_MAX), SCALAR(1, 4));
+RULE(subscribe_request, STRING(0, ATP_V1_CHANNEL_MAX), SCALAR(1, 8));
+RULE(delta, STRING(0, ATP_V1_CHANNEL_MAX), SCALAR(1, 8), STRING(2, ATP_SKU_MAX), STRING(3, ATP_LOC_MAX),
+     SCALAR(4, 8), SCALAR(5, 8), SCALAR(6, 8), SCALAR(7, 1));
+
+static atp_fb_ref str(atp_fb_builder *b, atp_str s)
+{
+	return atp_fb_create_string_or_none(b, s.ptr, s.len);
+}
+
+/* A table of one vector of tables and nothing else. */
+static atp_fb_ref table_of_tables(atp_fb_builder *b, const atp_fb_ref *refs, uint32_t n)
+{
+	atp_fb_ref vec = atp_fb_create_offset_vector(b, refs, n);
+	atp_fb_start_table(b);
+	atp_fb_add_offset(b, 0, vec);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_atp_query(atp_fb_builder *b, atp_str sku, const atp_str *locations, uint32_t n)
+{
+	atp_fb_ref loc[ATP_V1_MAX_LIST];
+	if (n > ATP_V1_MAX_LIST) {
+		b->overflow = true;
+		return 0;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		loc[i] = atp_fb_create_string(b, locations[i].ptr, locations[i].len);
+	atp_fb_ref s = str(b, sku), vec = locations ? atp_fb_create_offset_vector(b, loc, n) : 0;
+	atp_fb_start_table(b);
+	atp_fb_add_offset(b, 0, s);
+	atp_fb_add_offset(b, 1, vec);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_position_atp(atp_fb_builder *b, const atp_v1_position *p)
+{
+	atp_fb_ref sku = str(b, p->sku), loc = str(b, p->location);
+	atp_fb_start_table(b);
+	atp_fb_add_i64(b, 2, p->on_hand, 0);
+	atp_fb_add_i64(b, 3, p->held, 0);
+	atp_fb_add_i64(b, 4, p->reserved, 0);
+	atp_fb_add_i64(b, 5, p->safety_stock, 0);
+	atp_fb_add_i64(b, 6, p->atp, 0);
+	atp_fb_add_u64(b, 7, p->version, 0);
+	atp_fb_add_offset(b, 0, sku);
+	atp_fb_add_offset(b, 1, loc);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_atp_reply(atp_fb_builder *b, const atp_fb_ref *positions, uint32_t n, int64_t network_atp)
+{
+	atp_fb_ref vec = positions ? atp_fb_create_offset_vector(b, positions, n) : 0;
+	atp_fb_start_table(b);
+	atp_fb_add_i64(b, 1, network_atp, 0);
+	atp_fb_add_offset(b, 0, vec);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_atp_batch_query(atp_fb_builder *b, const atp_fb_ref *queries, uint32_t n)
+{
+	return table_of_tables(b, queries, n);
+}
+
+atp_fb_ref atp_v1_build_atp_batch_reply(atp_fb_builder *b, const atp_fb_ref *replies, uint32_t n)
+{
+	return table_of_tables(b, replies, n);
+}
+
+atp_fb_ref atp_v1_build_reserve_line(atp_fb_builder *b, atp_str sku, atp_str location, int64_t qty)
+{
+	atp_fb_ref s = str(b, sku), l = str(b, location);
+	atp_fb_start_table(b);
+	atp_fb_add_i64(b, 2, qty, 0);
+	atp_fb_add_offset(b, 0, s);
+	atp_fb_add_offset(b, 1, l);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_reserve_request(atp_fb_builder *b, atp_str reservation_id, const atp_fb_ref *lines,
+					uint32_t n, uint64_t ttl_ms, bool allow_partial)
+{
+	atp_fb_ref id = str(b, reservation_id), vec = lines ? atp_fb_create_offset_vector(b, lines, n) : 0;
+	atp_fb_start_table(b);
+	atp_fb_add_u64(b, 2, ttl_ms, 0);
+	atp_fb_add_offset(b, 0, id);
+	atp_fb_add_offset(b, 1, vec);
+	atp_fb_add_u8(b, 3, allow_partial, 0);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_line_result(atp_fb_builder *b, atp_str sku, atp_str location, int64_t requested,
+				    int64_t confirmed)
+{
+	atp_fb_ref s = str(b, sku), l = str(b, location);
+	atp_fb_start_table(b);
+	atp_fb_add_i64(b, 2, requested, 0);
+	atp_fb_add_i64(b, 3, confirmed, 0);
+	atp_fb_add_offset(b, 0, s);
+	atp_fb_add_offset(b, 1, l);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_reserve_reply(atp_fb_builder *b, atp_str reservation_id, const atp_fb_ref *lines,
+				      uint32_t n, bool duplicate)
+{
+	atp_fb_ref id = str(b, reservation_id), vec = lines ? atp_fb_create_offset_vector(b, lines, n) : 0;
+	atp_fb_start_table(b);
+	atp_fb_add_offset(b, 0, id);
+	atp_fb_add_offset(b, 1, vec);
+	atp_fb_add_u8(b, 2, duplicate, 0);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_release_request(atp_fb_builder *b, atp_str reservation_id)
+{
+	atp_fb_ref id = str(b, reservation_id);
+	atp_fb_start_table(b);
+	atp_fb_add_offset(b, 0, id);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_release_reply(atp_fb_builder *b, int64_t released, bool found)
+{
+	atp_fb_start_table(b);
+	atp_fb_add_i64(b, 0, released, 0);
+	atp_fb_add_u8(b, 1, found, 0);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_scan_request(atp_fb_builder *b, atp_str after_sku, uint32_t limit)
+{
+	atp_fb_ref s = str(b, after_sku);
+	atp_fb_start_table(b);
+	atp_fb_add_offset(b, 0, s);
+	atp_fb_add_u32(b, 1, limit, 0);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_subscribe_request(atp_fb_builder *b, atp_str channel, uint64_t from_seq)
+{
+	atp_fb_ref c = str(b, channel);
+	atp_fb_start_table(b);
+	atp_fb_add_u64(b, 1, from_seq, 0);
+	atp_fb_add_offset(b, 0, c);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_delta(atp_fb_builder *b, const atp_v1_delta *d)
+{
+	atp_fb_ref c = str(b, d->channel), s = str(b, d->sku), l = str(b, d->location);
+	atp_fb_start_table(b);
+	atp_fb_add_u64(b, 1, d->seq, 0);
+	atp_fb_add_i64(b, 4, d->atp, 0);
+	atp_fb_add_i64(b, 5, d->previous_atp, 0);
+	atp_fb_add_u64(b, 6, d->version, 0);
+	atp_fb_add_offset(b, 0, c);
+	atp_fb_add_offset(b, 2, s);
+	atp_fb_add_offset(b, 3, l);
+	atp_fb_add_u8(b, 7, d->kind, 0);
+	return atp_fb_end_table(b);
+}
