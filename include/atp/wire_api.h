@@ -28,10 +28,10 @@ extern const atp_fb_table_rule atp_v1_atp_query_rule, atp_v1_position_atp_rule, 
 	atp_v1_reserve_reply_rule, atp_v1_release_request_rule, atp_v1_release_reply_rule,
 	atp_v1_scan_request_rule, atp_v1_subscribe_request_rule, atp_v1_delta_rule;
 
-/* The root table of buf verified by rule, or NULL with *rc an ATP_FB_E_* code. */
-static inline const uint8_t *atp_v1_verify(const void *buf, size_t len, const atp_fb_table_rule *rule, int *rc)
+/* The root table of msg verified by rule, or NULL with *rc an ATP_FB_E_* code. */
+static inline const uint8_t *atp_v1_verify(const void *msg, size_t msg_len, const atp_fb_table_rule *rule, int *rc)
 {
-	return atp_fb_verify_message(buf, len, ATP_V1_MAX_MESSAGE, ATP_V1_MAX_TABLES, rule, rc);
+	return atp_fb_verify_message(msg, msg_len, ATP_V1_MAX_MESSAGE, ATP_V1_MAX_TABLES, rule, rc);
 }
 
 /* ---- accessors: atp_v1_<table>_<field>(table) ---- */
@@ -67,9 +67,9 @@ static inline uint32_t atp_v1_atp_query_locations_count(const uint8_t *t)
 }
 static inline atp_str atp_v1_atp_query_location(const uint8_t *t, uint32_t i)
 {
-	uint32_t n, len;
-	const char *p = atp_fb_vector_string(atp_fb_get_vector(t, 1, &n), i, &len);
-	return (atp_str){ p, len };
+	uint32_t n, slen;
+	const char *p = atp_fb_vector_string(atp_fb_get_vector(t, 1, &n), i, &slen);
+	return (atp_str){ p, slen };
 }
 
 ATP_V1_STRING(position_atp_sku, 0)

@@ -320,3 +320,109 @@ Test(wire, vtables_are_shared_between_tables_of_one_shape)
 	}
 	cr_assert(vt[0] == vt[1] && vt[1] == vt[2], "one vtable for the three events");
 }
+
+/* ---- atp.v1 ---- */
+
+#include "atp/wire_api.h"
+
+Test(wire_api, a_reserve_request_round_trips)
+{
+	atp_fb_builder b;
+	size_t n;
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	atp_fb_ref lines[2] = { atp_v1_build_reserve_line(&b, S("SKU-1"), S("DC1"), 3),
+				atp_v1_build_reserve_line(&b, S("SKU-2"), S("any"), 1) };
+	const uint8_t *p = atp_fb_finish(&b, atp_v1_build_reserve_request(&b, S("SO-9"), lines, 2, 900000, true), NULL, &n);
+	int rc;
+	const uint8_t *t = atp_v1_verify(p, n, &atp_v1_reserve_request_rule, &rc);
+	cr_assert_not_null(t, "%s", atp_fb_error_message(rc));
+	cr_assert_eq(atp_v1_reserve_request_lines_count(t), 2);
+	cr_assert_eq(atp_v1_reserve_line_qty(atp_v1_reserve_request_lines(t, 0)), 3);
+	atp_str loc = atp_v1_reserve_line_location(atp_v1_reserve_request_lines(t, 1));
+	cr_assert(loc.len == 3 && memcmp(loc.ptr, "any", 3) == 0);
+	cr_assert_eq(atp_v1_reserve_request_ttl_ms(t), 900000);
+	cr_assert(atp_v1_reserve_request_allow_partial(t));
+	/* Only the last string's alignment padding (at most 3 bytes) may be cut, and then nothing changes. */
+	for (size_t cut = 0; cut < n; cut++) {
+		const uint8_t *short_t = atp_v1_verify(p, cut, &atp_v1_reserve_request_rule, &rc);
+		cr_assert(!short_t || (cut + 3 >= n && atp_v1_reserve_request_lines_count(short_t) == 2),
+			  "prefix %zu of %zu accepted", cut, n);
+	}
+}
+
+Test(wire_api, lists_and_strings_past_their_limits)
+{
+	atp_fb_builder b;
+	size_t n;
+	int rc;
+	static atp_str locs[ATP_V1_MAX_LIST + 1];
+	for (uint32_t i = 0; i <= ATP_V1_MAX_LIST; i++)
+		locs[i] = S("L");
+	static uint8_t big[1 << 20] __attribute__((aligned(8)));
+	atp_fb_builder_init(&b, big, sizeof(big));
+	atp_fb_ref q = atp_v1_build_atp_query(&b, S("SKU"), locs, ATP_V1_MAX_LIST);
+	const uint8_t *p = atp_fb_finish(&b, q, NULL, &n);
+	cr_assert_not_null(atp_v1_verify(p, n, &atp_v1_atp_query_rule, &rc), "exactly the limit is fine");
+	atp_fb_builder_init(&b, big, sizeof(big));
+	q = atp_v1_build_atp_query(&b, S("SKU"), locs, ATP_V1_MAX_LIST + 1);
+	cr_assert_null(atp_fb_finish(&b, q, NULL, &n), "the builder refuses to build past the limit");
+
+	char channel[ATP_V1_CHANNEL_MAX + 1];
+	memset(channel, 'c', sizeof(channel));
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	p = atp_fb_finish(&b, atp_v1_build_subscribe_request(&b, atp_str_of(channel, sizeof(channel)), 1), NULL, &n);
+	cr_assert_null(atp_v1_verify(p, n, &atp_v1_subscribe_request_rule, &rc));
+	cr_assert_eq(rc, ATP_FB_E_STRING_LEN);
+
+	char sku[ATP_SKU_MAX + 1];
+	memset(sku, 's', sizeof(sku));
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	atp_fb_ref line = atp_v1_build_reserve_line(&b, atp_str_of(sku, sizeof(sku)), S("DC1"), 1);
+	p = atp_fb_finish(&b, atp_v1_build_reserve_request(&b, S("R"), &line, 1, 0, false), NULL, &n);
+	cr_assert_null(atp_v1_verify(p, n, &atp_v1_reserve_request_rule, &rc));
+	cr_assert_eq(rc, ATP_FB_E_STRING_LEN, "the nested line's sku is checked too");
+}
+
+Test(wire_api, the_wrong_message_type_is_caught_or_read_harmlessly)
+{
+	/* A Delta read as a ReserveRequest: field 1 (a u64 seq) is not an offset to a vector. */
+	atp_fb_builder b;
+	size_t n;
+	int rc;
+	atp_v1_delta d = { .channel = S("web"), .seq = 0x7fffffff, .sku = S("S"), .location = S("L") };
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	const uint8_t *p = atp_fb_finish(&b, atp_v1_build_delta(&b, &d), NULL, &n);
+	cr_assert_null(atp_v1_verify(p, n, &atp_v1_reserve_request_rule, &rc));
+}
+
+Test(wire_api, random_corruption_of_nested_replies_never_crashes)
+{
+	atp_fb_builder b;
+	size_t n;
+	atp_v1_position pos = { S("SKU-1"), S("DC1"), 10, 1, 2, 3, 4, 5 };
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	atp_fb_ref ps[2] = { atp_v1_build_position_atp(&b, &pos), atp_v1_build_position_atp(&b, &pos) };
+	atp_fb_ref replies[2] = { atp_v1_build_atp_reply(&b, ps, 2, 8), atp_v1_build_atp_reply(&b, ps, 1, 4) };
+	const uint8_t *p = atp_fb_finish(&b, atp_v1_build_atp_batch_reply(&b, replies, 2), NULL, &n);
+	static uint8_t good[4096], work[4096];
+	memcpy(good, p, n);
+	atp_prng g;
+	atp_prng_seed(&g, 5);
+	int rc, accepted = 0;
+	for (int i = 0; i < 20000; i++) {
+		memcpy(work, good, n);
+		work[atp_prng_below(&g, n)] = (uint8_t)atp_prng_next(&g);
+		const uint8_t *t = atp_v1_verify(work, n, &atp_v1_atp_batch_reply_rule, &rc);
+		if (!t)
+			continue;
+		accepted++;
+		for (uint32_t r = 0; r < atp_v1_atp_batch_reply_replies_count(t); r++) {
+			const uint8_t *reply = atp_v1_atp_batch_reply_replies(t, r);
+			for (uint32_t k = 0; k < atp_v1_atp_reply_positions_count(reply); k++) {
+				atp_str s = atp_v1_position_atp_sku(atp_v1_atp_reply_positions(reply, k));
+				cr_assert(s.len == 0 || ((const uint8_t *)s.ptr >= work && (const uint8_t *)s.ptr + s.len < work + n));
+			}
+		}
+	}
+	cr_assert_gt(accepted, 0);
+}
