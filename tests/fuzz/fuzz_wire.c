@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint8_t out[1 << 20] __attribute__((aligned(8)));
 
-static inline bool str_same(atp_str a, atp_str b)
+static inline __attribute__((unused)) bool str_same(atp_str a, atp_str b)
 {
 	return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
