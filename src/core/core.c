@@ -2,10 +2,12 @@
  * core.c — applying events to the table (see atp/core.h).
  *
  * Every event is applied in two phases so that a refusal leaves nothing
- * behind: plan works on copies of the positions it touches (zero for a
- * position that does not exist yet) and checks every limit; commit, which
- * cannot fail, interns the positions, writes the copies back, updates the
- * reservation line and the source's high-water mark, and emits deltas.
+ * behind: plan works on copies of the buckets of the positions it touches
+ * (zero for a position that does not exist yet) and checks every limit;
+ * commit, which cannot fail, interns the positions, writes the buckets back,
+ * updates the reservation line and the source's high-water mark, and emits
+ * deltas. atp_core_apply_batch() runs events through a prefetch pipeline
+ * so that each event's table and line misses overlap earlier events' work.
  */
 #include "atp/core.h"
 
