@@ -1,0 +1,41 @@
+/*
+ * atp/ring.h — a bounded single-producer / single-consumer ring.
+ *
+ * One thread pushes, one thread pops; elements of a fixed size are copied
+ * in and out in batches, each batch published with one release store and
+ * observed with one acquire load. Producer and consumer state sit on their
+ * own cache lines, and each side caches the other's index so that it reads
+ * the shared line only when it seems full (or empty). Memory is allocated
+ * once by atp_ring_create(); a full ring pushes fewer elements than asked
+ * (backpressure for the caller), never blocks and never drops.
+ */
+#ifndef ATP_RING_H
+#define ATP_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct atp_ring atp_ring;
+
+/* capacity: a power of two, at least 2; elem_size: 1 to 4096 bytes. NULL otherwise or out of memory. */
+atp_ring *atp_ring_create(uint32_t capacity, uint32_t elem_size);
+void atp_ring_destroy(atp_ring *r);
+
+/* Producer: copy up to n elements in; returns how many fit (0 when full). */
+uint32_t atp_ring_push(atp_ring *r, const void *elems, uint32_t n);
+/* Consumer: copy up to max elements out, oldest first; returns how many (0 when empty). */
+uint32_t atp_ring_pop(atp_ring *r, void *out, uint32_t max);
+
+uint32_t atp_ring_capacity(const atp_ring *r);
+/* Elements in the ring as either side last saw them: exact only when both sides are idle. */
+uint32_t atp_ring_count(const atp_ring *r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,64 @@
+/* The SPSC ring on one thread: FIFO order, wrap-around, backpressure (two threads: tests/threads). */
+#include "atp/ring.h"
+
+#include <criterion/criterion.h>
+
+Test(ring, refuses_bad_shapes)
+{
+	cr_assert_null(atp_ring_create(0, 8));
+	cr_assert_null(atp_ring_create(1, 8));
+	cr_assert_null(atp_ring_create(12, 8), "not a power of two");
+	cr_assert_null(atp_ring_create(16, 0));
+	cr_assert_null(atp_ring_create(16, 4097));
+}
+
+Test(ring, first_in_first_out_across_the_wrap)
+{
+	atp_ring *r = atp_ring_create(8, sizeof(uint64_t));
+	uint64_t in[5], out[8], next_in = 0, next_out = 0;
+	for (int round = 0; round < 100; round++) {
+		for (int i = 0; i < 5; i++)
+			in[i] = next_in + (uint64_t)i;
+		uint32_t pushed = atp_ring_push(r, in, 5);
+		next_in += pushed;
+		uint32_t popped = atp_ring_pop(r, out, 3);
+		for (uint32_t i = 0; i < popped; i++)
+			cr_assert_eq(out[i], next_out++, "round %d", round);
+	}
+	uint32_t n;
+	while ((n = atp_ring_pop(r, out, 8)) > 0)
+		for (uint32_t i = 0; i < n; i++)
+			cr_assert_eq(out[i], next_out++);
+	cr_assert_eq(next_out, next_in);
+	atp_ring_destroy(r);
+}
+
+Test(ring, a_full_ring_takes_what_fits_and_an_empty_one_gives_nothing)
+{
+	atp_ring *r = atp_ring_create(4, 2);
+	uint16_t in[6] = { 1, 2, 3, 4, 5, 6 }, out[6];
+	cr_assert_eq(atp_ring_pop(r, out, 6), 0);
+	cr_assert_eq(atp_ring_push(r, in, 6), 4, "backpressure: the rest stays with the producer");
+	cr_assert_eq(atp_ring_push(r, in + 4, 2), 0);
+	cr_assert_eq(atp_ring_count(r), 4);
+	cr_assert_eq(atp_ring_pop(r, out, 1), 1);
+	cr_assert_eq(out[0], 1);
+	cr_assert_eq(atp_ring_push(r, in + 4, 2), 1);
+	cr_assert_eq(atp_ring_pop(r, out, 6), 4);
+	cr_assert(out[0] == 2 && out[1] == 3 && out[2] == 4 && out[3] == 5);
+	atp_ring_destroy(r);
+}
+
+/* Elements bigger than a word keep their bytes together. */
+Test(ring, wide_elements)
+{
+	typedef struct { uint64_t a, b, c; } wide;
+	atp_ring *r = atp_ring_create(4, sizeof(wide));
+	wide in[3] = { { 1, 2, 3 }, { 4, 5, 6 }, { 7, 8, 9 } }, out[3];
+	for (int i = 0; i < 10; i++) {
+		cr_assert_eq(atp_ring_push(r, in, 3), 3);
+		cr_assert_eq(atp_ring_pop(r, out, 3), 3);
+		cr_assert(out[2].a == 7 && out[2].c == 9 && out[0].b == 2);
+	}
+	atp_ring_destroy(r);
+}
