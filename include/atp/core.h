@@ -36,6 +36,12 @@ typedef struct atp_core_config {
 	uint32_t max_lines;       /* reservation lines, open and remembered */
 	uint32_t max_sources;
 	uint64_t line_retention;  /* how long a closed line is remembered, in the caller's time unit */
+	/*
+	 * false: per source, seq is contiguous from 1 (the single-core contract).
+	 * true: seq need only increase. A shard sees a subset of each source's
+	 * events, whose contiguity the engine's router has already checked.
+	 */
+	bool sparse_seq;
 } atp_core_config;
 
 /* 1M positions, 4M lines, 1024 sources, 24 h of retention in milliseconds. */
@@ -127,6 +133,22 @@ const atp_table *atp_core_table(const atp_core *c);
 const atp_lines *atp_core_lines(const atp_core *c);
 const atp_sources *atp_core_sources(const atp_core *c);
 const atp_core_stats *atp_core_stats_get(const atp_core *c);
+
+/*
+ * Restoring a snapshot into a fresh core, before any event is applied.
+ * Each returns ATP_OK or the ATP_E_* of the first problem (a bad string,
+ * a value out of range, a full table, a key restored twice); the core is
+ * then unusable and must be destroyed.
+ */
+int atp_core_restore_source(atp_core *c, atp_str name, uint64_t hwm);
+int atp_core_restore_position(atp_core *c, atp_str sku, atp_str location, const atp_position *values);
+/*
+ * The line's state, requested, confirmed, remaining, expires_at and
+ * closed_at are taken from values; its position must have been restored.
+ * Closed lines must come in the order atp_lines_closed_id() gives them.
+ */
+int atp_core_restore_line(atp_core *c, atp_str ref, atp_str sku, atp_str location, const atp_line *values);
+void atp_core_restore_now(atp_core *c, uint64_t now);
 
 #ifdef __cplusplus
 }

@@ -78,7 +78,10 @@ void atp_lines_open(atp_lines *l, uint32_t id);
 void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint64_t now);
 /* The open line that expires first if it expires at or before now, else ATP_LINE_NONE. */
 uint32_t atp_lines_due(atp_lines *l, uint64_t now);
-/* Forget closed lines with closed_at < before; returns how many. */
+/* The i-th closed line still remembered, oldest first (i < atp_lines_closed_count()). */
+uint32_t atp_lines_closed_count(const atp_lines *l);
+uint32_t atp_lines_closed_id(const atp_lines *l, uint32_t i);
+/* Forget closed lines with closed_at < before (their state becomes 0); returns how many. */
 uint32_t atp_lines_purge(atp_lines *l, uint64_t before);
 size_t atp_lines_memory(const atp_lines *l);
 

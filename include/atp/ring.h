@@ -27,6 +27,8 @@ void atp_ring_destroy(atp_ring *r);
 
 /* Producer: copy up to n elements in; returns how many fit (0 when full). */
 uint32_t atp_ring_push(atp_ring *r, const void *elems, uint32_t n);
+/* Producer: copy all n elements in, or none when they do not all fit; returns n or 0. */
+uint32_t atp_ring_push_all(atp_ring *r, const void *elems, uint32_t n);
 /* Consumer: copy up to max elements out, oldest first; returns how many (0 when empty). */
 uint32_t atp_ring_pop(atp_ring *r, void *out, uint32_t max);
 

@@ -33,8 +33,9 @@ enum atp_status {
 	ATP_E_SOURCES_FULL = -15,
 	ATP_E_NOMEM = -16,
 	ATP_E_INVAL = -17,        /* bad argument to an API (not an event) */
+	ATP_E_IO = -18,           /* the engine's storage failed: nothing more is accepted */
 
-	ATP_E_LAST = -17,
+	ATP_E_LAST = -18,
 };
 
 /* "ATP_E_GAP" etc.; "ATP_E_UNKNOWN" for a code outside the enum. */

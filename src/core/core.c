@@ -24,6 +24,7 @@ struct atp_core {
 	atp_sources *sources;
 	uint64_t now;
 	uint64_t retention;
+	bool sparse_seq;
 	uint32_t recent_sources[2];  /* most recently used first */
 	atp_core_stats stats;
 };
@@ -97,6 +98,7 @@ atp_core *atp_core_create(const atp_core_config *cfg)
 	c->lines = atp_lines_create(cfg->max_lines);
 	c->sources = atp_sources_create(cfg->max_sources);
 	c->retention = cfg->line_retention;
+	c->sparse_seq = cfg->sparse_seq;
 	c->recent_sources[0] = c->recent_sources[1] = ATP_SOURCE_NONE;
 	if (!c->table || !c->lines || !c->sources) {
 		atp_core_destroy(c);
@@ -434,7 +436,7 @@ static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, atp_resu
 	r->expected_seq = hwm + 1;
 	if (ev->seq <= hwm)
 		return refuse(c, r, ATP_DUPLICATE);
-	if (ev->seq > hwm + 1)
+	if (ev->seq > hwm + 1 && !c->sparse_seq)
 		return refuse(c, r, ATP_E_GAP);
 	if (src == ATP_SOURCE_NONE && atp_sources_count(c->sources) == atp_sources_capacity(c->sources))
 		return refuse(c, r, ATP_E_SOURCES_FULL);
@@ -595,4 +597,86 @@ const atp_sources *atp_core_sources(const atp_core *c)
 const atp_core_stats *atp_core_stats_get(const atp_core *c)
 {
 	return &c->stats;
+}
+
+/* ---- restoring a snapshot ---- */
+
+static bool bucket_ok(int64_t v)
+{
+	return v >= -ATP_BUCKET_MAX && v <= ATP_BUCKET_MAX;
+}
+
+int atp_core_restore_source(atp_core *c, atp_str name, uint64_t hwm)
+{
+	if (!atp_str_valid(name, ATP_SOURCE_MAX))
+		return ATP_E_SOURCE;
+	if (atp_sources_find(c->sources, name) != ATP_SOURCE_NONE)
+		return ATP_E_INVAL;
+	uint32_t id = atp_sources_intern(c->sources, name);
+	if (id == ATP_SOURCE_NONE)
+		return ATP_E_SOURCES_FULL;
+	atp_sources_at(c->sources, id)->hwm = hwm;
+	return ATP_OK;
+}
+
+int atp_core_restore_position(atp_core *c, atp_str sku, atp_str location, const atp_position *v)
+{
+	if (!atp_str_valid(sku, ATP_SKU_MAX))
+		return ATP_E_SKU;
+	if (!atp_str_valid(location, ATP_LOC_MAX))
+		return ATP_E_LOCATION;
+	if (!bucket_ok(v->on_hand) || v->held < 0 || v->held > ATP_BUCKET_MAX || v->reserved < 0 ||
+	    v->reserved > ATP_BUCKET_MAX || v->safety_stock < 0 || v->safety_stock > ATP_BUCKET_MAX)
+		return ATP_E_OVERFLOW;
+	uint64_t h = atp_position_hash(atp_sku_hash(sku), location);
+	if (atp_table_find(c->table, h, sku, location) != ATP_POS_NONE)
+		return ATP_E_INVAL;
+	uint32_t id = atp_table_intern(c->table, h, sku, location);
+	if (id == ATP_POS_NONE)
+		return ATP_E_POSITIONS_FULL;
+	atp_position *p = atp_table_at(c->table, id);
+	p->on_hand = v->on_hand;
+	p->held = v->held;
+	p->reserved = v->reserved;
+	p->safety_stock = v->safety_stock;
+	p->version = v->version;
+	return ATP_OK;
+}
+
+int atp_core_restore_line(atp_core *c, atp_str ref, atp_str sku, atp_str location, const atp_line *v)
+{
+	if (!atp_str_valid(ref, ATP_REF_MAX))
+		return ATP_E_REF;
+	if (!atp_str_valid(sku, ATP_SKU_MAX) || !atp_str_valid(location, ATP_LOC_MAX))
+		return ATP_E_SKU;
+	bool open = v->state == ATP_LINE_OPEN;
+	if (v->state < ATP_LINE_OPEN || v->state > ATP_LINE_UNFILLED || v->requested <= 0 ||
+	    v->requested > ATP_QTY_MAX || v->confirmed < 0 || v->confirmed > v->requested || v->remaining < 0 ||
+	    v->remaining > v->confirmed || open != (v->remaining > 0))
+		return ATP_E_INVAL;
+	uint64_t ph = atp_position_hash(atp_sku_hash(sku), location);
+	uint32_t pos = atp_table_find(c->table, ph, sku, location);
+	if (pos == ATP_POS_NONE)
+		return ATP_E_INVAL;
+	uint64_t h = atp_line_hash(ref, ph);
+	if (atp_lines_find(c->lines, h, ref, pos) != ATP_LINE_NONE)
+		return ATP_E_INVAL;
+	uint32_t id = atp_lines_add(c->lines, h, ref, pos);
+	if (id == ATP_LINE_NONE)
+		return ATP_E_LINES_FULL;
+	atp_line *ln = atp_lines_at(c->lines, id);
+	ln->requested = v->requested;
+	ln->confirmed = v->confirmed;
+	ln->remaining = v->remaining;
+	ln->expires_at = v->expires_at;
+	if (open)
+		atp_lines_open(c->lines, id);
+	else
+		atp_lines_close(c->lines, id, (enum atp_line_state)v->state, v->closed_at);
+	return ATP_OK;
+}
+
+void atp_core_restore_now(atp_core *c, uint64_t now)
+{
+	c->now = now;
 }

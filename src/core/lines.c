@@ -341,11 +341,23 @@ uint32_t atp_lines_purge(atp_lines *l, uint64_t before)
 		if (e->closed_at >= before)
 			break;
 		slot_delete(l, e);
+		l->line[e->id].state = 0;
 		l->free_ids[l->n_free++] = e->id;
 		ring_pop(c, l->capacity);
 		n++;
 	}
 	return n;
+}
+
+uint32_t atp_lines_closed_count(const atp_lines *l)
+{
+	return l->closed_ring.len;
+}
+
+uint32_t atp_lines_closed_id(const atp_lines *l, uint32_t i)
+{
+	assert(i < l->closed_ring.len);
+	return l->closed[ring_index(&l->closed_ring, i, l->capacity)].id;
 }
 
 size_t atp_lines_memory(const atp_lines *l)

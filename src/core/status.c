@@ -25,6 +25,7 @@ static const struct status_text errors[] = {
 	[-ATP_E_SOURCES_FULL] = { "ATP_E_SOURCES_FULL", "source capacity reached" },
 	[-ATP_E_NOMEM] = { "ATP_E_NOMEM", "out of memory" },
 	[-ATP_E_INVAL] = { "ATP_E_INVAL", "invalid argument" },
+	[-ATP_E_IO] = { "ATP_E_IO", "storage failed: the engine stopped" },
 };
 
 static const struct status_text *lookup(int status)

@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,7 +76,7 @@ static void copy_out(const atp_ring *r, uint64_t at, uint8_t *dst, uint32_t n)
 	memcpy(dst + (size_t)a * r->elem_size, r->slots, (size_t)(n - a) * r->elem_size);
 }
 
-uint32_t atp_ring_push(atp_ring *r, const void *elems, uint32_t n)
+static uint32_t push(atp_ring *r, const void *elems, uint32_t n, bool all)
 {
 	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
 	uint64_t capacity = (uint64_t)r->mask + 1;
@@ -84,11 +85,21 @@ uint32_t atp_ring_push(atp_ring *r, const void *elems, uint32_t n)
 	uint64_t room = capacity - (head - r->tail_seen);
 	assert(room <= capacity);
 	uint32_t k = n < room ? n : (uint32_t)room;
-	if (k == 0)
+	if (k == 0 || (all && k < n))
 		return 0;
 	copy_in(r, head, elems, k);
 	atomic_store_explicit(&r->head, head + k, memory_order_release);
 	return k;
+}
+
+uint32_t atp_ring_push(atp_ring *r, const void *elems, uint32_t n)
+{
+	return push(r, elems, n, false);
+}
+
+uint32_t atp_ring_push_all(atp_ring *r, const void *elems, uint32_t n)
+{
+	return push(r, elems, n, true);
 }
 
 uint32_t atp_ring_pop(atp_ring *r, void *out, uint32_t max)

@@ -1,9 +1,10 @@
 /*
  * cmd_import.c — atpctl import: validate an event CSV as a whole, then
- * replay it through the ATP core and report what happened.
+ * replay it through the ATP core (or, with --data, through the durable
+ * engine: import_engine.c) and report what happened.
  */
-#include "atp/core.h"
-#include "atpctl.h"
+#include "import.h"
+
 #include "csv_events.h"
 #include "positions_csv.h"
 
@@ -16,13 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef struct input {
-	const char *path;
-	const char *buf;
-	size_t len;
-} input;
-
-static int map_file(input *in)
+int map_file(input *in)
 {
 	int fd = open(in->path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
@@ -42,15 +37,15 @@ static int map_file(input *in)
 	return 0;
 }
 
-/*
- * Pass 1: every row parsed and validated, and the seq of every source
- * checked for gaps from the core's current high-water marks. Prints each
- * problem as FILE:LINE: reason; returns the number of bad rows.
- */
-static uint64_t validate(const input *in, const atp_core *core, uint64_t *rows)
+static uint64_t core_hwm(const void *core, atp_str source)
+{
+	return atp_core_hwm(core, source);
+}
+
+uint64_t validate(const input *in, hwm_fn hwm, const void *ctx, uint32_t max_sources, uint64_t *rows)
 {
 	atp_csv_reader *r = malloc(sizeof(*r));
-	atp_sources *expect = atp_sources_create(atp_sources_capacity(atp_core_sources(core)));
+	atp_sources *expect = atp_sources_create(max_sources);
 	char err[ATP_CSV_ERR_MAX];
 	atp_event ev;
 	uint64_t bad = 0;
@@ -83,7 +78,7 @@ static uint64_t validate(const input *in, const atp_core *core, uint64_t *rows)
 				bad++;
 				continue;
 			}
-			atp_sources_at(expect, id)->hwm = atp_core_hwm(core, ev.source);
+			atp_sources_at(expect, id)->hwm = hwm(ctx, ev.source);
 		}
 		atp_source *s = atp_sources_at(expect, id);
 		if (ev.seq > s->hwm + 1) {
@@ -131,11 +126,28 @@ static int replay(const input *in, atp_core *core)
 	return rc;
 }
 
-static void print_summary(const atp_core *c, uint64_t rows, double seconds)
+/* The stats of several cores added up (every field is a uint64_t counter). */
+static atp_core_stats sum_stats(const atp_core *const *cores, uint32_t n)
 {
-	const atp_core_stats *s = atp_core_stats_get(c);
-	const atp_table *t = atp_core_table(c);
+	_Static_assert(sizeof(atp_core_stats) % sizeof(uint64_t) == 0, "stats are uint64_t counters");
+	atp_core_stats sum = { 0 };
+	uint64_t *d = (uint64_t *)&sum;
+	for (uint32_t k = 0; k < n; k++) {
+		const uint64_t *s = (const uint64_t *)atp_core_stats_get(cores[k]);
+		for (size_t i = 0; i < sizeof(sum) / sizeof(uint64_t); i++)
+			d[i] += s[i];
+	}
+	return sum;
+}
+
+void print_summary(const atp_core *const *cores, uint32_t n_cores, uint64_t rows, double seconds)
+{
+	atp_core_stats sum = sum_stats(cores, n_cores);
+	const atp_core_stats *s = &sum;
 	uint64_t applied = 0;
+	uint32_t open_lines = 0;
+	for (uint32_t k = 0; k < n_cores; k++)
+		open_lines += atp_lines_open_count(atp_core_lines(cores[k]));
 
 	for (unsigned i = 1; i < ATP_EV_TYPE_COUNT; i++)
 		applied += s->applied[i];
@@ -151,38 +163,43 @@ static void print_summary(const atp_core *c, uint64_t rows, double seconds)
 	printf("  units: %" PRIu64 " requested, %" PRIu64 " confirmed, %" PRIu64 " picked against a line, %" PRIu64
 	       " released, %" PRIu64 " expired (%" PRIu64 " lines); %u lines still open\n",
 	       s->reserve_units_requested, s->reserve_units_confirmed, s->units_consumed, s->units_released,
-	       s->units_expired, s->lines_expired, atp_lines_open_count(atp_core_lines(c)));
+	       s->units_expired, s->lines_expired, open_lines);
 	printf("exceptions: %" PRIu64 " events drove on_hand negative, %" PRIu64
 	       " left reservations short of stock; cycle-count variance %" PRIu64 " units\n",
 	       s->negative_events, s->short_events, s->count_variance_abs);
 
 	int64_t on_hand = 0, held = 0, reserved = 0, safety = 0, atp = 0;
-	uint32_t stockouts = 0, negative = 0, n = atp_table_count(t);
-	for (uint32_t i = 0; i < n; i++) {
-		const atp_position *p = atp_table_get(t, i);
-		on_hand += p->on_hand;
-		held += p->held;
-		reserved += p->reserved;
-		safety += p->safety_stock;
-		atp += atp_position_atp(p);
-		stockouts += atp_position_atp(p) == 0;
-		negative += p->on_hand < 0;
+	uint32_t stockouts = 0, negative = 0, n = 0, capacity = 0;
+	size_t memory = 0;
+	for (uint32_t k = 0; k < n_cores; k++) {
+		const atp_table *t = atp_core_table(cores[k]);
+		for (uint32_t i = 0; i < atp_table_count(t); i++) {
+			const atp_position *p = atp_table_get(t, i);
+			on_hand += p->on_hand;
+			held += p->held;
+			reserved += p->reserved;
+			safety += p->safety_stock;
+			atp += atp_position_atp(p);
+			stockouts += atp_position_atp(p) == 0;
+			negative += p->on_hand < 0;
+		}
+		n += atp_table_count(t);
+		capacity += atp_table_capacity(t);
+		memory += atp_table_memory(t);
 	}
 	printf("ATP: %u positions, on_hand %" PRId64 ", held %" PRId64 ", reserved %" PRId64 ", safety %" PRId64
 	       ", atp %" PRId64 "; %u positions at zero ATP, %u with negative on_hand\n",
 	       n, on_hand, held, reserved, safety, atp, stockouts, negative);
 	printf("deltas: %" PRIu64 " ATP changes for the channel stream; position table: %.1f MB at a capacity of %u\n",
-	       s->deltas, atp_table_memory(t) / 1e6, atp_table_capacity(t));
-	const atp_sources *src = atp_core_sources(c);
-	for (uint32_t i = 0; i < atp_sources_count(src); i++)
-		printf("source %s: applied through seq %" PRIu64 "\n", atp_sources_get(src, i)->name,
-		       atp_sources_get(src, i)->hwm);
+	       s->deltas, memory / 1e6, capacity);
 }
 
 int cmd_import(int argc, char **argv)
 {
+	atp_engine_config ecfg = atp_engine_config_default();
 	atp_core_config cfg = atp_core_config_default();
-	const char *positions = NULL;
+	const char *positions = NULL, *data = NULL;
+	bool progress = false;
 	input in = { 0 };
 
 	for (int i = 1; i < argc;) {
@@ -192,8 +209,23 @@ int cmd_import(int argc, char **argv)
 			i++;
 			continue;
 		}
+		if (strcmp(o, "--progress") == 0) {
+			progress = true;
+			i++;
+			continue;
+		}
 		if (strcmp(o, "--positions") == 0 && v)
 			positions = v;
+		else if (strcmp(o, "--data") == 0 && v)
+			data = v;
+		else if (strcmp(o, "--shards") == 0)
+			ecfg.shards = (uint32_t)opt_u64(o, v, 1, ATP_ENGINE_MAX_SHARDS);
+		else if (strcmp(o, "--workers") == 0)
+			ecfg.workers = (uint32_t)opt_u64(o, v, 1, ATP_ENGINE_MAX_WORKERS);
+		else if (strcmp(o, "--snapshot-mb") == 0)
+			ecfg.snapshot_wal_bytes = opt_u64(o, v, 0, 1u << 20) << 20;
+		else if (strcmp(o, "--segment-mb") == 0)
+			ecfg.wal.segment_bytes = opt_u64(o, v, 1, 1u << 12) << 20;
 		else if (strcmp(o, "--max-positions") == 0)
 			cfg.max_positions = (uint32_t)opt_u64(o, v, 1, ATP_TABLE_MAX_CAPACITY);
 		else if (strcmp(o, "--max-lines") == 0)
@@ -208,6 +240,11 @@ int cmd_import(int argc, char **argv)
 		fprintf(stderr, "atpctl import: which file?\n");
 		return 2;
 	}
+	if (data) {
+		ecfg.core.max_positions = cfg.max_positions;
+		ecfg.core.max_lines = cfg.max_lines;
+		return map_file(&in) < 0 ? 1 : import_engine(&in, data, &ecfg, positions, progress);
+	}
 	atp_core *core = atp_core_create(&cfg);
 	if (!core) {
 		fprintf(stderr, "atpctl import: cannot allocate the core\n");
@@ -217,14 +254,19 @@ int cmd_import(int argc, char **argv)
 	uint64_t rows = 0, bad;
 	if (map_file(&in) < 0)
 		goto out;
-	if ((bad = validate(&in, core, &rows)) > 0) {
+	if ((bad = validate(&in, core_hwm, core, cfg.max_sources, &rows)) > 0) {
 		fprintf(stderr, "%s: %" PRIu64 " bad rows; nothing applied\n", in.path, bad);
 		goto out;
 	}
 	double t0 = now_seconds();
 	if (replay(&in, core) < 0)
 		goto out;
-	print_summary(core, rows, now_seconds() - t0);
+	const atp_core *cores[1] = { core };
+	print_summary(cores, 1, rows, now_seconds() - t0);
+	const atp_sources *src = atp_core_sources(core);
+	for (uint32_t i = 0; i < atp_sources_count(src); i++)
+		printf("source %s: applied through seq %" PRIu64 "\n", atp_sources_get(src, i)->name,
+		       atp_sources_get(src, i)->hwm);
 	if (positions) {
 		FILE *f = fopen(positions, "w");
 		if (!f || atp_positions_csv_write(core, f) < 0 || fclose(f) != 0) {

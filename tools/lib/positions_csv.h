@@ -11,5 +11,7 @@
 
 /* 0, or a negative errno when writing failed. */
 int atp_positions_csv_write(const atp_core *c, FILE *out);
+/* The same over the positions of several cores (the shards of an engine), merged in one order. */
+int atp_positions_csv_write_cores(const atp_core *const *cores, uint32_t n_cores, FILE *out);
 
 #endif

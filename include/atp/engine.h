@@ -1,0 +1,135 @@
+/*
+ * atp/engine.h — the durable engine: a router, shard workers, WALs, snapshots.
+ *
+ * A data directory holds a fixed number of shards (chosen when it is
+ * created); the shard of an event is atp_sku_hash(sku) % shards, so every
+ * location of a SKU lives in one shard. Each shard has its own core, WAL
+ * and snapshots; each worker thread owns the shards i with i % workers ==
+ * its index, is the only writer of their tables, and may be pinned to a CPU.
+ *
+ * The caller's thread is the router (the front end): atp_engine_submit()
+ * checks the source's seq (contiguous from 1, per source), encodes the
+ * event into the owning worker's SPSC ring, and returns; a full ring makes
+ * it wait (backpressure), never drops. A worker applies what it pops,
+ * appends every applied event to its shard's WAL and commits in groups
+ * through its own io_uring: while one write + fdatasync is in flight the
+ * next group builds. Only once the fsync covering an event has completed
+ * does its completion (status, confirmed quantity) come back to the
+ * router, which then advances the source's durable seq: every seq at or
+ * below it is applied and durable, or was refused.
+ *
+ * Guarantees:
+ *   - exactly once per source across crashes: the durable seq of each
+ *     source survives (a lower bound of it, at worst); after a restart the
+ *     sender resumes at durable_seq + 1 and shards recognise what they
+ *     already applied (per shard, a source's seqs only increase);
+ *   - recovery: newest valid snapshot per shard plus the WAL after it; the
+ *     state equals the state before the crash minus unacknowledged events;
+ *   - a failed write or fsync stops the engine for good (every call then
+ *     returns ATP_E_IO with a message): never a retry of fsync.
+ * Not thread-safe: one router thread calls everything.
+ */
+#ifndef ATP_ENGINE_H
+#define ATP_ENGINE_H
+
+#include "atp/core.h"
+#include "atp/wal.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ATP_ENGINE_MAX_SHARDS 256
+#define ATP_ENGINE_MAX_WORKERS 64
+
+typedef struct atp_engine_done {
+	const char *source;  /* NUL-terminated; valid during the callback */
+	uint64_t seq;
+	int status;          /* ATP_OK, ATP_DUPLICATE or a refusal */
+	int64_t confirmed;   /* RESERVE */
+} atp_engine_done;
+
+typedef void (*atp_engine_done_fn)(void *ctx, const atp_engine_done *d);
+
+typedef struct atp_engine_config {
+	uint32_t shards;            /* of a new data directory; an existing one keeps its own */
+	uint32_t workers;           /* threads; at most shards */
+	int first_cpu;              /* worker i pinned to CPU (first_cpu + i) % CPUs; -1: not pinned */
+	atp_core_config core;       /* per shard */
+	atp_wal_config wal;
+	uint64_t snapshot_wal_bytes;  /* a shard snapshots once its WAL grew this much; 0: only on command */
+	uint32_t ring_bytes;        /* router -> worker ring, power of two */
+	atp_engine_done_fn on_done; /* optional: every durable completion, in seq order per shard */
+	void *ctx;
+} atp_engine_config;
+
+/* 1 shard, 1 worker pinned to CPU 1, default core and WAL, snapshots every 256 MiB of WAL, 4 MiB rings. */
+atp_engine_config atp_engine_config_default(void);
+
+typedef struct atp_engine atp_engine;
+
+/* Create or open the data directory, lock it, recover every shard and start the workers. NULL with err. */
+atp_engine *atp_engine_open(const char *dir, const atp_engine_config *cfg, char *err, size_t errlen);
+
+/*
+ * Submit one event. ATP_OK: queued (its completion comes later);
+ * ATP_DUPLICATE: seq already accepted, nothing queued; ATP_E_GAP: seq
+ * beyond the next expected (*expected gets it); another ATP_E_* when the
+ * event is malformed (its seq is not consumed); ATP_E_IO when the engine
+ * has failed.
+ */
+int atp_engine_submit(atp_engine *e, const atp_event *ev, uint64_t *expected);
+/*
+ * The engine's time moved to now (an earlier now is ignored). Each event
+ * submitted carries it, and its shard first expires the reservations due
+ * by then; atp_engine_sync() brings the shards no event reached up to it.
+ * Logged with the events, so replay repeats every expiry.
+ */
+void atp_engine_set_time(atp_engine *e, uint64_t now);
+/* Hand staged records to the workers and collect completions; returns how many completions. */
+size_t atp_engine_poll(atp_engine *e);
+/* Wait until everything submitted is durable. 0 or ATP_E_IO. */
+int atp_engine_sync(atp_engine *e);
+/* Every shard writes a snapshot now (after everything submitted is durable). 0 or ATP_E_IO. */
+int atp_engine_snapshot(atp_engine *e);
+/* Drain, sync, snapshot, stop the workers, release the directory. 0, or ATP_E_IO if anything failed. */
+int atp_engine_close(atp_engine *e);
+/* Stop the workers without a final snapshot (tests of recovery); the directory stays as a crash would leave it. */
+void atp_engine_abandon(atp_engine *e);
+
+/* The highest seq of source such that it and every earlier one are durable or refused; 0 when unknown. */
+uint64_t atp_engine_durable_seq(const atp_engine *e, const char *source);
+/* The failure message once the engine has failed, else NULL. */
+const char *atp_engine_error(const atp_engine *e);
+
+uint32_t atp_engine_shards(const atp_engine *e);
+uint32_t atp_engine_shard_of(const atp_engine *e, atp_str sku);
+/* A shard's core: read it only after atp_engine_sync() and before the next submit. */
+const atp_core *atp_engine_core(const atp_engine *e, uint32_t shard);
+
+typedef struct atp_engine_stats {
+	uint64_t events;          /* completions */
+	uint64_t wal_records;
+	uint64_t wal_bytes;
+	uint64_t fsyncs;          /* group commits */
+	uint64_t fsync_ns_hist[40]; /* fsync latency: bucket i counts [2^i, 2^(i+1)) ns */
+	uint64_t snapshots;
+	uint64_t snapshot_ns_max; /* longest stall of a worker by a snapshot */
+	uint64_t recovered_records;
+	double recovery_seconds;
+} atp_engine_stats;
+
+/* Totals over all workers (read after atp_engine_sync()). */
+void atp_engine_stats_get(const atp_engine *e, atp_engine_stats *out);
+/* The latency under which a fraction q of the fsyncs completed, in ns (from the histogram: an upper bound). */
+uint64_t atp_engine_stats_fsync_quantile(const atp_engine_stats *s, double q);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

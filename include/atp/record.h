@@ -1,0 +1,52 @@
+/*
+ * atp/record.h — the compact binary form of what a shard applies.
+ *
+ * One encoding serves the rings (router -> shard worker) and the WAL
+ * payload, so a worker appends to its WAL exactly the bytes it was handed.
+ * A record is an EVENT (every field of an atp_event, strings inline, and
+ * the engine's time when it was submitted: the shard expires reservations
+ * due by then before applying it), a TICK (the time moved while no event
+ * came) or a SNAPSHOT command (never written to the WAL). Decoding checks every
+ * length against the buffer and the limits of atp/limits.h; the event
+ * decoded points into the record's bytes.
+ */
+#ifndef ATP_RECORD_H
+#define ATP_RECORD_H
+
+#include "atp/event.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum atp_record_kind {
+	ATP_REC_EVENT = 1,
+	ATP_REC_TICK = 2,
+	ATP_REC_SNAPSHOT = 3,
+};
+
+/* The largest encoded record: header, fixed fields and every string at its limit. */
+#define ATP_RECORD_MAX 384
+
+typedef struct atp_record {
+	uint8_t kind;       /* enum atp_record_kind */
+	uint64_t now;       /* EVENT, TICK: expire what is due by now first */
+	atp_event ev;       /* EVENT */
+} atp_record;
+
+/* Bytes written to out (room for ATP_RECORD_MAX), or 0 when a string exceeds its limit. */
+size_t atp_record_encode_event(const atp_event *ev, uint64_t now, uint8_t *out);
+size_t atp_record_encode_tick(uint64_t now, uint8_t *out);
+size_t atp_record_encode_snapshot(uint8_t *out);
+
+/* 0 with *rec filled, or -1 when the len bytes are not exactly one well-formed record. */
+int atp_record_decode(const uint8_t *buf, size_t len, atp_record *rec);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * atp/snapshot.h — a shard's state in one checksummed file.
+ *
+ * snap-<LSN>.snap holds the sources and their high-water marks, every
+ * position, every remembered reservation line (closed ones in closing
+ * order) and the core's time, as of the WAL record LSN, with a CRC-32C
+ * over the whole file. Writing goes through a temp file, fsync, rename and
+ * an fsync of the directory, so a crash leaves the old snapshot or the new
+ * one, never a mix. The two newest snapshots are kept: a newest one that
+ * fails its checksum is skipped with a log line and the older one used.
+ */
+#ifndef ATP_SNAPSHOT_H
+#define ATP_SNAPSHOT_H
+
+#include "atp/core.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Write c as the snapshot of lsn into dir and delete all but the two
+ * newest. 0 or -errno (message in err). *keep_lsn gets the LSN of the
+ * older snapshot kept (0 if none): WAL records up to it may be deleted.
+ */
+int atp_snapshot_write(const char *dir, const atp_core *c, uint64_t lsn, uint64_t *keep_lsn, char *err,
+		       size_t errlen);
+
+/*
+ * Load the newest valid snapshot of dir into c, a core nothing was applied
+ * to. *lsn gets its LSN (0 and c untouched when there is none). 0, or -1
+ * with a message when a snapshot passed its checksum but not restoring.
+ */
+int atp_snapshot_load(const char *dir, atp_core *c, uint64_t *lsn, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * atp/wal.h — a shard's write-ahead log: fixed-size, preallocated segments.
+ *
+ * A segment file is named by the LSN of its first record and starts with a
+ * 64-byte header (magic, first LSN, size, CRC). Records follow back to
+ * back, 8-aligned: u32 payload length, u32 CRC-32C of (LSN, payload), u64
+ * LSN, payload. LSNs are contiguous from 1 across segments; a zero length
+ * ends a segment's data (the rest is preallocated zeros).
+ *
+ * Opening recovers: every record after a given LSN is handed to a callback
+ * in order. A torn tail (a bad last record of the last segment, with
+ * nothing valid after it) is cut off with a log line; a bad record with
+ * valid ones after it, a bad record in an older segment, or a missing
+ * segment refuses the open with a message naming the file and offset.
+ *
+ * Appending fills one of two buffers while the other is being written:
+ * atp_wal_flush_begin() hands out the pending bytes for the caller to
+ * write and fdatasync (the shard worker does both through its io_uring),
+ * atp_wal_flush_end() takes the outcome. Not thread-safe: one owner.
+ */
+#ifndef ATP_WAL_H
+#define ATP_WAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct atp_wal atp_wal;
+
+#define ATP_WAL_PAYLOAD_MAX 4096
+
+typedef struct atp_wal_config {
+	uint64_t segment_bytes;  /* multiple of 4096, at least 64 KiB */
+	uint32_t buffer_bytes;   /* per buffer; at least one maximal record */
+} atp_wal_config;
+
+/* 64 MiB segments, 2 MiB buffers. */
+atp_wal_config atp_wal_config_default(void);
+
+typedef int (*atp_wal_replay_fn)(void *ctx, uint64_t lsn, const uint8_t *payload, size_t len);
+
+/*
+ * Open the WAL in dir (created if absent) and replay every record with
+ * LSN > after into fn (a non-zero return stops the open with an error).
+ * NULL on error, with a message in err.
+ */
+atp_wal *atp_wal_open(const char *dir, const atp_wal_config *cfg, uint64_t after, atp_wal_replay_fn fn, void *ctx,
+		      char *err, size_t errlen);
+void atp_wal_close(atp_wal *w);
+
+/* The LSN of the last record appended (or recovered); 0 when none. */
+uint64_t atp_wal_last_lsn(const atp_wal *w);
+
+#define ATP_WAL_FLUSH_FIRST 1  /* the buffer or the segment is full: flush, wait, then append again */
+
+/* Append a record (payload of 1 .. ATP_WAL_PAYLOAD_MAX bytes): 0, ATP_WAL_FLUSH_FIRST, or -errno. */
+int atp_wal_append(atp_wal *w, const void *payload, size_t len);
+
+typedef struct atp_wal_write {
+	int fd;
+	uint64_t offset;
+	const uint8_t *buf;
+	uint32_t len;
+} atp_wal_write;
+
+/* Bytes appended but not yet handed to a write. */
+uint32_t atp_wal_pending(const atp_wal *w);
+bool atp_wal_in_flight(const atp_wal *w);
+/* Hand out the pending bytes (false when none or a write is in flight). */
+bool atp_wal_flush_begin(atp_wal *w, atp_wal_write *out);
+/*
+ * The write and the fdatasync completed with these results (bytes written,
+ * 0; or -errno). 0, or -errno: the WAL is then failed for good, because a
+ * failed fsync may have dropped dirty pages and retrying cannot tell.
+ */
+int atp_wal_flush_end(atp_wal *w, int write_res, int fsync_res);
+/* Write and fdatasync whatever is pending, synchronously (shutdown, snapshots). */
+int atp_wal_sync(atp_wal *w);
+
+/* Delete segments every record of which has LSN <= lsn (never the current one); returns how many. */
+int atp_wal_trim(atp_wal *w, uint64_t lsn);
+uint32_t atp_wal_segments(const atp_wal *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

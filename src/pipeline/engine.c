@@ -1,0 +1,595 @@
+/*
+ * engine.c — the router side of the engine (see atp/engine.h): the data
+ * directory, recovery, per-source sequencing, staging records into the
+ * workers' rings and turning completions into durable seqs.
+ */
+#define _GNU_SOURCE
+#include "engine_internal.h"
+
+#include "atp/snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Seqs of one source that may be accepted but not yet durable. */
+#define WINDOW (1u << 18)
+#define STAGE_BYTES (64u << 10)
+#define STAGE_PUSH (16u << 10)
+#define SOURCES_EVERY_NS 200000000u
+
+typedef struct rsource {
+	uint64_t durable;  /* every seq <= durable completed */
+	uint64_t *done;    /* bit (seq % WINDOW): completed, above durable */
+} rsource;
+
+typedef struct stage {
+	uint8_t *buf;
+	uint32_t len;
+} stage;
+
+struct atp_engine {
+	char dir[PATH_MAX - 64];
+	int lock_fd;
+	atp_engine_config cfg;
+	uint32_t n_shards, n_workers;
+	shard *shards;
+	worker *workers;
+	stage *stages;
+	atp_sources *sources;  /* name -> id; hwm = the highest seq accepted */
+	rsource *rs;
+	uint64_t submitted, completed;  /* frames, all kinds */
+	uint64_t snap_acks;
+	uint64_t now;          /* the engine's time, stamped on every event */
+	uint64_t *shard_now;   /* the time each shard was last sent */
+	bool sources_dirty;
+	uint64_t sources_written_ns;
+	int failed;
+	char error[600];
+	atp_engine_stats recovery;
+};
+
+atp_engine_config atp_engine_config_default(void)
+{
+	atp_core_config core = atp_core_config_default();
+	core.sparse_seq = true;
+	return (atp_engine_config){
+		.shards = 1,
+		.workers = 1,
+		.first_cpu = 1,
+		.core = core,
+		.wal = atp_wal_config_default(),
+		.snapshot_wal_bytes = 256u << 20,
+		.ring_bytes = 4u << 20,
+	};
+}
+
+static void say(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- the data directory ---- */
+
+/* The shard count of dir: read from dir/meta, or written there for a new directory. */
+static int meta_shards(const char *dir, uint32_t want, uint32_t *shards, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/meta", dir);
+	FILE *f = fopen(path, "r");
+	if (f) {
+		unsigned n = 0;
+		int ok = fscanf(f, "atpd data 1\nshards %u\n", &n) == 1 && n >= 1 && n <= ATP_ENGINE_MAX_SHARDS;
+		fclose(f);
+		if (!ok) {
+			say(err, errlen, "%s: not an atpd data directory file", path);
+			return -1;
+		}
+		if (n != want)
+			fprintf(stderr, "atpd: %s has %u shards (fixed at creation); using them\n", dir, n);
+		*shards = n;
+		return 0;
+	}
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s/meta.tmp", dir);
+	f = fopen(tmp, "w");
+	if (!f || fprintf(f, "atpd data 1\nshards %u\n", want) < 0 || fflush(f) || fsync(fileno(f)) ||
+	    fclose(f) || rename(tmp, path)) {
+		say(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	*shards = want;
+	return 0;
+}
+
+static int lock_dir(atp_engine *e, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/LOCK", e->dir);
+	e->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (e->lock_fd < 0 || flock(e->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		say(err, errlen, "%s: %s", path,
+		    errno == EWOULDBLOCK ? "another atpd holds this data directory" : strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The router's durable seq per source, written atomically: "seq name" per line. */
+static int write_sources(atp_engine *e)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/sources", e->dir);
+	snprintf(tmp, sizeof(tmp), "%s/sources.tmp", e->dir);
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	for (uint32_t i = 0; i < atp_sources_count(e->sources); i++)
+		fprintf(f, "%" PRIu64 " %s\n", e->rs[i].durable, atp_sources_get(e->sources, i)->name);
+	int rc = fflush(f) || fsync(fileno(f)) ? -errno : 0;
+	if (fclose(f) && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, path) < 0)
+		rc = -errno;
+	e->sources_dirty = false;
+	e->sources_written_ns = mono_ns();
+	return rc;
+}
+
+static int read_sources(atp_engine *e, char *err, size_t errlen)
+{
+	char path[PATH_MAX], line[256];
+	snprintf(path, sizeof(path), "%s/sources", e->dir);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		uint64_t seq;
+		char name[ATP_SOURCE_MAX + 2];
+		uint32_t id;
+		if (sscanf(line, "%" SCNu64 " %65s", &seq, name) != 2 || !atp_str_valid(atp_str_of(name, strlen(name)), ATP_SOURCE_MAX) ||
+		    (id = atp_sources_intern(e->sources, atp_str_of(name, strlen(name)))) == ATP_SOURCE_NONE) {
+			say(err, errlen, "%s: bad line: %s", path, line);
+			fclose(f);
+			return -1;
+		}
+		atp_sources_at(e->sources, id)->hwm = seq;
+		e->rs[id].durable = seq;
+	}
+	fclose(f);
+	return 0;
+}
+
+/* ---- recovery ---- */
+
+typedef struct replay_ctx {
+	shard *s;
+	uint64_t records;
+} replay_ctx;
+
+static int replay_record(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
+{
+	(void)lsn;
+	replay_ctx *rc = ctx;
+	atp_record rec;
+	atp_result r;
+	if (atp_record_decode(p, len, &rec) < 0 || rec.kind == ATP_REC_SNAPSHOT)
+		return -1;
+	rc->records++;
+	return shard_apply(rc->s->core, &rec, &r) == ATP_OK ? 0 : -1;
+}
+
+static int open_shard(atp_engine *e, shard *s, char *err, size_t errlen)
+{
+	snprintf(s->dir, sizeof(s->dir), "%s/shard-%03u", e->dir, s->index);
+	if (mkdir(s->dir, 0755) < 0 && errno != EEXIST) {
+		say(err, errlen, "%s: %s", s->dir, strerror(errno));
+		return -1;
+	}
+	s->core = atp_core_create(&e->cfg.core);
+	if (!s->core) {
+		say(err, errlen, "shard %u: cannot allocate the core", s->index);
+		return -1;
+	}
+	uint64_t lsn;
+	if (atp_snapshot_load(s->dir, s->core, &lsn, err, errlen) < 0)
+		return -1;
+	replay_ctx rc = { s, 0 };
+	s->wal = atp_wal_open(s->dir, &e->cfg.wal, lsn, replay_record, &rc, err, errlen);
+	if (!s->wal)
+		return -1;
+	e->recovery.recovered_records += rc.records;
+	if (lsn || rc.records)
+		fprintf(stderr, "atpd: shard %u recovered: snapshot of lsn %" PRIu64 ", %" PRIu64 " WAL records replayed, %u positions\n",
+			s->index, lsn, rc.records, atp_table_count(atp_core_table(s->core)));
+	return 0;
+}
+
+/* ---- open and close ---- */
+
+static void destroy(atp_engine *e)
+{
+	for (uint32_t i = 0; e->workers && i < e->n_workers; i++) {
+		worker *w = &e->workers[i];
+		worker_join(w);
+		atp_ring_destroy(w->in);
+		atp_ring_destroy(w->out);
+		free(w->shards);
+		free(w->pending);
+		free(w->flight);
+		pthread_mutex_destroy(&w->stats_lock);
+	}
+	for (uint32_t i = 0; e->shards && i < e->n_shards; i++) {
+		atp_wal_close(e->shards[i].wal);
+		atp_core_destroy(e->shards[i].core);
+	}
+	for (uint32_t i = 0; e->stages && i < e->n_workers; i++)
+		free(e->stages[i].buf);
+	for (uint32_t i = 0; e->rs && e->sources && i < atp_sources_capacity(e->sources); i++)
+		free(e->rs[i].done);
+	free(e->rs);
+	atp_sources_destroy(e->sources);
+	free(e->stages);
+	free(e->shard_now);
+	free(e->workers);
+	free(e->shards);
+	if (e->lock_fd >= 0)
+		close(e->lock_fd);
+	free(e);
+}
+
+static int start_workers(atp_engine *e, char *err, size_t errlen)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	for (uint32_t i = 0; i < e->n_workers; i++) {
+		worker *w = &e->workers[i];
+		w->engine = e;
+		w->index = i;
+		w->cpu = e->cfg.first_cpu < 0 ? -1 : (int)((e->cfg.first_cpu + i) % (cpus > 0 ? cpus : 1));
+		w->snapshot_bound = e->cfg.snapshot_wal_bytes;
+		pthread_mutex_init(&w->stats_lock, NULL);
+		w->in = atp_ring_create(e->cfg.ring_bytes, 1);
+		w->out = atp_ring_create(GROUP_MAX * 2, sizeof(completion));
+		w->shards = calloc(e->n_shards, sizeof(shard *));
+		w->pending = malloc(GROUP_MAX * sizeof(completion));
+		w->flight = malloc(GROUP_MAX * sizeof(completion));
+		e->stages[i].buf = malloc(STAGE_BYTES);
+		if (!w->in || !w->out || !w->shards || !w->pending || !w->flight || !e->stages[i].buf) {
+			say(err, errlen, "out of memory for worker %u", i);
+			return -1;
+		}
+		for (uint32_t s = i; s < e->n_shards; s += e->n_workers)
+			w->shards[w->n_shards++] = &e->shards[s];
+		int rc = worker_start(w);
+		if (rc < 0) {
+			say(err, errlen, "worker %u: %s", i, strerror(-rc));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+atp_engine *atp_engine_open(const char *dir, const atp_engine_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->shards < 1 || cfg->shards > ATP_ENGINE_MAX_SHARDS || cfg->workers < 1 ||
+	    cfg->workers > ATP_ENGINE_MAX_WORKERS || cfg->ring_bytes < (64u << 10) ||
+	    (cfg->ring_bytes & (cfg->ring_bytes - 1))) {
+		say(err, errlen, "bad engine configuration");
+		return NULL;
+	}
+	atp_engine *e = calloc(1, sizeof(*e));
+	if (!e) {
+		say(err, errlen, "out of memory");
+		return NULL;
+	}
+	e->lock_fd = -1;
+	e->cfg = *cfg;
+	e->cfg.core.sparse_seq = true;
+	snprintf(e->dir, sizeof(e->dir), "%s", dir);
+	uint64_t t0 = mono_ns();
+	if ((mkdir(dir, 0755) < 0 && errno != EEXIST)) {
+		say(err, errlen, "%s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	if (lock_dir(e, err, errlen) < 0 || meta_shards(dir, cfg->shards, &e->n_shards, err, errlen) < 0)
+		goto fail;
+	e->n_workers = cfg->workers < e->n_shards ? cfg->workers : e->n_shards;
+	e->shards = calloc(e->n_shards, sizeof(shard));
+	e->workers = calloc(e->n_workers, sizeof(worker));
+	e->stages = calloc(e->n_workers, sizeof(stage));
+	e->shard_now = calloc(e->n_shards, sizeof(uint64_t));
+	e->sources = atp_sources_create(cfg->core.max_sources);
+	e->rs = calloc(cfg->core.max_sources, sizeof(rsource));
+	if (!e->shards || !e->workers || !e->stages || !e->shard_now || !e->sources || !e->rs) {
+		say(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (read_sources(e, err, errlen) < 0)
+		goto fail;
+	for (uint32_t i = 0; i < e->n_shards; i++) {
+		e->shards[i].index = i;
+		if (open_shard(e, &e->shards[i], err, errlen) < 0)
+			goto fail;
+	}
+	e->recovery.recovery_seconds = (mono_ns() - t0) / 1e9;
+	if (start_workers(e, err, errlen) < 0)
+		goto fail;
+	fprintf(stderr, "atpd: %s open: %u shards on %u workers, recovered in %.3f s\n", dir, e->n_shards,
+		e->n_workers, e->recovery.recovery_seconds);
+	return e;
+fail:
+	destroy(e);
+	return NULL;
+}
+
+/* ---- routing ---- */
+
+static int engine_failed(atp_engine *e)
+{
+	if (e->failed)
+		return e->failed;
+	for (uint32_t i = 0; i < e->n_workers; i++)
+		if (atomic_load(&e->workers[i].failed)) {
+			snprintf(e->error, sizeof(e->error), "%s", e->workers[i].error);
+			return e->failed = ATP_E_IO;
+		}
+	return 0;
+}
+
+static void complete(atp_engine *e, const completion *c)
+{
+	e->completed++;
+	if (c->rsrc == DONE_TICK)
+		return;
+	if (c->rsrc == DONE_SNAPSHOT) {
+		e->snap_acks++;
+		return;
+	}
+	rsource *r = &e->rs[c->rsrc];
+	if (c->seq > r->durable)
+		r->done[c->seq % WINDOW / 64] |= 1ull << (c->seq % 64);
+	while (r->done[(r->durable + 1) % WINDOW / 64] & (1ull << ((r->durable + 1) % 64))) {
+		r->durable++;
+		r->done[r->durable % WINDOW / 64] &= ~(1ull << (r->durable % 64));
+	}
+	e->sources_dirty = true;
+	if (e->cfg.on_done) {
+		atp_engine_done d = { atp_sources_get(e->sources, c->rsrc)->name, c->seq, c->status, c->confirmed };
+		e->cfg.on_done(e->cfg.ctx, &d);
+	}
+}
+
+static size_t collect(atp_engine *e)
+{
+	completion c[256];
+	size_t total = 0;
+	for (uint32_t i = 0; i < e->n_workers; i++) {
+		uint32_t k;
+		while ((k = atp_ring_pop(e->workers[i].out, c, 256)) > 0) {
+			for (uint32_t j = 0; j < k; j++)
+				complete(e, &c[j]);
+			total += k;
+		}
+	}
+	if (e->sources_dirty && mono_ns() - e->sources_written_ns > SOURCES_EVERY_NS)
+		write_sources(e);
+	return total;
+}
+
+/* Push worker i's staged frames into its ring, collecting completions while it is full. */
+static int push_stage(atp_engine *e, uint32_t i)
+{
+	stage *st = &e->stages[i];
+	while (st->len && !atp_ring_push_all(e->workers[i].in, st->buf, st->len)) {
+		if (engine_failed(e))
+			return ATP_E_IO;
+		if (!collect(e))
+			sched_yield();
+	}
+	st->len = 0;
+	return 0;
+}
+
+static int stage_frame(atp_engine *e, uint32_t to_shard, uint32_t rsrc, const uint8_t *rec, size_t len)
+{
+	uint32_t w = to_shard % e->n_workers;
+	stage *st = &e->stages[w];
+	if (st->len + sizeof(frame_header) + len > STAGE_BYTES && push_stage(e, w) < 0)
+		return ATP_E_IO;
+	frame_header h = { .len = (uint16_t)len, .shard = (uint8_t)to_shard, .rsrc = rsrc };
+	memcpy(st->buf + st->len, &h, sizeof(h));
+	memcpy(st->buf + st->len + sizeof(h), rec, len);
+	st->len += (uint32_t)(sizeof(h) + len);
+	e->submitted++;
+	if (st->len >= STAGE_PUSH)
+		return push_stage(e, w);
+	return 0;
+}
+
+static int flush_stages(atp_engine *e)
+{
+	for (uint32_t i = 0; i < e->n_workers; i++)
+		if (push_stage(e, i) < 0)
+			return ATP_E_IO;
+	return 0;
+}
+
+uint32_t atp_engine_shard_of(const atp_engine *e, atp_str sku)
+{
+	return (uint32_t)(atp_sku_hash(sku) % e->n_shards);
+}
+
+int atp_engine_submit(atp_engine *e, const atp_event *ev, uint64_t *expected)
+{
+	if (engine_failed(e))
+		return ATP_E_IO;
+	int rc = atp_event_validate(ev);
+	if (rc)
+		return rc;
+	uint32_t id = atp_sources_find(e->sources, ev->source);
+	if (id == ATP_SOURCE_NONE && (id = atp_sources_intern(e->sources, ev->source)) == ATP_SOURCE_NONE)
+		return ATP_E_SOURCES_FULL;
+	atp_source *src = atp_sources_at(e->sources, id);
+	rsource *r = &e->rs[id];
+	if (expected)
+		*expected = src->hwm + 1;
+	if (ev->seq <= src->hwm)
+		return ATP_DUPLICATE;
+	if (ev->seq > src->hwm + 1)
+		return ATP_E_GAP;
+	if (!r->done && !(r->done = calloc(WINDOW / 64, sizeof(uint64_t))))
+		return ATP_E_NOMEM;
+	while (ev->seq - r->durable >= WINDOW) {
+		if (flush_stages(e) < 0)
+			return ATP_E_IO;
+		if (!collect(e))
+			sched_yield();
+	}
+	uint8_t rec[ATP_RECORD_MAX];
+	size_t len = atp_record_encode_event(ev, e->now, rec);
+	uint32_t s = atp_engine_shard_of(e, ev->sku);
+	if ((rc = stage_frame(e, s, id, rec, len)) < 0)
+		return rc;
+	e->shard_now[s] = e->now;
+	src->hwm = ev->seq;
+	if (expected)
+		*expected = ev->seq + 1;
+	return ATP_OK;
+}
+
+void atp_engine_set_time(atp_engine *e, uint64_t now)
+{
+	if (now > e->now)
+		e->now = now;
+}
+
+/* Bring every shard's time up to the engine's: a TICK to each shard no event has carried it to. */
+static int send_time(atp_engine *e)
+{
+	uint8_t rec[16];
+	size_t len = atp_record_encode_tick(e->now, rec);
+	for (uint32_t s = 0; s < e->n_shards; s++) {
+		if (e->shard_now[s] >= e->now)
+			continue;
+		if (stage_frame(e, s, DONE_TICK, rec, len) < 0)
+			return ATP_E_IO;
+		e->shard_now[s] = e->now;
+	}
+	return 0;
+}
+
+size_t atp_engine_poll(atp_engine *e)
+{
+	flush_stages(e);
+	return collect(e);
+}
+
+int atp_engine_sync(atp_engine *e)
+{
+	if (send_time(e) < 0 || flush_stages(e) < 0)
+		return ATP_E_IO;
+	while (e->completed < e->submitted) {
+		if (engine_failed(e))
+			return ATP_E_IO;
+		if (!collect(e))
+			sched_yield();
+	}
+	return engine_failed(e);
+}
+
+int atp_engine_snapshot(atp_engine *e)
+{
+	uint8_t rec[4];
+	size_t len = atp_record_encode_snapshot(rec);
+	for (uint32_t s = 0; s < e->n_shards; s++)
+		if (stage_frame(e, s, DONE_SNAPSHOT, rec, len) < 0)
+			return ATP_E_IO;
+	int rc = atp_engine_sync(e);
+	if (rc == 0 && write_sources(e) < 0) {
+		snprintf(e->error, sizeof(e->error), "%s/sources: cannot write: %s", e->dir, strerror(errno));
+		rc = e->failed = ATP_E_IO;
+	}
+	return rc;
+}
+
+int atp_engine_close(atp_engine *e)
+{
+	int rc = atp_engine_snapshot(e);
+	if (rc)
+		fprintf(stderr, "atpd: %s closed after a failure: %s\n", e->dir, e->error);
+	else
+		fprintf(stderr, "atpd: %s closed cleanly\n", e->dir);
+	destroy(e);
+	return rc;
+}
+
+void atp_engine_abandon(atp_engine *e)
+{
+	destroy(e);
+}
+
+uint64_t atp_engine_durable_seq(const atp_engine *e, const char *source)
+{
+	uint32_t id = atp_sources_find(e->sources, atp_str_of(source, strlen(source)));
+	return id == ATP_SOURCE_NONE ? 0 : e->rs[id].durable;
+}
+
+const char *atp_engine_error(const atp_engine *e)
+{
+	return e->failed ? e->error : NULL;
+}
+
+uint32_t atp_engine_shards(const atp_engine *e)
+{
+	return e->n_shards;
+}
+
+const atp_core *atp_engine_core(const atp_engine *e, uint32_t index)
+{
+	return e->shards[index].core;
+}
+
+void atp_engine_stats_get(const atp_engine *e, atp_engine_stats *out)
+{
+	*out = e->recovery;
+	for (uint32_t i = 0; i < e->n_workers; i++) {
+		worker *w = &e->workers[i];
+		pthread_mutex_lock(&w->stats_lock);
+		const atp_engine_stats *s = &w->stats;
+		out->events += s->events;
+		out->wal_records += s->wal_records;
+		out->wal_bytes += s->wal_bytes;
+		out->fsyncs += s->fsyncs;
+		out->snapshots += s->snapshots;
+		if (s->snapshot_ns_max > out->snapshot_ns_max)
+			out->snapshot_ns_max = s->snapshot_ns_max;
+		for (int b = 0; b < 40; b++)
+			out->fsync_ns_hist[b] += s->fsync_ns_hist[b];
+		pthread_mutex_unlock(&w->stats_lock);
+	}
+}
+
+uint64_t atp_engine_stats_fsync_quantile(const atp_engine_stats *s, double q)
+{
+	uint64_t n = 0, seen = 0;
+	for (int b = 0; b < 40; b++)
+		n += s->fsync_ns_hist[b];
+	for (int b = 0; b < 40; b++) {
+		seen += s->fsync_ns_hist[b];
+		if (n && seen >= q * n)
+			return 2ull << b;
+	}
+	return 0;
+}

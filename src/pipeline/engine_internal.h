@@ -1,0 +1,87 @@
+/*
+ * engine_internal.h — what the router (engine.c) and the shard workers
+ * (worker.c) share: the shards, the workers and the messages between them.
+ *
+ * Router -> worker: a byte ring of records, each a frame_header then an
+ * atp_record encoding (atp/record.h). Worker -> router: a ring of
+ * completions, released only once the fsync covering them has completed.
+ */
+#ifndef ATP_ENGINE_INTERNAL_H
+#define ATP_ENGINE_INTERNAL_H
+
+#include "atp/core.h"
+#include "atp/engine.h"
+#include "atp/record.h"
+#include "atp/ring.h"
+#include "atp/wal.h"
+
+#include <liburing.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+typedef struct frame_header {
+	uint16_t len;    /* of the record after the header */
+	uint8_t shard;   /* engine-wide shard index */
+	uint8_t pad;
+	uint32_t rsrc;   /* the router's id of the event's source; a DONE_* marker otherwise */
+} frame_header;
+
+#define DONE_TICK UINT32_MAX
+#define DONE_SNAPSHOT (UINT32_MAX - 1)
+
+typedef struct completion {
+	uint32_t rsrc;
+	int32_t status;
+	uint64_t seq;
+	int64_t confirmed;
+} completion;
+
+typedef struct shard {
+	uint32_t index;
+	char dir[PATH_MAX - 64];
+	atp_core *core;
+	atp_wal *wal;
+	uint64_t wal_bytes;    /* appended since the last snapshot */
+	bool snap_due;         /* by size */
+	bool snap_command;     /* by a SNAPSHOT record: acknowledge when written */
+	int write_res, fsync_res;
+} shard;
+
+/* Capacity of a worker's completion lists: events in one group commit at most. */
+#define GROUP_MAX 65536
+
+typedef struct worker {
+	struct atp_engine *engine;
+	uint32_t index;
+	int cpu;               /* -1: not pinned */
+	pthread_t thread;
+	bool started;
+	atp_ring *in;          /* bytes of frames */
+	atp_ring *out;         /* completions */
+	struct io_uring uring;
+	bool uring_ready;
+	shard **shards;
+	uint32_t n_shards;
+	completion *pending;   /* of the group being built */
+	completion *flight;    /* of the group being written */
+	uint32_t n_pending, n_flight;
+	uint32_t flight_ops;   /* CQEs still expected for the group in flight */
+	uint64_t flight_t0;
+	uint64_t snapshot_bound; /* a shard snapshots once its WAL grew this much (0: never by size) */
+	atomic_bool stop;
+	atomic_int failed;     /* -errno, set once */
+	char error[512];       /* written before failed is set */
+	pthread_mutex_t stats_lock;
+	atp_engine_stats stats;  /* published under stats_lock after every group */
+	atp_engine_stats local;
+} worker;
+
+/* Apply a decoded record to a shard's core (workers and recovery alike): ATP_OK, or the event's status. */
+int shard_apply(atp_core *core, const atp_record *rec, atp_result *r);
+
+int worker_start(worker *w);
+void worker_join(worker *w);
+uint64_t mono_ns(void);
+
+#endif

@@ -1,0 +1,374 @@
+/*
+ * worker.c — a shard worker: pops records, applies them to its shards'
+ * cores, appends them to their WALs and commits in groups through its own
+ * io_uring (write linked to fdatasync, per shard with pending bytes).
+ * While a group is in flight the next one builds; a group's completions
+ * go back to the router only once all its fsyncs have succeeded. A failed
+ * write or fsync stops the worker with a message; it is never retried.
+ */
+#define _GNU_SOURCE
+#include "engine_internal.h"
+
+#include "atp/snapshot.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define IN_BUF (256u << 10)
+
+uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void fail(worker *w, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(worker *w, int rc, const char *fmt, ...)
+{
+	if (atomic_load(&w->failed))
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(w->error, sizeof(w->error), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "atpd: worker %u: %s\n", w->index, w->error);
+	atomic_store(&w->failed, rc < 0 ? rc : -EIO);
+}
+
+static bool failed(const worker *w)
+{
+	return atomic_load_explicit(&w->failed, memory_order_relaxed) != 0;
+}
+
+/* Hand completions to the router, waiting while its ring is full. */
+static void release(worker *w, const completion *c, uint32_t n)
+{
+	while (n) {
+		uint32_t k = atp_ring_push(w->out, c, n);
+		c += k;
+		n -= k;
+		if (!k)
+			sched_yield();
+	}
+}
+
+static void publish_stats(worker *w)
+{
+	pthread_mutex_lock(&w->stats_lock);
+	w->stats = w->local;
+	pthread_mutex_unlock(&w->stats_lock);
+}
+
+/* Submit a write + fdatasync for every shard with pending bytes; with none, release the group at once. */
+static void start_group(worker *w)
+{
+	if (w->flight_ops || failed(w))
+		return;
+	uint32_t ops = 0;
+	for (uint32_t i = 0; i < w->n_shards; i++) {
+		atp_wal_write wr;
+		if (!atp_wal_flush_begin(w->shards[i]->wal, &wr))
+			continue;
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&w->uring);
+		io_uring_prep_write(sqe, wr.fd, wr.buf, wr.len, wr.offset);
+		sqe->flags |= IOSQE_IO_LINK;
+		sqe->user_data = (uint64_t)i << 1;
+		sqe = io_uring_get_sqe(&w->uring);
+		io_uring_prep_fsync(sqe, wr.fd, IORING_FSYNC_DATASYNC);
+		sqe->user_data = (uint64_t)i << 1 | 1;
+		ops += 2;
+		w->local.wal_bytes += wr.len;
+	}
+	if (!ops) {
+		release(w, w->pending, w->n_pending);
+		w->n_pending = 0;
+		return;
+	}
+	int rc = io_uring_submit(&w->uring);
+	if (rc < 0) {
+		fail(w, rc, "io_uring_submit: %s", strerror(-rc));
+		return;
+	}
+	completion *t = w->flight;
+	w->flight = w->pending;
+	w->pending = t;
+	w->n_flight = w->n_pending;
+	w->n_pending = 0;
+	w->flight_ops = ops;
+	w->flight_t0 = mono_ns();
+}
+
+static void group_done(worker *w)
+{
+	uint64_t ns = mono_ns() - w->flight_t0;
+	for (uint32_t i = 0; i < w->n_shards; i++) {
+		shard *s = w->shards[i];
+		if (!atp_wal_in_flight(s->wal))
+			continue;
+		int rc = atp_wal_flush_end(s->wal, s->write_res, s->fsync_res);
+		if (rc < 0) {
+			fail(w, rc, "shard %u: WAL %s failed: %s; stopping, nothing more is acknowledged", s->index,
+			     s->write_res < 0 || s->fsync_res == -ECANCELED ? "write" : "fdatasync", strerror(-rc));
+			return;
+		}
+	}
+	int b = 0;
+	while (b < 39 && (ns >> (b + 1)))
+		b++;
+	w->local.fsync_ns_hist[b]++;
+	w->local.fsyncs++;
+	release(w, w->flight, w->n_flight);
+	w->local.events += w->n_flight;
+	w->n_flight = 0;
+	publish_stats(w);
+}
+
+/* Collect CQEs of the group in flight; waits up to timeout_us for the first when asked. */
+static void reap(worker *w, unsigned timeout_us)
+{
+	while (w->flight_ops) {
+		struct io_uring_cqe *cqe;
+		int rc;
+		if (timeout_us) {
+			struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = (long long)timeout_us * 1000 };
+			rc = io_uring_wait_cqe_timeout(&w->uring, &cqe, &ts);
+			timeout_us = 0;
+		} else {
+			rc = io_uring_peek_cqe(&w->uring, &cqe);
+		}
+		if (rc == -EAGAIN || rc == -ETIME || rc == -EINTR)
+			return;
+		if (rc < 0) {
+			fail(w, rc, "io_uring: %s", strerror(-rc));
+			return;
+		}
+		shard *s = w->shards[cqe->user_data >> 1];
+		if (cqe->user_data & 1)
+			s->fsync_res = cqe->res < 0 ? cqe->res : 0;
+		else
+			s->write_res = cqe->res;
+		io_uring_cqe_seen(&w->uring, cqe);
+		if (--w->flight_ops == 0)
+			group_done(w);
+	}
+}
+
+/* Wait until nothing is in flight and nothing pending: every applied record durable. */
+static void drain(worker *w)
+{
+	while (!failed(w) && (w->flight_ops || w->n_pending)) {
+		start_group(w);
+		reap(w, 1000);
+	}
+}
+
+static void append(worker *w, shard *s, const uint8_t *rec, size_t len)
+{
+	for (;;) {
+		int rc = atp_wal_append(s->wal, rec, len);
+		if (rc == 0)
+			break;
+		if (rc != ATP_WAL_FLUSH_FIRST) {
+			fail(w, rc, "shard %u: cannot extend the WAL: %s; stopping", s->index, strerror(-rc));
+			return;
+		}
+		drain(w);
+		if (failed(w))
+			return;
+	}
+	s->wal_bytes += len;
+	w->local.wal_records++;
+	if (w->snapshot_bound && s->wal_bytes >= w->snapshot_bound)
+		s->snap_due = true;
+}
+
+static void snapshot(worker *w, shard *s)
+{
+	char err[512];
+	uint64_t keep, t0 = mono_ns();
+	int rc = atp_snapshot_write(s->dir, s->core, atp_wal_last_lsn(s->wal), &keep, err, sizeof(err));
+	if (rc < 0) {
+		fail(w, rc, "shard %u: %s", s->index, err);
+		return;
+	}
+	atp_wal_trim(s->wal, keep);
+	uint64_t ns = mono_ns() - t0;
+	w->local.snapshots++;
+	if (ns > w->local.snapshot_ns_max)
+		w->local.snapshot_ns_max = ns;
+	s->wal_bytes = 0;
+	s->snap_due = false;
+	if (s->snap_command) {
+		s->snap_command = false;
+		completion c = { .rsrc = DONE_SNAPSHOT, .seq = s->index };
+		release(w, &c, 1);
+	}
+	publish_stats(w);
+}
+
+int shard_apply(atp_core *core, const atp_record *rec, atp_result *r)
+{
+	if (rec->now > atp_core_now(core)) {
+		atp_delta d[64];
+		size_t nd;
+		while (atp_core_expire(core, rec->now, d, 64, &nd) == 64)
+			;
+	}
+	if (rec->kind != ATP_REC_EVENT)
+		return ATP_OK;
+	return atp_core_apply(core, &rec->ev, r);
+}
+
+static shard *shard_of(worker *w, uint32_t index)
+{
+	for (uint32_t i = 0; i < w->n_shards; i++)
+		if (w->shards[i]->index == index)
+			return w->shards[i];
+	return NULL;
+}
+
+/*
+ * Apply the whole frames in buf; returns the bytes consumed. Stops early
+ * when the group is full or a shard must snapshot first.
+ */
+static size_t process(worker *w, const uint8_t *buf, size_t have, bool *snap)
+{
+	size_t off = 0;
+	while (have - off >= sizeof(frame_header) && w->n_pending < GROUP_MAX && !failed(w)) {
+		frame_header h;
+		memcpy(&h, buf + off, sizeof(h));
+		if (have - off < sizeof(h) + h.len)
+			break;
+		const uint8_t *p = buf + off + sizeof(h);
+		off += sizeof(h) + h.len;
+		atp_record rec;
+		shard *s = shard_of(w, h.shard);
+		if (!s || atp_record_decode(p, h.len, &rec) < 0) {
+			fail(w, -EINVAL, "a malformed frame from the router (shard %u, %u bytes)", h.shard, h.len);
+			break;
+		}
+		if (rec.kind == ATP_REC_EVENT || rec.kind == ATP_REC_TICK) {
+			atp_result r = { .confirmed = 0 };
+			uint64_t before = atp_core_now(s->core);
+			completion c = { .rsrc = h.rsrc, .seq = rec.kind == ATP_REC_EVENT ? rec.ev.seq : 0 };
+			c.status = shard_apply(s->core, &rec, &r);
+			c.confirmed = r.confirmed;
+			/* Appending may drain the pending group first: queue the completion after it. */
+			if (c.status == ATP_OK) {
+				append(w, s, p, h.len);
+			} else if (atp_core_now(s->core) != before) {
+				/* Refused, but its time expired reservations: log the time alone. */
+				uint8_t tick[16];
+				append(w, s, tick, atp_record_encode_tick(rec.now, tick));
+			}
+			w->pending[w->n_pending++] = c;
+		} else {
+			s->snap_command = true;
+			*snap = true;
+			break;
+		}
+		if (s->snap_due) {
+			*snap = true;
+			break;
+		}
+	}
+	return off;
+}
+
+static void snapshots(worker *w)
+{
+	drain(w);
+	for (uint32_t i = 0; i < w->n_shards && !failed(w); i++)
+		if (w->shards[i]->snap_due || w->shards[i]->snap_command)
+			snapshot(w, w->shards[i]);
+}
+
+static void pin(worker *w)
+{
+	if (w->cpu < 0)
+		return;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(w->cpu, &set);
+	int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	if (rc)
+		fprintf(stderr, "atpd: worker %u: cannot pin to CPU %d: %s\n", w->index, w->cpu, strerror(rc));
+}
+
+static void *worker_main(void *arg)
+{
+	worker *w = arg;
+	uint8_t *buf = malloc(IN_BUF);
+	size_t have = 0;
+	unsigned idle = 0;
+	if (!buf) {
+		fail(w, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	pin(w);
+	while (!failed(w)) {
+		bool progress = false, snap = false;
+		uint32_t k = w->n_pending < GROUP_MAX ? atp_ring_pop(w->in, buf + have, (uint32_t)(IN_BUF - have)) : 0;
+		if (k || (have && w->n_pending < GROUP_MAX)) {
+			have += k;
+			size_t used = process(w, buf, have, &snap);
+			memmove(buf, buf + used, have - used);
+			have -= used;
+			progress = used > 0;
+		}
+		if (snap) {
+			snapshots(w);
+			continue;
+		}
+		start_group(w);
+		reap(w, progress || !w->flight_ops ? 0 : 200);
+		if (progress || w->flight_ops || w->n_pending) {
+			idle = 0;
+			continue;
+		}
+		if (atomic_load_explicit(&w->stop, memory_order_acquire) && have == 0 && atp_ring_count(w->in) == 0)
+			break;
+		if (++idle < 256) {
+			sched_yield();
+		} else {
+			struct timespec ts = { 0, 20000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	free(buf);
+	publish_stats(w);
+	return NULL;
+}
+
+int worker_start(worker *w)
+{
+	int rc = io_uring_queue_init(2 * w->n_shards + 8, &w->uring, 0);
+	if (rc < 0)
+		return rc;
+	w->uring_ready = true;
+	rc = pthread_create(&w->thread, NULL, worker_main, w);
+	if (rc)
+		return -rc;
+	w->started = true;
+	return 0;
+}
+
+void worker_join(worker *w)
+{
+	if (w->started) {
+		atomic_store_explicit(&w->stop, true, memory_order_release);
+		pthread_join(w->thread, NULL);
+		w->started = false;
+	}
+	if (w->uring_ready) {
+		io_uring_queue_exit(&w->uring);
+		w->uring_ready = false;
+	}
+}

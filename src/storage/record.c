@@ -1,0 +1,112 @@
+/* record.c — the compact record encoding (see atp/record.h). */
+#include "atp/record.h"
+
+#include "atp/limits.h"
+
+#include <string.h>
+
+/*
+ * EVENT: kind, type, flags, six string lengths (source, sku, location, ref,
+ * to_location, reason), then event_id, seq, qty, expires_at, now
+ * (little-endian u64), then the strings back to back. TICK: kind, now.
+ * SNAPSHOT: kind.
+ */
+#define EV_HEAD 9
+#define EV_FIXED (EV_HEAD + 40)
+
+static const uint8_t str_max[6] = { ATP_SOURCE_MAX, ATP_SKU_MAX, ATP_LOC_MAX, ATP_REF_MAX, ATP_LOC_MAX,
+				    ATP_REASON_MAX };
+
+_Static_assert(EV_FIXED + ATP_SOURCE_MAX + ATP_SKU_MAX + 2 * ATP_LOC_MAX + ATP_REF_MAX + ATP_REASON_MAX <=
+		       ATP_RECORD_MAX,
+	       "ATP_RECORD_MAX holds the longest event");
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8); /* little-endian hosts only: see meson.build */
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+
+size_t atp_record_encode_event(const atp_event *ev, uint64_t now, uint8_t *out)
+{
+	const atp_str s[6] = { ev->source, ev->sku, ev->location, ev->ref, ev->to_location, ev->reason };
+	out[0] = ATP_REC_EVENT;
+	out[1] = ev->type;
+	out[2] = ev->flags;
+	put64(out + EV_HEAD, ev->event_id);
+	put64(out + EV_HEAD + 8, ev->seq);
+	put64(out + EV_HEAD + 16, (uint64_t)ev->qty);
+	put64(out + EV_HEAD + 24, ev->expires_at);
+	put64(out + EV_HEAD + 32, now);
+	size_t n = EV_FIXED;
+	for (int i = 0; i < 6; i++) {
+		if (s[i].len > str_max[i])
+			return 0;
+		out[3 + i] = (uint8_t)s[i].len;
+		if (s[i].len)
+			memcpy(out + n, s[i].ptr, s[i].len);
+		n += s[i].len;
+	}
+	return n;
+}
+
+size_t atp_record_encode_tick(uint64_t now, uint8_t *out)
+{
+	out[0] = ATP_REC_TICK;
+	put64(out + 1, now);
+	return 9;
+}
+
+size_t atp_record_encode_snapshot(uint8_t *out)
+{
+	out[0] = ATP_REC_SNAPSHOT;
+	return 1;
+}
+
+int atp_record_decode(const uint8_t *buf, size_t len, atp_record *rec)
+{
+	if (len == 0)
+		return -1;
+	rec->kind = buf[0];
+	switch (buf[0]) {
+	case ATP_REC_TICK:
+		if (len != 9)
+			return -1;
+		rec->now = get64(buf + 1);
+		return 0;
+	case ATP_REC_SNAPSHOT:
+		return len == 1 ? 0 : -1;
+	case ATP_REC_EVENT:
+		break;
+	default:
+		return -1;
+	}
+	if (len < EV_FIXED)
+		return -1;
+	atp_event *ev = &rec->ev;
+	atp_str *s[6] = { &ev->source, &ev->sku, &ev->location, &ev->ref, &ev->to_location, &ev->reason };
+	size_t n = EV_FIXED;
+	for (int i = 0; i < 6; i++) {
+		uint8_t l = buf[3 + i];
+		if (l > str_max[i] || n + l > len)
+			return -1;
+		*s[i] = (atp_str){ .ptr = l ? (const char *)buf + n : NULL, .len = l };
+		n += l;
+	}
+	if (n != len)
+		return -1;
+	ev->type = buf[1];
+	ev->flags = buf[2];
+	ev->event_id = get64(buf + EV_HEAD);
+	ev->seq = get64(buf + EV_HEAD + 8);
+	ev->qty = (int64_t)get64(buf + EV_HEAD + 16);
+	ev->expires_at = get64(buf + EV_HEAD + 24);
+	rec->now = get64(buf + EV_HEAD + 32);
+	return 0;
+}

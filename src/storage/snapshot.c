@@ -1,0 +1,353 @@
+/* snapshot.c — writing and loading shard snapshots (see atp/snapshot.h). */
+#define _GNU_SOURCE
+#include "atp/snapshot.h"
+
+#include "atp/crc32c.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAGIC "ATPSNAP1"
+#define KEEP 2
+
+static void say(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- writing: a buffered file writer that checksums what it writes ---- */
+
+typedef struct writer {
+	int fd;
+	int err;
+	uint32_t crc;
+	size_t len;
+	uint8_t buf[1 << 16];
+} writer;
+
+static void w_flush(writer *w)
+{
+	size_t done = 0;
+	while (!w->err && done < w->len) {
+		ssize_t k = write(w->fd, w->buf + done, w->len - done);
+		if (k <= 0)
+			w->err = k < 0 ? errno : EIO;
+		else
+			done += (size_t)k;
+	}
+	w->len = 0;
+}
+
+static void w_put(writer *w, const void *p, size_t n)
+{
+	w->crc = atp_crc32c(w->crc, p, n);
+	if (w->len + n > sizeof(w->buf))
+		w_flush(w);
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+}
+
+static void w_u8(writer *w, uint8_t v)
+{
+	w_put(w, &v, 1);
+}
+
+static void w_u64(writer *w, uint64_t v)
+{
+	w_put(w, &v, 8);
+}
+
+static void w_line(writer *w, const atp_line *ln)
+{
+	w_u8(w, ln->ref_len);
+	w_put(w, ln->ref, ln->ref_len);
+	w_put(w, &ln->pos, 4);
+	w_u8(w, ln->state);
+	w_u64(w, (uint64_t)ln->requested);
+	w_u64(w, (uint64_t)ln->confirmed);
+	w_u64(w, (uint64_t)ln->remaining);
+	w_u64(w, ln->expires_at);
+	w_u64(w, ln->closed_at);
+}
+
+static void write_state(writer *w, const atp_core *c, uint64_t lsn)
+{
+	const atp_sources *src = atp_core_sources(c);
+	const atp_table *t = atp_core_table(c);
+	const atp_lines *l = atp_core_lines(c);
+	uint32_t n_src = atp_sources_count(src), n_pos = atp_table_count(t);
+	uint32_t n_open = atp_lines_open_count(l), n_closed = atp_lines_closed_count(l);
+
+	w_put(w, MAGIC, 8);
+	w_u64(w, lsn);
+	w_u64(w, atp_core_now(c));
+	w_put(w, &n_src, 4);
+	w_put(w, &n_pos, 4);
+	w_put(w, &n_open, 4);
+	w_put(w, &n_closed, 4);
+	for (uint32_t i = 0; i < n_src; i++) {
+		const atp_source *s = atp_sources_get(src, i);
+		w_u8(w, s->name_len);
+		w_put(w, s->name, s->name_len);
+		w_u64(w, s->hwm);
+	}
+	for (uint32_t i = 0; i < n_pos; i++) {
+		const atp_position *p = atp_table_get(t, i);
+		w_u8(w, p->sku_len);
+		w_u8(w, p->loc_len);
+		w_put(w, atp_table_sku(t, i), p->sku_len);
+		w_put(w, atp_table_location(t, i), p->loc_len);
+		w_u64(w, (uint64_t)p->on_hand);
+		w_u64(w, (uint64_t)p->held);
+		w_u64(w, (uint64_t)p->reserved);
+		w_u64(w, (uint64_t)p->safety_stock);
+		w_u64(w, p->version);
+	}
+	for (uint32_t id = 0, seen = 0; seen < n_open && id < atp_lines_capacity(l); id++) {
+		const atp_line *ln = atp_lines_get(l, id);
+		if (ln->state == ATP_LINE_OPEN) {
+			w_line(w, ln);
+			seen++;
+		}
+	}
+	for (uint32_t i = 0; i < n_closed; i++)
+		w_line(w, atp_lines_get(l, atp_lines_closed_id(l, i)));
+	uint32_t crc = w->crc;
+	w_put(w, &crc, 4);
+	w_flush(w);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* LSNs of the snapshots in dir, ascending; count in *n (at most max). */
+static int list_snapshots(const char *dir, uint64_t *lsns, size_t max, size_t *n)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	struct dirent *e;
+	*n = 0;
+	while ((e = readdir(d)) && *n < max) {
+		uint64_t lsn;
+		char tail[8];
+		if (strlen(e->d_name) == 30 && sscanf(e->d_name, "snap-%20" SCNu64 "%6s", &lsn, tail) == 2 &&
+		    strcmp(tail, ".snap") == 0)
+			lsns[(*n)++] = lsn;
+	}
+	closedir(d);
+	qsort(lsns, *n, sizeof(uint64_t), cmp_u64);
+	return 0;
+}
+
+int atp_snapshot_write(const char *dir, const atp_core *c, uint64_t lsn, uint64_t *keep_lsn, char *err,
+		       size_t errlen)
+{
+	char tmp[PATH_MAX], path[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s/snap.tmp", dir);
+	snprintf(path, sizeof(path), "%s/snap-%020" PRIu64 ".snap", dir, lsn);
+	writer *w = malloc(sizeof(*w));
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+	if (!w || dfd < 0) {
+		rc = w ? errno : ENOMEM;
+		goto out;
+	}
+	*w = (writer){ .fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) };
+	if (w->fd < 0) {
+		rc = errno;
+		goto out;
+	}
+	write_state(w, c, lsn);
+	rc = w->err;
+	if (!rc && fsync(w->fd) < 0)
+		rc = errno;
+	if (close(w->fd) < 0 && !rc)
+		rc = errno;
+	if (!rc && rename(tmp, path) < 0)
+		rc = errno;
+	if (!rc && fsync(dfd) < 0)
+		rc = errno;
+	if (rc) {
+		unlink(tmp);
+		goto out;
+	}
+	uint64_t lsns[64];
+	size_t n;
+	*keep_lsn = 0;
+	if (list_snapshots(dir, lsns, 64, &n) == 0) {
+		for (size_t i = 0; i + KEEP < n; i++) {
+			snprintf(path, sizeof(path), "%s/snap-%020" PRIu64 ".snap", dir, lsns[i]);
+			unlink(path);
+		}
+		if (n >= KEEP)
+			*keep_lsn = lsns[n - KEEP];
+	}
+out:
+	if (rc)
+		say(err, errlen, "%s: snapshot of lsn %" PRIu64 " failed: %s", dir, lsn, strerror(rc));
+	if (dfd >= 0)
+		close(dfd);
+	free(w);
+	return -rc;
+}
+
+/* ---- loading ---- */
+
+typedef struct reader {
+	const uint8_t *p, *end;
+	bool bad;
+} reader;
+
+static const void *r_take(reader *r, size_t n)
+{
+	if (r->bad || (size_t)(r->end - r->p) < n) {
+		r->bad = true;
+		return NULL;
+	}
+	const void *q = r->p;
+	r->p += n;
+	return q;
+}
+
+static uint64_t r_u64(reader *r)
+{
+	uint64_t v = 0;
+	const void *q = r_take(r, 8);
+	if (q)
+		memcpy(&v, q, 8);
+	return v;
+}
+
+static uint32_t r_u32(reader *r)
+{
+	uint32_t v = 0;
+	const void *q = r_take(r, 4);
+	if (q)
+		memcpy(&v, q, 4);
+	return v;
+}
+
+static uint8_t r_u8(reader *r)
+{
+	const uint8_t *q = r_take(r, 1);
+	return q ? *q : 0;
+}
+
+static atp_str r_str(reader *r, uint8_t len)
+{
+	const char *q = r_take(r, len);
+	return atp_str_of(q ? q : "", q ? len : 0);
+}
+
+/* Restore a snapshot whose checksum held: ATP_OK or the first ATP_E_*. */
+static int restore(reader *r, atp_core *c, uint64_t *lsn)
+{
+	r_take(r, 8);
+	*lsn = r_u64(r);
+	uint64_t now = r_u64(r);
+	uint32_t n_src = r_u32(r), n_pos = r_u32(r), n_open = r_u32(r), n_closed = r_u32(r);
+	const atp_table *t = atp_core_table(c);
+	int rc = ATP_OK;
+	for (uint32_t i = 0; i < n_src && !rc && !r->bad; i++) {
+		atp_str name = r_str(r, r_u8(r));
+		rc = atp_core_restore_source(c, name, r_u64(r));
+	}
+	for (uint32_t i = 0; i < n_pos && !rc && !r->bad; i++) {
+		uint8_t sl = r_u8(r), ll = r_u8(r);
+		atp_str sku = r_str(r, sl), loc = r_str(r, ll);
+		atp_position v = { 0 };
+		v.on_hand = (int64_t)r_u64(r);
+		v.held = (int64_t)r_u64(r);
+		v.reserved = (int64_t)r_u64(r);
+		v.safety_stock = (int64_t)r_u64(r);
+		v.version = r_u64(r);
+		rc = atp_core_restore_position(c, sku, loc, &v);
+	}
+	for (uint64_t i = 0; i < (uint64_t)n_open + n_closed && !rc && !r->bad; i++) {
+		atp_str ref = r_str(r, r_u8(r));
+		uint32_t pos = r_u32(r);
+		atp_line v = { 0 };
+		v.state = r_u8(r);
+		v.requested = (int64_t)r_u64(r);
+		v.confirmed = (int64_t)r_u64(r);
+		v.remaining = (int64_t)r_u64(r);
+		v.expires_at = r_u64(r);
+		v.closed_at = r_u64(r);
+		if (r->bad || pos >= atp_table_count(t))
+			return ATP_E_INVAL;
+		const atp_position *p = atp_table_get(t, pos);
+		rc = atp_core_restore_line(c, ref, atp_str_of(atp_table_sku(t, pos), p->sku_len),
+					   atp_str_of(atp_table_location(t, pos), p->loc_len), &v);
+	}
+	atp_core_restore_now(c, now);
+	return rc ? rc : r->bad ? ATP_E_INVAL : ATP_OK;
+}
+
+/* 1 when path is a whole snapshot with a good checksum, mapped into *m. */
+static int map_valid(const char *path, const uint8_t **m, size_t *size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < 44) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	*size = (size_t)st.st_size;
+	*m = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (*m == MAP_FAILED)
+		return 0;
+	uint32_t crc;
+	memcpy(&crc, *m + *size - 4, 4);
+	if (memcmp(*m, MAGIC, 8) == 0 && atp_crc32c(0, *m, *size - 4) == crc)
+		return 1;
+	munmap((void *)*m, *size);
+	return 0;
+}
+
+int atp_snapshot_load(const char *dir, atp_core *c, uint64_t *lsn, char *err, size_t errlen)
+{
+	uint64_t lsns[64];
+	size_t n;
+	*lsn = 0;
+	if (list_snapshots(dir, lsns, 64, &n) < 0)
+		return 0; /* no directory yet: no snapshot */
+	while (n-- > 0) {
+		char path[PATH_MAX];
+		const uint8_t *m;
+		size_t size;
+		snprintf(path, sizeof(path), "%s/snap-%020" PRIu64 ".snap", dir, lsns[n]);
+		if (!map_valid(path, &m, &size)) {
+			fprintf(stderr, "snapshot: %s fails its checksum; trying an older one\n", path);
+			continue;
+		}
+		reader r = { m, m + size - 4, false };
+		int rc = restore(&r, c, lsn);
+		munmap((void *)m, size);
+		if (rc != ATP_OK || *lsn != lsns[n]) {
+			say(err, errlen, "%s: checksum holds but the state does not restore (%s)", path,
+			    atp_status_name(rc));
+			return -1;
+		}
+		return 0;
+	}
+	return 0;
+}

@@ -1,0 +1,482 @@
+/* wal.c — segments, recovery and buffered appends of a shard's WAL (see atp/wal.h). */
+#define _GNU_SOURCE
+#include "atp/wal.h"
+
+#include "atp/crc32c.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SEG_HEADER 64
+#define REC_HEADER 16
+#define MAGIC "ATPWAL1"
+
+typedef struct seg_header {
+	char magic[8];
+	uint64_t first_lsn;
+	uint64_t bytes;
+	uint32_t crc;  /* of the fields above */
+	uint8_t pad[SEG_HEADER - 28];
+} seg_header;
+_Static_assert(sizeof(seg_header) == SEG_HEADER, "segment header is 64 bytes");
+
+struct atp_wal {
+	int dirfd;
+	atp_wal_config cfg;
+	char dir[PATH_MAX - 32];
+	int fd;               /* the current segment */
+	uint64_t seg_bytes;   /* its size */
+	uint64_t *firsts;     /* first LSN of every segment, ascending; the current one last */
+	uint32_t n_segs, cap_segs;
+	uint64_t last_lsn;
+	uint8_t *buf[2];
+	uint32_t cur;         /* buf[cur] takes appends */
+	uint32_t pend_len;
+	uint64_t pend_off;    /* file offset of buf[cur][0] */
+	uint32_t flight_len;
+	bool in_flight;
+	int failed;           /* -errno once a write or fsync failed */
+};
+
+atp_wal_config atp_wal_config_default(void)
+{
+	return (atp_wal_config){ .segment_bytes = 64u << 20, .buffer_bytes = 2u << 20 };
+}
+
+static uint32_t rec_size(size_t len)
+{
+	return (uint32_t)((REC_HEADER + len + 7) & ~(size_t)7);
+}
+
+static void seg_path(const atp_wal *w, uint64_t first, char *out, size_t n)
+{
+	snprintf(out, n, "%s/%020" PRIu64 ".wal", w->dir, first);
+}
+
+static void say(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static uint32_t header_crc(const seg_header *h)
+{
+	return atp_crc32c(0, h, offsetof(seg_header, crc));
+}
+
+static int push_first(atp_wal *w, uint64_t first)
+{
+	if (w->n_segs == w->cap_segs) {
+		uint32_t cap = w->cap_segs ? 2 * w->cap_segs : 16;
+		uint64_t *f = realloc(w->firsts, cap * sizeof(*f));
+		if (!f)
+			return -ENOMEM;
+		w->firsts = f;
+		w->cap_segs = cap;
+	}
+	w->firsts[w->n_segs++] = first;
+	return 0;
+}
+
+/* A new, preallocated, durable segment whose first record will be lsn first; it becomes current. */
+static int new_segment(atp_wal *w, uint64_t first)
+{
+	char path[PATH_MAX];
+	seg_path(w, first, path, sizeof(path));
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	seg_header h = { .first_lsn = first, .bytes = w->cfg.segment_bytes };
+	memcpy(h.magic, MAGIC, 8);
+	h.crc = header_crc(&h);
+	int rc = posix_fallocate(fd, 0, (off_t)w->cfg.segment_bytes);
+	if (rc == 0 && pwrite(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
+		rc = errno ? errno : EIO;
+	if (rc == 0 && fdatasync(fd) < 0)
+		rc = errno;
+	if (rc == 0 && fsync(w->dirfd) < 0)
+		rc = errno;
+	if (rc == 0)
+		rc = -push_first(w, first);
+	if (rc != 0) {
+		close(fd);
+		unlink(path);
+		return -rc;
+	}
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = fd;
+	w->seg_bytes = w->cfg.segment_bytes;
+	w->pend_off = SEG_HEADER;
+	return 0;
+}
+
+/* The record at off if it is whole and its CRC holds: its length, else 0. */
+static uint32_t valid_record(const uint8_t *m, uint64_t size, uint64_t off, uint64_t *lsn)
+{
+	if (off + REC_HEADER > size)
+		return 0;
+	uint32_t len, crc;
+	memcpy(&len, m + off, 4);
+	memcpy(&crc, m + off + 4, 4);
+	if (len == 0 || len > ATP_WAL_PAYLOAD_MAX || off + rec_size(len) > size)
+		return 0;
+	if (atp_crc32c(0, m + off + 8, 8 + (size_t)len) != crc)
+		return 0;
+	memcpy(lsn, m + off + 8, 8);
+	return len;
+}
+
+/* Zero [off, size) of fd and make it durable. */
+static int zero_tail(int fd, uint64_t off, uint64_t size)
+{
+	static const uint8_t zeros[65536];
+	while (off < size) {
+		size_t n = size - off < sizeof(zeros) ? (size_t)(size - off) : sizeof(zeros);
+		ssize_t k = pwrite(fd, zeros, n, (off_t)off);
+		if (k <= 0)
+			return -(k < 0 ? errno : EIO);
+		off += (uint64_t)k;
+	}
+	return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+typedef struct scan {
+	atp_wal_replay_fn fn;
+	void *ctx;
+	uint64_t after;
+	char *err;
+	size_t errlen;
+} scan;
+
+/*
+ * Replay one segment. Returns 0 with *tail the offset after its last good
+ * record, or -1 with a message. A bad record is a torn tail when this is
+ * the last segment and nothing valid follows further than one write
+ * (buffer_bytes) beyond it: a torn write spans at most the last write.
+ */
+static int replay_segment(atp_wal *w, const char *path, const uint8_t *m, uint64_t size, bool last, scan *s,
+			  uint64_t *tail)
+{
+	uint64_t off = SEG_HEADER;
+	for (;;) {
+		uint32_t len;
+		if (off + 4 > size)
+			break;
+		memcpy(&len, m + off, 4);
+		if (len == 0)
+			break; /* end of data */
+		uint64_t lsn = 0;
+		uint32_t ok = valid_record(m, size, off, &lsn);
+		if (!ok || lsn != w->last_lsn + 1)
+			break;
+		if (lsn > s->after && s->fn(s->ctx, lsn, m + off + REC_HEADER, ok) != 0) {
+			say(s->err, s->errlen, "%s: record at offset %" PRIu64 " (lsn %" PRIu64 ") cannot be applied", path,
+			    off, lsn);
+			return -1;
+		}
+		w->last_lsn = lsn;
+		off += rec_size(ok);
+	}
+	*tail = off;
+	/* Anything valid after the end of data? */
+	for (uint64_t p = off + 8; p + REC_HEADER <= size; p += 8) {
+		uint64_t lsn;
+		if (!valid_record(m, size, p, &lsn) || lsn <= w->last_lsn)
+			continue;
+		if (last && p - off < w->cfg.buffer_bytes)
+			continue; /* within the last write: part of the torn tail */
+		say(s->err, s->errlen, "%s: bad record at offset %" PRIu64 " with valid records after it (lsn %" PRIu64
+			    " at offset %" PRIu64 "); refusing to start",
+		    path, off, lsn, p);
+		return -1;
+	}
+	if (!last && off + 4 <= size && (m[off] | m[off + 1] | m[off + 2] | m[off + 3])) {
+		say(s->err, s->errlen, "%s: bad record at offset %" PRIu64 " of a segment that is not the last; refusing to start",
+		    path, off);
+		return -1;
+	}
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int list_segments(atp_wal *w, char *err, size_t errlen)
+{
+	DIR *d = opendir(w->dir);
+	if (!d) {
+		say(err, errlen, "%s: %s", w->dir, strerror(errno));
+		return -1;
+	}
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		uint64_t first;
+		char tail[8];
+		if (strlen(e->d_name) == 24 && sscanf(e->d_name, "%20" SCNu64 "%7s", &first, tail) == 2 &&
+		    strcmp(tail, ".wal") == 0 && push_first(w, first) < 0) {
+			closedir(d);
+			say(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+	closedir(d);
+	qsort(w->firsts, w->n_segs, sizeof(uint64_t), cmp_u64);
+	return 0;
+}
+
+/* Recover every segment in order; leaves the last one open as current. */
+static int recover(atp_wal *w, scan *s)
+{
+	w->last_lsn = 0;
+	for (uint32_t i = 0; i < w->n_segs; i++) {
+		char path[PATH_MAX];
+		bool last = i + 1 == w->n_segs;
+		seg_path(w, w->firsts[i], path, sizeof(path));
+		int fd = open(path, O_RDWR | O_CLOEXEC);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			say(s->err, s->errlen, "%s: %s", path, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		uint64_t size = (uint64_t)st.st_size;
+		const uint8_t *m = size >= SEG_HEADER ? mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+		seg_header h;
+		if (m != MAP_FAILED)
+			memcpy(&h, m, sizeof(h));
+		if (m == MAP_FAILED || memcmp(h.magic, MAGIC, 8) != 0 || h.crc != header_crc(&h) ||
+		    h.first_lsn != w->firsts[i] || h.bytes != size) {
+			if (m != MAP_FAILED)
+				munmap((void *)m, size);
+			close(fd);
+			if (!last) {
+				say(s->err, s->errlen, "%s: bad segment header; refusing to start", path);
+				return -1;
+			}
+			/* Creation was cut short: the segment never held a record. */
+			fprintf(stderr, "wal: %s: incomplete segment removed\n", path);
+			unlink(path);
+			w->n_segs--;
+			break;
+		}
+		/* A segment must start right after the previous one, unless a snapshot covers the hole. */
+		uint64_t want = w->last_lsn + 1;
+		if (h.first_lsn != want && !(h.first_lsn > want && h.first_lsn <= s->after + 1)) {
+			say(s->err, s->errlen, "%s: missing segment: lsn %" PRIu64 " to %" PRIu64 " are absent; refusing to start",
+			    path, want, h.first_lsn - 1);
+			munmap((void *)m, size);
+			close(fd);
+			return -1;
+		}
+		if (h.first_lsn > want)
+			w->last_lsn = h.first_lsn - 1;
+		uint64_t tail;
+		int rc = replay_segment(w, path, m, size, last, s, &tail);
+		bool torn = rc == 0 && last && tail + 4 <= size && (m[tail] | m[tail + 1] | m[tail + 2] | m[tail + 3]);
+		munmap((void *)m, size);
+		if (rc == 0 && torn) {
+			fprintf(stderr, "wal: %s: torn tail at offset %" PRIu64 " cut (%" PRIu64 " bytes zeroed)\n", path,
+				tail, size - tail);
+			rc = zero_tail(fd, tail, size);
+			if (rc < 0)
+				say(s->err, s->errlen, "%s: cannot cut the torn tail: %s", path, strerror(-rc));
+		}
+		if (rc < 0 || !last) {
+			close(fd);
+			if (rc < 0)
+				return -1;
+			continue;
+		}
+		w->fd = fd;
+		w->seg_bytes = size;
+		w->pend_off = tail;
+	}
+	return 0;
+}
+
+atp_wal *atp_wal_open(const char *dir, const atp_wal_config *cfg, uint64_t after, atp_wal_replay_fn fn, void *ctx,
+		      char *err, size_t errlen)
+{
+	if (cfg->segment_bytes < (64u << 10) || cfg->segment_bytes % 4096 ||
+	    cfg->buffer_bytes < rec_size(ATP_WAL_PAYLOAD_MAX) || cfg->buffer_bytes > cfg->segment_bytes - SEG_HEADER) {
+		say(err, errlen, "bad WAL configuration");
+		return NULL;
+	}
+	atp_wal *w = calloc(1, sizeof(*w));
+	if (!w) {
+		say(err, errlen, "out of memory");
+		return NULL;
+	}
+	w->fd = -1;
+	w->cfg = *cfg;
+	snprintf(w->dir, sizeof(w->dir), "%s", dir);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		say(err, errlen, "%s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	w->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	w->buf[0] = aligned_alloc(4096, cfg->buffer_bytes);
+	w->buf[1] = aligned_alloc(4096, cfg->buffer_bytes);
+	if (w->dirfd < 0 || !w->buf[0] || !w->buf[1]) {
+		say(err, errlen, "%s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	scan s = { fn, ctx, after, err, errlen };
+	if (list_segments(w, err, errlen) < 0 || recover(w, &s) < 0)
+		goto fail;
+	if (w->last_lsn < after || w->fd < 0) {
+		/* No segment, or a snapshot beyond the last record: start a segment at after + 1. */
+		if (w->last_lsn < after)
+			w->last_lsn = after;
+		int rc = new_segment(w, w->last_lsn + 1);
+		if (rc < 0) {
+			say(err, errlen, "%s: cannot create a segment: %s", dir, strerror(-rc));
+			goto fail;
+		}
+	}
+	return w;
+fail:
+	atp_wal_close(w);
+	return NULL;
+}
+
+void atp_wal_close(atp_wal *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	if (w->dirfd > 0)
+		close(w->dirfd);
+	free(w->buf[0]);
+	free(w->buf[1]);
+	free(w->firsts);
+	free(w);
+}
+
+uint64_t atp_wal_last_lsn(const atp_wal *w)
+{
+	return w->last_lsn;
+}
+
+int atp_wal_append(atp_wal *w, const void *payload, size_t len)
+{
+	if (w->failed)
+		return w->failed;
+	if (len == 0 || len > ATP_WAL_PAYLOAD_MAX)
+		return -EINVAL;
+	uint32_t n = rec_size(len);
+	if (w->pend_off + w->pend_len + n > w->seg_bytes) {
+		if (w->pend_len || w->in_flight)
+			return ATP_WAL_FLUSH_FIRST;
+		int rc = new_segment(w, w->last_lsn + 1);
+		if (rc < 0)
+			return w->failed = rc;
+	}
+	if (w->pend_len + n > w->cfg.buffer_bytes)
+		return ATP_WAL_FLUSH_FIRST;
+	uint8_t *p = w->buf[w->cur] + w->pend_len;
+	uint32_t len32 = (uint32_t)len;
+	uint64_t lsn = w->last_lsn + 1;
+	memcpy(p, &len32, 4);
+	memcpy(p + 8, &lsn, 8);
+	memcpy(p + REC_HEADER, payload, len);
+	memset(p + REC_HEADER + len, 0, n - REC_HEADER - len);
+	uint32_t crc = atp_crc32c(0, p + 8, 8 + len);
+	memcpy(p + 4, &crc, 4);
+	w->pend_len += n;
+	w->last_lsn = lsn;
+	return 0;
+}
+
+uint32_t atp_wal_pending(const atp_wal *w)
+{
+	return w->pend_len;
+}
+
+bool atp_wal_in_flight(const atp_wal *w)
+{
+	return w->in_flight;
+}
+
+bool atp_wal_flush_begin(atp_wal *w, atp_wal_write *out)
+{
+	if (w->in_flight || w->pend_len == 0 || w->failed)
+		return false;
+	*out = (atp_wal_write){ .fd = w->fd, .offset = w->pend_off, .buf = w->buf[w->cur], .len = w->pend_len };
+	w->in_flight = true;
+	w->flight_len = w->pend_len;
+	w->pend_off += w->pend_len;
+	w->pend_len = 0;
+	w->cur ^= 1;
+	return true;
+}
+
+int atp_wal_flush_end(atp_wal *w, int write_res, int fsync_res)
+{
+	w->in_flight = false;
+	if (write_res < 0)
+		return w->failed = write_res;
+	if ((uint32_t)write_res != w->flight_len)
+		return w->failed = -EIO;
+	if (fsync_res < 0)
+		return w->failed = fsync_res;
+	return 0;
+}
+
+int atp_wal_sync(atp_wal *w)
+{
+	atp_wal_write wr;
+	if (w->in_flight)
+		return -EBUSY;
+	if (!atp_wal_flush_begin(w, &wr))
+		return w->failed;
+	uint32_t done = 0;
+	while (done < wr.len) {
+		ssize_t k = pwrite(wr.fd, wr.buf + done, wr.len - done, (off_t)(wr.offset + done));
+		if (k <= 0)
+			return atp_wal_flush_end(w, k < 0 ? -errno : -EIO, 0);
+		done += (uint32_t)k;
+	}
+	return atp_wal_flush_end(w, (int)done, fdatasync(wr.fd) < 0 ? -errno : 0);
+}
+
+int atp_wal_trim(atp_wal *w, uint64_t lsn)
+{
+	uint32_t k = 0;
+	while (k + 1 < w->n_segs && w->firsts[k + 1] <= lsn + 1) {
+		char path[PATH_MAX];
+		seg_path(w, w->firsts[k], path, sizeof(path));
+		if (unlink(path) < 0 && errno != ENOENT)
+			break;
+		k++;
+	}
+	if (k) {
+		memmove(w->firsts, w->firsts + k, (w->n_segs - k) * sizeof(uint64_t));
+		w->n_segs -= k;
+		fsync(w->dirfd);
+	}
+	return (int)k;
+}
+
+uint32_t atp_wal_segments(const atp_wal *w)
+{
+	return w->n_segs;
+}

@@ -1,0 +1,424 @@
+/*
+ * Storage: CRC-32C vectors, the record codec, and the WAL and snapshot
+ * files under every damage their headers document — torn tail, bad CRC in
+ * the middle, a missing segment, a bad segment header, a snapshot with a
+ * bad checksum — each giving its documented behaviour.
+ */
+#define _GNU_SOURCE
+#include "atp/crc32c.h"
+#include "atp/record.h"
+#include "atp/snapshot.h"
+#include "atp/wal.h"
+#include "helpers.h"
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[64];
+
+static void make_dir(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/atp-storage-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+}
+
+static void remove_dir(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(crc, .description = "CRC-32C");
+
+Test(crc, known_vectors)
+{
+	cr_assert_eq(atp_crc32c(0, "123456789", 9), 0xe3069283u);
+	cr_assert_eq(atp_crc32c(0, "", 0), 0);
+	uint8_t zeros[32] = { 0 };
+	cr_assert_eq(atp_crc32c(0, zeros, 32), 0x8a9136aau);
+	/* Incremental equals one pass. */
+	cr_assert_eq(atp_crc32c(atp_crc32c(0, "1234", 4), "56789", 5), 0xe3069283u);
+}
+
+TestSuite(record, .description = "the record codec");
+
+Test(record, event_round_trip)
+{
+	atp_event ev = ev_ref(ATP_EV_RESERVE, 42, "SKU-1", "DC1", 7, "R-9");
+	ev.expires_at = 12345;
+	ev.flags = ATP_EVF_PARTIAL;
+	uint8_t buf[ATP_RECORD_MAX];
+	size_t n = atp_record_encode_event(&ev, 777, buf);
+	cr_assert_gt(n, 0);
+	atp_record rec;
+	cr_assert_eq(atp_record_decode(buf, n, &rec), 0);
+	cr_assert_eq(rec.kind, ATP_REC_EVENT);
+	cr_assert_eq(rec.now, 777);
+	cr_assert_eq(rec.ev.seq, 42);
+	cr_assert_eq(rec.ev.qty, 7);
+	cr_assert_eq(rec.ev.expires_at, 12345);
+	cr_assert_eq(rec.ev.flags, ATP_EVF_PARTIAL);
+	cr_assert_eq(rec.ev.type, ATP_EV_RESERVE);
+	cr_assert_eq(rec.ev.sku.len, 5);
+	cr_assert_arr_eq(rec.ev.sku.ptr, "SKU-1", 5);
+	cr_assert_arr_eq(rec.ev.ref.ptr, "R-9", 3);
+	cr_assert_eq(rec.ev.to_location.len, 0);
+	/* Every truncation and one extra byte are refused. */
+	for (size_t k = 0; k < n; k++)
+		cr_assert_eq(atp_record_decode(buf, k, &rec), -1, "length %zu", k);
+	cr_assert_eq(atp_record_decode(buf, n + 1, &rec), -1);
+	buf[0] = 9;
+	cr_assert_eq(atp_record_decode(buf, n, &rec), -1);
+}
+
+Test(record, tick_and_limits)
+{
+	uint8_t buf[ATP_RECORD_MAX];
+	atp_record rec;
+	size_t n = atp_record_encode_tick(99, buf);
+	cr_assert_eq(atp_record_decode(buf, n, &rec), 0);
+	cr_assert_eq(rec.kind, ATP_REC_TICK);
+	cr_assert_eq(rec.now, 99);
+	char long_sku[ATP_SKU_MAX + 2];
+	memset(long_sku, 'x', sizeof(long_sku) - 1);
+	long_sku[sizeof(long_sku) - 1] = 0;
+	atp_event ev = ev_of(ATP_EV_RECEIPT, 1, long_sku, "DC1", 1);
+	cr_assert_eq(atp_record_encode_event(&ev, 0, buf), 0);
+}
+
+/* ---- WAL ---- */
+
+static atp_wal_config small_wal(void)
+{
+	/* The smallest segments, 8 KiB writes. */
+	return (atp_wal_config){ .segment_bytes = 64u << 10, .buffer_bytes = 8192 };
+}
+
+typedef struct seen {
+	uint64_t first, last, n;
+	bool contiguous;
+} seen;
+
+static int count_record(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
+{
+	seen *s = ctx;
+	uint64_t v;
+	cr_assert_eq(len, 8 + lsn % 50);
+	memcpy(&v, p, 8);
+	cr_assert_eq(v, lsn * 1000003);
+	if (s->n == 0)
+		s->first = lsn;
+	else if (lsn != s->last + 1)
+		s->contiguous = false;
+	s->last = lsn;
+	s->n++;
+	return 0;
+}
+
+/* Append records 1..n (payload: lsn * 1000003 padded to 8 + lsn % 50 bytes), syncing every `every`. */
+static void fill(atp_wal *w, uint64_t n, uint64_t every)
+{
+	uint8_t p[64] = { 0 };
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t lsn = atp_wal_last_lsn(w) + 1, v = lsn * 1000003;
+		memcpy(p, &v, 8);
+		int rc;
+		while ((rc = atp_wal_append(w, p, 8 + lsn % 50)) == ATP_WAL_FLUSH_FIRST)
+			cr_assert_eq(atp_wal_sync(w), 0);
+		cr_assert_eq(rc, 0);
+		if ((i + 1) % every == 0)
+			cr_assert_eq(atp_wal_sync(w), 0);
+	}
+	cr_assert_eq(atp_wal_sync(w), 0);
+}
+
+static atp_wal *reopen(uint64_t after, seen *s, char *err)
+{
+	atp_wal_config cfg = small_wal();
+	*s = (seen){ .contiguous = true };
+	return atp_wal_open(dir, &cfg, after, count_record, s, err, 512);
+}
+
+/* The path of the i-th segment (ascending). */
+static void segment(int i, char *out, size_t n)
+{
+	struct dirent **names;
+	int k = scandir(dir, &names, NULL, alphasort), seg = 0;
+	out[0] = 0;
+	for (int j = 0; j < k; j++) {
+		if (strstr(names[j]->d_name, ".wal") && seg++ == i)
+			snprintf(out, n, "%s/%s", dir, names[j]->d_name);
+		free(names[j]);
+	}
+	free(names);
+	cr_assert_neq(out[0], 0, "segment %d exists", i);
+}
+
+static void poke(const char *path, off_t off, uint8_t xor)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+	cr_assert_eq(pread(fd, &b, 1, off), 1);
+	b ^= xor;
+	cr_assert_eq(pwrite(fd, &b, 1, off), 1);
+	close(fd);
+}
+
+TestSuite(wal, .init = make_dir, .fini = remove_dir, .description = "write-ahead log");
+
+Test(wal, appends_survive_reopen_across_segments)
+{
+	char err[512];
+	seen s;
+	atp_wal *w = reopen(0, &s, err);
+	cr_assert_not_null(w, "%s", err);
+	fill(w, 5000, 97);
+	cr_assert_gt(atp_wal_segments(w), 2, "the test spans several segments");
+	atp_wal_close(w);
+	w = reopen(0, &s, err);
+	cr_assert_not_null(w, "%s", err);
+	cr_assert_eq(s.n, 5000);
+	cr_assert(s.contiguous);
+	cr_assert_eq(atp_wal_last_lsn(w), 5000);
+	/* Replay from a snapshot's LSN hands over only the later records. */
+	atp_wal_close(w);
+	w = reopen(4000, &s, err);
+	cr_assert_eq(s.n, 1000);
+	cr_assert_eq(s.first, 4001);
+	/* Appending continues the LSNs. */
+	fill(w, 10, 10);
+	cr_assert_eq(atp_wal_last_lsn(w), 5010);
+	atp_wal_close(w);
+}
+
+Test(wal, torn_tail_is_cut_and_appending_continues)
+{
+	char err[512], path[512];
+	seen s;
+	atp_wal *w = reopen(0, &s, err);
+	fill(w, 300, 300);
+	atp_wal_close(w);
+	segment((int)atp_wal_segments(w) - 1, path, sizeof(path));
+	/* Damage the last record's payload: the record is torn. */
+	struct stat st;
+	stat(path, &st);
+	w = reopen(0, &s, err);
+	uint64_t last = s.last;
+	atp_wal_close(w);
+	/* Find the last record by reopening after damaging bytes near the end of data. */
+	int fd = open(path, O_RDONLY);
+	uint8_t *m = malloc((size_t)st.st_size);
+	cr_assert_eq(pread(fd, m, (size_t)st.st_size, 0), st.st_size);
+	close(fd);
+	off_t end = st.st_size;
+	while (end > 0 && m[end - 1] == 0)
+		end--;
+	free(m);
+	poke(path, end - 1, 0xff);
+	w = reopen(0, &s, err);
+	cr_assert_not_null(w, "a torn tail does not refuse the start: %s", err);
+	cr_assert_eq(s.last, last - 1, "the torn record is cut");
+	fill(w, 5, 5);
+	cr_assert_eq(atp_wal_last_lsn(w), last + 4);
+	atp_wal_close(w);
+	w = reopen(0, &s, err);
+	cr_assert_not_null(w, "%s", err);
+	cr_assert_eq(s.last, last + 4);
+	cr_assert(s.contiguous);
+	atp_wal_close(w);
+}
+
+Test(wal, bad_crc_in_the_middle_refuses_the_start)
+{
+	char err[512], path[512];
+	seen s;
+	atp_wal *w = reopen(0, &s, err);
+	fill(w, 3000, 50);
+	uint32_t segs = atp_wal_segments(w);
+	atp_wal_close(w);
+	/* A record in an older segment. */
+	segment(0, path, sizeof(path));
+	poke(path, 64 + 20, 0x01);
+	w = reopen(0, &s, err);
+	cr_assert_null(w);
+	cr_assert(strstr(err, path) && strstr(err, "offset 64"), "the message names file and offset: %s", err);
+	poke(path, 64 + 20, 0x01);
+	/* A record early in the last segment, with far more than one write after it. */
+	segment((int)segs - 1, path, sizeof(path));
+	poke(path, 64 + 20, 0x01);
+	w = reopen(0, &s, err);
+	cr_assert_null(w, "valid records after a bad one are not a torn tail");
+	cr_assert(strstr(err, "valid records after it"), "%s", err);
+}
+
+Test(wal, missing_segment_refuses_the_start)
+{
+	char err[512], path[512];
+	seen s;
+	atp_wal *w = reopen(0, &s, err);
+	fill(w, 5000, 100);
+	atp_wal_close(w);
+	segment(1, path, sizeof(path));
+	cr_assert_eq(unlink(path), 0);
+	w = reopen(0, &s, err);
+	cr_assert_null(w);
+	cr_assert(strstr(err, "missing segment"), "%s", err);
+	/* The first segment gone, and no snapshot covering it: refused too. */
+	segment(0, path, sizeof(path));
+	cr_assert_eq(unlink(path), 0);
+	w = reopen(0, &s, err);
+	cr_assert_null(w);
+	cr_assert(strstr(err, "missing segment"), "%s", err);
+}
+
+Test(wal, trim_deletes_covered_segments_only)
+{
+	char err[512];
+	seen s;
+	atp_wal *w = reopen(0, &s, err);
+	fill(w, 5000, 100);
+	uint32_t segs = atp_wal_segments(w);
+	cr_assert_eq(atp_wal_trim(w, 0), 0);
+	int k = atp_wal_trim(w, 2500);
+	cr_assert_gt(k, 0);
+	cr_assert_lt(k, (int)segs);
+	atp_wal_close(w);
+	/* Replay from 2500 still works; from 0 the start is refused (records before are gone). */
+	w = reopen(2500, &s, err);
+	cr_assert_not_null(w, "%s", err);
+	cr_assert_eq(s.first, 2501);
+	cr_assert_eq(s.last, 5000);
+	atp_wal_close(w);
+	w = reopen(0, &s, err);
+	cr_assert_null(w);
+}
+
+Test(wal, incomplete_last_segment_is_removed)
+{
+	char err[512], path[512];
+	seen s;
+	atp_wal *w = reopen(0, &s, err);
+	fill(w, 100, 100);
+	atp_wal_close(w);
+	/* A crash while creating the next segment: a file without a valid header. */
+	snprintf(path, sizeof(path), "%s/%020u.wal", dir, 101u);
+	int fd = open(path, O_CREAT | O_WRONLY, 0644);
+	cr_assert_eq(ftruncate(fd, 65536), 0);
+	close(fd);
+	w = reopen(0, &s, err);
+	cr_assert_not_null(w, "%s", err);
+	cr_assert_eq(s.last, 100);
+	fill(w, 1, 1);
+	atp_wal_close(w);
+	w = reopen(0, &s, err);
+	cr_assert_eq(s.last, 101);
+	atp_wal_close(w);
+}
+
+/* ---- snapshots ---- */
+
+static atp_core *busy_core(void)
+{
+	atp_core *c = small_core(64, 64, 4);
+	atp_result r;
+	uint64_t seq = 0;
+	atp_event evs[] = {
+		ev_of(ATP_EV_RECEIPT, ++seq, "A", "DC1", 100),
+		ev_of(ATP_EV_RECEIPT, ++seq, "B", "DC2", 50),
+		ev_of(ATP_EV_HOLD, ++seq, "A", "DC1", 5),
+		ev_ref(ATP_EV_RESERVE, ++seq, "A", "DC1", 10, "R1"),
+		ev_ref(ATP_EV_RESERVE, ++seq, "B", "DC2", 20, "R2"),
+		ev_ref(ATP_EV_RELEASE, ++seq, "B", "DC2", 0, "R2"),
+		ev_ref(ATP_EV_RESERVE, ++seq, "A", "DC1", 500, "R3"),
+		ev_of(ATP_EV_SAFETY, ++seq, "B", "DC2", 3),
+	};
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+		cr_assert_eq(atp_core_apply(c, &evs[i], &r), ATP_OK);
+	atp_event ttl = ev_ref(ATP_EV_RESERVE, ++seq, "B", "DC2", 4, "R4");
+	ttl.expires_at = 5000;
+	cr_assert_eq(atp_core_apply(c, &ttl, &r), ATP_OK);
+	size_t nd;
+	atp_delta d[8];
+	atp_core_expire(c, 1000, d, 8, &nd);
+	return c;
+}
+
+static void assert_same_state(const atp_core *a, const atp_core *b)
+{
+	const atp_table *ta = atp_core_table(a), *tb = atp_core_table(b);
+	cr_assert_eq(atp_table_count(ta), atp_table_count(tb));
+	for (uint32_t i = 0; i < atp_table_count(ta); i++) {
+		const atp_position *p = atp_table_get(ta, i);
+		const atp_position *q = atp_core_find(b, atp_str_of(atp_table_sku(ta, i), p->sku_len),
+						      atp_str_of(atp_table_location(ta, i), p->loc_len));
+		cr_assert_not_null(q);
+		cr_assert(p->on_hand == q->on_hand && p->held == q->held && p->reserved == q->reserved &&
+			  p->safety_stock == q->safety_stock && p->version == q->version);
+	}
+	cr_assert_eq(atp_lines_count(atp_core_lines(a)), atp_lines_count(atp_core_lines(b)));
+	cr_assert_eq(atp_lines_open_count(atp_core_lines(a)), atp_lines_open_count(atp_core_lines(b)));
+	cr_assert_eq(atp_core_hwm(a, S("wms")), atp_core_hwm(b, S("wms")));
+	cr_assert_eq(atp_core_now(a), atp_core_now(b));
+}
+
+TestSuite(snapshot, .init = make_dir, .fini = remove_dir, .description = "snapshots");
+
+Test(snapshot, round_trip_then_same_future)
+{
+	atp_core *c = busy_core(), *d = small_core(64, 64, 4);
+	char err[512];
+	uint64_t keep, lsn;
+	cr_assert_eq(atp_snapshot_write(dir, c, 9, &keep, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(keep, 0);
+	cr_assert_eq(atp_snapshot_load(dir, d, &lsn, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(lsn, 9);
+	assert_same_state(c, d);
+	/* Both go on identically: a retried reserve answers from the restored line, the TTL line expires. */
+	atp_result r1, r2;
+	atp_event retry = ev_ref(ATP_EV_RESERVE, 10, "A", "DC1", 10, "R1");
+	cr_assert_eq(atp_core_apply(c, &retry, &r1), ATP_OK);
+	cr_assert_eq(atp_core_apply(d, &retry, &r2), ATP_OK);
+	cr_assert(r1.flags & ATP_RF_REPLAYED && r2.flags & ATP_RF_REPLAYED);
+	atp_delta dl[8];
+	size_t nd;
+	cr_assert_eq(atp_core_expire(c, 6000, dl, 8, &nd), 1);
+	cr_assert_eq(atp_core_expire(d, 6000, dl, 8, &nd), 1);
+	assert_same_state(c, d);
+	atp_core_destroy(c);
+	atp_core_destroy(d);
+}
+
+Test(snapshot, bad_checksum_falls_back_to_the_older_one)
+{
+	atp_core *c = busy_core(), *d = small_core(64, 64, 4);
+	char err[512], path[600];
+	uint64_t keep, lsn;
+	cr_assert_eq(atp_snapshot_write(dir, c, 5, &keep, err, sizeof(err)), 0);
+	cr_assert_eq(atp_snapshot_write(dir, c, 9, &keep, err, sizeof(err)), 0);
+	cr_assert_eq(keep, 5, "the older snapshot is kept, and WAL up to it may go");
+	cr_assert_eq(atp_snapshot_write(dir, c, 12, &keep, err, sizeof(err)), 0);
+	cr_assert_eq(keep, 9);
+	snprintf(path, sizeof(path), "%s/snap-%020u.snap", dir, 5u);
+	cr_assert_neq(access(path, F_OK), 0, "only two snapshots are kept");
+	snprintf(path, sizeof(path), "%s/snap-%020u.snap", dir, 12u);
+	poke(path, 100, 0x40);
+	cr_assert_eq(atp_snapshot_load(dir, d, &lsn, err, sizeof(err)), 0);
+	cr_assert_eq(lsn, 9, "the newest fails its checksum: the older one is used");
+	assert_same_state(c, d);
+	/* Both bad: no snapshot at all (the WAL then decides whether the start is possible). */
+	snprintf(path, sizeof(path), "%s/snap-%020u.snap", dir, 9u);
+	poke(path, 100, 0x40);
+	atp_core *e = small_core(64, 64, 4);
+	cr_assert_eq(atp_snapshot_load(dir, e, &lsn, err, sizeof(err)), 0);
+	cr_assert_eq(lsn, 0);
+	cr_assert_eq(atp_table_count(atp_core_table(e)), 0);
+	atp_core_destroy(c);
+	atp_core_destroy(d);
+	atp_core_destroy(e);
+}
