@@ -241,6 +241,8 @@ int cmd_import(int argc, char **argv)
 		return 2;
 	}
 	if (data) {
+		if (ecfg.wal.buffer_bytes > ecfg.wal.segment_bytes / 4)
+			ecfg.wal.buffer_bytes = (uint32_t)(ecfg.wal.segment_bytes / 4);
 		ecfg.core.max_positions = cfg.max_positions;
 		ecfg.core.max_lines = cfg.max_lines;
 		return map_file(&in) < 0 ? 1 : import_engine(&in, data, &ecfg, positions, progress);

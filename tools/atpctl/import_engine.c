@@ -133,6 +133,8 @@ int import_engine(const input *in, const char *data, const atp_engine_config *cf
 		atp_engine_close(r.e);
 		return 1;
 	}
+	if (progress) /* where this run resumes: what the previous ones made durable */
+		printf("resume\n");
 	double t0 = now_seconds();
 	int rc = submit_all(&r, in, progress, &skipped);
 	if (rc == 0)
