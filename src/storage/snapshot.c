@@ -20,6 +20,7 @@
 #define MAGIC "ATPSNAP1"
 #define KEEP 2
 
+static void say(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void say(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;

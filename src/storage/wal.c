@@ -63,6 +63,7 @@ static void seg_path(const atp_wal *w, uint64_t first, char *out, size_t n)
 	snprintf(out, n, "%s/%020" PRIu64 ".wal", w->dir, first);
 }
 
+static void say(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void say(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;

@@ -10,16 +10,17 @@
 set -euo pipefail
 atpctl=$1
 kills=${2:-20}
-lines=${3:-120000}
+lines=${3:-300000}
 tmp=$(mktemp -d)
-trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
 "$atpctl" simday --out "$tmp/day.csv" --skus 5000 --order-lines "$lines" --seed 11 >/dev/null
 "$atpctl" import "$tmp/day.csv" --positions "$tmp/reference.csv" >"$tmp/reference.out"
 ref_wms=$(sed -n 's/^source wms: applied through seq //p' "$tmp/reference.out")
 ref_oms=$(sed -n 's/^source oms: applied through seq //p' "$tmp/reference.out")
 
-engine=(import "$tmp/day.csv" --data "$tmp/data" --shards 4 --workers 2 --segment-mb 1 --snapshot-mb 1 --progress)
+engine=(import "$tmp/day.csv" --data "$tmp/data" --shards 4 --workers 2 --segment-mb 1 --snapshot-mb 1
+	--max-positions 65536 --max-lines 1048576 --progress)
 max_acked() { # max_acked SOURCE FILE: the highest durable seq a run reported
 	awk -v s="$1" '$1 == "durable" && $2 == s && $3 > m { m = $3 } END { print m + 0 }' "$2"
 }
@@ -28,13 +29,13 @@ RANDOM=7
 for k in $(seq 1 "$kills"); do
 	"$atpctl" "${engine[@]}" >"$tmp/run.out" 2>"$tmp/run.err" &
 	pid=$!
-	# Kill once the run has resumed and reported progress, after a random extra 0-150 ms.
+	# Kill once the run has acknowledged something new, after a random extra 0-40 ms.
 	for _ in $(seq 1 500); do
-		grep -q '^durable' "$tmp/run.out" 2>/dev/null && break
+		[ "$(awk '$1 == "durable" && $2 == "wms" { print $3 }' "$tmp/run.out" 2>/dev/null | sort -u | wc -l)" -ge 2 ] && break
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.01
 	done
-	sleep "0.$(printf '%03d' $((RANDOM % 150)))"
+	sleep "0.$(printf "%03d" $((RANDOM % 40)))"
 	if kill -9 "$pid" 2>/dev/null; then killed=$((killed + 1)); fi
 	wait "$pid" 2>/dev/null || true
 	w=$(max_acked wms "$tmp/run.out") o=$(max_acked oms "$tmp/run.out")

@@ -203,8 +203,9 @@ Test(wal, torn_tail_is_cut_and_appending_continues)
 	seen s;
 	atp_wal *w = reopen(0, &s, err);
 	fill(w, 300, 300);
+	int segs = (int)atp_wal_segments(w);
 	atp_wal_close(w);
-	segment((int)atp_wal_segments(w) - 1, path, sizeof(path));
+	segment(segs - 1, path, sizeof(path));
 	/* Damage the last record's payload: the record is torn. */
 	struct stat st;
 	stat(path, &st);

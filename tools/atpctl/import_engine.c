@@ -76,7 +76,7 @@ static int submit_all(run *r, const input *in, bool progress, uint64_t *skipped)
 	for (uint64_t n = 0; (rc = atp_csv_next(rd, &ev, err)) > 0; n++) {
 		if (progress) {
 			note_source(r, ev.source);
-			if ((n & 1023) == 0 && now_seconds() - r->last_print > 0.05) {
+			if ((n & 1023) == 0 && now_seconds() - r->last_print > 0.01) {
 				atp_engine_poll(r->e);
 				print_durable(r);
 			}
