@@ -153,7 +153,8 @@ static int list_snapshots(const char *dir, uint64_t *lsns, size_t max, size_t *n
 			lsns[(*n)++] = lsn;
 	}
 	closedir(d);
-	qsort(lsns, *n, sizeof(uint64_t), cmp_u64);
+	if (*n)
+		qsort(lsns, *n, sizeof(uint64_t), cmp_u64);
 	return 0;
 }
 

@@ -237,7 +237,8 @@ static int list_segments(atp_wal *w, char *err, size_t errlen)
 		}
 	}
 	closedir(d);
-	qsort(w->firsts, w->n_segs, sizeof(uint64_t), cmp_u64);
+	if (w->n_segs)
+		qsort(w->firsts, w->n_segs, sizeof(uint64_t), cmp_u64);
 	return 0;
 }
 

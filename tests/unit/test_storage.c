@@ -328,20 +328,19 @@ static atp_core *busy_core(void)
 {
 	atp_core *c = small_core(64, 64, 4);
 	atp_result r;
-	uint64_t seq = 0;
 	atp_event evs[] = {
-		ev_of(ATP_EV_RECEIPT, ++seq, "A", "DC1", 100),
-		ev_of(ATP_EV_RECEIPT, ++seq, "B", "DC2", 50),
-		ev_of(ATP_EV_HOLD, ++seq, "A", "DC1", 5),
-		ev_ref(ATP_EV_RESERVE, ++seq, "A", "DC1", 10, "R1"),
-		ev_ref(ATP_EV_RESERVE, ++seq, "B", "DC2", 20, "R2"),
-		ev_ref(ATP_EV_RELEASE, ++seq, "B", "DC2", 0, "R2"),
-		ev_ref(ATP_EV_RESERVE, ++seq, "A", "DC1", 500, "R3"),
-		ev_of(ATP_EV_SAFETY, ++seq, "B", "DC2", 3),
+		ev_of(ATP_EV_RECEIPT, 1, "A", "DC1", 100),
+		ev_of(ATP_EV_RECEIPT, 2, "B", "DC2", 50),
+		ev_of(ATP_EV_HOLD, 3, "A", "DC1", 5),
+		ev_ref(ATP_EV_RESERVE, 4, "A", "DC1", 10, "R1"),
+		ev_ref(ATP_EV_RESERVE, 5, "B", "DC2", 20, "R2"),
+		ev_ref(ATP_EV_RELEASE, 6, "B", "DC2", 0, "R2"),
+		ev_ref(ATP_EV_RESERVE, 7, "A", "DC1", 500, "R3"),
+		ev_of(ATP_EV_SAFETY, 8, "B", "DC2", 3),
 	};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		cr_assert_eq(atp_core_apply(c, &evs[i], &r), ATP_OK);
-	atp_event ttl = ev_ref(ATP_EV_RESERVE, ++seq, "B", "DC2", 4, "R4");
+	atp_event ttl = ev_ref(ATP_EV_RESERVE, 9, "B", "DC2", 4, "R4");
 	ttl.expires_at = 5000;
 	cr_assert_eq(atp_core_apply(c, &ttl, &r), ATP_OK);
 	size_t nd;
