@@ -59,6 +59,7 @@ typedef struct atp_engine_config {
 	uint32_t shards;            /* of a new data directory; an existing one keeps its own */
 	uint32_t workers;           /* threads; at most shards */
 	int first_cpu;              /* worker i pinned to CPU (first_cpu + i) % CPUs; -1: not pinned */
+	int router_cpu;             /* atp_engine_open() pins the calling thread (the router) here; -1: not */
 	atp_core_config core;       /* per shard */
 	atp_wal_config wal;
 	uint64_t snapshot_wal_bytes;  /* a shard snapshots once its WAL grew this much; 0: only on command */
@@ -67,7 +68,7 @@ typedef struct atp_engine_config {
 	void *ctx;
 } atp_engine_config;
 
-/* 1 shard, 1 worker pinned to CPU 1, default core and WAL, snapshots every 256 MiB of WAL, 4 MiB rings. */
+/* 1 shard, the router on CPU 0 and 1 worker on CPU 1, default core and WAL, snapshots every 256 MiB of WAL, 4 MiB rings. */
 atp_engine_config atp_engine_config_default(void);
 
 typedef struct atp_engine atp_engine;

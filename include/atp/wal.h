@@ -38,7 +38,7 @@ typedef struct atp_wal_config {
 	uint32_t buffer_bytes;   /* per buffer; at least one maximal record */
 } atp_wal_config;
 
-/* 64 MiB segments, 2 MiB buffers. */
+/* 64 MiB segments, 16 MiB buffers. */
 atp_wal_config atp_wal_config_default(void);
 
 typedef int (*atp_wal_replay_fn)(void *ctx, uint64_t lsn, const uint8_t *payload, size_t len);

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 /* Seqs of one source that may be accepted but not yet durable. */
-#define WINDOW (1u << 18)
+#define WINDOW (1u << 20)
 #define STAGE_BYTES (64u << 10)
 #define STAGE_PUSH (16u << 10)
 #define SOURCES_EVERY_NS 200000000u
@@ -65,6 +65,7 @@ atp_engine_config atp_engine_config_default(void)
 		.shards = 1,
 		.workers = 1,
 		.first_cpu = 1,
+		.router_cpu = 0,
 		.core = core,
 		.wal = atp_wal_config_default(),
 		.snapshot_wal_bytes = 256u << 20,
@@ -326,6 +327,8 @@ atp_engine *atp_engine_open(const char *dir, const atp_engine_config *cfg, char 
 	e->recovery.recovery_seconds = (mono_ns() - t0) / 1e9;
 	if (start_workers(e, err, errlen) < 0)
 		goto fail;
+	if (cfg->router_cpu >= 0)
+		pin_thread(cfg->router_cpu, "the router");
 	fprintf(stderr, "atpd: %s open: %u shards on %u workers, recovered in %.3f s\n", dir, e->n_shards,
 		e->n_workers, e->recovery.recovery_seconds);
 	return e;
@@ -392,11 +395,12 @@ static size_t collect(atp_engine *e)
 static int push_stage(atp_engine *e, uint32_t i)
 {
 	stage *st = &e->stages[i];
+	unsigned round = 0;
 	while (st->len && !atp_ring_push_all(e->workers[i].in, st->buf, st->len)) {
 		if (engine_failed(e))
 			return ATP_E_IO;
 		if (!collect(e))
-			sched_yield();
+			backoff(&round);
 	}
 	st->len = 0;
 	return 0;
@@ -451,11 +455,11 @@ int atp_engine_submit(atp_engine *e, const atp_event *ev, uint64_t *expected)
 		return ATP_E_GAP;
 	if (!r->done && !(r->done = calloc(WINDOW / 64, sizeof(uint64_t))))
 		return ATP_E_NOMEM;
-	while (ev->seq - r->durable >= WINDOW) {
+	for (unsigned round = 0; ev->seq - r->durable >= WINDOW;) {
 		if (flush_stages(e) < 0)
 			return ATP_E_IO;
 		if (!collect(e))
-			sched_yield();
+			backoff(&round);
 	}
 	uint8_t rec[ATP_RECORD_MAX];
 	size_t len = atp_record_encode_event(ev, e->now, rec);
@@ -500,11 +504,11 @@ int atp_engine_sync(atp_engine *e)
 {
 	if (send_time(e) < 0 || flush_stages(e) < 0)
 		return ATP_E_IO;
-	while (e->completed < e->submitted) {
+	for (unsigned round = 0; e->completed < e->submitted;) {
 		if (engine_failed(e))
 			return ATP_E_IO;
 		if (!collect(e))
-			sched_yield();
+			backoff(&round);
 	}
 	return engine_failed(e);
 }

@@ -49,7 +49,7 @@ typedef struct shard {
 } shard;
 
 /* Capacity of a worker's completion lists: events in one group commit at most. */
-#define GROUP_MAX 65536
+#define GROUP_MAX (1u << 18)
 
 typedef struct worker {
 	struct atp_engine *engine;
@@ -79,6 +79,16 @@ typedef struct worker {
 
 /* Apply a decoded record to a shard's core (workers and recovery alike): ATP_OK, or the event's status. */
 int shard_apply(atp_core *core, const atp_record *rec, atp_result *r);
+
+/*
+ * Waiting for the other side of a ring: spin with pause for the first
+ * rounds (the other thread is on its own core and about to answer), then
+ * sleep briefly, so that an idle engine does not burn a core. *round counts
+ * the rounds of one wait; reset it to 0 when the wait is over.
+ */
+void backoff(unsigned *round);
+
+void pin_thread(int cpu, const char *who);
 
 int worker_start(worker *w);
 void worker_join(worker *w);

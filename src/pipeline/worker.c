@@ -22,6 +22,21 @@
 
 #define IN_BUF (256u << 10)
 
+void backoff(unsigned *round)
+{
+	if ((*round)++ < 2048) {
+#if defined(__x86_64__)
+		for (int i = 0; i < 16; i++)
+			__builtin_ia32_pause();
+#else
+		sched_yield();
+#endif
+		return;
+	}
+	struct timespec ts = { 0, 20000 };
+	nanosleep(&ts, NULL);
+}
+
 uint64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -50,12 +65,13 @@ static bool failed(const worker *w)
 /* Hand completions to the router, waiting while its ring is full. */
 static void release(worker *w, const completion *c, uint32_t n)
 {
+	unsigned round = 0;
 	while (n) {
 		uint32_t k = atp_ring_push(w->out, c, n);
 		c += k;
 		n -= k;
 		if (!k)
-			sched_yield();
+			backoff(&round);
 	}
 }
 
@@ -290,16 +306,14 @@ static void snapshots(worker *w)
 			snapshot(w, w->shards[i]);
 }
 
-static void pin(worker *w)
+void pin_thread(int cpu, const char *who)
 {
-	if (w->cpu < 0)
-		return;
 	cpu_set_t set;
 	CPU_ZERO(&set);
-	CPU_SET(w->cpu, &set);
+	CPU_SET(cpu, &set);
 	int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	if (rc)
-		fprintf(stderr, "atpd: worker %u: cannot pin to CPU %d: %s\n", w->index, w->cpu, strerror(rc));
+		fprintf(stderr, "atpd: cannot pin %s to CPU %d: %s\n", who, cpu, strerror(rc));
 }
 
 static void *worker_main(void *arg)
@@ -312,7 +326,8 @@ static void *worker_main(void *arg)
 		fail(w, -ENOMEM, "out of memory");
 		return NULL;
 	}
-	pin(w);
+	if (w->cpu >= 0)
+		pin_thread(w->cpu, "a worker");
 	while (!failed(w)) {
 		bool progress = false, snap = false;
 		uint32_t k = w->n_pending < GROUP_MAX ? atp_ring_pop(w->in, buf + have, (uint32_t)(IN_BUF - have)) : 0;
@@ -335,12 +350,7 @@ static void *worker_main(void *arg)
 		}
 		if (atomic_load_explicit(&w->stop, memory_order_acquire) && have == 0 && atp_ring_count(w->in) == 0)
 			break;
-		if (++idle < 256) {
-			sched_yield();
-		} else {
-			struct timespec ts = { 0, 20000 };
-			nanosleep(&ts, NULL);
-		}
+		backoff(&idle);
 	}
 	free(buf);
 	publish_stats(w);

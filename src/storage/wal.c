@@ -50,7 +50,7 @@ struct atp_wal {
 
 atp_wal_config atp_wal_config_default(void)
 {
-	return (atp_wal_config){ .segment_bytes = 64u << 20, .buffer_bytes = 2u << 20 };
+	return (atp_wal_config){ .segment_bytes = 64u << 20, .buffer_bytes = 16u << 20 };
 }
 
 static uint32_t rec_size(size_t len)

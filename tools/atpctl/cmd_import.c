@@ -44,28 +44,23 @@ static uint64_t core_hwm(const void *core, atp_str source)
 
 uint64_t validate(const input *in, hwm_fn hwm, const void *ctx, uint32_t max_sources, uint64_t *rows)
 {
-	atp_csv_reader *r = malloc(sizeof(*r));
 	atp_sources *expect = atp_sources_create(max_sources);
-	char err[ATP_CSV_ERR_MAX];
+	event_iter it;
 	atp_event ev;
 	uint64_t bad = 0;
 	int rc;
 
-	if (!r || !expect) {
-		fprintf(stderr, "atpctl import: out of memory\n");
-		bad = 1;
-		goto out;
-	}
-	if (atp_csv_open(r, in->buf, in->len, err) < 0) {
-		fprintf(stderr, "%s:1: %s\n", in->path, err);
-		bad = 1;
-		goto out;
+	if (!expect || iter_open(&it, in, true) < 0) {
+		atp_sources_destroy(expect);
+		return 1;
 	}
 	*rows = 0;
-	while ((rc = atp_csv_next(r, &ev, err)) != 0) {
+	while ((rc = iter_next(&it, &ev)) != 0) {
 		if (rc < 0) {
-			fprintf(stderr, "%s:%" PRIu64 ": %s\n", in->path, r->line, err);
+			fprintf(stderr, "%s: %s\n", iter_where(&it), it.err);
 			bad++;
+			if (it.broken)
+				break;
 			continue;
 		}
 		(*rows)++;
@@ -73,8 +68,8 @@ uint64_t validate(const input *in, hwm_fn hwm, const void *ctx, uint32_t max_sou
 		if (id == ATP_SOURCE_NONE) {
 			id = atp_sources_intern(expect, ev.source);
 			if (id == ATP_SOURCE_NONE) {
-				fprintf(stderr, "%s:%" PRIu64 ": more sources than the limit of %u\n", in->path,
-					r->line, atp_sources_capacity(expect));
+				fprintf(stderr, "%s: more sources than the limit of %u\n", iter_where(&it),
+					atp_sources_capacity(expect));
 				bad++;
 				continue;
 			}
@@ -82,47 +77,42 @@ uint64_t validate(const input *in, hwm_fn hwm, const void *ctx, uint32_t max_sou
 		}
 		atp_source *s = atp_sources_at(expect, id);
 		if (ev.seq > s->hwm + 1) {
-			fprintf(stderr, "%s:%" PRIu64 ": seq %" PRIu64 " of source '%s' leaves a gap: expected %" PRIu64 "\n",
-				in->path, r->line, ev.seq, s->name, s->hwm + 1);
+			fprintf(stderr, "%s: seq %" PRIu64 " of source '%s' leaves a gap: expected %" PRIu64 "\n",
+				iter_where(&it), ev.seq, s->name, s->hwm + 1);
 			bad++;
 		} else if (ev.seq == s->hwm + 1) {
 			s->hwm = ev.seq;
 		}
 	}
-out:
+	iter_close(&it);
 	atp_sources_destroy(expect);
-	free(r);
 	return bad;
 }
 
-/* Pass 2: apply every row in order, advancing the core's clock with occurred_at. */
+/* Pass 2: apply every event in order, advancing the core's clock with occurred_at. */
 static int replay(const input *in, atp_core *core)
 {
-	atp_csv_reader *r = malloc(sizeof(*r));
-	char err[ATP_CSV_ERR_MAX];
+	event_iter it;
 	atp_delta deltas[256];
 	atp_event ev;
 	atp_result res;
 	size_t nd;
-	int rc = 0;
+	int rc;
 
-	if (!r || atp_csv_open(r, in->buf, in->len, err) < 0) {
-		free(r);
+	if (iter_open(&it, in, false) < 0)
 		return -1;
-	}
-	while ((rc = atp_csv_next(r, &ev, err)) > 0) {
-		if (r->occurred_at > atp_core_now(core))
-			while (atp_core_expire(core, r->occurred_at, deltas, 256, &nd) == 256)
+	while ((rc = iter_next(&it, &ev)) > 0) {
+		if (it.occurred_at > atp_core_now(core))
+			while (atp_core_expire(core, it.occurred_at, deltas, 256, &nd) == 256)
 				;
 		int st = atp_core_apply(core, &ev, &res);
 		if (st < 0) {
-			fprintf(stderr, "%s:%" PRIu64 ": refused: %s (%s)\n", in->path, r->line,
-				atp_status_message(st), atp_status_name(st));
+			fprintf(stderr, "%s: refused: %s (%s)\n", iter_where(&it), atp_status_message(st), atp_status_name(st));
 			rc = -1;
 			break;
 		}
 	}
-	free(r);
+	iter_close(&it);
 	return rc;
 }
 

@@ -5,6 +5,8 @@
 #include "atp/core.h"
 #include "atp/engine.h"
 #include "atpctl.h"
+#include "csv_events.h"
+#include "event_file.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +19,28 @@ typedef struct input {
 
 /* Map in->path read-only; -1 with a message. */
 int map_file(input *in);
+
+/* The events of an input, CSV or binary (event_iter.c). */
+typedef struct event_iter {
+	const input *in;
+	bool binary;
+	bool check;                /* validate binary events (CSV rows always are) */
+	bool broken;               /* a binary frame failed verification: nothing after it is readable */
+	atp_csv_reader *csv;
+	atp_evb_reader *evb;
+	uint32_t i, n;             /* the event and count of the current frame */
+	uint64_t occurred_at;      /* of the event just read */
+	char where[300];           /* see iter_where() */
+	char err[ATP_CSV_ERR_MAX]; /* why it was bad */
+} event_iter;
+
+/* check: validate each binary event here (else the core or engine that gets it does). */
+int iter_open(event_iter *it, const input *in, bool check);
+/* 1 with *ev, 0 at the end, -1 for a bad event (iter_where(), it->err; a CSV reader has moved past it). */
+int iter_next(event_iter *it, atp_event *ev);
+/* FILE:LINE or FILE@FRAME_OFFSET#INDEX of the event just read (formatted on demand). */
+const char *iter_where(event_iter *it);
+void iter_close(event_iter *it);
 
 /* The seq already applied of a source, from which the file must continue. */
 typedef uint64_t (*hwm_fn)(const void *ctx, atp_str source);

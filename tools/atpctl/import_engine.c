@@ -65,15 +65,12 @@ static void print_durable(run *r)
 
 static int submit_all(run *r, const input *in, bool progress, uint64_t *skipped)
 {
-	atp_csv_reader *rd = malloc(sizeof(*rd));
-	char err[ATP_CSV_ERR_MAX];
+	event_iter it;
 	atp_event ev;
-	int rc = 0;
-	if (!rd || atp_csv_open(rd, in->buf, in->len, err) < 0) {
-		free(rd);
+	int rc;
+	if (iter_open(&it, in, false) < 0)
 		return -1;
-	}
-	for (uint64_t n = 0; (rc = atp_csv_next(rd, &ev, err)) > 0; n++) {
+	for (uint64_t n = 0; (rc = iter_next(&it, &ev)) > 0; n++) {
 		if (progress) {
 			note_source(r, ev.source);
 			if ((n & 1023) == 0 && now_seconds() - r->last_print > 0.01) {
@@ -81,19 +78,18 @@ static int submit_all(run *r, const input *in, bool progress, uint64_t *skipped)
 				print_durable(r);
 			}
 		}
-		atp_engine_set_time(r->e, rd->occurred_at);
+		atp_engine_set_time(r->e, it.occurred_at);
 		int st = atp_engine_submit(r->e, &ev, NULL);
 		if (st == ATP_DUPLICATE) {
 			(*skipped)++;
 		} else if (st < 0) {
-			fprintf(stderr, "%s:%" PRIu64 ": %s (%s)%s%s\n", in->path, rd->line, atp_status_message(st),
-				atp_status_name(st), st == ATP_E_IO ? ": " : "",
-				st == ATP_E_IO ? atp_engine_error(r->e) : "");
+			fprintf(stderr, "%s: %s (%s)%s%s\n", iter_where(&it), atp_status_message(st), atp_status_name(st),
+				st == ATP_E_IO ? ": " : "", st == ATP_E_IO ? atp_engine_error(r->e) : "");
 			rc = -1;
 			break;
 		}
 	}
-	free(rd);
+	iter_close(&it);
 	return rc;
 }
 

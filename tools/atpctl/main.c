@@ -13,9 +13,14 @@ static void usage(FILE *f)
 	      "  simday [--out FILE] [--seed N] [--skus N] [--locations N] [--order-lines N]\n"
 	      "         [--peak-factor N] [--peak-minutes N] [--peak-start-min N]\n"
 	      "      write a simulated warehouse day as the event CSV (stdout by default)\n"
-	      "  import FILE.csv [--positions OUT.csv] [--max-positions N] [--max-lines N]\n"
-	      "      validate the whole file (every bad row as FILE:LINE: reason), then replay it\n"
-	      "      through the ATP core and print what happened\n",
+	      "  import FILE [--positions OUT.csv] [--max-positions N] [--max-lines N]\n"
+	      "         [--data DIR [--shards N] [--workers N] [--segment-mb N] [--snapshot-mb N] [--progress]]\n"
+	      "      replay an event file (CSV, or binary from convert) and print what happened:\n"
+	      "      a CSV is validated whole first (every bad row as FILE:LINE: reason, nothing applied);\n"
+	      "      without --data through the in-memory core, with it through the durable engine\n"
+	      "      (WAL, group commit, snapshots) into DIR, resuming after what DIR already holds\n"
+	      "  convert IN.csv OUT.evb\n"
+	      "      an event CSV into the binary event file (EventBatch frames of 256 events)\n",
 	      f);
 }
 
@@ -49,6 +54,8 @@ int main(int argc, char **argv)
 		return cmd_simday(argc - 1, argv + 1);
 	if (strcmp(argv[1], "import") == 0)
 		return cmd_import(argc - 1, argv + 1);
+	if (strcmp(argv[1], "convert") == 0)
+		return cmd_convert(argc - 1, argv + 1);
 	fprintf(stderr, "atpctl: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;
