@@ -91,6 +91,8 @@ int atp_engine_submit(atp_engine *e, const atp_event *ev, uint64_t *expected);
  * Logged with the events, so replay repeats every expiry.
  */
 void atp_engine_set_time(atp_engine *e, uint64_t now);
+/* Bring every shard to the engine's time now (expiring what is due), without waiting. 0 or ATP_E_IO. */
+int atp_engine_advance(atp_engine *e);
 /* Hand staged records to the workers and collect completions; returns how many completions. */
 size_t atp_engine_poll(atp_engine *e);
 /* Wait until everything submitted is durable. 0 or ATP_E_IO. */

@@ -494,6 +494,13 @@ static int send_time(atp_engine *e)
 	return 0;
 }
 
+int atp_engine_advance(atp_engine *e)
+{
+	if (engine_failed(e) || send_time(e) < 0 || flush_stages(e) < 0)
+		return ATP_E_IO;
+	return 0;
+}
+
 size_t atp_engine_poll(atp_engine *e)
 {
 	flush_stages(e);

@@ -1,0 +1,203 @@
+/*
+ * atpd.c — the daemon: `atpd --data DIR [--config FILE]`.
+ *
+ * Creates or opens the data directory (its lock keeps a second daemon
+ * out), recovers every shard, and serves: the engine's time follows the
+ * wall clock (reservations expire on time), SIGUSR1 writes a snapshot of
+ * every shard. SIGTERM or SIGINT stops it: drain the rings, fsync,
+ * snapshot, exit 0. A storage failure exits 1 with the engine's message.
+ * One log line (stderr) per lifecycle step and per error. The network
+ * front ends (TCP event stream, gRPC) attach to this loop in later steps.
+ */
+#define _GNU_SOURCE
+#include "atp/engine.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static volatile sig_atomic_t stop_signal, snapshot_asked;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGUSR1)
+		snapshot_asked = 1;
+	else
+		stop_signal = sig;
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+typedef struct settings {
+	atp_engine_config engine;
+	uint64_t tick_ms;
+} settings;
+
+static int parse_u64(const char *v, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(v, &end, 10);
+	if (errno || end == v || *end || v[0] == '-' || x > max)
+		return -1;
+	*out = x;
+	return 0;
+}
+
+/* One "key = value" setting; -1 for an unknown key or a bad value. */
+static int apply_setting(settings *s, const char *key, const char *v)
+{
+	uint64_t x;
+	atp_engine_config *e = &s->engine;
+	if (strcmp(key, "first_cpu") == 0 || strcmp(key, "router_cpu") == 0) {
+		int cpu = strcmp(v, "none") == 0 ? -1 : parse_u64(v, 4095, &x) == 0 ? (int)x : -2;
+		if (cpu == -2)
+			return -1;
+		*(strcmp(key, "first_cpu") == 0 ? &e->first_cpu : &e->router_cpu) = cpu;
+		return 0;
+	}
+	static const struct {
+		const char *key;
+		uint64_t max, scale;
+	} keys[] = {
+		{ "shards", ATP_ENGINE_MAX_SHARDS, 1 }, { "workers", ATP_ENGINE_MAX_WORKERS, 1 },
+		{ "segment_mb", 4096, 1u << 20 },      { "snapshot_mb", 1u << 20, 1u << 20 },
+		{ "max_positions", 1u << 25, 1 },      { "max_lines", 1u << 30, 1 },
+		{ "max_sources", 1u << 16, 1 },        { "tick_ms", 3600000, 1 },
+	};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (strcmp(key, keys[i].key) != 0)
+			continue;
+		if (parse_u64(v, keys[i].max, &x) < 0 || (x == 0 && i != 3))
+			return -1;
+		x *= keys[i].scale;
+		switch (i) {
+		case 0: e->shards = (uint32_t)x; break;
+		case 1: e->workers = (uint32_t)x; break;
+		case 2: e->wal.segment_bytes = x; break;
+		case 3: e->snapshot_wal_bytes = x; break;
+		case 4: e->core.max_positions = (uint32_t)x; break;
+		case 5: e->core.max_lines = (uint32_t)x; break;
+		case 6: e->core.max_sources = (uint32_t)x; break;
+		default: s->tick_ms = x; break;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+static int read_config(const char *path, settings *s)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "atpd: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	char line[512];
+	for (unsigned n = 1; fgets(line, sizeof(line), f); n++) {
+		char key[64], value[256];
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = 0;
+		if (sscanf(line, " %63[a-z_] = %255s", key, value) != 2) {
+			if (strspn(line, " \t\r\n") == strlen(line))
+				continue;
+			fprintf(stderr, "atpd: %s:%u: expected 'key = value'\n", path, n);
+			fclose(f);
+			return -1;
+		}
+		if (apply_setting(s, key, value) < 0) {
+			fprintf(stderr, "atpd: %s:%u: unknown setting or bad value: %s = %s\n", path, n, key, value);
+			fclose(f);
+			return -1;
+		}
+	}
+	fclose(f);
+	if (s->engine.wal.buffer_bytes > s->engine.wal.segment_bytes / 4)
+		s->engine.wal.buffer_bytes = (uint32_t)(s->engine.wal.segment_bytes / 4);
+	return 0;
+}
+
+static int serve(atp_engine *e, uint64_t tick_ms)
+{
+	struct timespec nap = { 0, 10 * 1000000 };
+	uint64_t next_tick = 0;
+	while (!stop_signal) {
+		uint64_t now = wall_ms();
+		if (now >= next_tick) {
+			atp_engine_set_time(e, now);
+			if (atp_engine_advance(e) < 0)
+				return -1;
+			next_tick = now + tick_ms;
+		}
+		if (snapshot_asked) {
+			snapshot_asked = 0;
+			fprintf(stderr, "atpd: SIGUSR1: writing a snapshot of every shard\n");
+			if (atp_engine_snapshot(e) < 0)
+				return -1;
+			fprintf(stderr, "atpd: snapshot written\n");
+		}
+		atp_engine_poll(e);
+		nanosleep(&nap, NULL);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	settings s = { .engine = atp_engine_config_default(), .tick_ms = 1000 };
+	const char *data = NULL, *config = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
+			data = argv[++i];
+		else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			config = argv[++i];
+		else {
+			fprintf(stderr, "usage: atpd --data DIR [--config FILE]\n");
+			return 2;
+		}
+	}
+	if (!data) {
+		fprintf(stderr, "usage: atpd --data DIR [--config FILE]\n");
+		return 2;
+	}
+	if (config && read_config(config, &s) < 0)
+		return 2;
+
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+
+	fprintf(stderr, "atpd: starting on %s\n", data);
+	char err[600];
+	atp_engine *e = atp_engine_open(data, &s.engine, err, sizeof(err));
+	if (!e) {
+		fprintf(stderr, "atpd: cannot start: %s\n", err);
+		return 1;
+	}
+	fprintf(stderr, "atpd: serving\n");
+	int rc = serve(e, s.tick_ms);
+	if (rc < 0) {
+		fprintf(stderr, "atpd: stopping after a storage failure: %s\n", atp_engine_error(e));
+		atp_engine_abandon(e);
+		return 1;
+	}
+	fprintf(stderr, "atpd: %s: draining, syncing, writing the final snapshot\n", strsignal(stop_signal));
+	if (atp_engine_close(e) != 0) {
+		fprintf(stderr, "atpd: the final snapshot failed\n");
+		return 1;
+	}
+	fprintf(stderr, "atpd: stopped cleanly\n");
+	return 0;
+}

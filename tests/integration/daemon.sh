@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The atpd daemon's lifecycle: start on a data directory an import filled,
+# log each step, keep a second daemon (and an offline import) out with the
+# lock, snapshot on SIGUSR1, stop cleanly on SIGTERM and SIGINT (exit 0,
+# final snapshot), recover after SIGKILL, and refuse a bad config with its
+# line. Usage: daemon.sh ATPD ATPCTL
+set -euo pipefail
+atpd=$1
+atpctl=$2
+tmp=$(mktemp -d)
+trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
+failures=0
+passed=0
+check() { # check DESCRIPTION COMMAND...
+	local what=$1; shift
+	if "$@"; then echo "ok - $what"; passed=$((passed + 1)); else echo "not ok - $what"; failures=$((failures + 1)); fi
+}
+wait_for() { # wait_for FILE PATTERN: up to 10 s
+	for _ in $(seq 1 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+	return 1
+}
+
+cat >"$tmp/atpd.conf" <<CONF
+# a test configuration
+shards = 2
+workers = 2
+first_cpu = none
+router_cpu = none
+max_positions = 65536
+max_lines = 262144
+tick_ms = 100
+CONF
+"$atpctl" simday --skus 300 --order-lines 4000 --out "$tmp/day.csv" 2>/dev/null
+"$atpctl" import "$tmp/day.csv" --data "$tmp/data" --shards 2 --positions "$tmp/before.csv" >/dev/null 2>&1
+
+"$atpd" --data "$tmp/data" --config "$tmp/atpd.conf" 2>"$tmp/log1" &
+pid=$!
+check "atpd starts, recovers and serves" wait_for "$tmp/log1" "atpd: serving"
+check "... logging the recovery" grep -q "open: 2 shards on 2 workers" "$tmp/log1"
+set +e
+"$atpd" --data "$tmp/data" --config "$tmp/atpd.conf" 2>"$tmp/log2"
+rc2=$?
+"$atpctl" import "$tmp/day.csv" --data "$tmp/data" >/dev/null 2>"$tmp/log3"
+rc3=$?
+set -e
+check "a second daemon on the same directory is refused" sh -c "test $rc2 -eq 1 && grep -q 'another atpd holds' '$tmp/log2'"
+check "so is an offline import" sh -c "test $rc3 -eq 1 && grep -q 'another atpd holds' '$tmp/log3'"
+kill -USR1 "$pid"
+check "SIGUSR1 writes a snapshot" wait_for "$tmp/log1" "snapshot written"
+kill -TERM "$pid"
+set +e
+wait "$pid"
+rc=$?
+set -e
+check "SIGTERM: exit 0" test "$rc" -eq 0
+check "... after draining and a final snapshot" grep -q "draining, syncing, writing the final snapshot" "$tmp/log1"
+check "... and says so" grep -q "stopped cleanly" "$tmp/log1"
+
+"$atpd" --data "$tmp/data" --config "$tmp/atpd.conf" 2>"$tmp/log4" &
+pid=$!
+wait_for "$tmp/log4" "atpd: serving" || true
+kill -9 "$pid"
+wait "$pid" 2>/dev/null || true
+"$atpd" --data "$tmp/data" --config "$tmp/atpd.conf" 2>"$tmp/log5" &
+pid=$!
+check "after SIGKILL it starts again" wait_for "$tmp/log5" "atpd: serving"
+kill -INT "$pid"
+set +e
+wait "$pid"
+rc=$?
+set -e
+check "SIGINT: exit 0" test "$rc" -eq 0
+"$atpctl" import "$tmp/day.csv" --data "$tmp/data" --positions "$tmp/after.csv" >/dev/null 2>&1
+check "the table survived every stop unchanged" cmp -s "$tmp/before.csv" "$tmp/after.csv"
+
+printf 'shards = 2\nworkers = lots\n' >"$tmp/bad.conf"
+set +e
+"$atpd" --data "$tmp/data2" --config "$tmp/bad.conf" 2>"$tmp/log6"
+rc=$?
+set -e
+check "a bad config is refused with its line" sh -c "test $rc -eq 2 && grep -q 'bad.conf:2: unknown setting or bad value: workers = lots' '$tmp/log6'"
+
+echo "$passed passed, $failures failed"
+exit $((failures > 0))
