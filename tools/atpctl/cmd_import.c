@@ -130,9 +130,11 @@ static atp_core_stats sum_stats(const atp_core *const *cores, uint32_t n)
 	return sum;
 }
 
-void print_summary(const atp_core *const *cores, uint32_t n_cores, uint64_t rows, double seconds)
+void print_summary(const atp_core *const *cores, uint32_t n_cores, uint64_t rows, uint64_t router_duplicates,
+		   double seconds)
 {
 	atp_core_stats sum = sum_stats(cores, n_cores);
+	sum.duplicates += router_duplicates;
 	const atp_core_stats *s = &sum;
 	uint64_t applied = 0;
 	uint32_t open_lines = 0;
@@ -254,7 +256,7 @@ int cmd_import(int argc, char **argv)
 	if (replay(&in, core) < 0)
 		goto out;
 	const atp_core *cores[1] = { core };
-	print_summary(cores, 1, rows, now_seconds() - t0);
+	print_summary(cores, 1, rows, 0, now_seconds() - t0);
 	const atp_sources *src = atp_core_sources(core);
 	for (uint32_t i = 0; i < atp_sources_count(src); i++)
 		printf("source %s: applied through seq %" PRIu64 "\n", atp_sources_get(src, i)->name,

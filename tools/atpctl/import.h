@@ -52,8 +52,9 @@ typedef uint64_t (*hwm_fn)(const void *ctx, atp_str source);
  */
 uint64_t validate(const input *in, hwm_fn hwm, const void *ctx, uint32_t max_sources, uint64_t *rows);
 
-/* What happened, over the cores of every shard. */
-void print_summary(const atp_core *const *cores, uint32_t n_cores, uint64_t rows, double seconds);
+/* What happened, over the cores of every shard (and the duplicates an engine's router answered). */
+void print_summary(const atp_core *const *cores, uint32_t n_cores, uint64_t rows, uint64_t router_duplicates,
+		   double seconds);
 
 /* Replay through the durable engine in data. */
 int import_engine(const input *in, const char *data, const atp_engine_config *cfg, const char *positions,

@@ -143,10 +143,10 @@ int import_engine(const input *in, const char *data, const atp_engine_config *cf
 		uint32_t n = atp_engine_shards(r.e);
 		for (uint32_t i = 0; i < n; i++)
 			cores[i] = atp_engine_core(r.e, i);
-		print_summary(cores, n, rows - skipped, seconds);
+		print_summary(cores, n, rows, skipped, seconds);
 		if (skipped)
-			printf("%" PRIu64 " rows at or below their source's accepted seq (duplicates, or durable before) "
-			       "acknowledged and skipped\n", skipped);
+			printf("  of which %" PRIu64 " rows at or below their source's accepted seq (duplicates, or durable "
+			       "before) were acknowledged by the router and skipped\n", skipped);
 		print_engine(r.e, rows - skipped, seconds);
 		if (positions) {
 			FILE *f = fopen(positions, "w");
