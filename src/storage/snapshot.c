@@ -39,7 +39,8 @@ typedef struct writer {
 	uint8_t buf[1 << 16];
 } writer;
 
-static void w_flush(writer *w)
+/* Write out the buffer as it is. */
+static void w_write(writer *w)
 {
 	size_t done = 0;
 	while (!w->err && done < w->len) {
@@ -52,9 +53,15 @@ static void w_flush(writer *w)
 	w->len = 0;
 }
 
+/* Checksum the buffer, then write it out. */
+static void w_flush(writer *w)
+{
+	w->crc = atp_crc32c(w->crc, w->buf, w->len);
+	w_write(w);
+}
+
 static void w_put(writer *w, const void *p, size_t n)
 {
-	w->crc = atp_crc32c(w->crc, p, n);
 	if (w->len + n > sizeof(w->buf))
 		w_flush(w);
 	memcpy(w->buf + w->len, p, n);
@@ -126,9 +133,10 @@ static void write_state(writer *w, const atp_core *c, uint64_t lsn)
 	}
 	for (uint32_t i = 0; i < n_closed; i++)
 		w_line(w, atp_lines_get(l, atp_lines_closed_id(l, i)));
-	uint32_t crc = w->crc;
-	w_put(w, &crc, 4);
-	w_flush(w);
+	w_flush(w); /* the checksum covers everything before it */
+	memcpy(w->buf, &w->crc, 4);
+	w->len = 4;
+	w_write(w);
 }
 
 static int cmp_u64(const void *a, const void *b)
