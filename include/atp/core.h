@@ -123,6 +123,11 @@ size_t atp_core_expire(atp_core *c, uint64_t now, atp_delta *out, size_t max_lin
 
 /* The position of (sku, location), or NULL if never touched. */
 const atp_position *atp_core_find(const atp_core *c, atp_str sku, atp_str location);
+/*
+ * A consistent copy of (sku, location) for a thread other than the core's
+ * writer, without locks (see atp_table_read); false when it does not exist.
+ */
+bool atp_core_read(const atp_core *c, atp_str sku, atp_str location, atp_position_view *out);
 /* The line of (ref, sku, location), or NULL. */
 const atp_line *atp_core_find_line(const atp_core *c, atp_str ref, atp_str sku, atp_str location);
 /* The applied high-water mark of a source (0 when unknown). */

@@ -111,6 +111,12 @@ const char *atp_engine_error(const atp_engine *e);
 
 uint32_t atp_engine_shards(const atp_engine *e);
 uint32_t atp_engine_shard_of(const atp_engine *e, atp_str sku);
+/*
+ * The position (sku, location) as its shard last applied it (durable or
+ * not yet): from any thread, without locks and without going through the
+ * rings, never torn. false when it does not exist.
+ */
+bool atp_engine_read(const atp_engine *e, atp_str sku, atp_str location, atp_position_view *out);
 /* A shard's core: read it only after atp_engine_sync() and before the next submit. */
 const atp_core *atp_engine_core(const atp_engine *e, uint32_t shard);
 

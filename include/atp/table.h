@@ -33,7 +33,9 @@ typedef struct atp_position {
 	uint32_t key_off;     /* sku at key_off, NUL, location, NUL in the key arena */
 	uint8_t sku_len;
 	uint8_t loc_len;
-	uint8_t pad[18];
+	uint8_t pad[2];
+	uint32_t seq;         /* sequence lock: odd while the writer changes the buckets */
+	uint8_t pad2[12];
 } __attribute__((aligned(64))) atp_position;
 
 typedef struct atp_table atp_table;
@@ -74,6 +76,27 @@ const atp_position *atp_table_get(const atp_table *t, uint32_t id);
 /* NUL-terminated key strings of a position. */
 const char *atp_table_sku(const atp_table *t, uint32_t id);
 const char *atp_table_location(const atp_table *t, uint32_t id);
+/*
+ * Concurrent readers. The table has one writer; other threads may read it
+ * through these two functions only, without locks: a position becomes
+ * visible to them whole (its slot is published last, with release order),
+ * and atp_table_store() changes buckets under the position's sequence lock,
+ * so atp_table_read() retries rather than return a torn position.
+ */
+typedef struct atp_position_view {
+	int64_t on_hand;
+	int64_t held;
+	int64_t reserved;
+	int64_t safety_stock;
+	uint64_t version;
+} atp_position_view;
+
+/* Writer: set a position's buckets and bump its version, under its sequence lock. */
+void atp_table_store(atp_table *t, uint32_t id, int64_t on_hand, int64_t held, int64_t reserved,
+		     int64_t safety_stock);
+/* Any thread: a consistent copy of (sku, location); false when it does not exist (yet). */
+bool atp_table_read(const atp_table *t, uint64_t pos_hash, atp_str sku, atp_str loc, atp_position_view *out);
+
 /* Bytes of memory the table holds (slots + positions + key arena). */
 size_t atp_table_memory(const atp_table *t);
 

@@ -257,12 +257,7 @@ static void emit_delta(atp_core *c, const work *w, uint32_t source, uint64_t seq
 
 static void store_buckets(atp_core *c, const work *w)
 {
-	atp_position *p = atp_table_at(c->table, w->id);
-	p->on_hand = w->after.on_hand;
-	p->held = w->after.held;
-	p->reserved = w->after.reserved;
-	p->safety_stock = w->after.safety_stock;
-	p->version++;
+	atp_table_store(c->table, w->id, w->after.on_hand, w->after.held, w->after.reserved, w->after.safety_stock);
 }
 
 /* Write a planned position back; cannot fail (capacity was checked). */
@@ -549,6 +544,13 @@ const atp_position *atp_core_find(const atp_core *c, atp_str sku, atp_str locati
 		return NULL;
 	uint32_t id = atp_table_find(c->table, atp_position_hash(atp_sku_hash(sku), location), sku, location);
 	return id == ATP_POS_NONE ? NULL : atp_table_get(c->table, id);
+}
+
+bool atp_core_read(const atp_core *c, atp_str sku, atp_str location, atp_position_view *out)
+{
+	if (!sku.len || sku.len > ATP_SKU_MAX || !location.len || location.len > ATP_LOC_MAX)
+		return false;
+	return atp_table_read(c->table, atp_position_hash(atp_sku_hash(sku), location), sku, location, out);
 }
 
 const atp_line *atp_core_find_line(const atp_core *c, atp_str ref, atp_str sku, atp_str location)

@@ -136,9 +136,56 @@ uint32_t atp_table_intern(atp_table *t, uint64_t h, atp_str sku, atp_str loc)
 	k[sku.len + 1 + loc.len] = '\0';
 	t->keys_used += sku.len + loc.len + 2;
 	s->hash = h;
-	s->id1 = id + 1;
 	s->key_off = p->key_off;
+	/* Published last: a reader that sees id1 sees the key and the zeroed position. */
+	__atomic_store_n(&s->id1, id + 1, __ATOMIC_RELEASE);
 	return id;
+}
+
+void atp_table_store(atp_table *t, uint32_t id, int64_t on_hand, int64_t held, int64_t reserved,
+		     int64_t safety_stock)
+{
+	atp_position *p = atp_table_at(t, id);
+	uint32_t seq = p->seq;
+	__atomic_store_n(&p->seq, seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	__atomic_store_n(&p->on_hand, on_hand, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->held, held, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->reserved, reserved, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->safety_stock, safety_stock, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->version, p->version + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+bool atp_table_read(const atp_table *t, uint64_t h, atp_str sku, atp_str loc, atp_position_view *out)
+{
+	uint32_t id1 = 0;
+	for (uint64_t i = h & t->mask;; i = (i + 1) & t->mask) {
+		const slot *s = &t->slots[i];
+		id1 = __atomic_load_n(&s->id1, __ATOMIC_ACQUIRE);
+		if (id1 == 0)
+			return false;
+		if (s->hash == h && key_equals(t, s, sku, loc))
+			break;
+	}
+	const atp_position *p = &t->pos[id1 - 1];
+	for (;;) {
+		uint32_t s1 = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE);
+		if (s1 & 1) {
+#if defined(__x86_64__)
+			__builtin_ia32_pause();
+#endif
+			continue;
+		}
+		out->on_hand = __atomic_load_n(&p->on_hand, __ATOMIC_RELAXED);
+		out->held = __atomic_load_n(&p->held, __ATOMIC_RELAXED);
+		out->reserved = __atomic_load_n(&p->reserved, __ATOMIC_RELAXED);
+		out->safety_stock = __atomic_load_n(&p->safety_stock, __ATOMIC_RELAXED);
+		out->version = __atomic_load_n(&p->version, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&p->seq, __ATOMIC_RELAXED) == s1)
+			return true;
+	}
 }
 
 uint32_t atp_table_count(const atp_table *t)

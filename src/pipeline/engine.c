@@ -567,6 +567,13 @@ uint32_t atp_engine_shards(const atp_engine *e)
 	return e->n_shards;
 }
 
+bool atp_engine_read(const atp_engine *e, atp_str sku, atp_str location, atp_position_view *out)
+{
+	if (!sku.len || sku.len > ATP_SKU_MAX)
+		return false;
+	return atp_core_read(e->shards[atp_engine_shard_of(e, sku)].core, sku, location, out);
+}
+
 const atp_core *atp_engine_core(const atp_engine *e, uint32_t index)
 {
 	return e->shards[index].core;
