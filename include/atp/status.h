@@ -8,6 +8,8 @@
 #ifndef ATP_STATUS_H
 #define ATP_STATUS_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -42,6 +44,9 @@ enum atp_status {
 const char *atp_status_name(int status);
 /* A one-line explanation, e.g. "sequence gap: resend from the expected seq". */
 const char *atp_status_message(int status);
+
+/* printf into a caller's message buffer (the err, errlen pair of the storage and engine APIs). */
+void atp_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #ifdef __cplusplus
 }

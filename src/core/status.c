@@ -1,6 +1,9 @@
 /* status.c — names and messages of the ATP_* result codes. */
 #include "atp/status.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 struct status_text {
 	const char *name;
 	const char *message;
@@ -51,4 +54,12 @@ const char *atp_status_name(int status)
 const char *atp_status_message(int status)
 {
 	return lookup(status)->message;
+}
+
+void atp_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 }

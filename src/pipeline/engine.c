@@ -73,15 +73,6 @@ atp_engine_config atp_engine_config_default(void)
 	};
 }
 
-static void say(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- the data directory ---- */
 
 /* The shard count of dir: read from dir/meta, or written there for a new directory. */
@@ -95,7 +86,7 @@ static int meta_shards(const char *dir, uint32_t want, uint32_t *shards, char *e
 		int ok = fscanf(f, "atpd data 1\nshards %u\n", &n) == 1 && n >= 1 && n <= ATP_ENGINE_MAX_SHARDS;
 		fclose(f);
 		if (!ok) {
-			say(err, errlen, "%s: not an atpd data directory file", path);
+			atp_errf(err, errlen, "%s: not an atpd data directory file", path);
 			return -1;
 		}
 		if (n != want)
@@ -108,7 +99,7 @@ static int meta_shards(const char *dir, uint32_t want, uint32_t *shards, char *e
 	f = fopen(tmp, "w");
 	if (!f || fprintf(f, "atpd data 1\nshards %u\n", want) < 0 || fflush(f) || fsync(fileno(f)) ||
 	    fclose(f) || rename(tmp, path)) {
-		say(err, errlen, "%s: %s", path, strerror(errno));
+		atp_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	*shards = want;
@@ -121,7 +112,7 @@ static int lock_dir(atp_engine *e, char *err, size_t errlen)
 	snprintf(path, sizeof(path), "%s/LOCK", e->dir);
 	e->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (e->lock_fd < 0 || flock(e->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		say(err, errlen, "%s: %s", path,
+		atp_errf(err, errlen, "%s: %s", path,
 		    errno == EWOULDBLOCK ? "another atpd holds this data directory" : strerror(errno));
 		return -1;
 	}
@@ -162,7 +153,7 @@ static int read_sources(atp_engine *e, char *err, size_t errlen)
 		uint32_t id;
 		if (sscanf(line, "%" SCNu64 " %65s", &seq, name) != 2 || !atp_str_valid(atp_str_of(name, strlen(name)), ATP_SOURCE_MAX) ||
 		    (id = atp_sources_intern(e->sources, atp_str_of(name, strlen(name)))) == ATP_SOURCE_NONE) {
-			say(err, errlen, "%s: bad line: %s", path, line);
+			atp_errf(err, errlen, "%s: bad line: %s", path, line);
 			fclose(f);
 			return -1;
 		}
@@ -196,12 +187,12 @@ static int open_shard(atp_engine *e, shard *s, char *err, size_t errlen)
 {
 	snprintf(s->dir, sizeof(s->dir), "%s/shard-%03u", e->dir, s->index);
 	if (mkdir(s->dir, 0755) < 0 && errno != EEXIST) {
-		say(err, errlen, "%s: %s", s->dir, strerror(errno));
+		atp_errf(err, errlen, "%s: %s", s->dir, strerror(errno));
 		return -1;
 	}
 	s->core = atp_core_create(&e->cfg.core);
 	if (!s->core) {
-		say(err, errlen, "shard %u: cannot allocate the core", s->index);
+		atp_errf(err, errlen, "shard %u: cannot allocate the core", s->index);
 		return -1;
 	}
 	uint64_t lsn;
@@ -268,14 +259,14 @@ static int start_workers(atp_engine *e, char *err, size_t errlen)
 		w->flight = malloc(GROUP_MAX * sizeof(completion));
 		e->stages[i].buf = malloc(STAGE_BYTES);
 		if (!w->in || !w->out || !w->shards || !w->pending || !w->flight || !e->stages[i].buf) {
-			say(err, errlen, "out of memory for worker %u", i);
+			atp_errf(err, errlen, "out of memory for worker %u", i);
 			return -1;
 		}
 		for (uint32_t s = i; s < e->n_shards; s += e->n_workers)
 			w->shards[w->n_shards++] = &e->shards[s];
 		int rc = worker_start(w);
 		if (rc < 0) {
-			say(err, errlen, "worker %u: %s", i, strerror(-rc));
+			atp_errf(err, errlen, "worker %u: %s", i, strerror(-rc));
 			return -1;
 		}
 	}
@@ -287,12 +278,12 @@ atp_engine *atp_engine_open(const char *dir, const atp_engine_config *cfg, char 
 	if (cfg->shards < 1 || cfg->shards > ATP_ENGINE_MAX_SHARDS || cfg->workers < 1 ||
 	    cfg->workers > ATP_ENGINE_MAX_WORKERS || cfg->ring_bytes < (64u << 10) ||
 	    (cfg->ring_bytes & (cfg->ring_bytes - 1))) {
-		say(err, errlen, "bad engine configuration");
+		atp_errf(err, errlen, "bad engine configuration");
 		return NULL;
 	}
 	atp_engine *e = calloc(1, sizeof(*e));
 	if (!e) {
-		say(err, errlen, "out of memory");
+		atp_errf(err, errlen, "out of memory");
 		return NULL;
 	}
 	e->lock_fd = -1;
@@ -301,7 +292,7 @@ atp_engine *atp_engine_open(const char *dir, const atp_engine_config *cfg, char 
 	snprintf(e->dir, sizeof(e->dir), "%s", dir);
 	uint64_t t0 = mono_ns();
 	if ((mkdir(dir, 0755) < 0 && errno != EEXIST)) {
-		say(err, errlen, "%s: %s", dir, strerror(errno));
+		atp_errf(err, errlen, "%s: %s", dir, strerror(errno));
 		goto fail;
 	}
 	if (lock_dir(e, err, errlen) < 0 || meta_shards(dir, cfg->shards, &e->n_shards, err, errlen) < 0)
@@ -314,7 +305,7 @@ atp_engine *atp_engine_open(const char *dir, const atp_engine_config *cfg, char 
 	e->sources = atp_sources_create(cfg->core.max_sources);
 	e->rs = calloc(cfg->core.max_sources, sizeof(rsource));
 	if (!e->shards || !e->workers || !e->stages || !e->shard_now || !e->sources || !e->rs) {
-		say(err, errlen, "out of memory");
+		atp_errf(err, errlen, "out of memory");
 		goto fail;
 	}
 	if (read_sources(e, err, errlen) < 0)

@@ -3,6 +3,7 @@
 #include "atp/snapshot.h"
 
 #include "atp/crc32c.h"
+#include "atp/status.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -19,15 +20,6 @@
 
 #define MAGIC "ATPSNAP1"
 #define KEEP 2
-
-static void say(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- writing: a buffered file writer that checksums what it writes ---- */
 
@@ -211,7 +203,7 @@ int atp_snapshot_write(const char *dir, const atp_core *c, uint64_t lsn, uint64_
 	}
 out:
 	if (rc)
-		say(err, errlen, "%s: snapshot of lsn %" PRIu64 " failed: %s", dir, lsn, strerror(rc));
+		atp_errf(err, errlen, "%s: snapshot of lsn %" PRIu64 " failed: %s", dir, lsn, strerror(rc));
 	if (dfd >= 0)
 		close(dfd);
 	free(w);
@@ -353,7 +345,7 @@ int atp_snapshot_load(const char *dir, atp_core *c, uint64_t *lsn, char *err, si
 		int rc = restore(&r, c, lsn);
 		munmap((void *)m, size);
 		if (rc != ATP_OK || *lsn != lsns[n]) {
-			say(err, errlen, "%s: checksum holds but the state does not restore (%s)", path,
+			atp_errf(err, errlen, "%s: checksum holds but the state does not restore (%s)", path,
 			    atp_status_name(rc));
 			return -1;
 		}

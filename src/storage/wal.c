@@ -3,6 +3,7 @@
 #include "atp/wal.h"
 
 #include "atp/crc32c.h"
+#include "atp/status.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -61,15 +62,6 @@ static uint32_t rec_size(size_t len)
 static void seg_path(const atp_wal *w, uint64_t first, char *out, size_t n)
 {
 	snprintf(out, n, "%s/%020" PRIu64 ".wal", w->dir, first);
-}
-
-static void say(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 static uint32_t header_crc(const seg_header *h)
@@ -184,7 +176,7 @@ static int replay_segment(atp_wal *w, const char *path, const uint8_t *m, uint64
 		if (!ok || lsn != w->last_lsn + 1)
 			break;
 		if (lsn > s->after && s->fn(s->ctx, lsn, m + off + REC_HEADER, ok) != 0) {
-			say(s->err, s->errlen, "%s: record at offset %" PRIu64 " (lsn %" PRIu64 ") cannot be applied", path,
+			atp_errf(s->err, s->errlen, "%s: record at offset %" PRIu64 " (lsn %" PRIu64 ") cannot be applied", path,
 			    off, lsn);
 			return -1;
 		}
@@ -199,13 +191,13 @@ static int replay_segment(atp_wal *w, const char *path, const uint8_t *m, uint64
 			continue;
 		if (last && p - off < w->cfg.buffer_bytes)
 			continue; /* within the last write: part of the torn tail */
-		say(s->err, s->errlen, "%s: bad record at offset %" PRIu64 " with valid records after it (lsn %" PRIu64
+		atp_errf(s->err, s->errlen, "%s: bad record at offset %" PRIu64 " with valid records after it (lsn %" PRIu64
 			    " at offset %" PRIu64 "); refusing to start",
 		    path, off, lsn, p);
 		return -1;
 	}
 	if (!last && off + 4 <= size && (m[off] | m[off + 1] | m[off + 2] | m[off + 3])) {
-		say(s->err, s->errlen, "%s: bad record at offset %" PRIu64 " of a segment that is not the last; refusing to start",
+		atp_errf(s->err, s->errlen, "%s: bad record at offset %" PRIu64 " of a segment that is not the last; refusing to start",
 		    path, off);
 		return -1;
 	}
@@ -222,7 +214,7 @@ static int list_segments(atp_wal *w, char *err, size_t errlen)
 {
 	DIR *d = opendir(w->dir);
 	if (!d) {
-		say(err, errlen, "%s: %s", w->dir, strerror(errno));
+		atp_errf(err, errlen, "%s: %s", w->dir, strerror(errno));
 		return -1;
 	}
 	struct dirent *e;
@@ -232,7 +224,7 @@ static int list_segments(atp_wal *w, char *err, size_t errlen)
 		if (strlen(e->d_name) == 24 && sscanf(e->d_name, "%20" SCNu64 "%7s", &first, tail) == 2 &&
 		    strcmp(tail, ".wal") == 0 && push_first(w, first) < 0) {
 			closedir(d);
-			say(err, errlen, "out of memory");
+			atp_errf(err, errlen, "out of memory");
 			return -1;
 		}
 	}
@@ -253,7 +245,7 @@ static int recover(atp_wal *w, scan *s)
 		int fd = open(path, O_RDWR | O_CLOEXEC);
 		struct stat st;
 		if (fd < 0 || fstat(fd, &st) < 0) {
-			say(s->err, s->errlen, "%s: %s", path, strerror(errno));
+			atp_errf(s->err, s->errlen, "%s: %s", path, strerror(errno));
 			if (fd >= 0)
 				close(fd);
 			return -1;
@@ -269,7 +261,7 @@ static int recover(atp_wal *w, scan *s)
 				munmap((void *)m, size);
 			close(fd);
 			if (!last) {
-				say(s->err, s->errlen, "%s: bad segment header; refusing to start", path);
+				atp_errf(s->err, s->errlen, "%s: bad segment header; refusing to start", path);
 				return -1;
 			}
 			/* Creation was cut short: the segment never held a record. */
@@ -281,7 +273,7 @@ static int recover(atp_wal *w, scan *s)
 		/* A segment must start right after the previous one, unless a snapshot covers the hole. */
 		uint64_t want = w->last_lsn + 1;
 		if (h.first_lsn != want && !(h.first_lsn > want && h.first_lsn <= s->after + 1)) {
-			say(s->err, s->errlen, "%s: missing segment: lsn %" PRIu64 " to %" PRIu64 " are absent; refusing to start",
+			atp_errf(s->err, s->errlen, "%s: missing segment: lsn %" PRIu64 " to %" PRIu64 " are absent; refusing to start",
 			    path, want, h.first_lsn - 1);
 			munmap((void *)m, size);
 			close(fd);
@@ -298,7 +290,7 @@ static int recover(atp_wal *w, scan *s)
 				tail, size - tail);
 			rc = zero_tail(fd, tail, size);
 			if (rc < 0)
-				say(s->err, s->errlen, "%s: cannot cut the torn tail: %s", path, strerror(-rc));
+				atp_errf(s->err, s->errlen, "%s: cannot cut the torn tail: %s", path, strerror(-rc));
 		}
 		if (rc < 0 || !last) {
 			close(fd);
@@ -318,26 +310,26 @@ atp_wal *atp_wal_open(const char *dir, const atp_wal_config *cfg, uint64_t after
 {
 	if (cfg->segment_bytes < (64u << 10) || cfg->segment_bytes % 4096 ||
 	    cfg->buffer_bytes < rec_size(ATP_WAL_PAYLOAD_MAX) || cfg->buffer_bytes > cfg->segment_bytes - SEG_HEADER) {
-		say(err, errlen, "bad WAL configuration");
+		atp_errf(err, errlen, "bad WAL configuration");
 		return NULL;
 	}
 	atp_wal *w = calloc(1, sizeof(*w));
 	if (!w) {
-		say(err, errlen, "out of memory");
+		atp_errf(err, errlen, "out of memory");
 		return NULL;
 	}
 	w->fd = -1;
 	w->cfg = *cfg;
 	snprintf(w->dir, sizeof(w->dir), "%s", dir);
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-		say(err, errlen, "%s: %s", dir, strerror(errno));
+		atp_errf(err, errlen, "%s: %s", dir, strerror(errno));
 		goto fail;
 	}
 	w->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	w->buf[0] = aligned_alloc(4096, cfg->buffer_bytes);
 	w->buf[1] = aligned_alloc(4096, cfg->buffer_bytes);
 	if (w->dirfd < 0 || !w->buf[0] || !w->buf[1]) {
-		say(err, errlen, "%s: %s", dir, strerror(errno));
+		atp_errf(err, errlen, "%s: %s", dir, strerror(errno));
 		goto fail;
 	}
 	scan s = { fn, ctx, after, err, errlen };
@@ -349,7 +341,7 @@ atp_wal *atp_wal_open(const char *dir, const atp_wal_config *cfg, uint64_t after
 			w->last_lsn = after;
 		int rc = new_segment(w, w->last_lsn + 1);
 		if (rc < 0) {
-			say(err, errlen, "%s: cannot create a segment: %s", dir, strerror(-rc));
+			atp_errf(err, errlen, "%s: cannot create a segment: %s", dir, strerror(-rc));
 			goto fail;
 		}
 	}

@@ -9,16 +9,7 @@ atpd=$1
 atpctl=$2
 tmp=$(mktemp -d)
 trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
-failures=0
-passed=0
-check() { # check DESCRIPTION COMMAND...
-	local what=$1; shift
-	if "$@"; then echo "ok - $what"; passed=$((passed + 1)); else echo "not ok - $what"; failures=$((failures + 1)); fi
-}
-wait_for() { # wait_for FILE PATTERN: up to 10 s
-	for _ in $(seq 1 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-	return 1
-}
+. "$(dirname "$0")/lib.sh"
 
 cat >"$tmp/atpd.conf" <<CONF
 # a test configuration
@@ -80,5 +71,4 @@ rc=$?
 set -e
 check "a bad config is refused with its line" sh -c "test $rc -eq 2 && grep -q 'bad.conf:2: unknown setting or bad value: workers = lots' '$tmp/log6'"
 
-echo "$passed passed, $failures failed"
-exit $((failures > 0))
+finish

@@ -6,12 +6,7 @@ set -euo pipefail
 atpctl=$1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-failures=0
-passed=0
-check() { # check DESCRIPTION COMMAND...
-	local what=$1; shift
-	if "$@"; then echo "ok - $what"; passed=$((passed + 1)); else echo "not ok - $what"; failures=$((failures + 1)); fi
-}
+. "$(dirname "$0")/lib.sh"
 
 hdr='event_id,source,seq,type,sku,location,qty,ref,to_location,reason'
 cat >"$tmp/bad.csv" <<CSV
@@ -88,5 +83,4 @@ rc=$?
 set -e
 check "an impossible burst is refused" test "$rc" -eq 1
 
-echo "$passed passed, $failures failed"
-exit $((failures > 0))
+finish

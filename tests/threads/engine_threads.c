@@ -6,8 +6,7 @@
  * does not run under TSan). Prints "N passed, N failed".
  */
 #define _GNU_SOURCE
-#include "../../tools/lib/csv_events.h"
-#include "../../tools/lib/simday.h"
+#include "../day_fixture.h"
 #include "atp/engine.h"
 
 #include <stdio.h>
@@ -31,43 +30,13 @@ static int passed, failed;
 static char *day;
 static size_t day_len;
 
-static atp_core_config small_config(void)
-{
-	atp_core_config c = atp_core_config_default();
-	c.max_positions = 4096;
-	c.max_lines = 1u << 16;
-	c.max_sources = 8;
-	return c;
-}
-
-static atp_core *reference(void)
-{
-	atp_core_config cfg = small_config();
-	atp_core *c = atp_core_create(&cfg);
-	atp_csv_reader *r = malloc(sizeof(*r));
-	char err[ATP_CSV_ERR_MAX];
-	atp_event ev;
-	atp_result res;
-	atp_delta d[64];
-	size_t nd;
-	atp_csv_open(r, day, day_len, err);
-	while (atp_csv_next(r, &ev, err) > 0) {
-		if (r->occurred_at > atp_core_now(c))
-			while (atp_core_expire(c, r->occurred_at, d, 64, &nd) == 64)
-				;
-		atp_core_apply(c, &ev, &res);
-	}
-	free(r);
-	return c;
-}
-
 static atp_engine *open_engine(const char *dir)
 {
 	atp_engine_config cfg = atp_engine_config_default();
 	cfg.shards = 4;
 	cfg.workers = 2;
 	cfg.first_cpu = -1;
-	cfg.core = small_config();
+	cfg.core = fixture_config();
 	cfg.wal.segment_bytes = 256u << 10;
 	cfg.wal.buffer_bytes = 64u << 10;
 	cfg.snapshot_wal_bytes = 32u << 10;
@@ -116,18 +85,11 @@ static void compare(const atp_core *ref, const atp_engine *e, const char *when)
 
 int main(void)
 {
-	FILE *f = open_memstream(&day, &day_len);
-	atp_simday_params p = atp_simday_default();
-	atp_simday_summary sum;
-	p.skus = 300;
-	p.locations = 3;
-	p.order_lines = 4000;
-	atp_simday_write(&p, f, &sum);
-	fclose(f);
+	day = fixture_day(300, 4000, 1, &day_len);
 	char dir[] = "/tmp/atp-engine-threads-XXXXXX";
-	if (!mkdtemp(dir))
+	atp_core *ref = day ? fixture_reference(day, day_len) : NULL;
+	if (!ref || !mkdtemp(dir))
 		return 1;
-	atp_core *ref = reference();
 
 	atp_engine *e = open_engine(dir);
 	CHECK(e != NULL, "open");

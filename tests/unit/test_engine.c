@@ -6,8 +6,7 @@
  * durable all end in the same table, with no event applied twice.
  */
 #define _GNU_SOURCE
-#include "../../tools/lib/csv_events.h"
-#include "../../tools/lib/simday.h"
+#include "../day_fixture.h"
 #include "atp/engine.h"
 #include "helpers.h"
 
@@ -22,15 +21,8 @@ static char dir[64];
 
 static void setup(void)
 {
-	FILE *f = open_memstream(&day, &day_len);
-	atp_simday_params p = atp_simday_default();
-	p.skus = 400;
-	p.locations = 3;
-	p.order_lines = 6000;
-	p.seed = 7;
-	atp_simday_summary sum;
-	cr_assert_eq(atp_simday_write(&p, f, &sum), 0);
-	fclose(f);
+	day = fixture_day(400, 6000, 7, &day_len);
+	cr_assert_not_null(day);
 	snprintf(dir, sizeof(dir), "/tmp/atp-engine-XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 }
@@ -43,34 +35,10 @@ static void teardown(void)
 	free(day);
 }
 
-static atp_core_config small_config(void)
-{
-	atp_core_config c = atp_core_config_default();
-	c.max_positions = 4096;
-	c.max_lines = 1u << 16;
-	c.max_sources = 8;
-	return c;
-}
-
-/* The day through the plain core, as atpctl import replays it. */
 static atp_core *reference(void)
 {
-	atp_core_config cfg = small_config();
-	atp_core *c = atp_core_create(&cfg);
-	atp_csv_reader *r = malloc(sizeof(*r));
-	char err[ATP_CSV_ERR_MAX];
-	atp_event ev;
-	atp_result res;
-	atp_delta d[64];
-	size_t nd;
-	cr_assert_eq(atp_csv_open(r, day, day_len, err), 0);
-	while (atp_csv_next(r, &ev, err) > 0) {
-		if (r->occurred_at > atp_core_now(c))
-			while (atp_core_expire(c, r->occurred_at, d, 64, &nd) == 64)
-				;
-		cr_assert_geq(atp_core_apply(c, &ev, &res), 0);
-	}
-	free(r);
+	atp_core *c = fixture_reference(day, day_len);
+	cr_assert_not_null(c, "the day replays through the core");
 	return c;
 }
 
@@ -80,7 +48,7 @@ static atp_engine *open_engine(uint32_t shards, uint32_t workers, uint64_t snap_
 	cfg.shards = shards;
 	cfg.workers = workers;
 	cfg.first_cpu = -1;
-	cfg.core = small_config();
+	cfg.core = fixture_config();
 	cfg.wal.segment_bytes = 256u << 10;
 	cfg.wal.buffer_bytes = 64u << 10;
 	cfg.snapshot_wal_bytes = snap_bytes;
