@@ -22,12 +22,17 @@ extern "C" {
 #endif
 
 /*
- * Write c as the snapshot of lsn into dir and delete all but the two
- * newest. 0 or -errno (message in err). *keep_lsn gets the LSN of the
- * older snapshot kept (0 if none): WAL records up to it may be deleted.
+ * Write c as the snapshot of lsn into dir. 0 or -errno (message in err).
+ * Allocates nothing and uses no stdio, so that a child forked from a
+ * multi-threaded process may call it.
  */
-int atp_snapshot_write(const char *dir, const atp_core *c, uint64_t lsn, uint64_t *keep_lsn, char *err,
-		       size_t errlen);
+int atp_snapshot_write(const char *dir, const atp_core *c, uint64_t lsn, char *err, size_t errlen);
+
+/*
+ * Delete all but the two newest snapshots of dir. Returns the LSN of the
+ * older one kept (0 if fewer than two): WAL records up to it may go.
+ */
+uint64_t atp_snapshot_prune(const char *dir);
 
 /*
  * Load the newest valid snapshot of dir into c, a core nothing was applied

@@ -19,6 +19,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/types.h>
 
 typedef struct frame_header {
 	uint16_t len;    /* of the record after the header */
@@ -45,6 +46,7 @@ typedef struct shard {
 	uint64_t wal_bytes;    /* appended since the last snapshot */
 	bool snap_due;         /* by size */
 	bool snap_command;     /* by a SNAPSHOT record: acknowledge when written */
+	pid_t snap_child;      /* the process writing this shard's snapshot, 0 when none */
 	int write_res, fsync_res;
 } shard;
 

@@ -5,6 +5,12 @@
  * While a group is in flight the next one builds; a group's completions
  * go back to the router only once all its fsyncs have succeeded. A failed
  * write or fsync stops the worker with a message; it is never retried.
+ *
+ * A snapshot is written by a forked child from the copy-on-write image of
+ * the shard at a point where everything applied is durable: the worker
+ * stalls only for the fork (the page tables), then goes on while the child
+ * writes, fsyncs and renames; once the child has exited 0 the worker
+ * deletes the WAL segments the snapshots cover.
  */
 #define _GNU_SOURCE
 #include "engine_internal.h"
@@ -19,6 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define IN_BUF (256u << 10)
 
@@ -205,28 +215,80 @@ static void append(worker *w, shard *s, const uint8_t *rec, size_t len)
 		s->snap_due = true;
 }
 
-static void snapshot(worker *w, shard *s)
+/* The snapshot of s is on disk: account for it, trim the WAL, acknowledge a command. */
+static void snapshot_done(worker *w, shard *s)
 {
-	char err[512];
-	uint64_t keep, t0 = mono_ns();
-	int rc = atp_snapshot_write(s->dir, s->core, atp_wal_last_lsn(s->wal), &keep, err, sizeof(err));
-	if (rc < 0) {
-		fail(w, rc, "shard %u: %s", s->index, err);
-		return;
-	}
-	atp_wal_trim(s->wal, keep);
-	uint64_t ns = mono_ns() - t0;
+	atp_wal_trim(s->wal, atp_snapshot_prune(s->dir));
 	w->local.snapshots++;
-	if (ns > w->local.snapshot_ns_max)
-		w->local.snapshot_ns_max = ns;
-	s->wal_bytes = 0;
-	s->snap_due = false;
 	if (s->snap_command) {
 		s->snap_command = false;
 		completion c = { .rsrc = DONE_SNAPSHOT, .seq = s->index };
 		release(w, &c, 1);
 	}
 	publish_stats(w);
+}
+
+/* Reap a finished snapshot child of s (waiting for it when asked); false while it runs. */
+static bool reap_child(worker *w, shard *s, bool wait)
+{
+	int status;
+	pid_t pid = waitpid(s->snap_child, &status, wait ? 0 : WNOHANG);
+	if (pid == 0 || (pid < 0 && errno == EINTR))
+		return false;
+	s->snap_child = 0;
+	if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fail(w, -EIO, "shard %u: the snapshot writer failed (%s); stopping", s->index,
+		     pid < 0 ? strerror(errno) : "see its message above");
+		return true;
+	}
+	snapshot_done(w, s);
+	return true;
+}
+
+static void reap_children(worker *w, bool wait)
+{
+	for (uint32_t i = 0; i < w->n_shards; i++)
+		if (w->shards[i]->snap_child)
+			reap_child(w, w->shards[i], wait);
+}
+
+/* Everything applied to s is durable: snapshot it from a child process (synchronously if fork fails). */
+static void snapshot(worker *w, shard *s)
+{
+	if (s->snap_child && !(s->snap_command && reap_child(w, s, true)))
+		return; /* one writer at a time; a size trigger waits for the next chance */
+	char err[512];
+	uint64_t lsn = atp_wal_last_lsn(s->wal), t0 = mono_ns();
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* The child of a threaded process: no malloc, no stdio. Die with the worker (an orphan would hold the lock). */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1)
+			_exit(1);
+		int rc = atp_snapshot_write(s->dir, s->core, lsn, err, sizeof(err) - 1);
+		if (rc < 0) {
+			size_t n = strlen(err);
+			err[n] = '\n';
+			if (write(2, err, n + 1) < 0)
+				_exit(2);
+		}
+		_exit(rc < 0 ? 1 : 0);
+	}
+	uint64_t ns = mono_ns() - t0;
+	if (ns > w->local.snapshot_ns_max)
+		w->local.snapshot_ns_max = ns;
+	s->wal_bytes = 0;
+	s->snap_due = false;
+	if (pid > 0) {
+		s->snap_child = pid;
+		return;
+	}
+	int rc = atp_snapshot_write(s->dir, s->core, lsn, err, sizeof(err));
+	if (rc < 0) {
+		fail(w, rc, "shard %u: %s", s->index, err);
+		return;
+	}
+	snapshot_done(w, s);
 }
 
 int shard_apply(atp_core *core, const atp_record *rec, atp_result *r)
@@ -290,7 +352,7 @@ static size_t process(worker *w, const uint8_t *buf, size_t have, bool *snap)
 			*snap = true;
 			break;
 		}
-		if (s->snap_due) {
+		if (s->snap_due && !s->snap_child) {
 			*snap = true;
 			break;
 		}
@@ -328,8 +390,10 @@ static void *worker_main(void *arg)
 	}
 	if (w->cpu >= 0)
 		pin_thread(w->cpu, "a worker");
-	while (!failed(w)) {
+	for (unsigned loops = 0; !failed(w); loops++) {
 		bool progress = false, snap = false;
+		if ((loops & 63) == 0)
+			reap_children(w, false);
 		uint32_t k = w->n_pending < GROUP_MAX ? atp_ring_pop(w->in, buf + have, (uint32_t)(IN_BUF - have)) : 0;
 		if (k || (have && w->n_pending < GROUP_MAX)) {
 			have += k;
@@ -352,6 +416,7 @@ static void *worker_main(void *arg)
 			break;
 		backoff(&idle);
 	}
+	reap_children(w, true);
 	free(buf);
 	publish_stats(w);
 	return NULL;

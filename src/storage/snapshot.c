@@ -158,56 +158,47 @@ static int list_snapshots(const char *dir, uint64_t *lsns, size_t max, size_t *n
 	return 0;
 }
 
-int atp_snapshot_write(const char *dir, const atp_core *c, uint64_t lsn, uint64_t *keep_lsn, char *err,
-		       size_t errlen)
+int atp_snapshot_write(const char *dir, const atp_core *c, uint64_t lsn, char *err, size_t errlen)
 {
 	char tmp[PATH_MAX], path[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s/snap.tmp", dir);
+	snprintf(tmp, sizeof(tmp), "%s/snap-%020" PRIu64 ".tmp", dir, lsn);
 	snprintf(path, sizeof(path), "%s/snap-%020" PRIu64 ".snap", dir, lsn);
-	writer *w = malloc(sizeof(*w));
+	writer w = { .fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) };
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
-	if (!w || dfd < 0) {
-		rc = w ? errno : ENOMEM;
-		goto out;
+	int rc = w.fd < 0 || dfd < 0 ? errno : 0;
+	if (!rc) {
+		write_state(&w, c, lsn);
+		rc = w.err;
 	}
-	*w = (writer){ .fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) };
-	if (w->fd < 0) {
+	if (!rc && fsync(w.fd) < 0)
 		rc = errno;
-		goto out;
-	}
-	write_state(w, c, lsn);
-	rc = w->err;
-	if (!rc && fsync(w->fd) < 0)
-		rc = errno;
-	if (close(w->fd) < 0 && !rc)
+	if (w.fd >= 0 && close(w.fd) < 0 && !rc)
 		rc = errno;
 	if (!rc && rename(tmp, path) < 0)
 		rc = errno;
 	if (!rc && fsync(dfd) < 0)
 		rc = errno;
-	if (rc) {
-		unlink(tmp);
-		goto out;
-	}
-	uint64_t lsns[64];
-	size_t n;
-	*keep_lsn = 0;
-	if (list_snapshots(dir, lsns, 64, &n) == 0) {
-		for (size_t i = 0; i + KEEP < n; i++) {
-			snprintf(path, sizeof(path), "%s/snap-%020" PRIu64 ".snap", dir, lsns[i]);
-			unlink(path);
-		}
-		if (n >= KEEP)
-			*keep_lsn = lsns[n - KEEP];
-	}
-out:
-	if (rc)
-		atp_errf(err, errlen, "%s: snapshot of lsn %" PRIu64 " failed: %s", dir, lsn, strerror(rc));
 	if (dfd >= 0)
 		close(dfd);
-	free(w);
+	if (rc) {
+		unlink(tmp);
+		atp_errf(err, errlen, "%s: snapshot of lsn %" PRIu64 " failed: %s", dir, lsn, strerror(rc));
+	}
 	return -rc;
+}
+
+uint64_t atp_snapshot_prune(const char *dir)
+{
+	uint64_t lsns[64];
+	size_t n;
+	if (list_snapshots(dir, lsns, 64, &n) < 0)
+		return 0;
+	for (size_t i = 0; i + KEEP < n; i++) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/snap-%020" PRIu64 ".snap", dir, lsns[i]);
+		unlink(path);
+	}
+	return n >= KEEP ? lsns[n - KEEP] : 0;
 }
 
 /* ---- loading ---- */

@@ -373,9 +373,9 @@ Test(snapshot, round_trip_then_same_future)
 {
 	atp_core *c = busy_core(), *d = small_core(64, 64, 4);
 	char err[512];
-	uint64_t keep, lsn;
-	cr_assert_eq(atp_snapshot_write(dir, c, 9, &keep, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(keep, 0);
+	uint64_t lsn;
+	cr_assert_eq(atp_snapshot_write(dir, c, 9, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(atp_snapshot_prune(dir), 0);
 	cr_assert_eq(atp_snapshot_load(dir, d, &lsn, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(lsn, 9);
 	assert_same_state(c, d);
@@ -398,12 +398,12 @@ Test(snapshot, bad_checksum_falls_back_to_the_older_one)
 {
 	atp_core *c = busy_core(), *d = small_core(64, 64, 4);
 	char err[512], path[600];
-	uint64_t keep, lsn;
-	cr_assert_eq(atp_snapshot_write(dir, c, 5, &keep, err, sizeof(err)), 0);
-	cr_assert_eq(atp_snapshot_write(dir, c, 9, &keep, err, sizeof(err)), 0);
-	cr_assert_eq(keep, 5, "the older snapshot is kept, and WAL up to it may go");
-	cr_assert_eq(atp_snapshot_write(dir, c, 12, &keep, err, sizeof(err)), 0);
-	cr_assert_eq(keep, 9);
+	uint64_t lsn;
+	cr_assert_eq(atp_snapshot_write(dir, c, 5, err, sizeof(err)), 0);
+	cr_assert_eq(atp_snapshot_write(dir, c, 9, err, sizeof(err)), 0);
+	cr_assert_eq(atp_snapshot_prune(dir), 5, "the older snapshot is kept, and WAL up to it may go");
+	cr_assert_eq(atp_snapshot_write(dir, c, 12, err, sizeof(err)), 0);
+	cr_assert_eq(atp_snapshot_prune(dir), 9);
 	snprintf(path, sizeof(path), "%s/snap-%020u.snap", dir, 5u);
 	cr_assert_neq(access(path, F_OK), 0, "only two snapshots are kept");
 	snprintf(path, sizeof(path), "%s/snap-%020u.snap", dir, 12u);
