@@ -50,6 +50,7 @@ struct atp_engine {
 	uint64_t snap_acks;
 	uint64_t now;          /* the engine's time, stamped on every event */
 	uint64_t *shard_now;   /* the time each shard was last sent */
+	uint32_t last_source;  /* the source of the last event submitted, ATP_SOURCE_NONE before */
 	bool sources_dirty;
 	uint64_t sources_written_ns;
 	int failed;
@@ -287,6 +288,7 @@ atp_engine *atp_engine_open(const char *dir, const atp_engine_config *cfg, char 
 		return NULL;
 	}
 	e->lock_fd = -1;
+	e->last_source = ATP_SOURCE_NONE;
 	e->cfg = *cfg;
 	e->cfg.core.sparse_seq = true;
 	snprintf(e->dir, sizeof(e->dir), "%s", dir);
@@ -433,9 +435,14 @@ int atp_engine_submit(atp_engine *e, const atp_event *ev, uint64_t *expected)
 	int rc = atp_event_validate(ev);
 	if (rc)
 		return rc;
-	uint32_t id = atp_sources_find(e->sources, ev->source);
-	if (id == ATP_SOURCE_NONE && (id = atp_sources_intern(e->sources, ev->source)) == ATP_SOURCE_NONE)
-		return ATP_E_SOURCES_FULL;
+	uint32_t id = e->last_source;
+	const atp_source *last = id == ATP_SOURCE_NONE ? NULL : atp_sources_get(e->sources, id);
+	if (!last || last->name_len != ev->source.len || memcmp(last->name, ev->source.ptr, ev->source.len) != 0) {
+		id = atp_sources_find(e->sources, ev->source);
+		if (id == ATP_SOURCE_NONE && (id = atp_sources_intern(e->sources, ev->source)) == ATP_SOURCE_NONE)
+			return ATP_E_SOURCES_FULL;
+		e->last_source = id; /* events mostly come in runs of one source: skip the hash next time */
+	}
 	atp_source *src = atp_sources_at(e->sources, id);
 	rsource *r = &e->rs[id];
 	if (expected)
