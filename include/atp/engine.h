@@ -27,7 +27,8 @@
  *     state equals the state before the crash minus unacknowledged events;
  *   - a failed write or fsync stops the engine for good (every call then
  *     returns ATP_E_IO with a message): never a retry of fsync.
- * Not thread-safe: one router thread calls everything.
+ * One router thread calls everything, except atp_engine_read(), which any
+ * thread may call.
  */
 #ifndef ATP_ENGINE_H
 #define ATP_ENGINE_H
