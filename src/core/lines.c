@@ -2,6 +2,7 @@
 #include "atp/lines.h"
 
 #include "atp/bytes.h"
+#include "memory.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -101,6 +102,8 @@ atp_lines *atp_lines_create(uint32_t max_lines)
 		atp_lines_destroy(l);
 		return NULL;
 	}
+	atp_hugepage_hint(l->slots, nslots * sizeof(slot));
+	atp_hugepage_hint(l->line, (size_t)max_lines * sizeof(atp_line));
 	/* Hand out low ids first so that a small workload touches few pages. */
 	for (uint32_t i = 0; i < max_lines; i++)
 		l->free_ids[i] = max_lines - 1 - i;

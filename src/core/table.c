@@ -3,6 +3,7 @@
 
 #include "atp/bytes.h"
 #include "atp/limits.h"
+#include "memory.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -53,6 +54,8 @@ atp_table *atp_table_create(uint32_t max_positions)
 		atp_table_destroy(t);
 		return NULL;
 	}
+	atp_hugepage_hint(t->slots, nslots * sizeof(slot));
+	atp_hugepage_hint(t->pos, (size_t)max_positions * sizeof(atp_position));
 	return t;
 }
 

@@ -1,0 +1,29 @@
+/*
+ * memory.h — the core's large fixed arrays: ask for transparent huge pages.
+ *
+ * The position table, its slots and the reservation lines are allocated
+ * once and probed at random; with 2 MiB pages a probe costs fewer TLB
+ * misses, and forking the process (snapshots) copies far fewer page-table
+ * entries. A hint only: without THP nothing changes.
+ */
+#ifndef ATP_CORE_MEMORY_H
+#define ATP_CORE_MEMORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+static inline void atp_hugepage_hint(void *p, size_t size)
+{
+#ifdef MADV_HUGEPAGE
+	const uintptr_t huge = 2u << 20;
+	uintptr_t start = ((uintptr_t)p + huge - 1) & ~(huge - 1), end = ((uintptr_t)p + size) & ~(huge - 1);
+	if (p && end > start)
+		madvise((void *)start, end - start, MADV_HUGEPAGE);
+#else
+	(void)p;
+	(void)size;
+#endif
+}
+
+#endif
