@@ -148,11 +148,14 @@ static int read_sources(atp_engine *e, char *err, size_t errlen)
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof(line), f)) {
-		uint64_t seq;
-		char name[ATP_SOURCE_MAX + 2];
+		/* "SEQ NAME\n": the name is the rest of the line (it may hold spaces, never a control byte). */
+		char *end, *nl = strchr(line, '\n');
+		uint64_t seq = strtoull(line, &end, 10);
+		atp_str name = atp_str_of(end + 1, nl && end < nl ? (size_t)(nl - end - 1) : 0);
 		uint32_t id;
-		if (sscanf(line, "%" SCNu64 " %65s", &seq, name) != 2 || !atp_str_valid(atp_str_of(name, strlen(name)), ATP_SOURCE_MAX) ||
-		    (id = atp_sources_intern(e->sources, atp_str_of(name, strlen(name)))) == ATP_SOURCE_NONE) {
+		if (end == line || *end != ' ' || !nl || !atp_str_valid(name, ATP_SOURCE_MAX) ||
+		    atp_sources_find(e->sources, name) != ATP_SOURCE_NONE ||
+		    (id = atp_sources_intern(e->sources, name)) == ATP_SOURCE_NONE) {
 			atp_errf(err, errlen, "%s: bad line: %s", path, line);
 			fclose(f);
 			return -1;

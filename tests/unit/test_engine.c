@@ -224,3 +224,22 @@ Test(engine, seq_rules_at_the_router)
 	cr_assert_eq(atp_core_find(atp_engine_core(e, atp_engine_shard_of(e, S("A"))), S("A"), S("DC1"))->on_hand, 6);
 	cr_assert_eq(atp_engine_close(e), 0);
 }
+
+Test(engine, durable_seqs_survive_a_restart_whatever_the_source_name)
+{
+	atp_engine *e = open_engine(2, 1, 0);
+	atp_event ev = ev_of(ATP_EV_RECEIPT, 1, "A", "DC1", 5);
+	ev.source = S("north dc wms #2");
+	for (uint64_t seq = 1; seq <= 3; seq++) {
+		ev.seq = ev.event_id = seq;
+		cr_assert_eq(atp_engine_submit(e, &ev, NULL), ATP_OK);
+	}
+	cr_assert_eq(atp_engine_close(e), 0);
+	e = open_engine(2, 1, 0);
+	cr_assert_eq(atp_engine_durable_seq(e, "north dc wms #2"), 3);
+	uint64_t expected;
+	ev.seq = 3;
+	cr_assert_eq(atp_engine_submit(e, &ev, &expected), ATP_DUPLICATE);
+	cr_assert_eq(expected, 4);
+	cr_assert_eq(atp_engine_close(e), 0);
+}
