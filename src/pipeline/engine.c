@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,6 +37,7 @@ typedef struct stage {
 struct atp_engine {
 	char dir[PATH_MAX - 64];
 	int lock_fd;
+	struct stat lock_st;   /* of DIR/LOCK, while held */
 	atp_engine_config cfg;
 	uint32_t n_shards, n_workers;
 	shard *shards;
@@ -106,14 +106,68 @@ static int meta_shards(const char *dir, uint32_t want, uint32_t *shards, char *e
 	return 0;
 }
 
+/*
+ * Data directories this process holds: POSIX locks do not exclude the
+ * process itself, so a second engine on one directory is refused here.
+ */
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct held {
+	dev_t dev;
+	ino_t ino;
+} held[64];
+
+/* take: record st as held (false if it already is, or the list is full); else forget it. */
+static bool hold(const struct stat *st, bool take)
+{
+	size_t n = sizeof(held) / sizeof(held[0]), free_slot = n;
+	bool ok = true;
+	pthread_mutex_lock(&held_lock);
+	for (size_t i = 0; i < n; i++) {
+		if (held[i].dev == st->st_dev && held[i].ino == st->st_ino) {
+			if (take)
+				ok = false;
+			else
+				held[i] = (struct held){ 0, 0 };
+			goto out;
+		}
+		if (free_slot == n && held[i].dev == 0 && held[i].ino == 0)
+			free_slot = i;
+	}
+	if (take && free_slot < n)
+		held[free_slot] = (struct held){ st->st_dev, st->st_ino };
+	ok = !take || free_slot < n;
+out:
+	pthread_mutex_unlock(&held_lock);
+	return ok;
+}
+
+/*
+ * A POSIX record lock on DIR/LOCK: it belongs to this process, so a
+ * snapshot child forked from it does not hold it, and it goes when the
+ * process dies, however it dies.
+ */
 static int lock_dir(atp_engine *e, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	snprintf(path, sizeof(path), "%s/LOCK", e->dir);
 	e->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (e->lock_fd < 0 || flock(e->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+	if (e->lock_fd < 0 || fstat(e->lock_fd, &e->lock_st) < 0) {
+		atp_errf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!hold(&e->lock_st, true)) {
+		atp_errf(err, errlen, "%s: another atpd holds this data directory (this process)", path);
+		close(e->lock_fd);
+		e->lock_fd = -1;
+		return -1;
+	}
+	if (fcntl(e->lock_fd, F_SETLK, &fl) < 0) {
 		atp_errf(err, errlen, "%s: %s", path,
-		    errno == EWOULDBLOCK ? "another atpd holds this data directory" : strerror(errno));
+		    errno == EACCES || errno == EAGAIN ? "another atpd holds this data directory" : strerror(errno));
+		hold(&e->lock_st, false);
+		close(e->lock_fd);
+		e->lock_fd = -1;
 		return -1;
 	}
 	return 0;
@@ -240,8 +294,10 @@ static void destroy(atp_engine *e)
 	free(e->shard_now);
 	free(e->workers);
 	free(e->shards);
-	if (e->lock_fd >= 0)
+	if (e->lock_fd >= 0) {
+		hold(&e->lock_st, false);
 		close(e->lock_fd);
+	}
 	free(e);
 }
 
