@@ -603,9 +603,9 @@ const atp_core_stats *atp_core_stats_get(const atp_core *c)
 
 /* ---- restoring a snapshot ---- */
 
-static bool bucket_ok(int64_t v)
+static bool bucket_ok(int64_t v, int64_t min)
 {
-	return v >= -ATP_BUCKET_MAX && v <= ATP_BUCKET_MAX;
+	return v >= min && v <= ATP_BUCKET_MAX;
 }
 
 int atp_core_restore_source(atp_core *c, atp_str name, uint64_t hwm)
@@ -627,8 +627,8 @@ int atp_core_restore_position(atp_core *c, atp_str sku, atp_str location, const 
 		return ATP_E_SKU;
 	if (!atp_str_valid(location, ATP_LOC_MAX))
 		return ATP_E_LOCATION;
-	if (!bucket_ok(v->on_hand) || v->held < 0 || v->held > ATP_BUCKET_MAX || v->reserved < 0 ||
-	    v->reserved > ATP_BUCKET_MAX || v->safety_stock < 0 || v->safety_stock > ATP_BUCKET_MAX)
+	if (!bucket_ok(v->on_hand, -ATP_BUCKET_MAX) || !bucket_ok(v->held, 0) || !bucket_ok(v->reserved, 0) ||
+	    !bucket_ok(v->safety_stock, 0))
 		return ATP_E_OVERFLOW;
 	uint64_t h = atp_position_hash(atp_sku_hash(sku), location);
 	if (atp_table_find(c->table, h, sku, location) != ATP_POS_NONE)

@@ -218,28 +218,29 @@ static const void *r_take(reader *r, size_t n)
 	return q;
 }
 
-static uint64_t r_u64(reader *r)
+/* An n-byte little-endian unsigned integer (the host's order; see meson.build); 0 past the end. */
+static uint64_t r_uint(reader *r, size_t n)
 {
 	uint64_t v = 0;
-	const void *q = r_take(r, 8);
+	const void *q = r_take(r, n);
 	if (q)
-		memcpy(&v, q, 8);
+		memcpy(&v, q, n);
 	return v;
+}
+
+static uint64_t r_u64(reader *r)
+{
+	return r_uint(r, 8);
 }
 
 static uint32_t r_u32(reader *r)
 {
-	uint32_t v = 0;
-	const void *q = r_take(r, 4);
-	if (q)
-		memcpy(&v, q, 4);
-	return v;
+	return (uint32_t)r_uint(r, 4);
 }
 
 static uint8_t r_u8(reader *r)
 {
-	const uint8_t *q = r_take(r, 1);
-	return q ? *q : 0;
+	return (uint8_t)r_uint(r, 1);
 }
 
 static atp_str r_str(reader *r, uint8_t len)
