@@ -36,8 +36,13 @@ enum atp_status {
 	ATP_E_NOMEM = -16,
 	ATP_E_INVAL = -17,        /* bad argument to an API (not an event) */
 	ATP_E_IO = -18,           /* the engine's storage failed: nothing more is accepted */
+	ATP_E_PROTOCOL = -19,     /* a frame failed verification or came out of order */
+	ATP_E_LIMIT = -20,        /* a frame, batch or connection count beyond a configured limit */
+	ATP_E_SUPERSEDED = -21,   /* a newer connection claimed this source */
+	ATP_E_TIMEOUT = -22,      /* a connection idle, or not reading, for too long */
+	ATP_E_SHUTDOWN = -23,     /* the server is stopping */
 
-	ATP_E_LAST = -18,
+	ATP_E_LAST = -23,
 };
 
 /* "ATP_E_GAP" etc.; "ATP_E_UNKNOWN" for a code outside the enum. */

@@ -22,6 +22,7 @@ extern "C" {
 #define ATP_WIRE_MAX_BATCH 8192u          /* events of one EventBatch */
 #define ATP_WIRE_MAX_DEPTH 8u
 #define ATP_WIRE_MAX_REFUSED 8192u        /* refusals in one Ack */
+#define ATP_WIRE_MAX_REASON 256u          /* bytes of an Ack's or Welcome's reason */
 
 /* Field ids, in schema order. */
 enum atp_wire_event_field {
@@ -59,23 +60,38 @@ typedef struct atp_wire_refusal {
 	int32_t pad;  /* the struct's tail padding, zero */
 } atp_wire_refusal;
 
+/*
+ * An Ack. Building: refused is an array of n_refused refusals. Decoding:
+ * refused points into the buffer (read it with atp_wire_ack_refusal()).
+ * error != 0 marks the server's last frame on the connection, reason why.
+ */
 typedef struct atp_wire_ack {
 	atp_str source;
 	uint64_t durable_seq;
-	const atp_wire_refusal *refused; /* points into the buffer: read with memcpy if unaligned */
+	uint64_t next_seq;
+	const atp_wire_refusal *refused;
 	uint32_t n_refused;
+	int32_t error;
+	atp_str reason;
 } atp_wire_ack;
 
-atp_fb_ref atp_wire_build_ack(atp_fb_builder *b, atp_str source, uint64_t durable_seq,
-			      const atp_wire_refusal *refused, uint32_t n_refused);
+atp_fb_ref atp_wire_build_ack(atp_fb_builder *b, const atp_wire_ack *a);
 int atp_wire_decode_ack(const void *buf, size_t len, atp_wire_ack *out);
 /* The i-th refusal of a decoded Ack. */
 atp_wire_refusal atp_wire_ack_refusal(const atp_wire_ack *a, uint32_t i);
 
 atp_fb_ref atp_wire_build_hello(atp_fb_builder *b, atp_str source);
 int atp_wire_decode_hello(const void *buf, size_t len, atp_str *source);
-atp_fb_ref atp_wire_build_welcome(atp_fb_builder *b, uint64_t durable_seq);
-int atp_wire_decode_welcome(const void *buf, size_t len, uint64_t *durable_seq);
+
+/* A Welcome: the resume point, or (error != 0) why the Hello was refused. */
+typedef struct atp_wire_welcome {
+	uint64_t durable_seq;
+	int32_t error;
+	atp_str reason;
+} atp_wire_welcome;
+
+atp_fb_ref atp_wire_build_welcome(atp_fb_builder *b, const atp_wire_welcome *w);
+int atp_wire_decode_welcome(const void *buf, size_t len, atp_wire_welcome *out);
 
 #ifdef __cplusplus
 }

@@ -29,6 +29,11 @@ static const struct status_text errors[] = {
 	[-ATP_E_NOMEM] = { "ATP_E_NOMEM", "out of memory" },
 	[-ATP_E_INVAL] = { "ATP_E_INVAL", "invalid argument" },
 	[-ATP_E_IO] = { "ATP_E_IO", "storage failed: the engine stopped" },
+	[-ATP_E_PROTOCOL] = { "ATP_E_PROTOCOL", "a frame failed verification or came out of order" },
+	[-ATP_E_LIMIT] = { "ATP_E_LIMIT", "beyond a configured limit" },
+	[-ATP_E_SUPERSEDED] = { "ATP_E_SUPERSEDED", "a newer connection claimed this source" },
+	[-ATP_E_TIMEOUT] = { "ATP_E_TIMEOUT", "idle or not reading acks for too long" },
+	[-ATP_E_SHUTDOWN] = { "ATP_E_SHUTDOWN", "the server is stopping" },
 };
 
 static const struct status_text *lookup(int status)

@@ -123,17 +123,20 @@ atp_fb_ref atp_wire_build_event_batch(atp_fb_builder *b, const atp_fb_ref *event
 
 /* ---- Ack ---- */
 
-enum { ACK_SOURCE, ACK_DURABLE_SEQ, ACK_REFUSED };
+enum { ACK_SOURCE, ACK_DURABLE_SEQ, ACK_REFUSED, ACK_NEXT_SEQ, ACK_ERROR, ACK_REASON };
 
-atp_fb_ref atp_wire_build_ack(atp_fb_builder *b, atp_str source, uint64_t durable_seq,
-			      const atp_wire_refusal *refused, uint32_t n_refused)
+atp_fb_ref atp_wire_build_ack(atp_fb_builder *b, const atp_wire_ack *a)
 {
-	atp_fb_ref src = string_or_none(b, source);
-	atp_fb_ref vec = n_refused || refused ? atp_fb_create_vector(b, refused, n_refused, 16, 8) : 0;
+	atp_fb_ref src = string_or_none(b, a->source);
+	atp_fb_ref reason = string_or_none(b, a->reason);
+	atp_fb_ref vec = a->n_refused || a->refused ? atp_fb_create_vector(b, a->refused, a->n_refused, 16, 8) : 0;
 	atp_fb_start_table(b);
-	atp_fb_add_u64(b, ACK_DURABLE_SEQ, durable_seq, 0);
+	atp_fb_add_u64(b, ACK_DURABLE_SEQ, a->durable_seq, 0);
+	atp_fb_add_u64(b, ACK_NEXT_SEQ, a->next_seq, 0);
 	atp_fb_add_offset(b, ACK_SOURCE, src);
 	atp_fb_add_offset(b, ACK_REFUSED, vec);
+	atp_fb_add_offset(b, ACK_REASON, reason);
+	atp_fb_add_u32(b, ACK_ERROR, (uint32_t)a->error, 0);
 	return atp_fb_end_table(b);
 }
 
@@ -152,10 +155,17 @@ int atp_wire_decode_ack(const void *buf, size_t len, atp_wire_ack *out)
 	int rc = verify_root(&v, buf, len, &t);
 	if (rc || (rc = atp_fb_verify_string(&v, t, ACK_SOURCE, ATP_SOURCE_MAX, false)) ||
 	    (rc = atp_fb_verify_scalar(&v, t, ACK_DURABLE_SEQ, 8)) ||
-	    (rc = atp_fb_verify_vector(&v, t, ACK_REFUSED, 16, 8, ATP_WIRE_MAX_REFUSED, &elems, &n)))
+	    (rc = atp_fb_verify_vector(&v, t, ACK_REFUSED, 16, 8, ATP_WIRE_MAX_REFUSED, &elems, &n)) ||
+	    (rc = atp_fb_verify_scalar(&v, t, ACK_NEXT_SEQ, 8)) || (rc = atp_fb_verify_scalar(&v, t, ACK_ERROR, 4)) ||
+	    (rc = atp_fb_verify_string(&v, t, ACK_REASON, ATP_WIRE_MAX_REASON, false)))
 		return rc;
-	*out = (atp_wire_ack){ .source = get_string(t, ACK_SOURCE), .durable_seq = atp_fb_get_u64(t, ACK_DURABLE_SEQ),
-			       .refused = (const atp_wire_refusal *)(const void *)elems, .n_refused = n };
+	*out = (atp_wire_ack){ .source = get_string(t, ACK_SOURCE),
+			       .durable_seq = atp_fb_get_u64(t, ACK_DURABLE_SEQ),
+			       .next_seq = atp_fb_get_u64(t, ACK_NEXT_SEQ),
+			       .refused = (const atp_wire_refusal *)(const void *)elems,
+			       .n_refused = n,
+			       .error = (int32_t)atp_fb_get_u32(t, ACK_ERROR),
+			       .reason = get_string(t, ACK_REASON) };
 	return ATP_FB_OK;
 }
 
@@ -188,20 +198,29 @@ int atp_wire_decode_hello(const void *buf, size_t len, atp_str *source)
 	return ATP_FB_OK;
 }
 
-atp_fb_ref atp_wire_build_welcome(atp_fb_builder *b, uint64_t durable_seq)
+enum { WELCOME_DURABLE_SEQ, WELCOME_ERROR, WELCOME_REASON };
+
+atp_fb_ref atp_wire_build_welcome(atp_fb_builder *b, const atp_wire_welcome *w)
 {
+	atp_fb_ref reason = string_or_none(b, w->reason);
 	atp_fb_start_table(b);
-	atp_fb_add_u64(b, 0, durable_seq, 0);
+	atp_fb_add_u64(b, WELCOME_DURABLE_SEQ, w->durable_seq, 0);
+	atp_fb_add_offset(b, WELCOME_REASON, reason);
+	atp_fb_add_u32(b, WELCOME_ERROR, (uint32_t)w->error, 0);
 	return atp_fb_end_table(b);
 }
 
-int atp_wire_decode_welcome(const void *buf, size_t len, uint64_t *durable_seq)
+int atp_wire_decode_welcome(const void *buf, size_t len, atp_wire_welcome *out)
 {
 	atp_fb_verifier v;
 	const uint8_t *t;
 	int rc = verify_root(&v, buf, len, &t);
-	if (rc || (rc = atp_fb_verify_scalar(&v, t, 0, 8)))
+	if (rc || (rc = atp_fb_verify_scalar(&v, t, WELCOME_DURABLE_SEQ, 8)) ||
+	    (rc = atp_fb_verify_scalar(&v, t, WELCOME_ERROR, 4)) ||
+	    (rc = atp_fb_verify_string(&v, t, WELCOME_REASON, ATP_WIRE_MAX_REASON, false)))
 		return rc;
-	*durable_seq = atp_fb_get_u64(t, 0);
+	*out = (atp_wire_welcome){ .durable_seq = atp_fb_get_u64(t, WELCOME_DURABLE_SEQ),
+				   .error = (int32_t)atp_fb_get_u32(t, WELCOME_ERROR),
+				   .reason = get_string(t, WELCOME_REASON) };
 	return ATP_FB_OK;
 }

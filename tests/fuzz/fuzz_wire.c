@@ -65,12 +65,14 @@ static void fuzz(const uint8_t *data, size_t size)
 		return;
 	for (uint32_t i = 0; i < a.n_refused; i++)
 		r[i] = atp_wire_ack_refusal(&a, i);
+	a.refused = r;
 	atp_fb_builder b;
 	size_t len;
 	atp_fb_builder_init(&b, out, sizeof(out));
-	const uint8_t *p = atp_fb_finish(&b, atp_wire_build_ack(&b, a.source, a.durable_seq, r, a.n_refused), NULL, &len);
+	const uint8_t *p = atp_fb_finish(&b, atp_wire_build_ack(&b, &a), NULL, &len);
 	assert(p && atp_wire_decode_ack(p, len, &a2) == 0);
 	assert(a2.durable_seq == a.durable_seq && a2.n_refused == a.n_refused && str_same(a2.source, a.source));
+	assert(a2.next_seq == a.next_seq && a2.error == a.error && str_same(a2.reason, a.reason));
 }
 #elif FUZZ_ROOT == 3
 static void fuzz(const uint8_t *data, size_t size)
@@ -87,14 +89,15 @@ static void fuzz(const uint8_t *data, size_t size)
 #elif FUZZ_ROOT == 4
 static void fuzz(const uint8_t *data, size_t size)
 {
-	uint64_t seq, seq2;
-	if (atp_wire_decode_welcome(data, size, &seq))
+	atp_wire_welcome w, w2;
+	if (atp_wire_decode_welcome(data, size, &w))
 		return;
 	atp_fb_builder b;
 	size_t len;
 	atp_fb_builder_init(&b, out, sizeof(out));
-	const uint8_t *p = atp_fb_finish(&b, atp_wire_build_welcome(&b, seq), NULL, &len);
-	assert(p && atp_wire_decode_welcome(p, len, &seq2) == 0 && seq2 == seq);
+	const uint8_t *p = atp_fb_finish(&b, atp_wire_build_welcome(&b, &w), NULL, &len);
+	assert(p && atp_wire_decode_welcome(p, len, &w2) == 0);
+	assert(w2.durable_seq == w.durable_seq && w2.error == w.error && str_same(w2.reason, w.reason));
 }
 #else
 #error "define FUZZ_ROOT"

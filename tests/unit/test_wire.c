@@ -264,10 +264,14 @@ Test(wire, ack_hello_welcome_round_trip)
 	size_t n;
 	atp_wire_refusal r[2] = { { 5, ATP_E_GAP, 0 }, { 9, ATP_E_QTY, 0 } };
 	atp_fb_builder_init(&b, mem, sizeof(mem));
-	const uint8_t *p = atp_fb_finish(&b, atp_wire_build_ack(&b, S("wms"), 4, r, 2), NULL, &n);
-	atp_wire_ack a;
+	atp_wire_ack a = { .source = S("wms"), .durable_seq = 4, .next_seq = 10, .refused = r, .n_refused = 2 };
+	const uint8_t *p = atp_fb_finish(&b, atp_wire_build_ack(&b, &a), NULL, &n);
+	memset(&a, 0, sizeof(a));
 	cr_assert_eq(atp_wire_decode_ack(p, n, &a), 0);
 	cr_assert_eq(a.durable_seq, 4);
+	cr_assert_eq(a.next_seq, 10);
+	cr_assert_eq(a.error, 0);
+	cr_assert_eq(a.reason.len, 0);
 	cr_assert_eq(a.n_refused, 2);
 	cr_assert_eq(atp_wire_ack_refusal(&a, 1).seq, 9);
 	cr_assert_eq(atp_wire_ack_refusal(&a, 1).code, ATP_E_QTY);
@@ -282,10 +286,26 @@ Test(wire, ack_hello_welcome_round_trip)
 	cr_assert_eq(atp_wire_decode_hello(p, n, &s), ATP_FB_E_REQUIRED, "a Hello names its source");
 
 	atp_fb_builder_init(&b, mem, sizeof(mem));
-	p = atp_fb_finish(&b, atp_wire_build_welcome(&b, 1ull << 40), NULL, &n);
-	uint64_t seq;
-	cr_assert_eq(atp_wire_decode_welcome(p, n, &seq), 0);
-	cr_assert_eq(seq, 1ull << 40);
+	p = atp_fb_finish(&b, atp_wire_build_welcome(&b, &(atp_wire_welcome){ .durable_seq = 1ull << 40 }), NULL, &n);
+	atp_wire_welcome w;
+	cr_assert_eq(atp_wire_decode_welcome(p, n, &w), 0);
+	cr_assert_eq(w.durable_seq, 1ull << 40);
+	cr_assert_eq(w.error, 0);
+
+	/* The last frame of a connection the server closes says why. */
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	a = (atp_wire_ack){ .source = S("wms"), .durable_seq = 7, .error = ATP_E_SUPERSEDED, .reason = S("newer") };
+	p = atp_fb_finish(&b, atp_wire_build_ack(&b, &a), NULL, &n);
+	cr_assert_eq(atp_wire_decode_ack(p, n, &a), 0);
+	cr_assert_eq(a.error, ATP_E_SUPERSEDED);
+	cr_assert(a.reason.len == 5 && memcmp(a.reason.ptr, "newer", 5) == 0);
+	cr_assert_eq(a.n_refused, 0);
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	p = atp_fb_finish(&b, atp_wire_build_welcome(&b, &(atp_wire_welcome){ .error = ATP_E_LIMIT, .reason = S("full") }),
+			  NULL, &n);
+	cr_assert_eq(atp_wire_decode_welcome(p, n, &w), 0);
+	cr_assert_eq(w.error, ATP_E_LIMIT);
+	cr_assert(w.reason.len == 4 && memcmp(w.reason.ptr, "full", 4) == 0);
 }
 
 Test(wire, the_builder_reports_running_out_of_room)

@@ -160,7 +160,8 @@ static int echo(const char *type, size_t len, atp_fb_builder *b, atp_fb_ref *roo
 			return rc;
 		for (uint32_t i = 0; i < a.n_refused; i++)
 			r[i] = atp_wire_ack_refusal(&a, i);
-		*root = atp_wire_build_ack(b, a.source, a.durable_seq, r, a.n_refused);
+		a.refused = r;
+		*root = atp_wire_build_ack(b, &a);
 		return 0;
 	}
 	if (strcmp(type, "Hello") == 0) {
@@ -171,10 +172,10 @@ static int echo(const char *type, size_t len, atp_fb_builder *b, atp_fb_ref *roo
 		return rc;
 	}
 	if (strcmp(type, "Welcome") == 0) {
-		uint64_t seq;
-		int rc = atp_wire_decode_welcome(in, len, &seq);
+		atp_wire_welcome w;
+		int rc = atp_wire_decode_welcome(in, len, &w);
 		if (!rc)
-			*root = atp_wire_build_welcome(b, seq);
+			*root = atp_wire_build_welcome(b, &w);
 		return rc;
 	}
 	fprintf(stderr, "wire_echo: unknown type %s\n", type);
