@@ -67,6 +67,7 @@ typedef struct atp_engine_config {
 	uint32_t ring_bytes;        /* router -> worker ring, power of two */
 	atp_engine_done_fn on_done; /* optional: every durable completion, in seq order per shard */
 	void *ctx;
+	int notify_fd;              /* optional (-1: none): an eventfd the workers write to when completions wait */
 } atp_engine_config;
 
 /* 1 shard, the router on CPU 0 and 1 worker on CPU 1, default core and WAL, snapshots every 256 MiB of WAL, 4 MiB rings. */
@@ -86,6 +87,12 @@ atp_engine *atp_engine_open(const char *dir, const atp_engine_config *cfg, char 
  */
 int atp_engine_submit(atp_engine *e, const atp_event *ev, uint64_t *expected);
 /*
+ * Whether `events` more events of any shards can be submitted now without
+ * waiting for a worker: a front end that must not block asks before it
+ * submits a batch, and stops reading the batch's socket while it is false.
+ */
+bool atp_engine_can_take(const atp_engine *e, uint32_t events);
+/*
  * The engine's time moved to now (an earlier now is ignored). Each event
  * submitted carries it, and its shard first expires the reservations due
  * by then; atp_engine_sync() brings the shards no event reached up to it.
@@ -94,6 +101,8 @@ int atp_engine_submit(atp_engine *e, const atp_event *ev, uint64_t *expected);
 void atp_engine_set_time(atp_engine *e, uint64_t now);
 /* Bring every shard to the engine's time now (expiring what is due), without waiting. 0 or ATP_E_IO. */
 int atp_engine_advance(atp_engine *e);
+/* Replace the completion callback (a front end created after the engine). */
+void atp_engine_set_on_done(atp_engine *e, atp_engine_done_fn fn, void *ctx);
 /* Hand staged records to the workers and collect completions; returns how many completions. */
 size_t atp_engine_poll(atp_engine *e);
 /* Wait until everything submitted is durable. 0 or ATP_E_IO. */

@@ -6,11 +6,18 @@
  * wall clock (reservations expire on time), SIGUSR1 writes a snapshot of
  * every shard. SIGTERM or SIGINT stops it: drain the rings, fsync,
  * snapshot, exit 0. A storage failure exits 1 with the engine's message.
- * One log line (stderr) per lifecycle step and per error. The network
- * front ends (TCP event stream, gRPC) attach to this loop in later steps.
+ * One log line (stderr) per lifecycle step and per error.
+ *
+ * The TCP event stream (atp/stream_server.h) listens on `listen` (default
+ * 127.0.0.1:7400, "none" for no listener) and runs in this thread, which is
+ * the engine's router. clock = wall (default): the engine's time is the
+ * wall clock; events: it follows the occurred_at of the events received
+ * (replays of simulated days); frozen: it never moves (nothing expires).
  */
 #define _GNU_SOURCE
 #include "atp/engine.h"
+#include "atp/stream_server.h"
+#include "atp/wire_event.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -18,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t stop_signal, snapshot_asked;
 
@@ -37,8 +46,13 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+enum clock_mode { CLOCK_WALL, CLOCK_EVENTS, CLOCK_FROZEN };
+
 typedef struct settings {
 	atp_engine_config engine;
+	atp_stream_config stream;
+	bool listen;
+	enum clock_mode clock;
 	uint64_t tick_ms;
 } settings;
 
@@ -58,6 +72,22 @@ static int apply_setting(settings *s, const char *key, const char *v)
 {
 	uint64_t x;
 	atp_engine_config *e = &s->engine;
+	if (strcmp(key, "listen") == 0) {
+		s->listen = strcmp(v, "none") != 0;
+		if (strlen(v) >= sizeof(s->stream.listen))
+			return -1;
+		snprintf(s->stream.listen, sizeof(s->stream.listen), "%s", v);
+		return 0;
+	}
+	if (strcmp(key, "clock") == 0) {
+		static const char *const modes[] = { "wall", "events", "frozen" };
+		for (int i = 0; i < 3; i++)
+			if (strcmp(v, modes[i]) == 0) {
+				s->clock = (enum clock_mode)i;
+				return 0;
+			}
+		return -1;
+	}
 	if (strcmp(key, "first_cpu") == 0 || strcmp(key, "router_cpu") == 0) {
 		int cpu = strcmp(v, "none") == 0 ? -1 : parse_u64(v, 4095, &x) == 0 ? (int)x : -2;
 		if (cpu == -2)
@@ -73,6 +103,10 @@ static int apply_setting(settings *s, const char *key, const char *v)
 		{ "segment_mb", 4096, 1u << 20 },      { "snapshot_mb", 1u << 20, 1u << 20 },
 		{ "max_positions", 1u << 25, 1 },      { "max_lines", 1u << 30, 1 },
 		{ "max_sources", 1u << 16, 1 },        { "tick_ms", 3600000, 1 },
+		{ "max_connections", 1u << 20, 1 },    { "max_frame", ATP_WIRE_MAX_MESSAGE, 1 },
+		{ "max_batch", ATP_WIRE_MAX_BATCH, 1 }, { "max_unacked_mb", 1024, 1u << 20 },
+		{ "frame_timeout_ms", 3600000, 1 },    { "idle_ms", 86400000, 1 },
+		{ "ack_timeout_ms", 3600000, 1 },
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (strcmp(key, keys[i].key) != 0)
@@ -88,7 +122,14 @@ static int apply_setting(settings *s, const char *key, const char *v)
 		case 4: e->core.max_positions = (uint32_t)x; break;
 		case 5: e->core.max_lines = (uint32_t)x; break;
 		case 6: e->core.max_sources = (uint32_t)x; break;
-		default: s->tick_ms = x; break;
+		case 7: s->tick_ms = x; break;
+		case 8: s->stream.max_connections = (uint32_t)x; break;
+		case 9: s->stream.max_frame = (uint32_t)x; break;
+		case 10: s->stream.max_batch = (uint32_t)x; break;
+		case 11: s->stream.max_unacked = (uint32_t)x; break;
+		case 12: s->stream.frame_timeout_ms = (uint32_t)x; break;
+		case 13: s->stream.idle_ms = (uint32_t)x; break;
+		default: s->stream.ack_timeout_ms = (uint32_t)x; break;
 		}
 		return 0;
 	}
@@ -127,17 +168,17 @@ static int read_config(const char *path, settings *s)
 	return 0;
 }
 
-static int serve(atp_engine *e, uint64_t tick_ms)
+static int serve(atp_engine *e, atp_stream_server *srv, const settings *s)
 {
 	struct timespec nap = { 0, 10 * 1000000 };
 	uint64_t next_tick = 0;
 	while (!stop_signal) {
 		uint64_t now = wall_ms();
-		if (now >= next_tick) {
+		if (s->clock == CLOCK_WALL && now >= next_tick) {
 			atp_engine_set_time(e, now);
 			if (atp_engine_advance(e) < 0)
 				return -1;
-			next_tick = now + tick_ms;
+			next_tick = now + s->tick_ms;
 		}
 		if (snapshot_asked) {
 			snapshot_asked = 0;
@@ -146,58 +187,102 @@ static int serve(atp_engine *e, uint64_t tick_ms)
 				return -1;
 			fprintf(stderr, "atpd: snapshot written\n");
 		}
-		atp_engine_poll(e);
-		nanosleep(&nap, NULL);
+		if (srv) {
+			if (atp_stream_server_run(srv, 10) < 0)
+				return -1;
+		} else {
+			atp_engine_poll(e);
+			nanosleep(&nap, NULL);
+		}
+		if (atp_engine_error(e))
+			return -1;
 	}
 	return 0;
 }
 
+static int usage(void)
+{
+	fprintf(stderr, "usage: atpd --data DIR [--config FILE] [--set KEY=VALUE]...\n");
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
-	settings s = { .engine = atp_engine_config_default(), .tick_ms = 1000 };
-	const char *data = NULL, *config = NULL;
+	settings s = { .engine = atp_engine_config_default(), .stream = atp_stream_config_default(), .listen = true,
+		       .tick_ms = 1000 };
+	const char *data = NULL;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--data") == 0 && i + 1 < argc)
+		if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
 			data = argv[++i];
-		else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-			config = argv[++i];
-		else {
-			fprintf(stderr, "usage: atpd --data DIR [--config FILE]\n");
-			return 2;
+		} else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			if (read_config(argv[++i], &s) < 0)
+				return 2;
+		} else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
+			char key[64];
+			const char *v = strchr(argv[++i], '=');
+			if (!v || v - argv[i] >= (long)sizeof(key)) {
+				fprintf(stderr, "atpd: --set wants KEY=VALUE, got '%s'\n", argv[i]);
+				return 2;
+			}
+			snprintf(key, sizeof(key), "%.*s", (int)(v - argv[i]), argv[i]);
+			if (apply_setting(&s, key, v + 1) < 0) {
+				fprintf(stderr, "atpd: unknown setting or bad value: %s\n", argv[i]);
+				return 2;
+			}
+		} else {
+			return usage();
 		}
 	}
-	if (!data) {
-		fprintf(stderr, "usage: atpd --data DIR [--config FILE]\n");
-		return 2;
-	}
-	if (config && read_config(config, &s) < 0)
-		return 2;
+	if (!data)
+		return usage();
 
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
 
 	fprintf(stderr, "atpd: starting on %s\n", data);
 	char err[600];
+	int efd = s.listen ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
+	s.engine.notify_fd = efd;
 	atp_engine *e = atp_engine_open(data, &s.engine, err, sizeof(err));
 	if (!e) {
 		fprintf(stderr, "atpd: cannot start: %s\n", err);
 		return 1;
 	}
+	atp_stream_server *srv = NULL;
+	if (s.listen) {
+		s.stream.event_clock = s.clock == CLOCK_EVENTS;
+		if (!(srv = atp_stream_server_create(e, efd, &s.stream, err, sizeof(err)))) {
+			fprintf(stderr, "atpd: cannot start: %s\n", err);
+			atp_engine_close(e);
+			return 1;
+		}
+		fprintf(stderr, "atpd: event stream listening on %s (port %u)\n", s.stream.listen,
+			atp_stream_server_port(srv));
+	}
 	fprintf(stderr, "atpd: serving\n");
-	int rc = serve(e, s.tick_ms);
+	int rc = serve(e, srv, &s);
 	if (rc < 0) {
 		fprintf(stderr, "atpd: stopping after a storage failure: %s\n", atp_engine_error(e));
 		atp_engine_abandon(e);
 		return 1;
 	}
-	fprintf(stderr, "atpd: %s: draining, syncing, writing the final snapshot\n", strsignal(stop_signal));
+	fprintf(stderr, "atpd: %s: closing connections, draining, syncing, writing the final snapshot\n",
+		strsignal(stop_signal));
+	if (srv && atp_stream_server_shutdown(srv) < 0) {
+		fprintf(stderr, "atpd: stopping after a storage failure: %s\n", atp_engine_error(e));
+		atp_engine_abandon(e);
+		return 1;
+	}
 	if (atp_engine_close(e) != 0) {
 		fprintf(stderr, "atpd: the final snapshot failed\n");
 		return 1;
 	}
+	if (efd >= 0)
+		close(efd);
 	fprintf(stderr, "atpd: stopped cleanly\n");
 	return 0;
 }

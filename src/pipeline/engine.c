@@ -70,6 +70,7 @@ atp_engine_config atp_engine_config_default(void)
 		.wal = atp_wal_config_default(),
 		.snapshot_wal_bytes = 256u << 20,
 		.ring_bytes = 4u << 20,
+		.notify_fd = -1,
 	};
 }
 
@@ -310,6 +311,7 @@ static int start_workers(atp_engine *e, char *err, size_t errlen)
 		w->index = i;
 		w->cpu = e->cfg.first_cpu < 0 ? -1 : (int)((e->cfg.first_cpu + i) % (cpus > 0 ? cpus : 1));
 		w->snapshot_bound = e->cfg.snapshot_wal_bytes;
+		w->notify_fd = e->cfg.notify_fd;
 		pthread_mutex_init(&w->stats_lock, NULL);
 		w->in = atp_ring_create(e->cfg.ring_bytes, 1);
 		w->out = atp_ring_create(GROUP_MAX * 2, sizeof(completion));
@@ -481,6 +483,17 @@ static int flush_stages(atp_engine *e)
 	return 0;
 }
 
+bool atp_engine_can_take(const atp_engine *e, uint32_t events)
+{
+	uint64_t need = (uint64_t)events * (sizeof(frame_header) + ATP_RECORD_MAX);
+	for (uint32_t i = 0; i < e->n_workers; i++) {
+		const atp_ring *in = e->workers[i].in;
+		if ((uint64_t)atp_ring_capacity(in) - atp_ring_count(in) < e->stages[i].len + need)
+			return false;
+	}
+	return true;
+}
+
 uint32_t atp_engine_shard_of(const atp_engine *e, atp_str sku)
 {
 	return (uint32_t)(atp_sku_hash(sku) % e->n_shards);
@@ -557,8 +570,16 @@ int atp_engine_advance(atp_engine *e)
 	return 0;
 }
 
+void atp_engine_set_on_done(atp_engine *e, atp_engine_done_fn fn, void *ctx)
+{
+	e->cfg.on_done = fn;
+	e->cfg.ctx = ctx;
+}
+
 size_t atp_engine_poll(atp_engine *e)
 {
+	if (engine_failed(e))
+		return 0;
 	flush_stages(e);
 	return collect(e);
 }

@@ -57,6 +57,7 @@ typedef struct worker {
 	struct atp_engine *engine;
 	uint32_t index;
 	int cpu;               /* -1: not pinned */
+	int notify_fd;         /* written (a u64 1) after completions are released; -1: none */
 	pthread_t thread;
 	bool started;
 	atp_ring *in;          /* bytes of frames */

@@ -54,6 +54,15 @@ uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Wake the router's event loop, if it gave an eventfd: one write per group, not per event. */
+static void notify(const worker *w)
+{
+	int fd = w->notify_fd;
+	uint64_t one = 1;
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		fprintf(stderr, "atpd: worker %u: notify: %s\n", w->index, strerror(errno));
+}
+
 static void fail(worker *w, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void fail(worker *w, int rc, const char *fmt, ...)
 {
@@ -65,6 +74,7 @@ static void fail(worker *w, int rc, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "atpd: worker %u: %s\n", w->index, w->error);
 	atomic_store(&w->failed, rc < 0 ? rc : -EIO);
+	notify(w);
 }
 
 static bool failed(const worker *w)
@@ -80,7 +90,9 @@ static void release(worker *w, const completion *c, uint32_t n)
 		uint32_t k = atp_ring_push(w->out, c, n);
 		c += k;
 		n -= k;
-		if (!k)
+		if (k)
+			notify(w);
+		else
 			backoff(&round);
 	}
 }

@@ -90,7 +90,7 @@ uint64_t validate(const input *in, hwm_fn hwm, const void *ctx, uint32_t max_sou
 }
 
 /* Pass 2: apply every event in order, advancing the core's clock with occurred_at. */
-static int replay(const input *in, atp_core *core)
+static int replay(const input *in, atp_core *core, bool frozen_clock)
 {
 	event_iter it;
 	atp_delta deltas[256];
@@ -102,7 +102,7 @@ static int replay(const input *in, atp_core *core)
 	if (iter_open(&it, in, false) < 0)
 		return -1;
 	while ((rc = iter_next(&it, &ev)) > 0) {
-		if (it.occurred_at > atp_core_now(core))
+		if (!frozen_clock && it.occurred_at > atp_core_now(core))
 			while (atp_core_expire(core, it.occurred_at, deltas, 256, &nd) == 256)
 				;
 		int st = atp_core_apply(core, &ev, &res);
@@ -191,7 +191,7 @@ int cmd_import(int argc, char **argv)
 	atp_engine_config ecfg = atp_engine_config_default();
 	atp_core_config cfg = atp_core_config_default();
 	const char *positions = NULL, *data = NULL;
-	bool progress = false;
+	bool progress = false, frozen_clock = false;
 	input in = { 0 };
 
 	for (int i = 1; i < argc;) {
@@ -201,8 +201,8 @@ int cmd_import(int argc, char **argv)
 			i++;
 			continue;
 		}
-		if (strcmp(o, "--progress") == 0) {
-			progress = true;
+		if (strcmp(o, "--progress") == 0 || strcmp(o, "--frozen-clock") == 0) {
+			*(o[2] == 'p' ? &progress : &frozen_clock) = true;
 			i++;
 			continue;
 		}
@@ -237,7 +237,7 @@ int cmd_import(int argc, char **argv)
 			ecfg.wal.buffer_bytes = (uint32_t)(ecfg.wal.segment_bytes / 4);
 		ecfg.core.max_positions = cfg.max_positions;
 		ecfg.core.max_lines = cfg.max_lines;
-		return map_file(&in) < 0 ? 1 : import_engine(&in, data, &ecfg, positions, progress);
+		return map_file(&in) < 0 ? 1 : import_engine(&in, data, &ecfg, positions, progress, frozen_clock);
 	}
 	atp_core *core = atp_core_create(&cfg);
 	if (!core) {
@@ -253,7 +253,7 @@ int cmd_import(int argc, char **argv)
 		goto out;
 	}
 	double t0 = now_seconds();
-	if (replay(&in, core) < 0)
+	if (replay(&in, core, frozen_clock) < 0)
 		goto out;
 	const atp_core *cores[1] = { core };
 	print_summary(cores, 1, rows, 0, now_seconds() - t0);

@@ -13,7 +13,12 @@ int cmd_simday(int argc, char **argv)
 
 	for (int i = 1; i < argc; i += 2) {
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (strcmp(o, "--out") == 0 && v)
+		if (strcmp(o, "--one-source") == 0) {
+			p.one_source = true;
+			i--;
+		} else if (strcmp(o, "--prefix") == 0 && v && strlen(v) < sizeof(p.prefix))
+			snprintf(p.prefix, sizeof(p.prefix), "%s", v);
+		else if (strcmp(o, "--out") == 0 && v)
 			path = v;
 		else if (strcmp(o, "--seed") == 0)
 			p.seed = opt_u64(o, v, 0, UINT64_MAX);

@@ -63,7 +63,7 @@ static void print_durable(run *r)
 	r->last_print = now_seconds();
 }
 
-static int submit_all(run *r, const input *in, bool progress, uint64_t *skipped)
+static int submit_all(run *r, const input *in, bool progress, bool frozen_clock, uint64_t *skipped)
 {
 	event_iter it;
 	atp_event ev;
@@ -78,7 +78,8 @@ static int submit_all(run *r, const input *in, bool progress, uint64_t *skipped)
 				print_durable(r);
 			}
 		}
-		atp_engine_set_time(r->e, it.occurred_at);
+		if (!frozen_clock)
+			atp_engine_set_time(r->e, it.occurred_at);
 		int st = atp_engine_submit(r->e, &ev, NULL);
 		if (st == ATP_DUPLICATE) {
 			(*skipped)++;
@@ -111,7 +112,7 @@ static void print_engine(const atp_engine *e, uint64_t submitted, double seconds
 }
 
 int import_engine(const input *in, const char *data, const atp_engine_config *cfg_in, const char *positions,
-		  bool progress)
+		  bool progress, bool frozen_clock)
 {
 	run r = { 0 };
 	atp_engine_config cfg = *cfg_in;
@@ -132,7 +133,7 @@ int import_engine(const input *in, const char *data, const atp_engine_config *cf
 	if (progress) /* where this run resumes: what the previous ones made durable */
 		printf("resume\n");
 	double t0 = now_seconds();
-	int rc = submit_all(&r, in, progress, &skipped);
+	int rc = submit_all(&r, in, progress, frozen_clock, &skipped);
 	if (rc == 0)
 		rc = atp_engine_sync(r.e);
 	double seconds = now_seconds() - t0;

@@ -11,16 +11,20 @@ static void usage(FILE *f)
 {
 	fputs("usage: atpctl COMMAND [OPTIONS]\n"
 	      "  simday [--out FILE] [--seed N] [--skus N] [--locations N] [--order-lines N]\n"
-	      "         [--peak-factor N] [--peak-minutes N] [--peak-start-min N]\n"
-	      "      write a simulated warehouse day as the event CSV (stdout by default)\n"
-	      "  import FILE [--positions OUT.csv] [--max-positions N] [--max-lines N]\n"
+	      "         [--peak-factor N] [--peak-minutes N] [--peak-start-min N] [--prefix P] [--one-source]\n"
+	      "      write a simulated warehouse day as the event CSV (stdout by default); --prefix P\n"
+	      "      starts every source and SKU name with P, --one-source sends everything as Pwms\n"
+	      "  import FILE [--positions OUT.csv] [--max-positions N] [--max-lines N] [--frozen-clock]\n"
 	      "         [--data DIR [--shards N] [--workers N] [--segment-mb N] [--snapshot-mb N] [--progress]]\n"
 	      "      replay an event file (CSV, or binary from convert) and print what happened:\n"
 	      "      a CSV is validated whole first (every bad row as FILE:LINE: reason, nothing applied);\n"
 	      "      without --data through the in-memory core, with it through the durable engine\n"
 	      "      (WAL, group commit, snapshots) into DIR, resuming after what DIR already holds\n"
 	      "  convert IN.csv OUT.evb\n"
-	      "      an event CSV into the binary event file (EventBatch frames of 256 events)\n",
+	      "      an event CSV into the binary event file (EventBatch frames of 256 events)\n"
+	      "  send --tcp HOST:PORT FILE [--batch N] [--window-kb N] [--timeout S] [--progress]\n"
+	      "      stream an event file to a running atpd, one connection per source; reconnects and\n"
+	      "      resumes after any loss; exits 0 once every event is acknowledged as durable\n",
 	      f);
 }
 
@@ -56,6 +60,8 @@ int main(int argc, char **argv)
 		return cmd_import(argc - 1, argv + 1);
 	if (strcmp(argv[1], "convert") == 0)
 		return cmd_convert(argc - 1, argv + 1);
+	if (strcmp(argv[1], "send") == 0)
+		return cmd_send(argc - 1, argv + 1);
 	fprintf(stderr, "atpctl: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

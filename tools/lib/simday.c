@@ -45,6 +45,7 @@ typedef struct sim {
 	uint64_t seq[2];                    /* per source */
 	char recent[2][RESEND_DEPTH][320];  /* last rows per source, for resends */
 	uint32_t n_recent[2];
+	char names[2][ATP_SOURCE_MAX + 1];  /* the sources' names, prefixed */
 	uint64_t now;
 } sim;
 
@@ -93,9 +94,11 @@ static task pop(sim *s)
 	return top;
 }
 
-static void sku_name(char *buf, uint32_t sku)
+#define SKU_NAME 48
+
+static void sku_name(const sim *s, char *buf, uint32_t sku)
 {
-	snprintf(buf, 16, "SKU-%06" PRIu32, sku);
+	snprintf(buf, SKU_NAME, "%sSKU-%06" PRIu32, s->p->prefix, sku);
 }
 
 static void loc_name(char *buf, uint32_t loc)
@@ -119,16 +122,16 @@ typedef struct row {
 /* Write one event, apply it to the generator's own core, and return its result. */
 static atp_result emit(sim *s, const row *rw)
 {
-	char sku[16], loc[16], to[16] = "", line[320];
-	uint8_t src = rw->source;
+	char sku[SKU_NAME], loc[16], to[16] = "", line[320];
+	uint8_t src = s->p->one_source ? WMS : rw->source;
 
-	sku_name(sku, rw->sku);
+	sku_name(s, sku, rw->sku);
 	loc_name(loc, rw->loc);
 	if (rw->to_loc >= 0)
 		loc_name(to, (uint32_t)rw->to_loc);
 	uint64_t id = ++s->event_id, seq = ++s->seq[src];
 	int n = snprintf(line, sizeof(line), "%" PRIu64 ",%s,%" PRIu64 ",%s,%s,%s,%" PRId64 ",%s,%s,%s,%" PRIu64 ",",
-			 id, source_name[src], seq, atp_event_type_name(rw->type), sku, loc, rw->qty,
+			 id, s->names[src], seq, atp_event_type_name(rw->type), sku, loc, rw->qty,
 			 rw->ref ? rw->ref : "", to, rw->reason ? rw->reason : "", s->now);
 	if (rw->ttl)
 		n += snprintf(line + n, sizeof(line) - (size_t)n, "%" PRIu64, rw->ttl);
@@ -140,7 +143,7 @@ static atp_result emit(sim *s, const row *rw)
 
 	atp_event ev = {
 		.event_id = id, .seq = seq, .type = rw->type, .qty = rw->qty,
-		.source = atp_str_of(source_name[src], 3),
+		.source = atp_str_of(s->names[src], strlen(s->names[src])),
 		.sku = atp_str_of(sku, strlen(sku)), .location = atp_str_of(loc, strlen(loc)),
 		.ref = atp_str_of(rw->ref ? rw->ref : "", rw->ref ? strlen(rw->ref) : 0),
 		.to_location = atp_str_of(to, strlen(to)),
@@ -168,8 +171,8 @@ static atp_result emit(sim *s, const row *rw)
 
 static const atp_position *position(sim *s, uint32_t sku, uint32_t loc)
 {
-	char k[16], l[16];
-	sku_name(k, sku);
+	char k[SKU_NAME], l[16];
+	sku_name(s, k, sku);
 	loc_name(l, loc);
 	return atp_core_find(s->core, atp_str_of(k, strlen(k)), atp_str_of(l, strlen(l)));
 }
@@ -229,8 +232,8 @@ static void pick_or_cancel(sim *s, const task *t)
 	rw.type = t->kind == T_PICK ? ATP_EV_PICK : ATP_EV_RELEASE;
 	if (t->kind == T_PICK) {
 		/* A pick after the line lapsed happens only if the stock was not promised since. */
-		char sku[16], loc[16];
-		sku_name(sku, t->sku);
+		char sku[SKU_NAME], loc[16];
+		sku_name(s, sku, t->sku);
 		loc_name(loc, t->loc);
 		const atp_line *ln = atp_core_find_line(s->core, atp_str_of(ref, strlen(ref)),
 							atp_str_of(sku, strlen(sku)), atp_str_of(loc, strlen(loc)));
@@ -377,6 +380,8 @@ int atp_simday_write(const atp_simday_params *p, FILE *out, atp_simday_summary *
 	    p->peak_start_min + p->peak_minutes > 1440 || p->peak_minutes * (uint64_t)p->peak_factor > 1440)
 		return -EINVAL;
 	sim s = { .p = p, .out = out, .sum = sum, .heap_cap = 1024 };
+	for (int i = 0; i < 2; i++)
+		snprintf(s.names[i], sizeof(s.names[i]), "%s%s", p->prefix, source_name[i]);
 	memset(sum, 0, sizeof(*sum));
 	atp_prng_seed(&s.rng, p->seed);
 	atp_core_config cfg = atp_core_config_default();

@@ -13,6 +13,7 @@
 #ifndef ATP_SIMDAY_H
 #define ATP_SIMDAY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -24,6 +25,8 @@ typedef struct atp_simday_params {
 	uint32_t peak_factor;    /* order rate in the burst, as a multiple of the day's average */
 	uint32_t peak_minutes;   /* burst length; 0 for none */
 	uint32_t peak_start_min; /* minute of the day the burst starts */
+	char prefix[17];         /* before every source and SKU name: days of distinct prefixes share nothing */
+	bool one_source;         /* every row from one source (PREFIXwms), so its order is one stream's */
 } atp_simday_params;
 
 typedef struct atp_simday_summary {

@@ -1,0 +1,108 @@
+/*
+ * atp/stream_server.h — the TCP event stream of WMS adapters, over io_uring.
+ *
+ * Protocol (fbs/event.fbs): every frame is a u32 little-endian length, then
+ * one FlatBuffer. The client sends Hello{source}; the server answers
+ * Welcome{durable_seq} (resume at durable_seq + 1). The client then sends
+ * EventBatch frames of that source's events (an event's source may be left
+ * empty: the Hello's is meant); the server answers with Acks{durable_seq,
+ * next_seq, refused} once what they cover is durable, one Ack covering as
+ * many batches as completed meanwhile.
+ *   - Duplicates (seq at or below what the source already sent) are
+ *     acknowledged and skipped. The first event of a batch the engine
+ *     refuses at the door (a gap, or a malformed event: its seq is not
+ *     consumed) ends that batch: it is reported as (seq, code), next_seq
+ *     says where the sender must resume, nothing after it is applied.
+ *     Refusals of the shard (capacity, bucket bounds) consume their seq and
+ *     are reported too. Each refusal is reported once, possibly an Ack
+ *     after the durable_seq that covers it.
+ *   - A newer connection naming the same source takes it over; the older
+ *     gets a last Ack with error ATP_E_SUPERSEDED and is closed.
+ *   - A frame that fails verification, breaks the protocol or a limit gets
+ *     a last frame (Welcome before the Hello, Ack after it) with the error
+ *     and a reason, and the connection is closed; nothing of that frame is
+ *     applied; every other connection goes on.
+ *
+ * One thread runs the loop and is the engine's router: it must be the
+ * thread that calls every other engine function. One io_uring: multishot
+ * accept, multishot recv into a ring of provided buffers, one send in
+ * flight per connection (acks coalesce meanwhile), an eventfd the engine's
+ * workers write to when completions wait. Nothing is allocated per message:
+ * a connection's buffers are allocated when it says Hello and grow, at
+ * most to the frame limit, only for frames split across reads.
+ *
+ * Backpressure: a connection whose batch the engine cannot take without
+ * waiting (atp_engine_can_take), or whose unacknowledged bytes reached the
+ * limit, stops being read (its recv is cancelled) until that clears.
+ * Bounded memory: connections, frame size and per-connection queues are
+ * all capped; a frame must complete within frame_timeout_ms of its first
+ * byte, a connection that sends nothing for idle_ms is closed, and so is
+ * one that does not take its acks for ack_timeout_ms.
+ */
+#ifndef ATP_STREAM_SERVER_H
+#define ATP_STREAM_SERVER_H
+
+#include "atp/engine.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct atp_stream_config {
+	char listen[128];           /* "HOST:PORT" (IPv4, [IPv6] or a name); port 0: any free port */
+	uint32_t max_connections;   /* beyond it a new connection gets Welcome{ATP_E_LIMIT} and is closed */
+	uint32_t max_frame;         /* bytes of one frame, at most ATP_WIRE_MAX_MESSAGE */
+	uint32_t max_batch;         /* events of one EventBatch, at most ATP_WIRE_MAX_BATCH */
+	uint32_t max_unacked;       /* bytes of batches not yet acknowledged, per connection */
+	uint32_t frame_timeout_ms;  /* a frame must arrive whole within this of its first byte */
+	uint32_t idle_ms;           /* a connection silent for this long is closed */
+	uint32_t ack_timeout_ms;    /* a connection not taking an ack for this long is closed */
+	bool event_clock;           /* the engine's time follows the occurred_at of the events received */
+} atp_stream_config;
+
+/* 127.0.0.1:7400, 1024 connections, 1 MiB frames, 8192 events, 8 MiB unacked, 10 s, 600 s, 30 s. */
+atp_stream_config atp_stream_config_default(void);
+
+typedef struct atp_stream_server atp_stream_server;
+
+/*
+ * Listen and set up the loop; takes over the engine's completion callback.
+ * notify_fd: the eventfd the engine was opened with (its cfg.notify_fd),
+ * or -1: the loop then wakes every millisecond while acks are due.
+ * NULL with err.
+ */
+atp_stream_server *atp_stream_server_create(atp_engine *e, int notify_fd, const atp_stream_config *cfg, char *err,
+					    size_t errlen);
+/* The port it listens on (useful with port 0). */
+uint16_t atp_stream_server_port(const atp_stream_server *s);
+/*
+ * One turn of the loop: wait up to timeout_ms for something to happen,
+ * handle it, hand staged events to the workers and send the acks due.
+ * 0, or ATP_E_IO once the engine has failed.
+ */
+int atp_stream_server_run(atp_stream_server *s, unsigned timeout_ms);
+/*
+ * Stop: no more reads or accepts, wait until everything accepted is
+ * durable, send every connection its last Ack (error ATP_E_SHUTDOWN, with
+ * its final durable_seq), close them all and free the server. The engine
+ * stays open. 0, or ATP_E_IO.
+ */
+int atp_stream_server_shutdown(atp_stream_server *s);
+
+typedef struct atp_stream_stats {
+	uint64_t accepted, refused_connections, closed;
+	uint64_t frames, events, bytes_in, acks;
+	uint32_t open;              /* connections now */
+} atp_stream_stats;
+
+void atp_stream_server_stats(const atp_stream_server *s, atp_stream_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,926 @@
+/*
+ * stream_server.c — the TCP event stream over io_uring (atp/stream_server.h).
+ *
+ * Every operation's user_data is (op, generation, slot): a completion for a
+ * connection that has since been closed (its slot reused or not) carries a
+ * stale generation and is ignored, apart from giving back its buffer.
+ * A slot's out buffer is never freed while the server lives, so a send
+ * still in flight for a closed connection never reads freed memory.
+ */
+#define _GNU_SOURCE
+#include "atp/stream_server.h"
+
+#include "atp/sources.h"
+#include "atp/status.h"
+#include "atp/wire_event.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <liburing.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUF_SIZE (64u << 10)       /* one provided receive buffer */
+#define BUF_COUNT 256u             /* provided buffers (a power of two) */
+#define BUF_GROUP 7
+#define OUT_BYTES 4096u            /* a connection's send buffer: one Ack */
+#define ACK_REFUSALS 64u           /* refusals per Ack; the rest wait for the next */
+#define MAX_REFUSALS 1024u         /* queued refusals per connection */
+#define FIFO_MAX 256u              /* unacknowledged batches per connection */
+#define IN_SLACK (8u << 20)        /* what may still arrive after a connection stopped being read */
+#define SWEEP_MS 100
+
+enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_NOTIFY, OP_CANCEL };
+enum { C_FREE, C_HELLO, C_STREAM, C_CLOSING };
+enum { FRAME_DONE, FRAME_PARK, FRAME_CLOSED };
+
+typedef struct unacked {
+	uint64_t cover;  /* the batch is acknowledged once durable_seq reaches this */
+	uint32_t bytes;
+} unacked;
+
+typedef struct conn {
+	int fd;
+	uint32_t gen;
+	uint8_t state;
+	bool recv_armed, parked, sending, want_ack;
+	bool last_queued;            /* C_CLOSING: the last frame is built (and sent once out is free) */
+	uint32_t source;             /* id in the server's source table, ATP_SOURCE_NONE before Hello */
+	uint8_t *in;                 /* bytes received and not yet consumed: at most one partial frame, */
+	uint32_t in_len, in_cap;     /* more only while the connection is parked */
+	uint64_t frame_start_ms;     /* first byte of the frame being received, 0: none */
+	uint64_t last_recv_ms;
+	uint64_t send_start_ms;
+	uint8_t *out;                /* OUT_BYTES, allocated once per slot */
+	uint32_t out_len, out_sent;
+	uint64_t acked_seq;          /* durable_seq of the last Ack (or the Welcome) */
+	uint64_t next_seq;
+	atp_wire_refusal *refusals;  /* MAX_REFUSALS, allocated on the first refusal */
+	uint32_t n_refusals;
+	uint64_t refusals_lost;
+	unacked fifo[FIFO_MAX];
+	uint32_t fifo_head, fifo_len;
+	uint64_t unacked_bytes;
+	int close_error;             /* a last frame is due with this error, then the close */
+	char close_reason[160];
+} conn;
+
+struct atp_stream_server {
+	atp_engine *e;
+	atp_stream_config cfg;
+	struct io_uring ring;
+	int listen_fd, notify_fd;
+	uint16_t port;
+	bool accept_armed, notify_armed, stopping;
+	uint64_t notify_value;
+	struct io_uring_buf_ring *br;
+	uint8_t *bufs;
+	uint32_t bufs_returned;      /* added to the buffer ring since the last advance */
+	conn *conns;
+	uint32_t *free_slots, n_free;
+	atp_sources *sources;        /* source name -> id */
+	uint32_t *owner;             /* source id -> slot + 1 of the connection streaming it, 0: none */
+	atp_event *events;           /* one decoded batch */
+	atp_wire_event_time *times;
+	uint8_t *scratch;            /* the FlatBuffers builder's memory */
+	uint64_t now_ms, last_sweep_ms;
+	int failed;
+	atp_stream_stats stats;
+};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t tag(unsigned op, uint32_t gen, uint32_t slot)
+{
+	return (uint64_t)op << 56 | (uint64_t)(gen & 0xffffffu) << 32 | slot;
+}
+
+static struct io_uring_sqe *sqe_get(atp_stream_server *s)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+	if (!sqe) {
+		io_uring_submit(&s->ring);
+		sqe = io_uring_get_sqe(&s->ring);
+	}
+	return sqe;  /* never NULL right after a submit of a non-empty SQ */
+}
+
+static uint32_t slot_of(const atp_stream_server *s, const conn *c)
+{
+	return (uint32_t)(c - s->conns);
+}
+
+static void arm_accept(atp_stream_server *s)
+{
+	struct io_uring_sqe *sqe = sqe_get(s);
+	io_uring_prep_multishot_accept(sqe, s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	sqe->user_data = tag(OP_ACCEPT, 0, 0);
+	s->accept_armed = true;
+}
+
+static void arm_notify(atp_stream_server *s)
+{
+	struct io_uring_sqe *sqe = sqe_get(s);
+	io_uring_prep_read(sqe, s->notify_fd, &s->notify_value, sizeof(s->notify_value), 0);
+	sqe->user_data = tag(OP_NOTIFY, 0, 0);
+	s->notify_armed = true;
+}
+
+static void arm_recv(atp_stream_server *s, conn *c)
+{
+	struct io_uring_sqe *sqe = sqe_get(s);
+	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BUF_GROUP;
+	sqe->user_data = tag(OP_RECV, c->gen, slot_of(s, c));
+	c->recv_armed = true;
+}
+
+static void cancel_recv(atp_stream_server *s, conn *c)
+{
+	struct io_uring_sqe *sqe = sqe_get(s);
+	io_uring_prep_cancel64(sqe, tag(OP_RECV, c->gen, slot_of(s, c)), 0);
+	sqe->user_data = tag(OP_CANCEL, 0, 0);
+}
+
+static void give_back(atp_stream_server *s, uint16_t bid)
+{
+	io_uring_buf_ring_add(s->br, s->bufs + (size_t)bid * BUF_SIZE, BUF_SIZE, bid,
+			      io_uring_buf_ring_mask(BUF_COUNT), (int)s->bufs_returned++);
+}
+
+/* ---- sending ---- */
+
+static void start_send(atp_stream_server *s, conn *c)
+{
+	struct io_uring_sqe *sqe = sqe_get(s);
+	io_uring_prep_send(sqe, c->fd, c->out + c->out_sent, c->out_len - c->out_sent, MSG_NOSIGNAL);
+	sqe->user_data = tag(OP_SEND, c->gen, slot_of(s, c));
+	if (!c->sending)
+		c->send_start_ms = s->now_ms;
+	c->sending = true;
+}
+
+/* Frame a finished FlatBuffer into c->out. */
+static void frame_out(conn *c, const uint8_t *p, size_t n)
+{
+	uint32_t len = (uint32_t)n;
+	memcpy(c->out, &len, 4);  /* little-endian hosts only (as the whole wire layer) */
+	memcpy(c->out + 4, p, n);
+	c->out_len = 4 + len;
+	c->out_sent = 0;
+}
+
+static atp_str source_str(const atp_stream_server *s, const conn *c)
+{
+	if (c->source == ATP_SOURCE_NONE)
+		return (atp_str){ 0 };
+	const atp_source *src = atp_sources_get(s->sources, c->source);
+	return atp_str_of(src->name, src->name_len);
+}
+
+static uint64_t durable_of(const atp_stream_server *s, const conn *c)
+{
+	if (c->source == ATP_SOURCE_NONE)
+		return 0;
+	return atp_engine_durable_seq(s->e, atp_sources_get(s->sources, c->source)->name);
+}
+
+/* Build the Ack (or, before the Hello, the Welcome) due on c into its out buffer. */
+static void build_reply(atp_stream_server *s, conn *c, uint64_t durable)
+{
+	atp_fb_builder b;
+	size_t n;
+	const uint8_t *p;
+	atp_fb_builder_init(&b, s->scratch, OUT_BYTES - 4);
+	if (c->state == C_HELLO || (c->state == C_CLOSING && c->source == ATP_SOURCE_NONE)) {
+		atp_wire_welcome w = { .durable_seq = durable, .error = c->close_error,
+				       .reason = atp_str_of(c->close_reason, strlen(c->close_reason)) };
+		p = atp_fb_finish(&b, atp_wire_build_welcome(&b, &w), NULL, &n);
+	} else {
+		uint32_t k = c->n_refusals < ACK_REFUSALS ? c->n_refusals : ACK_REFUSALS;
+		atp_wire_ack a = { .source = source_str(s, c), .durable_seq = durable, .next_seq = c->next_seq,
+				   .refused = c->refusals, .n_refused = k, .error = c->close_error,
+				   .reason = atp_str_of(c->close_reason, strlen(c->close_reason)) };
+		p = atp_fb_finish(&b, atp_wire_build_ack(&b, &a), NULL, &n);
+		c->n_refusals -= k;
+		if (c->n_refusals)
+			memmove(c->refusals, c->refusals + k, c->n_refusals * sizeof(*c->refusals));
+		s->stats.acks++;
+	}
+	frame_out(c, p, n);
+	c->acked_seq = durable;
+	c->want_ack = false;
+}
+
+/* ---- connections ---- */
+
+static void close_conn(atp_stream_server *s, conn *c)
+{
+	if (c->state == C_FREE)
+		return;
+	if (c->source != ATP_SOURCE_NONE && s->owner[c->source] == slot_of(s, c) + 1)
+		s->owner[c->source] = 0;
+	shutdown(c->fd, SHUT_RDWR);  /* completes the recv still armed (its CQE is then stale) */
+	close(c->fd);
+	if (c->in_cap > BUF_SIZE) {
+		free(c->in);
+		c->in = NULL;
+		c->in_cap = 0;
+	}
+	c->state = C_FREE;
+	c->gen++;
+	c->fd = -1;
+	s->free_slots[s->n_free++] = slot_of(s, c);
+	s->stats.closed++;
+	s->stats.open--;
+}
+
+/*
+ * Close c after a last frame with this error and reason (sent once any send
+ * in flight is done); nothing more of its input is read or applied.
+ */
+static void fail_conn(atp_stream_server *s, conn *c, int error, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void fail_conn(atp_stream_server *s, conn *c, int error, const char *fmt, ...)
+{
+	if (c->state == C_CLOSING || c->state == C_FREE)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->close_reason, sizeof(c->close_reason), fmt, ap);
+	va_end(ap);
+	const atp_str src = source_str(s, c);
+	fprintf(stderr, "atpd: connection %u (%.*s): closing: %s (%s)\n", slot_of(s, c), (int)src.len,
+		src.ptr ? src.ptr : "", c->close_reason, atp_status_name(error));
+	uint64_t durable = durable_of(s, c);
+	bool hello = c->state == C_HELLO;
+	c->close_error = error;
+	c->state = C_CLOSING;
+	if (hello)
+		c->source = ATP_SOURCE_NONE;
+	if (c->recv_armed)
+		cancel_recv(s, c);
+	c->in_len = 0;
+	if (c->sending)
+		return;  /* the last frame follows the send in flight */
+	build_reply(s, c, durable);
+	c->last_queued = true;
+	start_send(s, c);
+}
+
+static int alloc_stream(conn *c)
+{
+	if (!c->out && !(c->out = malloc(OUT_BYTES)))
+		return -1;
+	return 0;
+}
+
+static void on_accept(atp_stream_server *s, int fd)
+{
+	s->stats.accepted++;
+	if (s->n_free == 0 || s->stopping) {
+		/* Refused cleanly: a Welcome saying why, then the close; this fresh socket's buffer takes it. */
+		uint8_t mem[256] __attribute__((aligned(8)));
+		atp_fb_builder b;
+		size_t n;
+		const char *why = s->stopping ? "the server is stopping" : "too many connections";
+		atp_fb_builder_init(&b, mem + 8, sizeof(mem) - 8);
+		atp_wire_welcome w = { .error = s->stopping ? ATP_E_SHUTDOWN : ATP_E_LIMIT,
+				       .reason = atp_str_of(why, strlen(why)) };
+		const uint8_t *p = atp_fb_finish(&b, atp_wire_build_welcome(&b, &w), NULL, &n);
+		uint8_t frame[260];
+		uint32_t len = (uint32_t)n;
+		memcpy(frame, &len, 4);
+		memcpy(frame + 4, p, n);
+		if (send(fd, frame, 4 + n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+			/* nothing more to do for it */
+		}
+		close(fd);
+		s->stats.refused_connections++;
+		return;
+	}
+	conn *c = &s->conns[s->free_slots[--s->n_free]];
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	uint32_t gen = c->gen;
+	uint8_t *out = c->out, *in = c->in;
+	uint32_t in_cap = c->in_cap;
+	atp_wire_refusal *refusals = c->refusals;
+	*c = (conn){ .fd = fd, .gen = gen, .state = C_HELLO, .source = ATP_SOURCE_NONE, .out = out, .in = in,
+		     .in_cap = in_cap, .refusals = refusals };
+	c->last_recv_ms = s->now_ms;
+	c->frame_start_ms = s->now_ms;  /* the Hello is due within frame_timeout_ms */
+	s->stats.open++;
+	if (alloc_stream(c) < 0) {
+		close_conn(s, c);
+		return;
+	}
+	arm_recv(s, c);
+}
+
+/* ---- frames ---- */
+
+static void add_refusal(atp_stream_server *s, conn *c, uint64_t seq, int code)
+{
+	(void)s;
+	if (!c->refusals && !(c->refusals = malloc(MAX_REFUSALS * sizeof(*c->refusals)))) {
+		c->refusals_lost++;
+		return;
+	}
+	if (c->n_refusals == MAX_REFUSALS) {
+		if (c->refusals_lost++ == 0)
+			fprintf(stderr, "atpd: connection %u: more than %u refusals waiting; further ones only logged\n",
+				slot_of(s, c), MAX_REFUSALS);
+		fprintf(stderr, "atpd: refused seq %" PRIu64 ": %s\n", seq, atp_status_name(code));
+		return;
+	}
+	c->refusals[c->n_refusals++] = (atp_wire_refusal){ .seq = seq, .code = code };
+	c->want_ack = true;
+}
+
+static int on_hello(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t len)
+{
+	atp_str name;
+	int rc = atp_wire_decode_hello(p, len, &name);
+	if (rc) {
+		fail_conn(s, c, ATP_E_PROTOCOL, "Hello expected: %s", atp_fb_error_message(rc));
+		return FRAME_CLOSED;
+	}
+	if (!atp_str_valid(name, ATP_SOURCE_MAX)) {
+		fail_conn(s, c, ATP_E_SOURCE, "%s", atp_status_message(ATP_E_SOURCE));
+		return FRAME_CLOSED;
+	}
+	uint32_t id = atp_sources_find(s->sources, name);
+	if (id == ATP_SOURCE_NONE && (id = atp_sources_intern(s->sources, name)) == ATP_SOURCE_NONE) {
+		fail_conn(s, c, ATP_E_LIMIT, "too many sources");
+		return FRAME_CLOSED;
+	}
+	if (s->owner[id]) {
+		conn *old = &s->conns[s->owner[id] - 1];
+		fail_conn(s, old, ATP_E_SUPERSEDED, "a newer connection (%u) claimed source %.*s", slot_of(s, c),
+			  (int)name.len, name.ptr);
+	}
+	s->owner[id] = slot_of(s, c) + 1;
+	c->source = id;
+	uint64_t durable = durable_of(s, c);
+	c->next_seq = durable + 1;
+	build_reply(s, c, durable);  /* the Welcome */
+	c->state = C_STREAM;
+	c->frame_start_ms = 0;
+	start_send(s, c);
+	return FRAME_DONE;
+}
+
+static int on_batch(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t len)
+{
+	int n = atp_wire_decode_event_batch(p, len, s->events, s->times, s->cfg.max_batch);
+	if (n < 0) {
+		bool limit = n == ATP_FB_E_VECTOR_LEN || n == ATP_FB_E_TOO_LARGE;
+		fail_conn(s, c, limit ? ATP_E_LIMIT : ATP_E_PROTOCOL, "EventBatch: %s%s", atp_fb_error_message(n),
+			  limit ? " (a limit of this server)" : "");
+		return FRAME_CLOSED;
+	}
+	atp_str mine = source_str(s, c);
+	for (int i = 0; i < n; i++) {
+		atp_str *src = &s->events[i].source;
+		if (src->len == 0)
+			*src = mine;
+		else if (src->len != mine.len || memcmp(src->ptr, mine.ptr, mine.len) != 0) {
+			fail_conn(s, c, ATP_E_SOURCE, "event %d of the batch names source %.*s, this connection %.*s", i,
+				  (int)(src->len > 64 ? 64 : src->len), src->ptr, (int)mine.len, mine.ptr);
+			return FRAME_CLOSED;
+		}
+	}
+	if (c->fifo_len == FIFO_MAX || (c->unacked_bytes && c->unacked_bytes + len > s->cfg.max_unacked) ||
+	    !atp_engine_can_take(s->e, (uint32_t)n))
+		return FRAME_PARK;
+	uint64_t cover = 0;
+	for (int i = 0; i < n; i++) {
+		const atp_event *ev = &s->events[i];
+		uint64_t expected = c->next_seq;
+		if (s->cfg.event_clock)
+			atp_engine_set_time(s->e, s->times[i].occurred_at);
+		int rc = atp_engine_submit(s->e, ev, &expected);
+		if (rc == ATP_OK || rc == ATP_DUPLICATE) {
+			cover = ev->seq > cover ? ev->seq : cover;
+			c->next_seq = expected;
+			continue;
+		}
+		if (rc == ATP_E_IO) {
+			s->failed = ATP_E_IO;
+			return FRAME_CLOSED;
+		}
+		add_refusal(s, c, ev->seq, rc);
+		c->next_seq = expected;
+		break;  /* the rest of the batch would only be gaps */
+	}
+	s->stats.frames++;
+	s->stats.events += (uint64_t)n;
+	c->fifo[(c->fifo_head + c->fifo_len++) % FIFO_MAX] = (unacked){ cover, len };
+	c->unacked_bytes += len;
+	return FRAME_DONE;
+}
+
+/* Handle whole frames at the front of p[0..n); returns the bytes consumed (all of them once c closed). */
+static uint32_t consume(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t n)
+{
+	uint32_t off = 0;
+	while (c->state == C_HELLO || c->state == C_STREAM) {
+		if (n - off < 4)
+			break;
+		uint32_t flen;
+		memcpy(&flen, p + off, 4);
+		if (flen > s->cfg.max_frame || flen < 8) {
+			fail_conn(s, c, flen < 8 ? ATP_E_PROTOCOL : ATP_E_LIMIT, "a frame of %" PRIu32 " bytes (limit %" PRIu32 ")",
+				  flen, s->cfg.max_frame);
+			break;
+		}
+		if (n - off - 4 < flen)
+			break;
+		int r = c->state == C_HELLO ? on_hello(s, c, p + off + 4, flen) : on_batch(s, c, p + off + 4, flen);
+		if (r == FRAME_CLOSED)
+			return n;
+		if (r == FRAME_PARK) {
+			c->parked = true;
+			if (c->recv_armed)
+				cancel_recv(s, c);
+			return off;
+		}
+		off += 4 + flen;
+		c->frame_start_ms = 0;
+	}
+	if (c->state != C_HELLO && c->state != C_STREAM)
+		return n;
+	if (off < n && !c->frame_start_ms)
+		c->frame_start_ms = s->now_ms;
+	return off;
+}
+
+static bool keep(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t n)
+{
+	uint64_t want = (uint64_t)c->in_len + n;
+	if (want > (uint64_t)s->cfg.max_frame + 4 + IN_SLACK) {
+		fail_conn(s, c, ATP_E_LIMIT, "more than %u bytes waiting while the connection is not read", IN_SLACK);
+		return false;
+	}
+	if (want > c->in_cap) {
+		uint32_t cap = c->in_cap ? c->in_cap : 4096;
+		while (cap < want)
+			cap *= 2;
+		uint8_t *in = realloc(c->in, cap);
+		if (!in) {
+			fail_conn(s, c, ATP_E_NOMEM, "out of memory for a partial frame");
+			return false;
+		}
+		c->in = in;
+		c->in_cap = cap;
+	}
+	memcpy(c->in + c->in_len, p, n);
+	c->in_len += n;
+	return true;
+}
+
+/* Consume what c->in holds (after new bytes, or once c is no longer parked). */
+static void drain_in(atp_stream_server *s, conn *c)
+{
+	uint32_t used = consume(s, c, c->in, c->in_len);
+	if (c->state == C_CLOSING || c->state == C_FREE) {
+		c->in_len = 0;
+		return;
+	}
+	memmove(c->in, c->in + used, c->in_len - used);
+	c->in_len -= used;
+}
+
+static void on_data(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t n)
+{
+	c->last_recv_ms = s->now_ms;
+	s->stats.bytes_in += n;
+	if (c->in_len || c->parked) {
+		if (keep(s, c, p, n) && !c->parked)
+			drain_in(s, c);
+		return;
+	}
+	uint32_t used = consume(s, c, p, n);
+	if (used < n && (c->state == C_HELLO || c->state == C_STREAM))
+		keep(s, c, p + used, n - used);
+}
+
+/* ---- completions ---- */
+
+static void on_recv(atp_stream_server *s, conn *c, bool live, const struct io_uring_cqe *cqe)
+{
+	bool has_buf = cqe->flags & IORING_CQE_F_BUFFER;
+	uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+	if (live && !(cqe->flags & IORING_CQE_F_MORE))
+		c->recv_armed = false;
+	if (live && cqe->res > 0 && has_buf && (c->state == C_HELLO || c->state == C_STREAM))
+		on_data(s, c, s->bufs + (size_t)bid * BUF_SIZE, (uint32_t)cqe->res);
+	else if (live && cqe->res == 0 && c->state != C_CLOSING)
+		close_conn(s, c);  /* the peer closed: what it sent and we took stays taken */
+	else if (live && cqe->res < 0 && cqe->res != -ENOBUFS && cqe->res != -ECANCELED && c->state != C_CLOSING)
+		close_conn(s, c);
+	if (has_buf)
+		give_back(s, bid);
+}
+
+static void on_send(atp_stream_server *s, conn *c, int res)
+{
+	if (res < 0) {
+		close_conn(s, c);
+		return;
+	}
+	c->out_sent += (uint32_t)res;
+	if (c->out_sent < c->out_len) {
+		start_send(s, c);
+		return;
+	}
+	c->sending = false;
+	if (c->state == C_CLOSING) {
+		if (!c->last_queued) {  /* the send that finished was an ordinary one: now the last frame */
+			build_reply(s, c, durable_of(s, c));
+			c->last_queued = true;
+			start_send(s, c);
+			return;
+		}
+		close_conn(s, c);
+	}
+}
+
+static void handle_cqe(atp_stream_server *s, const struct io_uring_cqe *cqe)
+{
+	unsigned op = (unsigned)(cqe->user_data >> 56);
+	uint32_t gen = (uint32_t)(cqe->user_data >> 32) & 0xffffffu, slot = (uint32_t)cqe->user_data;
+	conn *c = op == OP_RECV || op == OP_SEND ? &s->conns[slot] : NULL;
+	bool live = c && c->state != C_FREE && (c->gen & 0xffffffu) == gen;
+	switch (op) {
+	case OP_ACCEPT:
+		if (!(cqe->flags & IORING_CQE_F_MORE))
+			s->accept_armed = false;
+		if (cqe->res >= 0)
+			on_accept(s, cqe->res);
+		else if (cqe->res != -ECANCELED)
+			fprintf(stderr, "atpd: accept: %s\n", strerror(-cqe->res));
+		break;
+	case OP_RECV:
+		on_recv(s, c, live, cqe);
+		break;
+	case OP_SEND:
+		if (live)
+			on_send(s, c, cqe->res);
+		break;
+	case OP_NOTIFY:
+		s->notify_armed = false;
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- acknowledgements ---- */
+
+static void on_engine_done(void *ctx, const atp_engine_done *d)
+{
+	atp_stream_server *s = ctx;
+	if (d->status >= 0)
+		return;
+	uint32_t id = atp_sources_find(s->sources, atp_str_of(d->source, strlen(d->source)));
+	if (id == ATP_SOURCE_NONE || !s->owner[id])
+		return;
+	conn *c = &s->conns[s->owner[id] - 1];
+	if (c->state == C_STREAM)
+		add_refusal(s, c, d->seq, d->status);
+}
+
+/* Retire what became durable, send the Acks due, read again from connections no longer held back. */
+static void service(atp_stream_server *s)
+{
+	for (uint32_t i = 0; i < s->cfg.max_connections; i++) {
+		conn *c = &s->conns[i];
+		if (c->state != C_STREAM)
+			continue;
+		uint64_t durable = c->acked_seq;
+		if (c->fifo_len) {
+			durable = durable_of(s, c);
+			while (c->fifo_len && c->fifo[c->fifo_head].cover <= durable) {
+				c->unacked_bytes -= c->fifo[c->fifo_head].bytes;
+				c->fifo_head = (c->fifo_head + 1) % FIFO_MAX;
+				c->fifo_len--;
+				c->want_ack = true;
+			}
+		}
+		if ((c->want_ack || durable > c->acked_seq || c->n_refusals) && !c->sending) {
+			build_reply(s, c, durable > c->acked_seq ? durable : c->acked_seq);
+			start_send(s, c);
+		}
+		if (c->parked && !s->stopping) {
+			c->parked = false;
+			drain_in(s, c);
+		}
+		if (c->state == C_STREAM && !c->parked && !c->recv_armed && !s->stopping)
+			arm_recv(s, c);
+	}
+}
+
+static void sweep(atp_stream_server *s)
+{
+	for (uint32_t i = 0; i < s->cfg.max_connections; i++) {
+		conn *c = &s->conns[i];
+		if (c->state == C_FREE)
+			continue;
+		uint64_t now = s->now_ms;
+		if (c->sending && now - c->send_start_ms > s->cfg.ack_timeout_ms) {
+			fprintf(stderr, "atpd: connection %u: not taking its acks for %u ms; closed\n", i,
+				s->cfg.ack_timeout_ms);
+			close_conn(s, c);
+		} else if (c->state == C_CLOSING) {
+			continue;
+		} else if (c->frame_start_ms && now - c->frame_start_ms > s->cfg.frame_timeout_ms) {
+			fail_conn(s, c, ATP_E_TIMEOUT, "%s not complete within %u ms",
+				  c->state == C_HELLO ? "the Hello" : "a frame", s->cfg.frame_timeout_ms);
+		} else if (now - c->last_recv_ms > s->cfg.idle_ms && !c->fifo_len) {
+			fail_conn(s, c, ATP_E_TIMEOUT, "idle for %u ms", s->cfg.idle_ms);
+		}
+	}
+}
+
+/* ---- the loop ---- */
+
+int atp_stream_server_run(atp_stream_server *s, unsigned timeout_ms)
+{
+	if (s->failed)
+		return s->failed;
+	if (s->notify_fd >= 0 && !s->notify_armed)
+		arm_notify(s);
+	if (!s->accept_armed && !s->stopping)
+		arm_accept(s);
+	bool waiting = false;
+	for (uint32_t i = 0; i < s->cfg.max_connections && !waiting; i++)
+		waiting = s->conns[i].state == C_STREAM && (s->conns[i].fifo_len || s->conns[i].parked);
+	if (s->notify_fd < 0 && waiting && timeout_ms > 1)
+		timeout_ms = 1;
+	struct __kernel_timespec ts = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000 };
+	struct io_uring_cqe *cqe;
+	int rc = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
+	if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
+		fprintf(stderr, "atpd: io_uring wait: %s\n", strerror(-rc));
+	s->now_ms = mono_ms();
+	unsigned head, n = 0;
+	io_uring_for_each_cqe(&s->ring, head, cqe) {
+		handle_cqe(s, cqe);
+		n++;
+	}
+	io_uring_cq_advance(&s->ring, n);
+	if (s->bufs_returned) {
+		io_uring_buf_ring_advance(s->br, (int)s->bufs_returned);
+		s->bufs_returned = 0;
+	}
+	atp_engine_poll(s->e);
+	if (atp_engine_error(s->e))
+		s->failed = ATP_E_IO;
+	if (s->failed)
+		return s->failed;
+	service(s);
+	if (s->now_ms - s->last_sweep_ms >= SWEEP_MS) {
+		s->last_sweep_ms = s->now_ms;
+		sweep(s);
+	}
+	io_uring_submit(&s->ring);
+	return 0;
+}
+
+/* ---- set-up and tear-down ---- */
+
+static int listen_on(const char *spec, uint16_t *port, char *err, size_t errlen)
+{
+	char host[128];
+	snprintf(host, sizeof(host), "%s", spec);
+	char *colon = strrchr(host, ':');
+	if (!colon) {
+		atp_errf(err, errlen, "listen: '%s' is not HOST:PORT", spec);
+		return -1;
+	}
+	*colon = 0;
+	const char *service = colon + 1, *name = host;
+	if (host[0] == '[' && colon > host && colon[-1] == ']') {
+		colon[-1] = 0;
+		name = host + 1;
+	}
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai;
+	int rc = getaddrinfo(name[0] ? name : NULL, service, &hints, &ai);
+	if (rc) {
+		atp_errf(err, errlen, "listen %s: %s", spec, gai_strerror(rc));
+		return -1;
+	}
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+		atp_errf(err, errlen, "listen %s: %s", spec, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	*port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					       : ((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+}
+
+static int setup_ring(atp_stream_server *s, uint32_t entries)
+{
+	struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
+					      IORING_SETUP_DEFER_TASKRUN,
+				     .cq_entries = entries * 4 };
+	int rc = io_uring_queue_init_params(entries, &s->ring, &p);
+	if (rc == -EINVAL) {  /* kernels before 6.1 */
+		p = (struct io_uring_params){ .flags = IORING_SETUP_CQSIZE, .cq_entries = entries * 4 };
+		rc = io_uring_queue_init_params(entries, &s->ring, &p);
+	}
+	return rc;
+}
+
+static int setup_buffers(atp_stream_server *s)
+{
+	size_t ring_bytes = BUF_COUNT * sizeof(struct io_uring_buf);
+	void *mem = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (mem == MAP_FAILED)
+		return -ENOMEM;
+	s->br = mem;
+	io_uring_buf_ring_init(s->br);
+	struct io_uring_buf_reg reg = { .ring_addr = (uint64_t)(uintptr_t)s->br, .ring_entries = BUF_COUNT,
+					.bgid = BUF_GROUP };
+	int rc = io_uring_register_buf_ring(&s->ring, &reg, 0);
+	if (rc < 0)
+		return rc;
+	if (!(s->bufs = malloc((size_t)BUF_COUNT * BUF_SIZE)))
+		return -ENOMEM;
+	for (uint32_t i = 0; i < BUF_COUNT; i++)
+		give_back(s, (uint16_t)i);
+	io_uring_buf_ring_advance(s->br, (int)s->bufs_returned);
+	s->bufs_returned = 0;
+	return 0;
+}
+
+atp_stream_config atp_stream_config_default(void)
+{
+	return (atp_stream_config){
+		.listen = "127.0.0.1:7400",
+		.max_connections = 1024,
+		.max_frame = 1u << 20,
+		.max_batch = ATP_WIRE_MAX_BATCH,
+		.max_unacked = 8u << 20,
+		.frame_timeout_ms = 10000,
+		.idle_ms = 600000,
+		.ack_timeout_ms = 30000,
+	};
+}
+
+static void destroy(atp_stream_server *s)
+{
+	for (uint32_t i = 0; s->conns && i < s->cfg.max_connections; i++) {
+		conn *c = &s->conns[i];
+		if (c->state != C_FREE)
+			close(c->fd);
+		free(c->in);
+		free(c->out);
+		free(c->refusals);
+	}
+	if (s->ring.ring_fd > 0)
+		io_uring_queue_exit(&s->ring);
+	if (s->br)
+		munmap(s->br, BUF_COUNT * sizeof(struct io_uring_buf));
+	if (s->listen_fd >= 0)
+		close(s->listen_fd);
+	atp_sources_destroy(s->sources);
+	free(s->bufs);
+	free(s->conns);
+	free(s->free_slots);
+	free(s->owner);
+	free(s->events);
+	free(s->times);
+	free(s->scratch);
+	free(s);
+}
+
+atp_stream_server *atp_stream_server_create(atp_engine *e, int notify_fd, const atp_stream_config *cfg, char *err,
+					    size_t errlen)
+{
+	if (cfg->max_connections < 1 || cfg->max_frame < 64 || cfg->max_frame > ATP_WIRE_MAX_MESSAGE ||
+	    cfg->max_batch < 1 || cfg->max_batch > ATP_WIRE_MAX_BATCH || cfg->max_unacked < cfg->max_frame) {
+		atp_errf(err, errlen, "bad stream configuration (max_unacked must be at least max_frame)");
+		return NULL;
+	}
+	atp_stream_server *s = calloc(1, sizeof(*s));
+	if (!s) {
+		atp_errf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->e = e;
+	s->cfg = *cfg;
+	s->listen_fd = -1;
+	s->notify_fd = notify_fd;
+	s->ring.ring_fd = -1;
+
+	/* Room for every connection's descriptor. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (uint64_t)s->cfg.max_connections + 64 > rl.rlim_cur) {
+		s->cfg.max_connections = rl.rlim_cur > 128 ? (uint32_t)rl.rlim_cur - 64 : 64;
+		fprintf(stderr, "atpd: open-file limit %llu: at most %u connections\n", (unsigned long long)rl.rlim_cur,
+			s->cfg.max_connections);
+	}
+	uint32_t max = s->cfg.max_connections;
+	s->conns = calloc(max, sizeof(conn));
+	s->free_slots = malloc(max * sizeof(uint32_t));
+	s->sources = atp_sources_create(1u << 16);
+	s->owner = calloc(1u << 16, sizeof(uint32_t));
+	s->events = malloc(ATP_WIRE_MAX_BATCH * sizeof(atp_event));
+	s->times = malloc(ATP_WIRE_MAX_BATCH * sizeof(atp_wire_event_time));
+	s->scratch = aligned_alloc(8, OUT_BYTES);
+	if (!s->conns || !s->free_slots || !s->sources || !s->owner || !s->events || !s->times || !s->scratch) {
+		atp_errf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (uint32_t i = 0; i < max; i++) {
+		s->conns[i].fd = -1;
+		s->free_slots[s->n_free++] = max - 1 - i;
+	}
+	int rc = setup_ring(s, 1024);
+	if (rc < 0) {
+		s->ring.ring_fd = -1;
+		atp_errf(err, errlen, "io_uring: %s", strerror(-rc));
+		goto fail;
+	}
+	if ((rc = setup_buffers(s)) < 0) {
+		atp_errf(err, errlen, "io_uring provided buffers: %s", strerror(-rc));
+		goto fail;
+	}
+	if ((s->listen_fd = listen_on(cfg->listen, &s->port, err, errlen)) < 0)
+		goto fail;
+	atp_engine_set_on_done(e, on_engine_done, s);
+	s->now_ms = s->last_sweep_ms = mono_ms();
+	arm_accept(s);
+	if (notify_fd >= 0)
+		arm_notify(s);
+	io_uring_submit(&s->ring);
+	return s;
+fail:
+	destroy(s);
+	return NULL;
+}
+
+uint16_t atp_stream_server_port(const atp_stream_server *s)
+{
+	return s->port;
+}
+
+void atp_stream_server_stats(const atp_stream_server *s, atp_stream_stats *out)
+{
+	*out = s->stats;
+}
+
+int atp_stream_server_shutdown(atp_stream_server *s)
+{
+	s->stopping = true;
+	shutdown(s->listen_fd, SHUT_RDWR);  /* ends the multishot accept */
+	close(s->listen_fd);
+	s->listen_fd = -1;
+	int rc = s->failed ? s->failed : atp_engine_sync(s->e);
+	for (uint32_t i = 0; i < s->cfg.max_connections; i++) {
+		conn *c = &s->conns[i];
+		if (c->state == C_STREAM || c->state == C_HELLO)
+			fail_conn(s, c, ATP_E_SHUTDOWN, "the server is stopping");
+	}
+	/* Let the last frames go out, for at most a second. */
+	uint64_t until = mono_ms() + 1000;
+	while (s->stats.open && mono_ms() < until && !s->failed)
+		atp_stream_server_run(s, 10);
+	atp_engine_set_on_done(s->e, NULL, NULL);
+	destroy(s);
+	return rc;
+}

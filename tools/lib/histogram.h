@@ -1,0 +1,50 @@
+/*
+ * histogram.h — a log-bucketed latency histogram (8 buckets per power of
+ * two: quantiles within 9%), fixed size, no allocation.
+ */
+#ifndef ATP_HISTOGRAM_H
+#define ATP_HISTOGRAM_H
+
+#include <stdint.h>
+
+#define ATP_HIST_BUCKETS (64 * 8)
+
+typedef struct atp_histogram {
+	uint64_t count, max;
+	uint64_t bucket[ATP_HIST_BUCKETS];
+} atp_histogram;
+
+static inline unsigned atp_hist_index(uint64_t v)
+{
+	if (v < 8)
+		return (unsigned)v;
+	unsigned log = 63u - (unsigned)__builtin_clzll(v);
+	return log * 8 + (unsigned)((v >> (log - 3)) & 7);
+}
+
+static inline void atp_hist_add(atp_histogram *h, uint64_t v)
+{
+	h->bucket[atp_hist_index(v)]++;
+	h->count++;
+	if (v > h->max)
+		h->max = v;
+}
+
+/* The upper bound of the bucket holding quantile q (0..1); 0 when empty. */
+static inline uint64_t atp_hist_quantile(const atp_histogram *h, double q)
+{
+	uint64_t want = (uint64_t)(q * (double)h->count), seen = 0;
+	for (unsigned i = 0; i < ATP_HIST_BUCKETS; i++) {
+		seen += h->bucket[i];
+		if (seen > want || (seen == h->count && seen)) {
+			if (i < 8)
+				return i;
+			unsigned log = i / 8;
+			uint64_t top = (1ull << log) + ((uint64_t)(i % 8 + 1) << (log - 3));
+			return top < h->max ? top : h->max;
+		}
+	}
+	return 0;
+}
+
+#endif

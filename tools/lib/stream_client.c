@@ -1,0 +1,348 @@
+/* stream_client.c — see stream_client.h. */
+#define _GNU_SOURCE
+#include "stream_client.h"
+
+#include "atp/status.h"
+#include "atp/wire_event.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IN_BYTES (256u << 10)
+
+enum { S_DOWN, S_CONNECTING, S_HELLO, S_STREAM, S_DONE };
+
+typedef struct sender {
+	stream_source *src;
+	int fd;
+	int state;
+	uint64_t retry_ns;       /* S_DOWN: when to connect again */
+	uint32_t backoff_ms;
+	uint32_t acked;          /* frames before this one are acknowledged */
+	uint32_t next;           /* the frame whose bytes go out next */
+	uint64_t next_off;       /* bytes of frame `next` already written... as an offset into src->bytes */
+	uint64_t durable;
+	uint8_t hello[128];
+	uint32_t hello_len, hello_sent;
+	uint8_t *in;
+	uint32_t in_len;
+	uint8_t *frame;          /* shared: one frame copied to aligned memory */
+} sender;
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int stream_source_add(stream_source *s, const void *buf, uint32_t len, uint32_t events, uint64_t cover)
+{
+	if (s->len + 4 + len > s->cap) {
+		size_t cap = s->cap ? s->cap : 1u << 20;
+		while (cap < s->len + 4 + len)
+			cap *= 2;
+		uint8_t *b = realloc(s->bytes, cap);
+		if (!b)
+			return -1;
+		s->bytes = b;
+		s->cap = cap;
+	}
+	if (s->n_frames == s->cap_frames) {
+		uint32_t cap = s->cap_frames ? s->cap_frames * 2 : 1024;
+		stream_frame *f = realloc(s->frames, cap * sizeof(*f));
+		if (!f)
+			return -1;
+		s->frames = f;
+		s->cap_frames = cap;
+	}
+	memcpy(s->bytes + s->len, &len, 4);
+	memcpy(s->bytes + s->len + 4, buf, len);
+	s->frames[s->n_frames++] = (stream_frame){ .off = s->len, .len = 4 + len, .events = events, .cover = cover };
+	s->len += 4 + len;
+	if (cover > s->last_seq)
+		s->last_seq = cover;
+	return 0;
+}
+
+void stream_source_free(stream_source *s)
+{
+	free(s->bytes);
+	free(s->frames);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- one connection ---- */
+
+static void drop(sender *x, uint64_t now, const char *why)
+{
+	if (x->fd >= 0)
+		close(x->fd);
+	x->fd = -1;
+	x->state = S_DOWN;
+	x->retry_ns = now + (uint64_t)x->backoff_ms * 1000000u;
+	x->backoff_ms = x->backoff_ms ? (x->backoff_ms * 2 > 1000 ? 1000 : x->backoff_ms * 2) : 20;
+	fprintf(stderr, "send: %s: connection lost (%s); reconnecting\n", x->src->name, why);
+}
+
+static int start_connect(sender *x, const struct addrinfo *ai)
+{
+	x->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (x->fd < 0)
+		return -1;
+	int one = 1;
+	setsockopt(x->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(x->fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
+		return -1;
+	x->state = S_CONNECTING;
+	uint8_t mem[256] __attribute__((aligned(8)));
+	atp_fb_builder b;
+	size_t n;
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	const uint8_t *p = atp_fb_finish(&b, atp_wire_build_hello(&b, atp_str_of(x->src->name, strlen(x->src->name))),
+					 NULL, &n);
+	uint32_t len = (uint32_t)n;
+	memcpy(x->hello, &len, 4);
+	memcpy(x->hello + 4, p, n);
+	x->hello_len = 4 + len;
+	x->hello_sent = 0;
+	x->in_len = 0;
+	return 0;
+}
+
+/* Resume after the Welcome: the first frame holding a seq above what is durable. */
+static void resume(sender *x, uint64_t durable)
+{
+	x->durable = durable;
+	uint32_t f = 0;
+	while (f < x->src->n_frames && x->src->frames[f].cover <= durable)
+		f++;
+	x->acked = x->next = f;
+	x->next_off = f < x->src->n_frames ? x->src->frames[f].off : x->src->len;
+	x->state = x->acked == x->src->n_frames ? S_DONE : S_STREAM;
+}
+
+/* Write what the window allows; -1 when the connection failed. */
+static int pump(sender *x, const stream_options *o, uint64_t now)
+{
+	if (x->state == S_HELLO && x->hello_sent < x->hello_len) {
+		ssize_t k = send(x->fd, x->hello + x->hello_sent, x->hello_len - x->hello_sent, MSG_NOSIGNAL);
+		if (k < 0)
+			return errno == EAGAIN ? 0 : -1;
+		x->hello_sent += (uint32_t)k;
+		return 0;
+	}
+	if (x->state != S_STREAM)
+		return 0;
+	stream_source *s = x->src;
+	uint64_t start = s->frames[x->acked < s->n_frames ? x->acked : 0].off;
+	while (x->next_off < s->len) {
+		uint64_t in_flight = x->next_off - start;
+		if (in_flight >= o->window)
+			break;
+		uint64_t want = s->len - x->next_off;
+		if (want > o->window - in_flight)
+			want = o->window - in_flight;
+		ssize_t k = send(x->fd, s->bytes + x->next_off, want, MSG_NOSIGNAL);
+		if (k < 0)
+			return errno == EAGAIN ? 0 : -1;
+		x->next_off += (uint64_t)k;
+		while (x->next < s->n_frames && s->frames[x->next].off + s->frames[x->next].len <= x->next_off)
+			s->frames[x->next++].sent_ns = now;
+		if ((uint64_t)k < want)
+			break;
+	}
+	return 0;
+}
+
+/* One frame from the server; -1: the connection must go (after a message), -2: give up. */
+static int on_frame(sender *x, const uint8_t *p, uint32_t len, const stream_options *o, stream_result *r,
+		    uint64_t now)
+{
+	if (x->state == S_HELLO) {
+		atp_wire_welcome w;
+		if (atp_wire_decode_welcome(p, len, &w) != 0) {
+			fprintf(stderr, "send: %s: a bad Welcome\n", x->src->name);
+			return -1;
+		}
+		if (w.error) {
+			fprintf(stderr, "send: %s: refused: %.*s (%s)\n", x->src->name, (int)w.reason.len,
+				w.reason.ptr ? w.reason.ptr : "", atp_status_name(w.error));
+			return -1;
+		}
+		x->backoff_ms = 0;
+		resume(x, w.durable_seq);
+		if (o->progress)
+			printf("durable %s %" PRIu64 "\n", x->src->name, x->durable);
+		return 0;
+	}
+	atp_wire_ack a;
+	if (atp_wire_decode_ack(p, len, &a) != 0) {
+		fprintf(stderr, "send: %s: a bad Ack\n", x->src->name);
+		return -1;
+	}
+	for (uint32_t i = 0; i < a.n_refused; i++) {
+		atp_wire_refusal f = atp_wire_ack_refusal(&a, i);
+		fprintf(stderr, "send: %s: seq %" PRIu64 " refused: %s (%s)\n", x->src->name, f.seq,
+			atp_status_message(f.code), atp_status_name(f.code));
+		if (a.next_seq <= f.seq) {  /* not consumed: this source cannot go on */
+			fprintf(stderr, "send: %s: the server expects seq %" PRIu64 "; giving up\n", x->src->name, a.next_seq);
+			return -2;
+		}
+		r->refused++;
+	}
+	stream_source *s = x->src;
+	if (a.durable_seq > x->durable)
+		x->durable = a.durable_seq;
+	while (x->acked < x->next && s->frames[x->acked].cover <= x->durable) {
+		atp_hist_add(&r->latency, now - s->frames[x->acked].sent_ns);
+		r->events += s->frames[x->acked].events;
+		r->frames++;
+		x->acked++;
+	}
+	if (o->progress && a.durable_seq)
+		printf("durable %s %" PRIu64 "\n", s->name, a.durable_seq);
+	if (a.error) {
+		fprintf(stderr, "send: %s: the server closed the connection: %.*s (%s)\n", s->name, (int)a.reason.len,
+			a.reason.ptr ? a.reason.ptr : "", atp_status_name(a.error));
+		return -1;
+	}
+	if (x->acked == s->n_frames)
+		x->state = S_DONE;
+	return 0;
+}
+
+/* Read and handle what the server sent; -1: drop the connection, -2: give up. */
+static int take(sender *x, const stream_options *o, stream_result *r, uint64_t now)
+{
+	ssize_t k = recv(x->fd, x->in + x->in_len, IN_BYTES - x->in_len, 0);
+	if (k == 0)
+		return -1;
+	if (k < 0)
+		return errno == EAGAIN ? 0 : -1;
+	x->in_len += (uint32_t)k;
+	uint32_t off = 0;
+	while (x->in_len - off >= 4) {
+		uint32_t flen;
+		memcpy(&flen, x->in + off, 4);
+		if (flen > IN_BYTES - 4)
+			return -1;
+		if (x->in_len - off - 4 < flen)
+			break;
+		memcpy(x->frame, x->in + off + 4, flen);  /* FlatBuffers want their buffer aligned */
+		int rc = on_frame(x, x->frame, flen, o, r, now);
+		if (rc < 0)
+			return rc;
+		off += 4 + flen;
+	}
+	memmove(x->in, x->in + off, x->in_len - off);
+	x->in_len -= off;
+	return 0;
+}
+
+int stream_send(stream_source *sources, uint32_t n, const stream_options *o, stream_result *r)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai;
+	int gai = getaddrinfo(o->host, o->port, &hints, &ai);
+	if (gai) {
+		fprintf(stderr, "send: %s:%s: %s\n", o->host, o->port, gai_strerror(gai));
+		return -1;
+	}
+	memset(r, 0, sizeof(*r));
+	sender *xs = calloc(n, sizeof(sender));
+	struct pollfd *pf = calloc(n, sizeof(struct pollfd));
+	uint8_t *frame = aligned_alloc(8, IN_BYTES);
+	int rc = xs && pf && frame ? 0 : -1;
+	for (uint32_t i = 0; !rc && i < n; i++) {
+		xs[i] = (sender){ .src = &sources[i], .fd = -1, .state = S_DOWN, .frame = frame };
+		if (!(xs[i].in = malloc(IN_BYTES)))
+			rc = -1;
+		if (sources[i].n_frames == 0)
+			xs[i].state = S_DONE;
+	}
+	uint64_t t0 = mono_ns(), last_progress = t0, last_acked = 0;
+	while (!rc) {
+		uint64_t now = mono_ns();
+		uint32_t live = 0, acked = 0;
+		for (uint32_t i = 0; i < n; i++) {
+			sender *x = &xs[i];
+			acked += x->acked;
+			pf[i] = (struct pollfd){ .fd = -1 };
+			if (x->state == S_DONE)
+				continue;
+			live++;
+			if (x->state == S_DOWN && now >= x->retry_ns && start_connect(x, ai) < 0)
+				drop(x, now, strerror(errno));
+			if (x->state == S_DOWN)
+				continue;
+			bool want_out = x->state == S_CONNECTING || (x->state == S_HELLO && x->hello_sent < x->hello_len) ||
+					(x->state == S_STREAM && x->next_off < x->src->len);
+			pf[i] = (struct pollfd){ .fd = x->fd, .events = (short)(POLLIN | (want_out ? POLLOUT : 0)) };
+		}
+		if (!live)
+			break;
+		if (acked != last_acked) {
+			last_acked = acked;
+			last_progress = now;
+		} else if ((double)(now - last_progress) / 1e9 > o->timeout_s) {
+			fprintf(stderr, "send: no progress for %.0f s; giving up\n", o->timeout_s);
+			rc = -1;
+			break;
+		}
+		if (poll(pf, n, 20) < 0 && errno != EINTR) {
+			rc = -1;
+			break;
+		}
+		now = mono_ns();
+		for (uint32_t i = 0; i < n && !rc; i++) {
+			sender *x = &xs[i];
+			if (pf[i].fd < 0 || !pf[i].revents || x->fd < 0)
+				continue;
+			if (x->state == S_CONNECTING) {
+				int err = 0;
+				socklen_t sl = sizeof(err);
+				getsockopt(x->fd, SOL_SOCKET, SO_ERROR, &err, &sl);
+				if (err) {
+					drop(x, now, strerror(err));
+					continue;
+				}
+				x->state = S_HELLO;
+			}
+			int k = pf[i].revents & (POLLIN | POLLERR | POLLHUP) ? take(x, o, r, now) : 0;
+			if (k == 0 && x->state != S_DONE)
+				k = pump(x, o, now);
+			if (k == -2)
+				rc = -1;
+			else if (k < 0) {
+				r->reconnects++;
+				drop(x, now, "reset, closed by the server, or a bad frame");
+			} else if (x->state == S_DONE && x->fd >= 0) {
+				close(x->fd);
+				x->fd = -1;
+			}
+		}
+		if (o->progress)
+			fflush(stdout);
+	}
+	r->seconds = (double)(mono_ns() - t0) / 1e9;
+	for (uint32_t i = 0; xs && i < n; i++) {
+		if (xs[i].fd >= 0)
+			close(xs[i].fd);
+		free(xs[i].in);
+	}
+	free(xs);
+	free(pf);
+	free(frame);
+	freeaddrinfo(ai);
+	return rc;
+}

@@ -1,0 +1,68 @@
+/*
+ * stream_client.h — the sending side of the TCP event stream (see
+ * atp/stream_server.h for the protocol): `atpctl send` and the load
+ * generator.
+ *
+ * Each source's events are encoded once, up front, into frames laid end
+ * to end in one buffer, so sending is one send() of many frames from that
+ * buffer, and a resend after a reconnect re-encodes nothing. One
+ * connection per source, all driven by one poll() loop with non-blocking
+ * sockets; at most `window` bytes per connection await their Ack.
+ *
+ * Guarantees: after any connection loss (reset, the server killed and
+ * restarted, a last frame with an error) the client reconnects with
+ * backoff and resumes from the Welcome's durable_seq (the first frame
+ * holding a seq above it); stream_send() returns 0 only once every
+ * frame's events are acknowledged as durable (or refused by the shard,
+ * which it counts and reports). A refusal that stops the source (a gap, a
+ * malformed event) or no progress for `timeout_s` returns -1.
+ */
+#ifndef ATP_STREAM_CLIENT_H
+#define ATP_STREAM_CLIENT_H
+
+#include "atp/event.h"
+#include "atp/limits.h"
+#include "histogram.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct stream_frame {
+	uint64_t off;      /* of the length prefix in the source's bytes */
+	uint32_t len;      /* prefix included */
+	uint32_t events;
+	uint64_t cover;    /* the highest seq in the frame */
+	uint64_t sent_ns;  /* when its last byte went to the socket */
+} stream_frame;
+
+typedef struct stream_source {
+	char name[ATP_SOURCE_MAX + 1];
+	uint8_t *bytes;
+	size_t len, cap;
+	stream_frame *frames;
+	uint32_t n_frames, cap_frames;
+	uint64_t last_seq;  /* the highest seq of all frames */
+} stream_source;
+
+/* Append one EventBatch buffer (without prefix) holding `events` events, the highest seq `cover`. -1: no memory. */
+int stream_source_add(stream_source *s, const void *buf, uint32_t len, uint32_t events, uint64_t cover);
+void stream_source_free(stream_source *s);
+
+typedef struct stream_options {
+	const char *host, *port;
+	uint32_t window;      /* bytes in flight per connection */
+	double timeout_s;     /* without any progress */
+	bool progress;        /* "durable SOURCE SEQ" lines on stdout as Acks come */
+} stream_options;
+
+typedef struct stream_result {
+	uint64_t events, frames, refused, reconnects;
+	double seconds;
+	atp_histogram latency;  /* frame written -> its Ack, in ns */
+} stream_result;
+
+int stream_send(stream_source *sources, uint32_t n, const stream_options *o, stream_result *r);
+
+#endif
