@@ -163,8 +163,6 @@ static int read_config(const char *path, settings *s)
 		}
 	}
 	fclose(f);
-	if (s->engine.wal.buffer_bytes > s->engine.wal.segment_bytes / 4)
-		s->engine.wal.buffer_bytes = (uint32_t)(s->engine.wal.segment_bytes / 4);
 	return 0;
 }
 
@@ -235,6 +233,8 @@ int main(int argc, char **argv)
 	}
 	if (!data)
 		return usage();
+	if (s.engine.wal.buffer_bytes > s.engine.wal.segment_bytes / 4)
+		s.engine.wal.buffer_bytes = (uint32_t)(s.engine.wal.segment_bytes / 4);
 
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigemptyset(&sa.sa_mask);
