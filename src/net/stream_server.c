@@ -3,7 +3,9 @@
  *
  * Every operation's user_data is (op, generation, slot): a completion for a
  * connection that has since been closed (its slot reused or not) carries a
- * stale generation and is ignored, apart from giving back its buffer.
+ * stale generation and is ignored, apart from giving back its buffer. A
+ * receive also carries the number of its arming, so a cancel can only ever
+ * hit the receive it was meant for.
  * A slot's out buffer is never freed while the server lives, so a send
  * still in flight for a closed connection never reads freed memory.
  */
@@ -25,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -38,11 +42,14 @@
 #define ACK_REFUSALS 64u           /* refusals per Ack; the rest wait for the next */
 #define MAX_REFUSALS 1024u         /* queued refusals per connection */
 #define FIFO_MAX 256u              /* unacknowledged batches per connection */
+#define PARK_SLACK (256u << 10)    /* read on this far while held back, before the receive is cancelled */
 #define IN_SLACK (8u << 20)        /* what may still arrive after a connection stopped being read */
 #define SWEEP_MS 100
+#define LINGER_MS 2000             /* a closed connection's last bytes get this long to leave */
+#define WATCHDOG_MS 500            /* a receive silent this long with bytes waiting is renewed */
 
-enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_NOTIFY, OP_CANCEL };
-enum { C_FREE, C_HELLO, C_STREAM, C_CLOSING };
+enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_NOTIFY, OP_CANCEL, OP_CANCEL_FD };
+enum { C_FREE, C_HELLO, C_STREAM, C_CLOSING, C_LINGER };
 enum { FRAME_DONE, FRAME_PARK, FRAME_CLOSED };
 
 typedef struct unacked {
@@ -52,7 +59,8 @@ typedef struct unacked {
 
 typedef struct conn {
 	int fd;
-	uint32_t gen;
+	uint32_t gen;                /* of the connection in this slot */
+	uint32_t rgen;               /* of its receive: armed how many times */
 	uint8_t state;
 	bool recv_armed, parked, sending, want_ack;
 	bool last_queued;            /* C_CLOSING: the last frame is built (and sent once out is free) */
@@ -60,7 +68,10 @@ typedef struct conn {
 	uint8_t *in;                 /* bytes received and not yet consumed: at most one partial frame, */
 	uint32_t in_len, in_cap;     /* more only while the connection is parked */
 	uint64_t frame_start_ms;     /* first byte of the frame being received, 0: none */
-	uint64_t last_recv_ms;
+	uint64_t last_recv_ms;       /* the last data */
+	uint64_t last_cqe_ms;        /* the last completion of its receive */
+	bool watchdog_said;
+	uint64_t linger_until_ms;    /* C_LINGER: reset if the peer has not taken our last bytes by then */
 	uint64_t send_start_ms;
 	uint8_t *out;                /* OUT_BYTES, allocated once per slot */
 	uint32_t out_len, out_sent;
@@ -111,6 +122,12 @@ static uint64_t tag(unsigned op, uint32_t gen, uint32_t slot)
 	return (uint64_t)op << 56 | (uint64_t)(gen & 0xffffffu) << 32 | slot;
 }
 
+/* The generation field of c's operations: its own (12 bits), and for receives the arming (12 bits). */
+static uint32_t gen_of(const conn *c, bool recv)
+{
+	return (c->gen & 0xfffu) << 12 | (recv ? c->rgen & 0xfffu : 0);
+}
+
 static struct io_uring_sqe *sqe_get(atp_stream_server *s)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
@@ -148,15 +165,17 @@ static void arm_recv(atp_stream_server *s, conn *c)
 	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BUF_GROUP;
-	sqe->user_data = tag(OP_RECV, c->gen, slot_of(s, c));
+	c->rgen++;
+	sqe->user_data = tag(OP_RECV, gen_of(c, true), slot_of(s, c));
 	c->recv_armed = true;
+	c->last_cqe_ms = s->now_ms;
 }
 
 static void cancel_recv(atp_stream_server *s, conn *c)
 {
 	struct io_uring_sqe *sqe = sqe_get(s);
-	io_uring_prep_cancel64(sqe, tag(OP_RECV, c->gen, slot_of(s, c)), 0);
-	sqe->user_data = tag(OP_CANCEL, 0, 0);
+	io_uring_prep_cancel64(sqe, tag(OP_RECV, gen_of(c, true), slot_of(s, c)), 0);
+	sqe->user_data = tag(OP_CANCEL, gen_of(c, true), slot_of(s, c));
 }
 
 static void give_back(atp_stream_server *s, uint16_t bid)
@@ -171,7 +190,7 @@ static void start_send(atp_stream_server *s, conn *c)
 {
 	struct io_uring_sqe *sqe = sqe_get(s);
 	io_uring_prep_send(sqe, c->fd, c->out + c->out_sent, c->out_len - c->out_sent, MSG_NOSIGNAL);
-	sqe->user_data = tag(OP_SEND, c->gen, slot_of(s, c));
+	sqe->user_data = tag(OP_SEND, gen_of(c, false), slot_of(s, c));
 	if (!c->sending)
 		c->send_start_ms = s->now_ms;
 	c->sending = true;
@@ -231,25 +250,60 @@ static void build_reply(atp_stream_server *s, conn *c, uint64_t durable)
 
 /* ---- connections ---- */
 
+/*
+ * Give the slot back: the descriptor closed, abortively (a reset) when bytes
+ * are still unsent. Its requests in the ring hold the socket open past
+ * close(): they are cancelled first, while the descriptor still names it.
+ */
+static void release(atp_stream_server *s, conn *c, bool abort)
+{
+	struct io_uring_sqe *sqe = sqe_get(s);
+	io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+	sqe->user_data = tag(OP_CANCEL_FD, 0, 0);
+	io_uring_submit(&s->ring);
+	if (abort) {
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+	close(c->fd);
+	c->state = C_FREE;
+	c->fd = -1;
+	s->free_slots[s->n_free++] = slot_of(s, c);
+	s->stats.closed++;
+	s->stats.open--;
+}
+
+static int unsent(const conn *c)
+{
+	int queued = 0;
+	return ioctl(c->fd, SIOCOUTQ, &queued) == 0 ? queued : 0;
+}
+
+/*
+ * Close c: nothing more is read or sent. What it was sent still goes out,
+ * followed by a FIN; a peer that has not taken it within LINGER_MS gets a
+ * reset instead (a FIN would wait behind bytes it does not read).
+ */
 static void close_conn(atp_stream_server *s, conn *c)
 {
-	if (c->state == C_FREE)
+	if (c->state == C_FREE || c->state == C_LINGER)
 		return;
 	if (c->source != ATP_SOURCE_NONE && s->owner[c->source] == slot_of(s, c) + 1)
 		s->owner[c->source] = 0;
 	shutdown(c->fd, SHUT_RDWR);  /* completes the recv still armed (its CQE is then stale) */
-	close(c->fd);
 	if (c->in_cap > BUF_SIZE) {
 		free(c->in);
 		c->in = NULL;
 		c->in_cap = 0;
 	}
-	c->state = C_FREE;
 	c->gen++;
-	c->fd = -1;
-	s->free_slots[s->n_free++] = slot_of(s, c);
-	s->stats.closed++;
-	s->stats.open--;
+	c->in_len = 0;
+	if (unsent(c) > 0) {
+		c->state = C_LINGER;
+		c->linger_until_ms = s->now_ms + LINGER_MS;
+		return;
+	}
+	release(s, c, false);
 }
 
 /*
@@ -317,8 +371,11 @@ static void on_accept(atp_stream_server *s, int fd)
 		return;
 	}
 	conn *c = &s->conns[s->free_slots[--s->n_free]];
-	int one = 1;
+	/* Acks go out at once; a fixed send buffer (Acks are small) makes a peer that does not read them
+	 * stall our send soon, so ack_timeout_ms finds it, instead of the kernel buffering megabytes. */
+	int one = 1, sndbuf = 16 << 10;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	uint32_t gen = c->gen;
 	uint8_t *out = c->out, *in = c->in;
 	uint32_t in_cap = c->in_cap;
@@ -458,9 +515,7 @@ static uint32_t consume(atp_stream_server *s, conn *c, const uint8_t *p, uint32_
 		if (r == FRAME_CLOSED)
 			return n;
 		if (r == FRAME_PARK) {
-			c->parked = true;
-			if (c->recv_armed)
-				cancel_recv(s, c);
+			c->parked = true;  /* reading stops once PARK_SLACK more bytes came (see on_data) */
 			return off;
 		}
 		off += 4 + flen;
@@ -516,11 +571,14 @@ static void on_data(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t n)
 	if (c->in_len || c->parked) {
 		if (keep(s, c, p, n) && !c->parked)
 			drain_in(s, c);
-		return;
+	} else {
+		uint32_t used = consume(s, c, p, n);
+		if (used < n && (c->state == C_HELLO || c->state == C_STREAM))
+			keep(s, c, p + used, n - used);
 	}
-	uint32_t used = consume(s, c, p, n);
-	if (used < n && (c->state == C_HELLO || c->state == C_STREAM))
-		keep(s, c, p + used, n - used);
+	/* Held back: a short wait costs nothing, a long one stops reading the socket (TCP then pushes back). */
+	if (c->parked && c->recv_armed && c->in_len > PARK_SLACK)
+		cancel_recv(s, c);
 }
 
 /* ---- completions ---- */
@@ -531,6 +589,8 @@ static void on_recv(atp_stream_server *s, conn *c, bool live, const struct io_ur
 	uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 	if (live && !(cqe->flags & IORING_CQE_F_MORE))
 		c->recv_armed = false;
+	if (live)
+		c->last_cqe_ms = s->now_ms;
 	if (live && cqe->res > 0 && has_buf && (c->state == C_HELLO || c->state == C_STREAM))
 		on_data(s, c, s->bufs + (size_t)bid * BUF_SIZE, (uint32_t)cqe->res);
 	else if (live && cqe->res == 0 && c->state != C_CLOSING)
@@ -568,8 +628,8 @@ static void handle_cqe(atp_stream_server *s, const struct io_uring_cqe *cqe)
 {
 	unsigned op = (unsigned)(cqe->user_data >> 56);
 	uint32_t gen = (uint32_t)(cqe->user_data >> 32) & 0xffffffu, slot = (uint32_t)cqe->user_data;
-	conn *c = op == OP_RECV || op == OP_SEND ? &s->conns[slot] : NULL;
-	bool live = c && c->state != C_FREE && (c->gen & 0xffffffu) == gen;
+	conn *c = op == OP_RECV || op == OP_SEND || op == OP_CANCEL ? &s->conns[slot] : NULL;
+	bool live = c && c->state != C_FREE && gen_of(c, op != OP_SEND) == gen;
 	switch (op) {
 	case OP_ACCEPT:
 		if (!(cqe->flags & IORING_CQE_F_MORE))
@@ -588,6 +648,13 @@ static void handle_cqe(atp_stream_server *s, const struct io_uring_cqe *cqe)
 		break;
 	case OP_NOTIFY:
 		s->notify_armed = false;
+		break;
+	case OP_CANCEL:
+		/* Not found, yet its last completion never came: that receive is gone; arm another. */
+		if (live && cqe->res == -ENOENT && c->recv_armed) {
+			fprintf(stderr, "atpd: connection %u: its receive vanished; armed again\n", slot);
+			c->recv_armed = false;
+		}
 		break;
 	default:
 		break;
@@ -633,6 +700,8 @@ static void service(atp_stream_server *s)
 		if (c->parked && !s->stopping) {
 			c->parked = false;
 			drain_in(s, c);
+			if (c->in_len && !c->parked)
+				c->frame_start_ms = s->now_ms;  /* the rest of the frame had no chance to come while parked */
 		}
 		if (c->state == C_STREAM && !c->parked && !c->recv_armed && !s->stopping)
 			arm_recv(s, c);
@@ -646,17 +715,37 @@ static void sweep(atp_stream_server *s)
 		if (c->state == C_FREE)
 			continue;
 		uint64_t now = s->now_ms;
-		if (c->sending && now - c->send_start_ms > s->cfg.ack_timeout_ms) {
-			fprintf(stderr, "atpd: connection %u: not taking its acks for %u ms; closed\n", i,
+		if (c->state == C_LINGER) {
+			bool stuck = unsent(c) > 0;
+			if (!stuck || now >= c->linger_until_ms)
+				release(s, c, stuck);
+		} else if (c->sending && now - c->send_start_ms > s->cfg.ack_timeout_ms) {
+			fprintf(stderr, "atpd: connection %u: not taking its acks for %u ms; reset\n", i,
 				s->cfg.ack_timeout_ms);
-			close_conn(s, c);
+			c->state = C_LINGER;  /* no more waiting: released at once, with a reset */
+			c->gen++;
+			if (c->source != ATP_SOURCE_NONE && s->owner[c->source] == i + 1)
+				s->owner[c->source] = 0;
+			release(s, c, true);
 		} else if (c->state == C_CLOSING) {
 			continue;
-		} else if (c->frame_start_ms && now - c->frame_start_ms > s->cfg.frame_timeout_ms) {
+		} else if (!c->parked && c->frame_start_ms && now - c->frame_start_ms > s->cfg.frame_timeout_ms) {
 			fail_conn(s, c, ATP_E_TIMEOUT, "%s not complete within %u ms",
 				  c->state == C_HELLO ? "the Hello" : "a frame", s->cfg.frame_timeout_ms);
 		} else if (now - c->last_recv_ms > s->cfg.idle_ms && !c->fifo_len) {
 			fail_conn(s, c, ATP_E_TIMEOUT, "idle for %u ms", s->cfg.idle_ms);
+		} else if (c->recv_armed && !c->parked && now - c->last_cqe_ms >= WATCHDOG_MS) {
+			/* Bytes waiting and no completion: a receive that missed its wake-up. Cancel it; its
+			 * last completion (or the cancel's "not found") lets service() arm a fresh one. */
+			int waiting = 0;
+			if (ioctl(c->fd, FIONREAD, &waiting) == 0 && waiting > 0) {
+				if (!c->watchdog_said)
+					fprintf(stderr, "atpd: connection %u: %d bytes waiting, no receive for %u ms; "
+							"receiving again\n", i, waiting, WATCHDOG_MS);
+				c->watchdog_said = true;
+				cancel_recv(s, c);
+				c->last_cqe_ms = now;
+			}
 		}
 	}
 }
@@ -924,3 +1013,4 @@ int atp_stream_server_shutdown(atp_stream_server *s)
 	destroy(s);
 	return rc;
 }
+

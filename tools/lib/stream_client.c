@@ -178,7 +178,7 @@ static int on_frame(sender *x, const uint8_t *p, uint32_t len, const stream_opti
 		if (w.error) {
 			fprintf(stderr, "send: %s: refused: %.*s (%s)\n", x->src->name, (int)w.reason.len,
 				w.reason.ptr ? w.reason.ptr : "", atp_status_name(w.error));
-			return -1;
+			return w.error == ATP_E_PROTOCOL || w.error == ATP_E_SOURCE ? -2 : -1;  /* too many connections passes */
 		}
 		x->backoff_ms = 0;
 		resume(x, w.durable_seq);
@@ -215,7 +215,8 @@ static int on_frame(sender *x, const uint8_t *p, uint32_t len, const stream_opti
 	if (a.error) {
 		fprintf(stderr, "send: %s: the server closed the connection: %.*s (%s)\n", s->name, (int)a.reason.len,
 			a.reason.ptr ? a.reason.ptr : "", atp_status_name(a.error));
-		return -1;
+		/* Timeouts and a stopping server pass; what this client sent, or another sender taking over, does not. */
+		return a.error == ATP_E_TIMEOUT || a.error == ATP_E_SHUTDOWN || a.error == ATP_E_IO ? -1 : -2;
 	}
 	if (x->acked == s->n_frames)
 		x->state = S_DONE;

@@ -15,7 +15,9 @@
  * holding a seq above it); stream_send() returns 0 only once every
  * frame's events are acknowledged as durable (or refused by the shard,
  * which it counts and reports). A refusal that stops the source (a gap, a
- * malformed event) or no progress for `timeout_s` returns -1.
+ * malformed event), a last frame blaming the client (a protocol error, a
+ * limit, another connection taking the source over) or no progress for
+ * `timeout_s` returns -1.
  */
 #ifndef ATP_STREAM_CLIENT_H
 #define ATP_STREAM_CLIENT_H
