@@ -106,6 +106,7 @@ struct atp_stream_server {
 	atp_wire_event_time *times;
 	uint8_t *scratch;            /* the FlatBuffers builder's memory */
 	uint64_t now_ms, last_sweep_ms;
+	uint32_t next_first;         /* service()'s round-robin start */
 	int failed;
 	atp_stream_stats stats;
 };
@@ -679,8 +680,10 @@ static void on_engine_done(void *ctx, const atp_engine_done *d)
 /* Retire what became durable, send the Acks due, read again from connections no longer held back. */
 static void service(atp_stream_server *s)
 {
-	for (uint32_t i = 0; i < s->cfg.max_connections; i++) {
-		conn *c = &s->conns[i];
+	/* Each turn starts one slot further, so no connection is always the first to take freed ring space. */
+	uint32_t max = s->cfg.max_connections, first = s->next_first++ % max;
+	for (uint32_t k = 0; k < max; k++) {
+		conn *c = &s->conns[(first + k) % max];
 		if (c->state != C_STREAM)
 			continue;
 		uint64_t durable = c->acked_seq;

@@ -126,7 +126,7 @@ static int load(const input *in, batcher *b)
 int cmd_send(int argc, char **argv)
 {
 	const char *target = NULL, *path = NULL;
-	stream_options o = { .window = 4u << 20, .timeout_s = 60 };
+	stream_options o = { .window = 1u << 20, .timeout_s = 60 };
 	uint32_t batch = 256;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -196,6 +196,7 @@ int cmd_send(int argc, char **argv)
 	       atp_hist_quantile(&r.latency, 0.5) / 1e6, atp_hist_quantile(&r.latency, 0.9) / 1e6,
 	       atp_hist_quantile(&r.latency, 0.99) / 1e6, atp_hist_quantile(&r.latency, 0.999) / 1e6,
 	       r.latency.max / 1e6);
+	printf("stream: from %.6f to %.6f (wall clock, s)\n", r.started, r.finished);
 	rc = 0;
 out:
 	for (uint32_t i = 0; b.sources && i < b.n_sources; i++)

@@ -24,7 +24,8 @@ static void usage(FILE *f)
 	      "      an event CSV into the binary event file (EventBatch frames of 256 events)\n"
 	      "  send --tcp HOST:PORT FILE [--batch N] [--window-kb N] [--timeout S] [--progress]\n"
 	      "      stream an event file to a running atpd, one connection per source; reconnects and\n"
-	      "      resumes after any loss; exits 0 once every event is acknowledged as durable\n",
+	      "      resumes after any loss; exits 0 once every event is acknowledged as durable;\n"
+	      "      --batch events per frame (256), --window-kb bytes awaiting Acks per connection (1024)\n",
 	      f);
 }
 

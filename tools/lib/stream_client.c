@@ -46,6 +46,13 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static double real_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 int stream_source_add(stream_source *s, const void *buf, uint32_t len, uint32_t events, uint64_t cover)
 {
 	if (s->len + 4 + len > s->cap) {
@@ -130,6 +137,14 @@ static void resume(sender *x, uint64_t durable)
 	x->acked = x->next = f;
 	x->next_off = f < x->src->n_frames ? x->src->frames[f].off : x->src->len;
 	x->state = x->acked == x->src->n_frames ? S_DONE : S_STREAM;
+}
+
+/* Whether the window has room for more bytes. */
+static bool room(const sender *x, const stream_options *o)
+{
+	const stream_source *s = x->src;
+	uint64_t start = x->acked < s->n_frames ? s->frames[x->acked].off : s->len;
+	return x->next_off - start < o->window;
 }
 
 /* Write what the window allows; -1 when the connection failed. */
@@ -272,6 +287,7 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 			xs[i].state = S_DONE;
 	}
 	uint64_t t0 = mono_ns(), last_progress = t0, last_acked = 0;
+	r->started = real_seconds();
 	while (!rc) {
 		uint64_t now = mono_ns();
 		uint32_t live = 0, acked = 0;
@@ -287,7 +303,7 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 			if (x->state == S_DOWN)
 				continue;
 			bool want_out = x->state == S_CONNECTING || (x->state == S_HELLO && x->hello_sent < x->hello_len) ||
-					(x->state == S_STREAM && x->next_off < x->src->len);
+					(x->state == S_STREAM && x->next_off < x->src->len && room(x, o));
 			pf[i] = (struct pollfd){ .fd = x->fd, .events = (short)(POLLIN | (want_out ? POLLOUT : 0)) };
 		}
 		if (!live)
@@ -336,6 +352,7 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 			fflush(stdout);
 	}
 	r->seconds = (double)(mono_ns() - t0) / 1e9;
+	r->finished = real_seconds();
 	for (uint32_t i = 0; xs && i < n; i++) {
 		if (xs[i].fd >= 0)
 			close(xs[i].fd);

@@ -62,6 +62,7 @@ typedef struct stream_options {
 typedef struct stream_result {
 	uint64_t events, frames, refused, reconnects;
 	double seconds;
+	double started, finished;  /* CLOCK_REALTIME, s: to add up several senders */
 	atp_histogram latency;  /* frame written -> its Ack, in ns */
 } stream_result;
 
