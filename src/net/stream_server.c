@@ -637,7 +637,7 @@ static void handle_cqe(atp_stream_server *s, const struct io_uring_cqe *cqe)
 			s->accept_armed = false;
 		if (cqe->res >= 0)
 			on_accept(s, cqe->res);
-		else if (cqe->res != -ECANCELED)
+		else if (cqe->res != -ECANCELED && !s->stopping)
 			fprintf(stderr, "atpd: accept: %s\n", strerror(-cqe->res));
 		break;
 	case OP_RECV:
