@@ -11,6 +11,7 @@
 #include "helpers.h"
 
 #include <criterion/criterion.h>
+#include <sys/eventfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -242,4 +243,37 @@ Test(engine, durable_seqs_survive_a_restart_whatever_the_source_name)
 	cr_assert_eq(atp_engine_submit(e, &ev, &expected), ATP_DUPLICATE);
 	cr_assert_eq(expected, 4);
 	cr_assert_eq(atp_engine_close(e), 0);
+}
+
+Test(engine, a_front_end_is_woken_and_told_what_fits)
+{
+	/* The eventfd of a front end that must not block: written once completions wait. */
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	cr_assert_geq(efd, 0);
+	atp_engine_config cfg = atp_engine_config_default();
+	cfg.first_cpu = -1;
+	cfg.core = fixture_config();
+	cfg.ring_bytes = 256u << 10;
+	cfg.notify_fd = efd;
+	char err[600];
+	atp_engine *e = atp_engine_open(dir, &cfg, err, sizeof(err));
+	cr_assert_not_null(e, "%s", err);
+	uint64_t n;
+	cr_assert_eq(read(efd, &n, sizeof(n)), -1, "nothing to say before anything was submitted");
+	cr_assert(atp_engine_can_take(e, 64), "an idle engine takes a batch");
+	cr_assert_not(atp_engine_can_take(e, 1u << 20), "a million events of the largest record do not fit a 256 KiB ring");
+	atp_event ev = ev_of(ATP_EV_RECEIPT, 1, "A", "DC1", 5);
+	cr_assert_eq(atp_engine_submit(e, &ev, NULL), ATP_OK);
+	atp_engine_poll(e);
+	bool woken = false;
+	for (int i = 0; i < 2000 && !woken; i++) {
+		woken = read(efd, &n, sizeof(n)) == sizeof(n) && n > 0;
+		if (!woken)
+			usleep(1000);
+	}
+	cr_assert(woken, "the worker wrote the eventfd after the group commit");
+	atp_engine_poll(e);
+	cr_assert_eq(atp_engine_durable_seq(e, "wms"), 1, "and the completion is there to collect");
+	cr_assert_eq(atp_engine_close(e), 0);
+	close(efd);
 }

@@ -40,8 +40,8 @@ static inline uint64_t atp_hist_quantile(const atp_histogram *h, double q)
 			if (i < 8)
 				return i;
 			unsigned log = i / 8;
-			uint64_t top = (1ull << log) + ((uint64_t)(i % 8 + 1) << (log - 3));
-			return top < h->max ? top : h->max;
+			uint64_t low = 1ull << log, top = low + ((uint64_t)(i % 8 + 1) << (log - 3));
+			return top > low && top < h->max ? top : h->max;  /* top <= low: it wrapped past 2^64 */
 		}
 	}
 	return 0;
