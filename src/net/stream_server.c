@@ -1,5 +1,7 @@
 /*
- * stream_server.c — the TCP event stream over io_uring (atp/stream_server.h).
+ * stream_server.c — the TCP event stream's io_uring loop (atp/stream_server.h):
+ * listening, accepting, receiving into provided buffers, sending, timers,
+ * closing; what the bytes mean is stream_frames.c's.
  *
  * Every operation's user_data is (op, generation, slot): a completion for a
  * connection that has since been closed (its slot reused or not) carries a
@@ -10,15 +12,10 @@
  * still in flight for a closed connection never reads freed memory.
  */
 #define _GNU_SOURCE
-#include "atp/stream_server.h"
-
-#include "atp/sources.h"
-#include "atp/status.h"
-#include "atp/wire_event.h"
+#include "stream_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <liburing.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -34,82 +31,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-#define BUF_SIZE (64u << 10)       /* one provided receive buffer */
-#define BUF_COUNT 256u             /* provided buffers (a power of two) */
-#define BUF_GROUP 7
-#define OUT_BYTES 4096u            /* a connection's send buffer: one Ack */
-#define ACK_REFUSALS 64u           /* refusals per Ack; the rest wait for the next */
-#define MAX_REFUSALS 1024u         /* queued refusals per connection */
-#define FIFO_MAX 256u              /* unacknowledged batches per connection */
-#define PARK_SLACK (256u << 10)    /* read on this far while held back, before the receive is cancelled */
-#define IN_SLACK (8u << 20)        /* what may still arrive after a connection stopped being read */
-#define SWEEP_MS 100
-#define LINGER_MS 2000             /* a closed connection's last bytes get this long to leave */
-#define WATCHDOG_MS 500            /* a receive silent this long with bytes waiting is renewed */
-
-enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_NOTIFY, OP_CANCEL, OP_CANCEL_FD };
-enum { C_FREE, C_HELLO, C_STREAM, C_CLOSING, C_LINGER };
-enum { FRAME_DONE, FRAME_PARK, FRAME_CLOSED };
-
-typedef struct unacked {
-	uint64_t cover;  /* the batch is acknowledged once durable_seq reaches this */
-	uint32_t bytes;
-} unacked;
-
-typedef struct conn {
-	int fd;
-	uint32_t gen;                /* of the connection in this slot */
-	uint32_t rgen;               /* of its receive: armed how many times */
-	uint8_t state;
-	bool recv_armed, parked, sending, want_ack;
-	bool last_queued;            /* C_CLOSING: the last frame is built (and sent once out is free) */
-	uint32_t source;             /* id in the server's source table, ATP_SOURCE_NONE before Hello */
-	uint8_t *in;                 /* bytes received and not yet consumed: at most one partial frame, */
-	uint32_t in_len, in_cap;     /* more only while the connection is parked */
-	uint64_t frame_start_ms;     /* first byte of the frame being received, 0: none */
-	uint64_t last_recv_ms;       /* the last data */
-	uint64_t last_cqe_ms;        /* the last completion of its receive */
-	bool watchdog_said;
-	uint64_t linger_until_ms;    /* C_LINGER: reset if the peer has not taken our last bytes by then */
-	uint64_t send_start_ms;
-	uint8_t *out;                /* OUT_BYTES, allocated once per slot */
-	uint32_t out_len, out_sent;
-	uint64_t acked_seq;          /* durable_seq of the last Ack (or the Welcome) */
-	uint64_t next_seq;
-	atp_wire_refusal *refusals;  /* MAX_REFUSALS, allocated on the first refusal */
-	uint32_t n_refusals;
-	uint64_t refusals_lost;
-	unacked fifo[FIFO_MAX];
-	uint32_t fifo_head, fifo_len;
-	uint64_t unacked_bytes;
-	int close_error;             /* a last frame is due with this error, then the close */
-	char close_reason[160];
-} conn;
-
-struct atp_stream_server {
-	atp_engine *e;
-	atp_stream_config cfg;
-	struct io_uring ring;
-	int listen_fd, notify_fd;
-	uint16_t port;
-	bool accept_armed, notify_armed, stopping;
-	uint64_t notify_value;
-	struct io_uring_buf_ring *br;
-	uint8_t *bufs;
-	uint32_t bufs_returned;      /* added to the buffer ring since the last advance */
-	conn *conns;
-	uint32_t *free_slots, n_free;
-	atp_sources *sources;        /* source name -> id */
-	uint32_t *owner;             /* source id -> slot + 1 of the connection streaming it, 0: none */
-	atp_event *events;           /* one decoded batch */
-	atp_wire_event_time *times;
-	uint8_t *scratch;            /* the FlatBuffers builder's memory */
-	uint64_t now_ms, last_sweep_ms;
-	uint32_t next_first;         /* service()'s round-robin start */
-	int failed;
-	atp_stream_stats stats;
-};
 
 static uint64_t mono_ms(void)
 {
@@ -139,7 +60,7 @@ static struct io_uring_sqe *sqe_get(atp_stream_server *s)
 	return sqe;  /* never NULL right after a submit of a non-empty SQ */
 }
 
-static uint32_t slot_of(const atp_stream_server *s, const conn *c)
+uint32_t srv_slot(const atp_stream_server *s, const conn *c)
 {
 	return (uint32_t)(c - s->conns);
 }
@@ -167,16 +88,16 @@ static void arm_recv(atp_stream_server *s, conn *c)
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BUF_GROUP;
 	c->rgen++;
-	sqe->user_data = tag(OP_RECV, gen_of(c, true), slot_of(s, c));
+	sqe->user_data = tag(OP_RECV, gen_of(c, true), srv_slot(s, c));
 	c->recv_armed = true;
 	c->last_cqe_ms = s->now_ms;
 }
 
-static void cancel_recv(atp_stream_server *s, conn *c)
+void srv_cancel_recv(atp_stream_server *s, conn *c)
 {
 	struct io_uring_sqe *sqe = sqe_get(s);
-	io_uring_prep_cancel64(sqe, tag(OP_RECV, gen_of(c, true), slot_of(s, c)), 0);
-	sqe->user_data = tag(OP_CANCEL, gen_of(c, true), slot_of(s, c));
+	io_uring_prep_cancel64(sqe, tag(OP_RECV, gen_of(c, true), srv_slot(s, c)), 0);
+	sqe->user_data = tag(OP_CANCEL, gen_of(c, true), srv_slot(s, c));
 }
 
 static void give_back(atp_stream_server *s, uint16_t bid)
@@ -187,66 +108,14 @@ static void give_back(atp_stream_server *s, uint16_t bid)
 
 /* ---- sending ---- */
 
-static void start_send(atp_stream_server *s, conn *c)
+void srv_start_send(atp_stream_server *s, conn *c)
 {
 	struct io_uring_sqe *sqe = sqe_get(s);
 	io_uring_prep_send(sqe, c->fd, c->out + c->out_sent, c->out_len - c->out_sent, MSG_NOSIGNAL);
-	sqe->user_data = tag(OP_SEND, gen_of(c, false), slot_of(s, c));
+	sqe->user_data = tag(OP_SEND, gen_of(c, false), srv_slot(s, c));
 	if (!c->sending)
 		c->send_start_ms = s->now_ms;
 	c->sending = true;
-}
-
-/* Frame a finished FlatBuffer into c->out. */
-static void frame_out(conn *c, const uint8_t *p, size_t n)
-{
-	uint32_t len = (uint32_t)n;
-	memcpy(c->out, &len, 4);  /* little-endian hosts only (as the whole wire layer) */
-	memcpy(c->out + 4, p, n);
-	c->out_len = 4 + len;
-	c->out_sent = 0;
-}
-
-static atp_str source_str(const atp_stream_server *s, const conn *c)
-{
-	if (c->source == ATP_SOURCE_NONE)
-		return (atp_str){ 0 };
-	const atp_source *src = atp_sources_get(s->sources, c->source);
-	return atp_str_of(src->name, src->name_len);
-}
-
-static uint64_t durable_of(const atp_stream_server *s, const conn *c)
-{
-	if (c->source == ATP_SOURCE_NONE)
-		return 0;
-	return atp_engine_durable_seq(s->e, atp_sources_get(s->sources, c->source)->name);
-}
-
-/* Build the Ack (or, before the Hello, the Welcome) due on c into its out buffer. */
-static void build_reply(atp_stream_server *s, conn *c, uint64_t durable)
-{
-	atp_fb_builder b;
-	size_t n;
-	const uint8_t *p;
-	atp_fb_builder_init(&b, s->scratch, OUT_BYTES - 4);
-	if (c->state == C_HELLO || (c->state == C_CLOSING && c->source == ATP_SOURCE_NONE)) {
-		atp_wire_welcome w = { .durable_seq = durable, .error = c->close_error,
-				       .reason = atp_str_of(c->close_reason, strlen(c->close_reason)) };
-		p = atp_fb_finish(&b, atp_wire_build_welcome(&b, &w), NULL, &n);
-	} else {
-		uint32_t k = c->n_refusals < ACK_REFUSALS ? c->n_refusals : ACK_REFUSALS;
-		atp_wire_ack a = { .source = source_str(s, c), .durable_seq = durable, .next_seq = c->next_seq,
-				   .refused = c->refusals, .n_refused = k, .error = c->close_error,
-				   .reason = atp_str_of(c->close_reason, strlen(c->close_reason)) };
-		p = atp_fb_finish(&b, atp_wire_build_ack(&b, &a), NULL, &n);
-		c->n_refusals -= k;
-		if (c->n_refusals)
-			memmove(c->refusals, c->refusals + k, c->n_refusals * sizeof(*c->refusals));
-		s->stats.acks++;
-	}
-	frame_out(c, p, n);
-	c->acked_seq = durable;
-	c->want_ack = false;
 }
 
 /* ---- connections ---- */
@@ -269,7 +138,7 @@ static void release(atp_stream_server *s, conn *c, bool abort)
 	close(c->fd);
 	c->state = C_FREE;
 	c->fd = -1;
-	s->free_slots[s->n_free++] = slot_of(s, c);
+	s->free_slots[s->n_free++] = srv_slot(s, c);
 	s->stats.closed++;
 	s->stats.open--;
 }
@@ -289,7 +158,7 @@ static void close_conn(atp_stream_server *s, conn *c)
 {
 	if (c->state == C_FREE || c->state == C_LINGER)
 		return;
-	if (c->source != ATP_SOURCE_NONE && s->owner[c->source] == slot_of(s, c) + 1)
+	if (c->source != ATP_SOURCE_NONE && s->owner[c->source] == srv_slot(s, c) + 1)
 		s->owner[c->source] = 0;
 	shutdown(c->fd, SHUT_RDWR);  /* completes the recv still armed (its CQE is then stale) */
 	if (c->in_cap > BUF_SIZE) {
@@ -311,9 +180,7 @@ static void close_conn(atp_stream_server *s, conn *c)
  * Close c after a last frame with this error and reason (sent once any send
  * in flight is done); nothing more of its input is read or applied.
  */
-static void fail_conn(atp_stream_server *s, conn *c, int error, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void fail_conn(atp_stream_server *s, conn *c, int error, const char *fmt, ...)
+void srv_fail(atp_stream_server *s, conn *c, int error, const char *fmt, ...)
 {
 	if (c->state == C_CLOSING || c->state == C_FREE)
 		return;
@@ -321,23 +188,23 @@ static void fail_conn(atp_stream_server *s, conn *c, int error, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(c->close_reason, sizeof(c->close_reason), fmt, ap);
 	va_end(ap);
-	const atp_str src = source_str(s, c);
-	fprintf(stderr, "atpd: connection %u (%.*s): closing: %s (%s)\n", slot_of(s, c), (int)src.len,
+	const atp_str src = srv_source_of(s, c);
+	fprintf(stderr, "atpd: connection %u (%.*s): closing: %s (%s)\n", srv_slot(s, c), (int)src.len,
 		src.ptr ? src.ptr : "", c->close_reason, atp_status_name(error));
-	uint64_t durable = durable_of(s, c);
+	uint64_t durable = srv_durable_of(s, c);
 	bool hello = c->state == C_HELLO;
 	c->close_error = error;
 	c->state = C_CLOSING;
 	if (hello)
 		c->source = ATP_SOURCE_NONE;
 	if (c->recv_armed)
-		cancel_recv(s, c);
+		srv_cancel_recv(s, c);
 	c->in_len = 0;
 	if (c->sending)
 		return;  /* the last frame follows the send in flight */
-	build_reply(s, c, durable);
+	srv_build_reply(s, c, durable);
 	c->last_queued = true;
-	start_send(s, c);
+	srv_start_send(s, c);
 }
 
 static int alloc_stream(conn *c)
@@ -395,193 +262,6 @@ static void on_accept(atp_stream_server *s, int fd)
 
 /* ---- frames ---- */
 
-static void add_refusal(atp_stream_server *s, conn *c, uint64_t seq, int code)
-{
-	(void)s;
-	if (!c->refusals && !(c->refusals = malloc(MAX_REFUSALS * sizeof(*c->refusals)))) {
-		c->refusals_lost++;
-		return;
-	}
-	if (c->n_refusals == MAX_REFUSALS) {
-		if (c->refusals_lost++ == 0)
-			fprintf(stderr, "atpd: connection %u: more than %u refusals waiting; further ones only logged\n",
-				slot_of(s, c), MAX_REFUSALS);
-		fprintf(stderr, "atpd: refused seq %" PRIu64 ": %s\n", seq, atp_status_name(code));
-		return;
-	}
-	c->refusals[c->n_refusals++] = (atp_wire_refusal){ .seq = seq, .code = code };
-	c->want_ack = true;
-}
-
-static int on_hello(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t len)
-{
-	atp_str name;
-	int rc = atp_wire_decode_hello(p, len, &name);
-	if (rc) {
-		fail_conn(s, c, ATP_E_PROTOCOL, "Hello expected: %s", atp_fb_error_message(rc));
-		return FRAME_CLOSED;
-	}
-	if (!atp_str_valid(name, ATP_SOURCE_MAX)) {
-		fail_conn(s, c, ATP_E_SOURCE, "%s", atp_status_message(ATP_E_SOURCE));
-		return FRAME_CLOSED;
-	}
-	uint32_t id = atp_sources_find(s->sources, name);
-	if (id == ATP_SOURCE_NONE && (id = atp_sources_intern(s->sources, name)) == ATP_SOURCE_NONE) {
-		fail_conn(s, c, ATP_E_LIMIT, "too many sources");
-		return FRAME_CLOSED;
-	}
-	if (s->owner[id]) {
-		conn *old = &s->conns[s->owner[id] - 1];
-		fail_conn(s, old, ATP_E_SUPERSEDED, "a newer connection (%u) claimed source %.*s", slot_of(s, c),
-			  (int)name.len, name.ptr);
-	}
-	s->owner[id] = slot_of(s, c) + 1;
-	c->source = id;
-	uint64_t durable = durable_of(s, c);
-	c->next_seq = durable + 1;
-	build_reply(s, c, durable);  /* the Welcome */
-	c->state = C_STREAM;
-	c->frame_start_ms = 0;
-	start_send(s, c);
-	return FRAME_DONE;
-}
-
-static int on_batch(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t len)
-{
-	int n = atp_wire_decode_event_batch(p, len, s->events, s->times, s->cfg.max_batch);
-	if (n < 0) {
-		bool limit = n == ATP_FB_E_VECTOR_LEN || n == ATP_FB_E_TOO_LARGE;
-		fail_conn(s, c, limit ? ATP_E_LIMIT : ATP_E_PROTOCOL, "EventBatch: %s%s", atp_fb_error_message(n),
-			  limit ? " (a limit of this server)" : "");
-		return FRAME_CLOSED;
-	}
-	atp_str mine = source_str(s, c);
-	for (int i = 0; i < n; i++) {
-		atp_str *src = &s->events[i].source;
-		if (src->len == 0)
-			*src = mine;
-		else if (src->len != mine.len || memcmp(src->ptr, mine.ptr, mine.len) != 0) {
-			fail_conn(s, c, ATP_E_SOURCE, "event %d of the batch names source %.*s, this connection %.*s", i,
-				  (int)(src->len > 64 ? 64 : src->len), src->ptr, (int)mine.len, mine.ptr);
-			return FRAME_CLOSED;
-		}
-	}
-	if (c->fifo_len == FIFO_MAX || (c->unacked_bytes && c->unacked_bytes + len > s->cfg.max_unacked) ||
-	    !atp_engine_can_take(s->e, (uint32_t)n))
-		return FRAME_PARK;
-	uint64_t cover = 0;
-	for (int i = 0; i < n; i++) {
-		const atp_event *ev = &s->events[i];
-		uint64_t expected = c->next_seq;
-		if (s->cfg.event_clock)
-			atp_engine_set_time(s->e, s->times[i].occurred_at);
-		int rc = atp_engine_submit(s->e, ev, &expected);
-		if (rc == ATP_OK || rc == ATP_DUPLICATE) {
-			cover = ev->seq > cover ? ev->seq : cover;
-			c->next_seq = expected;
-			continue;
-		}
-		if (rc == ATP_E_IO) {
-			s->failed = ATP_E_IO;
-			return FRAME_CLOSED;
-		}
-		add_refusal(s, c, ev->seq, rc);
-		c->next_seq = expected;
-		break;  /* the rest of the batch would only be gaps */
-	}
-	s->stats.frames++;
-	s->stats.events += (uint64_t)n;
-	c->fifo[(c->fifo_head + c->fifo_len++) % FIFO_MAX] = (unacked){ cover, len };
-	c->unacked_bytes += len;
-	return FRAME_DONE;
-}
-
-/* Handle whole frames at the front of p[0..n); returns the bytes consumed (all of them once c closed). */
-static uint32_t consume(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t n)
-{
-	uint32_t off = 0;
-	while (c->state == C_HELLO || c->state == C_STREAM) {
-		if (n - off < 4)
-			break;
-		uint32_t flen;
-		memcpy(&flen, p + off, 4);
-		if (flen > s->cfg.max_frame || flen < 8) {
-			fail_conn(s, c, flen < 8 ? ATP_E_PROTOCOL : ATP_E_LIMIT, "a frame of %" PRIu32 " bytes (limit %" PRIu32 ")",
-				  flen, s->cfg.max_frame);
-			break;
-		}
-		if (n - off - 4 < flen)
-			break;
-		int r = c->state == C_HELLO ? on_hello(s, c, p + off + 4, flen) : on_batch(s, c, p + off + 4, flen);
-		if (r == FRAME_CLOSED)
-			return n;
-		if (r == FRAME_PARK) {
-			c->parked = true;  /* reading stops once PARK_SLACK more bytes came (see on_data) */
-			return off;
-		}
-		off += 4 + flen;
-		c->frame_start_ms = 0;
-	}
-	if (c->state != C_HELLO && c->state != C_STREAM)
-		return n;
-	if (off < n && !c->frame_start_ms)
-		c->frame_start_ms = s->now_ms;
-	return off;
-}
-
-static bool keep(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t n)
-{
-	uint64_t want = (uint64_t)c->in_len + n;
-	if (want > (uint64_t)s->cfg.max_frame + 4 + IN_SLACK) {
-		fail_conn(s, c, ATP_E_LIMIT, "more than %u bytes waiting while the connection is not read", IN_SLACK);
-		return false;
-	}
-	if (want > c->in_cap) {
-		uint32_t cap = c->in_cap ? c->in_cap : 4096;
-		while (cap < want)
-			cap *= 2;
-		uint8_t *in = realloc(c->in, cap);
-		if (!in) {
-			fail_conn(s, c, ATP_E_NOMEM, "out of memory for a partial frame");
-			return false;
-		}
-		c->in = in;
-		c->in_cap = cap;
-	}
-	memcpy(c->in + c->in_len, p, n);
-	c->in_len += n;
-	return true;
-}
-
-/* Consume what c->in holds (after new bytes, or once c is no longer parked). */
-static void drain_in(atp_stream_server *s, conn *c)
-{
-	uint32_t used = consume(s, c, c->in, c->in_len);
-	if (c->state == C_CLOSING || c->state == C_FREE) {
-		c->in_len = 0;
-		return;
-	}
-	memmove(c->in, c->in + used, c->in_len - used);
-	c->in_len -= used;
-}
-
-static void on_data(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t n)
-{
-	c->last_recv_ms = s->now_ms;
-	s->stats.bytes_in += n;
-	if (c->in_len || c->parked) {
-		if (keep(s, c, p, n) && !c->parked)
-			drain_in(s, c);
-	} else {
-		uint32_t used = consume(s, c, p, n);
-		if (used < n && (c->state == C_HELLO || c->state == C_STREAM))
-			keep(s, c, p + used, n - used);
-	}
-	/* Held back: a short wait costs nothing, a long one stops reading the socket (TCP then pushes back). */
-	if (c->parked && c->recv_armed && c->in_len > PARK_SLACK)
-		cancel_recv(s, c);
-}
-
 /* ---- completions ---- */
 
 static void on_recv(atp_stream_server *s, conn *c, bool live, const struct io_uring_cqe *cqe)
@@ -593,7 +273,7 @@ static void on_recv(atp_stream_server *s, conn *c, bool live, const struct io_ur
 	if (live)
 		c->last_cqe_ms = s->now_ms;
 	if (live && cqe->res > 0 && has_buf && (c->state == C_HELLO || c->state == C_STREAM))
-		on_data(s, c, s->bufs + (size_t)bid * BUF_SIZE, (uint32_t)cqe->res);
+		srv_on_data(s, c, s->bufs + (size_t)bid * BUF_SIZE, (uint32_t)cqe->res);
 	else if (live && cqe->res == 0 && c->state != C_CLOSING)
 		close_conn(s, c);  /* the peer closed: what it sent and we took stays taken */
 	else if (live && cqe->res < 0 && cqe->res != -ENOBUFS && cqe->res != -ECANCELED && c->state != C_CLOSING)
@@ -610,15 +290,15 @@ static void on_send(atp_stream_server *s, conn *c, int res)
 	}
 	c->out_sent += (uint32_t)res;
 	if (c->out_sent < c->out_len) {
-		start_send(s, c);
+		srv_start_send(s, c);
 		return;
 	}
 	c->sending = false;
 	if (c->state == C_CLOSING) {
 		if (!c->last_queued) {  /* the send that finished was an ordinary one: now the last frame */
-			build_reply(s, c, durable_of(s, c));
+			srv_build_reply(s, c, srv_durable_of(s, c));
 			c->last_queued = true;
-			start_send(s, c);
+			srv_start_send(s, c);
 			return;
 		}
 		close_conn(s, c);
@@ -629,7 +309,7 @@ static void handle_cqe(atp_stream_server *s, const struct io_uring_cqe *cqe)
 {
 	unsigned op = (unsigned)(cqe->user_data >> 56);
 	uint32_t gen = (uint32_t)(cqe->user_data >> 32) & 0xffffffu, slot = (uint32_t)cqe->user_data;
-	conn *c = op == OP_RECV || op == OP_SEND || op == OP_CANCEL ? &s->conns[slot] : NULL;
+	conn *c = op == OP_RECV || op == OP_SEND ? &s->conns[slot] : NULL;
 	bool live = c && c->state != C_FREE && gen_of(c, op != OP_SEND) == gen;
 	switch (op) {
 	case OP_ACCEPT:
@@ -650,32 +330,12 @@ static void handle_cqe(atp_stream_server *s, const struct io_uring_cqe *cqe)
 	case OP_NOTIFY:
 		s->notify_armed = false;
 		break;
-	case OP_CANCEL:
-		/* Not found, yet its last completion never came: that receive is gone; arm another. */
-		if (live && cqe->res == -ENOENT && c->recv_armed) {
-			fprintf(stderr, "atpd: connection %u: its receive vanished; armed again\n", slot);
-			c->recv_armed = false;
-		}
-		break;
 	default:
 		break;
 	}
 }
 
 /* ---- acknowledgements ---- */
-
-static void on_engine_done(void *ctx, const atp_engine_done *d)
-{
-	atp_stream_server *s = ctx;
-	if (d->status >= 0)
-		return;
-	uint32_t id = atp_sources_find(s->sources, atp_str_of(d->source, strlen(d->source)));
-	if (id == ATP_SOURCE_NONE || !s->owner[id])
-		return;
-	conn *c = &s->conns[s->owner[id] - 1];
-	if (c->state == C_STREAM)
-		add_refusal(s, c, d->seq, d->status);
-}
 
 /* Retire what became durable, send the Acks due, read again from connections no longer held back. */
 static void service(atp_stream_server *s)
@@ -688,7 +348,7 @@ static void service(atp_stream_server *s)
 			continue;
 		uint64_t durable = c->acked_seq;
 		if (c->fifo_len) {
-			durable = durable_of(s, c);
+			durable = srv_durable_of(s, c);
 			while (c->fifo_len && c->fifo[c->fifo_head].cover <= durable) {
 				c->unacked_bytes -= c->fifo[c->fifo_head].bytes;
 				c->fifo_head = (c->fifo_head + 1) % FIFO_MAX;
@@ -697,12 +357,12 @@ static void service(atp_stream_server *s)
 			}
 		}
 		if ((c->want_ack || durable > c->acked_seq || c->n_refusals) && !c->sending) {
-			build_reply(s, c, durable > c->acked_seq ? durable : c->acked_seq);
-			start_send(s, c);
+			srv_build_reply(s, c, durable > c->acked_seq ? durable : c->acked_seq);
+			srv_start_send(s, c);
 		}
 		if (c->parked && !s->stopping) {
 			c->parked = false;
-			drain_in(s, c);
+			srv_drain(s, c);
 			if (c->in_len && !c->parked)
 				c->frame_start_ms = s->now_ms;  /* the rest of the frame had no chance to come while parked */
 		}
@@ -723,8 +383,9 @@ static void sweep(atp_stream_server *s)
 			if (!stuck || now >= c->linger_until_ms)
 				release(s, c, stuck);
 		} else if (c->sending && now - c->send_start_ms > s->cfg.ack_timeout_ms) {
-			fprintf(stderr, "atpd: connection %u: not taking its acks for %u ms; reset\n", i,
-				s->cfg.ack_timeout_ms);
+			atp_str src = srv_source_of(s, c);
+			fprintf(stderr, "atpd: connection %u (%.*s): not taking its acks for %u ms; reset\n", i,
+				(int)src.len, src.ptr ? src.ptr : "", s->cfg.ack_timeout_ms);
 			c->state = C_LINGER;  /* no more waiting: released at once, with a reset */
 			c->gen++;
 			if (c->source != ATP_SOURCE_NONE && s->owner[c->source] == i + 1)
@@ -733,20 +394,20 @@ static void sweep(atp_stream_server *s)
 		} else if (c->state == C_CLOSING) {
 			continue;
 		} else if (!c->parked && c->frame_start_ms && now - c->frame_start_ms > s->cfg.frame_timeout_ms) {
-			fail_conn(s, c, ATP_E_TIMEOUT, "%s not complete within %u ms",
+			srv_fail(s, c, ATP_E_TIMEOUT, "%s not complete within %u ms",
 				  c->state == C_HELLO ? "the Hello" : "a frame", s->cfg.frame_timeout_ms);
 		} else if (now - c->last_recv_ms > s->cfg.idle_ms && !c->fifo_len) {
-			fail_conn(s, c, ATP_E_TIMEOUT, "idle for %u ms", s->cfg.idle_ms);
+			srv_fail(s, c, ATP_E_TIMEOUT, "idle for %u ms", s->cfg.idle_ms);
 		} else if (c->recv_armed && !c->parked && now - c->last_cqe_ms >= WATCHDOG_MS) {
 			/* Bytes waiting and no completion: a receive that missed its wake-up. Cancel it; its
-			 * last completion (or the cancel's "not found") lets service() arm a fresh one. */
+			 * last completion (-ECANCELED) lets service() arm a fresh one. */
 			int waiting = 0;
 			if (ioctl(c->fd, FIONREAD, &waiting) == 0 && waiting > 0) {
 				if (!c->watchdog_said)
 					fprintf(stderr, "atpd: connection %u: %d bytes waiting, no receive for %u ms; "
 							"receiving again\n", i, waiting, WATCHDOG_MS);
 				c->watchdog_said = true;
-				cancel_recv(s, c);
+				srv_cancel_recv(s, c);
 				c->last_cqe_ms = now;
 			}
 		}
@@ -974,7 +635,7 @@ atp_stream_server *atp_stream_server_create(atp_engine *e, int notify_fd, const 
 	}
 	if ((s->listen_fd = listen_on(cfg->listen, &s->port, err, errlen)) < 0)
 		goto fail;
-	atp_engine_set_on_done(e, on_engine_done, s);
+	atp_engine_set_on_done(e, srv_on_engine_done, s);
 	s->now_ms = s->last_sweep_ms = mono_ms();
 	arm_accept(s);
 	if (notify_fd >= 0)
@@ -1006,7 +667,7 @@ int atp_stream_server_shutdown(atp_stream_server *s)
 	for (uint32_t i = 0; i < s->cfg.max_connections; i++) {
 		conn *c = &s->conns[i];
 		if (c->state == C_STREAM || c->state == C_HELLO)
-			fail_conn(s, c, ATP_E_SHUTDOWN, "the server is stopping");
+			srv_fail(s, c, ATP_E_SHUTDOWN, "the server is stopping");
 	}
 	/* Let the last frames go out, for at most a second. */
 	uint64_t until = mono_ms() + 1000;
