@@ -172,7 +172,8 @@ static int serve(atp_engine *e, atp_stream_server *srv, const settings *s)
 	uint64_t next_tick = 0;
 	while (!stop_signal) {
 		uint64_t now = wall_ms();
-		if (s->clock == CLOCK_WALL && now >= next_tick) {
+		/* The tick waits for room in the rings rather than block the event loop. */
+		if (s->clock == CLOCK_WALL && now >= next_tick && atp_engine_can_take(e, atp_engine_shards(e))) {
 			atp_engine_set_time(e, now);
 			if (atp_engine_advance(e) < 0)
 				return -1;
