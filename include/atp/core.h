@@ -111,6 +111,13 @@ void atp_core_destroy(atp_core *c);
 int atp_core_apply(atp_core *c, const atp_event *ev, atp_result *r);
 /* Apply n events in order (same effect as n calls), overlapping their table lookups. */
 void atp_core_apply_batch(atp_core *c, const atp_event *ev, size_t n, atp_result *r);
+/*
+ * The same, event i at time now[i]: exactly as, for each i in order,
+ * atp_core_expire() to now[i] (until nothing more is due; its deltas
+ * dropped) and then atp_core_apply(). For a log applied or replayed in
+ * groups, where each event carries the time it was routed at.
+ */
+void atp_core_apply_batch_at(atp_core *c, const atp_event *ev, const uint64_t *now, size_t n, atp_result *r);
 
 /*
  * Advance the core's time to now (an earlier now is ignored), release up

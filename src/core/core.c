@@ -474,7 +474,22 @@ int atp_core_apply(atp_core *c, const atp_event *ev, atp_result *r)
  * positions, keys and lines they name; apply. Each event's misses are then
  * in flight while the events before it are applied.
  */
-void atp_core_apply_batch(atp_core *c, const atp_event *ev, size_t n, atp_result *r)
+/* Advance to now, expiring every line due (their deltas are not wanted here). */
+static void expire_all(atp_core *c, uint64_t now)
+{
+	atp_delta d[64];
+	size_t nd;
+	while (atp_core_expire(c, now, d, 64, &nd) == 64)
+		;
+}
+
+/*
+ * The batch pipeline: hash event i + 2 DEPTH, prefetch the table slots of
+ * event i + DEPTH, apply event i (at now[i] first, when now is given).
+ * Hashes depend on the events' bytes alone, so running them ahead never
+ * changes what is applied.
+ */
+static void apply_pipeline(atp_core *c, const atp_event *ev, const uint64_t *now, size_t n, atp_result *r)
 {
 	enum { DEPTH = 8, RING = 2 * DEPTH };
 	event_hash hash[RING];
@@ -483,6 +498,8 @@ void atp_core_apply_batch(atp_core *c, const atp_event *ev, size_t n, atp_result
 	for (size_t i = 0; i < n + 2 * DEPTH; i++) {
 		if (i >= 2 * DEPTH) {
 			size_t k = i - 2 * DEPTH;
+			if (now && now[k] > c->now)
+				expire_all(c, now[k]);
 			apply_hashed(c, &ev[k], hash[k % RING], &r[k]);
 		}
 		if (i >= DEPTH && i - DEPTH < n) {
@@ -499,6 +516,16 @@ void atp_core_apply_batch(atp_core *c, const atp_event *ev, size_t n, atp_result
 				atp_lines_prefetch(c->lines, h->line);
 		}
 	}
+}
+
+void atp_core_apply_batch(atp_core *c, const atp_event *ev, size_t n, atp_result *r)
+{
+	apply_pipeline(c, ev, NULL, n, r);
+}
+
+void atp_core_apply_batch_at(atp_core *c, const atp_event *ev, const uint64_t *now, size_t n, atp_result *r)
+{
+	apply_pipeline(c, ev, now, n, r);
 }
 
 static void expire_line(atp_core *c, uint32_t id, atp_delta *out, size_t *n_deltas)

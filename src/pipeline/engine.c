@@ -224,20 +224,53 @@ static int read_sources(atp_engine *e, char *err, size_t errlen)
 
 /* ---- recovery ---- */
 
+/*
+ * Replay gathers runs of events (copied: a record's bytes live only as long
+ * as its segment's mapping) and applies each run through the core's batch
+ * pipeline, every event at its own time, as the worker did; a tick ends a run.
+ */
+#define REPLAY_RUN 64
+
 typedef struct replay_ctx {
 	shard *s;
 	uint64_t records;
+	uint32_t n;
+	int failed;
+	uint8_t bytes[REPLAY_RUN][ATP_RECORD_MAX];
+	atp_event ev[REPLAY_RUN];
+	uint64_t now[REPLAY_RUN];
 } replay_ctx;
+
+static int replay_flush(replay_ctx *rc)
+{
+	atp_result r[REPLAY_RUN];
+	atp_core_apply_batch_at(rc->s->core, rc->ev, rc->now, rc->n, r);
+	for (uint32_t i = 0; i < rc->n; i++)
+		if (r[i].status != ATP_OK)
+			rc->failed = -1;  /* the WAL holds only what was applied: a refusal now is damage */
+	rc->n = 0;
+	return rc->failed;
+}
 
 static int replay_record(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
 {
 	(void)lsn;
 	replay_ctx *rc = ctx;
 	atp_record rec;
-	atp_result r;
-	if (atp_record_decode(p, len, &rec) < 0 || rec.kind == ATP_REC_SNAPSHOT)
+	if (rc->failed || len > ATP_RECORD_MAX)
+		return -1;
+	memcpy(rc->bytes[rc->n], p, len);
+	if (atp_record_decode(rc->bytes[rc->n], len, &rec) < 0 || rec.kind == ATP_REC_SNAPSHOT)
 		return -1;
 	rc->records++;
+	if (rec.kind == ATP_REC_EVENT) {
+		rc->ev[rc->n] = rec.ev;
+		rc->now[rc->n++] = rec.now;
+		return rc->n == REPLAY_RUN ? replay_flush(rc) : 0;
+	}
+	atp_result r;
+	if (replay_flush(rc) < 0)
+		return -1;
 	return shard_apply(rc->s->core, &rec, &r) == ATP_OK ? 0 : -1;
 }
 
@@ -256,14 +289,26 @@ static int open_shard(atp_engine *e, shard *s, char *err, size_t errlen)
 	uint64_t lsn;
 	if (atp_snapshot_load(s->dir, s->core, &lsn, err, errlen) < 0)
 		return -1;
-	replay_ctx rc = { s, 0 };
-	s->wal = atp_wal_open(s->dir, &e->cfg.wal, lsn, replay_record, &rc, err, errlen);
+	replay_ctx *rc = calloc(1, sizeof(*rc));
+	if (!rc) {
+		atp_errf(err, errlen, "out of memory");
+		return -1;
+	}
+	rc->s = s;
+	s->wal = atp_wal_open(s->dir, &e->cfg.wal, lsn, replay_record, rc, err, errlen);
+	if (s->wal && replay_flush(rc) < 0) {
+		atp_errf(err, errlen, "shard %u: a WAL record that was applied once is refused in replay", s->index);
+		atp_wal_close(s->wal);
+		s->wal = NULL;
+	}
+	uint64_t records = rc->records;
+	free(rc);
 	if (!s->wal)
 		return -1;
-	e->recovery.recovered_records += rc.records;
-	if (lsn || rc.records)
+	e->recovery.recovered_records += records;
+	if (lsn || records)
 		fprintf(stderr, "atpd: shard %u recovered: snapshot of lsn %" PRIu64 ", %" PRIu64 " WAL records replayed, %u positions\n",
-			s->index, lsn, rc.records, atp_table_count(atp_core_table(s->core)));
+			s->index, lsn, records, atp_table_count(atp_core_table(s->core)));
 	return 0;
 }
 

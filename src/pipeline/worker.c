@@ -324,50 +324,109 @@ static shard *shard_of(worker *w, uint32_t index)
 	return NULL;
 }
 
+/* Up to this many consecutive events of one shard are applied together (the core's batch pipeline). */
+#define RUN_MAX 32
+
+typedef struct run {
+	shard *s;
+	uint32_t n;
+	const uint8_t *bytes[RUN_MAX];  /* each record, in the ring's buffer, to append as it is */
+	uint16_t len[RUN_MAX];
+	uint32_t rsrc[RUN_MAX];
+	atp_event ev[RUN_MAX];
+	uint64_t now[RUN_MAX];
+} run;
+
 /*
- * Apply the whole frames in buf; returns the bytes consumed. Stops early
- * when the group is full or a shard must snapshot first.
+ * Log and complete what the core did with one record: an applied record goes
+ * to the WAL; a refused one only if its time expired reservations (as a tick
+ * of that time), so that replay repeats every expiry.
+ */
+static void settle(worker *w, shard *s, const uint8_t *p, uint16_t len, completion c, uint64_t now, bool moved)
+{
+	/* Appending may drain the pending group first: queue the completion after it. */
+	if (c.status == ATP_OK) {
+		append(w, s, p, len);
+	} else if (moved) {
+		uint8_t tick[16];
+		append(w, s, tick, atp_record_encode_tick(now, tick));
+	}
+	w->pending[w->n_pending++] = c;
+}
+
+static void apply_run(worker *w, run *r)
+{
+	atp_result res[RUN_MAX];
+	uint64_t t = atp_core_now(r->s->core);
+	atp_core_apply_batch_at(r->s->core, r->ev, r->now, r->n, res);
+	for (uint32_t i = 0; i < r->n; i++) {
+		completion c = { .rsrc = r->rsrc[i], .seq = r->ev[i].seq, .status = res[i].status,
+				 .confirmed = res[i].confirmed };
+		settle(w, r->s, r->bytes[i], r->len[i], c, r->now[i], r->now[i] > t);
+		t = r->now[i] > t ? r->now[i] : t;
+	}
+	r->n = 0;
+}
+
+/*
+ * Apply the whole frames in buf; returns the bytes consumed. Consecutive
+ * events of one shard go through the core together; a tick, a snapshot
+ * command or another shard ends the run. Stops early when the group is full
+ * or a shard must snapshot first (checked after each run, whose records are
+ * all in the WAL by then, so a snapshot never holds an event its LSN does
+ * not cover).
  */
 static size_t process(worker *w, const uint8_t *buf, size_t have, bool *snap)
 {
 	size_t off = 0;
-	while (have - off >= sizeof(frame_header) && w->n_pending < GROUP_MAX && !failed(w)) {
+	run r = { .n = 0 };
+	while (have - off >= sizeof(frame_header) && w->n_pending + r.n < GROUP_MAX && !failed(w)) {
 		frame_header h;
 		memcpy(&h, buf + off, sizeof(h));
 		if (have - off < sizeof(h) + h.len)
 			break;
 		const uint8_t *p = buf + off + sizeof(h);
-		off += sizeof(h) + h.len;
 		atp_record rec;
 		shard *s = shard_of(w, h.shard);
 		if (!s || atp_record_decode(p, h.len, &rec) < 0) {
 			fail(w, -EINVAL, "a malformed frame from the router (shard %u, %u bytes)", h.shard, h.len);
 			break;
 		}
-		if (rec.kind == ATP_REC_EVENT || rec.kind == ATP_REC_TICK) {
-			atp_result r = { .confirmed = 0 };
-			uint64_t before = atp_core_now(s->core);
-			completion c = { .rsrc = h.rsrc, .seq = rec.kind == ATP_REC_EVENT ? rec.ev.seq : 0 };
-			c.status = shard_apply(s->core, &rec, &r);
-			c.confirmed = r.confirmed;
-			/* Appending may drain the pending group first: queue the completion after it. */
-			if (c.status == ATP_OK) {
-				append(w, s, p, h.len);
-			} else if (atp_core_now(s->core) != before) {
-				/* Refused, but its time expired reservations: log the time alone. */
-				uint8_t tick[16];
-				append(w, s, tick, atp_record_encode_tick(rec.now, tick));
+		if (r.n && (s != r.s || rec.kind != ATP_REC_EVENT || r.n == RUN_MAX)) {
+			apply_run(w, &r);
+			if (r.s->snap_due && !r.s->snap_child) {
+				*snap = true;
+				break;
 			}
-			w->pending[w->n_pending++] = c;
+		}
+		off += sizeof(h) + h.len;
+		if (rec.kind == ATP_REC_EVENT) {
+			r.s = s;
+			r.bytes[r.n] = p;
+			r.len[r.n] = h.len;
+			r.rsrc[r.n] = h.rsrc;
+			r.ev[r.n] = rec.ev;
+			r.now[r.n++] = rec.now;
+		} else if (rec.kind == ATP_REC_TICK) {
+			atp_result res;
+			uint64_t before = atp_core_now(s->core);
+			completion c = { .rsrc = h.rsrc };
+			c.status = shard_apply(s->core, &rec, &res);
+			settle(w, s, p, h.len, c, rec.now, atp_core_now(s->core) != before);
+			if (s->snap_due && !s->snap_child) {
+				*snap = true;
+				break;
+			}
 		} else {
 			s->snap_command = true;
 			*snap = true;
 			break;
 		}
-		if (s->snap_due && !s->snap_child) {
+	}
+	if (r.n) {
+		apply_run(w, &r);
+		if (r.s->snap_due && !r.s->snap_child)
 			*snap = true;
-			break;
-		}
 	}
 	return off;
 }
