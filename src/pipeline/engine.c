@@ -504,15 +504,23 @@ static int push_stage(atp_engine *e, uint32_t i)
 	return 0;
 }
 
-static int stage_frame(atp_engine *e, uint32_t to_shard, uint32_t rsrc, const uint8_t *rec, size_t len)
+/* Where the next record for to_shard goes, in its worker's stage, with room for the largest; NULL on failure. */
+static uint8_t *stage_reserve(atp_engine *e, uint32_t to_shard)
 {
 	uint32_t w = to_shard % e->n_workers;
 	stage *st = &e->stages[w];
-	if (st->len + sizeof(frame_header) + len > STAGE_BYTES && push_stage(e, w) < 0)
-		return ATP_E_IO;
+	if (st->len + sizeof(frame_header) + ATP_RECORD_MAX > STAGE_BYTES && push_stage(e, w) < 0)
+		return NULL;
+	return st->buf + st->len + sizeof(frame_header);
+}
+
+/* The len bytes written at stage_reserve()'s pointer become a frame (records are encoded in place: no copy). */
+static int stage_commit(atp_engine *e, uint32_t to_shard, uint32_t rsrc, size_t len)
+{
+	uint32_t w = to_shard % e->n_workers;
+	stage *st = &e->stages[w];
 	frame_header h = { .len = (uint16_t)len, .shard = (uint8_t)to_shard, .rsrc = rsrc };
 	memcpy(st->buf + st->len, &h, sizeof(h));
-	memcpy(st->buf + st->len + sizeof(h), rec, len);
 	st->len += (uint32_t)(sizeof(h) + len);
 	e->submitted++;
 	if (st->len >= STAGE_PUSH)
@@ -575,10 +583,11 @@ int atp_engine_submit(atp_engine *e, const atp_event *ev, uint64_t *expected)
 		if (!collect(e))
 			backoff(&round);
 	}
-	uint8_t rec[ATP_RECORD_MAX];
-	size_t len = atp_record_encode_event(ev, e->now, rec);
 	uint32_t s = atp_engine_shard_of(e, ev->sku);
-	if ((rc = stage_frame(e, s, id, rec, len)) < 0)
+	uint8_t *rec = stage_reserve(e, s);
+	if (!rec)
+		return ATP_E_IO;
+	if ((rc = stage_commit(e, s, id, atp_record_encode_event(ev, e->now, rec))) < 0)
 		return rc;
 	e->shard_now[s] = e->now;
 	src->hwm = ev->seq;
@@ -596,12 +605,11 @@ void atp_engine_set_time(atp_engine *e, uint64_t now)
 /* Bring every shard's time up to the engine's: a TICK to each shard no event has carried it to. */
 static int send_time(atp_engine *e)
 {
-	uint8_t rec[16];
-	size_t len = atp_record_encode_tick(e->now, rec);
 	for (uint32_t s = 0; s < e->n_shards; s++) {
 		if (e->shard_now[s] >= e->now)
 			continue;
-		if (stage_frame(e, s, DONE_TICK, rec, len) < 0)
+		uint8_t *rec = stage_reserve(e, s);
+		if (!rec || stage_commit(e, s, DONE_TICK, atp_record_encode_tick(e->now, rec)) < 0)
 			return ATP_E_IO;
 		e->shard_now[s] = e->now;
 	}
@@ -644,11 +652,11 @@ int atp_engine_sync(atp_engine *e)
 
 int atp_engine_snapshot(atp_engine *e)
 {
-	uint8_t rec[4];
-	size_t len = atp_record_encode_snapshot(rec);
-	for (uint32_t s = 0; s < e->n_shards; s++)
-		if (stage_frame(e, s, DONE_SNAPSHOT, rec, len) < 0)
+	for (uint32_t s = 0; s < e->n_shards; s++) {
+		uint8_t *rec = stage_reserve(e, s);
+		if (!rec || stage_commit(e, s, DONE_SNAPSHOT, atp_record_encode_snapshot(rec)) < 0)
 			return ATP_E_IO;
+	}
 	int rc = atp_engine_sync(e);
 	if (rc == 0 && write_sources(e) < 0) {
 		snprintf(e->error, sizeof(e->error), "%s/sources: cannot write: %s", e->dir, strerror(errno));
