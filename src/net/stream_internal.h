@@ -23,7 +23,7 @@
 #define OUT_BYTES 4096u            /* a connection's send buffer: one Ack */
 #define ACK_REFUSALS 64u           /* refusals per Ack; the rest wait for the next */
 #define MAX_REFUSALS 1024u         /* queued refusals per connection */
-#define FIFO_MAX 256u              /* unacknowledged batches per connection */
+#define FIFO_MAX 1024u             /* unacknowledged batches per connection */
 #define PARK_SLACK (256u << 10)    /* read on this far while held back, before the receive is cancelled */
 #define IN_SLACK (8u << 20)        /* what may still arrive after a connection stopped being read */
 #define SWEEP_MS 100
