@@ -273,6 +273,14 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "atpd: %s: closing connections, draining, syncing, writing the final snapshot\n",
 		strsignal(stop_signal));
+	if (srv) {
+		atp_stream_stats st;
+		atp_stream_server_stats(srv, &st);
+		fprintf(stderr,
+			"atpd: event stream: %" PRIu64 " connections (%" PRIu64 " refused at the limit), %" PRIu64
+			" frames, %" PRIu64 " events, %" PRIu64 " bytes in, %" PRIu64 " acks\n",
+			st.accepted, st.refused_connections, st.frames, st.events, st.bytes_in, st.acks);
+	}
 	if (srv && atp_stream_server_shutdown(srv) < 0) {
 		fprintf(stderr, "atpd: stopping after a storage failure: %s\n", atp_engine_error(e));
 		atp_engine_abandon(e);
