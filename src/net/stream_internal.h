@@ -89,6 +89,7 @@ struct atp_stream_server {
 	uint8_t *scratch;            /* the FlatBuffers builder's memory */
 	uint64_t now_ms, last_sweep_ms;
 	uint32_t next_first;         /* service()'s round-robin start */
+	bool waiting;                /* after service(): some connection awaits durability or room */
 	int failed;
 	atp_stream_stats stats;
 };

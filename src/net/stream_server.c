@@ -342,6 +342,7 @@ static void service(atp_stream_server *s)
 {
 	/* Each turn starts one slot further, so no connection is always the first to take freed ring space. */
 	uint32_t max = s->cfg.max_connections, first = s->next_first++ % max;
+	s->waiting = false;
 	for (uint32_t k = 0; k < max; k++) {
 		conn *c = &s->conns[(first + k) % max];
 		if (c->state != C_STREAM)
@@ -368,6 +369,7 @@ static void service(atp_stream_server *s)
 		}
 		if (c->state == C_STREAM && !c->parked && !c->recv_armed && !s->stopping)
 			arm_recv(s, c);
+		s->waiting |= c->state == C_STREAM && (c->fifo_len || c->parked);
 	}
 }
 
@@ -424,10 +426,7 @@ int atp_stream_server_run(atp_stream_server *s, unsigned timeout_ms)
 		arm_notify(s);
 	if (!s->accept_armed && !s->stopping)
 		arm_accept(s);
-	bool waiting = false;
-	for (uint32_t i = 0; i < s->cfg.max_connections && !waiting; i++)
-		waiting = s->conns[i].state == C_STREAM && (s->conns[i].fifo_len || s->conns[i].parked);
-	if (s->notify_fd < 0 && waiting && timeout_ms > 1)
+	if (s->notify_fd < 0 && s->waiting && timeout_ms > 1)
 		timeout_ms = 1;
 	struct __kernel_timespec ts = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000 };
 	struct io_uring_cqe *cqe;
@@ -455,8 +454,7 @@ int atp_stream_server_run(atp_stream_server *s, unsigned timeout_ms)
 		s->last_sweep_ms = s->now_ms;
 		sweep(s);
 	}
-	io_uring_submit(&s->ring);
-	return 0;
+	return 0;  /* what this turn queued goes out with the next turn's submit-and-wait */
 }
 
 /* ---- set-up and tear-down ---- */

@@ -139,12 +139,11 @@ static void resume(sender *x, uint64_t durable)
 	x->state = x->acked == x->src->n_frames ? S_DONE : S_STREAM;
 }
 
-/* Whether the window has room for more bytes. */
-static bool room(const sender *x, const stream_options *o)
+/* Bytes written and not yet acknowledged. */
+static uint64_t in_flight(const sender *x)
 {
 	const stream_source *s = x->src;
-	uint64_t start = x->acked < s->n_frames ? s->frames[x->acked].off : s->len;
-	return x->next_off - start < o->window;
+	return x->next_off - (x->acked < s->n_frames ? s->frames[x->acked].off : s->len);
 }
 
 /* Write what the window allows; -1 when the connection failed. */
@@ -160,14 +159,11 @@ static int pump(sender *x, const stream_options *o, uint64_t now)
 	if (x->state != S_STREAM)
 		return 0;
 	stream_source *s = x->src;
-	uint64_t start = s->frames[x->acked < s->n_frames ? x->acked : 0].off;
-	while (x->next_off < s->len) {
-		uint64_t in_flight = x->next_off - start;
-		if (in_flight >= o->window)
-			break;
+	uint64_t flying;
+	while (x->next_off < s->len && (flying = in_flight(x)) < o->window) {
 		uint64_t want = s->len - x->next_off;
-		if (want > o->window - in_flight)
-			want = o->window - in_flight;
+		if (want > o->window - flying)
+			want = o->window - flying;
 		ssize_t k = send(x->fd, s->bytes + x->next_off, want, MSG_NOSIGNAL);
 		if (k < 0)
 			return errno == EAGAIN ? 0 : -1;
@@ -303,7 +299,7 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 			if (x->state == S_DOWN)
 				continue;
 			bool want_out = x->state == S_CONNECTING || (x->state == S_HELLO && x->hello_sent < x->hello_len) ||
-					(x->state == S_STREAM && x->next_off < x->src->len && room(x, o));
+					(x->state == S_STREAM && x->next_off < x->src->len && in_flight(x) < o->window);
 			pf[i] = (struct pollfd){ .fd = x->fd, .events = (short)(POLLIN | (want_out ? POLLOUT : 0)) };
 		}
 		if (!live)
