@@ -67,6 +67,10 @@ typedef struct atp_delta {
 #define ATP_RF_MISMATCH 0x10u  /* ... and the retry asked a different qty */
 #define ATP_RF_NO_LINE 0x20u   /* RELEASE / PICK ref found no open line */
 #define ATP_RF_PARTIAL 0x40u   /* RESERVE confirmed less than requested, more than 0 */
+#define ATP_RF_MORE 0x80u      /* RELEASE of a whole reservation: open lines remain; release again */
+
+/* Lines one RELEASE of a whole reservation (atp_event_releases_all) closes at most. */
+#define ATP_RELEASE_ALL_LINES 2
 
 typedef struct atp_result {
 	int status;             /* ATP_OK, ATP_DUPLICATE or an ATP_E_* */

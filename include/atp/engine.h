@@ -25,6 +25,9 @@
  *     already applied (per shard, a source's seqs only increase);
  *   - recovery: newest valid snapshot per shard plus the WAL after it; the
  *     state equals the state before the crash minus unacknowledged events;
+ *   - a source whose name starts with '@' is internal (the engine's own
+ *     API: it never resends): after a crash its seq continues past the
+ *     highest any shard applied;
  *   - a failed write or fsync stops the engine for good (every call then
  *     returns ATP_E_IO with a message): never a retry of fsync.
  * One router thread calls everything, except atp_engine_read(), which any
@@ -51,7 +54,8 @@ typedef struct atp_engine_done {
 	const char *source;  /* NUL-terminated; valid during the callback */
 	uint64_t seq;
 	int status;          /* ATP_OK, ATP_DUPLICATE or a refusal */
-	int64_t confirmed;   /* RESERVE */
+	uint32_t flags;      /* ATP_RF_* of the result */
+	int64_t qty;         /* RESERVE: confirmed; RELEASE: released; PICK: reservation consumed; HOLD/UNHOLD: moved */
 } atp_engine_done;
 
 typedef void (*atp_engine_done_fn)(void *ctx, const atp_engine_done *d);
@@ -86,6 +90,13 @@ atp_engine *atp_engine_open(const char *dir, const atp_engine_config *cfg, char 
  * has failed.
  */
 int atp_engine_submit(atp_engine *e, const atp_event *ev, uint64_t *expected);
+/*
+ * The same to a named shard: the shard of ev's SKU (else ATP_E_INVAL), or
+ * any shard for a RELEASE of a whole reservation (atp_event_releases_all),
+ * which belongs to every shard and which atp_engine_submit() refuses
+ * (ATP_E_SKU): its sender submits it to each shard, under a seq of its own.
+ */
+int atp_engine_submit_to(atp_engine *e, const atp_event *ev, uint32_t shard, uint64_t *expected);
 /*
  * Whether `events` more events of any shards can be submitted now without
  * waiting for a worker: a front end that must not block asks before it
@@ -127,6 +138,22 @@ uint32_t atp_engine_shard_of(const atp_engine *e, atp_str sku);
  * rings, never torn. false when it does not exist.
  */
 bool atp_engine_read(const atp_engine *e, atp_str sku, atp_str location, atp_position_view *out);
+/* A position as a reader sees it: the key points into the engine's table and lives as long as it. */
+typedef struct atp_engine_position {
+	atp_str sku;
+	atp_str location;
+	atp_position_view v;
+} atp_engine_position;
+
+/*
+ * Every location of sku (any thread, lock-free, each position never torn),
+ * in location order: fills up to max, returns how many there are.
+ */
+size_t atp_engine_read_sku(const atp_engine *e, atp_str sku, atp_engine_position *out, size_t max);
+/* Any thread: the positions of a shard published so far, ids 0 .. n-1, and one of them. */
+uint32_t atp_engine_positions(const atp_engine *e, uint32_t shard);
+void atp_engine_read_id(const atp_engine *e, uint32_t shard, uint32_t id, atp_engine_position *out);
+
 /* A shard's core: read it only after atp_engine_sync() and before the next submit. */
 const atp_core *atp_engine_core(const atp_engine *e, uint32_t shard);
 

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,7 +42,8 @@ enum atp_event_type {
 	ATP_EV_TRANSFER,  /* on_hand moves location -> to_location   qty > 0 */
 	ATP_EV_SAFETY,    /* safety_stock = qty                      qty >= 0 */
 	ATP_EV_RESERVE,   /* line (ref, sku, location) from ATP      qty > 0 */
-	ATP_EV_RELEASE,   /* line's remaining goes back              qty ignored */
+	ATP_EV_RELEASE,   /* line's remaining goes back              qty ignored;
+	                   * without sku and location: every open line of ref (see atp/core.h) */
 	ATP_EV_TYPE_COUNT
 };
 
@@ -62,6 +64,20 @@ typedef struct atp_event {
 	uint8_t type;         /* enum atp_event_type */
 	uint8_t flags;        /* ATP_EVF_* */
 } atp_event;
+
+/* Byte order of two strings (a shorter prefix first), as memcmp. */
+static inline int atp_str_cmp(atp_str a, atp_str b)
+{
+	uint32_t n = a.len < b.len ? a.len : b.len;
+	int c = n ? memcmp(a.ptr, b.ptr, n) : 0;
+	return c ? c : (a.len > b.len) - (a.len < b.len);
+}
+
+/* A RELEASE of a whole reservation: no sku, no location, only the ref. */
+static inline bool atp_event_releases_all(const atp_event *ev)
+{
+	return ev->type == ATP_EV_RELEASE && ev->sku.len == 0 && ev->location.len == 0;
+}
 
 /* "RECEIPT", ... ; NULL for an unknown type. */
 const char *atp_event_type_name(unsigned type);

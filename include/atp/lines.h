@@ -44,6 +44,8 @@ typedef struct atp_line {
 	uint32_t heap_idx;     /* index in the expiry heap, or ATP_LINE_NONE */
 	uint32_t hash_lo;      /* low 32 bits of its hash */
 	uint32_t gen;          /* +1 each time the id is reused */
+	uint32_t ref_prev;     /* open lines of the same ref bucket: a doubly linked chain */
+	uint32_t ref_next;
 	uint8_t state;         /* enum atp_line_state */
 	uint8_t ref_len;
 	char ref[ATP_REF_MAX];
@@ -74,6 +76,13 @@ uint32_t atp_lines_open_count(const atp_lines *l);
 
 /* Open the line: state OPEN, and into the expiry heap if expires_at != 0. */
 void atp_lines_open(atp_lines *l, uint32_t id);
+/*
+ * The open lines of a reservation id: the first, and the one after id
+ * (ATP_LINE_NONE at the end). Open lines are chained by their ref, so a
+ * RELEASE of a whole reservation finds its lines without a scan.
+ */
+uint32_t atp_lines_first_open(const atp_lines *l, atp_str ref);
+uint32_t atp_lines_next_open(const atp_lines *l, uint32_t id);
 /* Close an open or new line (remaining must be 0) in state, at time now. */
 void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint64_t now);
 /* The open line that expires first if it expires at or before now, else ATP_LINE_NONE. */

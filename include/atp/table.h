@@ -7,7 +7,9 @@
  * cache-line-aligned records. Everything is allocated by atp_table_create():
  * capacity is fixed, lookups and inserts never allocate, and a full table
  * answers ATP_E_POSITIONS_FULL. Positions are never deleted, so an id stays
- * valid for the table's lifetime and ids are dense.
+ * valid for the table's lifetime and ids are dense. The positions of a
+ * SKU are chained (a second, smaller index maps the SKU to its newest),
+ * so every location of a SKU is found without a scan.
  *
  * Not thread-safe: one writer (the owning shard) at a time.
  */
@@ -35,7 +37,8 @@ typedef struct atp_position {
 	uint8_t loc_len;
 	uint8_t pad[2];
 	uint32_t seq;         /* sequence lock: odd while the writer changes the buckets */
-	uint8_t pad2[12];
+	uint32_t next_loc;    /* the next position of the same SKU (newest first), ATP_POS_NONE: the last */
+	uint8_t pad2[8];
 } __attribute__((aligned(64))) atp_position;
 
 typedef struct atp_table atp_table;
@@ -73,7 +76,7 @@ uint32_t atp_table_count(const atp_table *t);
 uint32_t atp_table_capacity(const atp_table *t);
 atp_position *atp_table_at(atp_table *t, uint32_t id);
 const atp_position *atp_table_get(const atp_table *t, uint32_t id);
-/* NUL-terminated key strings of a position. */
+/* NUL-terminated key strings of a position (any thread, for a published id). */
 const char *atp_table_sku(const atp_table *t, uint32_t id);
 const char *atp_table_location(const atp_table *t, uint32_t id);
 /*
@@ -90,6 +93,14 @@ typedef struct atp_position_view {
 	int64_t safety_stock;
 	uint64_t version;
 } atp_position_view;
+
+/* Any thread: the positions published so far (ids 0 .. n-1; a position's key never changes). */
+uint32_t atp_table_published(const atp_table *t);
+/* Any thread: a consistent copy of position id (id < atp_table_published()). */
+void atp_table_read_id(const atp_table *t, uint32_t id, atp_position_view *out);
+/* Any thread: the newest position of sku, or ATP_POS_NONE; then the next of the same SKU. */
+uint32_t atp_table_sku_first(const atp_table *t, atp_str sku);
+uint32_t atp_table_sku_next(const atp_table *t, uint32_t id);
 
 /* Writer: set a position's buckets and bump its version, under its sequence lock. */
 void atp_table_store(atp_table *t, uint32_t id, int64_t on_hand, int64_t held, int64_t reserved,

@@ -399,6 +399,65 @@ static int new_key_check(atp_str sku, atp_str loc, int loc_error)
 	return atp_str_valid(loc, ATP_LOC_MAX) ? ATP_OK : loc_error;
 }
 
+/* Whether ev's seq may be applied now: 0, ATP_DUPLICATE, ATP_E_GAP or ATP_E_SOURCES_FULL. */
+static int check_seq(const atp_core *c, const atp_event *ev, uint32_t src, atp_result *r)
+{
+	uint64_t hwm = src == ATP_SOURCE_NONE ? 0 : atp_sources_get(c->sources, src)->hwm;
+	r->expected_seq = hwm + 1;
+	if (ev->seq <= hwm)
+		return ATP_DUPLICATE;
+	if (ev->seq > hwm + 1 && !c->sparse_seq)
+		return ATP_E_GAP;
+	if (src == ATP_SOURCE_NONE && atp_sources_count(c->sources) == atp_sources_capacity(c->sources))
+		return ATP_E_SOURCES_FULL;
+	return 0;
+}
+
+static uint32_t advance_source(atp_core *c, const atp_event *ev, uint32_t src, atp_result *r)
+{
+	if (src == ATP_SOURCE_NONE)
+		src = atp_sources_intern(c->sources, ev->source);
+	atp_sources_at(c->sources, src)->hwm = ev->seq;
+	r->expected_seq = ev->seq + 1;
+	return src;
+}
+
+/*
+ * A RELEASE of a whole reservation: its open lines, at most
+ * ATP_RELEASE_ALL_LINES of them (each changes one position, so their
+ * deltas fit the result); ATP_RF_MORE when open lines remain.
+ */
+static int release_all(atp_core *c, const atp_event *ev, uint32_t src, atp_result *r)
+{
+	int rc = check_seq(c, ev, src, r);
+	if (rc)
+		return refuse(c, r, rc);
+	if (!atp_str_valid(ev->ref, ATP_REF_MAX))
+		return refuse(c, r, ATP_E_REF);
+	src = advance_source(c, ev, src, r);
+	uint32_t id = atp_lines_first_open(c->lines, ev->ref);
+	if (id == ATP_LINE_NONE)
+		r->flags |= ATP_RF_NO_LINE;
+	for (int k = 0; id != ATP_LINE_NONE && k < ATP_RELEASE_ALL_LINES; k++) {
+		uint32_t next = atp_lines_next_open(c->lines, id);
+		atp_line *ln = atp_lines_at(c->lines, id);
+		const atp_position *p = atp_table_get(c->table, ln->pos);
+		work w = { .id = ln->pos, .before = { p->on_hand, p->held, p->reserved, p->safety_stock } };
+		w.after = w.before;
+		w.after.reserved -= ln->remaining;
+		r->moved += ln->remaining;
+		ln->remaining = 0;
+		store_buckets(c, &w);
+		atp_lines_close(c->lines, id, ATP_LINE_RELEASED, c->now);
+		emit_delta(c, &w, src, ev->seq, r);
+		id = next;
+	}
+	if (id != ATP_LINE_NONE)
+		r->flags |= ATP_RF_MORE;
+	count_applied(c, ev, r);
+	return r->status = ATP_OK;
+}
+
 static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, atp_result *r)
 {
 	memset(r, 0, offsetof(atp_result, deltas));
@@ -411,6 +470,8 @@ static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, atp_resu
 	uint32_t src = source_of(c, ev->source);
 	if (src == ATP_SOURCE_NONE && !atp_str_valid(ev->source, ATP_SOURCE_MAX))
 		return refuse(c, r, ATP_E_SOURCE);
+	if (atp_event_releases_all(ev))
+		return release_all(c, ev, src, r);
 	work w, to;
 	bool transfer = ev->type == ATP_EV_TRANSFER;
 	work_load(c, &w, h.pos, ev->sku, ev->location);
@@ -427,14 +488,8 @@ static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, atp_resu
 	if (lp.id == ATP_LINE_NONE && ev->ref.len && !atp_str_valid(ev->ref, ATP_REF_MAX))
 		return refuse(c, r, ATP_E_REF);
 
-	uint64_t hwm = src == ATP_SOURCE_NONE ? 0 : atp_sources_get(c->sources, src)->hwm;
-	r->expected_seq = hwm + 1;
-	if (ev->seq <= hwm)
-		return refuse(c, r, ATP_DUPLICATE);
-	if (ev->seq > hwm + 1 && !c->sparse_seq)
-		return refuse(c, r, ATP_E_GAP);
-	if (src == ATP_SOURCE_NONE && atp_sources_count(c->sources) == atp_sources_capacity(c->sources))
-		return refuse(c, r, ATP_E_SOURCES_FULL);
+	if ((rc = check_seq(c, ev, src, r)))
+		return refuse(c, r, rc);
 	bool create_w = w.id == ATP_POS_NONE && ev->type != ATP_EV_RELEASE;
 	uint32_t needed = create_w + (transfer && to.id == ATP_POS_NONE);
 	if (atp_table_count(c->table) + needed > atp_table_capacity(c->table))
@@ -445,10 +500,7 @@ static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, atp_resu
 		return refuse(c, r, rc);
 
 	/* Commit: nothing below can fail. */
-	if (src == ATP_SOURCE_NONE)
-		src = atp_sources_intern(c->sources, ev->source);
-	atp_sources_at(c->sources, src)->hwm = ev->seq;
-	r->expected_seq = ev->seq + 1;
+	src = advance_source(c, ev, src, r);
 	if (create_w || w.id != ATP_POS_NONE) {
 		commit_position(c, &w, ev->sku);
 		commit_line(c, ev, &w, &lp, r);

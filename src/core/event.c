@@ -116,9 +116,10 @@ static int validate(const atp_event *ev, bool key_bytes)
 		return ATP_E_SEQ;
 	if (atp_event_type_name(ev->type) == NULL)
 		return ATP_E_TYPE;
-	if (!(key_bytes ? str_valid(ev->sku, ATP_SKU_MAX) : length_valid(ev->sku, ATP_SKU_MAX)))
+	bool keyless = atp_event_releases_all(ev);
+	if (!keyless && !(key_bytes ? str_valid(ev->sku, ATP_SKU_MAX) : length_valid(ev->sku, ATP_SKU_MAX)))
 		return ATP_E_SKU;
-	if (!(key_bytes ? str_valid(ev->location, ATP_LOC_MAX) : length_valid(ev->location, ATP_LOC_MAX)))
+	if (!keyless && !(key_bytes ? str_valid(ev->location, ATP_LOC_MAX) : length_valid(ev->location, ATP_LOC_MAX)))
 		return ATP_E_LOCATION;
 
 	int rc = validate_qty(ev);

@@ -78,6 +78,8 @@ struct atp_lines {
 	closed_entry *closed;  /* closed lines in closing order */
 	ring closed_ring;
 	uint32_t open;
+	uint32_t *ref_heads;   /* bucket of XXH3(ref) -> first open line, ATP_LINE_NONE: none */
+	uint64_t ref_mask;
 };
 
 atp_lines *atp_lines_create(uint32_t max_lines)
@@ -98,10 +100,16 @@ atp_lines *atp_lines_create(uint32_t max_lines)
 	l->heap = malloc((size_t)max_lines * sizeof(heap_entry));
 	l->queue = malloc((size_t)max_lines * sizeof(queued_expiry));
 	l->closed = malloc((size_t)max_lines * sizeof(closed_entry));
-	if (!l->slots || !l->line || !l->free_ids || !l->heap || !l->queue || !l->closed) {
+	uint64_t nheads = 16;
+	while (nheads < max_lines)
+		nheads <<= 1;
+	l->ref_mask = nheads - 1;
+	l->ref_heads = malloc(nheads * sizeof(uint32_t));
+	if (!l->slots || !l->line || !l->free_ids || !l->heap || !l->queue || !l->closed || !l->ref_heads) {
 		atp_lines_destroy(l);
 		return NULL;
 	}
+	memset(l->ref_heads, 0xff, nheads * sizeof(uint32_t));
 	atp_hugepage_hint(l->slots, nslots * sizeof(slot));
 	atp_hugepage_hint(l->line, (size_t)max_lines * sizeof(atp_line));
 	/* Hand out low ids first so that a small workload touches few pages. */
@@ -121,6 +129,7 @@ void atp_lines_destroy(atp_lines *l)
 	free(l->heap);
 	free(l->queue);
 	free(l->closed);
+	free(l->ref_heads);
 	free(l);
 }
 
@@ -260,12 +269,66 @@ static void heap_remove(atp_lines *l, uint32_t id)
 	heap_down(l, l->line[last.id].heap_idx);
 }
 
+/* ---- open lines by ref ---- */
+
+static uint32_t *ref_head(const atp_lines *l, const char *ref, size_t len)
+{
+	return &l->ref_heads[XXH3_64bits(ref, len) & l->ref_mask];
+}
+
+static void ref_link(atp_lines *l, uint32_t id)
+{
+	atp_line *ln = &l->line[id];
+	uint32_t *head = ref_head(l, ln->ref, ln->ref_len);
+	ln->ref_prev = ATP_LINE_NONE;
+	ln->ref_next = *head;
+	if (*head != ATP_LINE_NONE)
+		l->line[*head].ref_prev = id;
+	*head = id;
+}
+
+static void ref_unlink(atp_lines *l, uint32_t id)
+{
+	atp_line *ln = &l->line[id];
+	if (ln->ref_prev != ATP_LINE_NONE)
+		l->line[ln->ref_prev].ref_next = ln->ref_next;
+	else
+		*ref_head(l, ln->ref, ln->ref_len) = ln->ref_next;
+	if (ln->ref_next != ATP_LINE_NONE)
+		l->line[ln->ref_next].ref_prev = ln->ref_prev;
+}
+
+/* The first line from id on (id included) in its chain that is of ref. */
+static uint32_t ref_match(const atp_lines *l, uint32_t id, const char *ref, size_t len)
+{
+	for (; id != ATP_LINE_NONE; id = l->line[id].ref_next) {
+		const atp_line *ln = &l->line[id];
+		if (ln->ref_len == len && atp_bytes_equal(ln->ref, ref, len))
+			return id;
+	}
+	return ATP_LINE_NONE;
+}
+
+uint32_t atp_lines_first_open(const atp_lines *l, atp_str ref)
+{
+	if (ref.len == 0 || ref.len > ATP_REF_MAX)
+		return ATP_LINE_NONE;
+	return ref_match(l, *ref_head(l, ref.ptr, ref.len), ref.ptr, ref.len);
+}
+
+uint32_t atp_lines_next_open(const atp_lines *l, uint32_t id)
+{
+	const atp_line *ln = &l->line[id];
+	return ref_match(l, ln->ref_next, ln->ref, ln->ref_len);
+}
+
 void atp_lines_open(atp_lines *l, uint32_t id)
 {
 	atp_line *ln = &l->line[id];
 	assert(ln->state == 0 && ln->remaining > 0);
 	ln->state = ATP_LINE_OPEN;
 	l->open++;
+	ref_link(l, id);
 	if (!ln->expires_at)
 		return;
 	ring *q = &l->queue_ring;
@@ -286,6 +349,7 @@ void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint6
 	assert(ln->state == 0 || ln->state == ATP_LINE_OPEN);
 	if (ln->state == ATP_LINE_OPEN) {
 		l->open--;
+		ref_unlink(l, id);
 		if (ln->heap_idx != ATP_LINE_NONE)
 			heap_remove(l, id);
 	}
@@ -365,6 +429,6 @@ uint32_t atp_lines_closed_id(const atp_lines *l, uint32_t i)
 
 size_t atp_lines_memory(const atp_lines *l)
 {
-	return (l->mask + 1) * sizeof(slot) + (size_t)l->capacity * (sizeof(atp_line) + sizeof(uint32_t) + sizeof(heap_entry) + sizeof(queued_expiry) +
+	return (l->mask + 1) * sizeof(slot) + (l->ref_mask + 1) * sizeof(uint32_t) + (size_t)l->capacity * (sizeof(atp_line) + sizeof(uint32_t) + sizeof(heap_entry) + sizeof(queued_expiry) +
 								   sizeof(closed_entry));
 }

@@ -23,8 +23,16 @@ typedef struct slot {
 	uint32_t key_off;
 } slot;
 
+/* The SKU index: the SKU's hash and its newest position id + 1 (0 = empty). */
+typedef struct sku_slot {
+	uint64_t hash;
+	uint32_t head1;
+	uint32_t pad;
+} sku_slot;
+
 struct atp_table {
 	slot *slots;
+	sku_slot *skus;         /* as many slots as position slots: SKUs are at most positions */
 	uint64_t mask;          /* slot count - 1; slot count = power of two >= 2 x capacity */
 	atp_position *pos;
 	char *keys;
@@ -48,9 +56,10 @@ atp_table *atp_table_create(uint32_t max_positions)
 	t->mask = nslots - 1;
 	t->capacity = max_positions;
 	t->slots = calloc(nslots, sizeof(slot));
+	t->skus = calloc(nslots, sizeof(sku_slot));
 	t->pos = aligned_alloc(64, (size_t)max_positions * sizeof(atp_position));
 	t->keys = malloc((size_t)max_positions * (ATP_SKU_MAX + ATP_LOC_MAX + 2));
-	if (!t->slots || !t->pos || !t->keys) {
+	if (!t->slots || !t->skus || !t->pos || !t->keys) {
 		atp_table_destroy(t);
 		return NULL;
 	}
@@ -64,6 +73,7 @@ void atp_table_destroy(atp_table *t)
 	if (!t)
 		return;
 	free(t->slots);
+	free(t->skus);
 	free(t->pos);
 	free(t->keys);
 	free(t);
@@ -111,6 +121,20 @@ void atp_table_prefetch_entry(const atp_table *t, uint64_t pos_hash)
 	__builtin_prefetch(t->keys + s->key_off);
 }
 
+/* The SKU slot of sku (hash sh), or the empty slot where it would go; readers may probe concurrently. */
+static sku_slot *sku_probe(const atp_table *t, uint64_t sh, atp_str sku)
+{
+	for (uint64_t i = sh & t->mask;; i = (i + 1) & t->mask) {
+		sku_slot *k = &t->skus[i];
+		uint32_t head1 = __atomic_load_n(&k->head1, __ATOMIC_ACQUIRE);
+		if (head1 == 0)
+			return k;
+		const atp_position *p = &t->pos[head1 - 1];
+		if (k->hash == sh && p->sku_len == sku.len && atp_bytes_equal(t->keys + p->key_off, sku.ptr, sku.len))
+			return k;
+	}
+}
+
 uint32_t atp_table_find(const atp_table *t, uint64_t h, atp_str sku, atp_str loc)
 {
 	const slot *s = probe(t, h, sku, loc);
@@ -126,7 +150,7 @@ uint32_t atp_table_intern(atp_table *t, uint64_t h, atp_str sku, atp_str loc)
 	if (t->count == t->capacity)
 		return ATP_POS_NONE;
 
-	uint32_t id = t->count++;
+	uint32_t id = t->count;
 	atp_position *p = &t->pos[id];
 	memset(p, 0, sizeof(*p));
 	p->key_off = t->keys_used;
@@ -138,10 +162,17 @@ uint32_t atp_table_intern(atp_table *t, uint64_t h, atp_str sku, atp_str loc)
 	memcpy(k + sku.len + 1, loc.ptr, loc.len);
 	k[sku.len + 1 + loc.len] = '\0';
 	t->keys_used += sku.len + loc.len + 2;
+	uint64_t sh = atp_sku_hash(sku);
+	sku_slot *ks = sku_probe(t, sh, sku);
+	p->next_loc = ks->head1 ? ks->head1 - 1 : ATP_POS_NONE;
 	s->hash = h;
 	s->key_off = p->key_off;
-	/* Published last: a reader that sees id1 sees the key and the zeroed position. */
+	if (!ks->head1)
+		ks->hash = sh;  /* a new SKU; an existing slot is never written but for its head */
+	/* Published last: a reader that sees id1, head1 or count sees the key and the zeroed position. */
 	__atomic_store_n(&s->id1, id + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&ks->head1, id + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&t->count, id + 1, __ATOMIC_RELEASE);
 	return id;
 }
 
@@ -171,7 +202,31 @@ bool atp_table_read(const atp_table *t, uint64_t h, atp_str sku, atp_str loc, at
 		if (s->hash == h && key_equals(t, s, sku, loc))
 			break;
 	}
-	const atp_position *p = &t->pos[id1 - 1];
+	atp_table_read_id(t, id1 - 1, out);
+	return true;
+}
+
+uint32_t atp_table_published(const atp_table *t)
+{
+	return __atomic_load_n(&t->count, __ATOMIC_ACQUIRE);
+}
+
+uint32_t atp_table_sku_first(const atp_table *t, atp_str sku)
+{
+	if (sku.len == 0 || sku.len > ATP_SKU_MAX)
+		return ATP_POS_NONE;
+	uint32_t head1 = __atomic_load_n(&sku_probe(t, atp_sku_hash(sku), sku)->head1, __ATOMIC_ACQUIRE);
+	return head1 ? head1 - 1 : ATP_POS_NONE;
+}
+
+uint32_t atp_table_sku_next(const atp_table *t, uint32_t id)
+{
+	return t->pos[id].next_loc;
+}
+
+void atp_table_read_id(const atp_table *t, uint32_t id, atp_position_view *out)
+{
+	const atp_position *p = &t->pos[id];
 	for (;;) {
 		uint32_t s1 = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE);
 		if (s1 & 1) {
@@ -187,13 +242,13 @@ bool atp_table_read(const atp_table *t, uint64_t h, atp_str sku, atp_str loc, at
 		out->version = __atomic_load_n(&p->version, __ATOMIC_RELAXED);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		if (__atomic_load_n(&p->seq, __ATOMIC_RELAXED) == s1)
-			return true;
+			return;
 	}
 }
 
 uint32_t atp_table_count(const atp_table *t)
 {
-	return t->count;
+	return __atomic_load_n(&t->count, __ATOMIC_RELAXED);
 }
 
 uint32_t atp_table_capacity(const atp_table *t)
@@ -215,18 +270,18 @@ const atp_position *atp_table_get(const atp_table *t, uint32_t id)
 
 const char *atp_table_sku(const atp_table *t, uint32_t id)
 {
-	assert(id < t->count);
+	assert(id < atp_table_published(t));
 	return t->keys + t->pos[id].key_off;
 }
 
 const char *atp_table_location(const atp_table *t, uint32_t id)
 {
-	assert(id < t->count);
+	assert(id < atp_table_published(t));
 	const atp_position *p = &t->pos[id];
 	return t->keys + p->key_off + p->sku_len + 1;
 }
 
 size_t atp_table_memory(const atp_table *t)
 {
-	return (t->mask + 1) * sizeof(slot) + (size_t)t->count * sizeof(atp_position) + t->keys_used;
+	return (t->mask + 1) * (sizeof(slot) + sizeof(sku_slot)) + (size_t)t->count * sizeof(atp_position) + t->keys_used;
 }

@@ -312,6 +312,34 @@ static int open_shard(atp_engine *e, shard *s, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * An internal source (its name starts with '@': the engine's own API)
+ * never resends an event, so after a crash it continues past the highest
+ * seq any shard applied, not from the router's durable seq, which lags
+ * (an event lost with the crash is simply never acknowledged).
+ */
+static int resume_internal_sources(atp_engine *e, char *err, size_t errlen)
+{
+	for (uint32_t i = 0; i < e->n_shards; i++) {
+		const atp_sources *ss = atp_core_sources(e->shards[i].core);
+		for (uint32_t k = 0; k < atp_sources_count(ss); k++) {
+			const atp_source *src = atp_sources_get(ss, k);
+			if (src->name[0] != '@')
+				continue;
+			atp_str name = atp_str_of(src->name, src->name_len);
+			uint32_t id = atp_sources_find(e->sources, name);
+			if (id == ATP_SOURCE_NONE && (id = atp_sources_intern(e->sources, name)) == ATP_SOURCE_NONE) {
+				atp_errf(err, errlen, "too many sources");
+				return -1;
+			}
+			atp_source *r = atp_sources_at(e->sources, id);
+			if (src->hwm > r->hwm)
+				r->hwm = e->rs[id].durable = src->hwm;
+		}
+	}
+	return 0;
+}
+
 /* ---- open and close ---- */
 
 static void destroy(atp_engine *e)
@@ -422,6 +450,8 @@ atp_engine *atp_engine_open(const char *dir, const atp_engine_config *cfg, char 
 		if (open_shard(e, &e->shards[i], err, errlen) < 0)
 			goto fail;
 	}
+	if (resume_internal_sources(e, err, errlen) < 0)
+		goto fail;
 	e->recovery.recovery_seconds = (mono_ns() - t0) / 1e9;
 	if (start_workers(e, err, errlen) < 0)
 		goto fail;
@@ -467,7 +497,7 @@ static void complete(atp_engine *e, const completion *c)
 	}
 	e->sources_dirty = true;
 	if (e->cfg.on_done) {
-		atp_engine_done d = { atp_sources_get(e->sources, c->rsrc)->name, c->seq, c->status, c->confirmed };
+		atp_engine_done d = { atp_sources_get(e->sources, c->rsrc)->name, c->seq, c->status, c->flags, c->qty };
 		e->cfg.on_done(e->cfg.ctx, &d);
 	}
 }
@@ -552,7 +582,23 @@ uint32_t atp_engine_shard_of(const atp_engine *e, atp_str sku)
 	return (uint32_t)(atp_sku_hash(sku) % e->n_shards);
 }
 
+static int submit(atp_engine *e, const atp_event *ev, uint32_t s, uint64_t *expected);
+
 int atp_engine_submit(atp_engine *e, const atp_event *ev, uint64_t *expected)
+{
+	if (atp_event_releases_all(ev))
+		return ATP_E_SKU;  /* it belongs to every shard: atp_engine_submit_to() each */
+	return submit(e, ev, atp_engine_shard_of(e, ev->sku), expected);
+}
+
+int atp_engine_submit_to(atp_engine *e, const atp_event *ev, uint32_t to, uint64_t *expected)
+{
+	if (to >= e->n_shards || (!atp_event_releases_all(ev) && to != atp_engine_shard_of(e, ev->sku)))
+		return ATP_E_INVAL;
+	return submit(e, ev, to, expected);
+}
+
+static int submit(atp_engine *e, const atp_event *ev, uint32_t s, uint64_t *expected)
 {
 	if (engine_failed(e))
 		return ATP_E_IO;
@@ -583,7 +629,6 @@ int atp_engine_submit(atp_engine *e, const atp_event *ev, uint64_t *expected)
 		if (!collect(e))
 			backoff(&round);
 	}
-	uint32_t s = atp_engine_shard_of(e, ev->sku);
 	uint8_t *rec = stage_reserve(e, s);
 	if (!rec)
 		return ATP_E_IO;
@@ -702,6 +747,44 @@ bool atp_engine_read(const atp_engine *e, atp_str sku, atp_str location, atp_pos
 	if (!sku.len || sku.len > ATP_SKU_MAX)
 		return false;
 	return atp_core_read(e->shards[atp_engine_shard_of(e, sku)].core, sku, location, out);
+}
+
+static void position_of(const atp_table *t, uint32_t id, atp_engine_position *out)
+{
+	const atp_position *p = atp_table_get(t, id);
+	out->sku = atp_str_of(atp_table_sku(t, id), p->sku_len);
+	out->location = atp_str_of(atp_table_location(t, id), p->loc_len);
+	atp_table_read_id(t, id, &out->v);
+}
+
+size_t atp_engine_read_sku(const atp_engine *e, atp_str sku, atp_engine_position *out, size_t max)
+{
+	if (!sku.len || sku.len > ATP_SKU_MAX)
+		return 0;
+	const atp_table *t = atp_core_table(e->shards[atp_engine_shard_of(e, sku)].core);
+	size_t n = 0;
+	for (uint32_t id = atp_table_sku_first(t, sku); id != ATP_POS_NONE; id = atp_table_sku_next(t, id), n++) {
+		if (n >= max)
+			continue;
+		/* Insert in location order (a SKU has a handful of locations). */
+		atp_engine_position p;
+		position_of(t, id, &p);
+		size_t j = n;
+		for (; j > 0 && atp_str_cmp(out[j - 1].location, p.location) > 0; j--)
+			out[j] = out[j - 1];
+		out[j] = p;
+	}
+	return n;
+}
+
+uint32_t atp_engine_positions(const atp_engine *e, uint32_t index)
+{
+	return atp_table_published(atp_core_table(e->shards[index].core));
+}
+
+void atp_engine_read_id(const atp_engine *e, uint32_t index, uint32_t id, atp_engine_position *out)
+{
+	position_of(atp_core_table(e->shards[index].core), id, out);
 }
 
 const atp_core *atp_engine_core(const atp_engine *e, uint32_t index)

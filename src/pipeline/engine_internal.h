@@ -35,7 +35,9 @@ typedef struct completion {
 	uint32_t rsrc;
 	int32_t status;
 	uint64_t seq;
-	int64_t confirmed;
+	int64_t qty;     /* atp_engine_done.qty */
+	uint32_t flags;
+	uint32_t pad;
 } completion;
 
 typedef struct shard {

@@ -361,7 +361,8 @@ static void apply_run(worker *w, run *r)
 	atp_core_apply_batch_at(r->s->core, r->ev, r->now, r->n, res);
 	for (uint32_t i = 0; i < r->n; i++) {
 		completion c = { .rsrc = r->rsrc[i], .seq = r->ev[i].seq, .status = res[i].status,
-				 .confirmed = res[i].confirmed };
+				 .flags = res[i].flags,
+				 .qty = r->ev[i].type == ATP_EV_RESERVE ? res[i].confirmed : res[i].moved };
 		settle(w, r->s, r->bytes[i], r->len[i], c, r->now[i], r->now[i] > t);
 		t = r->now[i] > t ? r->now[i] : t;
 	}

@@ -318,3 +318,52 @@ Test(events, no_delta_when_atp_does_not_change)
 	apply(ATP_EV_ADJUST, "DC1", -1, NULL);
 	cr_assert_eq(r.n_deltas, 0, "ATP was 0 and stays 0");
 }
+
+/* A RELEASE without sku and location: every open line of the reservation, at most two per event. */
+Test(events, release_of_a_whole_reservation_takes_every_open_line_two_at_a_time)
+{
+	const char *locs[] = { "DC1", "DC2", "DC3" };
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(apply(ATP_EV_RECEIPT, locs[i], 10, NULL), ATP_OK);
+		cr_assert_eq(apply(ATP_EV_RESERVE, locs[i], 4, "ORD-9"), ATP_OK);
+	}
+	cr_assert_eq(apply(ATP_EV_RESERVE, "DC1", 1, "ORD-OTHER"), ATP_OK);
+	cr_assert_eq(apply(ATP_EV_PICK, "DC3", 4, "ORD-9"), ATP_OK, "DC3's line is consumed: not open any more");
+	atp_event all = ev_ref(ATP_EV_RELEASE, ++seq, "", "", 0, "ORD-9");
+	all.sku = all.location = (atp_str){ 0 };
+	cr_assert_eq(atp_event_validate(&all), ATP_OK);
+	cr_assert_eq(atp_core_apply(c, &all, &r), ATP_OK);
+	cr_assert_eq(r.moved, 8);
+	cr_assert_eq(r.n_deltas, 2, "one delta per position whose ATP changed");
+	cr_assert_eq(r.flags & (ATP_RF_MORE | ATP_RF_NO_LINE), 0);
+	cr_assert_eq(p("DC1")->reserved, 1, "the other reservation stays");
+	cr_assert_eq(p("DC2")->reserved, 0);
+	all.seq = all.event_id = ++seq;
+	cr_assert_eq(atp_core_apply(c, &all, &r), ATP_OK);
+	cr_assert_eq(r.moved, 0);
+	cr_assert(r.flags & ATP_RF_NO_LINE, "released twice: nothing left");
+	cr_assert_eq(atp_core_stats_get(c)->units_released, 8);
+}
+
+Test(events, release_of_a_whole_reservation_says_when_lines_remain)
+{
+	const char *locs[] = { "L1", "L2", "L3", "L4", "L5" };
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(apply(ATP_EV_RECEIPT, locs[i], 3, NULL), ATP_OK);
+		cr_assert_eq(apply(ATP_EV_RESERVE, locs[i], 2, "BIG"), ATP_OK);
+	}
+	atp_event all = { .event_id = 1, .type = ATP_EV_RELEASE, .source = S("wms"), .ref = S("BIG") };
+	int64_t released = 0;
+	int rounds = 0;
+	do {
+		all.seq = ++seq;
+		cr_assert_eq(atp_core_apply(c, &all, &r), ATP_OK);
+		released += r.moved;
+		rounds++;
+	} while (r.flags & ATP_RF_MORE);
+	cr_assert_eq(rounds, 3);
+	cr_assert_eq(released, 10);
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(p(locs[i])->reserved, 0);
+	cr_assert_eq(atp_lines_open_count(atp_core_lines(c)), 0);
+}

@@ -145,3 +145,53 @@ Test(event, type_names_round_trip_case_insensitively)
 	cr_assert_eq(atp_event_type_parse("PIC", 3), ATP_EV_NONE);
 	cr_assert_eq(atp_event_type_parse("", 0), ATP_EV_NONE);
 }
+
+Test(table, every_location_of_a_sku_is_chained_and_readable_by_id)
+{
+	atp_table *t = atp_table_create(64);
+	const char *rows[][2] = { { "A", "DC1" }, { "B", "DC1" }, { "A", "DC2" }, { "A", "DC3" }, { "C", "X" } };
+	for (int i = 0; i < 5; i++) {
+		atp_str sku = S(rows[i][0]), loc = S(rows[i][1]);
+		cr_assert_eq(atp_table_intern(t, atp_position_hash(atp_sku_hash(sku), loc), sku, loc), (uint32_t)i);
+	}
+	cr_assert_eq(atp_table_published(t), 5);
+	atp_table_store(t, 2, 7, 1, 2, 0);
+	uint32_t seen[8], n = 0;
+	for (uint32_t id = atp_table_sku_first(t, S("A")); id != ATP_POS_NONE; id = atp_table_sku_next(t, id))
+		seen[n++] = id;
+	cr_assert_eq(n, 3);
+	cr_assert(seen[0] == 3 && seen[1] == 2 && seen[2] == 0, "newest first");
+	cr_assert_eq(atp_table_sku_first(t, S("Z")), ATP_POS_NONE);
+	cr_assert_eq(atp_table_sku_first(t, S("")), ATP_POS_NONE);
+	atp_position_view v;
+	atp_table_read_id(t, 2, &v);
+	cr_assert(v.on_hand == 7 && v.held == 1 && v.reserved == 2 && v.version == 1);
+	atp_table_destroy(t);
+}
+
+Test(lines, open_lines_are_found_by_their_ref_until_closed)
+{
+	atp_lines *l = atp_lines_create(16);
+	uint32_t ids[4];
+	const char *refs[] = { "R1", "R2", "R1", "R1" };
+	for (uint32_t i = 0; i < 4; i++) {
+		ids[i] = atp_lines_add(l, atp_line_hash(S(refs[i]), i), S(refs[i]), i);
+		atp_lines_at(l, ids[i])->remaining = 1;
+		atp_lines_open(l, ids[i]);
+	}
+	uint32_t n = 0;
+	for (uint32_t id = atp_lines_first_open(l, S("R1")); id != ATP_LINE_NONE; id = atp_lines_next_open(l, id))
+		n++;
+	cr_assert_eq(n, 3);
+	atp_lines_at(l, ids[2])->remaining = 0;
+	atp_lines_close(l, ids[2], ATP_LINE_RELEASED, 1);
+	n = 0;
+	for (uint32_t id = atp_lines_first_open(l, S("R1")); id != ATP_LINE_NONE; id = atp_lines_next_open(l, id)) {
+		cr_assert_neq(id, ids[2]);
+		n++;
+	}
+	cr_assert_eq(n, 2);
+	cr_assert_eq(atp_lines_first_open(l, S("R2")), ids[1]);
+	cr_assert_eq(atp_lines_first_open(l, S("R3")), ATP_LINE_NONE);
+	atp_lines_destroy(l);
+}
