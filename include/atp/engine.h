@@ -110,6 +110,8 @@ bool atp_engine_can_take(const atp_engine *e, uint32_t events);
  * Logged with the events, so replay repeats every expiry.
  */
 void atp_engine_set_time(atp_engine *e, uint64_t now);
+/* The engine's time (the latest atp_engine_set_time). */
+uint64_t atp_engine_now(const atp_engine *e);
 /* Bring every shard to the engine's time now (expiring what is due), without waiting. 0 or ATP_E_IO. */
 int atp_engine_advance(atp_engine *e);
 /* Replace the completion callback (a front end created after the engine). */
@@ -150,9 +152,10 @@ typedef struct atp_engine_position {
  * in location order: fills up to max, returns how many there are.
  */
 size_t atp_engine_read_sku(const atp_engine *e, atp_str sku, atp_engine_position *out, size_t max);
-/* Any thread: the positions of a shard published so far, ids 0 .. n-1, and one of them. */
+/* Any thread: the positions of a shard published so far, ids 0 .. n-1; one of them, or just its key. */
 uint32_t atp_engine_positions(const atp_engine *e, uint32_t shard);
 void atp_engine_read_id(const atp_engine *e, uint32_t shard, uint32_t id, atp_engine_position *out);
+void atp_engine_key(const atp_engine *e, uint32_t shard, uint32_t id, atp_str *sku, atp_str *location);
 
 /* A shard's core: read it only after atp_engine_sync() and before the next submit. */
 const atp_core *atp_engine_core(const atp_engine *e, uint32_t shard);

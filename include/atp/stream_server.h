@@ -53,7 +53,7 @@ extern "C" {
 #endif
 
 typedef struct atp_stream_config {
-	char listen[128];           /* "HOST:PORT" (IPv4, [IPv6] or a name); port 0: any free port */
+	char listen[128];           /* "HOST:PORT" (IPv4, [IPv6] or a name); port 0: any free port; "none": the loop only */
 	uint32_t max_connections;   /* beyond it a new connection gets Welcome{ATP_E_LIMIT} and is closed */
 	uint32_t max_frame;         /* bytes of one frame, at most ATP_WIRE_MAX_MESSAGE */
 	uint32_t max_batch;         /* events of one EventBatch, at most ATP_WIRE_MAX_BATCH */

@@ -264,7 +264,7 @@ atp_position *atp_table_at(atp_table *t, uint32_t id)
 
 const atp_position *atp_table_get(const atp_table *t, uint32_t id)
 {
-	assert(id < t->count);
+	assert(id < atp_table_published(t));
 	return &t->pos[id];
 }
 

@@ -13,9 +13,12 @@
  * the engine's router. clock = wall (default): the engine's time is the
  * wall clock; events: it follows the occurred_at of the events received
  * (replays of simulated days); frozen: it never moves (nothing expires).
+ * The gRPC API (atp/grpc_server.h) listens on `grpc_listen` (default
+ * 127.0.0.1:7401, "none" for none) on the same loop; grpc_* set its limits.
  */
 #define _GNU_SOURCE
 #include "atp/engine.h"
+#include "atp/grpc_server.h"
 #include "atp/stream_server.h"
 #include "atp/wire_event.h"
 
@@ -52,6 +55,8 @@ typedef struct settings {
 	atp_engine_config engine;
 	atp_stream_config stream;
 	bool listen;
+	atp_grpc_config grpc;
+	bool grpc_on;
 	enum clock_mode clock;
 	uint64_t tick_ms;
 } settings;
@@ -77,6 +82,13 @@ static int apply_setting(settings *s, const char *key, const char *v)
 		if (strlen(v) >= sizeof(s->stream.listen))
 			return -1;
 		snprintf(s->stream.listen, sizeof(s->stream.listen), "%s", v);
+		return 0;
+	}
+	if (strcmp(key, "grpc_listen") == 0) {
+		s->grpc_on = strcmp(v, "none") != 0;
+		if (strlen(v) >= sizeof(s->grpc.listen))
+			return -1;
+		snprintf(s->grpc.listen, sizeof(s->grpc.listen), "%s", v);
 		return 0;
 	}
 	if (strcmp(key, "clock") == 0) {
@@ -106,7 +118,11 @@ static int apply_setting(settings *s, const char *key, const char *v)
 		{ "max_connections", 1u << 20, 1 },    { "max_frame", ATP_WIRE_MAX_MESSAGE, 1 },
 		{ "max_batch", ATP_WIRE_MAX_BATCH, 1 }, { "max_unacked_mb", 1024, 1u << 20 },
 		{ "frame_timeout_ms", 3600000, 1 },    { "idle_ms", 86400000, 1 },
-		{ "ack_timeout_ms", 3600000, 1 },
+		{ "ack_timeout_ms", 3600000, 1 },      { "grpc_max_connections", 1u << 20, 1 },
+		{ "grpc_max_streams", 1u << 16, 1 },   { "grpc_max_calls", 1u << 20, 1 },
+		{ "grpc_max_message", 4u << 20, 1 },   { "grpc_max_header_list", 1u << 20, 1 },
+		{ "grpc_max_reserve_lines", 4096, 1 }, { "grpc_max_scans", 1024, 1 },
+		{ "grpc_idle_ms", 86400000, 1 },       { "grpc_send_timeout_ms", 3600000, 1 },
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (strcmp(key, keys[i].key) != 0)
@@ -129,7 +145,16 @@ static int apply_setting(settings *s, const char *key, const char *v)
 		case 11: s->stream.max_unacked = (uint32_t)x; break;
 		case 12: s->stream.frame_timeout_ms = (uint32_t)x; break;
 		case 13: s->stream.idle_ms = (uint32_t)x; break;
-		default: s->stream.ack_timeout_ms = (uint32_t)x; break;
+		case 14: s->stream.ack_timeout_ms = (uint32_t)x; break;
+		case 15: s->grpc.max_connections = (uint32_t)x; break;
+		case 16: s->grpc.max_streams = (uint32_t)x; break;
+		case 17: s->grpc.max_calls = (uint32_t)x; break;
+		case 18: s->grpc.max_message = (uint32_t)x; break;
+		case 19: s->grpc.max_header_list = (uint32_t)x; break;
+		case 20: s->grpc.max_reserve_lines = (uint32_t)x; break;
+		case 21: s->grpc.max_scans = (uint32_t)x; break;
+		case 22: s->grpc.idle_ms = (uint32_t)x; break;
+		default: s->grpc.send_timeout_ms = (uint32_t)x; break;
 		}
 		return 0;
 	}
@@ -208,7 +233,7 @@ static int usage(void)
 int main(int argc, char **argv)
 {
 	settings s = { .engine = atp_engine_config_default(), .stream = atp_stream_config_default(), .listen = true,
-		       .tick_ms = 1000 };
+		       .grpc = atp_grpc_config_default(), .grpc_on = true, .tick_ms = 1000 };
 	const char *data = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
@@ -246,7 +271,8 @@ int main(int argc, char **argv)
 
 	fprintf(stderr, "atpd: starting on %s\n", data);
 	char err[600];
-	int efd = s.listen ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
+	bool loop = s.listen || s.grpc_on;
+	int efd = loop ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
 	s.engine.notify_fd = efd;
 	atp_engine *e = atp_engine_open(data, &s.engine, err, sizeof(err));
 	if (!e) {
@@ -254,15 +280,24 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	atp_stream_server *srv = NULL;
-	if (s.listen) {
+	atp_grpc_server *api = NULL;
+	if (loop) {
 		s.stream.event_clock = s.clock == CLOCK_EVENTS;
-		if (!(srv = atp_stream_server_create(e, efd, &s.stream, err, sizeof(err)))) {
+		if (!s.listen)
+			snprintf(s.stream.listen, sizeof(s.stream.listen), "none");
+		if (!(srv = atp_stream_server_create(e, efd, &s.stream, err, sizeof(err))) ||
+		    (s.grpc_on && !(api = atp_grpc_server_create(srv, &s.grpc, err, sizeof(err))))) {
 			fprintf(stderr, "atpd: cannot start: %s\n", err);
+			if (srv)
+				atp_stream_server_shutdown(srv);
 			atp_engine_close(e);
 			return 1;
 		}
-		fprintf(stderr, "atpd: event stream listening on %s (port %u)\n", s.stream.listen,
-			atp_stream_server_port(srv));
+		if (s.listen)
+			fprintf(stderr, "atpd: event stream listening on %s (port %u)\n", s.stream.listen,
+				atp_stream_server_port(srv));
+		if (api)
+			fprintf(stderr, "atpd: grpc listening on %s (port %u)\n", s.grpc.listen, atp_grpc_server_port(api));
 	}
 	fprintf(stderr, "atpd: serving\n");
 	int rc = serve(e, srv, &s);
@@ -280,6 +315,15 @@ int main(int argc, char **argv)
 			"atpd: event stream: %" PRIu64 " connections (%" PRIu64 " refused at the limit), %" PRIu64
 			" frames, %" PRIu64 " events, %" PRIu64 " bytes in, %" PRIu64 " acks\n",
 			st.accepted, st.refused_connections, st.frames, st.events, st.bytes_in, st.acks);
+	}
+	if (api) {
+		atp_grpc_stats gs;
+		atp_grpc_server_stats(api, &gs);
+		fprintf(stderr,
+			"atpd: grpc: %" PRIu64 " connections (%" PRIu64 " refused), %" PRIu64 " calls, %" PRIu64
+			" errors, %" PRIu64 " reserve lines\n",
+			gs.connections, gs.refused_connections, gs.calls, gs.errors, gs.reserve_lines);
+		atp_grpc_server_shutdown(api);
 	}
 	if (srv && atp_stream_server_shutdown(srv) < 0) {
 		fprintf(stderr, "atpd: stopping after a storage failure: %s\n", atp_engine_error(e));

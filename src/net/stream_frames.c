@@ -255,6 +255,11 @@ void srv_on_data(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t n)
 void srv_on_engine_done(void *ctx, const atp_engine_done *d)
 {
 	atp_stream_server *s = ctx;
+	if (d->source[0] == '@') {
+		if (s->ext.on_done)
+			s->ext.on_done(s->ext.ctx, d);
+		return;
+	}
 	if (d->status >= 0)
 		return;
 	uint32_t id = atp_sources_find(s->sources, atp_str_of(d->source, strlen(d->source)));

@@ -8,6 +8,7 @@
 #ifndef ATP_STREAM_INTERNAL_H
 #define ATP_STREAM_INTERNAL_H
 
+#include "front.h"
 #include "atp/sources.h"
 #include "atp/status.h"
 #include "atp/stream_server.h"
@@ -90,6 +91,7 @@ struct atp_stream_server {
 	uint64_t now_ms, last_sweep_ms;
 	uint32_t next_first;         /* service()'s round-robin start */
 	bool waiting;                /* after service(): some connection awaits durability or room */
+	front_ext ext;               /* a second protocol on this loop (front.h), ext.ctx NULL: none */
 	int failed;
 	atp_stream_stats stats;
 };

@@ -60,6 +60,43 @@ static struct io_uring_sqe *sqe_get(atp_stream_server *s)
 	return sqe;  /* never NULL right after a submit of a non-empty SQ */
 }
 
+/* ---- the loop as front.h shares it ---- */
+
+void front_attach(atp_stream_server *s, const front_ext *ext)
+{
+	s->ext = ext ? *ext : (front_ext){ 0 };
+}
+
+struct io_uring_sqe *front_sqe(atp_stream_server *s)
+{
+	return sqe_get(s);
+}
+
+void front_submit(atp_stream_server *s)
+{
+	io_uring_submit(&s->ring);
+}
+
+uint16_t front_buf_group(void)
+{
+	return BUF_GROUP;
+}
+
+const uint8_t *front_buf(const atp_stream_server *s, uint16_t bid)
+{
+	return s->bufs + (size_t)bid * BUF_SIZE;
+}
+
+uint64_t front_now_ms(const atp_stream_server *s)
+{
+	return s->now_ms;
+}
+
+atp_engine *front_engine(const atp_stream_server *s)
+{
+	return s->e;
+}
+
 uint32_t srv_slot(const atp_stream_server *s, const conn *c)
 {
 	return (uint32_t)(c - s->conns);
@@ -100,7 +137,7 @@ void srv_cancel_recv(atp_stream_server *s, conn *c)
 	sqe->user_data = tag(OP_CANCEL, gen_of(c, true), srv_slot(s, c));
 }
 
-static void give_back(atp_stream_server *s, uint16_t bid)
+void front_give_back(atp_stream_server *s, uint16_t bid)
 {
 	io_uring_buf_ring_add(s->br, s->bufs + (size_t)bid * BUF_SIZE, BUF_SIZE, bid,
 			      io_uring_buf_ring_mask(BUF_COUNT), (int)s->bufs_returned++);
@@ -279,7 +316,7 @@ static void on_recv(atp_stream_server *s, conn *c, bool live, const struct io_ur
 	else if (live && cqe->res < 0 && cqe->res != -ENOBUFS && cqe->res != -ECANCELED && c->state != C_CLOSING)
 		close_conn(s, c);
 	if (has_buf)
-		give_back(s, bid);
+		front_give_back(s, bid);
 }
 
 static void on_send(atp_stream_server *s, conn *c, int res)
@@ -311,6 +348,11 @@ static void handle_cqe(atp_stream_server *s, const struct io_uring_cqe *cqe)
 	uint32_t gen = (uint32_t)(cqe->user_data >> 32) & 0xffffffu, slot = (uint32_t)cqe->user_data;
 	conn *c = op == OP_RECV || op == OP_SEND ? &s->conns[slot] : NULL;
 	bool live = c && c->state != C_FREE && gen_of(c, op != OP_SEND) == gen;
+	if (op >= OP_EXT) {
+		if (s->ext.on_cqe)
+			s->ext.on_cqe(s->ext.ctx, cqe);
+		return;
+	}
 	switch (op) {
 	case OP_ACCEPT:
 		if (!(cqe->flags & IORING_CQE_F_MORE))
@@ -424,9 +466,10 @@ int atp_stream_server_run(atp_stream_server *s, unsigned timeout_ms)
 		return s->failed;
 	if (s->notify_fd >= 0 && !s->notify_armed)
 		arm_notify(s);
-	if (!s->accept_armed && !s->stopping)
+	if (!s->accept_armed && !s->stopping && s->listen_fd >= 0)
 		arm_accept(s);
-	if (s->notify_fd < 0 && s->waiting && timeout_ms > 1)
+	bool ext_waiting = s->ext.waiting && s->ext.waiting(s->ext.ctx);
+	if (s->notify_fd < 0 && (s->waiting || ext_waiting) && timeout_ms > 1)
 		timeout_ms = 1;
 	struct __kernel_timespec ts = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000 };
 	struct io_uring_cqe *cqe;
@@ -450,6 +493,8 @@ int atp_stream_server_run(atp_stream_server *s, unsigned timeout_ms)
 	if (s->failed)
 		return s->failed;
 	service(s);
+	if (s->ext.after_turn)
+		s->ext.after_turn(s->ext.ctx);
 	if (s->now_ms - s->last_sweep_ms >= SWEEP_MS) {
 		s->last_sweep_ms = s->now_ms;
 		sweep(s);
@@ -459,7 +504,7 @@ int atp_stream_server_run(atp_stream_server *s, unsigned timeout_ms)
 
 /* ---- set-up and tear-down ---- */
 
-static int listen_on(const char *spec, uint16_t *port, char *err, size_t errlen)
+int front_listen(const char *spec, uint16_t *port, char *err, size_t errlen)
 {
 	char host[128];
 	snprintf(host, sizeof(host), "%s", spec);
@@ -527,7 +572,7 @@ static int setup_buffers(atp_stream_server *s)
 	if (!(s->bufs = malloc((size_t)BUF_COUNT * BUF_SIZE)))
 		return -ENOMEM;
 	for (uint32_t i = 0; i < BUF_COUNT; i++)
-		give_back(s, (uint16_t)i);
+		front_give_back(s, (uint16_t)i);
 	io_uring_buf_ring_advance(s->br, (int)s->bufs_returned);
 	s->bufs_returned = 0;
 	return 0;
@@ -631,11 +676,12 @@ atp_stream_server *atp_stream_server_create(atp_engine *e, int notify_fd, const 
 		atp_errf(err, errlen, "io_uring provided buffers: %s", strerror(-rc));
 		goto fail;
 	}
-	if ((s->listen_fd = listen_on(cfg->listen, &s->port, err, errlen)) < 0)
+	if (strcmp(cfg->listen, "none") != 0 && (s->listen_fd = front_listen(cfg->listen, &s->port, err, errlen)) < 0)
 		goto fail;
 	atp_engine_set_on_done(e, srv_on_engine_done, s);
 	s->now_ms = s->last_sweep_ms = mono_ms();
-	arm_accept(s);
+	if (s->listen_fd >= 0)
+		arm_accept(s);
 	if (notify_fd >= 0)
 		arm_notify(s);
 	io_uring_submit(&s->ring);
@@ -658,9 +704,11 @@ void atp_stream_server_stats(const atp_stream_server *s, atp_stream_stats *out)
 int atp_stream_server_shutdown(atp_stream_server *s)
 {
 	s->stopping = true;
-	shutdown(s->listen_fd, SHUT_RDWR);  /* ends the multishot accept */
-	close(s->listen_fd);
-	s->listen_fd = -1;
+	if (s->listen_fd >= 0) {
+		shutdown(s->listen_fd, SHUT_RDWR);  /* ends the multishot accept */
+		close(s->listen_fd);
+		s->listen_fd = -1;
+	}
 	int rc = s->failed ? s->failed : atp_engine_sync(s->e);
 	for (uint32_t i = 0; i < s->cfg.max_connections; i++) {
 		conn *c = &s->conns[i];

@@ -641,6 +641,11 @@ static int submit(atp_engine *e, const atp_event *ev, uint32_t s, uint64_t *expe
 	return ATP_OK;
 }
 
+uint64_t atp_engine_now(const atp_engine *e)
+{
+	return e->now;
+}
+
 void atp_engine_set_time(atp_engine *e, uint64_t now)
 {
 	if (now > e->now)
@@ -749,12 +754,22 @@ bool atp_engine_read(const atp_engine *e, atp_str sku, atp_str location, atp_pos
 	return atp_core_read(e->shards[atp_engine_shard_of(e, sku)].core, sku, location, out);
 }
 
-static void position_of(const atp_table *t, uint32_t id, atp_engine_position *out)
+static void key_of(const atp_table *t, uint32_t id, atp_str *sku, atp_str *location)
 {
 	const atp_position *p = atp_table_get(t, id);
-	out->sku = atp_str_of(atp_table_sku(t, id), p->sku_len);
-	out->location = atp_str_of(atp_table_location(t, id), p->loc_len);
+	*sku = atp_str_of(atp_table_sku(t, id), p->sku_len);
+	*location = atp_str_of(atp_table_location(t, id), p->loc_len);
+}
+
+static void position_of(const atp_table *t, uint32_t id, atp_engine_position *out)
+{
+	key_of(t, id, &out->sku, &out->location);
 	atp_table_read_id(t, id, &out->v);
+}
+
+void atp_engine_key(const atp_engine *e, uint32_t index, uint32_t id, atp_str *sku, atp_str *location)
+{
+	key_of(atp_core_table(e->shards[index].core), id, sku, location);
 }
 
 size_t atp_engine_read_sku(const atp_engine *e, atp_str sku, atp_engine_position *out, size_t max)

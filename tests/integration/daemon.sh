@@ -21,6 +21,7 @@ max_positions = 65536
 max_lines = 262144
 tick_ms = 100
 listen = 127.0.0.1:0
+grpc_listen = 127.0.0.1:0
 CONF
 "$atpctl" simday --skus 300 --order-lines 4000 --out "$tmp/day.csv" 2>/dev/null
 "$atpctl" import "$tmp/day.csv" --data "$tmp/data" --shards 2 --positions "$tmp/before.csv" >/dev/null 2>&1

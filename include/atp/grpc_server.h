@@ -1,0 +1,93 @@
+/*
+ * atp/grpc_server.h — the gRPC API of order capture, over HTTP/2.
+ *
+ * Service atp.v1.Atp (fbs/atp.fbs; messages are FlatBuffers, so a stock
+ * gRPC client with a pass-through bytes serializer calls it) and
+ * grpc.health.v1.Health/Check (protobuf, its two messages coded by hand):
+ *   - GetAtp(AtpQuery) -> AtpReply: every named location of the SKU (all
+ *     of its locations when none is named, in location order) and
+ *     network_atp, their sum. Read lock-free from the shards' tables
+ *     (atp_engine_read_sku), never through the rings. NOT_FOUND when the
+ *     SKU has no position at all; a named location the SKU never had
+ *     answers zeros (version 0).
+ *   - GetAtpBatch(AtpBatchQuery) -> AtpBatchReply: one AtpReply per query,
+ *     in order; an unknown SKU gets an empty reply, not an error.
+ *   - Reserve(ReserveRequest) -> ReserveReply: each line a RESERVE of its
+ *     position in its shard (atomic there), all of them events of the
+ *     internal source "@grpc"; the reply leaves only once the WAL records
+ *     of every line are durable. reservation_id makes it idempotent: a
+ *     retry answers the lines' first results with duplicate = true. A line
+ *     naming a position that does not exist is NOT_FOUND (nothing of the
+ *     request is applied); ttl_ms > 0 makes the lines lapse that long
+ *     after the engine's now; allow_partial confirms min(qty, atp).
+ *   - Release(ReleaseRequest) -> ReleaseReply: every open line of the
+ *     reservation, in every shard, durably; found = some line was open.
+ *   - Scan(ScanRequest) -> stream of PositionAtp: every position with a SKU
+ *     after after_sku, in (sku, location) order, at most limit (0: all),
+ *     as HTTP/2 flow control lets them go.
+ * Status codes: INVALID_ARGUMENT for a bad message (the message names the
+ * field), NOT_FOUND, RESOURCE_EXHAUSTED past a limit (in-flight calls,
+ * message size, scans), UNAVAILABLE while draining, DEADLINE_EXCEEDED
+ * once grpc-timeout passed (a Reserve may still have happened: retry it
+ * under the same reservation_id), UNIMPLEMENTED for another method.
+ *
+ * HTTP/2 is libnghttp2's, driven by the front end's io_uring loop (front.h:
+ * the stream server's ring and thread, the engine's router); nghttp2 does
+ * no I/O. Bounded: connections, concurrent streams per connection, calls
+ * in flight, message size, header list size (SETTINGS and a hard cut),
+ * CONTINUATION frames, stream resets per second (rapid reset), SETTINGS
+ * frames per second, outbound control frames not read by the peer, time
+ * to send the preface, idleness, and a peer not reading its replies.
+ */
+#ifndef ATP_GRPC_SERVER_H
+#define ATP_GRPC_SERVER_H
+
+#include "atp/stream_server.h"
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct atp_grpc_config {
+	char listen[128];            /* "HOST:PORT"; port 0: any free port */
+	uint32_t max_connections;
+	uint32_t max_streams;        /* concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS) */
+	uint32_t max_calls;          /* calls in flight, all connections; beyond: RESOURCE_EXHAUSTED */
+	uint32_t max_message;        /* bytes of a request message, at most ATP_V1_MAX_MESSAGE */
+	uint32_t max_header_list;    /* bytes of a request's header list (as HPACK counts them) */
+	uint32_t max_reserve_lines;  /* lines of one ReserveRequest */
+	uint32_t max_scans;          /* Scans streaming at once */
+	uint32_t idle_ms;            /* a connection without a frame or a call for this long is closed */
+	uint32_t send_timeout_ms;    /* a connection not taking our bytes for this long is reset */
+} atp_grpc_config;
+
+/* 127.0.0.1:7401, 1024 connections, 128 streams, 4096 calls, 4 MiB, 16 KiB, 256 lines, 4 scans, 600 s, 30 s. */
+atp_grpc_config atp_grpc_config_default(void);
+
+typedef struct atp_grpc_server atp_grpc_server;
+
+/* Listen, and ride front's loop (atp_stream_server_run turns it). NULL with err. */
+atp_grpc_server *atp_grpc_server_create(atp_stream_server *front, const atp_grpc_config *cfg, char *err,
+					size_t errlen);
+uint16_t atp_grpc_server_port(const atp_grpc_server *g);
+/*
+ * Drain: no new connections, GOAWAY to every connection, new calls
+ * UNAVAILABLE; the calls in flight finish (for at most two seconds of
+ * loop turns); then every connection is closed and the server freed.
+ */
+void atp_grpc_server_shutdown(atp_grpc_server *g);
+
+typedef struct atp_grpc_stats {
+	uint64_t connections, refused_connections, calls, errors, reserve_lines;
+	uint32_t open;
+} atp_grpc_stats;
+
+void atp_grpc_server_stats(const atp_grpc_server *g, atp_grpc_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

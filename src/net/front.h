@@ -1,0 +1,50 @@
+/*
+ * front.h — the front end's io_uring loop, as another protocol sees it.
+ *
+ * The TCP event stream server (atp/stream_server.h) owns the one io_uring
+ * of the front end, in the thread that is the engine's router. A second
+ * protocol (the gRPC server) rides the same loop: it gets SQEs from that
+ * ring and the shared provided receive buffers; its completions (operation
+ * codes from OP_EXT up) come back to its on_cqe; completions of the
+ * engine's internal sources (names starting with '@') go to its on_done;
+ * after_turn runs once per turn, after the engine's completions were
+ * collected. Everything runs in the loop's thread.
+ */
+#ifndef ATP_NET_FRONT_H
+#define ATP_NET_FRONT_H
+
+#include "atp/engine.h"
+#include "atp/stream_server.h"
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define OP_EXT 32u              /* operation codes (bits 56..63 of user_data) from here on are the extension's */
+#define FRONT_BUF_SIZE (64u << 10)
+
+typedef struct front_ext {
+	void *ctx;
+	void (*on_cqe)(void *ctx, const struct io_uring_cqe *cqe);
+	void (*on_done)(void *ctx, const atp_engine_done *d);
+	void (*after_turn)(void *ctx);
+	bool (*waiting)(void *ctx);  /* something awaits durability (the loop then wakes at least every ms without an eventfd) */
+} front_ext;
+
+/* Attach (ext) or detach (NULL) the extension. */
+void front_attach(atp_stream_server *s, const front_ext *ext);
+/* An SQE of the loop's ring (submitting first if the queue is full); never NULL. */
+struct io_uring_sqe *front_sqe(atp_stream_server *s);
+/* Submit what is queued now (before a close(), say). */
+void front_submit(atp_stream_server *s);
+/* The provided buffer group for multishot receives, a buffer's bytes, and giving one back. */
+uint16_t front_buf_group(void);
+const uint8_t *front_buf(const atp_stream_server *s, uint16_t bid);
+void front_give_back(atp_stream_server *s, uint16_t bid);
+/* The loop's monotonic time of this turn, in ms. */
+uint64_t front_now_ms(const atp_stream_server *s);
+atp_engine *front_engine(const atp_stream_server *s);
+/* Listen on "HOST:PORT" (port 0: any free one): the socket, or -1 with err. */
+int front_listen(const char *spec, uint16_t *port, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * grpc_internal.h — what the two halves of the gRPC server share:
+ * grpc_server.c (connections on the io_uring loop, nghttp2 sessions, gRPC
+ * framing, calls, deadlines) and grpc_methods.c (what each method does
+ * with the engine, and the replies it builds). One thread: the loop's.
+ */
+#ifndef ATP_GRPC_INTERNAL_H
+#define ATP_GRPC_INTERNAL_H
+
+#include "front.h"
+#include "atp/grpc_server.h"
+#include "atp/wire_api.h"
+
+#include <nghttp2/nghttp2.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* gRPC status codes */
+enum {
+	G_OK = 0,
+	G_INVALID_ARGUMENT = 3,
+	G_DEADLINE_EXCEEDED = 4,
+	G_NOT_FOUND = 5,
+	G_RESOURCE_EXHAUSTED = 8,
+	G_UNIMPLEMENTED = 12,
+	G_INTERNAL = 13,
+	G_UNAVAILABLE = 14,
+};
+
+enum method { M_NONE, M_GET_ATP, M_GET_ATP_BATCH, M_RESERVE, M_RELEASE, M_SCAN, M_HEALTH };
+
+enum call_state {
+	CALL_FREE,
+	CALL_RECV,     /* its request is arriving */
+	CALL_QUEUED,   /* waiting for room in the engine's rings */
+	CALL_WAIT,     /* its events are in the engine, waiting for durability */
+	CALL_REPLY,    /* the response is submitted (or being streamed) */
+};
+
+#define API_SOURCE "@grpc"
+
+typedef struct h2conn h2conn;
+
+/* What a Reserve line or a Release shard came back with. */
+typedef struct line_done {
+	int64_t qty;
+	int32_t status;
+	uint32_t flags;
+} line_done;
+
+typedef struct scan_ref {
+	atp_str sku, location;   /* point into the engine's tables */
+	uint32_t shard;
+	uint32_t id;
+} scan_ref;
+
+typedef struct call {
+	uint32_t gen;              /* +1 each time the slot is freed */
+	uint8_t state;             /* enum call_state */
+	uint8_t method;            /* enum method */
+	bool overflow;             /* beyond max_calls: only ever answers RESOURCE_EXHAUSTED */
+	bool ct_ok;                /* content-type application/grpc */
+	bool bad_header;
+	bool too_big;
+	h2conn *conn;
+	int32_t stream_id;
+	uint32_t header_bytes;
+	uint64_t deadline_ms;      /* 0: none */
+	uint8_t prefix[5];         /* the request's gRPC message prefix */
+	uint32_t prefix_len;
+	uint32_t body_bytes;       /* after the prefix, all of them */
+	uint8_t *msg;              /* the request message, 8-aligned; msg_len <= msg_cap */
+	uint32_t msg_len, msg_cap;
+	uint8_t *out;              /* the response's DATA payload: prefixed messages */
+	uint32_t out_len, out_cap, out_sent;
+	int status;                /* the trailers' grpc-status */
+	char message[160];         /* and grpc-message */
+	/* Reserve and Release */
+	line_done *lines;          /* per line (Reserve) or per shard (Release) */
+	uint32_t n_lines, lines_pending;
+	uint32_t lines_cap;
+	/* Scan */
+	scan_ref *scan;
+	uint32_t scan_n, scan_next;
+} call;
+
+/* A seq of the API source in flight: the call and what it stands for. */
+typedef struct pending {
+	uint64_t seq;              /* 0: free */
+	uint32_t call;
+	uint32_t gen;
+	uint32_t index;            /* the line (Reserve) or the shard (Release) */
+} pending;
+
+struct atp_grpc_server {
+	atp_stream_server *front;
+	atp_engine *e;
+	atp_grpc_config cfg;
+	int listen_fd;
+	uint16_t port;
+	bool accept_armed, draining;
+	h2conn *conns;
+	uint32_t *free_conns, n_free_conns;
+	call *calls;               /* max_calls ordinary ones, then the overflow ones */
+	uint32_t n_calls_total;
+	uint32_t *free_calls, n_free_calls, calls_busy;
+	uint64_t *queue;           /* calls waiting for room in the rings: gen << 32 | index */
+	uint32_t queue_head, queue_len;
+	pending *pending;          /* PENDING_MAX, by seq % PENDING_MAX */
+	uint64_t next_seq;         /* of the API source */
+	uint32_t scans;
+	uint32_t waiting;          /* calls in CALL_WAIT */
+	uint64_t msg_bytes;        /* request buffers held by calls, at most MSG_BYTES_MAX */
+	h2conn **dirty;            /* connections with something to send this turn */
+	uint32_t n_dirty;
+	uint8_t *scratch;          /* the FlatBuffers builder's memory: one reply */
+	atp_engine_position *positions;  /* ATP_V1_MAX_LIST: one query's positions */
+	bool release_again;        /* some Release has a shard with open lines left */
+	nghttp2_session_callbacks *cbs;
+	nghttp2_option *opt;
+	uint64_t last_sweep_ms;
+	atp_grpc_stats stats;
+};
+
+#define PENDING_MAX (1u << 16)
+#define MSG_BYTES_MAX (256ull << 20)
+#define OVERFLOW_CALLS 64u
+#define SCRATCH_BYTES (ATP_V1_MAX_MESSAGE + 4096)
+
+/* The server's side (grpc_server.c). */
+uint32_t g_call_index(const atp_grpc_server *g, const call *c);
+/* Answer c: its out holds the messages (none for an error), status and message say how it ended. */
+void g_respond(atp_grpc_server *g, call *c, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Append a message (the gRPC prefix is added) to c's response; false when out of memory. */
+bool g_append_message(call *c, const uint8_t *msg, uint32_t len);
+/* Put c in the queue of calls waiting for room in the engine's rings. */
+void g_enqueue(atp_grpc_server *g, call *c);
+
+/* The methods' side (grpc_methods.c). */
+/* The request of c is whole and valid gRPC framing: run its method. */
+void m_dispatch(atp_grpc_server *g, call *c);
+/* A queued call: try again now that the rings may have room; false if it must wait on. */
+bool m_retry(atp_grpc_server *g, call *c);
+/* A completion of the API source. */
+void m_on_done(atp_grpc_server *g, const atp_engine_done *d);
+/* Once per turn: Release rounds that must go again. */
+void m_after_turn(atp_grpc_server *g);
+/* A Scan's next messages into c->out (up to about want bytes); false when the scan is over. */
+bool m_scan_more(atp_grpc_server *g, call *c, uint32_t want);
+/* Release what a call's method holds (scan arrays, line tables) when the call ends. */
+void m_release(atp_grpc_server *g, call *c);
+
+#endif
