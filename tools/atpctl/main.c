@@ -25,7 +25,16 @@ static void usage(FILE *f)
 	      "  send --tcp HOST:PORT FILE [--batch N] [--window-kb N] [--timeout S] [--progress]\n"
 	      "      stream an event file to a running atpd, one connection per source; reconnects and\n"
 	      "      resumes after any loss; exits 0 once every event is acknowledged as durable;\n"
-	      "      --batch events per frame (256), --window-kb bytes awaiting Acks per connection (1024)\n",
+	      "      --batch events per frame (256), --window-kb bytes awaiting Acks per connection (1024)\n"
+	      "  atp [--grpc HOST:PORT] SKU [LOCATION...]\n"
+	      "      ATP of a SKU (every location when none is named) and its network ATP, over gRPC\n"
+	      "  reserve [--grpc HOST:PORT] [--ttl-ms N] [--partial] ID SKU LOCATION QTY [SKU LOCATION QTY]...\n"
+	      "      reserve, durably and idempotently (the same ID again answers the first result)\n"
+	      "  release [--grpc HOST:PORT] ID\n"
+	      "      release every open line of reservation ID\n"
+	      "  export [--grpc HOST:PORT] > positions.csv\n"
+	      "      every position as the positions CSV, streamed by the Scan call\n"
+	      "  (--grpc defaults to $ATP_GRPC, else 127.0.0.1:7401)\n",
 	      f);
 }
 
@@ -63,6 +72,14 @@ int main(int argc, char **argv)
 		return cmd_convert(argc - 1, argv + 1);
 	if (strcmp(argv[1], "send") == 0)
 		return cmd_send(argc - 1, argv + 1);
+	if (strcmp(argv[1], "atp") == 0)
+		return cmd_atp(argc - 1, argv + 1);
+	if (strcmp(argv[1], "reserve") == 0)
+		return cmd_reserve(argc - 1, argv + 1);
+	if (strcmp(argv[1], "release") == 0)
+		return cmd_release(argc - 1, argv + 1);
+	if (strcmp(argv[1], "export") == 0)
+		return cmd_export(argc - 1, argv + 1);
 	fprintf(stderr, "atpctl: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -1,0 +1,247 @@
+/*
+ * cmd_api.c — atpctl atp / reserve / release / export: the gRPC API of a
+ * running atpd (atp/grpc_server.h), through tools/lib/grpc_client.
+ * Exit status: 0 OK, 1 a gRPC error (printed as CODE: message), 2 usage.
+ */
+#include "atpctl.h"
+#include "grpc_client.h"
+
+#include "atp/limits.h"
+#include "atp/wire_api.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_GRPC "127.0.0.1:7401"
+#define TIMEOUT_MS 10000
+
+static uint8_t mem[1u << 20] __attribute__((aligned(8)));
+
+/* --grpc HOST:PORT, taken out of argv; the rest shifted down. */
+static const char *grpc_target(int *argc, char **argv)
+{
+	const char *t = getenv("ATP_GRPC") ? getenv("ATP_GRPC") : DEFAULT_GRPC;
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], "--grpc") == 0 && i + 1 < *argc) {
+			t = argv[i + 1];
+			memmove(&argv[i], &argv[i + 2], (size_t)(*argc - i - 2) * sizeof(char *));
+			*argc -= 2;
+			break;
+		}
+	}
+	return t;
+}
+
+static atp_grpc_client *connect_to(const char *target)
+{
+	char err[256];
+	atp_grpc_client *c = atp_grpc_client_connect(target, err, sizeof(err));
+	if (!c)
+		fprintf(stderr, "atpctl: %s\n", err);
+	return c;
+}
+
+/* A unary call; prints the error and returns NULL unless OK. */
+static uint8_t *call(atp_grpc_client *c, const char *path, const uint8_t *msg, size_t len,
+		     const atp_fb_table_rule *rule, const uint8_t **root)
+{
+	uint8_t *reply;
+	uint32_t reply_len;
+	char message[256];
+	int st = atp_grpc_client_unary(c, path, msg, (uint32_t)len, TIMEOUT_MS, &reply, &reply_len, message,
+				       sizeof(message));
+	if (st != 0) {
+		fprintf(stderr, "atpctl: %s: %s\n", atp_grpc_status_name(st), message);
+		free(reply);
+		return NULL;
+	}
+	int rc;
+	if (!reply || !(*root = atp_v1_verify(reply, reply_len, rule, &rc))) {
+		fprintf(stderr, "atpctl: the reply is not valid: %s\n", reply ? atp_fb_error_message(rc) : "none");
+		free(reply);
+		return NULL;
+	}
+	return reply;
+}
+
+static void print_position(const uint8_t *p)
+{
+	atp_str sku = atp_v1_position_atp_sku(p), loc = atp_v1_position_atp_location(p);
+	printf("%.*s,%.*s,%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 "\n", (int)sku.len, sku.ptr,
+	       (int)loc.len, loc.ptr, atp_v1_position_atp_on_hand(p), atp_v1_position_atp_held(p),
+	       atp_v1_position_atp_reserved(p), atp_v1_position_atp_safety_stock(p), atp_v1_position_atp_atp(p));
+}
+
+static const char *header = "sku,location,on_hand,held,reserved,safety_stock,atp\n";
+
+int cmd_atp(int argc, char **argv)
+{
+	const char *target = grpc_target(&argc, argv);
+	if (argc < 2 || argc - 2 > (int)ATP_V1_MAX_LIST) {
+		fprintf(stderr, "usage: atpctl atp [--grpc HOST:PORT] SKU [LOCATION...]\n");
+		return 2;
+	}
+	atp_str locs[ATP_V1_MAX_LIST];
+	for (int i = 2; i < argc; i++)
+		locs[i - 2] = atp_str_of(argv[i], strlen(argv[i]));
+	atp_fb_builder b;
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	size_t len;
+	const uint8_t *q = atp_fb_finish(
+		&b, atp_v1_build_atp_query(&b, atp_str_of(argv[1], strlen(argv[1])), locs, (uint32_t)(argc - 2)), NULL, &len);
+	atp_grpc_client *c = connect_to(target);
+	if (!c)
+		return 1;
+	const uint8_t *r;
+	uint8_t *reply = call(c, "/atp.v1.Atp/GetAtp", q, len, &atp_v1_atp_reply_rule, &r);
+	atp_grpc_client_close(c);
+	if (!reply)
+		return 1;
+	fputs(header, stdout);
+	for (uint32_t i = 0; i < atp_v1_atp_reply_positions_count(r); i++)
+		print_position(atp_v1_atp_reply_positions(r, i));
+	printf("network_atp,%" PRId64 "\n", atp_v1_atp_reply_network_atp(r));
+	free(reply);
+	return 0;
+}
+
+int cmd_reserve(int argc, char **argv)
+{
+	const char *target = grpc_target(&argc, argv);
+	uint64_t ttl = 0;
+	bool partial = false;
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--ttl-ms") == 0 && i + 1 < argc)
+			ttl = opt_u64("--ttl-ms", argv[++i], 0, UINT64_MAX);
+		else if (strcmp(argv[i], "--partial") == 0)
+			partial = true;
+		else
+			break;
+	}
+	int rest = argc - i;
+	if (rest < 4 || (rest - 1) % 3 != 0 || (rest - 1) / 3 > (int)ATP_V1_MAX_LIST) {
+		fprintf(stderr, "usage: atpctl reserve [--grpc HOST:PORT] [--ttl-ms N] [--partial] ID SKU LOCATION QTY "
+				"[SKU LOCATION QTY]...\n");
+		return 2;
+	}
+	atp_fb_builder b;
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	static atp_fb_ref lines[ATP_V1_MAX_LIST];
+	uint32_t n = 0;
+	for (int k = i + 1; k < argc; k += 3)
+		lines[n++] = atp_v1_build_reserve_line(&b, atp_str_of(argv[k], strlen(argv[k])),
+						       atp_str_of(argv[k + 1], strlen(argv[k + 1])),
+						       (int64_t)opt_u64("QTY", argv[k + 2], 1, ATP_QTY_MAX));
+	size_t len;
+	const uint8_t *q = atp_fb_finish(
+		&b, atp_v1_build_reserve_request(&b, atp_str_of(argv[i], strlen(argv[i])), lines, n, ttl, partial), NULL,
+		&len);
+	atp_grpc_client *c = connect_to(target);
+	if (!c)
+		return 1;
+	const uint8_t *r;
+	uint8_t *reply = call(c, "/atp.v1.Atp/Reserve", q, len, &atp_v1_reserve_reply_rule, &r);
+	atp_grpc_client_close(c);
+	if (!reply)
+		return 1;
+	printf("sku,location,requested,confirmed\n");
+	for (uint32_t k = 0; k < atp_v1_reserve_reply_lines_count(r); k++) {
+		const uint8_t *l = atp_v1_reserve_reply_lines(r, k);
+		atp_str sku = atp_v1_line_result_sku(l), loc = atp_v1_line_result_location(l);
+		printf("%.*s,%.*s,%" PRId64 ",%" PRId64 "\n", (int)sku.len, sku.ptr, (int)loc.len, loc.ptr,
+		       atp_v1_line_result_requested(l), atp_v1_line_result_confirmed(l));
+	}
+	printf("duplicate,%s\n", atp_v1_reserve_reply_duplicate(r) ? "true" : "false");
+	free(reply);
+	return 0;
+}
+
+int cmd_release(int argc, char **argv)
+{
+	const char *target = grpc_target(&argc, argv);
+	if (argc != 2) {
+		fprintf(stderr, "usage: atpctl release [--grpc HOST:PORT] ID\n");
+		return 2;
+	}
+	atp_fb_builder b;
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	size_t len;
+	const uint8_t *q = atp_fb_finish(&b, atp_v1_build_release_request(&b, atp_str_of(argv[1], strlen(argv[1]))),
+					 NULL, &len);
+	atp_grpc_client *c = connect_to(target);
+	if (!c)
+		return 1;
+	const uint8_t *r;
+	uint8_t *reply = call(c, "/atp.v1.Atp/Release", q, len, &atp_v1_release_reply_rule, &r);
+	atp_grpc_client_close(c);
+	if (!reply)
+		return 1;
+	printf("released,%" PRId64 "\nfound,%s\n", atp_v1_release_reply_released(r),
+	       atp_v1_release_reply_found(r) ? "true" : "false");
+	free(reply);
+	return 0;
+}
+
+typedef struct export_state {
+	uint64_t rows;
+	bool bad;
+	int status;
+	bool done;
+	char message[256];
+} export_state;
+
+static void export_msg(void *ctx, const uint8_t *msg, uint32_t len)
+{
+	export_state *x = ctx;
+	int rc;
+	const uint8_t *p = atp_v1_verify(msg, len, &atp_v1_position_atp_rule, &rc);
+	if (!p) {
+		x->bad = true;
+		return;
+	}
+	print_position(p);
+	x->rows++;
+}
+
+static void export_done(void *ctx, int status, const char *message)
+{
+	export_state *x = ctx;
+	x->status = status;
+	x->done = true;
+	snprintf(x->message, sizeof(x->message), "%s", message);
+}
+
+int cmd_export(int argc, char **argv)
+{
+	const char *target = grpc_target(&argc, argv);
+	if (argc != 1) {
+		fprintf(stderr, "usage: atpctl export [--grpc HOST:PORT] > positions.csv\n");
+		return 2;
+	}
+	atp_fb_builder b;
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	size_t len;
+	const uint8_t *q = atp_fb_finish(&b, atp_v1_build_scan_request(&b, (atp_str){ 0 }, 0), NULL, &len);
+	atp_grpc_client *c = connect_to(target);
+	if (!c)
+		return 1;
+	export_state x = { .status = -1 };
+	fputs(header, stdout);
+	if (atp_grpc_client_start(c, "/atp.v1.Atp/Scan", q, (uint32_t)len, 0, export_msg, export_done, &x) < 0) {
+		atp_grpc_client_close(c);
+		return 1;
+	}
+	while (!x.done && atp_grpc_client_pump(c, 1000) >= 0)
+		;
+	atp_grpc_client_close(c);
+	if (x.status != 0 || x.bad) {
+		fprintf(stderr, "atpctl: %s: %s\n", atp_grpc_status_name(x.status),
+			x.bad ? "a streamed position is not valid" : x.message);
+		return 1;
+	}
+	fprintf(stderr, "atpctl: exported %" PRIu64 " positions\n", x.rows);
+	return 0;
+}
