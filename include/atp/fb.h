@@ -204,6 +204,8 @@ typedef struct atp_fb_verifier {
 	uint32_t max_depth;
 	uint32_t tables;
 	uint32_t max_tables;
+	char *where;         /* optional: on failure, the path of the field at fault ("lines[3].qty") */
+	size_t where_len;
 } atp_fb_verifier;
 
 const char *atp_fb_error_message(int err);
@@ -254,6 +256,7 @@ typedef struct atp_fb_field_rule {
 	uint32_t size;
 	uint32_t max;
 	const atp_fb_table_rule *sub;
+	const char *name;   /* optional: names the field in atp_fb_verifier.where */
 } atp_fb_field_rule;
 
 struct atp_fb_table_rule {
@@ -269,6 +272,9 @@ int atp_fb_verify_by_rule(atp_fb_verifier *v, const uint8_t *t, const atp_fb_tab
  */
 const uint8_t *atp_fb_verify_message(const void *buf, size_t len, size_t max_len, uint32_t max_tables,
 				     const atp_fb_table_rule *rule, int *rc);
+/* The same, writing the path of the field at fault into where (empty when no named field is). */
+const uint8_t *atp_fb_verify_message_at(const void *buf, size_t len, size_t max_len, uint32_t max_tables,
+					const atp_fb_table_rule *rule, int *rc, char *where, size_t where_len);
 
 #ifdef __cplusplus
 }

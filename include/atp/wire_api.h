@@ -34,6 +34,13 @@ static inline const uint8_t *atp_v1_verify(const void *msg, size_t msg_len, cons
 	return atp_fb_verify_message(msg, msg_len, ATP_V1_MAX_MESSAGE, ATP_V1_MAX_TABLES, rule, rc);
 }
 
+/* The same, naming the field at fault in where ("lines[2].location"; empty when none is named). */
+static inline const uint8_t *atp_v1_verify_at(const void *msg, size_t msg_len, const atp_fb_table_rule *rule, int *rc,
+					      char *where, size_t where_len)
+{
+	return atp_fb_verify_message_at(msg, msg_len, ATP_V1_MAX_MESSAGE, ATP_V1_MAX_TABLES, rule, rc, where, where_len);
+}
+
 /* ---- accessors: atp_v1_<table>_<field>(table) ---- */
 
 static inline atp_str atp_v1_str(const uint8_t *t, unsigned id)

@@ -58,7 +58,6 @@ typedef struct call {
 	uint32_t gen;              /* +1 each time the slot is freed */
 	uint8_t state;             /* enum call_state */
 	uint8_t method;            /* enum method */
-	bool overflow;             /* beyond max_calls: only ever answers RESOURCE_EXHAUSTED */
 	bool ct_ok;                /* content-type application/grpc */
 	bool bad_header;
 	bool too_big;
@@ -101,7 +100,7 @@ struct atp_grpc_server {
 	bool accept_armed, draining;
 	h2conn *conns;
 	uint32_t *free_conns, n_free_conns;
-	call *calls;               /* max_calls ordinary ones, then the overflow ones */
+	call *calls;               /* max_calls of them: beyond, a call is answered RESOURCE_EXHAUSTED at once */
 	uint32_t n_calls_total;
 	uint32_t *free_calls, n_free_calls, calls_busy;
 	uint64_t *queue;           /* calls waiting for room in the rings: gen << 32 | index */
@@ -124,7 +123,6 @@ struct atp_grpc_server {
 
 #define PENDING_MAX (1u << 16)
 #define MSG_BYTES_MAX (256ull << 20)
-#define OVERFLOW_CALLS 64u
 #define SCRATCH_BYTES (ATP_V1_MAX_MESSAGE + 4096)
 
 /* The server's side (grpc_server.c). */

@@ -104,9 +104,11 @@ static void reply_with(atp_grpc_server *g, call *c, atp_fb_builder *b, atp_fb_re
 static const uint8_t *verify(atp_grpc_server *g, call *c, const atp_fb_table_rule *rule, const char *what)
 {
 	int rc;
-	const uint8_t *root = atp_v1_verify(c->msg, c->msg_len, rule, &rc);
+	char where[96];
+	const uint8_t *root = atp_v1_verify_at(c->msg, c->msg_len, rule, &rc, where, sizeof(where));
 	if (!root)
-		g_respond(g, c, G_INVALID_ARGUMENT, "not a valid %s: %s", what, atp_fb_error_message(rc));
+		g_respond(g, c, G_INVALID_ARGUMENT, "not a valid %s: %s%s%s", what, where, where[0] ? ": " : "",
+			  atp_fb_error_message(rc));
 	return root;
 }
 

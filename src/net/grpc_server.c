@@ -313,7 +313,6 @@ static call *call_new(atp_grpc_server *g, h2conn *hc, int32_t stream_id)
 	call *c = &g->calls[g->free_calls[--g->n_free_calls]];
 	c->state = CALL_RECV;
 	c->method = M_NONE;
-	c->overflow = g->calls_busy >= g->cfg.max_calls;
 	c->ct_ok = c->bad_header = c->too_big = false;
 	c->conn = hc;
 	c->stream_id = stream_id;
@@ -507,7 +506,13 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
 		return 0;
 	call *c = call_new(hc->g, hc, frame->hd.stream_id);
 	if (!c) {
-		nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+		/* Admission control: answered at once, without a call (its headers and data are ignored). */
+		static const char limit[] = "RESOURCE_EXHAUSTED: too many calls in flight";
+		nghttp2_nv nv[] = { NV(":status", "200", 3), NV("content-type", "application/grpc", 16),
+				    NV("grpc-status", "8", 1), NV("grpc-message", limit + 20, sizeof(limit) - 21) };
+		if (nghttp2_submit_response(session, frame->hd.stream_id, nv, 4, NULL) != 0)
+			nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+		hc->g->stats.errors++;
 		return 0;
 	}
 	nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, c);
@@ -646,8 +651,6 @@ static void request_complete(atp_grpc_server *g, call *c)
 		nghttp2_submit_response(c->conn->session, c->stream_id, nv, 1, NULL);
 		mark_dirty(g, c->conn);
 		g->stats.errors++;
-	} else if (c->overflow) {
-		g_respond(g, c, G_RESOURCE_EXHAUSTED, "too many calls in flight (max_calls %u)", g->cfg.max_calls);
 	} else if (g->draining) {
 		g_respond(g, c, G_UNAVAILABLE, "the server is draining");
 	} else if (c->method == M_NONE) {
@@ -836,7 +839,7 @@ atp_grpc_server *atp_grpc_server_create(atp_stream_server *front, const atp_grpc
 	g->e = front_engine(front);
 	g->cfg = *cfg;
 	g->listen_fd = -1;
-	g->n_calls_total = cfg->max_calls + OVERFLOW_CALLS;
+	g->n_calls_total = cfg->max_calls;
 	g->conns = calloc(cfg->max_connections, sizeof(h2conn));
 	g->free_conns = malloc(cfg->max_connections * sizeof(uint32_t));
 	g->dirty = malloc(cfg->max_connections * sizeof(h2conn *));

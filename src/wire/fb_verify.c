@@ -1,6 +1,8 @@
 /* fb_verify.c — proving an untrusted FlatBuffer safe to read (see atp/fb.h). */
 #include "atp/fb.h"
 
+#include <stdio.h>
+
 static const char *const messages[] = {
 	[-ATP_FB_E_TOO_SMALL - 100] = "buffer shorter than its root offset",
 	[-ATP_FB_E_TOO_LARGE - 100] = "buffer longer than the message limit",
@@ -179,13 +181,27 @@ int atp_fb_verify_offset_to_string(const atp_fb_verifier *v, const uint8_t *p, u
 	return rc ? rc : check_string(v, at, max_len);
 }
 
+/* Put field name (element index when >= 0) in front of the path of the fault found below it. */
+static void blame(atp_fb_verifier *v, const char *name, int64_t index)
+{
+	if (!v->where || !v->where_len || !name)
+		return;
+	char below[128], me[96];
+	snprintf(below, sizeof(below), "%s", v->where);
+	if (index >= 0)
+		snprintf(me, sizeof(me), "%s[%lld]", name, (long long)index);
+	else
+		snprintf(me, sizeof(me), "%s", name);
+	snprintf(v->where, v->where_len, "%s%s%s", me, below[0] ? "." : "", below);
+}
+
 int atp_fb_verify_by_rule(atp_fb_verifier *v, const uint8_t *t, const atp_fb_table_rule *rule)
 {
 	int rc = atp_fb_verify_table_enter(v, t);
 	for (uint32_t i = 0; !rc && i < rule->n_fields; i++) {
 		const atp_fb_field_rule *f = &rule->fields[i];
 		const uint8_t *elems, *sub;
-		uint32_t n;
+		uint32_t n, k = 0;
 		switch (f->kind) {
 		case ATP_FB_SCALAR:
 			rc = atp_fb_verify_scalar(v, t, f->id, f->size);
@@ -195,7 +211,7 @@ int atp_fb_verify_by_rule(atp_fb_verifier *v, const uint8_t *t, const atp_fb_tab
 			break;
 		case ATP_FB_STRINGS:
 			rc = atp_fb_verify_vector(v, t, f->id, 4, 4, f->max, &elems, &n);
-			for (uint32_t k = 0; !rc && k < n; k++)
+			for (; !rc && k < n; k++)
 				rc = atp_fb_verify_offset_to_string(v, elems + 4 * k, f->size);
 			break;
 		case ATP_FB_TABLE:
@@ -210,7 +226,7 @@ int atp_fb_verify_by_rule(atp_fb_verifier *v, const uint8_t *t, const atp_fb_tab
 			break;
 		case ATP_FB_TABLES:
 			rc = atp_fb_verify_vector(v, t, f->id, 4, 4, f->max, &elems, &n);
-			for (uint32_t k = 0; !rc && k < n; k++) {
+			for (; !rc && k < n; k++) {
 				rc = atp_fb_verify_offset_to_table(v, elems + 4 * k, &sub);
 				if (!rc)
 					rc = atp_fb_verify_by_rule(v, sub, f->sub);
@@ -222,6 +238,8 @@ int atp_fb_verify_by_rule(atp_fb_verifier *v, const uint8_t *t, const atp_fb_tab
 		}
 		if (!rc && f->required && f->kind != ATP_FB_STRING && f->kind != ATP_FB_TABLE && !atp_fb_field(t, f->id))
 			rc = ATP_FB_E_REQUIRED;
+		if (rc)  /* a failing element leaves the loop one past it */
+			blame(v, f->name, (f->kind == ATP_FB_STRINGS || f->kind == ATP_FB_TABLES) && k ? (int64_t)k - 1 : -1);
 	}
 	atp_fb_verify_table_leave(v);
 	return rc;
@@ -230,10 +248,20 @@ int atp_fb_verify_by_rule(atp_fb_verifier *v, const uint8_t *t, const atp_fb_tab
 const uint8_t *atp_fb_verify_message(const void *buf, size_t len, size_t max_len, uint32_t max_tables,
 				     const atp_fb_table_rule *rule, int *rc)
 {
+	return atp_fb_verify_message_at(buf, len, max_len, max_tables, rule, rc, NULL, 0);
+}
+
+const uint8_t *atp_fb_verify_message_at(const void *buf, size_t len, size_t max_len, uint32_t max_tables,
+					const atp_fb_table_rule *rule, int *rc, char *where, size_t where_len)
+{
 	atp_fb_verifier v;
 	const uint8_t *root;
+	if (where && where_len)
+		where[0] = 0;
 	/* Schemas described by rules nest a few levels; 8 leaves room and stops abuse. */
 	*rc = atp_fb_verify_begin(&v, buf, len, max_len, 8, max_tables, &root);
+	v.where = where;
+	v.where_len = where_len;
 	if (!*rc)
 		*rc = atp_fb_verify_by_rule(&v, root, rule);
 	return *rc ? NULL : root;

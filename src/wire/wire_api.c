@@ -9,21 +9,29 @@
 #define STRING(field, max_len) { .id = field, .kind = ATP_FB_STRING, .max = max_len }
 #define SCALAR(field, bytes) { .id = field, .kind = ATP_FB_SCALAR, .size = bytes }
 #define TABLES(field, rule) { .id = field, .kind = ATP_FB_TABLES, .max = ATP_V1_MAX_LIST, .sub = &rule }
+/* Fields of requests carry their names, so a refusal says which one is at fault. */
+#define NAMED_STRING(field, max_len, nm) { .id = field, .kind = ATP_FB_STRING, .max = max_len, .name = nm }
+#define NAMED_SCALAR(field, bytes, nm) { .id = field, .kind = ATP_FB_SCALAR, .size = bytes, .name = nm }
+#define NAMED_TABLES(field, rule, nm) \
+	{ .id = field, .kind = ATP_FB_TABLES, .max = ATP_V1_MAX_LIST, .sub = &rule, .name = nm }
 
-RULE(atp_query, STRING(0, ATP_SKU_MAX),
-     { .id = 1, .kind = ATP_FB_STRINGS, .max = ATP_V1_MAX_LIST, .size = ATP_LOC_MAX });
+RULE(atp_query, NAMED_STRING(0, ATP_SKU_MAX, "sku"),
+     { .id = 1, .kind = ATP_FB_STRINGS, .max = ATP_V1_MAX_LIST, .size = ATP_LOC_MAX, .name = "locations" });
 RULE(position_atp, STRING(0, ATP_SKU_MAX), STRING(1, ATP_LOC_MAX), SCALAR(2, 8), SCALAR(3, 8), SCALAR(4, 8),
      SCALAR(5, 8), SCALAR(6, 8), SCALAR(7, 8));
 RULE(atp_reply, TABLES(0, atp_v1_position_atp_rule), SCALAR(1, 8));
-RULE(atp_batch_query, TABLES(0, atp_v1_atp_query_rule));
+RULE(atp_batch_query, NAMED_TABLES(0, atp_v1_atp_query_rule, "queries"));
 RULE(atp_batch_reply, TABLES(0, atp_v1_atp_reply_rule));
-RULE(reserve_line, STRING(0, ATP_SKU_MAX), STRING(1, ATP_LOC_MAX), SCALAR(2, 8));
-RULE(reserve_request, STRING(0, ATP_REF_MAX), TABLES(1, atp_v1_reserve_line_rule), SCALAR(2, 8), SCALAR(3, 1));
+RULE(reserve_line, NAMED_STRING(0, ATP_SKU_MAX, "sku"), NAMED_STRING(1, ATP_LOC_MAX, "location"),
+     NAMED_SCALAR(2, 8, "qty"));
+RULE(reserve_request, NAMED_STRING(0, ATP_REF_MAX, "reservation_id"),
+     NAMED_TABLES(1, atp_v1_reserve_line_rule, "lines"), NAMED_SCALAR(2, 8, "ttl_ms"),
+     NAMED_SCALAR(3, 1, "allow_partial"));
 RULE(line_result, STRING(0, ATP_SKU_MAX), STRING(1, ATP_LOC_MAX), SCALAR(2, 8), SCALAR(3, 8));
 RULE(reserve_reply, STRING(0, ATP_REF_MAX), TABLES(1, atp_v1_line_result_rule), SCALAR(2, 1));
-RULE(release_request, STRING(0, ATP_REF_MAX));
+RULE(release_request, NAMED_STRING(0, ATP_REF_MAX, "reservation_id"));
 RULE(release_reply, SCALAR(0, 8), SCALAR(1, 1));
-RULE(scan_request, STRING(0, ATP_SKU_MAX), SCALAR(1, 4));
+RULE(scan_request, NAMED_STRING(0, ATP_SKU_MAX, "after_sku"), NAMED_SCALAR(1, 4, "limit"));
 RULE(subscribe_request, STRING(0, ATP_V1_CHANNEL_MAX), SCALAR(1, 8));
 RULE(delta, STRING(0, ATP_V1_CHANNEL_MAX), SCALAR(1, 8), STRING(2, ATP_SKU_MAX), STRING(3, ATP_LOC_MAX),
      SCALAR(4, 8), SCALAR(5, 8), SCALAR(6, 8), SCALAR(7, 1));

@@ -345,6 +345,26 @@ Test(wire, vtables_are_shared_between_tables_of_one_shape)
 
 #include "atp/wire_api.h"
 
+Test(wire_api, a_refusal_names_the_field_at_fault)
+{
+	atp_fb_builder b;
+	size_t n;
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	atp_fb_ref lines[2] = { atp_v1_build_reserve_line(&b, S("SKU-1"), S("DC1"), 3),
+				atp_v1_build_reserve_line(&b, S("SKU-2"), S("a location longer than 32 bytes!!"), 1) };
+	const uint8_t *p = atp_fb_finish(&b, atp_v1_build_reserve_request(&b, S("SO-9"), lines, 2, 0, false), NULL, &n);
+	int rc;
+	char where[64];
+	cr_assert_null(atp_v1_verify_at(p, n, &atp_v1_reserve_request_rule, &rc, where, sizeof(where)));
+	cr_assert_eq(rc, ATP_FB_E_STRING_LEN);
+	cr_assert_str_eq(where, "lines[1].location");
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	lines[0] = atp_v1_build_reserve_line(&b, S("SKU-1"), S("DC1"), 3);
+	p = atp_fb_finish(&b, atp_v1_build_reserve_request(&b, S("SO-9"), lines, 1, 0, false), NULL, &n);
+	cr_assert_not_null(atp_v1_verify_at(p, n, &atp_v1_reserve_request_rule, &rc, where, sizeof(where)));
+	cr_assert_str_eq(where, "", "nothing at fault");
+}
+
 Test(wire_api, a_reserve_request_round_trips)
 {
 	atp_fb_builder b;
