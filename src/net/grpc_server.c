@@ -638,6 +638,18 @@ static int on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id, c
 	return 0;
 }
 
+/* Not application/grpc: HTTP 415, as gRPC over HTTP/2 says. */
+static void refuse_content_type(atp_grpc_server *g, call *c)
+{
+	if (c->state != CALL_RECV)
+		return;
+	nghttp2_nv nv[] = { NV(":status", "415", 3) };
+	c->state = CALL_REPLY;
+	nghttp2_submit_response(c->conn->session, c->stream_id, nv, 1, NULL);
+	mark_dirty(g, c->conn);
+	g->stats.errors++;
+}
+
 /* The request is whole: check its framing, then run it. */
 static void request_complete(atp_grpc_server *g, call *c)
 {
@@ -645,13 +657,7 @@ static void request_complete(atp_grpc_server *g, call *c)
 		return;
 	uint32_t want = (uint32_t)c->prefix[1] << 24 | (uint32_t)c->prefix[2] << 16 | (uint32_t)c->prefix[3] << 8 |
 			c->prefix[4];
-	if (!c->ct_ok) {
-		nghttp2_nv nv[] = { NV(":status", "415", 3) };
-		c->state = CALL_REPLY;
-		nghttp2_submit_response(c->conn->session, c->stream_id, nv, 1, NULL);
-		mark_dirty(g, c->conn);
-		g->stats.errors++;
-	} else if (g->draining) {
+	if (g->draining) {
 		g_respond(g, c, G_UNAVAILABLE, "the server is draining");
 	} else if (c->method == M_NONE) {
 		g_respond(g, c, G_UNIMPLEMENTED, "no such method");
@@ -675,13 +681,14 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 	hc->preface_seen = true;
 	switch (frame->hd.type) {
 	case NGHTTP2_HEADERS:
-	case NGHTTP2_DATA:
-		if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
-			call *c = call_of(session, frame->hd.stream_id);
-			if (c)
-				request_complete(g, c);
-		}
+	case NGHTTP2_DATA: {
+		call *c = call_of(session, frame->hd.stream_id);
+		if (c && frame->hd.type == NGHTTP2_HEADERS && !c->ct_ok)
+			refuse_content_type(g, c);  /* at once: its data is not gRPC and is not read */
+		else if (c && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+			request_complete(g, c);
 		break;
+	}
 	case NGHTTP2_SETTINGS:
 		if (frame->hd.flags & NGHTTP2_FLAG_ACK)
 			break;
