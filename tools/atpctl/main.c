@@ -34,6 +34,9 @@ static void usage(FILE *f)
 	      "      release every open line of reservation ID\n"
 	      "  export [--grpc HOST:PORT] > positions.csv\n"
 	      "      every position as the positions CSV, streamed by the Scan call\n"
+	      "  grpc-load [--grpc HOST:PORT] [--method getatp|reserve] [--connections N] [--concurrency K]\n"
+	      "         [--seconds S] [--rate CALLS_PER_S] [--skus N] [--lines L] [--prefix P] [--location LOC]\n"
+	      "      load the gRPC API (SKUs PSKU-000000 ...) and print calls/s and latency quantiles\n"
 	      "  (--grpc defaults to $ATP_GRPC, else 127.0.0.1:7401)\n",
 	      f);
 }
@@ -80,6 +83,8 @@ int main(int argc, char **argv)
 		return cmd_release(argc - 1, argv + 1);
 	if (strcmp(argv[1], "export") == 0)
 		return cmd_export(argc - 1, argv + 1);
+	if (strcmp(argv[1], "grpc-load") == 0)
+		return cmd_grpc_load(argc - 1, argv + 1);
 	fprintf(stderr, "atpctl: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -310,6 +310,11 @@ uint32_t atp_grpc_client_in_flight(const atp_grpc_client *c)
 	return c->in_flight;
 }
 
+int atp_grpc_client_fd(const atp_grpc_client *c)
+{
+	return c->fd;
+}
+
 int atp_grpc_client_pump(atp_grpc_client *c, int timeout_ms)
 {
 	c->completed = 0;

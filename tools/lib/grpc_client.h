@@ -27,6 +27,8 @@ int atp_grpc_client_start(atp_grpc_client *c, const char *path, const uint8_t *m
 /* Send and receive for up to timeout_ms (0: what is ready now). Calls completed, or -1 once the connection broke. */
 int atp_grpc_client_pump(atp_grpc_client *c, int timeout_ms);
 uint32_t atp_grpc_client_in_flight(const atp_grpc_client *c);
+/* Its socket, for a caller that polls many clients and then pumps the ready ones with timeout 0. */
+int atp_grpc_client_fd(const atp_grpc_client *c);
 
 /*
  * One unary call, waited for: its grpc-status (-1: broken). *reply gets the
