@@ -167,8 +167,10 @@ static bool varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 /* HealthCheckRequest { string service = 1; }: the service, or false when the bytes are not one. */
 static bool health_request(const uint8_t *p, uint32_t n, atp_str *service)
 {
-	const uint8_t *end = p + n;
 	*service = (atp_str){ "", 0 };
+	if (n == 0)
+		return true;  /* every field at its default (and no buffer at all) */
+	const uint8_t *end = p + n;
 	while (p < end) {
 		uint64_t key, len;
 		if (!varint(&p, end, &key))
