@@ -36,37 +36,47 @@ EOF
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-rm -rf "$dir/data"
-"$atpd" --data "$dir/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set clock=frozen \
-	--set max_positions=$((skus * 2)) --set max_lines=8388608 2>"$dir/atpd.log" &
-pid=$!
+start_atpd() { # a fresh daemon holding the stock (each run starts from the same state)
+	rm -rf "$dir/data"
+	"$atpd" --data "$dir/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set clock=frozen \
+		--set max_positions=$((skus * 2)) --set max_lines=8388608 2>"$dir/atpd.log" &
+	pid=$!
+	for _ in $(seq 1 400); do grep -q "atpd: serving" "$dir/atpd.log" && break; sleep 0.05; done
+	tcp=$(sed -n 's/.*event stream listening.*(port \([0-9]*\)).*/\1/p' "$dir/atpd.log")
+	grpc=$(sed -n 's/.*grpc listening.*(port \([0-9]*\)).*/\1/p' "$dir/atpd.log")
+	$atpctl send --tcp "127.0.0.1:$tcp" "$dir/stock.csv" >/dev/null 2>&1
+}
+stop_atpd() {
+	kill -TERM "$pid"
+	wait "$pid" || true
+}
 trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 400); do grep -q "atpd: serving" "$dir/atpd.log" && break; sleep 0.05; done
-tcp=$(sed -n 's/.*event stream listening.*(port \([0-9]*\)).*/\1/p' "$dir/atpd.log")
-grpc=$(sed -n 's/.*grpc listening.*(port \([0-9]*\)).*/\1/p' "$dir/atpd.log")
-$atpctl send --tcp "127.0.0.1:$tcp" "$dir/stock.csv" >/dev/null 2>&1
-load() { taskset -c 1 $atpctl grpc-load --grpc "127.0.0.1:$grpc" --skus "$skus" --seconds 5 "$@"; }
+load() { # load OUT [grpc-load options]: fails the benchmark on any error
+	local out=$1; shift
+	taskset -c 1 $atpctl grpc-load --grpc "127.0.0.1:$grpc" --skus "$skus" --seconds 5 "$@" >"$out" ||
+		{ cat "$out" >&2; exit 1; }
+}
 field() { grep -oE "$1 [0-9.]+" | awk '{ print $2 }'; }
 
 for i in $(seq 1 "$runs"); do
+	start_atpd
 	taskset -c 1 h2load -n 500000 -c 4 -m 32 -t 1 -d "$dir/getatp.bin" -H "content-type: application/grpc" \
 		-H "te: trailers" "http://127.0.0.1:$grpc/atp.v1.Atp/GetAtp" >"$dir/h2load.$i" 2>&1
 	grep -q "500000 succeeded" "$dir/h2load.$i" || { cat "$dir/h2load.$i" >&2; exit 1; }
 	sed -n 's/.*finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$dir/h2load.$i" >>"$dir/h2load.rate"
-	load --connections 4 --concurrency 32 >"$dir/get.$i"
+	load "$dir/get.$i" --connections 4 --concurrency 32
 	grep -oE "[0-9]+ calls/s" "$dir/get.$i" | awk '{ print $1 }' >>"$dir/get.rate"
-	load --connections 4 --concurrency 32 --rate 50000 >"$dir/half.$i"
+	load "$dir/half.$i" --connections 4 --concurrency 32 --rate 50000
 	field p50 <"$dir/half.$i" >>"$dir/half.p50"
 	field p99 <"$dir/half.$i" >>"$dir/half.p99"
 	for l in 1 4; do
-		load --method reserve --connections 4 --concurrency 64 --lines $l >"$dir/res$l.$i"
+		load "$dir/res$l.$i" --method reserve --connections 4 --concurrency 64 --lines $l
 		grep -oE "[0-9]+ lines/s" "$dir/res$l.$i" | awk '{ print $1 }' >>"$dir/res$l.rate"
 		field p50 <"$dir/res$l.$i" >>"$dir/res$l.p50"
 		field p99 <"$dir/res$l.$i" >>"$dir/res$l.p99"
 	done
+	stop_atpd
 done
-kill -TERM $pid
-wait $pid || true
 trap - EXIT
 
 cpu=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
