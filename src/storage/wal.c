@@ -153,6 +153,16 @@ typedef struct scan {
 	size_t errlen;
 } scan;
 
+/* Whether the 64 bytes at p are all zero. */
+static bool all_zero(const uint8_t *p)
+{
+	uint64_t w[8], any = 0;
+	memcpy(w, p, sizeof(w));
+	for (int i = 0; i < 8; i++)
+		any |= w[i];
+	return any == 0;
+}
+
 /*
  * Replay one segment. Returns 0 with *tail the offset after its last good
  * record, or -1 with a message. A bad record is a torn tail when this is
@@ -185,6 +195,9 @@ static int replay_segment(atp_wal *w, const char *path, const uint8_t *m, uint64
 	*tail = off;
 	/* Anything valid after the end of data? */
 	for (uint64_t p = off + 8; p + REC_HEADER <= size; p += 8) {
+		/* A record starts with a non-zero length: the preallocated zeros are skipped a cache line at a time. */
+		while (p % 64 == 0 && p + 64 + REC_HEADER <= size && all_zero(m + p))
+			p += 64;
 		uint64_t lsn;
 		if (!valid_record(m, size, p, &lsn) || lsn <= w->last_lsn)
 			continue;
