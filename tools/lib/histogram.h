@@ -30,6 +30,25 @@ static inline void atp_hist_add(atp_histogram *h, uint64_t v)
 		h->max = v;
 }
 
+/* n samples of value v. */
+static inline void atp_hist_add_n(atp_histogram *h, uint64_t v, uint64_t n)
+{
+	h->bucket[atp_hist_index(v)] += n;
+	h->count += n;
+	if (n && v > h->max)
+		h->max = v;
+}
+
+/* Add every sample of b to a. */
+static inline void atp_hist_merge(atp_histogram *a, const atp_histogram *b)
+{
+	for (unsigned i = 0; i < ATP_HIST_BUCKETS; i++)
+		a->bucket[i] += b->bucket[i];
+	a->count += b->count;
+	if (b->max > a->max)
+		a->max = b->max;
+}
+
 /* The upper bound of the bucket holding quantile q (0..1); 0 when empty. */
 static inline uint64_t atp_hist_quantile(const atp_histogram *h, double q)
 {

@@ -30,6 +30,7 @@ typedef struct sender {
 	uint32_t backoff_ms;
 	uint32_t acked;          /* frames before this one are acknowledged */
 	uint32_t next;           /* the frame whose bytes go out next */
+	uint32_t due;            /* paced: frames before this one are due */
 	uint64_t next_off;       /* bytes of frame `next` already written... as an offset into src->bytes */
 	uint64_t durable;
 	uint8_t hello[128];
@@ -55,6 +56,12 @@ static double real_seconds(void)
 
 int stream_source_add(stream_source *s, const void *buf, uint32_t len, uint32_t events, uint64_t cover)
 {
+	return stream_source_add_due(s, buf, len, events, cover, 0);
+}
+
+int stream_source_add_due(stream_source *s, const void *buf, uint32_t len, uint32_t events, uint64_t cover,
+			  uint64_t due_ns)
+{
 	if (s->len + 4 + len > s->cap) {
 		size_t cap = s->cap ? s->cap : 1u << 20;
 		while (cap < s->len + 4 + len)
@@ -75,7 +82,8 @@ int stream_source_add(stream_source *s, const void *buf, uint32_t len, uint32_t 
 	}
 	memcpy(s->bytes + s->len, &len, 4);
 	memcpy(s->bytes + s->len + 4, buf, len);
-	s->frames[s->n_frames++] = (stream_frame){ .off = s->len, .len = 4 + len, .events = events, .cover = cover };
+	s->frames[s->n_frames++] =
+		(stream_frame){ .off = s->len, .len = 4 + len, .events = events, .cover = cover, .due_ns = due_ns };
 	s->len += 4 + len;
 	if (cover > s->last_seq)
 		s->last_seq = cover;
@@ -146,6 +154,17 @@ static uint64_t in_flight(const sender *x)
 	return x->next_off - (x->acked < s->n_frames ? s->frames[x->acked].off : s->len);
 }
 
+/* Where the bytes that may go out now end: all of them, or (paced) those of the frames due. */
+static uint64_t sendable_end(sender *x, const stream_options *o, uint64_t now)
+{
+	const stream_source *s = x->src;
+	if (!o->paced)
+		return s->len;
+	while (x->due < s->n_frames && o->t0_ns + s->frames[x->due].due_ns <= now)
+		x->due++;
+	return x->due < s->n_frames ? s->frames[x->due].off : s->len;
+}
+
 /* Write what the window allows; -1 when the connection failed. */
 static int pump(sender *x, const stream_options *o, uint64_t now)
 {
@@ -159,9 +178,9 @@ static int pump(sender *x, const stream_options *o, uint64_t now)
 	if (x->state != S_STREAM)
 		return 0;
 	stream_source *s = x->src;
-	uint64_t flying;
-	while (x->next_off < s->len && (flying = in_flight(x)) < o->window) {
-		uint64_t want = s->len - x->next_off;
+	uint64_t flying, end = sendable_end(x, o, now);
+	while (x->next_off < end && (flying = in_flight(x)) < o->window) {
+		uint64_t want = end - x->next_off;
 		if (want > o->window - flying)
 			want = o->window - flying;
 		ssize_t k = send(x->fd, s->bytes + x->next_off, want, MSG_NOSIGNAL);
@@ -216,8 +235,8 @@ static int on_frame(sender *x, const uint8_t *p, uint32_t len, const stream_opti
 	if (a.durable_seq > x->durable)
 		x->durable = a.durable_seq;
 	while (x->acked < x->next && s->frames[x->acked].cover <= x->durable) {
-		atp_hist_add(&r->latency, now - s->frames[x->acked].sent_ns);
-		r->events += s->frames[x->acked].events;
+		atp_hist_add_n(&r->latency, now - s->frames[x->acked].sent_ns, s->frames[x->acked].events);
+		__atomic_fetch_add(&r->events, s->frames[x->acked].events, __ATOMIC_RELAXED);
 		r->frames++;
 		x->acked++;
 	}
@@ -287,6 +306,7 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 	while (!rc) {
 		uint64_t now = mono_ns();
 		uint32_t live = 0, acked = 0;
+		bool idle_by_plan = true;  /* every live connection has all it may send yet acknowledged */
 		for (uint32_t i = 0; i < n; i++) {
 			sender *x = &xs[i];
 			acked += x->acked;
@@ -296,15 +316,17 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 			live++;
 			if (x->state == S_DOWN && now >= x->retry_ns && start_connect(x, ai) < 0)
 				drop(x, now, strerror(errno));
+			uint64_t end = sendable_end(x, o, now);
+			idle_by_plan &= x->state == S_STREAM && in_flight(x) == 0 && x->next_off >= end;
 			if (x->state == S_DOWN)
 				continue;
 			bool want_out = x->state == S_CONNECTING || (x->state == S_HELLO && x->hello_sent < x->hello_len) ||
-					(x->state == S_STREAM && x->next_off < x->src->len && in_flight(x) < o->window);
+					(x->state == S_STREAM && x->next_off < end && in_flight(x) < o->window);
 			pf[i] = (struct pollfd){ .fd = x->fd, .events = (short)(POLLIN | (want_out ? POLLOUT : 0)) };
 		}
 		if (!live)
 			break;
-		if (acked != last_acked) {
+		if (acked != last_acked || idle_by_plan) {
 			last_acked = acked;
 			last_progress = now;
 		} else if ((double)(now - last_progress) / 1e9 > o->timeout_s) {
@@ -312,7 +334,7 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 			rc = -1;
 			break;
 		}
-		if (poll(pf, n, 20) < 0 && errno != EINTR) {
+		if (poll(pf, n, o->paced ? 1 : 20) < 0 && errno != EINTR) {
 			rc = -1;
 			break;
 		}

@@ -37,6 +37,7 @@ typedef struct stream_frame {
 	uint32_t events;
 	uint64_t cover;    /* the highest seq in the frame */
 	uint64_t sent_ns;  /* when its last byte went to the socket */
+	uint64_t due_ns;   /* paced sending: not before this long after stream_options.t0_ns */
 } stream_frame;
 
 typedef struct stream_source {
@@ -50,6 +51,9 @@ typedef struct stream_source {
 
 /* Append one EventBatch buffer (without prefix) holding `events` events, the highest seq `cover`. -1: no memory. */
 int stream_source_add(stream_source *s, const void *buf, uint32_t len, uint32_t events, uint64_t cover);
+/* The same, to be sent no sooner than due_ns after the start (stream_options.paced). */
+int stream_source_add_due(stream_source *s, const void *buf, uint32_t len, uint32_t events, uint64_t cover,
+			  uint64_t due_ns);
 void stream_source_free(stream_source *s);
 
 typedef struct stream_options {
@@ -57,14 +61,22 @@ typedef struct stream_options {
 	uint32_t window;      /* bytes in flight per connection */
 	double timeout_s;     /* without any progress */
 	bool progress;        /* "durable SOURCE SEQ" lines on stdout as Acks come */
+	bool paced;           /* a frame goes out only once it is due (stream_frame.due_ns after t0_ns) */
+	uint64_t t0_ns;       /* paced: the start, CLOCK_MONOTONIC */
 } stream_options;
 
 typedef struct stream_result {
 	uint64_t events, frames, refused, reconnects;
 	double seconds;
 	double started, finished;  /* CLOCK_REALTIME, s: to add up several senders */
-	atp_histogram latency;  /* frame written -> its Ack, in ns */
+	atp_histogram latency;  /* frame written -> its Ack, in ns, counted once per event of the frame */
 } stream_result;
+
+/* Events acknowledged so far (another thread may read it while stream_send() runs). */
+static inline uint64_t stream_result_events(const stream_result *r)
+{
+	return __atomic_load_n(&r->events, __ATOMIC_RELAXED);
+}
 
 int stream_send(stream_source *sources, uint32_t n, const stream_options *o, stream_result *r);
 
