@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Named load scenarios with atp-loadgen against a fresh atpd each (router
+# and loops on CPU 0, one shard worker on CPU 1, fsync on; the load
+# generator unpinned), and one markdown report with the machine:
+#   capacity   the 250,000-order-line day as fast as it goes: events + calls per second
+#   day-1000x  the whole day 1000 times faster than real time (86.4 s)
+#   peak-60s   a day whose promotion burst runs at 50x the day's average
+#              order rate for one minute, that minute played in real time
+#   peak-x50   the same minute 50 times faster: 50x the day's peak rate
+#   soak       days of 1,000,000 order lines back to back (new names each),
+#              each paced at 80% of the measured capacity, for SOAK_S
+#              seconds (default 600); the daemon's RSS before and after
+# Usage: bench/e2e/scenarios.sh [SCENARIO...]   (default: all; the report goes to stdout and var/bench-scenarios/report.md)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+tools/setup
+[ -f build/build.ninja ] || meson setup build >/dev/null
+ninja -C build src/atpd tools/atp-loadgen >/dev/null
+atpd=build/src/atpd loadgen=build/tools/atp-loadgen
+dir=var/bench-scenarios
+mkdir -p "$dir"
+scenarios=("$@")
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(capacity day-1000x peak-60s peak-x50 soak)
+soak_s=${SOAK_S:-600}
+pid=
+trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null || true' EXIT
+
+start() {
+	rm -rf "$dir/data"
+	"$atpd" --data "$dir/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set clock=events \
+		--set max_lines=16777216 2>"$dir/atpd.log" &
+	pid=$!
+	for _ in $(seq 1 400); do grep -q "atpd: serving" "$dir/atpd.log" && break; sleep 0.05; done
+	tcp=$(sed -n 's/.*event stream listening.*(port \([0-9]*\)).*/\1/p' "$dir/atpd.log")
+	grpc=$(sed -n 's/.*grpc listening.*(port \([0-9]*\)).*/\1/p' "$dir/atpd.log")
+}
+stop() {
+	kill -TERM "$pid"
+	wait "$pid" || true
+	pid=
+}
+rss_mb() { awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status"; }
+load() { # load NAME [atp-loadgen options]: its summary into $dir/NAME.out
+	local name=$1; shift
+	"$loadgen" "$@" --tcp "127.0.0.1:$tcp" --grpc "127.0.0.1:$grpc" >"$dir/$name.out" 2>"$dir/$name.err" ||
+		{ cat "$dir/$name.out" "$dir/$name.err" >&2; echo "scenario $name failed" >&2; exit 1; }
+}
+# The table rows of a loadgen summary, prefixed with the scenario's name.
+rows() { grep "^| [a-z]*, " "$dir/$1.out" | sed "s/^| /| $1 | /"; }
+
+report=$dir/report.md
+{
+	echo "## Load scenarios ($(date -u +%Y-%m-%d))"
+	echo
+	echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo),"
+	echo "kernel $(uname -r), data on $(df -T "$dir" | awk 'NR == 2 { print $2 }'); atpd: router CPU 0, 1 shard worker CPU 1, fsync on."
+	echo
+	echo "| scenario | stream | count | per s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |"
+	echo "|---|---|---|---|---|---|---|---|---|"
+} >"$report"
+notes=()
+
+for s in "${scenarios[@]}"; do
+	case $s in
+	capacity)
+		start
+		load capacity --asap
+		stop
+		secs=$(grep -oE "in [0-9.]+ s$" "$dir/capacity.out" | awk '{ print $2 }')
+		n=$(grep -oE "[0-9]+ events over TCP, [0-9]+ calls" "$dir/capacity.out" | awk '{ print $1 + $5 }')
+		capacity=$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')
+		echo "$capacity" >"$dir/capacity.value"
+		notes+=("capacity: the day's $n events and calls in $secs s as fast as possible = $capacity per second (reservations race the receipts they need, so some are NOT_FOUND: a measure of throughput, not of outcomes)")
+		;;
+	day-1000x)
+		start
+		load day-1000x --speed 1000
+		stop
+		;;
+	peak-60s | peak-x50)
+		start
+		load "$s" --peak-factor 50 --peak-minutes 1 --from-min 720 --minutes 1 --speed "$([ "$s" = peak-60s ] && echo 1 || echo 50)"
+		stop
+		;;
+	soak)
+		[ -f "$dir/capacity.value" ] || { echo "soak needs the capacity scenario first" >&2; exit 1; }
+		capacity=$(cat "$dir/capacity.value")
+		# a day of 1M order lines has ~2.35M events and calls over 86,400 s
+		speed=$(awk -v c="$capacity" 'BEGIN { printf "%.0f", 0.8 * c / (2350000 / 86400) }')
+		start
+		rss0=$(rss_mb)
+		t_end=$(($(date +%s) + soak_s))
+		k=0
+		while [ "$(date +%s)" -lt "$t_end" ]; do
+			k=$((k + 1))
+			load "soak-$k" --order-lines 1000000 --seed "$k" --prefix "s$k-" --speed "$speed"
+		done
+		rss1=$(rss_mb)
+		stop
+		for i in $(seq 1 "$k"); do rows "soak-$i"; done >"$dir/soak.rows"
+		worst=$(grep "events," "$dir/soak.rows" | awk -F'|' '{ print $9 }' | sort -g | tail -1)
+		notes+=("soak: $k days of 1M order lines at ${speed}x (80% of the capacity), ${soak_s} s; worst per-day event p99 $worst ms; atpd RSS ${rss0} MB -> ${rss1} MB")
+		;;
+	*)
+		echo "unknown scenario $s" >&2
+		exit 1
+		;;
+	esac
+	if [ "$s" = soak ]; then cat "$dir/soak.rows"; else rows "$s"; fi >>"$report"
+done
+{
+	echo
+	for n in "${notes[@]}"; do echo "- $n"; done
+} >>"$report"
+cat "$report"

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The same reservation workload against atpd, Redis 7 and PostgreSQL 15,
+# all from Debian, all on loopback on this machine, in one run:
+#   atpd              gRPC Reserve, answered once the WAL is fsynced;
+#   redis-always      one Lua script (idempotency key + check-and-DECRBY),
+#                     AOF with appendfsync always;
+#   redis-everysec    the same with appendfsync everysec (may lose a second);
+#   postgres          one function (idempotency row + UPDATE ... WHERE
+#                     available >= qty), synchronous_commit on.
+# The workload (tools/peers/main.c): the simulated day's reservations in
+# order, client retries included (the same idempotency keys), Zipf SKUs,
+# every position starting with STOCK units; THREADS connections, one call
+# in flight each. Each backend runs RUNS times (default 3) on a fresh
+# server; medians; the ratios are atpd's throughput over each peer's.
+# Prints a markdown report. Installs the servers with apt-get when missing.
+# Usage: bench/peers/run.sh [ORDER_LINES]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+tools/setup
+need=()
+for p in redis-server postgresql-15 libhiredis-dev libpq-dev; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+[ -f build/build.ninja ] || meson setup build >/dev/null
+meson setup --reconfigure build >/dev/null  # finds hiredis and libpq: builds tools/atp-peers
+ninja -C build src/atpd tools/atpctl tools/atp-peers >/dev/null
+atpd=build/src/atpd atpctl=build/tools/atpctl peers=build/tools/atp-peers
+runs=${RUNS:-3} lines=${1:-50000} threads=${THREADS:-16} stock=${STOCK:-100}
+work=(--order-lines "$lines" --stock "$stock")
+dir=var/bench-peers
+rm -rf "$dir" && mkdir -p "$dir"
+pgdir=$(mktemp -d /tmp/atp-peers-pg-XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	as_pg /usr/lib/postgresql/15/bin/pg_ctl -D "$pgdir/data" stop -m immediate >/dev/null 2>&1 || true
+	rm -rf "$pgdir"
+}
+trap cleanup EXIT
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" -ne 0 ] || chown postgres "$pgdir"
+port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+$peers "${work[@]}" --stock-csv "$dir/stock.csv"
+
+run_atpd() {
+	rm -rf "$dir/data"
+	"$atpd" --data "$dir/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set clock=frozen 2>"$dir/atpd.log" &
+	local pid=$!
+	pids+=($pid)
+	for _ in $(seq 1 200); do grep -q "atpd: serving" "$dir/atpd.log" && break; sleep 0.05; done
+	local tcp grpc
+	tcp=$(sed -n 's/.*event stream listening.*(port \([0-9]*\)).*/\1/p' "$dir/atpd.log")
+	grpc=$(sed -n 's/.*grpc listening.*(port \([0-9]*\)).*/\1/p' "$dir/atpd.log")
+	$atpctl send --tcp "127.0.0.1:$tcp" "$dir/stock.csv" >/dev/null 2>&1
+	$peers "${work[@]}" --backend atpd --target "127.0.0.1:$grpc" --threads "$threads"
+	kill -TERM $pid
+	wait $pid || true
+}
+
+run_redis() { # run_redis always|everysec
+	local p
+	p=$(port)
+	rm -rf "$dir/redis" && mkdir -p "$dir/redis"
+	redis-server --port "$p" --bind 127.0.0.1 --dir "$PWD/$dir/redis" --appendonly yes --appendfsync "$1" \
+		--save "" --daemonize no --logfile "$PWD/$dir/redis/log" &
+	local pid=$!
+	pids+=($pid)
+	for _ in $(seq 1 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.05; done
+	$peers "${work[@]}" --backend redis --target "127.0.0.1:$p" --threads "$threads" --check | sed "s/^redis/redis-$1/"
+	kill -TERM $pid
+	wait $pid || true
+}
+
+run_pg() {
+	local p
+	p=$(port)
+	rm -rf "$pgdir/data"
+	as_pg /usr/lib/postgresql/15/bin/initdb -D "$pgdir/data" -A trust -U postgres >/dev/null
+	as_pg /usr/lib/postgresql/15/bin/pg_ctl -D "$pgdir/data" -l "$pgdir/log" -w start \
+		-o "-p $p -c listen_addresses=127.0.0.1 -c unix_socket_directories=$pgdir -c synchronous_commit=on -c fsync=on" >/dev/null
+	$peers "${work[@]}" --backend postgres --target "host=127.0.0.1 port=$p user=postgres dbname=postgres" \
+		--threads "$threads" --check
+	as_pg /usr/lib/postgresql/15/bin/pg_ctl -D "$pgdir/data" stop -m fast >/dev/null
+}
+
+for i in $(seq 1 "$runs"); do
+	run_atpd | tee -a "$dir/atpd.out"
+	run_redis always | tee -a "$dir/redis-always.out"
+	run_redis everysec | tee -a "$dir/redis-everysec.out"
+	run_pg | tee -a "$dir/postgres.out"
+done
+
+rate() { grep -oE "[0-9]+/s" "$dir/$1.out" | tr -d '/s' | median; }
+q() { grep -oE "$2 [0-9.]+ ms" "$dir/$1.out" | awk '{ print $2 }' | median; }
+atpd_rate=$(rate atpd)
+cpu=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+echo
+echo "## Reservations: atpd and its peers ($(nproc) CPUs: $cpu; medians of $runs runs)"
+echo
+echo "Workload: the simulated day's $(grep -m1 -oE '^[a-z]+: [0-9]+ reservations' "$dir/atpd.out" | grep -oE '[0-9]+') reservations"
+echo "(seed 1, $lines order lines, retries included), $stock units per position, $threads connections x 1 call."
+echo
+echo "| backend | durability | reservations/s | p50 ms | p99 ms | atpd / it |"
+echo "|---|---|---|---|---|---|"
+for b in atpd redis-always redis-everysec postgres; do
+	case $b in
+	atpd) d="WAL fsync before the answer" ;;
+	redis-always) d="AOF, appendfsync always" ;;
+	redis-everysec) d="AOF, appendfsync everysec" ;;
+	postgres) d="synchronous_commit on" ;;
+	esac
+	r=$(rate $b)
+	echo "| $b | $d | $r | $(q $b p50) | $(q $b p99) | $(awk -v a="$atpd_rate" -v b="$r" 'BEGIN { printf "%.2f", a / b }') |"
+done
+if grep -q "OVERSOLD\|failed[^;]*[1-9]" "$dir"/*.out; then
+	echo "a backend oversold or failed calls: see $dir/*.out" >&2
+	exit 1
+fi
