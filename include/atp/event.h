@@ -43,12 +43,20 @@ enum atp_event_type {
 	ATP_EV_SAFETY,    /* safety_stock = qty                      qty >= 0 */
 	ATP_EV_RESERVE,   /* line (ref, sku, location) from ATP      qty > 0 */
 	ATP_EV_RELEASE,   /* line's remaining goes back              qty ignored;
-	                   * without sku and location: every open line of ref (see atp/core.h) */
+	                   * without sku and location: every open line of ref reserved
+	                   * with ATP_EVF_RELEASABLE (see atp/core.h) */
 	ATP_EV_TYPE_COUNT
 };
 
 /* Flags of an event. */
 #define ATP_EVF_PARTIAL 0x1u /* RESERVE: confirm min(qty, atp) instead of all or nothing */
+/*
+ * RESERVE: the line joins its reservation's index, so that a RELEASE of the
+ * whole reservation (atp_event_releases_all) finds it. The gRPC Reserve
+ * sets it; lines reserved by plain events are released by their own RELEASE
+ * rows, and keep the apply path free of the index's cost.
+ */
+#define ATP_EVF_RELEASABLE 0x2u
 
 typedef struct atp_event {
 	uint64_t event_id;    /* != 0; carried for tracing, not for dedup */

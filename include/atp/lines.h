@@ -44,9 +44,9 @@ typedef struct atp_line {
 	uint32_t heap_idx;     /* index in the expiry heap, or ATP_LINE_NONE */
 	uint32_t hash_lo;      /* low 32 bits of its hash */
 	uint32_t gen;          /* +1 each time the id is reused */
-	uint32_t ref_prev;     /* open lines of the same ref bucket: a doubly linked chain */
-	uint32_t ref_next;
+	uint32_t ref_next;     /* open releasable lines of the same ref bucket: a chain */
 	uint8_t state;         /* enum atp_line_state */
+	uint8_t releasable;    /* in its reservation's index while open (ATP_EVF_RELEASABLE) */
 	uint8_t ref_len;
 	char ref[ATP_REF_MAX];
 } atp_line;
@@ -77,9 +77,10 @@ uint32_t atp_lines_open_count(const atp_lines *l);
 /* Open the line: state OPEN, and into the expiry heap if expires_at != 0. */
 void atp_lines_open(atp_lines *l, uint32_t id);
 /*
- * The open lines of a reservation id: the first, and the one after id
- * (ATP_LINE_NONE at the end). Open lines are chained by their ref, so a
- * RELEASE of a whole reservation finds its lines without a scan.
+ * The open releasable lines of a reservation id: the first, and the one
+ * after id (ATP_LINE_NONE at the end). Open lines marked releasable are
+ * chained by their ref, so a RELEASE of a whole reservation finds them
+ * without a scan; other lines pay nothing for it.
  */
 uint32_t atp_lines_first_open(const atp_lines *l, atp_str ref);
 uint32_t atp_lines_next_open(const atp_lines *l, uint32_t id);

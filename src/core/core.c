@@ -282,6 +282,7 @@ static void commit_line(atp_core *c, const atp_event *ev, const work *w, const l
 		ln->confirmed = r->confirmed;
 		ln->remaining = r->confirmed;
 		ln->expires_at = ev->expires_at;
+		ln->releasable = (ev->flags & ATP_EVF_RELEASABLE) != 0;
 		if (r->confirmed > 0)
 			atp_lines_open(c->lines, id);
 		else
@@ -750,6 +751,7 @@ int atp_core_restore_line(atp_core *c, atp_str ref, atp_str sku, atp_str locatio
 	ln->confirmed = v->confirmed;
 	ln->remaining = v->remaining;
 	ln->expires_at = v->expires_at;
+	ln->releasable = v->releasable;
 	if (open)
 		atp_lines_open(c->lines, id);
 	else

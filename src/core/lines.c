@@ -78,9 +78,11 @@ struct atp_lines {
 	closed_entry *closed;  /* closed lines in closing order */
 	ring closed_ring;
 	uint32_t open;
-	uint32_t *ref_heads;   /* bucket of XXH3(ref) -> first open line, ATP_LINE_NONE: none */
+	uint32_t *ref_heads;   /* bucket of XXH3(ref) -> first open line + 1, 0: none */
 	uint64_t ref_mask;
 };
+
+_Static_assert(sizeof(atp_line) <= 128, "a line is two cache lines");
 
 atp_lines *atp_lines_create(uint32_t max_lines)
 {
@@ -100,16 +102,15 @@ atp_lines *atp_lines_create(uint32_t max_lines)
 	l->heap = malloc((size_t)max_lines * sizeof(heap_entry));
 	l->queue = malloc((size_t)max_lines * sizeof(queued_expiry));
 	l->closed = malloc((size_t)max_lines * sizeof(closed_entry));
-	uint64_t nheads = 16;
-	while (nheads < max_lines)
+	uint64_t nheads = 16;  /* only releasable lines are chained: a quarter of the lines' count is room enough */
+	while (nheads < max_lines / 4)
 		nheads <<= 1;
 	l->ref_mask = nheads - 1;
-	l->ref_heads = malloc(nheads * sizeof(uint32_t));
+	l->ref_heads = calloc(nheads, sizeof(uint32_t));
 	if (!l->slots || !l->line || !l->free_ids || !l->heap || !l->queue || !l->closed || !l->ref_heads) {
 		atp_lines_destroy(l);
 		return NULL;
 	}
-	memset(l->ref_heads, 0xff, nheads * sizeof(uint32_t));
 	atp_hugepage_hint(l->slots, nslots * sizeof(slot));
 	atp_hugepage_hint(l->line, (size_t)max_lines * sizeof(atp_line));
 	/* Hand out low ids first so that a small workload touches few pages. */
@@ -280,22 +281,26 @@ static void ref_link(atp_lines *l, uint32_t id)
 {
 	atp_line *ln = &l->line[id];
 	uint32_t *head = ref_head(l, ln->ref, ln->ref_len);
-	ln->ref_prev = ATP_LINE_NONE;
-	ln->ref_next = *head;
-	if (*head != ATP_LINE_NONE)
-		l->line[*head].ref_prev = id;
-	*head = id;
+	ln->ref_next = *head ? *head - 1 : ATP_LINE_NONE;
+	*head = id + 1;
 }
 
+/* Singly linked (a line stays two cache lines): the chain is walked to the line, a few lines at most. */
 static void ref_unlink(atp_lines *l, uint32_t id)
 {
 	atp_line *ln = &l->line[id];
-	if (ln->ref_prev != ATP_LINE_NONE)
-		l->line[ln->ref_prev].ref_next = ln->ref_next;
-	else
-		*ref_head(l, ln->ref, ln->ref_len) = ln->ref_next;
-	if (ln->ref_next != ATP_LINE_NONE)
-		l->line[ln->ref_next].ref_prev = ln->ref_prev;
+	uint32_t *head = ref_head(l, ln->ref, ln->ref_len), next = ln->ref_next;
+	if (*head == id + 1) {
+		*head = next == ATP_LINE_NONE ? 0 : next + 1;
+		return;
+	}
+	for (uint32_t k = *head ? *head - 1 : ATP_LINE_NONE; k != ATP_LINE_NONE; k = l->line[k].ref_next) {
+		if (l->line[k].ref_next == id) {
+			l->line[k].ref_next = next;
+			return;
+		}
+	}
+	assert(!"an open releasable line is in its chain");
 }
 
 /* The first line from id on (id included) in its chain that is of ref. */
@@ -313,7 +318,8 @@ uint32_t atp_lines_first_open(const atp_lines *l, atp_str ref)
 {
 	if (ref.len == 0 || ref.len > ATP_REF_MAX)
 		return ATP_LINE_NONE;
-	return ref_match(l, *ref_head(l, ref.ptr, ref.len), ref.ptr, ref.len);
+	uint32_t head = *ref_head(l, ref.ptr, ref.len);
+	return head ? ref_match(l, head - 1, ref.ptr, ref.len) : ATP_LINE_NONE;
 }
 
 uint32_t atp_lines_next_open(const atp_lines *l, uint32_t id)
@@ -328,7 +334,8 @@ void atp_lines_open(atp_lines *l, uint32_t id)
 	assert(ln->state == 0 && ln->remaining > 0);
 	ln->state = ATP_LINE_OPEN;
 	l->open++;
-	ref_link(l, id);
+	if (ln->releasable)
+		ref_link(l, id);
 	if (!ln->expires_at)
 		return;
 	ring *q = &l->queue_ring;
@@ -349,7 +356,8 @@ void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint6
 	assert(ln->state == 0 || ln->state == ATP_LINE_OPEN);
 	if (ln->state == ATP_LINE_OPEN) {
 		l->open--;
-		ref_unlink(l, id);
+		if (ln->releasable)
+			ref_unlink(l, id);
 		if (ln->heap_idx != ATP_LINE_NONE)
 			heap_remove(l, id);
 	}

@@ -23,11 +23,10 @@ typedef struct slot {
 	uint32_t key_off;
 } slot;
 
-/* The SKU index: the SKU's hash and its newest position id + 1 (0 = empty). */
+/* The SKU index: the high half of the SKU's hash (the low half places it) and its newest position id + 1 (0 = empty). */
 typedef struct sku_slot {
-	uint64_t hash;
+	uint32_t tag;
 	uint32_t head1;
-	uint32_t pad;
 } sku_slot;
 
 struct atp_table {
@@ -64,6 +63,7 @@ atp_table *atp_table_create(uint32_t max_positions)
 		return NULL;
 	}
 	atp_hugepage_hint(t->slots, nslots * sizeof(slot));
+	atp_hugepage_hint(t->skus, nslots * sizeof(sku_slot));
 	atp_hugepage_hint(t->pos, (size_t)max_positions * sizeof(atp_position));
 	return t;
 }
@@ -130,7 +130,7 @@ static sku_slot *sku_probe(const atp_table *t, uint64_t sh, atp_str sku)
 		if (head1 == 0)
 			return k;
 		const atp_position *p = &t->pos[head1 - 1];
-		if (k->hash == sh && p->sku_len == sku.len && atp_bytes_equal(t->keys + p->key_off, sku.ptr, sku.len))
+		if (k->tag == (uint32_t)(sh >> 32) && p->sku_len == sku.len && atp_bytes_equal(t->keys + p->key_off, sku.ptr, sku.len))
 			return k;
 	}
 }
@@ -168,7 +168,7 @@ uint32_t atp_table_intern(atp_table *t, uint64_t h, atp_str sku, atp_str loc)
 	s->hash = h;
 	s->key_off = p->key_off;
 	if (!ks->head1)
-		ks->hash = sh;  /* a new SKU; an existing slot is never written but for its head */
+		ks->tag = (uint32_t)(sh >> 32);  /* a new SKU; an existing slot is never written but for its head */
 	/* Published last: a reader that sees id1, head1 or count sees the key and the zeroed position. */
 	__atomic_store_n(&s->id1, id + 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&ks->head1, id + 1, __ATOMIC_RELEASE);
@@ -264,7 +264,7 @@ atp_position *atp_table_at(atp_table *t, uint32_t id)
 
 const atp_position *atp_table_get(const atp_table *t, uint32_t id)
 {
-	assert(id < atp_table_published(t));
+	assert(id < __atomic_load_n(&t->count, __ATOMIC_RELAXED));
 	return &t->pos[id];
 }
 

@@ -276,7 +276,8 @@ static bool reserve_submit(atp_grpc_server *g, call *c)
 	uint64_t ttl = atp_v1_reserve_request_ttl_ms(rr);
 	atp_event ev = { .type = ATP_EV_RESERVE, .ref = atp_v1_reserve_request_reservation_id(rr),
 			 .expires_at = ttl ? atp_engine_now(g->e) + ttl : 0,
-			 .flags = atp_v1_reserve_request_allow_partial(rr) ? ATP_EVF_PARTIAL : 0 };
+			 .flags = (uint8_t)(ATP_EVF_RELEASABLE |
+					    (atp_v1_reserve_request_allow_partial(rr) ? ATP_EVF_PARTIAL : 0)) };
 	for (uint32_t i = 0; i < c->n_lines; i++) {
 		const uint8_t *l = atp_v1_reserve_request_lines(rr, i);
 		ev.sku = atp_v1_reserve_line_sku(l);

@@ -74,7 +74,7 @@ static void w_line(writer *w, const atp_line *ln)
 	w_u8(w, ln->ref_len);
 	w_put(w, ln->ref, ln->ref_len);
 	w_put(w, &ln->pos, 4);
-	w_u8(w, ln->state);
+	w_u8(w, (uint8_t)(ln->state | (ln->releasable ? 0x80 : 0)));  /* the top bit: releasable */
 	w_u64(w, (uint64_t)ln->requested);
 	w_u64(w, (uint64_t)ln->confirmed);
 	w_u64(w, (uint64_t)ln->remaining);
@@ -278,6 +278,8 @@ static int restore(reader *r, atp_core *c, uint64_t *lsn)
 		uint32_t pos = r_u32(r);
 		atp_line v = { 0 };
 		v.state = r_u8(r);
+		v.releasable = v.state >> 7;
+		v.state &= 0x7f;
 		v.requested = (int64_t)r_u64(r);
 		v.confirmed = (int64_t)r_u64(r);
 		v.remaining = (int64_t)r_u64(r);

@@ -343,9 +343,13 @@ Test(engine, a_whole_reservation_is_released_shard_by_shard_and_read_back_by_sku
 			atp_event ev = ev_of(ATP_EV_RECEIPT, ++seq, skus[i], l ? "DC2" : "DC1", 10);
 			cr_assert_eq(atp_engine_submit(e, &ev, NULL), ATP_OK);
 			ev = ev_ref(ATP_EV_RESERVE, ++seq, skus[i], l ? "DC2" : "DC1", 3, "ORD");
+			ev.flags = ATP_EVF_RELEASABLE;
 			cr_assert_eq(atp_engine_submit(e, &ev, NULL), ATP_OK);
 		}
 	}
+	/* Through a snapshot: the lines stay releasable. */
+	cr_assert_eq(atp_engine_close(e), 0);
+	e = open_engine(4, 2, 0);
 	atp_event all = { .event_id = 1, .type = ATP_EV_RELEASE, .source = S("wms"), .ref = S("ORD") };
 	all.seq = ++seq;
 	cr_assert_eq(atp_engine_submit(e, &all, NULL), ATP_E_SKU, "it belongs to every shard");

@@ -177,6 +177,7 @@ Test(lines, open_lines_are_found_by_their_ref_until_closed)
 	for (uint32_t i = 0; i < 4; i++) {
 		ids[i] = atp_lines_add(l, atp_line_hash(S(refs[i]), i), S(refs[i]), i);
 		atp_lines_at(l, ids[i])->remaining = 1;
+		atp_lines_at(l, ids[i])->releasable = 1;
 		atp_lines_open(l, ids[i]);
 	}
 	uint32_t n = 0;
