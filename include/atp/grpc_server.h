@@ -21,7 +21,10 @@
  *     request is applied); ttl_ms > 0 makes the lines lapse that long
  *     after the engine's now; allow_partial confirms min(qty, atp).
  *   - Release(ReleaseRequest) -> ReleaseReply: every open line of the
- *     reservation, in every shard, durably; found = some line was open.
+ *     reservation made through Reserve (its lines carry
+ *     ATP_EVF_RELEASABLE), in every shard, durably; found = some line was
+ *     open. Lines reserved by RESERVE events over the TCP stream are
+ *     released by their own RELEASE events.
  *   - Scan(ScanRequest) -> stream of PositionAtp: every position with a SKU
  *     after after_sku, in (sku, location) order, at most limit (0: all),
  *     as HTTP/2 flow control lets them go.
