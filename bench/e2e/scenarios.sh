@@ -7,9 +7,10 @@
 #   peak-60s   a day whose promotion burst runs at 50x the day's average
 #              order rate for one minute, that minute played in real time
 #   peak-x50   the same minute 50 times faster: 50x the day's peak rate
-#   soak       days of 1,000,000 order lines back to back (new names each),
-#              each paced at 80% of the measured capacity, for SOAK_S
-#              seconds (default 600); the daemon's RSS before and after
+#   soak       days of 1,000,000 order lines without a burst, back to back
+#              (--day k: the same SKUs, time running on, new sources and
+#              references), each paced at 80% of the measured capacity, for
+#              SOAK_S seconds (default 600); the daemon's RSS after each day
 # Usage: bench/e2e/scenarios.sh [SCENARIO...]   (default: all; the report goes to stdout and var/bench-scenarios/report.md)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -88,18 +89,17 @@ for s in "${scenarios[@]}"; do
 		# a day of 1M order lines has ~2.35M events and calls over 86,400 s
 		speed=$(awk -v c="$capacity" 'BEGIN { printf "%.0f", 0.8 * c / (2350000 / 86400) }')
 		start
-		rss0=$(rss_mb)
 		t_end=$(($(date +%s) + soak_s))
-		k=0
+		k=0 rss=()
 		while [ "$(date +%s)" -lt "$t_end" ]; do
 			k=$((k + 1))
-			load "soak-$k" --order-lines 1000000 --seed "$k" --prefix "s$k-" --speed "$speed"
+			load "soak-$k" --order-lines 1000000 --peak-minutes 0 --seed "$k" --day "$k" --speed "$speed"
+			rss+=("$(rss_mb)")
 		done
-		rss1=$(rss_mb)
 		stop
 		for i in $(seq 1 "$k"); do rows "soak-$i"; done >"$dir/soak.rows"
-		worst=$(grep "events," "$dir/soak.rows" | awk -F'|' '{ print $9 }' | sort -g | tail -1)
-		notes+=("soak: $k days of 1M order lines at ${speed}x (80% of the capacity), ${soak_s} s; worst per-day event p99 $worst ms; atpd RSS ${rss0} MB -> ${rss1} MB")
+		worst() { grep "$1" "$dir/soak.rows" | awk -F'|' '{ print $9 }' | sort -g | tail -1; }
+		notes+=("soak: $k days of 1M order lines (no burst) at ${speed}x (80% of the capacity), ${soak_s} s; worst per-day p99: events $(worst events,) ms, reservations $(worst reservations,) ms; atpd RSS after each day (MB): ${rss[*]}")
 		;;
 	*)
 		echo "unknown scenario $s" >&2

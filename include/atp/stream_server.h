@@ -3,7 +3,8 @@
  *
  * Protocol (fbs/event.fbs): every frame is a u32 little-endian length, then
  * one FlatBuffer. The client sends Hello{source}; the server answers
- * Welcome{durable_seq} (resume at durable_seq + 1). The client then sends
+ * Welcome{durable_seq} (resume at durable_seq + 1). Source names starting
+ * with '@' are the engine's own (atp/engine.h) and refused. The client then sends
  * EventBatch frames of that source's events (an event's source may be left
  * empty: the Hello's is meant); the server answers with Acks{durable_seq,
  * next_seq, refused} once what they cover is durable, one Ack covering as

@@ -95,6 +95,10 @@ static int on_hello(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t le
 		srv_fail(s, c, ATP_E_SOURCE, "%s", atp_status_message(ATP_E_SOURCE));
 		return FRAME_CLOSED;
 	}
+	if (name.ptr[0] == '@') {  /* the engine's own (the gRPC API's): not a sender's to claim */
+		srv_fail(s, c, ATP_E_SOURCE, "source names starting with @ are reserved");
+		return FRAME_CLOSED;
+	}
 	uint32_t id = atp_sources_find(s->sources, name);
 	if (id == ATP_SOURCE_NONE && (id = atp_sources_intern(s->sources, name)) == ATP_SOURCE_NONE) {
 		srv_fail(s, c, ATP_E_LIMIT, "too many sources");

@@ -266,6 +266,12 @@ def main():
               r is not None and r.error == E_SOURCE and r.durable == 0)
 
         s = connect()
+        s.sendall(hello("@grpc"))
+        w = reply(s, welcome=True)
+        check("a Hello claiming the gRPC API's own source @grpc: ATP_E_SOURCE, then the close",
+              w is not None and w.error == E_SOURCE and closed(s))
+
+        s = connect()
         s.sendall(hello("h-big"))
         reply(s, welcome=True)
         s.sendall(batch([(i + 1, "X-1", 1) for i in range(MAX_BATCH + 1)]))

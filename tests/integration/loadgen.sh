@@ -30,10 +30,14 @@ start() {
 }
 
 start
-timeout 120 "$loadgen" "${day[@]}" --tcp "127.0.0.1:$tcp" --grpc "127.0.0.1:$grpc" --asap >"$tmp/asap.out" 2>"$tmp/asap.err" ||
+timeout 120 "$loadgen" "${day[@]}" --tcp "127.0.0.1:$tcp" --grpc "127.0.0.1:$grpc" --asap --reconnect-every 3 >"$tmp/asap.out" 2>"$tmp/asap.err" ||
 	{ cat "$tmp/asap.out" "$tmp/asap.err"; echo "FAIL driving the day as fast as possible"; exit 1; }
 grep -q "errors: 0 (0 broken)" "$tmp/asap.out" || { cat "$tmp/asap.out"; echo "FAIL errors"; exit 1; }
 echo "ok   the day driven as fast as possible: $(grep -o '[0-9]* events over TCP, [0-9]* calls over gRPC' "$tmp/asap.out")"
+timeout 120 "$loadgen" "${day[@]}" --day 1 --tcp "127.0.0.1:$tcp" --grpc "127.0.0.1:$grpc" --asap >"$tmp/day1.out" 2>"$tmp/day1.err" ||
+	{ cat "$tmp/day1.out" "$tmp/day1.err"; echo "FAIL the next day on the same daemon"; exit 1; }
+grep -q "errors: 0 (0 broken); TCP: 0 refused" "$tmp/day1.out" || { cat "$tmp/day1.out"; echo "FAIL errors on day 1"; exit 1; }
+echo "ok   the same day as the next one (--day 1) on the same daemon: fresh sources and references, no refusal"
 kill -TERM $pid
 wait $pid
 rm -rf "$tmp/data"

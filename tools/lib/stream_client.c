@@ -31,6 +31,7 @@ typedef struct sender {
 	uint32_t acked;          /* frames before this one are acknowledged */
 	uint32_t next;           /* the frame whose bytes go out next */
 	uint32_t due;            /* paced: frames before this one are due */
+	uint32_t resumed_at;     /* the frame the connection resumed from */
 	uint64_t next_off;       /* bytes of frame `next` already written... as an offset into src->bytes */
 	uint64_t durable;
 	uint8_t hello[128];
@@ -107,7 +108,8 @@ static void drop(sender *x, uint64_t now, const char *why)
 	x->state = S_DOWN;
 	x->retry_ns = now + (uint64_t)x->backoff_ms * 1000000u;
 	x->backoff_ms = x->backoff_ms ? (x->backoff_ms * 2 > 1000 ? 1000 : x->backoff_ms * 2) : 20;
-	fprintf(stderr, "send: %s: connection lost (%s); reconnecting\n", x->src->name, why);
+	if (why)  /* NULL: a reconnect the caller asked for */
+		fprintf(stderr, "send: %s: connection lost (%s); reconnecting\n", x->src->name, why);
 }
 
 static int start_connect(sender *x, const struct addrinfo *ai)
@@ -142,7 +144,7 @@ static void resume(sender *x, uint64_t durable)
 	uint32_t f = 0;
 	while (f < x->src->n_frames && x->src->frames[f].cover <= durable)
 		f++;
-	x->acked = x->next = f;
+	x->acked = x->next = x->resumed_at = f;
 	x->next_off = f < x->src->n_frames ? x->src->frames[f].off : x->src->len;
 	x->state = x->acked == x->src->n_frames ? S_DONE : S_STREAM;
 }
@@ -361,6 +363,12 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 			else if (k < 0) {
 				r->reconnects++;
 				drop(x, now, "reset, closed by the server, or a bad frame");
+			} else if (o->reconnect_every && x->state == S_STREAM && x->next < x->src->n_frames &&
+				   x->next - x->resumed_at >= o->reconnect_every) {
+				/* a client that drops its connection now and then: what is unacknowledged goes again */
+				r->reconnects++;
+				drop(x, now, NULL);
+				x->retry_ns = now;
 			} else if (x->state == S_DONE && x->fd >= 0) {
 				close(x->fd);
 				x->fd = -1;

@@ -62,6 +62,7 @@ typedef struct stream_options {
 	double timeout_s;     /* without any progress */
 	bool progress;        /* "durable SOURCE SEQ" lines on stdout as Acks come */
 	bool paced;           /* a frame goes out only once it is due (stream_frame.due_ns after t0_ns) */
+	uint32_t reconnect_every;  /* drop the connection after this many frames from it, and resume (0: never) */
 	uint64_t t0_ns;       /* paced: the start, CLOCK_MONOTONIC */
 } stream_options;
 

@@ -16,7 +16,13 @@
  *       Release calls over --connections connections. --speed X plays the
  *       day X times faster than real time (--asap: as fast as it goes);
  *       --from-min/--minutes pick a slice of the day: what comes before it
- *       is sent first, as fast as possible, and not measured. A progress
+ *       is sent first, as fast as possible, and not measured;
+ *       --reconnect-every N drops each WMS connection after N frames and
+ *       resumes it from the Welcome (what was not acknowledged yet goes
+ *       again: duplicates, as an at-least-once sender makes); --day N plays
+ *       the day as the Nth (times N days later, sources and references
+ *       named dN-..., the SKUs the same): days back to back on one daemon
+ *       let time run on, so lines lapse and are forgotten. A progress
  *       line every second, then a summary: throughput and p50, p90, p99,
  *       p99.9 and max of each event (sent -> durable ack) and each call
  *       (due -> answered). Exit 0 when everything was acknowledged and
@@ -50,6 +56,9 @@ typedef struct options {
 	double speed;               /* 0: as fast as possible */
 	uint32_t from_min, minutes;
 	uint32_t connections, in_flight;
+	uint32_t reconnect_every;   /* TCP frames per connection before it is dropped and resumed (0: never) */
+	uint32_t day_index;         /* the Nth day: times N days later, sources and references named dN- */
+	char tag[16];               /* "dN-" for day N > 0, else "" */
 } options;
 
 /* One phase (the warm-up before the slice, or the slice): its TCP frames and its calls. */
@@ -70,7 +79,7 @@ typedef struct source_state {
 	uint64_t map_cap;
 	atp_event ev[BATCH];
 	atp_wire_event_time t[BATCH];
-	char text[BATCH][ATP_SKU_MAX + ATP_LOC_MAX * 2 + ATP_REF_MAX + ATP_REASON_MAX + 8];
+	char text[BATCH][ATP_SKU_MAX + ATP_LOC_MAX * 2 + ATP_REF_MAX + ATP_REASON_MAX + 24];
 	uint32_t n;
 	uint64_t first_due, last_due, cover;
 	phase *ph;
@@ -88,7 +97,7 @@ static void usage(void)
 	fputs("usage: atp-loadgen [--seed N] [--skus N] [--locations N] [--order-lines N] [--peak-factor N]\n"
 	      "         [--peak-minutes N] [--peak-start-min N] [--prefix P]\n"
 	      "         (--csv FILE | --tcp HOST:PORT --grpc HOST:PORT [--speed X | --asap] [--from-min M]\n"
-	      "          [--minutes N] [--connections N] [--in-flight N])\n",
+	      "          [--minutes N] [--connections N] [--in-flight N] [--reconnect-every FRAMES] [--day N])\n",
 	      stderr);
 	exit(2);
 }
@@ -143,6 +152,10 @@ static options parse(int argc, char **argv)
 			o.connections = (uint32_t)num(a, v, 1024);
 		else if (strcmp(a, "--in-flight") == 0)
 			o.in_flight = (uint32_t)num(a, v, 4096);
+		else if (strcmp(a, "--day") == 0)
+			o.day_index = (uint32_t)num(a, v, 100000);
+		else if (strcmp(a, "--reconnect-every") == 0)
+			o.reconnect_every = (uint32_t)num(a, v, UINT32_MAX);
 		else if (strcmp(a, "--asap") == 0)
 			o.speed = 0, takes = false;
 		else
@@ -153,6 +166,8 @@ static options parse(int argc, char **argv)
 		usage();
 	if (o.connections == 0 || o.in_flight == 0)
 		usage();
+	if (o.day_index)
+		snprintf(o.tag, sizeof(o.tag), "d%u-", o.day_index);
 	return o;
 }
 
@@ -197,8 +212,21 @@ static atp_str keep(char **w, atp_str v)
 	return r;
 }
 
+/* The reference, tagged with the day (tag + ref) into w. */
+static atp_str tagged(char **w, const char *tag, atp_str ref)
+{
+	if (!ref.len)
+		return ref;
+	size_t t = strlen(tag);
+	memcpy(*w, tag, t);
+	*w += t;
+	atp_str r = keep(w, ref);
+	return atp_str_of(r.ptr - t, r.len + t);
+}
+
 /* A WMS event into its source's batch (its seq renumbered), due at due_ns of phase ph. */
-static int add_event(source_state *s, const atp_event *ev, uint64_t occurred_at, uint64_t due_ns, phase *ph)
+static int add_event(source_state *s, const atp_event *ev, uint64_t occurred_at, uint64_t due_ns, phase *ph,
+		     const char *tag)
 {
 	uint64_t seq;
 	if (ev->seq > s->orig_hwm) {
@@ -230,7 +258,7 @@ static int add_event(source_state *s, const atp_event *ev, uint64_t occurred_at,
 	e->source = (atp_str){ 0 };
 	e->sku = keep(&w, ev->sku);
 	e->location = keep(&w, ev->location);
-	e->ref = keep(&w, ev->ref);
+	e->ref = tagged(&w, tag, ev->ref);
 	e->to_location = keep(&w, ev->to_location);
 	e->reason = keep(&w, ev->reason);
 	s->t[s->n++] = (atp_wire_event_time){ occurred_at, ev->expires_at ? ev->expires_at - occurred_at : 0 };
@@ -240,7 +268,7 @@ static int add_event(source_state *s, const atp_event *ev, uint64_t occurred_at,
 	return 0;
 }
 
-static int add_call(phase *ph, const atp_event *ev, uint64_t occurred_at, uint64_t due_ns)
+static int add_call(phase *ph, const atp_event *ev, uint64_t occurred_at, uint64_t due_ns, const char *tag)
 {
 	if (ph->n_calls == ph->cap_calls) {
 		uint64_t cap = ph->cap_calls ? ph->cap_calls * 2 : 4096;
@@ -254,7 +282,7 @@ static int add_call(phase *ph, const atp_event *ev, uint64_t occurred_at, uint64
 	*c = (api_call){ .due_ns = due_ns, .kind = ev->type == ATP_EV_RESERVE ? CALL_RESERVE : CALL_RELEASE,
 			 .partial = ev->flags & ATP_EVF_PARTIAL, .qty = ev->qty,
 			 .ttl_ms = ev->expires_at ? ev->expires_at - occurred_at : 0 };
-	snprintf(c->ref, sizeof(c->ref), "%.*s", (int)ev->ref.len, ev->ref.ptr);
+	snprintf(c->ref, sizeof(c->ref), "%s%.*s", tag, (int)ev->ref.len, ev->ref.ptr);
 	snprintf(c->sku, sizeof(c->sku), "%.*s", (int)ev->sku.len, ev->sku.ptr);
 	snprintf(c->loc, sizeof(c->loc), "%.*s", (int)ev->location.len, ev->location.ptr);
 	return 0;
@@ -268,7 +296,7 @@ static int split(const options *o, const char *csv, size_t len, phase *warm, pha
 	char err[ATP_CSV_ERR_MAX];
 	uint32_t n_st = 0;
 	int rc = r && st ? atp_csv_open(r, csv, len, err) : -1;
-	uint64_t day0 = 0, from = (uint64_t)o->from_min * 60000, to = from + (uint64_t)o->minutes * 60000;
+	uint64_t day0 = 0, from = (uint64_t)o->from_min * 60000, to = from + (uint64_t)o->minutes * 60000, latest = 0;
 	atp_event ev;
 	int k;
 	while (rc == 0 && (k = atp_csv_next(r, &ev, err)) != 0) {
@@ -279,26 +307,34 @@ static int split(const options *o, const char *csv, size_t len, phase *warm, pha
 		}
 		if (!day0)
 			day0 = r->occurred_at - r->occurred_at % 86400000;  /* midnight of the day */
-		uint64_t at = r->occurred_at - day0;
+		/* A row goes out when it comes in the day: a resend keeps its first occurred_at but is sent later. */
+		if (r->occurred_at > latest)
+			latest = r->occurred_at;
+		uint64_t at = latest - day0;
 		if (at >= to)
 			break;
 		phase *ph = at < from ? warm : slice;
 		uint64_t due = ph == slice && o->speed > 0 ? (uint64_t)((double)(at - from) * 1e6 / o->speed) : 0;
+		uint64_t when = r->occurred_at + (uint64_t)o->day_index * 86400000;
+		if (ev.expires_at)
+			ev.expires_at += (uint64_t)o->day_index * 86400000;
 		if (is_order_capture(&ev)) {
-			rc = add_call(ph, &ev, r->occurred_at, due);
+			rc = add_call(ph, &ev, when, due, o->tag);
 			continue;
 		}
+		char name[ATP_SOURCE_MAX + 1];
+		snprintf(name, sizeof(name), "%s%.*s", o->tag, (int)ev.source.len, ev.source.ptr);
 		uint32_t s = 0;
-		while (s < n_st && (strlen(st[s].name) != ev.source.len || memcmp(st[s].name, ev.source.ptr, ev.source.len)))
+		while (s < n_st && strcmp(st[s].name, name) != 0)
 			s++;
 		if (s == n_st) {
 			if (n_st == MAX_SOURCES) {
 				rc = -1;
 				break;
 			}
-			snprintf(st[n_st++].name, ATP_SOURCE_MAX + 1, "%.*s", (int)ev.source.len, ev.source.ptr);
+			snprintf(st[n_st++].name, ATP_SOURCE_MAX + 1, "%s", name);
 		}
-		rc = add_event(&st[s], &ev, r->occurred_at, due, ph);
+		rc = add_event(&st[s], &ev, when, due, ph, o->tag);
 	}
 	for (uint32_t s = 0; s < n_st; s++) {
 		if (rc == 0)
@@ -335,7 +371,7 @@ static void *tcp_thread(void *arg)
 	} else {
 		*colon = 0;
 		stream_options so = { .host = host, .port = colon + 1, .window = 1u << 20, .timeout_s = 60,
-				      .paced = x->paced, .t0_ns = x->t0_ns };
+				      .paced = x->paced, .t0_ns = x->t0_ns, .reconnect_every = x->o->reconnect_every };
 		x->tcp_rc = stream_send(x->ph->src, x->ph->n_src, &so, &x->tcp);
 	}
 	__atomic_store_n(&x->tcp_done, true, __ATOMIC_RELEASE);
@@ -442,5 +478,5 @@ int main(int argc, char **argv)
 		stream_source_free(&slice.src[i]);
 	free(warm.calls);
 	free(slice.calls);
-	return rc < 0 || s.api.errors || s.tcp.events != slice.events ? 1 : 0;
+	return rc < 0 || s.api.errors || s.tcp.refused || s.tcp.events != slice.events ? 1 : 0;
 }

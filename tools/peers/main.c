@@ -265,7 +265,7 @@ static int redis_check(void)
 /* ---- PostgreSQL ---- */
 
 static const char *pg_schema =
-	"DROP TABLE IF EXISTS stock, reservation; "
+	"SET client_min_messages = warning; DROP TABLE IF EXISTS stock, reservation; "
 	"CREATE TABLE stock (sku text, loc text, available bigint NOT NULL, PRIMARY KEY (sku, loc)); "
 	"CREATE TABLE reservation (id text, sku text, loc text, confirmed bigint NOT NULL, PRIMARY KEY (id, sku, loc)); "
 	"CREATE OR REPLACE FUNCTION reserve(p_id text, p_sku text, p_loc text, p_qty bigint) RETURNS bigint AS $$ "
