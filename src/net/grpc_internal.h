@@ -1,8 +1,10 @@
 /*
- * grpc_internal.h — what the two halves of the gRPC server share:
- * grpc_server.c (connections on the io_uring loop, nghttp2 sessions, gRPC
- * framing, calls, deadlines) and grpc_methods.c (what each method does
- * with the engine, and the replies it builds). One thread: the loop's.
+ * grpc_internal.h — what the three parts of the gRPC server share:
+ * grpc_server.c (connections on the io_uring loop, nghttp2 sessions fed
+ * and drained, limits and timers of connections, set-up and drain),
+ * grpc_calls.c (the call pool, nghttp2's callbacks, gRPC framing,
+ * deadlines) and grpc_methods.c (what each method does with the engine,
+ * and the replies it builds). One thread: the loop's.
  */
 #ifndef ATP_GRPC_INTERNAL_H
 #define ATP_GRPC_INTERNAL_H
@@ -39,7 +41,24 @@ enum call_state {
 
 #define API_SOURCE "@grpc"
 
-typedef struct h2conn h2conn;
+enum { H_FREE, H_OPEN, H_CLOSING };
+
+/* One HTTP/2 connection: its socket on the loop and its nghttp2 session. */
+typedef struct h2conn {
+	struct atp_grpc_server *g;
+	int fd;
+	uint32_t gen;
+	uint8_t state;              /* H_* */
+	bool recv_armed, sending, dirty;
+	nghttp2_session *session;
+	uint8_t *out;               /* what nghttp2 produced, being sent */
+	uint32_t out_len, out_cap, out_sent;
+	uint64_t opened_ms, last_active_ms, send_start_ms, closing_since_ms;
+	uint64_t settings_second;
+	uint32_t settings_frames;
+	bool preface_seen;
+	uint32_t calls;             /* calls open on it */
+} h2conn;
 
 /* What a Reserve line or a Release shard came back with. */
 typedef struct line_done {
@@ -125,8 +144,24 @@ struct atp_grpc_server {
 #define MSG_BYTES_MAX (256ull << 20)
 #define SCRATCH_BYTES (ATP_V1_MAX_MESSAGE + 4096)
 
-/* The server's side (grpc_server.c). */
+/* The connections' side (grpc_server.c). */
+uint32_t g_conn_index(const atp_grpc_server *g, const h2conn *hc);
+/* hc has something to send: it goes out at the end of this turn. */
+void g_mark_dirty(atp_grpc_server *g, h2conn *hc);
+static inline uint64_t g_now_ms(const atp_grpc_server *g)
+{
+	return front_now_ms(g->front);
+}
+
+/* The calls' side (grpc_calls.c): the call pool, gRPC framing, nghttp2's callbacks, deadlines. */
+void g_set_callbacks(nghttp2_session_callbacks *cbs);
 uint32_t g_call_index(const atp_grpc_server *g, const call *c);
+/* End a call (its stream closed, or its connection). */
+void g_call_free(atp_grpc_server *g, call *c);
+/* Calls waiting for room in the rings, tried again. */
+void g_run_queue(atp_grpc_server *g);
+/* Calls past their deadline answered DEADLINE_EXCEEDED (a stream in progress is reset). */
+void g_sweep_calls(atp_grpc_server *g);
 /* Answer c: its out holds the messages (none for an error), status and message say how it ended. */
 void g_respond(atp_grpc_server *g, call *c, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Append a message (the gRPC prefix is added) to c's response; false when out of memory. */

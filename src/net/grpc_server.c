@@ -1,9 +1,9 @@
 /*
  * grpc_server.c — gRPC over HTTP/2 on the front end's io_uring loop
- * (atp/grpc_server.h): accepting, receiving into the loop's provided
- * buffers, feeding nghttp2, sending what it produces, gRPC framing of
- * requests and responses, calls and their deadlines, limits and timers.
- * What each method does is grpc_methods.c's.
+ * (atp/grpc_server.h): connections — accepting, receiving into the loop's
+ * provided buffers, feeding nghttp2, sending what it produces, closing,
+ * their limits and timers — and the server's set-up and drain. Calls and
+ * gRPC framing are grpc_calls.c's; what each method does, grpc_methods.c's.
  *
  * Operations carry (op, generation, slot) like the stream server's, so a
  * completion for a closed connection is recognised and ignored. A call is
@@ -26,50 +26,22 @@
 #include <unistd.h>
 
 enum { OP_H2_ACCEPT = OP_EXT, OP_H2_RECV, OP_H2_SEND, OP_H2_CANCEL };
-enum { H_FREE, H_OPEN, H_CLOSING };
 
 #define OUT_CHUNK (256u << 10)      /* bytes gathered from nghttp2 for one send */
 #define SWEEP_MS 10
 #define PREFACE_MS 10000            /* the client preface and SETTINGS must come within this */
-#define SETTINGS_PER_SECOND 100     /* SETTINGS frames a peer may send per second */
 #define RESETS_BURST 1000           /* stream resets before the rate applies (rapid reset) */
 #define RESETS_PER_SECOND 33
 #define LINGER_MS 1000
-
-struct h2conn {
-	atp_grpc_server *g;
-	int fd;
-	uint32_t gen;
-	uint8_t state;
-	bool recv_armed, sending, dirty;
-	nghttp2_session *session;
-	uint8_t *out;
-	uint32_t out_len, out_cap, out_sent;
-	uint64_t opened_ms, last_active_ms, send_start_ms, closing_since_ms;
-	uint64_t settings_second;
-	uint32_t settings_frames;
-	bool preface_seen;
-	uint32_t calls;             /* calls open on it */
-};
 
 static uint64_t tag(unsigned op, uint32_t gen, uint32_t slot)
 {
 	return (uint64_t)op << 56 | (uint64_t)(gen & 0xffffffu) << 32 | slot;
 }
 
-static uint32_t conn_index(const atp_grpc_server *g, const h2conn *hc)
+uint32_t g_conn_index(const atp_grpc_server *g, const h2conn *hc)
 {
 	return (uint32_t)(hc - g->conns);
-}
-
-uint32_t g_call_index(const atp_grpc_server *g, const call *c)
-{
-	return (uint32_t)(c - g->calls);
-}
-
-static uint64_t now_ms(const atp_grpc_server *g)
-{
-	return front_now_ms(g->front);
 }
 
 /* ---- connections ---- */
@@ -80,7 +52,7 @@ static void arm_recv(atp_grpc_server *g, h2conn *hc)
 	io_uring_prep_recv_multishot(sqe, hc->fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = front_buf_group();
-	sqe->user_data = tag(OP_H2_RECV, hc->gen, conn_index(g, hc));
+	sqe->user_data = tag(OP_H2_RECV, hc->gen, g_conn_index(g, hc));
 	hc->recv_armed = true;
 }
 
@@ -92,15 +64,13 @@ static void arm_accept(atp_grpc_server *g)
 	g->accept_armed = true;
 }
 
-static void mark_dirty(atp_grpc_server *g, h2conn *hc)
+void g_mark_dirty(atp_grpc_server *g, h2conn *hc)
 {
 	if (hc->state == H_FREE || hc->dirty)
 		return;
 	hc->dirty = true;
 	g->dirty[g->n_dirty++] = hc;
 }
-
-static void call_free(atp_grpc_server *g, call *c);
 
 /* Close at once (abort: with a reset). Its calls end with it; its requests in the ring are cancelled first. */
 static void close_conn(atp_grpc_server *g, h2conn *hc, bool abort)
@@ -109,7 +79,7 @@ static void close_conn(atp_grpc_server *g, h2conn *hc, bool abort)
 		return;
 	for (uint32_t i = 0; hc->calls && i < g->n_calls_total; i++)
 		if (g->calls[i].state != CALL_FREE && g->calls[i].conn == hc)
-			call_free(g, &g->calls[i]);
+			g_call_free(g, &g->calls[i]);
 	struct io_uring_sqe *sqe = front_sqe(g->front);
 	io_uring_prep_cancel_fd(sqe, hc->fd, IORING_ASYNC_CANCEL_ALL);
 	sqe->user_data = tag(OP_H2_CANCEL, 0, 0);
@@ -130,7 +100,7 @@ static void close_conn(atp_grpc_server *g, h2conn *hc, bool abort)
 		hc->out = NULL;
 		hc->out_cap = 0;
 	}
-	g->free_conns[g->n_free_conns++] = conn_index(g, hc);
+	g->free_conns[g->n_free_conns++] = g_conn_index(g, hc);
 	g->stats.open--;
 }
 
@@ -140,9 +110,9 @@ static void closing(atp_grpc_server *g, h2conn *hc)
 	if (hc->state != H_OPEN)
 		return;
 	hc->state = H_CLOSING;
-	hc->closing_since_ms = now_ms(g);
+	hc->closing_since_ms = g_now_ms(g);
 	shutdown(hc->fd, SHUT_RD);
-	mark_dirty(g, hc);
+	g_mark_dirty(g, hc);
 }
 
 /* Hand nghttp2's output to the socket: one send in flight, up to OUT_CHUNK bytes gathered. */
@@ -178,9 +148,9 @@ static void flush_conn(atp_grpc_server *g, h2conn *hc)
 	if (hc->out_len) {
 		struct io_uring_sqe *sqe = front_sqe(g->front);
 		io_uring_prep_send(sqe, hc->fd, hc->out, hc->out_len, MSG_NOSIGNAL);
-		sqe->user_data = tag(OP_H2_SEND, hc->gen, conn_index(g, hc));
+		sqe->user_data = tag(OP_H2_SEND, hc->gen, g_conn_index(g, hc));
 		hc->sending = true;
-		hc->send_start_ms = now_ms(g);
+		hc->send_start_ms = g_now_ms(g);
 		return;
 	}
 	if (hc->state == H_CLOSING ||
@@ -211,7 +181,7 @@ static void on_accept(atp_grpc_server *g, int fd)
 	hc->g = g;
 	hc->fd = fd;
 	hc->state = H_OPEN;
-	hc->opened_ms = hc->last_active_ms = now_ms(g);
+	hc->opened_ms = hc->last_active_ms = g_now_ms(g);
 	hc->preface_seen = false;
 	hc->settings_frames = 0;
 	hc->calls = 0;
@@ -230,7 +200,7 @@ static void on_accept(atp_grpc_server *g, int fd)
 	nghttp2_submit_settings(hc->session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
 	nghttp2_session_set_local_window_size(hc->session, NGHTTP2_FLAG_NONE, 0, 16 << 20);
 	arm_recv(g, hc);
-	mark_dirty(g, hc);
+	g_mark_dirty(g, hc);
 }
 
 static void on_recv(atp_grpc_server *g, h2conn *hc, bool live, const struct io_uring_cqe *cqe)
@@ -241,15 +211,15 @@ static void on_recv(atp_grpc_server *g, h2conn *hc, bool live, const struct io_u
 		hc->recv_armed = false;
 	if (live && hc->state == H_OPEN) {
 		if (cqe->res > 0 && has_buf) {
-			hc->last_active_ms = now_ms(g);
+			hc->last_active_ms = g_now_ms(g);
 			ssize_t rv = nghttp2_session_mem_recv(hc->session, front_buf(g->front, bid), (size_t)cqe->res);
 			if (rv < 0) {
 				if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
-					fprintf(stderr, "atpd: grpc connection %u: %s; closing\n", conn_index(g, hc),
+					fprintf(stderr, "atpd: grpc connection %u: %s; closing\n", g_conn_index(g, hc),
 						nghttp2_strerror((int)rv));
 				closing(g, hc);
 			}
-			mark_dirty(g, hc);
+			g_mark_dirty(g, hc);
 		} else if (cqe->res == 0 || (cqe->res < 0 && cqe->res != -ENOBUFS && cqe->res != -ECANCELED)) {
 			close_conn(g, hc, false);
 		}
@@ -270,11 +240,11 @@ static void on_send(atp_grpc_server *g, h2conn *hc, int res)
 	if (hc->out_sent < hc->out_len) {
 		struct io_uring_sqe *sqe = front_sqe(g->front);
 		io_uring_prep_send(sqe, hc->fd, hc->out + hc->out_sent, hc->out_len - hc->out_sent, MSG_NOSIGNAL);
-		sqe->user_data = tag(OP_H2_SEND, hc->gen, conn_index(g, hc));
+		sqe->user_data = tag(OP_H2_SEND, hc->gen, g_conn_index(g, hc));
 		return;
 	}
 	hc->sending = false;
-	mark_dirty(g, hc);
+	g_mark_dirty(g, hc);
 }
 
 static void on_cqe(void *ctx, const struct io_uring_cqe *cqe)
@@ -304,439 +274,12 @@ static void on_cqe(void *ctx, const struct io_uring_cqe *cqe)
 	flush_dirty(g);
 }
 
-/* ---- calls ---- */
-
-static call *call_new(atp_grpc_server *g, h2conn *hc, int32_t stream_id)
-{
-	if (g->n_free_calls == 0)
-		return NULL;
-	call *c = &g->calls[g->free_calls[--g->n_free_calls]];
-	c->state = CALL_RECV;
-	c->method = M_NONE;
-	c->ct_ok = c->bad_header = c->too_big = false;
-	c->conn = hc;
-	c->stream_id = stream_id;
-	c->header_bytes = 0;
-	c->deadline_ms = 0;
-	c->prefix_len = c->body_bytes = c->msg_len = 0;
-	c->out_len = c->out_sent = 0;
-	c->status = G_OK;
-	c->message[0] = 0;
-	c->n_lines = c->lines_pending = 0;
-	c->scan_n = c->scan_next = 0;
-	g->calls_busy++;
-	hc->calls++;
-	g->stats.calls++;
-	return c;
-}
-
-static void call_free(atp_grpc_server *g, call *c)
-{
-	if (c->state == CALL_FREE)
-		return;
-	if (c->state == CALL_WAIT)
-		g->waiting--;
-	m_release(g, c);
-	if (c->msg_cap > (64u << 10)) {
-		g->msg_bytes -= c->msg_cap;
-		free(c->msg);
-		c->msg = NULL;
-		c->msg_cap = 0;
-	}
-	if (c->out_cap > (64u << 10)) {
-		free(c->out);
-		c->out = NULL;
-		c->out_cap = 0;
-	}
-	c->state = CALL_FREE;
-	c->gen++;
-	c->conn->calls--;
-	c->conn = NULL;
-	g->calls_busy--;
-	g->free_calls[g->n_free_calls++] = g_call_index(g, c);
-}
-
-void g_enqueue(atp_grpc_server *g, call *c)
-{
-	c->state = CALL_QUEUED;
-	uint32_t cap = g->n_calls_total;
-	g->queue[(g->queue_head + g->queue_len++) % cap] = (uint64_t)c->gen << 32 | g_call_index(g, c);
-}
-
-static void run_queue(atp_grpc_server *g)
-{
-	uint32_t cap = g->n_calls_total;
-	while (g->queue_len) {
-		uint64_t q = g->queue[g->queue_head];
-		call *c = &g->calls[(uint32_t)q];
-		if (c->state == CALL_QUEUED && c->gen == (uint32_t)(q >> 32) && !m_retry(g, c))
-			return;  /* still no room: it keeps its place */
-		g->queue_head = (g->queue_head + 1) % cap;
-		g->queue_len--;
-	}
-}
-
-bool g_append_message(call *c, const uint8_t *msg, uint32_t len)
-{
-	if (c->out_len + 5 + len > c->out_cap) {
-		uint32_t cap = c->out_cap ? c->out_cap : 4096;
-		while (cap < c->out_len + 5 + len)
-			cap *= 2;
-		uint8_t *p = realloc(c->out, cap);
-		if (!p)
-			return false;
-		c->out = p;
-		c->out_cap = cap;
-	}
-	uint8_t *w = c->out + c->out_len;
-	w[0] = 0;
-	w[1] = (uint8_t)(len >> 24);
-	w[2] = (uint8_t)(len >> 16);
-	w[3] = (uint8_t)(len >> 8);
-	w[4] = (uint8_t)len;
-	memcpy(w + 5, msg, len);
-	c->out_len += 5 + len;
-	return true;
-}
-
-/* grpc-message is percent-encoded: bytes outside printable ASCII, and '%'. */
-static size_t percent_encode(char *dst, size_t cap, const char *src)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = 0;
-	for (; *src && n + 4 < cap; src++) {
-		unsigned char ch = (unsigned char)*src;
-		if (ch < 0x20 || ch > 0x7e || ch == '%') {
-			dst[n++] = '%';
-			dst[n++] = hex[ch >> 4];
-			dst[n++] = hex[ch & 15];
-		} else {
-			dst[n++] = (char)ch;
-		}
-	}
-	dst[n] = 0;
-	return n;
-}
-
-#define NV(name, value, vlen) \
-	{ (uint8_t *)(name), (uint8_t *)(value), sizeof(name) - 1, (vlen), NGHTTP2_NV_FLAG_NO_COPY_NAME }
-
-static int submit_trailers(call *c, bool with_status_line)
-{
-	char status[8], message[sizeof(c->message) * 3 + 1];
-	int sl = snprintf(status, sizeof(status), "%d", c->status);
-	size_t ml = percent_encode(message, sizeof(message), c->message);
-	nghttp2_nv nv[] = {
-		NV(":status", "200", 3),
-		NV("content-type", "application/grpc", 16),
-		NV("grpc-status", status, (size_t)sl),
-		NV("grpc-message", message, ml),
-	};
-	size_t skip = with_status_line ? 0 : 2, n = (ml ? 4 : 3) - skip;
-	if (with_status_line)
-		return nghttp2_submit_response(c->conn->session, c->stream_id, nv, n, NULL);
-	return nghttp2_submit_trailer(c->conn->session, c->stream_id, nv + skip, n);
-}
-
-static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
-			 uint32_t *data_flags, nghttp2_data_source *source, void *user_data)
-{
-	(void)session;
-	(void)stream_id;
-	h2conn *hc = user_data;
-	call *c = source->ptr;
-	bool more = false;
-	if (c->method == M_SCAN && c->out_sent == c->out_len) {
-		c->out_len = c->out_sent = 0;
-		more = m_scan_more(hc->g, c, (uint32_t)length);
-	} else if (c->method == M_SCAN) {
-		more = c->scan_next < c->scan_n;
-	}
-	size_t n = c->out_len - c->out_sent;
-	if (n > length)
-		n = length;
-	memcpy(buf, c->out + c->out_sent, n);
-	c->out_sent += (uint32_t)n;
-	if (c->out_sent == c->out_len && !more) {
-		*data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-		if (submit_trailers(c, false) != 0)
-			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	}
-	return (ssize_t)n;
-}
-
-void g_respond(atp_grpc_server *g, call *c, int status, const char *fmt, ...)
-{
-	if (c->state == CALL_FREE || c->state == CALL_REPLY)
-		return;
-	if (c->state == CALL_WAIT)
-		g->waiting--;
-	c->state = CALL_REPLY;
-	c->status = status;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(c->message, sizeof(c->message), fmt, ap);
-	va_end(ap);
-	if (status != G_OK)
-		g->stats.errors++;
-	int rc;
-	if (status == G_OK && (c->out_len || c->method == M_SCAN)) {
-		nghttp2_nv nv[] = { NV(":status", "200", 3), NV("content-type", "application/grpc", 16) };
-		nghttp2_data_provider prd = { .source.ptr = c, .read_callback = read_body };
-		rc = nghttp2_submit_response(c->conn->session, c->stream_id, nv, 2, &prd);
-	} else {
-		rc = submit_trailers(c, true);  /* Trailers-Only */
-	}
-	if (rc != 0)
-		nghttp2_submit_rst_stream(c->conn->session, NGHTTP2_FLAG_NONE, c->stream_id, NGHTTP2_INTERNAL_ERROR);
-	mark_dirty(g, c->conn);
-}
-
-/* ---- nghttp2 callbacks ---- */
-
-static call *call_of(nghttp2_session *session, int32_t stream_id)
-{
-	return nghttp2_session_get_stream_user_data(session, stream_id);
-}
-
-static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
-{
-	h2conn *hc = user_data;
-	if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-		return 0;
-	call *c = call_new(hc->g, hc, frame->hd.stream_id);
-	if (!c) {
-		/* Admission control: answered at once, without a call (its headers and data are ignored). */
-		static const char limit[] = "RESOURCE_EXHAUSTED: too many calls in flight";
-		nghttp2_nv nv[] = { NV(":status", "200", 3), NV("content-type", "application/grpc", 16),
-				    NV("grpc-status", "8", 1), NV("grpc-message", limit + 20, sizeof(limit) - 21) };
-		if (nghttp2_submit_response(session, frame->hd.stream_id, nv, 4, NULL) != 0)
-			nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_REFUSED_STREAM);
-		hc->g->stats.errors++;
-		return 0;
-	}
-	nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, c);
-	return 0;
-}
-
-static bool equals(const uint8_t *p, size_t n, const char *lit)
-{
-	return n == strlen(lit) && memcmp(p, lit, n) == 0;
-}
-
-/* grpc-timeout: at most 8 digits and a unit (H M S m u n); the deadline in ms from now, rounded up. */
-static bool parse_timeout(const uint8_t *v, size_t n, uint64_t *ms)
-{
-	if (n < 2 || n > 9)
-		return false;
-	uint64_t x = 0;
-	for (size_t i = 0; i + 1 < n; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return false;
-		x = x * 10 + (uint64_t)(v[i] - '0');
-	}
-	switch (v[n - 1]) {
-	case 'H': *ms = x * 3600000; return true;
-	case 'M': *ms = x * 60000; return true;
-	case 'S': *ms = x * 1000; return true;
-	case 'm': *ms = x; return true;
-	case 'u': *ms = (x + 999) / 1000; return true;
-	case 'n': *ms = (x + 999999) / 1000000; return true;
-	default: return false;
-	}
-}
-
-static uint8_t method_of(const uint8_t *p, size_t n)
-{
-	static const struct {
-		const char *path;
-		uint8_t m;
-	} paths[] = {
-		{ "/atp.v1.Atp/GetAtp", M_GET_ATP },   { "/atp.v1.Atp/GetAtpBatch", M_GET_ATP_BATCH },
-		{ "/atp.v1.Atp/Reserve", M_RESERVE },  { "/atp.v1.Atp/Release", M_RELEASE },
-		{ "/atp.v1.Atp/Scan", M_SCAN },        { "/grpc.health.v1.Health/Check", M_HEALTH },
-	};
-	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
-		if (equals(p, n, paths[i].path))
-			return paths[i].m;
-	return M_NONE;
-}
-
-static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
-		     const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data)
-{
-	(void)flags;
-	h2conn *hc = user_data;
-	call *c = call_of(session, frame->hd.stream_id);
-	if (!c || frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-		return 0;
-	c->header_bytes += (uint32_t)(namelen + valuelen + 32);
-	if (c->header_bytes > hc->g->cfg.max_header_list)
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  /* the stream is reset */
-	if (equals(name, namelen, ":path")) {
-		c->method = method_of(value, valuelen);
-	} else if (equals(name, namelen, "content-type")) {
-		c->ct_ok = valuelen >= 16 && memcmp(value, "application/grpc", 16) == 0 &&
-			   (valuelen == 16 || value[16] == '+' || value[16] == ';');
-	} else if (equals(name, namelen, "grpc-timeout")) {
-		uint64_t ms;
-		if (parse_timeout(value, valuelen, &ms))
-			c->deadline_ms = now_ms(hc->g) + ms;
-		else
-			c->bad_header = true;
-	}
-	return 0;
-}
-
-/* Request bytes after the HEADERS: the 5-byte prefix, then the message into an aligned buffer. */
-static int on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data, size_t len,
-		   void *user_data)
-{
-	(void)flags;
-	h2conn *hc = user_data;
-	atp_grpc_server *g = hc->g;
-	call *c = call_of(session, stream_id);
-	if (!c || c->state != CALL_RECV)
-		return 0;
-	while (len && c->prefix_len < 5) {
-		c->prefix[c->prefix_len++] = *data++;
-		len--;
-		if (c->prefix_len == 5) {
-			uint32_t n = (uint32_t)c->prefix[1] << 24 | (uint32_t)c->prefix[2] << 16 |
-				     (uint32_t)c->prefix[3] << 8 | c->prefix[4];
-			if (n > g->cfg.max_message) {
-				g_respond(g, c, G_RESOURCE_EXHAUSTED, "request message of %u bytes: the limit is %u", n,
-					  g->cfg.max_message);
-				return 0;
-			}
-			if (n > c->msg_cap) {
-				uint32_t cap = n < 4096 ? 4096 : n;
-				if (g->msg_bytes + cap > MSG_BYTES_MAX) {
-					g_respond(g, c, G_RESOURCE_EXHAUSTED, "too many request bytes held");
-					return 0;
-				}
-				uint8_t *p = aligned_alloc(8, (cap + 7) & ~7u);
-				if (!p) {
-					g_respond(g, c, G_RESOURCE_EXHAUSTED, "out of memory");
-					return 0;
-				}
-				free(c->msg);
-				g->msg_bytes += cap - c->msg_cap;
-				c->msg = p;
-				c->msg_cap = cap;
-			}
-		}
-	}
-	if (!len)
-		return 0;
-	uint32_t want = (uint32_t)c->prefix[1] << 24 | (uint32_t)c->prefix[2] << 16 | (uint32_t)c->prefix[3] << 8 |
-			c->prefix[4];
-	uint32_t room = want - c->msg_len, take = len < room ? (uint32_t)len : room;
-	memcpy(c->msg + c->msg_len, data, take);
-	c->msg_len += take;
-	c->body_bytes += (uint32_t)len;
-	return 0;
-}
-
-/* Not application/grpc: HTTP 415, as gRPC over HTTP/2 says. */
-static void refuse_content_type(atp_grpc_server *g, call *c)
-{
-	if (c->state != CALL_RECV)
-		return;
-	nghttp2_nv nv[] = { NV(":status", "415", 3) };
-	c->state = CALL_REPLY;
-	nghttp2_submit_response(c->conn->session, c->stream_id, nv, 1, NULL);
-	mark_dirty(g, c->conn);
-	g->stats.errors++;
-}
-
-/* The request is whole: check its framing, then run it. */
-static void request_complete(atp_grpc_server *g, call *c)
-{
-	if (c->state != CALL_RECV)
-		return;
-	uint32_t want = (uint32_t)c->prefix[1] << 24 | (uint32_t)c->prefix[2] << 16 | (uint32_t)c->prefix[3] << 8 |
-			c->prefix[4];
-	if (g->draining) {
-		g_respond(g, c, G_UNAVAILABLE, "the server is draining");
-	} else if (c->method == M_NONE) {
-		g_respond(g, c, G_UNIMPLEMENTED, "no such method");
-	} else if (c->bad_header) {
-		g_respond(g, c, G_INVALID_ARGUMENT, "grpc-timeout: not a valid timeout");
-	} else if (c->deadline_ms && now_ms(g) >= c->deadline_ms) {
-		g_respond(g, c, G_DEADLINE_EXCEEDED, "the deadline passed before the call ran");
-	} else if (c->prefix_len < 5 || c->body_bytes != want) {
-		g_respond(g, c, G_INTERNAL, "the request must be exactly one length-prefixed message");
-	} else if (c->prefix[0] != 0) {
-		g_respond(g, c, G_UNIMPLEMENTED, "compressed messages are not supported");
-	} else {
-		m_dispatch(g, c);
-	}
-}
-
-static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data)
-{
-	h2conn *hc = user_data;
-	atp_grpc_server *g = hc->g;
-	hc->preface_seen = true;
-	switch (frame->hd.type) {
-	case NGHTTP2_HEADERS:
-	case NGHTTP2_DATA: {
-		call *c = call_of(session, frame->hd.stream_id);
-		if (c && frame->hd.type == NGHTTP2_HEADERS && !c->ct_ok)
-			refuse_content_type(g, c);  /* at once: its data is not gRPC and is not read */
-		else if (c && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
-			request_complete(g, c);
-		break;
-	}
-	case NGHTTP2_SETTINGS:
-		if (frame->hd.flags & NGHTTP2_FLAG_ACK)
-			break;
-		if (now_ms(g) / 1000 != hc->settings_second) {
-			hc->settings_second = now_ms(g) / 1000;
-			hc->settings_frames = 0;
-		}
-		if (++hc->settings_frames > SETTINGS_PER_SECOND) {
-			fprintf(stderr, "atpd: grpc connection %u: SETTINGS flood; closing\n", conn_index(g, hc));
-			nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
-		}
-		break;
-	default:
-		break;
-	}
-	return 0;
-}
-
-static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data)
-{
-	(void)error_code;
-	h2conn *hc = user_data;
-	call *c = call_of(session, stream_id);
-	if (c)
-		call_free(hc->g, c);
-	return 0;
-}
-
 /* ---- timers ---- */
 
+/* Connections not reading, lingering, silent before their preface, or idle. */
 static void sweep(atp_grpc_server *g)
 {
-	uint64_t now = now_ms(g);
-	for (uint32_t i = 0; i < g->n_calls_total; i++) {
-		call *c = &g->calls[i];
-		if (c->state == CALL_FREE || !c->deadline_ms || now < c->deadline_ms)
-			continue;
-		if (c->state == CALL_REPLY) {
-			if (c->method == M_SCAN && c->scan_next < c->scan_n) {
-				nghttp2_submit_rst_stream(c->conn->session, NGHTTP2_FLAG_NONE, c->stream_id, NGHTTP2_CANCEL);
-				c->deadline_ms = 0;
-				mark_dirty(g, c->conn);
-			}
-			continue;
-		}
-		g_respond(g, c, G_DEADLINE_EXCEEDED, "deadline exceeded%s",
-			  c->state == CALL_WAIT ? " (what was submitted may still apply: retry with the same id)" : "");
-	}
+	uint64_t now = g_now_ms(g);
 	for (uint32_t i = 0; i < g->cfg.max_connections; i++) {
 		h2conn *hc = &g->conns[i];
 		if (hc->state == H_FREE)
@@ -761,9 +304,10 @@ static void after_turn(void *ctx)
 	if (!g->accept_armed && !g->draining && g->listen_fd >= 0)
 		arm_accept(g);
 	m_after_turn(g);
-	run_queue(g);
-	if (now_ms(g) - g->last_sweep_ms >= SWEEP_MS) {
-		g->last_sweep_ms = now_ms(g);
+	g_run_queue(g);
+	if (g_now_ms(g) - g->last_sweep_ms >= SWEEP_MS) {
+		g->last_sweep_ms = g_now_ms(g);
+		g_sweep_calls(g);
 		sweep(g);
 	}
 	flush_dirty(g);
@@ -868,11 +412,7 @@ atp_grpc_server *atp_grpc_server_create(atp_stream_server *front, const atp_grpc
 	}
 	for (uint32_t i = 0; i < g->n_calls_total; i++)
 		g->free_calls[g->n_free_calls++] = g->n_calls_total - 1 - i;
-	nghttp2_session_callbacks_set_on_begin_headers_callback(g->cbs, on_begin_headers);
-	nghttp2_session_callbacks_set_on_header_callback(g->cbs, on_header);
-	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(g->cbs, on_data);
-	nghttp2_session_callbacks_set_on_frame_recv_callback(g->cbs, on_frame_recv);
-	nghttp2_session_callbacks_set_on_stream_close_callback(g->cbs, on_stream_close);
+	g_set_callbacks(g->cbs);
 	nghttp2_option_set_max_settings(g->opt, 32);
 	nghttp2_option_set_max_outbound_ack(g->opt, 1000);
 	nghttp2_option_set_stream_reset_rate_limit(g->opt, RESETS_BURST, RESETS_PER_SECOND);
@@ -882,7 +422,7 @@ atp_grpc_server *atp_grpc_server_create(atp_stream_server *front, const atp_grpc
 		destroy(g);
 		return NULL;
 	}
-	g->last_sweep_ms = now_ms(g);
+	g->last_sweep_ms = g_now_ms(g);
 	front_ext ext = { .ctx = g, .on_cqe = on_cqe, .on_done = on_done, .after_turn = after_turn, .waiting = waiting };
 	front_attach(front, &ext);
 	arm_accept(g);
@@ -911,11 +451,11 @@ void atp_grpc_server_shutdown(atp_grpc_server *g)
 			continue;
 		nghttp2_submit_goaway(hc->session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(hc->session),
 				      NGHTTP2_NO_ERROR, NULL, 0);
-		mark_dirty(g, hc);
+		g_mark_dirty(g, hc);
 	}
 	flush_dirty(g);
-	uint64_t until = now_ms(g) + 2000;
-	while (g->calls_busy && now_ms(g) < until)
+	uint64_t until = g_now_ms(g) + 2000;
+	while (g->calls_busy && g_now_ms(g) < until)
 		if (atp_stream_server_run(g->front, 10) < 0)
 			break;
 	front_attach(g->front, NULL);

@@ -9,6 +9,7 @@
  * lines go to location --location, each reservation id unique to the run,
  * so every Reserve is a new, durable reservation.
  */
+#include "mono.h"
 #include "atpctl.h"
 #include "grpc_client.h"
 #include "histogram.h"
@@ -44,19 +45,12 @@ struct load {
 	uint8_t mem[64u << 10] __attribute__((aligned(8)));
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void on_done(void *ctx, int status, const char *message)
 {
 	(void)message;
 	lcall *c = ctx;
 	load *l = c->l;
-	atp_hist_add(&l->hist, mono_ns() - c->t0_ns);
+	atp_hist_add(&l->hist, atp_mono_ns() - c->t0_ns);
 	if (status == 0)
 		l->ok++;
 	else if (status > 0 && status <= 16)
@@ -94,7 +88,7 @@ static int start_one(load *l, atp_grpc_client *cl)
 	}
 	size_t len;
 	const uint8_t *msg = atp_fb_finish(&b, root, NULL, &len);
-	c->t0_ns = mono_ns();
+	c->t0_ns = atp_mono_ns();
 	if (atp_grpc_client_start(cl, l->reserve ? "/atp.v1.Atp/Reserve" : "/atp.v1.Atp/GetAtp", msg, (uint32_t)len,
 				  30000, NULL, on_done, c) < 0)
 		return -1;
@@ -145,7 +139,7 @@ int cmd_grpc_load(int argc, char **argv)
 		return 2;
 	}
 	l.reserve = strcmp(method, "reserve") == 0;
-	l.run = (uint64_t)getpid() << 32 ^ mono_ns();
+	l.run = (uint64_t)getpid() << 32 ^ atp_mono_ns();
 	atp_prng_seed(&l.rng, seed);
 	atp_grpc_client **cl = calloc(conns, sizeof(*cl));
 	lcall *calls = calloc(conns * conc, sizeof(lcall));
@@ -165,9 +159,9 @@ int cmd_grpc_load(int argc, char **argv)
 		}
 		pfd[i] = (struct pollfd){ .fd = atp_grpc_client_fd(cl[i]), .events = POLLIN };
 	}
-	uint64_t t0 = mono_ns(), end = t0 + (uint64_t)(seconds * 1e9), next = t0,
+	uint64_t t0 = atp_mono_ns(), end = t0 + (uint64_t)(seconds * 1e9), next = t0,
 		 interval = rate ? 1000000000u / rate : 0, started = 0;
-	for (uint64_t now = t0; now < end; now = mono_ns()) {
+	for (uint64_t now = t0; now < end; now = atp_mono_ns()) {
 		for (uint64_t i = 0; i < conns; i++) {
 			while (atp_grpc_client_in_flight(cl[i]) < conc && (!rate || now >= next)) {
 				if (start_one(&l, cl[i]) < 0)
@@ -182,7 +176,7 @@ int cmd_grpc_load(int argc, char **argv)
 		}
 		int wait_ms = 100;
 		if (rate) {
-			now = mono_ns();
+			now = atp_mono_ns();
 			wait_ms = next > now ? (int)((next - now) / 1000000) : 0;
 		}
 		if (poll(pfd, conns, wait_ms) > 0)
@@ -190,7 +184,7 @@ int cmd_grpc_load(int argc, char **argv)
 				if (pfd[i].revents && atp_grpc_client_pump(cl[i], 0) < 0)
 					return 1;
 	}
-	double elapsed = (mono_ns() - t0) / 1e9;
+	double elapsed = (atp_mono_ns() - t0) / 1e9;
 	/* let what is in flight finish (not counted in the rate's time, but in the latencies) */
 	for (uint64_t i = 0; i < conns; i++)
 		while (atp_grpc_client_in_flight(cl[i]) && atp_grpc_client_pump(cl[i], 1000) >= 0)

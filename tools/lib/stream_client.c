@@ -1,5 +1,6 @@
 /* stream_client.c — see stream_client.h. */
 #define _GNU_SOURCE
+#include "mono.h"
 #include "stream_client.h"
 
 #include "atp/status.h"
@@ -40,13 +41,6 @@ typedef struct sender {
 	uint32_t in_len;
 	uint8_t *frame;          /* shared: one frame copied to aligned memory */
 } sender;
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static double real_seconds(void)
 {
@@ -303,10 +297,10 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 		if (sources[i].n_frames == 0)
 			xs[i].state = S_DONE;
 	}
-	uint64_t t0 = mono_ns(), last_progress = t0, last_acked = 0;
+	uint64_t t0 = atp_mono_ns(), last_progress = t0, last_acked = 0;
 	r->started = real_seconds();
 	while (!rc) {
-		uint64_t now = mono_ns();
+		uint64_t now = atp_mono_ns();
 		uint32_t live = 0, acked = 0;
 		bool idle_by_plan = true;  /* every live connection has all it may send yet acknowledged */
 		for (uint32_t i = 0; i < n; i++) {
@@ -340,7 +334,7 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 			rc = -1;
 			break;
 		}
-		now = mono_ns();
+		now = atp_mono_ns();
 		for (uint32_t i = 0; i < n && !rc; i++) {
 			sender *x = &xs[i];
 			if (pf[i].fd < 0 || !pf[i].revents || x->fd < 0)
@@ -377,7 +371,7 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 		if (o->progress)
 			fflush(stdout);
 	}
-	r->seconds = (double)(mono_ns() - t0) / 1e9;
+	r->seconds = (double)(atp_mono_ns() - t0) / 1e9;
 	r->finished = real_seconds();
 	for (uint32_t i = 0; xs && i < n; i++) {
 		if (xs[i].fd >= 0)

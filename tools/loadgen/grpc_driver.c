@@ -5,6 +5,7 @@
  * finds its connection full waits, and when paced its latency still counts
  * from its due time, so a slow server shows as latency, not as fewer calls.
  */
+#include "mono.h"
 #include "loadgen.h"
 
 #include "grpc_client.h"
@@ -31,13 +32,6 @@ struct slot {
 	slot *next_free;
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void on_msg(void *ctx, const uint8_t *msg, uint32_t len)
 {
 	slot *s = ctx;
@@ -56,7 +50,7 @@ static void on_done(void *ctx, int status, const char *message)
 	(void)message;
 	slot *s = ctx;
 	grpc_outcome *o = s->d->out;
-	uint64_t ns = mono_ns() - s->t0_ns;
+	uint64_t ns = atp_mono_ns() - s->t0_ns;
 	atp_hist_add(s->kind == CALL_RESERVE ? &o->reserve_latency : &o->release_latency, ns);
 	if (status == 5)
 		o->not_found++;  /* a reservation of a position not there yet: an answer, not a failure */
@@ -117,10 +111,10 @@ int grpc_drive(const grpc_plan *p, grpc_outcome *out)
 			pfd[i] = (struct pollfd){ .fd = atp_grpc_client_fd(cl[i]), .events = POLLIN };
 		}
 	}
-	uint64_t next = 0, t_start = mono_ns();
+	uint64_t next = 0, t_start = atp_mono_ns();
 	uint32_t rr = 0;
 	while (!rc) {
-		uint64_t now = mono_ns(), flying = 0;
+		uint64_t now = atp_mono_ns(), flying = 0;
 		bool full = false;  /* every connection has in_flight calls out */
 		/* Start what is due, round robin over the connections with room. */
 		while (next < p->n && (!p->paced || p->t0_ns + p->calls[next].due_ns <= now) && d.free) {
@@ -153,7 +147,7 @@ int grpc_drive(const grpc_plan *p, grpc_outcome *out)
 			break;
 		int wait_ms = 50;
 		if (next < p->n && p->paced) {
-			now = mono_ns();
+			now = atp_mono_ns();
 			uint64_t due = p->t0_ns + p->calls[next].due_ns;
 			wait_ms = due > now ? (int)((due - now) / 1000000) : 0;
 			if (wait_ms > 50)
@@ -166,7 +160,7 @@ int grpc_drive(const grpc_plan *p, grpc_outcome *out)
 				if (pfd[i].revents && atp_grpc_client_pump(cl[i], 0) < 0)
 					rc = -1;
 	}
-	out->seconds = (mono_ns() - t_start) / 1e9;
+	out->seconds = (atp_mono_ns() - t_start) / 1e9;
 	for (uint32_t i = 0; cl && i < nc; i++)
 		atp_grpc_client_close(cl[i]);
 	free(cl);

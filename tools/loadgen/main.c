@@ -29,6 +29,7 @@
  *       answered without an error.
  */
 #define _GNU_SOURCE
+#include "mono.h"
 #include "loadgen.h"
 
 #include "csv_events.h"
@@ -84,13 +85,6 @@ typedef struct source_state {
 	uint64_t first_due, last_due, cover;
 	phase *ph;
 } source_state;
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void usage(void)
 {
@@ -297,6 +291,7 @@ static int split(const options *o, const char *csv, size_t len, phase *warm, pha
 	uint32_t n_st = 0;
 	int rc = r && st ? atp_csv_open(r, csv, len, err) : -1;
 	uint64_t day0 = 0, from = (uint64_t)o->from_min * 60000, to = from + (uint64_t)o->minutes * 60000, latest = 0;
+	bool have_day0 = false;
 	atp_event ev;
 	int k;
 	while (rc == 0 && (k = atp_csv_next(r, &ev, err)) != 0) {
@@ -305,8 +300,10 @@ static int split(const options *o, const char *csv, size_t len, phase *warm, pha
 			rc = -1;
 			break;
 		}
-		if (!day0)
+		if (!have_day0) {
 			day0 = r->occurred_at - r->occurred_at % 86400000;  /* midnight of the day */
+			have_day0 = true;
+		}
 		/* A row goes out when it comes in the day: a resend keeps its first occurred_at but is sent later. */
 		if (r->occurred_at > latest)
 			latest = r->occurred_at;
@@ -391,18 +388,18 @@ static void *api_thread(void *arg)
 /* Drive one phase to its end; progress lines when `say`. 0, or -1. */
 static int drive(const options *o, phase *ph, bool paced, const char *name, run *x)
 {
-	*x = (run){ .o = o, .ph = ph, .paced = paced, .t0_ns = mono_ns() + 20000000 };
+	*x = (run){ .o = o, .ph = ph, .paced = paced, .t0_ns = atp_mono_ns() + 20000000 };
 	pthread_t t1, t2;
 	if (pthread_create(&t1, NULL, tcp_thread, x) || pthread_create(&t2, NULL, api_thread, x))
 		return -1;
-	uint64_t last_ev = 0, last_calls = 0, start = mono_ns();
+	uint64_t last_ev = 0, last_calls = 0, start = atp_mono_ns();
 	for (unsigned sec = 1; !__atomic_load_n(&x->tcp_done, __ATOMIC_ACQUIRE) ||
 			       !__atomic_load_n(&x->api_done, __ATOMIC_ACQUIRE); sec++) {
 		for (int i = 0; i < 100 && !(__atomic_load_n(&x->tcp_done, __ATOMIC_ACQUIRE) &&
 					     __atomic_load_n(&x->api_done, __ATOMIC_ACQUIRE)); i++)
 			usleep(10000);
 		uint64_t ev = stream_result_events(&x->tcp), calls = __atomic_load_n(&x->api.done, __ATOMIC_RELAXED);
-		double t = (mono_ns() - start) / 1e9;
+		double t = (atp_mono_ns() - start) / 1e9;
 		fprintf(stderr, "%s %6.1f s: events %" PRIu64 "/%" PRIu64 " acked (%" PRIu64 "/s), calls %" PRIu64 "/%" PRIu64
 				" answered (%" PRIu64 "/s)\n",
 			name, t, ev, ph->events, ev - last_ev, calls, ph->n_calls, calls - last_calls);

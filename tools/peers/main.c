@@ -20,6 +20,7 @@
  * confirmed, duplicates; with --check, that no key's stock went below 0.
  */
 #define _GNU_SOURCE
+#include "mono.h"
 #include "csv_events.h"
 #include "grpc_client.h"
 #include "histogram.h"
@@ -58,13 +59,6 @@ static struct {
 	atp_histogram hist;
 	uint64_t confirmed, duplicates, failed;
 } g;
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int key_cmp(const void *a, const void *b)
 {
@@ -127,7 +121,7 @@ static bool take(uint64_t *i)
 
 static void record(atp_histogram *h, uint64_t t0, int64_t confirmed, bool duplicate, bool ok)
 {
-	atp_hist_add(h, mono_ns() - t0);
+	atp_hist_add(h, atp_mono_ns() - t0);
 	pthread_mutex_lock(&g.lock);
 	if (!ok)
 		g.failed++;
@@ -156,7 +150,7 @@ static void *run_atpd(void *arg)
 		size_t len;
 		const uint8_t *msg = atp_fb_finish(
 			&b, atp_v1_build_reserve_request(&b, atp_str_of(r->id, strlen(r->id)), &line, 1, 0, false), NULL, &len);
-		uint64_t t0 = mono_ns();
+		uint64_t t0 = atp_mono_ns();
 		uint8_t *reply = NULL;
 		uint32_t reply_len;
 		int st = atp_grpc_client_unary(c, "/atp.v1.Atp/Reserve", msg, (uint32_t)len, 60000, &reply, &reply_len, NULL, 0);
@@ -212,7 +206,7 @@ static void *run_redis(void *arg)
 		snprintf(idem, sizeof(idem), "idem:%s:%s:%s", r->id, r->sku, r->loc);
 		snprintf(avail, sizeof(avail), "avail:%s:%s", r->sku, r->loc);
 		snprintf(qty, sizeof(qty), "%" PRId64, r->qty);
-		uint64_t t0 = mono_ns();
+		uint64_t t0 = atp_mono_ns();
 		redisReply *x = redisCommand(c, "EVALSHA %s 2 %s %s %s", sha->str, idem, avail, qty);
 		bool ok = x && x->type == REDIS_REPLY_ARRAY && x->elements == 2;
 		record(h, t0, ok ? x->element[0]->integer : 0, ok && x->element[1]->integer == 1, ok);
@@ -316,7 +310,7 @@ static void *run_pg(void *arg)
 		char qty[24];
 		snprintf(qty, sizeof(qty), "%" PRId64, r->qty);
 		const char *v[4] = { r->id, r->sku, r->loc, qty };
-		uint64_t t0 = mono_ns();
+		uint64_t t0 = atp_mono_ns();
 		PGresult *x = PQexecPrepared(c, "reserve", 4, v, NULL, NULL, 0);
 		bool ok = PQresultStatus(x) == PGRES_TUPLES_OK && PQntuples(x) == 1;
 		int64_t got = ok ? atoll(PQgetvalue(x, 0, 0)) : 0;
@@ -432,14 +426,14 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&g.lock, NULL);
 	pthread_t *t = calloc(g.threads, sizeof(pthread_t));
 	atp_histogram *h = calloc(g.threads, sizeof(atp_histogram));
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = atp_mono_ns();
 	for (uint32_t i = 0; i < g.threads; i++)
 		pthread_create(&t[i], NULL, run, &h[i]);
 	for (uint32_t i = 0; i < g.threads; i++) {
 		pthread_join(t[i], NULL);
 		atp_hist_merge(&g.hist, &h[i]);
 	}
-	double secs = (mono_ns() - t0) / 1e9;
+	double secs = (atp_mono_ns() - t0) / 1e9;
 	int bad = check && verify ? verify() : 0;
 	printf("%s: %" PRIu64 " reservations in %.2f s: %.0f/s, p50 %.3f ms, p99 %.3f ms; %" PRIu64
 	       " units confirmed, %" PRIu64 " duplicates, %" PRIu64 " failed%s\n",
