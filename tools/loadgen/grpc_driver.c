@@ -18,6 +18,9 @@
 #include <string.h>
 #include <time.h>
 
+/* Paced calls due within this much of now start together: one poll per quantum, not a spin. */
+#define QUANTUM_NS 1000000u
+
 typedef struct slot slot;
 
 typedef struct driver {
@@ -116,8 +119,8 @@ int grpc_drive(const grpc_plan *p, grpc_outcome *out)
 	while (!rc) {
 		uint64_t now = atp_mono_ns(), flying = 0;
 		bool full = false;  /* every connection has in_flight calls out */
-		/* Start what is due, round robin over the connections with room. */
-		while (next < p->n && (!p->paced || p->t0_ns + p->calls[next].due_ns <= now) && d.free) {
+		/* Start what is due (within the quantum), round robin over the connections with room. */
+		while (next < p->n && (!p->paced || p->t0_ns + p->calls[next].due_ns <= now + QUANTUM_NS) && d.free) {
 			uint32_t k = 0;
 			while (k < nc && atp_grpc_client_in_flight(cl[(rr + k) % nc]) >= p->in_flight)
 				k++;
@@ -129,7 +132,9 @@ int grpc_drive(const grpc_plan *p, grpc_outcome *out)
 			rr = (rr + k + 1) % nc;
 			slot *s = d.free;
 			d.free = s->next_free;
-			s->t0_ns = p->paced ? p->t0_ns + p->calls[next].due_ns : now;
+			/* From its due time when late (a slow server shows), from its start when early in the quantum. */
+			uint64_t due = p->t0_ns + p->calls[next].due_ns;
+			s->t0_ns = p->paced && due < now ? due : now;
 			if (start(c, &p->calls[next], s, mem, sizeof(mem)) < 0) {
 				rc = -1;
 				break;
@@ -147,11 +152,15 @@ int grpc_drive(const grpc_plan *p, grpc_outcome *out)
 			break;
 		int wait_ms = 50;
 		if (next < p->n && p->paced) {
+			/* Sleep until the next call is due, at least a quantum: a paced generator must not spin on
+			 * the cores the server runs on. */
 			now = atp_mono_ns();
 			uint64_t due = p->t0_ns + p->calls[next].due_ns;
-			wait_ms = due > now ? (int)((due - now) / 1000000) : 0;
+			wait_ms = due > now + QUANTUM_NS ? (int)((due - now) / 1000000) : 1;
 			if (wait_ms > 50)
 				wait_ms = 50;
+			if (full || !d.free)
+				wait_ms = 50;  /* answers wake the poll */
 		} else if (next < p->n && d.free && !full) {
 			wait_ms = 0;
 		}
