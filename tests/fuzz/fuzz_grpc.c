@@ -13,6 +13,7 @@
 #include "atp/engine.h"
 #include "atp/grpc_server.h"
 #include "atp/stream_server.h"
+#include "loopback.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -92,17 +93,9 @@ static void setup(void)
 	atexit(cleanup);
 }
 
-/* Turn the loop until the client's socket sees the close (bounded: the server may keep a valid connection open). */
-static void until_closed(int fd)
+static int turn(unsigned timeout_ms)
 {
-	char sink[4096];
-	for (int turn = 0; turn < 60; turn++) {
-		if (atp_stream_server_run(loop, 1) != 0)
-			abort();
-		ssize_t k = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
-		if (k == 0 || (k < 0 && errno != EAGAIN))
-			return;
-	}
+	return atp_stream_server_run(loop, timeout_ms);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -111,26 +104,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				       "\0\0\0\x04\0\0\0\0\0";  /* the preface, then SETTINGS{} */
 	if (!engine)
 		setup();
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
-		abort();
 	size_t cut = 0;
 	if (size) {  /* the first byte chooses the split and is not sent */
 		cut = data[0] % size;
 		data++;
 		size--;
 	}
-	if (send(fd, hello, sizeof(hello) - 1, MSG_NOSIGNAL) < 0 ||
-	    (send(fd, data, cut, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EPIPE && errno != ECONNRESET))
-		abort();
-	for (int turn = 0; turn < 3; turn++)
-		if (atp_stream_server_run(loop, 0) != 0)
-			abort();
-	if (send(fd, data + cut, size - cut, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EPIPE &&
-	    errno != ECONNRESET && errno != EAGAIN)
-		abort();
-	shutdown(fd, SHUT_WR);
-	until_closed(fd);
-	close(fd);
+	/* bounded: the server may keep a valid connection open */
+	fuzz_loopback(&addr, hello, sizeof(hello) - 1, data, size, cut, turn, 60);
 	return 0;
 }

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include "atp/engine.h"
 #include "atp/stream_server.h"
+#include "loopback.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -67,37 +68,15 @@ static void setup(void)
 	atexit(cleanup);
 }
 
-/* Turn the server until the client's socket sees the close (bounded). */
-static void until_closed(int fd)
+static int turn(unsigned timeout_ms)
 {
-	char sink[4096];
-	for (int turn = 0; turn < 400; turn++) {
-		if (atp_stream_server_run(server, 1) != 0)
-			abort();
-		ssize_t k = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
-		if (k == 0 || (k < 0 && errno != EAGAIN))
-			return;
-	}
+	return atp_stream_server_run(server, timeout_ms);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!engine)
 		setup();
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
-		abort();
-	size_t cut = size ? data[0] % (size + 1) : 0;
-	if (send(fd, data, cut, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EPIPE && errno != ECONNRESET)
-		abort();
-	for (int turn = 0; turn < 3; turn++)
-		if (atp_stream_server_run(server, 0) != 0)
-			abort();
-	if (send(fd, data + cut, size - cut, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EPIPE &&
-	    errno != ECONNRESET && errno != EAGAIN)
-		abort();
-	shutdown(fd, SHUT_WR);
-	until_closed(fd);
-	close(fd);
+	fuzz_loopback(&addr, NULL, 0, data, size, size ? data[0] % (size + 1) : 0, turn, 400);
 	return 0;
 }

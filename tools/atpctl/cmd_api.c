@@ -43,15 +43,19 @@ static atp_grpc_client *connect_to(const char *target)
 	return c;
 }
 
-/* A unary call; prints the error and returns NULL unless OK. */
-static uint8_t *call(atp_grpc_client *c, const char *path, const uint8_t *msg, size_t len,
+/* One unary call on its own connection; prints the error and returns NULL unless OK (then *root is verified). */
+static uint8_t *call(const char *target, const char *path, const uint8_t *msg, size_t len,
 		     const atp_fb_table_rule *rule, const uint8_t **root)
 {
+	atp_grpc_client *c = connect_to(target);
+	if (!c)
+		return NULL;
 	uint8_t *reply;
 	uint32_t reply_len;
 	char message[256];
 	int st = atp_grpc_client_unary(c, path, msg, (uint32_t)len, TIMEOUT_MS, &reply, &reply_len, message,
 				       sizeof(message));
+	atp_grpc_client_close(c);
 	if (st != 0) {
 		fprintf(stderr, "atpctl: %s: %s\n", atp_grpc_status_name(st), message);
 		free(reply);
@@ -91,12 +95,8 @@ int cmd_atp(int argc, char **argv)
 	size_t len;
 	const uint8_t *q = atp_fb_finish(
 		&b, atp_v1_build_atp_query(&b, atp_str_of(argv[1], strlen(argv[1])), locs, (uint32_t)(argc - 2)), NULL, &len);
-	atp_grpc_client *c = connect_to(target);
-	if (!c)
-		return 1;
 	const uint8_t *r;
-	uint8_t *reply = call(c, "/atp.v1.Atp/GetAtp", q, len, &atp_v1_atp_reply_rule, &r);
-	atp_grpc_client_close(c);
+	uint8_t *reply = call(target, "/atp.v1.Atp/GetAtp", q, len, &atp_v1_atp_reply_rule, &r);
 	if (!reply)
 		return 1;
 	fputs(header, stdout);
@@ -139,12 +139,8 @@ int cmd_reserve(int argc, char **argv)
 	const uint8_t *q = atp_fb_finish(
 		&b, atp_v1_build_reserve_request(&b, atp_str_of(argv[i], strlen(argv[i])), lines, n, ttl, partial), NULL,
 		&len);
-	atp_grpc_client *c = connect_to(target);
-	if (!c)
-		return 1;
 	const uint8_t *r;
-	uint8_t *reply = call(c, "/atp.v1.Atp/Reserve", q, len, &atp_v1_reserve_reply_rule, &r);
-	atp_grpc_client_close(c);
+	uint8_t *reply = call(target, "/atp.v1.Atp/Reserve", q, len, &atp_v1_reserve_reply_rule, &r);
 	if (!reply)
 		return 1;
 	printf("sku,location,requested,confirmed\n");
@@ -171,12 +167,8 @@ int cmd_release(int argc, char **argv)
 	size_t len;
 	const uint8_t *q = atp_fb_finish(&b, atp_v1_build_release_request(&b, atp_str_of(argv[1], strlen(argv[1]))),
 					 NULL, &len);
-	atp_grpc_client *c = connect_to(target);
-	if (!c)
-		return 1;
 	const uint8_t *r;
-	uint8_t *reply = call(c, "/atp.v1.Atp/Release", q, len, &atp_v1_release_reply_rule, &r);
-	atp_grpc_client_close(c);
+	uint8_t *reply = call(target, "/atp.v1.Atp/Release", q, len, &atp_v1_release_reply_rule, &r);
 	if (!reply)
 		return 1;
 	printf("released,%" PRId64 "\nfound,%s\n", atp_v1_release_reply_released(r),
