@@ -289,9 +289,14 @@ def main():
         time.sleep(0.1)
     check(d.atp("TTL")[1] == 10, "... and lapsed after its TTL")
 
-    # Deadlines (grpc-timeout): a call that cannot finish in time. The client enforces its deadline too;
-    # the server's own handling is proven in grpc_abuse.py with a raw grpc-timeout of 0.
-    code, _ = d.error_of("/atp.v1.Atp/Reserve", reserve_req("DL", [("DL", "DC1", 1)]), timeout=0.000001)
+    # Deadlines (grpc-timeout): a call that cannot finish in time, made so by stopping the daemon while the
+    # call waits (a tiny timeout alone races a fast server). The server's own handling of a spent
+    # grpc-timeout is proven in grpc_abuse.py with raw frames.
+    d.proc.send_signal(signal.SIGSTOP)
+    try:
+        code, _ = d.error_of("/atp.v1.Atp/Reserve", reserve_req("DL", [("DL", "DC1", 1)]), timeout=0.2)
+    finally:
+        d.proc.send_signal(signal.SIGCONT)
     check(code == C.DEADLINE_EXCEEDED, "a Reserve past its deadline: DEADLINE_EXCEEDED")
 
     # A hot SKU: N clients x M reserves of 1 against a stock of 200: exactly 200 confirmed
