@@ -282,9 +282,9 @@ def main():
     check(code == C.INVALID_ARGUMENT and "reservation_id" in msg, "Release without an id: INVALID_ARGUMENT")
 
     # TTL: the lines lapse on the engine's (wall) clock
-    check(d.reserve("T1", [("TTL", "DC1", 4)], ttl=300) == ([4], False), "Reserve with a TTL")
+    check(d.reserve("T1", [("TTL", "DC1", 4)], ttl=1500) == ([4], False), "Reserve with a TTL")
     check(d.atp("TTL")[1] == 6, "... held")
-    deadline = time.time() + 10
+    deadline = time.time() + 20
     while d.atp("TTL")[1] != 10 and time.time() < deadline:
         time.sleep(0.1)
     check(d.atp("TTL")[1] == 10, "... and lapsed after its TTL")
