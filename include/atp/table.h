@@ -38,7 +38,7 @@ typedef struct atp_position {
 	uint8_t pad[2];
 	uint32_t seq;         /* sequence lock: odd while the writer changes the buckets */
 	uint32_t next_loc;    /* the next position of the same SKU (newest first), ATP_POS_NONE: the last */
-	uint8_t pad2[8];
+	uint64_t hash;        /* the position hash of (sku, location): what its slot holds */
 } __attribute__((aligned(64))) atp_position;
 
 typedef struct atp_table atp_table;

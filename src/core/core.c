@@ -725,21 +725,18 @@ int atp_core_restore_position(atp_core *c, atp_str sku, atp_str location, const 
 	return ATP_OK;
 }
 
-int atp_core_restore_line(atp_core *c, atp_str ref, atp_str sku, atp_str location, const atp_line *v)
+int atp_core_restore_line(atp_core *c, atp_str ref, uint32_t pos, const atp_line *v)
 {
 	if (!atp_str_valid(ref, ATP_REF_MAX))
 		return ATP_E_REF;
-	if (!atp_str_valid(sku, ATP_SKU_MAX) || !atp_str_valid(location, ATP_LOC_MAX))
-		return ATP_E_SKU;
 	bool open = v->state == ATP_LINE_OPEN;
 	if (v->state < ATP_LINE_OPEN || v->state > ATP_LINE_UNFILLED || v->requested <= 0 ||
 	    v->requested > ATP_QTY_MAX || v->confirmed < 0 || v->confirmed > v->requested || v->remaining < 0 ||
 	    v->remaining > v->confirmed || open != (v->remaining > 0))
 		return ATP_E_INVAL;
-	uint64_t ph = atp_position_hash(atp_sku_hash(sku), location);
-	uint32_t pos = atp_table_find(c->table, ph, sku, location);
-	if (pos == ATP_POS_NONE)
+	if (pos >= atp_table_count(c->table))
 		return ATP_E_INVAL;
+	uint64_t ph = atp_table_get(c->table, pos)->hash;
 	uint64_t h = atp_line_hash(ref, ph);
 	if (atp_lines_find(c->lines, h, ref, pos) != ATP_LINE_NONE)
 		return ATP_E_INVAL;

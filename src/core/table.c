@@ -156,6 +156,7 @@ uint32_t atp_table_intern(atp_table *t, uint64_t h, atp_str sku, atp_str loc)
 	p->key_off = t->keys_used;
 	p->sku_len = (uint8_t)sku.len;
 	p->loc_len = (uint8_t)loc.len;
+	p->hash = h;
 	char *k = t->keys + t->keys_used;
 	memcpy(k, sku.ptr, sku.len);
 	k[sku.len] = '\0';

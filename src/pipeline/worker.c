@@ -325,7 +325,7 @@ static shard *shard_of(worker *w, uint32_t index)
 }
 
 /* Up to this many consecutive events of one shard are applied together (the core's batch pipeline). */
-#define RUN_MAX 32
+#define RUN_MAX 128
 
 typedef struct run {
 	shard *s;

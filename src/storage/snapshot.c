@@ -256,7 +256,6 @@ static int restore(reader *r, atp_core *c, uint64_t *lsn)
 	*lsn = r_u64(r);
 	uint64_t now = r_u64(r);
 	uint32_t n_src = r_u32(r), n_pos = r_u32(r), n_open = r_u32(r), n_closed = r_u32(r);
-	const atp_table *t = atp_core_table(c);
 	int rc = ATP_OK;
 	for (uint32_t i = 0; i < n_src && !rc && !r->bad; i++) {
 		atp_str name = r_str(r, r_u8(r));
@@ -285,11 +284,9 @@ static int restore(reader *r, atp_core *c, uint64_t *lsn)
 		v.remaining = (int64_t)r_u64(r);
 		v.expires_at = r_u64(r);
 		v.closed_at = r_u64(r);
-		if (r->bad || pos >= atp_table_count(t))
+		if (r->bad)
 			return ATP_E_INVAL;
-		const atp_position *p = atp_table_get(t, pos);
-		rc = atp_core_restore_line(c, ref, atp_str_of(atp_table_sku(t, pos), p->sku_len),
-					   atp_str_of(atp_table_location(t, pos), p->loc_len), &v);
+		rc = atp_core_restore_line(c, ref, pos, &v);
 	}
 	atp_core_restore_now(c, now);
 	return rc ? rc : r->bad ? ATP_E_INVAL : ATP_OK;

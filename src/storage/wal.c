@@ -131,6 +131,24 @@ static uint32_t valid_record(const uint8_t *m, uint64_t size, uint64_t off, uint
 	return len;
 }
 
+/*
+ * The record at off if a snapshot covers it (its lsn is the next one and
+ * at most after) and it fits: its length, else 0. Its CRC is not checked:
+ * it is never applied, and the chain of lsns still proves the framing.
+ */
+static uint32_t covered_record(const uint8_t *m, uint64_t size, uint64_t off, uint64_t last, uint64_t after)
+{
+	uint32_t len;
+	uint64_t lsn;
+	if (last >= after || off + REC_HEADER > size)
+		return 0;
+	memcpy(&len, m + off, 4);
+	memcpy(&lsn, m + off + 8, 8);
+	if (lsn != last + 1 || len == 0 || len > ATP_WAL_PAYLOAD_MAX || off + rec_size(len) > size)
+		return 0;
+	return len;
+}
+
 /* Zero [off, size) of fd and make it durable. */
 static int zero_tail(int fd, uint64_t off, uint64_t size)
 {
@@ -181,8 +199,10 @@ static int replay_segment(atp_wal *w, const char *path, const uint8_t *m, uint64
 		if (len == 0)
 			break; /* end of data */
 		uint64_t lsn = 0;
-		uint32_t ok = valid_record(m, size, off, &lsn);
-		if (!ok || lsn != w->last_lsn + 1)
+		uint32_t ok = covered_record(m, size, off, w->last_lsn, s->after);
+		if (ok)
+			lsn = w->last_lsn + 1;
+		else if (!(ok = valid_record(m, size, off, &lsn)) || lsn != w->last_lsn + 1)
 			break;
 		if (lsn > s->after && s->fn(s->ctx, lsn, m + off + REC_HEADER, ok) != 0) {
 			atp_errf(s->err, s->errlen, "%s: record at offset %" PRIu64 " (lsn %" PRIu64 ") cannot be applied", path,
