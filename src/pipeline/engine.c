@@ -229,7 +229,7 @@ static int read_sources(atp_engine *e, char *err, size_t errlen)
  * as its segment's mapping) and applies each run through the core's batch
  * pipeline, every event at its own time, as the worker did; a tick ends a run.
  */
-#define REPLAY_RUN 64
+#define REPLAY_RUN 256
 
 typedef struct replay_ctx {
 	shard *s;
