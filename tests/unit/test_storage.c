@@ -443,3 +443,29 @@ Test(snapshot, bad_checksum_falls_back_to_the_older_one)
 	atp_core_destroy(d);
 	atp_core_destroy(e);
 }
+
+Test(snapshot, a_line_of_a_position_it_does_not_hold_is_refused)
+{
+	atp_core *c = busy_core(), *d = small_core(64, 64, 4);
+	char err[512], path[600];
+	uint64_t lsn;
+	cr_assert_eq(atp_snapshot_write(dir, c, 9, err, sizeof(err)), 0, "%s", err);
+	snprintf(path, sizeof(path), "%s/snap-%020u.snap", dir, 9u);
+	/* Line R1 (its ref length, its ref, then its position id) now names position 1000; the checksum is made good. */
+	int fd = open(path, O_RDWR);
+	uint8_t buf[4096];
+	ssize_t n = pread(fd, buf, sizeof(buf), 0);
+	cr_assert(n > 44 && n < (ssize_t)sizeof(buf));
+	uint8_t *at = memmem(buf, (size_t)n, "\x02R1", 3);
+	cr_assert_not_null(at);
+	uint32_t pos = 1000, crc;
+	memcpy(at + 3, &pos, 4);
+	crc = atp_crc32c(0, buf, (size_t)n - 4);
+	memcpy(buf + n - 4, &crc, 4);
+	cr_assert_eq(pwrite(fd, buf, (size_t)n, 0), n);
+	close(fd);
+	cr_assert_eq(atp_snapshot_load(dir, d, &lsn, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "does not restore"), "%s", err);
+	atp_core_destroy(c);
+	atp_core_destroy(d);
+}
