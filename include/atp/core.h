@@ -124,6 +124,31 @@ void atp_core_apply_batch(atp_core *c, const atp_event *ev, size_t n, atp_result
 void atp_core_apply_batch_at(atp_core *c, const atp_event *ev, const uint64_t *now, size_t n, atp_result *r);
 
 /*
+ * The hashes the core finds an event's position and reservation line by: a
+ * pure function of the event's bytes, so that whoever already holds the
+ * event (the engine's router, which shards by the SKU's hash) can compute
+ * them off the applying thread.
+ */
+typedef struct atp_event_hash {
+	uint64_t sku;
+	uint64_t pos;   /* of (sku, location) */
+	uint64_t line;  /* of (ref, position), when the event names a line; else 0 */
+} atp_event_hash;
+
+void atp_core_hash_event(const atp_event *ev, atp_event_hash *h);
+
+/* Deltas on (the default) or off: off, results and expiries carry none (stats still count them); for replay. */
+void atp_core_set_deltas(atp_core *c, bool on);
+/*
+ * atp_core_apply_batch_at() for events that already passed
+ * atp_event_validate(), with h[i] = atp_core_hash_event(&ev[i]) given: the
+ * engine's shard worker, whose router validated and hashed them. Neither is
+ * checked again (a wrong hash finds the wrong keys).
+ */
+void atp_core_apply_batch_hashed_at(atp_core *c, const atp_event *ev, const atp_event_hash *h, const uint64_t *now,
+				    size_t n, atp_result *r);
+
+/*
  * Advance the core's time to now (an earlier now is ignored), release up
  * to max_lines open lines whose expiry is at or before it, writing one
  * delta per ATP change into out (room for max_lines), and forget closed

@@ -16,6 +16,8 @@ extern "C" {
 
 /* crc of len bytes continuing from crc (start with 0). */
 uint32_t atp_crc32c(uint32_t crc, const void *buf, size_t len);
+/* The same for the 8 bytes of v in little-endian order (the host's: see meson.build). */
+uint32_t atp_crc32c_u64(uint32_t crc, uint64_t v);
 
 #ifdef __cplusplus
 }

@@ -3,9 +3,12 @@
  *
  * A segment file is named by the LSN of its first record and starts with a
  * 64-byte header (magic, first LSN, size, CRC). Records follow back to
- * back, 8-aligned: u32 payload length, u32 CRC-32C of (LSN, payload), u64
+ * back, 8-aligned: u32 payload length, u32 CRC-32C of (payload, LSN), u64
  * LSN, payload. LSNs are contiguous from 1 across segments; a zero length
- * ends a segment's data (the rest is preallocated zeros).
+ * ends a segment's data (the rest is preallocated zeros). The payload comes
+ * first under the CRC so that a producer can checksum it before its LSN is
+ * known (atp_wal_append_crc). Segments of the first format (magic ATPWAL1,
+ * CRC of LSN then payload) are still read; appends then go to a new one.
  *
  * Opening recovers: every record after a given LSN is handed to a callback
  * in order. A torn tail (a bad last record of the last segment, with
@@ -46,7 +49,9 @@ typedef int (*atp_wal_replay_fn)(void *ctx, uint64_t lsn, const uint8_t *payload
 /*
  * Open the WAL in dir (created if absent) and replay every record with
  * LSN > after into fn (a non-zero return stops the open with an error).
- * NULL on error, with a message in err.
+ * A payload points into its segment's mapping, which lasts until the end
+ * of the segment: fn is then called with payload NULL (and the segment's
+ * last LSN) before the mapping goes. NULL on error, with a message in err.
  */
 atp_wal *atp_wal_open(const char *dir, const atp_wal_config *cfg, uint64_t after, atp_wal_replay_fn fn, void *ctx,
 		      char *err, size_t errlen);
@@ -59,6 +64,8 @@ uint64_t atp_wal_last_lsn(const atp_wal *w);
 
 /* Append a record (payload of 1 .. ATP_WAL_PAYLOAD_MAX bytes): 0, ATP_WAL_FLUSH_FIRST, or -errno. */
 int atp_wal_append(atp_wal *w, const void *payload, size_t len);
+/* The same, with payload_crc = atp_crc32c(0, payload, len) already computed (and trusted). */
+int atp_wal_append_crc(atp_wal *w, const void *payload, size_t len, uint32_t payload_crc);
 
 typedef struct atp_wal_write {
 	int fd;

@@ -25,6 +25,7 @@ struct atp_core {
 	uint64_t now;
 	uint64_t retention;
 	bool sparse_seq;
+	bool no_deltas;              /* results carry no deltas (they are still counted) */
 	uint32_t recent_sources[2];  /* most recently used first */
 	atp_core_stats stats;
 };
@@ -55,11 +56,7 @@ typedef struct line_plan {
 } line_plan;
 
 /* The hashes of an event's keys; zero for strings validation will refuse. */
-typedef struct event_hash {
-	uint64_t sku;
-	uint64_t pos;
-	uint64_t line;  /* of (ref, position), when the event names a ref */
-} event_hash;
+typedef atp_event_hash event_hash;
 
 static inline bool has_line_ref(const atp_event *ev)
 {
@@ -77,6 +74,11 @@ static inline event_hash hash_of(const atp_event *ev)
 			h.line = atp_line_hash(ev->ref, h.pos);
 	}
 	return h;
+}
+
+void atp_core_hash_event(const atp_event *ev, atp_event_hash *h)
+{
+	*h = hash_of(ev);
 }
 
 atp_core_config atp_core_config_default(void)
@@ -240,6 +242,9 @@ static void emit_delta(atp_core *c, const work *w, uint32_t source, uint64_t seq
 	int64_t old_atp = buckets_atp(&w->before), new_atp = buckets_atp(&w->after);
 	if (old_atp == new_atp)
 		return;
+	c->stats.deltas++;
+	if (c->no_deltas)
+		return;
 	const atp_position *p = atp_table_get(c->table, w->id);
 	atp_delta *d = &r->deltas[r->n_deltas++];
 	*d = (atp_delta){
@@ -252,7 +257,11 @@ static void emit_delta(atp_core *c, const work *w, uint32_t source, uint64_t seq
 		.pos = w->id,
 		.source = source,
 	};
-	c->stats.deltas++;
+}
+
+void atp_core_set_deltas(atp_core *c, bool on)
+{
+	c->no_deltas = !on;
 }
 
 static void store_buckets(atp_core *c, const work *w)
@@ -459,11 +468,12 @@ static int release_all(atp_core *c, const atp_event *ev, uint32_t src, atp_resul
 	return r->status = ATP_OK;
 }
 
-static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, atp_result *r)
+/* validated: ev passed atp_event_validate() (whose checks include these) where it came from. */
+static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, bool validated, atp_result *r)
 {
 	memset(r, 0, offsetof(atp_result, deltas));
 
-	int rc = atp_event_validate_shape(ev);
+	int rc = validated ? ATP_OK : atp_event_validate_shape(ev);
 	if (rc)
 		return refuse(c, r, rc);
 
@@ -518,7 +528,7 @@ static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, atp_resu
 
 int atp_core_apply(atp_core *c, const atp_event *ev, atp_result *r)
 {
-	return apply_hashed(c, ev, hash_of(ev), r);
+	return apply_hashed(c, ev, hash_of(ev), false, r);
 }
 
 /*
@@ -542,7 +552,8 @@ static void expire_all(atp_core *c, uint64_t now)
  * Hashes depend on the events' bytes alone, so running them ahead never
  * changes what is applied.
  */
-static void apply_pipeline(atp_core *c, const atp_event *ev, const uint64_t *now, size_t n, atp_result *r)
+static void apply_pipeline(atp_core *c, const atp_event *ev, const event_hash *given, const uint64_t *now, size_t n,
+			   atp_result *r)
 {
 	enum { DEPTH = 8, RING = 2 * DEPTH };
 	event_hash hash[RING];
@@ -553,7 +564,7 @@ static void apply_pipeline(atp_core *c, const atp_event *ev, const uint64_t *now
 			size_t k = i - 2 * DEPTH;
 			if (now && now[k] > c->now)
 				expire_all(c, now[k]);
-			apply_hashed(c, &ev[k], hash[k % RING], &r[k]);
+			apply_hashed(c, &ev[k], hash[k % RING], given != NULL, &r[k]);
 		}
 		if (i >= DEPTH && i - DEPTH < n) {
 			const event_hash *h = &hash[(i - DEPTH) % RING];
@@ -563,7 +574,7 @@ static void apply_pipeline(atp_core *c, const atp_event *ev, const uint64_t *now
 		}
 		if (i < n) {
 			event_hash *h = &hash[i % RING];
-			*h = hash_of(&ev[i]);
+			*h = given ? given[i] : hash_of(&ev[i]);
 			atp_table_prefetch(c->table, h->pos);
 			if (h->line)
 				atp_lines_prefetch(c->lines, h->line);
@@ -573,12 +584,18 @@ static void apply_pipeline(atp_core *c, const atp_event *ev, const uint64_t *now
 
 void atp_core_apply_batch(atp_core *c, const atp_event *ev, size_t n, atp_result *r)
 {
-	apply_pipeline(c, ev, NULL, n, r);
+	apply_pipeline(c, ev, NULL, NULL, n, r);
 }
 
 void atp_core_apply_batch_at(atp_core *c, const atp_event *ev, const uint64_t *now, size_t n, atp_result *r)
 {
-	apply_pipeline(c, ev, now, n, r);
+	apply_pipeline(c, ev, NULL, now, n, r);
+}
+
+void atp_core_apply_batch_hashed_at(atp_core *c, const atp_event *ev, const atp_event_hash *h, const uint64_t *now,
+				    size_t n, atp_result *r)
+{
+	apply_pipeline(c, ev, h, now, n, r);
 }
 
 static void expire_line(atp_core *c, uint32_t id, atp_delta *out, size_t *n_deltas)

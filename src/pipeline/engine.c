@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include "engine_internal.h"
 
+#include "atp/crc32c.h"
+
 #include "atp/snapshot.h"
 
 #include <errno.h>
@@ -225,9 +227,10 @@ static int read_sources(atp_engine *e, char *err, size_t errlen)
 /* ---- recovery ---- */
 
 /*
- * Replay gathers runs of events (copied: a record's bytes live only as long
- * as its segment's mapping) and applies each run through the core's batch
- * pipeline, every event at its own time, as the worker did; a tick ends a run.
+ * Replay gathers runs of events (their bytes stay in the segment's mapping
+ * until the WAL says the segment ends) and applies each run through the
+ * core's batch pipeline, every event at its own time, as the worker did; a
+ * tick or the end of a segment ends a run.
  */
 #define REPLAY_RUN 256
 
@@ -236,15 +239,21 @@ typedef struct replay_ctx {
 	uint64_t records;
 	uint32_t n;
 	int failed;
-	uint8_t bytes[REPLAY_RUN][ATP_RECORD_MAX];
 	atp_event ev[REPLAY_RUN];
 	uint64_t now[REPLAY_RUN];
 } replay_ctx;
 
+/*
+ * A WAL record whose CRC holds is an event the router validated before it
+ * was first applied: replay applies it as the worker did, validated.
+ */
 static int replay_flush(replay_ctx *rc)
 {
 	atp_result r[REPLAY_RUN];
-	atp_core_apply_batch_at(rc->s->core, rc->ev, rc->now, rc->n, r);
+	atp_event_hash h[REPLAY_RUN];
+	for (uint32_t i = 0; i < rc->n; i++)
+		atp_core_hash_event(&rc->ev[i], &h[i]);
+	atp_core_apply_batch_hashed_at(rc->s->core, rc->ev, h, rc->now, rc->n, r);
 	for (uint32_t i = 0; i < rc->n; i++)
 		if (r[i].status != ATP_OK)
 			rc->failed = -1;  /* the WAL holds only what was applied: a refusal now is damage */
@@ -257,10 +266,11 @@ static int replay_record(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
 	(void)lsn;
 	replay_ctx *rc = ctx;
 	atp_record rec;
+	if (!p)
+		return replay_flush(rc);  /* the segment is unmapped next */
 	if (rc->failed || len > ATP_RECORD_MAX)
 		return -1;
-	memcpy(rc->bytes[rc->n], p, len);
-	if (atp_record_decode(rc->bytes[rc->n], len, &rec) < 0 || rec.kind == ATP_REC_SNAPSHOT)
+	if (atp_record_decode(p, len, &rec) < 0 || rec.kind == ATP_REC_SNAPSHOT)
 		return -1;
 	rc->records++;
 	if (rec.kind == ATP_REC_EVENT) {
@@ -295,6 +305,7 @@ static int open_shard(atp_engine *e, shard *s, char *err, size_t errlen)
 		return -1;
 	}
 	rc->s = s;
+	atp_core_set_deltas(s->core, false);  /* replayed changes were published before, or never acknowledged */
 	s->wal = atp_wal_open(s->dir, &e->cfg.wal, lsn, replay_record, rc, err, errlen);
 	if (s->wal && replay_flush(rc) < 0) {
 		atp_errf(err, errlen, "shard %u: a WAL record that was applied once is refused in replay", s->index);
@@ -303,6 +314,7 @@ static int open_shard(atp_engine *e, shard *s, char *err, size_t errlen)
 	}
 	uint64_t records = rc->records;
 	free(rc);
+	atp_core_set_deltas(s->core, true);
 	if (!s->wal)
 		return -1;
 	e->recovery.recovered_records += records;
@@ -544,12 +556,19 @@ static uint8_t *stage_reserve(atp_engine *e, uint32_t to_shard)
 	return st->buf + st->len + sizeof(frame_header);
 }
 
-/* The len bytes written at stage_reserve()'s pointer become a frame (records are encoded in place: no copy). */
-static int stage_commit(atp_engine *e, uint32_t to_shard, uint32_t rsrc, size_t len)
+/*
+ * The len bytes written at stage_reserve()'s pointer become a frame (records
+ * are encoded in place: no copy), with what the worker would otherwise
+ * compute on its own thread: the record's checksum and the event's hashes.
+ */
+static int stage_commit(atp_engine *e, uint32_t to_shard, uint32_t rsrc, size_t len, const atp_event_hash *hash)
 {
 	uint32_t w = to_shard % e->n_workers;
 	stage *st = &e->stages[w];
-	frame_header h = { .len = (uint16_t)len, .shard = (uint8_t)to_shard, .rsrc = rsrc };
+	const uint8_t *rec = st->buf + st->len + sizeof(frame_header);
+	frame_header h = { .len = (uint16_t)len, .shard = (uint8_t)to_shard, .rsrc = rsrc, .crc = atp_crc32c(0, rec, len) };
+	if (hash)
+		h.hash = *hash;
 	memcpy(st->buf + st->len, &h, sizeof(h));
 	st->len += (uint32_t)(sizeof(h) + len);
 	e->submitted++;
@@ -582,23 +601,27 @@ uint32_t atp_engine_shard_of(const atp_engine *e, atp_str sku)
 	return (uint32_t)(atp_sku_hash(sku) % e->n_shards);
 }
 
-static int submit(atp_engine *e, const atp_event *ev, uint32_t s, uint64_t *expected);
+static int submit(atp_engine *e, const atp_event *ev, uint32_t s, const atp_event_hash *hash, uint64_t *expected);
 
 int atp_engine_submit(atp_engine *e, const atp_event *ev, uint64_t *expected)
 {
 	if (atp_event_releases_all(ev))
 		return ATP_E_SKU;  /* it belongs to every shard: atp_engine_submit_to() each */
-	return submit(e, ev, atp_engine_shard_of(e, ev->sku), expected);
+	atp_event_hash hash;
+	atp_core_hash_event(ev, &hash);  /* its SKU's hash picks the shard (as atp_engine_shard_of) */
+	return submit(e, ev, (uint32_t)(hash.sku % e->n_shards), &hash, expected);
 }
 
 int atp_engine_submit_to(atp_engine *e, const atp_event *ev, uint32_t to, uint64_t *expected)
 {
 	if (to >= e->n_shards || (!atp_event_releases_all(ev) && to != atp_engine_shard_of(e, ev->sku)))
 		return ATP_E_INVAL;
-	return submit(e, ev, to, expected);
+	atp_event_hash hash;
+	atp_core_hash_event(ev, &hash);
+	return submit(e, ev, to, &hash, expected);
 }
 
-static int submit(atp_engine *e, const atp_event *ev, uint32_t s, uint64_t *expected)
+static int submit(atp_engine *e, const atp_event *ev, uint32_t s, const atp_event_hash *hash, uint64_t *expected)
 {
 	if (engine_failed(e))
 		return ATP_E_IO;
@@ -632,7 +655,7 @@ static int submit(atp_engine *e, const atp_event *ev, uint32_t s, uint64_t *expe
 	uint8_t *rec = stage_reserve(e, s);
 	if (!rec)
 		return ATP_E_IO;
-	if ((rc = stage_commit(e, s, id, atp_record_encode_event(ev, e->now, rec))) < 0)
+	if ((rc = stage_commit(e, s, id, atp_record_encode_event(ev, e->now, rec), hash)) < 0)
 		return rc;
 	e->shard_now[s] = e->now;
 	src->hwm = ev->seq;
@@ -659,7 +682,7 @@ static int send_time(atp_engine *e)
 		if (e->shard_now[s] >= e->now)
 			continue;
 		uint8_t *rec = stage_reserve(e, s);
-		if (!rec || stage_commit(e, s, DONE_TICK, atp_record_encode_tick(e->now, rec)) < 0)
+		if (!rec || stage_commit(e, s, DONE_TICK, atp_record_encode_tick(e->now, rec), NULL) < 0)
 			return ATP_E_IO;
 		e->shard_now[s] = e->now;
 	}
@@ -704,7 +727,7 @@ int atp_engine_snapshot(atp_engine *e)
 {
 	for (uint32_t s = 0; s < e->n_shards; s++) {
 		uint8_t *rec = stage_reserve(e, s);
-		if (!rec || stage_commit(e, s, DONE_SNAPSHOT, atp_record_encode_snapshot(rec)) < 0)
+		if (!rec || stage_commit(e, s, DONE_SNAPSHOT, atp_record_encode_snapshot(rec), NULL) < 0)
 			return ATP_E_IO;
 	}
 	int rc = atp_engine_sync(e);

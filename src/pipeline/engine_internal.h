@@ -26,6 +26,9 @@ typedef struct frame_header {
 	uint8_t shard;   /* engine-wide shard index */
 	uint8_t pad;
 	uint32_t rsrc;   /* the router's id of the event's source; a DONE_* marker otherwise */
+	uint32_t crc;    /* atp_crc32c(0, record, len): the WAL's checksum, started by the router */
+	uint32_t pad2;
+	atp_event_hash hash;  /* an event's keys' hashes (atp_core_hash_event); zeros otherwise */
 } frame_header;
 
 #define DONE_TICK UINT32_MAX

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "engine_internal.h"
 
+#include "atp/crc32c.h"
 #include "atp/snapshot.h"
 
 #include <errno.h>
@@ -207,10 +208,11 @@ static void drain(worker *w)
 	}
 }
 
-static void append(worker *w, shard *s, const uint8_t *rec, size_t len)
+/* Append a record whose checksum (atp_crc32c(0, rec, len)) is known. */
+static void append(worker *w, shard *s, const uint8_t *rec, size_t len, uint32_t crc)
 {
 	for (;;) {
-		int rc = atp_wal_append(s->wal, rec, len);
+		int rc = atp_wal_append_crc(s->wal, rec, len, crc);
 		if (rc == 0)
 			break;
 		if (rc != ATP_WAL_FLUSH_FIRST) {
@@ -333,6 +335,8 @@ typedef struct run {
 	const uint8_t *bytes[RUN_MAX];  /* each record, in the ring's buffer, to append as it is */
 	uint16_t len[RUN_MAX];
 	uint32_t rsrc[RUN_MAX];
+	uint32_t crc[RUN_MAX];
+	atp_event_hash hash[RUN_MAX];
 	atp_event ev[RUN_MAX];
 	uint64_t now[RUN_MAX];
 } run;
@@ -342,14 +346,16 @@ typedef struct run {
  * to the WAL; a refused one only if its time expired reservations (as a tick
  * of that time), so that replay repeats every expiry.
  */
-static void settle(worker *w, shard *s, const uint8_t *p, uint16_t len, completion c, uint64_t now, bool moved)
+static void settle(worker *w, shard *s, const uint8_t *p, uint16_t len, uint32_t crc, completion c, uint64_t now,
+		   bool moved)
 {
 	/* Appending may drain the pending group first: queue the completion after it. */
 	if (c.status == ATP_OK) {
-		append(w, s, p, len);
+		append(w, s, p, len, crc);
 	} else if (moved) {
 		uint8_t tick[16];
-		append(w, s, tick, atp_record_encode_tick(now, tick));
+		size_t n = atp_record_encode_tick(now, tick);
+		append(w, s, tick, n, atp_crc32c(0, tick, n));
 	}
 	w->pending[w->n_pending++] = c;
 }
@@ -358,12 +364,12 @@ static void apply_run(worker *w, run *r)
 {
 	atp_result res[RUN_MAX];
 	uint64_t t = atp_core_now(r->s->core);
-	atp_core_apply_batch_at(r->s->core, r->ev, r->now, r->n, res);
+	atp_core_apply_batch_hashed_at(r->s->core, r->ev, r->hash, r->now, r->n, res);
 	for (uint32_t i = 0; i < r->n; i++) {
 		completion c = { .rsrc = r->rsrc[i], .seq = r->ev[i].seq, .status = res[i].status,
 				 .flags = res[i].flags,
 				 .qty = r->ev[i].type == ATP_EV_RESERVE ? res[i].confirmed : res[i].moved };
-		settle(w, r->s, r->bytes[i], r->len[i], c, r->now[i], r->now[i] > t);
+		settle(w, r->s, r->bytes[i], r->len[i], r->crc[i], c, r->now[i], r->now[i] > t);
 		t = r->now[i] > t ? r->now[i] : t;
 	}
 	r->n = 0;
@@ -406,6 +412,8 @@ static size_t process(worker *w, const uint8_t *buf, size_t have, bool *snap)
 			r.bytes[r.n] = p;
 			r.len[r.n] = h.len;
 			r.rsrc[r.n] = h.rsrc;
+			r.crc[r.n] = h.crc;
+			r.hash[r.n] = h.hash;
 			r.ev[r.n] = rec.ev;
 			r.now[r.n++] = rec.now;
 		} else if (rec.kind == ATP_REC_TICK) {
@@ -413,7 +421,7 @@ static size_t process(worker *w, const uint8_t *buf, size_t have, bool *snap)
 			uint64_t before = atp_core_now(s->core);
 			completion c = { .rsrc = h.rsrc };
 			c.status = shard_apply(s->core, &rec, &res);
-			settle(w, s, p, h.len, c, rec.now, atp_core_now(s->core) != before);
+			settle(w, s, p, h.len, h.crc, c, rec.now, atp_core_now(s->core) != before);
 			if (s->snap_due && !s->snap_child) {
 				*snap = true;
 				break;

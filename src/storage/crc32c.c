@@ -65,3 +65,12 @@ uint32_t atp_crc32c(uint32_t crc, const void *buf, size_t len)
 #endif
 	return ~crc_soft(crc, buf, len);
 }
+
+uint32_t atp_crc32c_u64(uint32_t crc, uint64_t v)
+{
+#if defined(__x86_64__)
+	if (__builtin_cpu_supports("sse4.2"))
+		return ~crc_hw(~crc, (const uint8_t *)&v, 8);
+#endif
+	return ~crc_soft(~crc, (const uint8_t *)&v, 8);
+}

@@ -19,7 +19,8 @@
 
 #define SEG_HEADER 64
 #define REC_HEADER 16
-#define MAGIC "ATPWAL1"
+#define MAGIC "ATPWAL2"
+#define MAGIC_V1 "ATPWAL1"  /* CRC of (LSN, payload): an older build's */
 
 typedef struct seg_header {
 	char magic[8];
@@ -115,8 +116,8 @@ static int new_segment(atp_wal *w, uint64_t first)
 	return 0;
 }
 
-/* The record at off if it is whole and its CRC holds: its length, else 0. */
-static uint32_t valid_record(const uint8_t *m, uint64_t size, uint64_t off, uint64_t *lsn)
+/* The record at off if it is whole and its CRC holds (v1: the first format's): its length, else 0. */
+static uint32_t valid_record(const uint8_t *m, uint64_t size, uint64_t off, bool v1, uint64_t *lsn)
 {
 	if (off + REC_HEADER > size)
 		return 0;
@@ -125,9 +126,11 @@ static uint32_t valid_record(const uint8_t *m, uint64_t size, uint64_t off, uint
 	memcpy(&crc, m + off + 4, 4);
 	if (len == 0 || len > ATP_WAL_PAYLOAD_MAX || off + rec_size(len) > size)
 		return 0;
-	if (atp_crc32c(0, m + off + 8, 8 + (size_t)len) != crc)
-		return 0;
 	memcpy(lsn, m + off + 8, 8);
+	uint32_t want = v1 ? atp_crc32c(0, m + off + 8, 8 + (size_t)len)
+			   : atp_crc32c_u64(atp_crc32c(0, m + off + REC_HEADER, len), *lsn);
+	if (want != crc)
+		return 0;
 	return len;
 }
 
@@ -187,8 +190,8 @@ static bool all_zero(const uint8_t *p)
  * the last segment and nothing valid follows further than one write
  * (buffer_bytes) beyond it: a torn write spans at most the last write.
  */
-static int replay_segment(atp_wal *w, const char *path, const uint8_t *m, uint64_t size, bool last, scan *s,
-			  uint64_t *tail)
+static int replay_segment(atp_wal *w, const char *path, const uint8_t *m, uint64_t size, bool last, bool v1,
+			  scan *s, uint64_t *tail)
 {
 	uint64_t off = SEG_HEADER;
 	for (;;) {
@@ -202,9 +205,9 @@ static int replay_segment(atp_wal *w, const char *path, const uint8_t *m, uint64
 		uint32_t ok = covered_record(m, size, off, w->last_lsn, s->after);
 		if (ok)
 			lsn = w->last_lsn + 1;
-		else if (!(ok = valid_record(m, size, off, &lsn)) || lsn != w->last_lsn + 1)
+		else if (!(ok = valid_record(m, size, off, v1, &lsn)) || lsn != w->last_lsn + 1)
 			break;
-		if (lsn > s->after && s->fn(s->ctx, lsn, m + off + REC_HEADER, ok) != 0) {
+		if (lsn > s->after && s->fn && s->fn(s->ctx, lsn, m + off + REC_HEADER, ok) != 0) {
 			atp_errf(s->err, s->errlen, "%s: record at offset %" PRIu64 " (lsn %" PRIu64 ") cannot be applied", path,
 			    off, lsn);
 			return -1;
@@ -213,13 +216,17 @@ static int replay_segment(atp_wal *w, const char *path, const uint8_t *m, uint64
 		off += rec_size(ok);
 	}
 	*tail = off;
+	if (s->fn && s->fn(s->ctx, w->last_lsn, NULL, 0) != 0) {
+		atp_errf(s->err, s->errlen, "%s: the records before offset %" PRIu64 " cannot be applied", path, off);
+		return -1;
+	}
 	/* Anything valid after the end of data? */
 	for (uint64_t p = off + 8; p + REC_HEADER <= size; p += 8) {
 		/* A record starts with a non-zero length: the preallocated zeros are skipped a cache line at a time. */
 		while (p % 64 == 0 && p + 64 + REC_HEADER <= size && all_zero(m + p))
 			p += 64;
 		uint64_t lsn;
-		if (!valid_record(m, size, p, &lsn) || lsn <= w->last_lsn)
+		if (!valid_record(m, size, p, v1, &lsn) || lsn <= w->last_lsn)
 			continue;
 		if (last && p - off < w->cfg.buffer_bytes)
 			continue; /* within the last write: part of the torn tail */
@@ -287,7 +294,8 @@ static int recover(atp_wal *w, scan *s)
 		seg_header h;
 		if (m != MAP_FAILED)
 			memcpy(&h, m, sizeof(h));
-		if (m == MAP_FAILED || memcmp(h.magic, MAGIC, 8) != 0 || h.crc != header_crc(&h) ||
+		bool v1 = m != MAP_FAILED && memcmp(h.magic, MAGIC_V1, 8) == 0;
+		if (m == MAP_FAILED || (memcmp(h.magic, MAGIC, 8) != 0 && !v1) || h.crc != header_crc(&h) ||
 		    h.first_lsn != w->firsts[i] || h.bytes != size) {
 			if (m != MAP_FAILED)
 				munmap((void *)m, size);
@@ -314,7 +322,7 @@ static int recover(atp_wal *w, scan *s)
 		if (h.first_lsn > want)
 			w->last_lsn = h.first_lsn - 1;
 		uint64_t tail;
-		int rc = replay_segment(w, path, m, size, last, s, &tail);
+		int rc = replay_segment(w, path, m, size, last, v1, s, &tail);
 		bool torn = rc == 0 && last && tail + 4 <= size && (m[tail] | m[tail + 1] | m[tail + 2] | m[tail + 3]);
 		munmap((void *)m, size);
 		if (rc == 0 && torn) {
@@ -331,7 +339,7 @@ static int recover(atp_wal *w, scan *s)
 			continue;
 		}
 		w->fd = fd;
-		w->seg_bytes = size;
+		w->seg_bytes = v1 ? tail : size;  /* appends never mix formats: the first one starts a new segment */
 		w->pend_off = tail;
 	}
 	return 0;
@@ -404,6 +412,11 @@ uint64_t atp_wal_last_lsn(const atp_wal *w)
 
 int atp_wal_append(atp_wal *w, const void *payload, size_t len)
 {
+	return atp_wal_append_crc(w, payload, len, len <= ATP_WAL_PAYLOAD_MAX ? atp_crc32c(0, payload, len) : 0);
+}
+
+int atp_wal_append_crc(atp_wal *w, const void *payload, size_t len, uint32_t payload_crc)
+{
 	if (w->failed)
 		return w->failed;
 	if (len == 0 || len > ATP_WAL_PAYLOAD_MAX)
@@ -425,7 +438,7 @@ int atp_wal_append(atp_wal *w, const void *payload, size_t len)
 	memcpy(p + 8, &lsn, 8);
 	memcpy(p + REC_HEADER, payload, len);
 	memset(p + REC_HEADER + len, 0, n - REC_HEADER - len);
-	uint32_t crc = atp_crc32c(0, p + 8, 8 + len);
+	uint32_t crc = atp_crc32c_u64(payload_crc, lsn);
 	memcpy(p + 4, &crc, 4);
 	w->pend_len += n;
 	w->last_lsn = lsn;

@@ -294,6 +294,20 @@ Test(events, release_of_an_unknown_line_changes_nothing)
 	cr_assert_eq(atp_core_hwm(c, S("wms")), 1);
 }
 
+Test(events, deltas_off_carry_none_but_are_counted)
+{
+	atp_core_set_deltas(c, false);
+	apply(ATP_EV_RECEIPT, "DC1", 10, NULL);
+	cr_assert_eq(r.n_deltas, 0);
+	cr_assert_eq(atp_core_stats_get(c)->deltas, 1);
+	cr_assert_eq(p("DC1")->on_hand, 10, "the event is applied all the same");
+	atp_core_set_deltas(c, true);
+	apply(ATP_EV_RECEIPT, "DC1", 5, NULL);
+	cr_assert_eq(r.n_deltas, 1);
+	cr_assert_eq(r.deltas[0].new_atp, 15);
+	cr_assert_eq(atp_core_stats_get(c)->deltas, 2);
+}
+
 Test(events, delta_carries_atp_version_and_cause)
 {
 	apply(ATP_EV_RECEIPT, "DC1", 10, NULL);

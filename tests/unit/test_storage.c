@@ -44,6 +44,9 @@ Test(crc, known_vectors)
 	cr_assert_eq(atp_crc32c(0, zeros, 32), 0x8a9136aau);
 	/* Incremental equals one pass. */
 	cr_assert_eq(atp_crc32c(atp_crc32c(0, "1234", 4), "56789", 5), 0xe3069283u);
+	/* Eight bytes of a word: as the same bytes in memory. */
+	uint64_t v = 0x0123456789abcdefull;
+	cr_assert_eq(atp_crc32c_u64(atp_crc32c(0, "1", 1), v), atp_crc32c(atp_crc32c(0, "1", 1), &v, 8));
 }
 
 TestSuite(record, .description = "the record codec");
@@ -101,7 +104,7 @@ static atp_wal_config small_wal(void)
 }
 
 typedef struct seen {
-	uint64_t first, last, n;
+	uint64_t first, last, n, segment_ends;
 	bool contiguous;
 } seen;
 
@@ -109,6 +112,10 @@ static int count_record(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
 {
 	seen *s = ctx;
 	uint64_t v;
+	if (!p) {
+		s->segment_ends++;
+		return 0;
+	}
 	cr_assert_eq(len, 8 + lsn % 50);
 	memcpy(&v, p, 8);
 	cr_assert_eq(v, lsn * 1000003);
@@ -186,6 +193,7 @@ Test(wal, appends_survive_reopen_across_segments)
 	cr_assert_eq(s.n, 5000);
 	cr_assert(s.contiguous);
 	cr_assert_eq(atp_wal_last_lsn(w), 5000);
+	cr_assert_eq(s.segment_ends, atp_wal_segments(w), "every segment's end is told before it is unmapped");
 	/* Replay from a snapshot's LSN hands over only the later records. */
 	atp_wal_close(w);
 	w = reopen(4000, &s, err);
@@ -277,6 +285,56 @@ Test(wal, records_a_snapshot_covers_are_walked_not_checked)
 	w = reopen(0, &s, err);
 	cr_assert_null(w);
 	cr_assert(strstr(err, "offset 64"), "%s", err);
+}
+
+/* Rewrite the segment at path in the first format: magic ATPWAL1, each record's CRC over (LSN, payload). */
+static void to_format_1(const char *path)
+{
+	int fd = open(path, O_RDWR);
+	struct stat st;
+	cr_assert(fd >= 0 && fstat(fd, &st) == 0);
+	uint8_t *m = malloc((size_t)st.st_size);
+	cr_assert_eq(pread(fd, m, (size_t)st.st_size, 0), st.st_size);
+	memcpy(m, "ATPWAL1", 8);
+	uint32_t crc = atp_crc32c(0, m, 24);  /* magic, first LSN, size */
+	memcpy(m + 24, &crc, 4);
+	for (size_t off = 64;;) {
+		uint32_t len;
+		memcpy(&len, m + off, 4);
+		if (len == 0)
+			break;
+		crc = atp_crc32c(0, m + off + 8, 8 + len);
+		memcpy(m + off + 4, &crc, 4);
+		off += (16 + len + 7) & ~(size_t)7;
+	}
+	cr_assert_eq(pwrite(fd, m, (size_t)st.st_size, 0), st.st_size);
+	free(m);
+	close(fd);
+}
+
+Test(wal, a_segment_of_the_first_format_is_read_and_appends_go_to_a_new_one)
+{
+	char err[512], path[512];
+	seen s;
+	atp_wal *w = reopen(0, &s, err);
+	fill(w, 100, 10);
+	cr_assert_eq(atp_wal_segments(w), 1);
+	atp_wal_close(w);
+	segment(0, path, sizeof(path));
+	to_format_1(path);
+	w = reopen(0, &s, err);
+	cr_assert_not_null(w, "%s", err);
+	cr_assert(s.n == 100 && s.contiguous);
+	fill(w, 10, 10);
+	cr_assert_eq(atp_wal_segments(w), 2, "the first format is never appended to");
+	atp_wal_close(w);
+	w = reopen(0, &s, err);
+	cr_assert_not_null(w, "%s", err);
+	cr_assert(s.n == 110 && s.last == 110 && s.contiguous);
+	atp_wal_close(w);
+	/* Its records' CRCs are checked the first format's way: damage is still found. */
+	poke(path, 64 + 20, 0x01);
+	cr_assert_null(reopen(0, &s, err));
 }
 
 Test(wal, missing_segment_refuses_the_start)
