@@ -23,6 +23,12 @@ typedef struct atp_ring atp_ring;
 
 /* capacity: a power of two, at least 2; elem_size: 1 to 4096 bytes. NULL otherwise or out of memory. */
 atp_ring *atp_ring_create(uint32_t capacity, uint32_t elem_size);
+/*
+ * The same with the slots mapped twice in a row (capacity * elem_size a
+ * multiple of the page size), so that whatever the ring holds is always
+ * contiguous: the consumer can work on it in place (atp_ring_peek).
+ */
+atp_ring *atp_ring_create_mirrored(uint32_t capacity, uint32_t elem_size);
 void atp_ring_destroy(atp_ring *r);
 
 /* Producer: copy up to n elements in; returns how many fit (0 when full). */
@@ -32,6 +38,13 @@ uint32_t atp_ring_push_all(atp_ring *r, const void *elems, uint32_t n);
 /* Consumer: copy up to max elements out, oldest first; returns how many (0 when empty). */
 uint32_t atp_ring_pop(atp_ring *r, void *out, uint32_t max);
 
+/*
+ * Consumer, in place: *elems gets the oldest element and the count of those
+ * that follow it contiguously (all the ring holds, when mirrored); they stay
+ * valid and unchanged until atp_ring_consume() gives the first n of them back.
+ */
+uint32_t atp_ring_peek(atp_ring *r, const void **elems);
+void atp_ring_consume(atp_ring *r, uint32_t n);
 uint32_t atp_ring_capacity(const atp_ring *r);
 /* Elements in the ring as either side last saw them: exact only when both sides are idle. */
 uint32_t atp_ring_count(const atp_ring *r);

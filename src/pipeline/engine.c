@@ -398,7 +398,7 @@ static int start_workers(atp_engine *e, char *err, size_t errlen)
 		w->snapshot_bound = e->cfg.snapshot_wal_bytes;
 		w->notify_fd = e->cfg.notify_fd;
 		pthread_mutex_init(&w->stats_lock, NULL);
-		w->in = atp_ring_create(e->cfg.ring_bytes, 1);
+		w->in = atp_ring_create_mirrored(e->cfg.ring_bytes, 1);
 		w->out = atp_ring_create(GROUP_MAX * 2, sizeof(completion));
 		w->shards = calloc(e->n_shards, sizeof(shard *));
 		w->pending = malloc(GROUP_MAX * sizeof(completion));

@@ -1,4 +1,5 @@
 /* ring.c — the SPSC ring (see atp/ring.h). */
+#define _GNU_SOURCE
 #include "atp/ring.h"
 
 #include <assert.h>
@@ -7,6 +8,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define CACHE_LINE 64
 
@@ -21,12 +24,34 @@ struct atp_ring {
 	alignas(CACHE_LINE) uint32_t mask;
 	uint32_t elem_size;
 	uint8_t *slots;
+	size_t mirror_bytes;  /* mirrored: the slots are mapped twice in a row, this many bytes each; else 0 */
 };
 
-atp_ring *atp_ring_create(uint32_t capacity, uint32_t elem_size)
+/*
+ * bytes of shared anonymous memory mapped at p and again right after it
+ * (mremap of a shared mapping with old size 0 maps the same pages anew; no
+ * file is involved, so no file size limit applies); NULL if the system will not.
+ */
+static uint8_t *map_mirrored(size_t bytes)
+{
+	uint8_t *p = mmap(NULL, 2 * bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if (mmap(p, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != p ||
+	    mremap(p, 0, bytes, MREMAP_FIXED | MREMAP_MAYMOVE, p + bytes) != p + bytes) {
+		munmap(p, 2 * bytes);
+		return NULL;
+	}
+	return p;
+}
+
+static atp_ring *create(uint32_t capacity, uint32_t elem_size, bool mirrored)
 {
 	if (capacity < 2 || (capacity & (capacity - 1)) || capacity > (1u << 30) || elem_size == 0 ||
 	    elem_size > 4096)
+		return NULL;
+	size_t bytes = (size_t)capacity * elem_size;
+	if (mirrored && bytes % (size_t)sysconf(_SC_PAGESIZE))
 		return NULL;
 	atp_ring *r = aligned_alloc(CACHE_LINE, sizeof(*r));
 	if (!r)
@@ -34,21 +59,35 @@ atp_ring *atp_ring_create(uint32_t capacity, uint32_t elem_size)
 	memset(r, 0, sizeof(*r));
 	r->mask = capacity - 1;
 	r->elem_size = elem_size;
-	r->slots = malloc((size_t)capacity * elem_size);
+	r->slots = mirrored ? map_mirrored(bytes) : malloc(bytes);
 	if (!r->slots) {
 		free(r);
 		return NULL;
 	}
+	r->mirror_bytes = mirrored ? bytes : 0;
 	atomic_init(&r->head, 0);
 	atomic_init(&r->tail, 0);
 	return r;
+}
+
+atp_ring *atp_ring_create(uint32_t capacity, uint32_t elem_size)
+{
+	return create(capacity, elem_size, false);
+}
+
+atp_ring *atp_ring_create_mirrored(uint32_t capacity, uint32_t elem_size)
+{
+	return create(capacity, elem_size, true);
 }
 
 void atp_ring_destroy(atp_ring *r)
 {
 	if (!r)
 		return;
-	free(r->slots);
+	if (r->mirror_bytes)
+		munmap(r->slots, 2 * r->mirror_bytes);
+	else
+		free(r->slots);
 	free(r);
 }
 
@@ -56,7 +95,7 @@ void atp_ring_destroy(atp_ring *r)
 static uint8_t *first_run(const atp_ring *r, uint64_t at, uint32_t n, uint32_t *run)
 {
 	uint32_t first = (uint32_t)(at & r->mask), until_wrap = r->mask + 1 - first;
-	*run = n < until_wrap ? n : until_wrap;
+	*run = n < until_wrap || r->mirror_bytes ? n : until_wrap;
 	return r->slots + (size_t)first * r->elem_size;
 }
 
@@ -115,6 +154,23 @@ uint32_t atp_ring_pop(atp_ring *r, void *out, uint32_t max)
 	copy_out(r, tail, out, k);
 	atomic_store_explicit(&r->tail, tail + k, memory_order_release);
 	return k;
+}
+
+uint32_t atp_ring_peek(atp_ring *r, const void **elems)
+{
+	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	r->head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
+	uint64_t have = r->head_seen - tail;
+	uint32_t run;
+	*elems = first_run(r, tail, (uint32_t)have, &run);
+	return run;
+}
+
+void atp_ring_consume(atp_ring *r, uint32_t n)
+{
+	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	assert(n <= r->head_seen - tail);
+	atomic_store_explicit(&r->tail, tail + n, memory_order_release);
 }
 
 uint32_t atp_ring_capacity(const atp_ring *r)

@@ -31,7 +31,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define IN_BUF (256u << 10)
 
 void backoff(unsigned *round)
 {
@@ -326,6 +325,9 @@ static shard *shard_of(worker *w, uint32_t index)
 	return NULL;
 }
 
+/* Frame bytes applied per turn of the loop at most. */
+#define TURN_BYTES (256u << 10)
+
 /* Up to this many consecutive events of one shard are applied together (the core's batch pipeline). */
 #define RUN_MAX 128
 
@@ -461,13 +463,7 @@ void pin_thread(int cpu, const char *who)
 static void *worker_main(void *arg)
 {
 	worker *w = arg;
-	uint8_t *buf = malloc(IN_BUF);
-	size_t have = 0;
 	unsigned idle = 0;
-	if (!buf) {
-		fail(w, -ENOMEM, "out of memory");
-		return NULL;
-	}
 	if (w->cpu >= 0)
 		pin_thread(w->cpu, "a worker");
 	prctl(PR_SET_TIMERSLACK, 1000UL);  /* backoff's 20 us naps: not the default 50 us slack on top */
@@ -475,12 +471,13 @@ static void *worker_main(void *arg)
 		bool progress = false, snap = false;
 		if ((loops & 63) == 0)
 			reap_children(w, false);
-		uint32_t k = w->n_pending < GROUP_MAX ? atp_ring_pop(w->in, buf + have, (uint32_t)(IN_BUF - have)) : 0;
-		if (k || (have && w->n_pending < GROUP_MAX)) {
-			have += k;
-			size_t used = process(w, buf, have, &snap);
-			memmove(buf, buf + used, have - used);
-			have -= used;
+		/* The frames are applied and logged where they lie in the ring (mirrored: always contiguous). */
+		const void *frames;
+		uint32_t k = w->n_pending < GROUP_MAX ? atp_ring_peek(w->in, &frames) : 0;
+		if (k) {
+			/* A bounded bite, so that an idle WAL gets its next group soon. */
+			size_t used = process(w, frames, k < TURN_BYTES ? k : TURN_BYTES, &snap);
+			atp_ring_consume(w->in, (uint32_t)used);
 			progress = used > 0;
 		}
 		if (snap) {
@@ -493,12 +490,11 @@ static void *worker_main(void *arg)
 			idle = 0;
 			continue;
 		}
-		if (atomic_load_explicit(&w->stop, memory_order_acquire) && have == 0 && atp_ring_count(w->in) == 0)
+		if (atomic_load_explicit(&w->stop, memory_order_acquire) && atp_ring_count(w->in) == 0)
 			break;
 		backoff(&idle);
 	}
 	reap_children(w, true);
-	free(buf);
 	publish_stats(w);
 	return NULL;
 }

@@ -62,3 +62,46 @@ Test(ring, wide_elements)
 	}
 	atp_ring_destroy(r);
 }
+
+/* A mirrored ring hands out what it holds in one piece, across the wrap too, and in place. */
+Test(ring, mirrored_peek_is_contiguous_across_the_wrap)
+{
+	uint32_t cap = 4096;
+	cr_assert_null(atp_ring_create_mirrored(16, 1), "not a whole number of pages");
+	atp_ring *r = atp_ring_create_mirrored(cap, 1);
+	cr_assert_not_null(r);
+	uint8_t in[3000];
+	const void *p;
+	uint64_t next_in = 0, next_out = 0;
+	for (int round = 0; round < 20; round++) {
+		for (size_t i = 0; i < sizeof(in); i++)
+			in[i] = (uint8_t)(next_in + i);
+		uint32_t pushed = atp_ring_push(r, in, sizeof(in));
+		next_in += pushed;
+		uint32_t n = atp_ring_peek(r, &p);
+		cr_assert_eq(n, atp_ring_count(r), "everything held, in one piece (round %d)", round);
+		for (uint32_t i = 0; i < n; i++)
+			cr_assert_eq(((const uint8_t *)p)[i], (uint8_t)(next_out + i), "round %d byte %u", round, i);
+		uint32_t take = n > 2000 ? 2000 : n;  /* leave some for the next round: the next peek wraps */
+		atp_ring_consume(r, take);
+		next_out += take;
+	}
+	cr_assert_gt(next_in, 4 * (uint64_t)cap, "the ring wrapped several times");
+	atp_ring_destroy(r);
+}
+
+Test(ring, plain_peek_stops_at_the_wrap)
+{
+	atp_ring *r = atp_ring_create(8, 1);
+	uint8_t in[6] = { 1, 2, 3, 4, 5, 6 }, out[6];
+	const void *p;
+	cr_assert_eq(atp_ring_push(r, in, 6), 6);
+	cr_assert_eq(atp_ring_pop(r, out, 6), 6);
+	cr_assert_eq(atp_ring_push(r, in, 5), 5);
+	cr_assert_eq(atp_ring_peek(r, &p), 2, "two before the end of the slots");
+	cr_assert(((const uint8_t *)p)[0] == 1 && ((const uint8_t *)p)[1] == 2);
+	atp_ring_consume(r, 2);
+	cr_assert_eq(atp_ring_peek(r, &p), 3);
+	cr_assert_eq(((const uint8_t *)p)[2], 5);
+	atp_ring_destroy(r);
+}
