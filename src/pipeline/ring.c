@@ -28,21 +28,30 @@ struct atp_ring {
 };
 
 /*
- * bytes of shared anonymous memory mapped at p and again right after it
- * (mremap of a shared mapping with old size 0 maps the same pages anew; no
- * file is involved, so no file size limit applies); NULL if the system will not.
+ * bytes of memory mapped at p and again right after it; NULL if the system
+ * will not. A memfd mapped twice; where that fails (a file size limit
+ * applies to a memfd too) shared anonymous memory, which mremap with an old
+ * size of 0 maps again (valgrind does not support this one).
  */
 static uint8_t *map_mirrored(size_t bytes)
 {
 	uint8_t *p = mmap(NULL, 2 * bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
-	if (mmap(p, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != p ||
-	    mremap(p, 0, bytes, MREMAP_FIXED | MREMAP_MAYMOVE, p + bytes) != p + bytes) {
-		munmap(p, 2 * bytes);
-		return NULL;
+	int fd = memfd_create("atp-ring", MFD_CLOEXEC);
+	if (fd >= 0 && ftruncate(fd, (off_t)bytes) == 0 &&
+	    mmap(p, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == p &&
+	    mmap(p + bytes, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == p + bytes) {
+		close(fd);
+		return p;
 	}
-	return p;
+	if (fd >= 0)
+		close(fd);
+	if (mmap(p, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == p &&
+	    mremap(p, 0, bytes, MREMAP_FIXED | MREMAP_MAYMOVE, p + bytes) == p + bytes)
+		return p;
+	munmap(p, 2 * bytes);
+	return NULL;
 }
 
 static atp_ring *create(uint32_t capacity, uint32_t elem_size, bool mirrored)
