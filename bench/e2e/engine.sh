@@ -36,18 +36,21 @@ events=$(grep -oE "[0-9]+ events durable" "$dir/run1.out" | awk '{ print $1 }')
 
 # Recovery: the last run's directory, first without its snapshots (the whole WAL replayed) ...
 rm -f "$dir"/data/shard-*/snap-*
+# "recovery N records in T s (tables A s, snapshot B s, WAL C s)": rates of the replay alone and of the whole open.
+recovery() { grep -oE "recovery [0-9]+ records in [0-9.]+ s \(tables [0-9.]+ s, snapshot [0-9.]+ s, WAL [0-9.]+ s\)" | tr -d '(),'; }
 for i in $(seq 1 "$runs"); do
 	cp -r "$dir/data" "$dir/wal-only"
-	$atpctl import "$dir/empty.csv" --data "$dir/wal-only" 2>&1 | grep -oE "recovery [0-9]+ records in [0-9.]+ s" |
-		awk '{ print $2 / $5 / 1e6 }' >>"$dir/replay"
+	$atpctl import "$dir/empty.csv" --data "$dir/wal-only" 2>&1 | recovery |
+		awk -v r="$dir/replay" -v o="$dir/replay_open" -v t="$dir/tables" \
+			'{ print $2 / $14 / 1e6 >>r; print $2 / $5 / 1e6 >>o; print $8 * 1000 >>t }'
 	rm -rf "$dir/wal-only"
 done
 # ... then from the snapshot that the last of those wrote (nothing left to replay).
 cp -r "$dir/data" "$dir/snap"
 $atpctl import "$dir/empty.csv" --data "$dir/snap" >/dev/null 2>&1
 for i in $(seq 1 "$runs"); do
-	$atpctl import "$dir/empty.csv" --data "$dir/snap" 2>&1 | grep -oE "recovered in [0-9.]+ s" |
-		awk -v n="$events" '{ print n / $3 / 1e6 }' >>"$dir/load"
+	$atpctl import "$dir/empty.csv" --data "$dir/snap" 2>&1 | recovery |
+		awk -v n="$events" -v l="$dir/load" -v o="$dir/load_open" '{ print n / $11 / 1e6 >>l; print n / $5 / 1e6 >>o }'
 done
 
 cat <<REPORT
@@ -63,6 +66,9 @@ kernel $(uname -r), data on $(df -T "$dir" | awk 'NR == 2 { print $2 }'). Worklo
 | events per fsync | $(median <"$dir/per_fsync") | |
 | fsync p50 / p99 (histogram upper bounds) | $(median <"$dir/p50") / $(median <"$dir/p99") ms | |
 | peak RSS | $(median <"$dir/rss") MB | |
-| recovery: WAL replay | $(median <"$dir/replay") M events/s | 5 M |
-| recovery: snapshot load (events covered / time) | $(median <"$dir/load") M events/s | 5 M |
+| recovery: WAL replay (scan, checks, apply) | $(median <"$dir/replay") M events/s | 5 M |
+| recovery: snapshot load (events covered / load time) | $(median <"$dir/load") M events/s | 5 M |
+| the whole open from the WAL alone (tables, replay, the rest) | $(median <"$dir/replay_open") M events/s | |
+| the whole open from the snapshot | $(median <"$dir/load_open") M events/s | |
+| allocating the tables (1 shard, default capacity: hash slots faulted in) | $(median <"$dir/tables") ms | |
 REPORT

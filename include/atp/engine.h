@@ -169,7 +169,10 @@ typedef struct atp_engine_stats {
 	uint64_t snapshots;
 	uint64_t snapshot_ns_max; /* longest stall of a worker by a snapshot */
 	uint64_t recovered_records;
-	double recovery_seconds;
+	double recovery_seconds;  /* all of opening: the parts below, and the rest (sources, workers) */
+	double recovery_table_seconds;     /* allocating the shards' tables (their hash slots are faulted in) */
+	double recovery_snapshot_seconds;  /* loading snapshots */
+	double recovery_wal_seconds;       /* scanning and replaying the WALs */
 } atp_engine_stats;
 
 /* Totals over all workers (read after atp_engine_sync()). */

@@ -111,7 +111,7 @@ atp_lines *atp_lines_create(uint32_t max_lines)
 		atp_lines_destroy(l);
 		return NULL;
 	}
-	atp_hugepage_hint(l->slots, nslots * sizeof(slot));
+	atp_random_access_memory(l->slots, nslots * sizeof(slot));
 	atp_hugepage_hint(l->line, (size_t)max_lines * sizeof(atp_line));
 	/* Hand out low ids first so that a small workload touches few pages. */
 	for (uint32_t i = 0; i < max_lines; i++)

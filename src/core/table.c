@@ -62,8 +62,8 @@ atp_table *atp_table_create(uint32_t max_positions)
 		atp_table_destroy(t);
 		return NULL;
 	}
-	atp_hugepage_hint(t->slots, nslots * sizeof(slot));
-	atp_hugepage_hint(t->skus, nslots * sizeof(sku_slot));
+	atp_random_access_memory(t->slots, nslots * sizeof(slot));
+	atp_random_access_memory(t->skus, nslots * sizeof(sku_slot));
 	atp_hugepage_hint(t->pos, (size_t)max_positions * sizeof(atp_position));
 	return t;
 }

@@ -291,14 +291,16 @@ static int open_shard(atp_engine *e, shard *s, char *err, size_t errlen)
 		atp_errf(err, errlen, "%s: %s", s->dir, strerror(errno));
 		return -1;
 	}
+	uint64_t t0 = mono_ns();
 	s->core = atp_core_create(&e->cfg.core);
 	if (!s->core) {
 		atp_errf(err, errlen, "shard %u: cannot allocate the core", s->index);
 		return -1;
 	}
-	uint64_t lsn;
+	uint64_t t1 = mono_ns(), lsn;
 	if (atp_snapshot_load(s->dir, s->core, &lsn, err, errlen) < 0)
 		return -1;
+	uint64_t t2 = mono_ns();
 	replay_ctx *rc = calloc(1, sizeof(*rc));
 	if (!rc) {
 		atp_errf(err, errlen, "out of memory");
@@ -317,10 +319,16 @@ static int open_shard(atp_engine *e, shard *s, char *err, size_t errlen)
 	atp_core_set_deltas(s->core, true);
 	if (!s->wal)
 		return -1;
+	uint64_t t3 = mono_ns();
 	e->recovery.recovered_records += records;
+	e->recovery.recovery_table_seconds += (t1 - t0) / 1e9;
+	e->recovery.recovery_snapshot_seconds += (t2 - t1) / 1e9;
+	e->recovery.recovery_wal_seconds += (t3 - t2) / 1e9;
 	if (lsn || records)
-		fprintf(stderr, "atpd: shard %u recovered: snapshot of lsn %" PRIu64 ", %" PRIu64 " WAL records replayed, %u positions\n",
-			s->index, lsn, records, atp_table_count(atp_core_table(s->core)));
+		fprintf(stderr, "atpd: shard %u recovered: snapshot of lsn %" PRIu64 " (%.3f s), %" PRIu64
+				" WAL records replayed (%.3f s), %u positions; tables allocated in %.3f s\n",
+			s->index, lsn, (t2 - t1) / 1e9, records, (t3 - t2) / 1e9, atp_table_count(atp_core_table(s->core)),
+			(t1 - t0) / 1e9);
 	return 0;
 }
 

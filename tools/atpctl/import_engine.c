@@ -106,9 +106,10 @@ static void print_engine(const atp_engine *e, uint64_t submitted, double seconds
 	       s.fsyncs ? (double)s.wal_records / s.fsyncs : 0.0, atp_engine_stats_fsync_quantile(&s, 0.5) / 1e6,
 	       atp_engine_stats_fsync_quantile(&s, 0.99) / 1e6);
 	printf("  WAL %.1f MB in %" PRIu64 " records; %" PRIu64 " snapshots (longest worker stall %.1f ms); "
-	       "recovery %" PRIu64 " records in %.3f s; peak RSS %.0f MB\n",
+	       "recovery %" PRIu64 " records in %.3f s (tables %.3f s, snapshot %.3f s, WAL %.3f s); peak RSS %.0f MB\n",
 	       s.wal_bytes / 1e6, s.wal_records, s.snapshots, s.snapshot_ns_max / 1e6, s.recovered_records,
-	       s.recovery_seconds, ru.ru_maxrss / 1024.0);
+	       s.recovery_seconds, s.recovery_table_seconds, s.recovery_snapshot_seconds, s.recovery_wal_seconds,
+	       ru.ru_maxrss / 1024.0);
 }
 
 int import_engine(const input *in, const char *data, const atp_engine_config *cfg_in, const char *positions,
