@@ -20,6 +20,7 @@
 typedef struct pair {
 	uint64_t n;
 	uint32_t batch;
+	bool in_place;  /* the consumer reads the mirrored ring where the elements lie (atp_ring_peek) */
 	atp_ring *ring;
 	ck_ring_t ck;
 	ck_ring_buffer_t *ck_buf;
@@ -47,16 +48,30 @@ static void *atp_consumer(void *arg)
 	uint64_t buf[256], want = 1;
 	pin(1);
 	while (want <= p->n) {
-		uint32_t k = atp_ring_pop(p->ring, buf, p->batch);
+		const uint64_t *in = buf;
+		uint32_t k;
+		if (p->in_place) {
+			const void *q;
+			k = atp_ring_peek(p->ring, &q);
+			k = k < p->batch ? k : p->batch;
+			in = q;
+		} else {
+			k = atp_ring_pop(p->ring, buf, p->batch);
+		}
 		for (uint32_t i = 0; i < k; i++)
-			p->ok &= buf[i] == want++;
+			p->ok &= in[i] == want++;
+		if (p->in_place && k)
+			atp_ring_consume(p->ring, k);
 	}
 	return NULL;
 }
 
-double ring_pair_atp(uint64_t n, uint32_t batch)
+double ring_pair_atp(uint64_t n, uint32_t batch, bool in_place)
 {
-	pair p = { .n = n, .batch = batch > 256 ? 256 : batch, .ring = atp_ring_create(SLOTS, 8), .ok = true };
+	pair p = { .n = n, .batch = batch > 256 ? 256 : batch, .in_place = in_place,
+		   .ring = in_place ? atp_ring_create_mirrored(SLOTS, 8) : atp_ring_create(SLOTS, 8), .ok = true };
+	if (!p.ring)
+		return -1;
 	pthread_t t;
 	uint64_t buf[256];
 	pin(0);

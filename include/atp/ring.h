@@ -40,8 +40,9 @@ uint32_t atp_ring_pop(atp_ring *r, void *out, uint32_t max);
 
 /*
  * Consumer, in place: *elems gets the oldest element and the count of those
- * that follow it contiguously (all the ring holds, when mirrored); they stay
- * valid and unchanged until atp_ring_consume() gives the first n of them back.
+ * that follow it contiguously (when mirrored: all the ring held when the
+ * consumer last looked, which it does again once those are used up); they
+ * stay valid and unchanged until atp_ring_consume() gives the first n back.
  */
 uint32_t atp_ring_peek(atp_ring *r, const void **elems);
 void atp_ring_consume(atp_ring *r, uint32_t n);

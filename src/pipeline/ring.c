@@ -168,7 +168,8 @@ uint32_t atp_ring_pop(atp_ring *r, void *out, uint32_t max)
 uint32_t atp_ring_peek(atp_ring *r, const void **elems)
 {
 	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-	r->head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
+	if (r->head_seen == tail)  /* the producer's line is read only once what was seen is used up */
+		r->head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
 	uint64_t have = r->head_seen - tail;
 	uint32_t run;
 	*elems = first_run(r, tail, (uint32_t)have, &run);
