@@ -7,7 +7,6 @@
 #include "engine_internal.h"
 
 #include "atp/crc32c.h"
-
 #include "atp/snapshot.h"
 
 #include <errno.h>

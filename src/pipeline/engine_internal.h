@@ -2,9 +2,10 @@
  * engine_internal.h — what the router (engine.c) and the shard workers
  * (worker.c) share: the shards, the workers and the messages between them.
  *
- * Router -> worker: a byte ring of records, each a frame_header then an
- * atp_record encoding (atp/record.h). Worker -> router: a ring of
- * completions, released only once the fsync covering them has completed.
+ * Router -> worker: a mirrored byte ring (read in place) of records, each
+ * a frame_header then an atp_record encoding (atp/record.h). Worker ->
+ * router: a ring of completions, released only once the fsync covering them
+ * has completed.
  */
 #ifndef ATP_ENGINE_INTERNAL_H
 #define ATP_ENGINE_INTERNAL_H

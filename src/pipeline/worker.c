@@ -1,7 +1,9 @@
 /*
- * worker.c — a shard worker: pops records, applies them to its shards'
- * cores, appends them to their WALs and commits in groups through its own
- * io_uring (write linked to fdatasync, per shard with pending bytes).
+ * worker.c — a shard worker: reads records where they lie in its ring,
+ * applies them to its shards' cores (validated and hashed by the router),
+ * appends them to their WALs (checksums started by the router) and commits
+ * in groups through its own io_uring (write linked to fdatasync, per shard
+ * with pending bytes).
  * While a group is in flight the next one builds; a group's completions
  * go back to the router only once all its fsyncs have succeeded. A failed
  * write or fsync stops the worker with a message; it is never retried.
@@ -30,7 +32,6 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
 
 void backoff(unsigned *round)
 {
