@@ -531,12 +531,6 @@ int atp_core_apply(atp_core *c, const atp_event *ev, atp_result *r)
 	return apply_hashed(c, ev, hash_of(ev), false, r);
 }
 
-/*
- * Events go through three stages, DEPTH events apart: hash the keys and
- * start fetching their slots; look at the slots and start fetching the
- * positions, keys and lines they name; apply. Each event's misses are then
- * in flight while the events before it are applied.
- */
 /* Advance to now, expiring every line due (their deltas are not wanted here). */
 static void expire_all(atp_core *c, uint64_t now)
 {
@@ -547,38 +541,65 @@ static void expire_all(atp_core *c, uint64_t now)
 }
 
 /*
- * The batch pipeline: hash event i + 2 DEPTH, prefetch the table slots of
- * event i + DEPTH, apply event i (at now[i] first, when now is given).
- * Hashes depend on the events' bytes alone, so running them ahead never
+ * The batch pipeline. Events go through three stages, DEPTH events apart:
+ * start fetching the table and line slots their hashes probe first; look
+ * at those slots and start fetching the positions, keys and lines they
+ * name; apply (at now[i] first, when now is given). Each event's misses
+ * are then in flight while the events before it are applied.
+ */
+enum { DEPTH = 8 };
+
+static inline void prefetch_slots(const atp_core *c, const event_hash *h)
+{
+	atp_table_prefetch(c->table, h->pos);
+	if (h->line)
+		atp_lines_prefetch(c->lines, h->line);
+}
+
+static inline void prefetch_entries(const atp_core *c, const event_hash *h)
+{
+	atp_table_prefetch_entry(c->table, h->pos);
+	if (h->line)
+		atp_lines_prefetch_entry(c->lines, h->line);
+}
+
+static void apply_run(atp_core *c, const atp_event *ev, const event_hash *h, bool validated, const uint64_t *now,
+		      size_t n, atp_result *r)
+{
+	for (size_t i = 0; i < n && i < 2 * DEPTH; i++)
+		prefetch_slots(c, &h[i]);
+	for (size_t i = 0; i < n && i < DEPTH; i++)
+		prefetch_entries(c, &h[i]);
+	for (size_t i = 0; i < n; i++) {
+		if (i + 2 * DEPTH < n)
+			prefetch_slots(c, &h[i + 2 * DEPTH]);
+		if (i + DEPTH < n)
+			prefetch_entries(c, &h[i + DEPTH]);
+		if (now && now[i] > c->now)
+			expire_all(c, now[i]);
+		apply_hashed(c, &ev[i], h[i], validated, &r[i]);
+	}
+}
+
+/*
+ * Without given hashes, a chunk of events is hashed first and then run.
+ * Hashes depend on the events' bytes alone, so computing them ahead never
  * changes what is applied.
  */
 static void apply_pipeline(atp_core *c, const atp_event *ev, const event_hash *given, const uint64_t *now, size_t n,
 			   atp_result *r)
 {
-	enum { DEPTH = 8, RING = 2 * DEPTH };
-	event_hash hash[RING];
-
-	/* Stages run last to first so that the ring slot applied is read before it is reused. */
-	for (size_t i = 0; i < n + 2 * DEPTH; i++) {
-		if (i >= 2 * DEPTH) {
-			size_t k = i - 2 * DEPTH;
-			if (now && now[k] > c->now)
-				expire_all(c, now[k]);
-			apply_hashed(c, &ev[k], hash[k % RING], given != NULL, &r[k]);
-		}
-		if (i >= DEPTH && i - DEPTH < n) {
-			const event_hash *h = &hash[(i - DEPTH) % RING];
-			atp_table_prefetch_entry(c->table, h->pos);
-			if (h->line)
-				atp_lines_prefetch_entry(c->lines, h->line);
-		}
-		if (i < n) {
-			event_hash *h = &hash[i % RING];
-			*h = given ? given[i] : hash_of(&ev[i]);
-			atp_table_prefetch(c->table, h->pos);
-			if (h->line)
-				atp_lines_prefetch(c->lines, h->line);
-		}
+	if (given) {
+		apply_run(c, ev, given, true, now, n, r);
+		return;
+	}
+	enum { CHUNK = 256 };
+	event_hash h[CHUNK];
+	for (size_t at = 0; at < n; at += CHUNK) {
+		size_t m = n - at < CHUNK ? n - at : CHUNK;
+		for (size_t i = 0; i < m; i++)
+			h[i] = hash_of(&ev[at + i]);
+		apply_run(c, ev + at, h, false, now ? now + at : NULL, m, r + at);
 	}
 }
 

@@ -106,8 +106,43 @@ static inline bool length_valid(atp_str s, uint32_t max)
 	return s.len > 0 && s.len <= max && s.ptr != NULL;
 }
 
+/*
+ * The smallest qty each type takes on the fast path, INT64_MIN: the type
+ * always takes the ordered path (TRANSFER and ADJUST, whose extra fields it
+ * checks; the unknown types).
+ */
+static const int64_t fast_qty_min[ATP_EV_TYPE_COUNT] = {
+	[ATP_EV_NONE] = INT64_MIN,   [ATP_EV_RECEIPT] = 1, [ATP_EV_PICK] = 1,        [ATP_EV_ADJUST] = INT64_MIN,
+	[ATP_EV_COUNT] = 0,          [ATP_EV_HOLD] = 1,    [ATP_EV_UNHOLD] = 1,      [ATP_EV_TRANSFER] = INT64_MIN,
+	[ATP_EV_SAFETY] = 0,         [ATP_EV_RESERVE] = 1, [ATP_EV_RELEASE] = -ATP_QTY_MAX,
+};
+
+/*
+ * True only when validate() would answer ATP_OK: the common events (not
+ * TRANSFER, ADJUST or a release of a whole reservation, no to_location, no
+ * reason) checked in one pass. Anything else, good or bad, goes the
+ * ordered way, which finds the first problem.
+ */
+static inline bool fast_ok(const atp_event *ev, bool key_bytes)
+{
+	unsigned type = ev->type;
+	if (type >= ATP_EV_TYPE_COUNT || fast_qty_min[type] == INT64_MIN)
+		return false;
+	bool ref_needed = ev->ref.len || type == ATP_EV_RESERVE || type == ATP_EV_RELEASE;
+	bool ok = ev->event_id != 0 && ev->seq != 0 && ev->qty >= fast_qty_min[type] && ev->qty <= ATP_QTY_MAX &&
+		  (ev->to_location.len | ev->reason.len) == 0 && length_valid(ev->source, ATP_SOURCE_MAX) &&
+		  length_valid(ev->sku, ATP_SKU_MAX) && length_valid(ev->location, ATP_LOC_MAX) &&
+		  (!ref_needed || length_valid(ev->ref, ATP_REF_MAX));
+	if (!ok || !key_bytes)
+		return ok;
+	return str_valid(ev->source, ATP_SOURCE_MAX) && str_valid(ev->sku, ATP_SKU_MAX) &&
+	       str_valid(ev->location, ATP_LOC_MAX) && (!ref_needed || str_valid(ev->ref, ATP_REF_MAX));
+}
+
 static int validate(const atp_event *ev, bool key_bytes)
 {
+	if (__builtin_expect(fast_ok(ev, key_bytes), 1))
+		return ATP_OK;
 	if (ev->event_id == 0)
 		return ATP_E_EVENT_ID;
 	if (!(key_bytes ? str_valid(ev->source, ATP_SOURCE_MAX) : length_valid(ev->source, ATP_SOURCE_MAX)))

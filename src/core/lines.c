@@ -2,6 +2,7 @@
 #include "atp/lines.h"
 
 #include "atp/bytes.h"
+#include "keyhash.h"
 #include "memory.h"
 
 #include <assert.h>
@@ -10,6 +11,13 @@
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
+
+/*
+ * How far ahead the in-order walks (stale expiry entries, purge) fetch the
+ * lines and slots they are about to touch: each would be a random miss
+ * otherwise, and they come in bursts.
+ */
+#define WALK_AHEAD 8
 
 /* A slot: the hash's low 32 bits (its home index and a tag in one) and the line id + 1 (0 = empty). */
 typedef struct slot {
@@ -136,7 +144,7 @@ void atp_lines_destroy(atp_lines *l)
 
 uint64_t atp_line_hash(atp_str ref, uint64_t pos_hash)
 {
-	return XXH3_64bits_withSeed(ref.ptr, ref.len, pos_hash);
+	return atp_key_hash(ref.ptr, ref.len, pos_hash);
 }
 
 void atp_lines_prefetch(const atp_lines *l, uint64_t h)
@@ -373,6 +381,8 @@ uint32_t atp_lines_due(atp_lines *l, uint64_t now)
 {
 	ring *q = &l->queue_ring;
 	while (q->len) {
+		if (q->len > WALK_AHEAD)
+			__builtin_prefetch(&l->line[l->queue[ring_index(q, WALK_AHEAD, l->capacity)].id]);
 		const queued_expiry *e = &l->queue[q->head];
 		const atp_line *ln = &l->line[e->id];
 		if (ln->gen == e->gen && ln->state == ATP_LINE_OPEN)
@@ -415,6 +425,11 @@ uint32_t atp_lines_purge(atp_lines *l, uint64_t before)
 		const closed_entry *e = &l->closed[c->head];
 		if (e->closed_at >= before)
 			break;
+		if (c->len > WALK_AHEAD) {
+			const closed_entry *a = &l->closed[ring_index(c, WALK_AHEAD, l->capacity)];
+			__builtin_prefetch(&l->slots[a->hash_lo & l->mask]);
+			__builtin_prefetch(&l->line[a->id], 1);
+		}
 		slot_delete(l, e);
 		l->line[e->id].state = 0;
 		l->free_ids[l->n_free++] = e->id;

@@ -3,6 +3,7 @@
 
 #include "atp/bytes.h"
 #include "atp/limits.h"
+#include "keyhash.h"
 #include "memory.h"
 
 #include <assert.h>
@@ -86,7 +87,7 @@ uint64_t atp_sku_hash(atp_str sku)
 
 uint64_t atp_position_hash(uint64_t sku_hash, atp_str loc)
 {
-	return XXH3_64bits_withSeed(loc.ptr, loc.len, sku_hash);
+	return atp_key_hash(loc.ptr, loc.len, sku_hash);
 }
 
 static inline bool key_equals(const atp_table *t, const slot *s, atp_str sku, atp_str loc)

@@ -6,6 +6,8 @@
 
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static uint64_t H(atp_str sku, atp_str loc)
 {
@@ -195,4 +197,57 @@ Test(lines, open_lines_are_found_by_their_ref_until_closed)
 	cr_assert_eq(atp_lines_first_open(l, S("R2")), ids[1]);
 	cr_assert_eq(atp_lines_first_open(l, S("R3")), ATP_LINE_NONE);
 	atp_lines_destroy(l);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* The position and line hashes (ours, not XXH3): distinct and evenly spread over slots. */
+Test(hash, position_and_line_hashes_are_distinct_and_spread)
+{
+	enum { SKUS = 50000, LOCS = 4, N = SKUS * LOCS, BITS = 16 };
+	uint64_t *h = malloc(2 * N * sizeof(uint64_t));
+	uint32_t *bucket = calloc(1u << BITS, sizeof(uint32_t));
+	char sku[16], loc[8], ref[24];
+	for (uint32_t i = 0; i < N; i++) {
+		snprintf(sku, sizeof(sku), "SKU%07u", i / LOCS);
+		snprintf(loc, sizeof(loc), "LOC%02u", i % LOCS);
+		snprintf(ref, sizeof(ref), "P0000-%09u", i);
+		h[i] = H(S(sku), S(loc));
+		h[N + i] = atp_line_hash(S(ref), h[i / 7]); /* refs at few positions, seeds repeating */
+	}
+	for (uint32_t i = 0; i < 2 * N; i++)
+		bucket[h[i] & ((1u << BITS) - 1)]++;
+	uint32_t max = 0;
+	for (uint32_t b = 0; b < 1u << BITS; b++)
+		max = bucket[b] > max ? bucket[b] : max;
+	/* 400,000 keys in 65,536 buckets: about 6 each; a poor hash piles them up. */
+	cr_assert_lt(max, 30, "a slot bucket holds %u keys", max);
+	qsort(h, 2 * N, sizeof(uint64_t), cmp_u64);
+	for (uint32_t i = 1; i < 2 * N; i++)
+		cr_assert_neq(h[i], h[i - 1], "two keys share the hash %llx", (unsigned long long)h[i]);
+	free(h);
+	free(bucket);
+}
+
+/* Keys of every length are hashed from their own bytes only (ASan sees a read past them). */
+Test(hash, keys_of_every_length_read_only_their_bytes)
+{
+	uint64_t seen[ATP_REF_MAX + 1];
+	for (uint32_t len = 1; len <= ATP_REF_MAX; len++) {
+		char *k = malloc(len);
+		memset(k, 'a', len);
+		seen[len] = atp_line_hash(atp_str_of(k, len), 42);
+		k[len - 1] = 'b';
+		cr_assert_neq(atp_line_hash(atp_str_of(k, len), 42), seen[len], "the last byte of %u counts", len);
+		k[0] = 'b';
+		cr_assert_neq(atp_line_hash(atp_str_of(k, len), 43), atp_line_hash(atp_str_of(k, len), 42),
+			      "the seed counts at %u", len);
+		free(k);
+		for (uint32_t shorter = 1; shorter < len; shorter++)
+			cr_assert_neq(seen[shorter], seen[len], "lengths %u and %u", shorter, len);
+	}
 }
