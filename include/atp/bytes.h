@@ -1,8 +1,8 @@
 /*
- * atp/bytes.h — comparing short byte strings without a library call.
+ * atp/bytes.h — comparing and copying short byte strings without a library call.
  *
  * Keys (SKUs, locations, refs, sources) are a few to 64 bytes; memcmp's
- * call and dispatch cost more than the compare. These read whole words,
+ * and memcpy's call and dispatch cost more than the work. These read whole words,
  * never past either string's end.
  */
 #ifndef ATP_BYTES_H
@@ -37,6 +37,25 @@ static inline bool atp_bytes_equal(const void *a, const void *b, uint32_t n)
 		return p == q && r == s;
 	}
 	return n == 0 || (x[0] == y[0] && x[n / 2] == y[n / 2] && x[n - 1] == y[n - 1]);
+}
+
+/* Copy n bytes from b to a (not overlapping), as memcpy, for short keys. */
+static inline void atp_bytes_copy(void *a, const void *b, uint32_t n)
+{
+	unsigned char *x = a;
+	const unsigned char *y = b;
+	if (n >= 8) {
+		for (uint32_t i = 0; i + 8 < n; i += 8)
+			memcpy(x + i, y + i, 8);
+		memcpy(x + n - 8, y + n - 8, 8);
+	} else if (n >= 4) {
+		memcpy(x, y, 4);
+		memcpy(x + n - 4, y + n - 4, 4);
+	} else if (n) {
+		x[0] = y[0];
+		x[n / 2] = y[n / 2];
+		x[n - 1] = y[n - 1];
+	}
 }
 
 #endif

@@ -65,6 +65,13 @@ uint64_t atp_line_hash(atp_str ref, uint64_t pos_hash);
 uint32_t atp_lines_find(const atp_lines *l, uint64_t h, atp_str ref, uint32_t pos);
 /* A new line, zeroed but for its key; ATP_LINE_NONE when full. The key must be absent. */
 uint32_t atp_lines_add(atp_lines *l, uint64_t h, atp_str ref, uint32_t pos);
+/*
+ * The same pair without probing twice: on a miss, *where is the slot the
+ * line would take, which atp_lines_add_where() fills as long as the store
+ * has not changed in between (ATP_LINE_NONE there: probe again).
+ */
+uint32_t atp_lines_find_where(const atp_lines *l, uint64_t h, atp_str ref, uint32_t pos, uint32_t *where);
+uint32_t atp_lines_add_where(atp_lines *l, uint32_t where, uint64_t h, atp_str ref, uint32_t pos);
 /* Prefetch stages of a lookup, as atp_table_prefetch and atp_table_prefetch_entry. */
 void atp_lines_prefetch(const atp_lines *l, uint64_t h);
 void atp_lines_prefetch_entry(const atp_lines *l, uint64_t h);

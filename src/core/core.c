@@ -26,7 +26,8 @@ struct atp_core {
 	uint64_t retention;
 	bool sparse_seq;
 	bool no_deltas;              /* results carry no deltas (they are still counted) */
-	uint32_t recent_sources[2];  /* most recently used first */
+	uint32_t recent_sources[2];  /* two sources seen lately (see source_of) */
+	uint32_t recent_victim;      /* which of them a miss replaces */
 	atp_core_stats stats;
 };
 
@@ -51,34 +52,50 @@ typedef struct work {
 typedef struct line_plan {
 	uint64_t hash;
 	uint32_t id;       /* the existing line, or ATP_LINE_NONE */
+	uint32_t where;    /* when absent: its slot (atp_lines_find_where), or ATP_LINE_NONE */
 	bool create;       /* RESERVE: a new line */
 	int64_t take;      /* units leaving the line (pick, release) */
 } line_plan;
 
-/* The hashes of an event's keys; zero for strings validation will refuse. */
+/* The hashes of an event's keys. */
 typedef atp_event_hash event_hash;
 
-static inline bool has_line_ref(const atp_event *ev)
+/* The per-event steps, inlined whatever the compiler's estimate of their size. */
+#define HOT static inline __attribute__((always_inline))
+
+/* Types whose ref names a reservation line. */
+#define LINE_TYPES (1u << ATP_EV_RESERVE | 1u << ATP_EV_PICK | 1u << ATP_EV_RELEASE)
+
+/* Whether an event of type that passed atp_event_validate_shape() names a reservation line. */
+static inline bool names_line(const atp_event *ev, unsigned type)
 {
-	return ev->ref.len && ev->ref.len <= ATP_REF_MAX && ev->ref.ptr &&
-	       (ev->type == ATP_EV_RESERVE || ev->type == ATP_EV_PICK || ev->type == ATP_EV_RELEASE);
+	return (ev->ref.len != 0) & (LINE_TYPES >> type & 1);
 }
 
-static inline event_hash hash_of(const atp_event *ev)
+/* The hashes of an event that passed atp_event_validate_shape(). */
+HOT event_hash hash_valid(const atp_event *ev)
 {
-	event_hash h = { 0, 0, 0 };
-	if (ev->sku.len <= ATP_SKU_MAX && ev->sku.ptr && ev->location.len <= ATP_LOC_MAX && ev->location.ptr) {
-		h.sku = atp_sku_hash(ev->sku);
-		h.pos = atp_position_hash(h.sku, ev->location);
-		if (has_line_ref(ev))
-			h.line = atp_line_hash(ev->ref, h.pos);
-	}
+	event_hash h;
+	h.sku = atp_sku_hash(ev->sku);
+	h.pos = atp_position_hash(h.sku, ev->location);
+	h.line = names_line(ev, ev->type) ? atp_line_hash(ev->ref, h.pos) : 0;
 	return h;
+}
+
+/* Whether a string can be read: absent, or at most max bytes at a pointer. */
+static inline bool readable(atp_str s, uint32_t max)
+{
+	return s.len <= max && (s.ptr || !s.len);
 }
 
 void atp_core_hash_event(const atp_event *ev, atp_event_hash *h)
 {
-	*h = hash_of(ev);
+	/* Any event: strings that cannot be read hash to zero (validation refuses them). */
+	if (ev->type < ATP_EV_TYPE_COUNT && readable(ev->sku, ATP_SKU_MAX) && readable(ev->location, ATP_LOC_MAX) &&
+	    readable(ev->ref, ATP_REF_MAX))
+		*h = hash_valid(ev);
+	else
+		*h = (event_hash){ 0, 0, 0 };
 }
 
 atp_core_config atp_core_config_default(void)
@@ -159,12 +176,12 @@ static int64_t min64(int64_t a, int64_t b)
 }
 
 /* Decide the effect of ev on w (and to for TRANSFER); no state is written. */
-static int plan(const atp_core *c, const atp_event *ev, work *w, work *to, line_plan *lp, atp_result *r)
+HOT int plan(const atp_core *c, const atp_event *ev, unsigned type, work *w, work *to, line_plan *lp, atp_result *r)
 {
 	buckets *p = &w->after;
 	const atp_line *ln = lp->id == ATP_LINE_NONE ? NULL : atp_lines_get(c->lines, lp->id);
 
-	switch (ev->type) {
+	switch (type) {
 	case ATP_EV_RECEIPT:
 		p->on_hand += ev->qty;
 		break;
@@ -229,15 +246,15 @@ static int plan(const atp_core *c, const atp_event *ev, work *w, work *to, line_
 	default:
 		return ATP_E_TYPE;
 	}
-	if ((ev->type == ATP_EV_PICK || ev->type == ATP_EV_RELEASE) && ev->ref.len &&
+	if ((type == ATP_EV_PICK || type == ATP_EV_RELEASE) && ev->ref.len &&
 	    !(ln && ln->state == ATP_LINE_OPEN))
 		r->flags |= ATP_RF_NO_LINE;
-	if ((ev->type == ATP_EV_HOLD || ev->type == ATP_EV_UNHOLD) && r->moved < ev->qty)
+	if ((type == ATP_EV_HOLD || type == ATP_EV_UNHOLD) && r->moved < ev->qty)
 		r->flags |= ATP_RF_CLAMPED;
 	return in_bounds(p) ? ATP_OK : ATP_E_OVERFLOW;
 }
 
-static void emit_delta(atp_core *c, const work *w, uint32_t source, uint64_t seq, atp_result *r)
+HOT void emit_delta(atp_core *c, const work *w, uint32_t source, uint64_t seq, atp_result *r)
 {
 	int64_t old_atp = buckets_atp(&w->before), new_atp = buckets_atp(&w->after);
 	if (old_atp == new_atp)
@@ -264,13 +281,13 @@ void atp_core_set_deltas(atp_core *c, bool on)
 	c->no_deltas = !on;
 }
 
-static void store_buckets(atp_core *c, const work *w)
+HOT void store_buckets(atp_core *c, const work *w)
 {
 	atp_table_store(c->table, w->id, w->after.on_hand, w->after.held, w->after.reserved, w->after.safety_stock);
 }
 
 /* Write a planned position back; cannot fail (capacity was checked). */
-static void commit_position(atp_core *c, work *w, atp_str sku)
+HOT void commit_position(atp_core *c, work *w, atp_str sku)
 {
 	if (w->id == ATP_POS_NONE) {
 		w->id = atp_table_intern(c->table, w->hash, sku, w->location);
@@ -280,11 +297,11 @@ static void commit_position(atp_core *c, work *w, atp_str sku)
 		store_buckets(c, w);
 }
 
-static void commit_line(atp_core *c, const atp_event *ev, const work *w, const line_plan *lp,
+HOT void commit_line(atp_core *c, const atp_event *ev, unsigned type, const work *w, const line_plan *lp,
 			const atp_result *r)
 {
 	if (lp->create) {
-		uint32_t id = atp_lines_add(c->lines, lp->hash, ev->ref, w->id);
+		uint32_t id = atp_lines_add_where(c->lines, lp->where, lp->hash, ev->ref, w->id);
 		assert(id != ATP_LINE_NONE);
 		atp_line *ln = atp_lines_at(c->lines, id);
 		ln->requested = ev->qty;
@@ -305,18 +322,18 @@ static void commit_line(atp_core *c, const atp_event *ev, const work *w, const l
 	assert(ln->remaining >= 0);
 	if (ln->remaining == 0)
 		atp_lines_close(c->lines, lp->id,
-				ev->type == ATP_EV_PICK ? ATP_LINE_CONSUMED : ATP_LINE_RELEASED, c->now);
+				type == ATP_EV_PICK ? ATP_LINE_CONSUMED : ATP_LINE_RELEASED, c->now);
 }
 
-static void count_applied(atp_core *c, const atp_event *ev, const atp_result *r)
+HOT void count_applied(atp_core *c, unsigned type, const atp_result *r)
 {
 	atp_core_stats *s = &c->stats;
-	s->applied[ev->type]++;
+	s->applied[type]++;
 	if (r->flags & ATP_RF_NEGATIVE)
 		s->negative_events++;
 	if (r->flags & ATP_RF_SHORT)
 		s->short_events++;
-	switch (ev->type) {
+	switch (type) {
 	case ATP_EV_RESERVE:
 		if (r->flags & ATP_RF_REPLAYED) {
 			s->reserve_replayed++;
@@ -379,24 +396,23 @@ static bool is_source(const atp_core *c, uint32_t id, atp_str name)
 }
 
 /*
- * The id of a known source, or ATP_SOURCE_NONE. Events come in runs from
- * one or two sources, so the two most recent ones are checked before the
- * table is hashed.
+ * The id of a known source, or ATP_SOURCE_NONE. Events come from one or
+ * two sources at a time, so two recent ones are checked before the table
+ * is hashed. They keep their places (a miss replaces them in turn): with
+ * two sources interleaved, each check then answers the same for every
+ * event of a kind, which the branch predictor learns.
  */
 static uint32_t source_of(atp_core *c, atp_str name)
 {
-	uint32_t *mru = c->recent_sources;
-	if (is_source(c, mru[0], name))
-		return mru[0];
-	if (is_source(c, mru[1], name)) {
-		uint32_t id = mru[1];
-		mru[1] = mru[0];
-		return mru[0] = id;
-	}
+	uint32_t *recent = c->recent_sources;
+	if (is_source(c, recent[0], name))
+		return recent[0];
+	if (is_source(c, recent[1], name))
+		return recent[1];
 	uint32_t id = atp_sources_find(c->sources, name);
 	if (id != ATP_SOURCE_NONE) {
-		mru[1] = mru[0];
-		mru[0] = id;
+		recent[c->recent_victim] = id;
+		c->recent_victim ^= 1;
 	}
 	return id;
 }
@@ -464,16 +480,20 @@ static int release_all(atp_core *c, const atp_event *ev, uint32_t src, atp_resul
 	}
 	if (id != ATP_LINE_NONE)
 		r->flags |= ATP_RF_MORE;
-	count_applied(c, ev, r);
+	count_applied(c, ev->type, r);
 	return r->status = ATP_OK;
 }
 
-/* validated: ev passed atp_event_validate() (whose checks include these) where it came from. */
-static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, bool validated, atp_result *r)
+/*
+ * shape: atp_event_validate_shape(ev), or ATP_OK for an event that passed
+ * atp_event_validate() (whose checks include these) where it came from;
+ * h: its hashes when shape is ATP_OK.
+ */
+HOT int apply_as(atp_core *c, const atp_event *ev, unsigned type, event_hash h, int shape, atp_result *r)
 {
 	memset(r, 0, offsetof(atp_result, deltas));
 
-	int rc = validated ? ATP_OK : atp_event_validate_shape(ev);
+	int rc = shape;
 	if (rc)
 		return refuse(c, r, rc);
 
@@ -481,10 +501,10 @@ static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, bool val
 	uint32_t src = source_of(c, ev->source);
 	if (src == ATP_SOURCE_NONE && !atp_str_valid(ev->source, ATP_SOURCE_MAX))
 		return refuse(c, r, ATP_E_SOURCE);
-	if (atp_event_releases_all(ev))
+	if (type == ATP_EV_RELEASE && atp_event_releases_all(ev))
 		return release_all(c, ev, src, r);
 	work w, to;
-	bool transfer = ev->type == ATP_EV_TRANSFER;
+	bool transfer = type == ATP_EV_TRANSFER;
 	work_load(c, &w, h.pos, ev->sku, ev->location);
 	if (w.id == ATP_POS_NONE && (rc = new_key_check(ev->sku, ev->location, ATP_E_LOCATION)))
 		return refuse(c, r, rc);
@@ -493,20 +513,20 @@ static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, bool val
 		if (to.id == ATP_POS_NONE && (rc = new_key_check(ev->sku, ev->to_location, ATP_E_TO_LOCATION)))
 			return refuse(c, r, rc);
 	}
-	line_plan lp = { .id = ATP_LINE_NONE, .hash = h.line };
-	if (w.id != ATP_POS_NONE && has_line_ref(ev))
-		lp.id = atp_lines_find(c->lines, h.line, ev->ref, w.id);
+	line_plan lp = { .id = ATP_LINE_NONE, .where = ATP_LINE_NONE, .hash = h.line };
+	if (w.id != ATP_POS_NONE && names_line(ev, type))
+		lp.id = atp_lines_find_where(c->lines, h.line, ev->ref, w.id, &lp.where);
 	if (lp.id == ATP_LINE_NONE && ev->ref.len && !atp_str_valid(ev->ref, ATP_REF_MAX))
 		return refuse(c, r, ATP_E_REF);
 
 	if ((rc = check_seq(c, ev, src, r)))
 		return refuse(c, r, rc);
-	bool create_w = w.id == ATP_POS_NONE && ev->type != ATP_EV_RELEASE;
+	bool create_w = w.id == ATP_POS_NONE && type != ATP_EV_RELEASE;
 	uint32_t needed = create_w + (transfer && to.id == ATP_POS_NONE);
 	if (atp_table_count(c->table) + needed > atp_table_capacity(c->table))
 		return refuse(c, r, ATP_E_POSITIONS_FULL);
 
-	rc = plan(c, ev, &w, &to, &lp, r);
+	rc = plan(c, ev, type, &w, &to, &lp, r);
 	if (rc)
 		return refuse(c, r, rc);
 
@@ -514,7 +534,7 @@ static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, bool val
 	src = advance_source(c, ev, src, r);
 	if (create_w || w.id != ATP_POS_NONE) {
 		commit_position(c, &w, ev->sku);
-		commit_line(c, ev, &w, &lp, r);
+		commit_line(c, ev, type, &w, &lp, r);
 		r->flags |= exception_flags(&w);
 		emit_delta(c, &w, src, ev->seq, r);
 	}
@@ -522,13 +542,32 @@ static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, bool val
 		commit_position(c, &to, ev->sku);
 		emit_delta(c, &to, src, ev->seq, r);
 	}
-	count_applied(c, ev, r);
+	count_applied(c, type, r);
 	return r->status = ATP_OK;
+}
+
+/*
+ * One branch on the type, then code made for it: every later branch of an
+ * event of the day's two big types sits where only that type runs, so the
+ * branch predictor learns each on its own instead of guessing the next
+ * event's type again at every one of them. The rare types share one copy.
+ */
+static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, int shape, atp_result *r)
+{
+	switch (ev->type) {
+	case ATP_EV_RESERVE:
+		return apply_as(c, ev, ATP_EV_RESERVE, h, shape, r);
+	case ATP_EV_PICK:
+		return apply_as(c, ev, ATP_EV_PICK, h, shape, r);
+	default:
+		return apply_as(c, ev, ev->type, h, shape, r);
+	}
 }
 
 int atp_core_apply(atp_core *c, const atp_event *ev, atp_result *r)
 {
-	return apply_hashed(c, ev, hash_of(ev), false, r);
+	int shape = atp_event_validate_shape(ev);
+	return apply_hashed(c, ev, shape ? (event_hash){ 0, 0, 0 } : hash_valid(ev), shape, r);
 }
 
 /* Advance to now, expiring every line due (their deltas are not wanted here). */
@@ -549,21 +588,21 @@ static void expire_all(atp_core *c, uint64_t now)
  */
 enum { DEPTH = 8 };
 
+/* Without branches on the event (a branch here would guess its type): an event without a line fetches slot 0. */
 static inline void prefetch_slots(const atp_core *c, const event_hash *h)
 {
 	atp_table_prefetch(c->table, h->pos);
-	if (h->line)
-		atp_lines_prefetch(c->lines, h->line);
+	atp_lines_prefetch(c->lines, h->line);
 }
 
 static inline void prefetch_entries(const atp_core *c, const event_hash *h)
 {
 	atp_table_prefetch_entry(c->table, h->pos);
-	if (h->line)
-		atp_lines_prefetch_entry(c->lines, h->line);
+	atp_lines_prefetch_entry(c->lines, h->line);
 }
 
-static void apply_run(atp_core *c, const atp_event *ev, const event_hash *h, bool validated, const uint64_t *now,
+/* shape[i] as apply_hashed() takes it; NULL: every event was validated. */
+static void apply_run(atp_core *c, const atp_event *ev, const event_hash *h, const int *shape, const uint64_t *now,
 		      size_t n, atp_result *r)
 {
 	for (size_t i = 0; i < n && i < 2 * DEPTH; i++)
@@ -577,29 +616,32 @@ static void apply_run(atp_core *c, const atp_event *ev, const event_hash *h, boo
 			prefetch_entries(c, &h[i + DEPTH]);
 		if (now && now[i] > c->now)
 			expire_all(c, now[i]);
-		apply_hashed(c, &ev[i], h[i], validated, &r[i]);
+		apply_hashed(c, &ev[i], h[i], shape ? shape[i] : ATP_OK, &r[i]);
 	}
 }
 
 /*
- * Without given hashes, a chunk of events is hashed first and then run.
- * Hashes depend on the events' bytes alone, so computing them ahead never
- * changes what is applied.
+ * Without given hashes, a chunk of events is checked and hashed first,
+ * then run. Both depend on the events' bytes alone, so doing them ahead
+ * never changes what is applied.
  */
 static void apply_pipeline(atp_core *c, const atp_event *ev, const event_hash *given, const uint64_t *now, size_t n,
 			   atp_result *r)
 {
 	if (given) {
-		apply_run(c, ev, given, true, now, n, r);
+		apply_run(c, ev, given, NULL, now, n, r);
 		return;
 	}
 	enum { CHUNK = 256 };
 	event_hash h[CHUNK];
+	int shape[CHUNK];
 	for (size_t at = 0; at < n; at += CHUNK) {
 		size_t m = n - at < CHUNK ? n - at : CHUNK;
-		for (size_t i = 0; i < m; i++)
-			h[i] = hash_of(&ev[at + i]);
-		apply_run(c, ev + at, h, false, now ? now + at : NULL, m, r + at);
+		for (size_t i = 0; i < m; i++) {
+			shape[i] = atp_event_validate_shape(&ev[at + i]);
+			h[i] = shape[i] ? (event_hash){ 0, 0, 0 } : hash_valid(&ev[at + i]);
+		}
+		apply_run(c, ev + at, h, shape, now ? now + at : NULL, m, r + at);
 	}
 }
 

@@ -155,8 +155,8 @@ void atp_lines_prefetch(const atp_lines *l, uint64_t h)
 void atp_lines_prefetch_entry(const atp_lines *l, uint64_t h)
 {
 	const slot *s = &l->slots[h & l->mask];
-	if (s->id1)
-		__builtin_prefetch(&l->line[s->id1 - 1]);
+	/* An empty slot (a new line) fetches line 0: cheaper than a branch that guesses which. */
+	__builtin_prefetch(&l->line[s->id1 ? s->id1 - 1 : 0]);
 }
 
 static slot *probe(const atp_lines *l, uint64_t h, atp_str ref, uint32_t pos)
@@ -174,16 +174,28 @@ static slot *probe(const atp_lines *l, uint64_t h, atp_str ref, uint32_t pos)
 
 uint32_t atp_lines_find(const atp_lines *l, uint64_t h, atp_str ref, uint32_t pos)
 {
+	uint32_t where;
+	return atp_lines_find_where(l, h, ref, pos, &where);
+}
+
+uint32_t atp_lines_find_where(const atp_lines *l, uint64_t h, atp_str ref, uint32_t pos, uint32_t *where)
+{
 	const slot *s = probe(l, h, ref, pos);
+	*where = (uint32_t)(s - l->slots);
 	return s->id1 ? s->id1 - 1 : ATP_LINE_NONE;
 }
 
 uint32_t atp_lines_add(atp_lines *l, uint64_t h, atp_str ref, uint32_t pos)
 {
+	return atp_lines_add_where(l, ATP_LINE_NONE, h, ref, pos);
+}
+
+uint32_t atp_lines_add_where(atp_lines *l, uint32_t where, uint64_t h, atp_str ref, uint32_t pos)
+{
 	assert(ref.len > 0 && ref.len <= ATP_REF_MAX);
 	if (l->n_free == 0)
 		return ATP_LINE_NONE;
-	slot *s = probe(l, h, ref, pos);
+	slot *s = where == ATP_LINE_NONE ? probe(l, h, ref, pos) : &l->slots[where];
 	assert(s->id1 == 0);
 	uint32_t id = l->free_ids[--l->n_free];
 	atp_line *ln = &l->line[id];
@@ -194,7 +206,7 @@ uint32_t atp_lines_add(atp_lines *l, uint64_t h, atp_str ref, uint32_t pos)
 	ln->hash_lo = (uint32_t)h;
 	ln->heap_idx = ATP_LINE_NONE;
 	ln->ref_len = (uint8_t)ref.len;
-	memcpy(ln->ref, ref.ptr, ref.len);
+	atp_bytes_copy(ln->ref, ref.ptr, ref.len);
 	s->hash_lo = (uint32_t)h;
 	s->id1 = id + 1;
 	return id;
