@@ -387,7 +387,7 @@ static int refuse(atp_core *c, atp_result *r, int status)
 	return status;
 }
 
-static bool is_source(const atp_core *c, uint32_t id, atp_str name)
+HOT bool is_source(const atp_core *c, uint32_t id, atp_str name)
 {
 	if (id == ATP_SOURCE_NONE)
 		return false;
@@ -402,7 +402,7 @@ static bool is_source(const atp_core *c, uint32_t id, atp_str name)
  * two sources interleaved, each check then answers the same for every
  * event of a kind, which the branch predictor learns.
  */
-static uint32_t source_of(atp_core *c, atp_str name)
+HOT uint32_t source_of(atp_core *c, atp_str name)
 {
 	uint32_t *recent = c->recent_sources;
 	if (is_source(c, recent[0], name))
@@ -426,7 +426,7 @@ static int new_key_check(atp_str sku, atp_str loc, int loc_error)
 }
 
 /* Whether ev's seq may be applied now: 0, ATP_DUPLICATE, ATP_E_GAP or ATP_E_SOURCES_FULL. */
-static int check_seq(const atp_core *c, const atp_event *ev, uint32_t src, atp_result *r)
+HOT int check_seq(const atp_core *c, const atp_event *ev, uint32_t src, atp_result *r)
 {
 	uint64_t hwm = src == ATP_SOURCE_NONE ? 0 : atp_sources_get(c->sources, src)->hwm;
 	r->expected_seq = hwm + 1;
@@ -439,7 +439,7 @@ static int check_seq(const atp_core *c, const atp_event *ev, uint32_t src, atp_r
 	return 0;
 }
 
-static uint32_t advance_source(atp_core *c, const atp_event *ev, uint32_t src, atp_result *r)
+HOT uint32_t advance_source(atp_core *c, const atp_event *ev, uint32_t src, atp_result *r)
 {
 	if (src == ATP_SOURCE_NONE)
 		src = atp_sources_intern(c->sources, ev->source);
