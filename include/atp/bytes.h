@@ -13,7 +13,7 @@
 #include <string.h>
 
 /* Whether a[0..n) equals b[0..n). */
-static inline bool atp_bytes_equal(const void *a, const void *b, uint32_t n)
+static inline __attribute__((always_inline)) bool atp_bytes_equal(const void *a, const void *b, uint32_t n)
 {
 	const unsigned char *x = a, *y = b;
 	uint64_t u, v;
@@ -40,7 +40,7 @@ static inline bool atp_bytes_equal(const void *a, const void *b, uint32_t n)
 }
 
 /* Copy n bytes from b to a (not overlapping), as memcpy, for short keys. */
-static inline void atp_bytes_copy(void *a, const void *b, uint32_t n)
+static inline __attribute__((always_inline)) void atp_bytes_copy(void *a, const void *b, uint32_t n)
 {
 	unsigned char *x = a;
 	const unsigned char *y = b;

@@ -363,7 +363,7 @@ HOT void count_applied(atp_core *c, unsigned type, const atp_result *r)
 }
 
 /* Flags that describe the state a change left behind. */
-static uint32_t exception_flags(const work *w)
+HOT uint32_t exception_flags(const work *w)
 {
 	uint32_t f = 0;
 	if (!changed(w))

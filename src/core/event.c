@@ -42,7 +42,7 @@ static inline bool has_control_byte(uint64_t x)
 	return (below_space | is_del) != 0;
 }
 
-static inline bool str_valid(atp_str s, uint32_t max)
+static inline __attribute__((always_inline)) bool str_valid(atp_str s, uint32_t max)
 {
 	if (s.len == 0 || s.len > max || s.ptr == NULL)
 		return false;

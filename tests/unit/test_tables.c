@@ -251,3 +251,25 @@ Test(hash, keys_of_every_length_read_only_their_bytes)
 			cr_assert_neq(seen[shorter], seen[len], "lengths %u and %u", shorter, len);
 	}
 }
+
+/* A miss tells where the line would go; adding there is the same as adding with a probe, collisions included. */
+Test(lines, find_where_then_add_where_is_add)
+{
+	atp_lines *l = atp_lines_create(64);
+	char ref[16];
+	for (uint32_t i = 0; i < 40; i++) {
+		snprintf(ref, sizeof(ref), "SO-%u", i);
+		uint64_t h = i % 3 ? atp_line_hash(S(ref), 7) : 12345; /* every third one on the same slot */
+		uint32_t where;
+		cr_assert_eq(atp_lines_find_where(l, h, S(ref), i % 5, &where), ATP_LINE_NONE);
+		uint32_t id = atp_lines_add_where(l, where, h, S(ref), i % 5);
+		cr_assert_neq(id, ATP_LINE_NONE);
+		cr_assert_eq(atp_lines_find_where(l, h, S(ref), i % 5, &where), id);
+	}
+	for (uint32_t i = 0; i < 40; i++) {
+		snprintf(ref, sizeof(ref), "SO-%u", i);
+		uint64_t h = i % 3 ? atp_line_hash(S(ref), 7) : 12345;
+		cr_assert_neq(atp_lines_find(l, h, S(ref), i % 5), ATP_LINE_NONE, "line %u", i);
+	}
+	atp_lines_destroy(l);
+}
