@@ -156,7 +156,8 @@ void atp_lines_prefetch_entry(const atp_lines *l, uint64_t h)
 {
 	const slot *s = &l->slots[h & l->mask];
 	/* An empty slot (a new line) fetches line 0: cheaper than a branch that guesses which. */
-	__builtin_prefetch(&l->line[s->id1 ? s->id1 - 1 : 0]);
+	uint32_t id1 = s->id1;
+	__builtin_prefetch(&l->line[id1 - (id1 != 0)]);
 }
 
 static slot *probe(const atp_lines *l, uint64_t h, atp_str ref, uint32_t pos)
