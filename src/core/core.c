@@ -62,6 +62,8 @@ typedef atp_event_hash event_hash;
 
 /* The per-event steps, inlined whatever the compiler's estimate of their size. */
 #define HOT static inline __attribute__((always_inline))
+/* A refusal, a new key or source, a TRANSFER: the rare ways, laid out off the straight path. */
+#define RARE(x) __builtin_expect(!!(x), 0)
 
 /* Types whose ref names a reservation line. */
 #define LINE_TYPES (1u << ATP_EV_RESERVE | 1u << ATP_EV_PICK | 1u << ATP_EV_RELEASE)
@@ -289,7 +291,7 @@ HOT void store_buckets(atp_core *c, const work *w)
 /* Write a planned position back; cannot fail (capacity was checked). */
 HOT void commit_position(atp_core *c, work *w, atp_str sku)
 {
-	if (w->id == ATP_POS_NONE) {
+	if (RARE(w->id == ATP_POS_NONE)) {
 		w->id = atp_table_intern(c->table, w->hash, sku, w->location);
 		assert(w->id != ATP_POS_NONE);
 	}
@@ -494,21 +496,21 @@ HOT int apply_as(atp_core *c, const atp_event *ev, unsigned type, event_hash h, 
 	memset(r, 0, offsetof(atp_result, deltas));
 
 	int rc = shape;
-	if (rc)
+	if (RARE(rc))
 		return refuse(c, r, rc);
 
 	/* Keys seen for the first time get their bytes checked before anything else. */
 	uint32_t src = source_of(c, ev->source);
-	if (src == ATP_SOURCE_NONE && !atp_str_valid(ev->source, ATP_SOURCE_MAX))
+	if (RARE(src == ATP_SOURCE_NONE) && !atp_str_valid(ev->source, ATP_SOURCE_MAX))
 		return refuse(c, r, ATP_E_SOURCE);
-	if (type == ATP_EV_RELEASE && atp_event_releases_all(ev))
+	if (RARE(type == ATP_EV_RELEASE && atp_event_releases_all(ev)))
 		return release_all(c, ev, src, r);
 	work w, to;
 	bool transfer = type == ATP_EV_TRANSFER;
 	work_load(c, &w, h.pos, ev->sku, ev->location);
-	if (w.id == ATP_POS_NONE && (rc = new_key_check(ev->sku, ev->location, ATP_E_LOCATION)))
+	if (RARE(w.id == ATP_POS_NONE) && (rc = new_key_check(ev->sku, ev->location, ATP_E_LOCATION)))
 		return refuse(c, r, rc);
-	if (transfer) {
+	if (RARE(transfer)) {
 		work_load(c, &to, atp_position_hash(h.sku, ev->to_location), ev->sku, ev->to_location);
 		if (to.id == ATP_POS_NONE && (rc = new_key_check(ev->sku, ev->to_location, ATP_E_TO_LOCATION)))
 			return refuse(c, r, rc);
@@ -516,18 +518,18 @@ HOT int apply_as(atp_core *c, const atp_event *ev, unsigned type, event_hash h, 
 	line_plan lp = { .id = ATP_LINE_NONE, .where = ATP_LINE_NONE, .hash = h.line };
 	if (w.id != ATP_POS_NONE && names_line(ev, type))
 		lp.id = atp_lines_find_where(c->lines, h.line, ev->ref, w.id, &lp.where);
-	if (lp.id == ATP_LINE_NONE && ev->ref.len && !atp_str_valid(ev->ref, ATP_REF_MAX))
+	if (lp.id == ATP_LINE_NONE && ev->ref.len && RARE(!atp_str_valid(ev->ref, ATP_REF_MAX)))
 		return refuse(c, r, ATP_E_REF);
 
-	if ((rc = check_seq(c, ev, src, r)))
+	if (RARE(rc = check_seq(c, ev, src, r)))
 		return refuse(c, r, rc);
 	bool create_w = w.id == ATP_POS_NONE && type != ATP_EV_RELEASE;
 	uint32_t needed = create_w + (transfer && to.id == ATP_POS_NONE);
-	if (atp_table_count(c->table) + needed > atp_table_capacity(c->table))
+	if (RARE(atp_table_count(c->table) + needed > atp_table_capacity(c->table)))
 		return refuse(c, r, ATP_E_POSITIONS_FULL);
 
 	rc = plan(c, ev, type, &w, &to, &lp, r);
-	if (rc)
+	if (RARE(rc))
 		return refuse(c, r, rc);
 
 	/* Commit: nothing below can fail. */
