@@ -62,7 +62,7 @@ typedef atp_event_hash event_hash;
 
 /* The per-event steps, inlined whatever the compiler's estimate of their size. */
 #define HOT static inline __attribute__((always_inline))
-/* A refusal, a new key or source, a TRANSFER: the rare ways, laid out off the straight path. */
+/* A refusal, a new key or source, a TRANSFER, an exception: the rare ways, laid out off the straight path. */
 #define RARE(x) __builtin_expect(!!(x), 0)
 
 /* Types whose ref names a reservation line. */
@@ -331,9 +331,9 @@ HOT void count_applied(atp_core *c, unsigned type, const atp_result *r)
 {
 	atp_core_stats *s = &c->stats;
 	s->applied[type]++;
-	if (r->flags & ATP_RF_NEGATIVE)
+	if (RARE(r->flags & ATP_RF_NEGATIVE))
 		s->negative_events++;
-	if (r->flags & ATP_RF_SHORT)
+	if (RARE(r->flags & ATP_RF_SHORT))
 		s->short_events++;
 	switch (type) {
 	case ATP_EV_RESERVE:
@@ -616,7 +616,7 @@ static void apply_run(atp_core *c, const atp_event *ev, const event_hash *h, con
 			prefetch_slots(c, &h[i + 2 * DEPTH]);
 		if (i + DEPTH < n)
 			prefetch_entries(c, &h[i + DEPTH]);
-		if (now && now[i] > c->now)
+		if (now && RARE(now[i] > c->now))
 			expire_all(c, now[i]);
 		apply_hashed(c, &ev[i], h[i], shape ? shape[i] : ATP_OK, &r[i]);
 	}

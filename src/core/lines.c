@@ -19,6 +19,9 @@
  */
 #define WALK_AHEAD 8
 
+/* A full store, an expiry out of order: the rare ways, laid out off the straight path. */
+#define RARE(x) __builtin_expect(!!(x), 0)
+
 /* A slot: the hash's low 32 bits (its home index and a tag in one) and the line id + 1 (0 = empty). */
 typedef struct slot {
 	uint32_t hash_lo;
@@ -194,7 +197,7 @@ uint32_t atp_lines_add(atp_lines *l, uint64_t h, atp_str ref, uint32_t pos)
 uint32_t atp_lines_add_where(atp_lines *l, uint32_t where, uint64_t h, atp_str ref, uint32_t pos)
 {
 	assert(ref.len > 0 && ref.len <= ATP_REF_MAX);
-	if (l->n_free == 0)
+	if (RARE(l->n_free == 0))
 		return ATP_LINE_NONE;
 	slot *s = where == ATP_LINE_NONE ? probe(l, h, ref, pos) : &l->slots[where];
 	assert(s->id1 == 0);
@@ -361,7 +364,7 @@ void atp_lines_open(atp_lines *l, uint32_t id)
 		return;
 	ring *q = &l->queue_ring;
 	const queued_expiry *tail = q->len ? &l->queue[ring_index(q, q->len - 1, l->capacity)] : NULL;
-	if (q->len < l->capacity && (!tail || tail->expires_at <= ln->expires_at)) {
+	if (__builtin_expect(q->len < l->capacity && (!tail || tail->expires_at <= ln->expires_at), 1)) {
 		l->queue[ring_index(q, q->len++, l->capacity)] = (queued_expiry){ ln->expires_at, id, ln->gen };
 		return;
 	}
@@ -379,7 +382,7 @@ void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint6
 		l->open--;
 		if (ln->releasable)
 			ref_unlink(l, id);
-		if (ln->heap_idx != ATP_LINE_NONE)
+		if (RARE(ln->heap_idx != ATP_LINE_NONE))
 			heap_remove(l, id);
 	}
 	ln->state = (uint8_t)state;
