@@ -223,12 +223,12 @@ HOT int plan(const atp_core *c, const atp_event *ev, unsigned type, work *w, wor
 		break;
 	case ATP_EV_RESERVE: {
 		r->requested = ev->qty;
-		if (ln) {
+		if (RARE(ln != NULL)) { /* a retry */
 			r->confirmed = ln->confirmed;
 			r->flags |= ATP_RF_REPLAYED | (ln->requested != ev->qty ? ATP_RF_MISMATCH : 0);
 			break;
 		}
-		if (atp_lines_count(c->lines) == atp_lines_capacity(c->lines))
+		if (RARE(atp_lines_count(c->lines) == atp_lines_capacity(c->lines)))
 			return ATP_E_LINES_FULL;
 		int64_t atp = buckets_atp(p);
 		r->confirmed = atp >= ev->qty ? ev->qty : (ev->flags & ATP_EVF_PARTIAL) ? atp : 0;
@@ -253,7 +253,7 @@ HOT int plan(const atp_core *c, const atp_event *ev, unsigned type, work *w, wor
 		r->flags |= ATP_RF_NO_LINE;
 	if ((type == ATP_EV_HOLD || type == ATP_EV_UNHOLD) && r->moved < ev->qty)
 		r->flags |= ATP_RF_CLAMPED;
-	return in_bounds(p) ? ATP_OK : ATP_E_OVERFLOW;
+	return RARE(!in_bounds(p)) ? ATP_E_OVERFLOW : ATP_OK;
 }
 
 HOT void emit_delta(atp_core *c, const work *w, uint32_t source, uint64_t seq, atp_result *r)
