@@ -720,12 +720,10 @@ const atp_line *atp_core_find_line(const atp_core *c, atp_str ref, atp_str sku, 
 	if (!atp_str_valid(ref, ATP_REF_MAX) || !atp_str_valid(sku, ATP_SKU_MAX) ||
 	    !atp_str_valid(location, ATP_LOC_MAX))
 		return NULL;
-	uint32_t pos = atp_table_find(c->table, atp_position_hash(atp_sku_hash(sku), location), sku, location);
-	if (pos == ATP_POS_NONE)
-		return NULL;
-	if (pos == ATP_POS_NONE)
-		return NULL;
 	uint64_t pos_hash = atp_position_hash(atp_sku_hash(sku), location);
+	uint32_t pos = atp_table_find(c->table, pos_hash, sku, location);
+	if (pos == ATP_POS_NONE)
+		return NULL;
 	uint32_t id = atp_lines_find(c->lines, atp_line_hash(ref, pos_hash), ref, pos);
 	return id == ATP_LINE_NONE ? NULL : atp_lines_get(c->lines, id);
 }
