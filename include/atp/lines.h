@@ -34,22 +34,29 @@ enum atp_line_state {
 	ATP_LINE_UNFILLED,     /* nothing was confirmed */
 };
 
+/*
+ * Two cache lines: the first holds what finding a line and walking the
+ * queues read (its key, state and generation; refs up to 40 bytes whole),
+ * the second its quantities and the rest of a longer ref. A lookup then
+ * touches one cache line until it has found its line.
+ */
 typedef struct atp_line {
+	uint32_t pos;
+	uint32_t hash_lo;      /* low 32 bits of its hash */
+	uint32_t gen;          /* +1 each time the id is reused */
+	uint32_t ref_next;     /* open releasable lines of the same ref bucket: a chain */
+	uint32_t heap_idx;     /* index in the expiry heap, or ATP_LINE_NONE */
+	uint8_t state;         /* enum atp_line_state */
+	uint8_t releasable;    /* in its reservation's index while open (ATP_EVF_RELEASABLE) */
+	uint8_t ref_len;
+	uint8_t pad;
+	char ref[ATP_REF_MAX];
 	int64_t requested;
 	int64_t confirmed;
 	int64_t remaining;
 	uint64_t expires_at;   /* 0: never */
 	uint64_t closed_at;
-	uint32_t pos;
-	uint32_t heap_idx;     /* index in the expiry heap, or ATP_LINE_NONE */
-	uint32_t hash_lo;      /* low 32 bits of its hash */
-	uint32_t gen;          /* +1 each time the id is reused */
-	uint32_t ref_next;     /* open releasable lines of the same ref bucket: a chain */
-	uint8_t state;         /* enum atp_line_state */
-	uint8_t releasable;    /* in its reservation's index while open (ATP_EVF_RELEASABLE) */
-	uint8_t ref_len;
-	char ref[ATP_REF_MAX];
-} atp_line;
+} __attribute__((aligned(64))) atp_line;
 
 typedef struct atp_lines atp_lines;
 

@@ -6,6 +6,7 @@
 #include "memory.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,7 +74,8 @@ typedef struct heap_entry {
 struct atp_lines {
 	slot *slots;
 	uint64_t mask;
-	atp_line *line;
+	atp_line *line;      /* line_mem aligned to a cache line */
+	void *line_mem;
 	uint32_t *free_ids;  /* stack of unused ids */
 	uint32_t n_free;
 	uint32_t capacity;
@@ -93,7 +95,8 @@ struct atp_lines {
 	uint64_t ref_mask;
 };
 
-_Static_assert(sizeof(atp_line) <= 128, "a line is two cache lines");
+_Static_assert(sizeof(atp_line) == 128 && offsetof(atp_line, ref) == 24 && offsetof(atp_line, requested) == 88,
+	       "a line is two cache lines, its key and state in the first");
 
 atp_lines *atp_lines_create(uint32_t max_lines)
 {
@@ -108,7 +111,9 @@ atp_lines *atp_lines_create(uint32_t max_lines)
 	l->mask = nslots - 1;
 	l->capacity = max_lines;
 	l->slots = calloc(nslots, sizeof(slot));
-	l->line = calloc(max_lines, sizeof(atp_line));
+	/* calloc leaves the pages untouched until used; aligned by hand to a pair of cache lines. */
+	l->line_mem = calloc((size_t)max_lines + 1, sizeof(atp_line));
+	l->line = l->line_mem ? (atp_line *)(((uintptr_t)l->line_mem + 127) & ~(uintptr_t)127) : NULL;
 	l->free_ids = malloc((size_t)max_lines * sizeof(uint32_t));
 	l->heap = malloc((size_t)max_lines * sizeof(heap_entry));
 	l->queue = malloc((size_t)max_lines * sizeof(queued_expiry));
@@ -136,7 +141,7 @@ void atp_lines_destroy(atp_lines *l)
 	if (!l)
 		return;
 	free(l->slots);
-	free(l->line);
+	free(l->line_mem);
 	free(l->free_ids);
 	free(l->heap);
 	free(l->queue);
@@ -205,6 +210,7 @@ uint32_t atp_lines_add_where(atp_lines *l, uint32_t where, uint64_t h, atp_str r
 	atp_line *ln = &l->line[id];
 	uint32_t gen = ln->gen + 1;
 	memset(ln, 0, offsetof(atp_line, ref));
+	memset(&ln->requested, 0, sizeof(*ln) - offsetof(atp_line, requested));
 	ln->gen = gen;
 	ln->pos = pos;
 	ln->hash_lo = (uint32_t)h;
@@ -444,7 +450,12 @@ uint32_t atp_lines_purge(atp_lines *l, uint64_t before)
 		if (c->len > WALK_AHEAD) {
 			const closed_entry *a = &l->closed[ring_index(c, WALK_AHEAD, l->capacity)];
 			__builtin_prefetch(&l->slots[a->hash_lo & l->mask]);
+			/*
+			 * Both cache lines, for writing: the id goes on the free
+			 * stack, and the next RESERVE rewrites the whole line.
+			 */
 			__builtin_prefetch(&l->line[a->id], 1);
+			__builtin_prefetch(&l->line[a->id].requested, 1);
 		}
 		slot_delete(l, e);
 		l->line[e->id].state = 0;
