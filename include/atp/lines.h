@@ -36,14 +36,14 @@ enum atp_line_state {
 
 /*
  * Two cache lines: the first holds what finding a line and walking the
- * queues read (its key, state and generation; refs up to 40 bytes whole),
+ * queues read (its key and state; refs up to 40 bytes whole),
  * the second its quantities and the rest of a longer ref. A lookup then
  * touches one cache line until it has found its line.
  */
 typedef struct atp_line {
 	uint32_t pos;
 	uint32_t hash_lo;      /* low 32 bits of its hash */
-	uint32_t gen;          /* +1 each time the id is reused */
+	uint32_t queue_idx;    /* index of its entry in the in-order expiry queue, or ATP_LINE_NONE */
 	uint32_t ref_next;     /* open releasable lines of the same ref bucket: a chain */
 	uint32_t heap_idx;     /* index in the expiry heap, or ATP_LINE_NONE */
 	uint8_t state;         /* enum atp_line_state */

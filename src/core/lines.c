@@ -14,9 +14,8 @@
 #include <xxhash.h>
 
 /*
- * How far ahead the in-order walks (stale expiry entries, purge) fetch the
- * lines and slots they are about to touch: each would be a random miss
- * otherwise, and they come in bursts.
+ * How far ahead the purge fetches the lines and slots it is about to
+ * touch: each would be a random miss otherwise, and they come in bursts.
  */
 #define WALK_AHEAD 8
 
@@ -37,14 +36,15 @@ typedef struct closed_entry {
 } closed_entry;
 
 /*
- * An open line's expiry in the in-order queue. Closing a line leaves its
- * entry behind; the entry is dropped when it reaches the head and its line
- * is no longer open or no longer the same line (gen).
+ * An open line's expiry in the in-order queue. Closing a line marks its
+ * entry (id ATP_LINE_NONE) through the line's queue_idx: a line closes soon
+ * after it opened, while its entry is still in cache, and the walk past
+ * closed entries at the head then reads the queue alone, never the lines.
  */
 typedef struct queued_expiry {
 	uint64_t expires_at;
 	uint32_t id;
-	uint32_t gen;
+	uint32_t pad;
 } queued_expiry;
 
 /* Head and length of a ring of `capacity` entries. */
@@ -208,10 +208,9 @@ uint32_t atp_lines_add_where(atp_lines *l, uint32_t where, uint64_t h, atp_str r
 	assert(s->id1 == 0);
 	uint32_t id = l->free_ids[--l->n_free];
 	atp_line *ln = &l->line[id];
-	uint32_t gen = ln->gen + 1;
 	memset(ln, 0, offsetof(atp_line, ref));
 	memset(&ln->requested, 0, sizeof(*ln) - offsetof(atp_line, requested));
-	ln->gen = gen;
+	ln->queue_idx = ATP_LINE_NONE;
 	ln->pos = pos;
 	ln->hash_lo = (uint32_t)h;
 	ln->heap_idx = ATP_LINE_NONE;
@@ -371,7 +370,8 @@ void atp_lines_open(atp_lines *l, uint32_t id)
 	ring *q = &l->queue_ring;
 	const queued_expiry *tail = q->len ? &l->queue[ring_index(q, q->len - 1, l->capacity)] : NULL;
 	if (__builtin_expect(q->len < l->capacity && (!tail || tail->expires_at <= ln->expires_at), 1)) {
-		l->queue[ring_index(q, q->len++, l->capacity)] = (queued_expiry){ ln->expires_at, id, ln->gen };
+		ln->queue_idx = ring_index(q, q->len++, l->capacity);
+		l->queue[ln->queue_idx] = (queued_expiry){ .expires_at = ln->expires_at, .id = id };
 		return;
 	}
 	assert(l->heap_len < l->capacity);
@@ -388,6 +388,10 @@ void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint6
 		l->open--;
 		if (ln->releasable)
 			ref_unlink(l, id);
+		if (ln->queue_idx != ATP_LINE_NONE) {
+			l->queue[ln->queue_idx].id = ATP_LINE_NONE;
+			ln->queue_idx = ATP_LINE_NONE;
+		}
 		if (RARE(ln->heap_idx != ATP_LINE_NONE))
 			heap_remove(l, id);
 	}
@@ -402,15 +406,8 @@ void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint6
 uint32_t atp_lines_due(atp_lines *l, uint64_t now)
 {
 	ring *q = &l->queue_ring;
-	while (q->len) {
-		if (q->len > WALK_AHEAD)
-			__builtin_prefetch(&l->line[l->queue[ring_index(q, WALK_AHEAD, l->capacity)].id]);
-		const queued_expiry *e = &l->queue[q->head];
-		const atp_line *ln = &l->line[e->id];
-		if (ln->gen == e->gen && ln->state == ATP_LINE_OPEN)
-			break;
+	while (q->len && l->queue[q->head].id == ATP_LINE_NONE)
 		ring_pop(q, l->capacity);
-	}
 	const queued_expiry *first = q->len ? &l->queue[q->head] : NULL;
 	const heap_entry *top = l->heap_len ? &l->heap[0] : NULL;
 	if (first && (!top || first->expires_at <= top->expires_at))

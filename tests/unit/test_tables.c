@@ -273,3 +273,27 @@ Test(lines, find_where_then_add_where_is_add)
 	}
 	atp_lines_destroy(l);
 }
+
+/* A closed line's expiry entry stays in the queue; its id reused, the entry must not lapse the new line. */
+Test(lines, a_reused_line_id_keeps_only_its_own_expiry)
+{
+	atp_lines *l = atp_lines_create(2);
+	uint32_t a = atp_lines_add(l, atp_line_hash(S("A"), 0), S("A"), 0);
+	atp_lines_at(l, a)->remaining = 1;
+	atp_lines_at(l, a)->expires_at = 100;
+	atp_lines_open(l, a);
+	atp_lines_at(l, a)->remaining = 0;
+	atp_lines_close(l, a, ATP_LINE_CONSUMED, 10);
+	cr_assert_eq(atp_lines_purge(l, 11), 1);
+	uint32_t b = atp_lines_add(l, atp_line_hash(S("B"), 0), S("B"), 0);
+	cr_assert_eq(b, a, "the one id, reused");
+	atp_lines_at(l, b)->remaining = 1;
+	atp_lines_at(l, b)->expires_at = 200;
+	atp_lines_open(l, b);
+	cr_assert_eq(atp_lines_due(l, 150), ATP_LINE_NONE, "A's entry is not B's");
+	cr_assert_eq(atp_lines_due(l, 200), b);
+	atp_lines_at(l, b)->remaining = 0;
+	atp_lines_close(l, b, ATP_LINE_EXPIRED, 200);
+	cr_assert_eq(atp_lines_due(l, 1000), ATP_LINE_NONE);
+	atp_lines_destroy(l);
+}
