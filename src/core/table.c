@@ -154,6 +154,15 @@ uint32_t atp_table_intern(atp_table *t, uint64_t h, atp_str sku, atp_str loc)
 	uint32_t id = t->count;
 	atp_position *p = &t->pos[id];
 	memset(p, 0, sizeof(*p));
+	uint32_t klen = sku.len + loc.len + 2;
+	/*
+	 * A short key that would straddle two cache lines starts on the next:
+	 * a lookup's prefetch fetches the line the key starts on. At most 31
+	 * bytes are skipped for a key of at most 32, within the arena's
+	 * ATP_SKU_MAX + ATP_LOC_MAX + 2 bytes per position.
+	 */
+	if (klen <= 32 && (t->keys_used & 63) + klen > 64)
+		t->keys_used = (t->keys_used + 63) & ~63u;
 	p->key_off = t->keys_used;
 	p->sku_len = (uint8_t)sku.len;
 	p->loc_len = (uint8_t)loc.len;
@@ -163,7 +172,7 @@ uint32_t atp_table_intern(atp_table *t, uint64_t h, atp_str sku, atp_str loc)
 	k[sku.len] = '\0';
 	memcpy(k + sku.len + 1, loc.ptr, loc.len);
 	k[sku.len + 1 + loc.len] = '\0';
-	t->keys_used += sku.len + loc.len + 2;
+	t->keys_used += klen;
 	uint64_t sh = atp_sku_hash(sku);
 	sku_slot *ks = sku_probe(t, sh, sku);
 	p->next_loc = ks->head1 ? ks->head1 - 1 : ATP_POS_NONE;
