@@ -105,6 +105,20 @@ uint32_t atp_table_sku_next(const atp_table *t, uint32_t id);
 /* Writer: set a position's buckets and bump its version, under its sequence lock. */
 void atp_table_store(atp_table *t, uint32_t id, int64_t on_hand, int64_t held, int64_t reserved,
 		     int64_t safety_stock);
+/* The same on the position itself (atp_table_at()), inlined into the writer's hot path. */
+static inline void atp_position_store(atp_position *p, int64_t on_hand, int64_t held, int64_t reserved,
+				      int64_t safety_stock)
+{
+	uint32_t seq = p->seq;
+	__atomic_store_n(&p->seq, seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	__atomic_store_n(&p->on_hand, on_hand, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->held, held, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->reserved, reserved, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->safety_stock, safety_stock, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->version, p->version + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->seq, seq + 2, __ATOMIC_RELEASE);
+}
 /* Any thread: a consistent copy of (sku, location); false when it does not exist (yet). */
 bool atp_table_read(const atp_table *t, uint64_t pos_hash, atp_str sku, atp_str loc, atp_position_view *out);
 

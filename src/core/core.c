@@ -285,7 +285,8 @@ void atp_core_set_deltas(atp_core *c, bool on)
 
 HOT void store_buckets(atp_core *c, const work *w)
 {
-	atp_table_store(c->table, w->id, w->after.on_hand, w->after.held, w->after.reserved, w->after.safety_stock);
+	atp_position_store(atp_table_at(c->table, w->id), w->after.on_hand, w->after.held, w->after.reserved,
+			   w->after.safety_stock);
 }
 
 /* Write a planned position back; cannot fail (capacity was checked). */

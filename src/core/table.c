@@ -190,16 +190,7 @@ uint32_t atp_table_intern(atp_table *t, uint64_t h, atp_str sku, atp_str loc)
 void atp_table_store(atp_table *t, uint32_t id, int64_t on_hand, int64_t held, int64_t reserved,
 		     int64_t safety_stock)
 {
-	atp_position *p = atp_table_at(t, id);
-	uint32_t seq = p->seq;
-	__atomic_store_n(&p->seq, seq + 1, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	__atomic_store_n(&p->on_hand, on_hand, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->held, held, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->reserved, reserved, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->safety_stock, safety_stock, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->version, p->version + 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&p->seq, seq + 2, __ATOMIC_RELEASE);
+	atp_position_store(atp_table_at(t, id), on_hand, held, reserved, safety_stock);
 }
 
 bool atp_table_read(const atp_table *t, uint64_t h, atp_str sku, atp_str loc, atp_position_view *out)
