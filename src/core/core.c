@@ -555,6 +555,13 @@ HOT int apply_as(atp_core *c, const atp_event *ev, unsigned type, event_hash h, 
  * branch predictor learns each on its own instead of guessing the next
  * event's type again at every one of them. The rare types share one copy.
  */
+/* The rare types, out of line: the two big types' code stays small and together. */
+static __attribute__((noinline)) int apply_other(atp_core *c, const atp_event *ev, event_hash h, int shape,
+						 atp_result *r)
+{
+	return apply_as(c, ev, ev->type, h, shape, r);
+}
+
 static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, int shape, atp_result *r)
 {
 	switch (ev->type) {
@@ -563,7 +570,7 @@ static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, int shap
 	case ATP_EV_PICK:
 		return apply_as(c, ev, ATP_EV_PICK, h, shape, r);
 	default:
-		return apply_as(c, ev, ev->type, h, shape, r);
+		return apply_other(c, ev, h, shape, r);
 	}
 }
 
