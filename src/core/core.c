@@ -13,6 +13,7 @@
 
 #include "atp/bytes.h"
 #include "atp/limits.h"
+#include "strcheck.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -519,7 +520,7 @@ HOT int apply_as(atp_core *c, const atp_event *ev, unsigned type, event_hash h, 
 	line_plan lp = { .id = ATP_LINE_NONE, .where = ATP_LINE_NONE, .hash = h.line };
 	if (w.id != ATP_POS_NONE && names_line(ev, type))
 		lp.id = atp_lines_find_where(c->lines, h.line, ev->ref, w.id, &lp.where);
-	if (lp.id == ATP_LINE_NONE && ev->ref.len && RARE(!atp_str_valid(ev->ref, ATP_REF_MAX)))
+	if (lp.id == ATP_LINE_NONE && ev->ref.len && RARE(!atp_str_check(ev->ref, ATP_REF_MAX)))
 		return refuse(c, r, ATP_E_REF);
 
 	if (RARE(rc = check_seq(c, ev, src, r)))

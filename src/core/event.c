@@ -4,6 +4,7 @@
 #include "atp/bytes.h"
 #include "atp/limits.h"
 #include "atp/status.h"
+#include "strcheck.h"
 
 #include <string.h>
 #include <strings.h>
@@ -32,42 +33,9 @@ enum atp_event_type atp_event_type_parse(const char *s, size_t len)
 	return ATP_EV_NONE;
 }
 
-/* True when a byte of x is below 0x20 or equal to 0x7f (a control byte). */
-static inline bool has_control_byte(uint64_t x)
-{
-	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-	uint64_t below_space = (x - 0x20 * ones) & ~x & highs;
-	uint64_t del = x ^ (0x7f * ones);
-	uint64_t is_del = (del - ones) & ~del & highs;
-	return (below_space | is_del) != 0;
-}
-
 static inline __attribute__((always_inline)) bool str_valid(atp_str s, uint32_t max)
 {
-	if (s.len == 0 || s.len > max || s.ptr == NULL)
-		return false;
-	const unsigned char *p = (const unsigned char *)s.ptr;
-	uint64_t w;
-	if (s.len < 8) {
-		/* Gather the bytes into one word without reading past the string. */
-		if (s.len >= 4) {
-			uint32_t lo, hi;
-			memcpy(&lo, p, 4);
-			memcpy(&hi, p + s.len - 4, 4);
-			w = lo | (uint64_t)hi << 32;
-		} else {
-			w = 0x4141414141000000ull | p[0] | (uint64_t)p[s.len / 2] << 8 | (uint64_t)p[s.len - 1] << 16;
-		}
-		return !has_control_byte(w);
-	}
-	/* Eight bytes at a time; the last word overlaps the one before it. */
-	for (uint32_t i = 0; i + 8 < s.len; i += 8) {
-		memcpy(&w, s.ptr + i, 8);
-		if (has_control_byte(w))
-			return false;
-	}
-	memcpy(&w, s.ptr + s.len - 8, 8);
-	return !has_control_byte(w);
+	return atp_str_check(s, max);
 }
 
 bool atp_str_valid(atp_str s, uint32_t max)
