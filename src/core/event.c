@@ -107,10 +107,9 @@ static inline bool fast_ok(const atp_event *ev, bool key_bytes)
 	       str_valid(ev->location, ATP_LOC_MAX) && (!ref_needed || str_valid(ev->ref, ATP_REF_MAX));
 }
 
-static int validate(const atp_event *ev, bool key_bytes)
+/* Every check in order: the first problem's code (or ATP_OK). */
+static __attribute__((noinline, cold)) int validate_ordered(const atp_event *ev, bool key_bytes)
 {
-	if (__builtin_expect(fast_ok(ev, key_bytes), 1))
-		return ATP_OK;
 	if (ev->event_id == 0)
 		return ATP_E_EVENT_ID;
 	if (!(key_bytes ? str_valid(ev->source, ATP_SOURCE_MAX) : length_valid(ev->source, ATP_SOURCE_MAX)))
@@ -150,6 +149,13 @@ static int validate(const atp_event *ev, bool key_bytes)
 			    : !optional_valid(ev->reason, ATP_REASON_MAX))
 		return ATP_E_REASON;
 	return ATP_OK;
+}
+
+static inline __attribute__((always_inline)) int validate(const atp_event *ev, bool key_bytes)
+{
+	if (__builtin_expect(fast_ok(ev, key_bytes), 1))
+		return ATP_OK;
+	return validate_ordered(ev, key_bytes);
 }
 
 int atp_event_validate(const atp_event *ev)
