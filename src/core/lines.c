@@ -19,6 +19,14 @@
  */
 #define WALK_AHEAD 8
 
+/*
+ * How many entries ahead of their tails the rings (expiry queue, closed
+ * lines) are fetched for writing: a ring's tail runs through memory last
+ * touched a whole turn ago, and a store there would wait for it. 4 entries
+ * per cache line.
+ */
+#define TAIL_AHEAD 32
+
 /* A full store, an expiry out of order: the rare ways, laid out off the straight path. */
 #define RARE(x) __builtin_expect(!!(x), 0)
 
@@ -57,6 +65,12 @@ static inline uint32_t ring_index(const ring *r, uint32_t i, uint32_t capacity)
 {
 	uint32_t x = r->head + i;
 	return x >= capacity ? x - capacity : x;
+}
+
+/* The index TAIL_AHEAD entries past the tail, or the tail's when that is beyond the ring. */
+static inline uint32_t ring_ahead(const ring *r, uint32_t capacity)
+{
+	return ring_index(r, r->len + TAIL_AHEAD < capacity ? r->len + TAIL_AHEAD : r->len, capacity);
 }
 
 static inline void ring_pop(ring *r, uint32_t capacity)
@@ -370,6 +384,7 @@ void atp_lines_open(atp_lines *l, uint32_t id)
 	ring *q = &l->queue_ring;
 	const queued_expiry *tail = q->len ? &l->queue[ring_index(q, q->len - 1, l->capacity)] : NULL;
 	if (__builtin_expect(q->len < l->capacity && (!tail || tail->expires_at <= ln->expires_at), 1)) {
+		__builtin_prefetch(&l->queue[ring_ahead(q, l->capacity)], 1);
 		ln->queue_idx = ring_index(q, q->len++, l->capacity);
 		l->queue[ln->queue_idx] = (queued_expiry){ .expires_at = ln->expires_at, .id = id };
 		return;
@@ -399,6 +414,7 @@ void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint6
 	ln->closed_at = now;
 	ring *c = &l->closed_ring;
 	assert(c->len < l->capacity);
+	__builtin_prefetch(&l->closed[ring_ahead(c, l->capacity)], 1);
 	l->closed[ring_index(c, c->len++, l->capacity)] =
 		(closed_entry){ .closed_at = now, .id = id, .hash_lo = ln->hash_lo };
 }
