@@ -550,12 +550,6 @@ HOT int apply_as(atp_core *c, const atp_event *ev, unsigned type, event_hash h, 
 	return r->status = ATP_OK;
 }
 
-/*
- * One branch on the type, then code made for it: every later branch of an
- * event of the day's two big types sits where only that type runs, so the
- * branch predictor learns each on its own instead of guessing the next
- * event's type again at every one of them. The rare types share one copy.
- */
 /* The rare types, out of line: the two big types' code stays small and together. */
 static __attribute__((noinline)) int apply_other(atp_core *c, const atp_event *ev, event_hash h, int shape,
 						 atp_result *r)
@@ -563,6 +557,12 @@ static __attribute__((noinline)) int apply_other(atp_core *c, const atp_event *e
 	return apply_as(c, ev, ev->type, h, shape, r);
 }
 
+/*
+ * One branch on the type, then code made for it: every later branch of an
+ * event of the day's two big types sits where only that type runs, so the
+ * branch predictor learns each on its own instead of guessing the next
+ * event's type again at every one of them. The rare types share one copy.
+ */
 static int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, int shape, atp_result *r)
 {
 	switch (ev->type) {

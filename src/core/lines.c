@@ -88,7 +88,7 @@ typedef struct heap_entry {
 struct atp_lines {
 	slot *slots;
 	uint64_t mask;
-	atp_line *line;      /* line_mem aligned to a cache line */
+	atp_line *line;      /* line_mem aligned to 128 bytes: a line is a pair of cache lines */
 	void *line_mem;
 	uint32_t *free_ids;  /* stack of unused ids */
 	uint32_t n_free;
