@@ -6,8 +6,8 @@
  * batch's time before it. Pass after pass over the pre-generated events on
  * one core (each pass made fresh as the benchmark does, outside the timing);
  * prints ns/event of each pass and the median. A second view of the same
- * code outside Google Benchmark's binary (see bench/README.md for why the
- * two differ here); the target is measured by bench_micro.
+ * code outside Google Benchmark's binary (bench/README.md tells why the
+ * two once differed); the target is measured by bench_micro.
  * Usage: bench_core_passes [PASSES]   (default 7)
  */
 #include "workload.h"
