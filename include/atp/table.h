@@ -1,9 +1,11 @@
 /*
  * atp/table.h — the position table: (sku, location) -> buckets.
  *
- * Open addressing with linear probing over 16-byte slots (the 64-bit hash,
- * the position id and its key's offset), keys hashed with XXH3 and interned once into a key
- * arena, positions stored densely by id (0 .. count-1) in 64-byte,
+ * Open addressing with linear probing over 32-byte slots (the 64-bit hash,
+ * the position id, the key's lengths, and the key itself when sku and
+ * location together fit in 16 bytes, else its offset in the key arena),
+ * keys hashed from XXH3 of the SKU and interned once into a key arena
+ * (NUL-terminated strings for every reader), positions stored densely by id (0 .. count-1) in 64-byte,
  * cache-line-aligned records. Everything is allocated by atp_table_create():
  * capacity is fixed, lookups and inserts never allocate, and a full table
  * answers ATP_E_POSITIONS_FULL. Positions are never deleted, so an id stays

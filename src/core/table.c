@@ -13,16 +13,35 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+/* Keys of at most this many bytes (sku and location together) sit in their slot. */
+#define SLOT_KEY 16
+
 /*
- * A slot: the full hash, the position id + 1 (0 = empty) and where its key
- * is, so that one look at the slot can start fetching both the position and
- * its key before either is needed.
+ * A slot: the full hash, the position id + 1 (0 = empty), the key's
+ * lengths and the key itself: sku then location, back to back, when they
+ * fit in SLOT_KEY bytes, else its offset in the key arena. A lookup of a
+ * short key then reads one cache line before it knows its position: in a
+ * table far larger than the cache, each line a lookup touches is a miss.
+ * 32 bytes, two to a cache line.
  */
 typedef struct slot {
 	uint64_t hash;
 	uint32_t id1;
-	uint32_t key_off;
+	uint8_t sku_len;
+	uint8_t loc_len;
+	uint8_t pad[2];
+	union {
+		char bytes[SLOT_KEY];
+		uint32_t off;  /* a longer key: sku at off, NUL, location, NUL in the key arena */
+	} key;
 } slot;
+
+_Static_assert(sizeof(slot) == 32, "two slots to a cache line");
+
+static inline bool key_inline(uint32_t sku_len, uint32_t loc_len)
+{
+	return sku_len + loc_len <= SLOT_KEY;
+}
 
 /* The SKU index: the high half of the SKU's hash (the low half places it) and its newest position id + 1 (0 = empty). */
 typedef struct sku_slot {
@@ -55,7 +74,7 @@ atp_table *atp_table_create(uint32_t max_positions)
 		nslots <<= 1;
 	t->mask = nslots - 1;
 	t->capacity = max_positions;
-	t->slots = calloc(nslots, sizeof(slot));
+	t->slots = aligned_alloc(64, nslots * sizeof(slot));
 	t->skus = calloc(nslots, sizeof(sku_slot));
 	t->pos = aligned_alloc(64, (size_t)max_positions * sizeof(atp_position));
 	t->keys = malloc((size_t)max_positions * (ATP_SKU_MAX + ATP_LOC_MAX + 2));
@@ -64,6 +83,7 @@ atp_table *atp_table_create(uint32_t max_positions)
 		return NULL;
 	}
 	atp_random_access_memory(t->slots, nslots * sizeof(slot));
+	memset(t->slots, 0, nslots * sizeof(slot)); /* aligned_alloc does not zero; the pages are in already */
 	atp_random_access_memory(t->skus, nslots * sizeof(sku_slot));
 	atp_hugepage_hint(t->pos, (size_t)max_positions * sizeof(atp_position));
 	return t;
@@ -92,10 +112,11 @@ uint64_t atp_position_hash(uint64_t sku_hash, atp_str loc)
 
 static inline bool key_equals(const atp_table *t, const slot *s, atp_str sku, atp_str loc)
 {
-	const atp_position *p = &t->pos[s->id1 - 1];
-	const char *k = t->keys + s->key_off;
-	return p->sku_len == sku.len && p->loc_len == loc.len && atp_bytes_equal(k, sku.ptr, sku.len) &&
-	       atp_bytes_equal(k + sku.len + 1, loc.ptr, loc.len);
+	if (s->sku_len != sku.len || s->loc_len != loc.len)
+		return false;
+	bool in_slot = key_inline(sku.len, loc.len);
+	const char *k = in_slot ? s->key.bytes : t->keys + s->key.off;
+	return atp_bytes_equal(k, sku.ptr, sku.len) && atp_bytes_equal(k + sku.len + !in_slot, loc.ptr, loc.len);
 }
 
 /* The slot holding (sku, loc), or the empty slot where it would go. */
@@ -119,7 +140,8 @@ void atp_table_prefetch_entry(const atp_table *t, uint64_t pos_hash)
 	if (s->id1 == 0)
 		return;
 	__builtin_prefetch(&t->pos[s->id1 - 1]);
-	__builtin_prefetch(t->keys + s->key_off);
+	/* A key in the arena is fetched too; a key in the slot is there already (no branch: the slot again). */
+	__builtin_prefetch(key_inline(s->sku_len, s->loc_len) ? (const char *)s : t->keys + s->key.off);
 }
 
 /* The SKU slot of sku (hash sh), or the empty slot where it would go; readers may probe concurrently. */
@@ -156,12 +178,14 @@ uint32_t atp_table_intern(atp_table *t, uint64_t h, atp_str sku, atp_str loc)
 	memset(p, 0, sizeof(*p));
 	uint32_t klen = sku.len + loc.len + 2;
 	/*
-	 * A short key that would straddle two cache lines starts on the next:
-	 * a lookup's prefetch fetches the line the key starts on. At most 31
-	 * bytes are skipped for a key of at most 32, within the arena's
-	 * ATP_SKU_MAX + ATP_LOC_MAX + 2 bytes per position.
+	 * A key in the arena too short to sit in its slot would not straddle
+	 * two cache lines: it starts on the next (a lookup's prefetch fetches
+	 * the line it starts on). At most 31 bytes are skipped for a key of
+	 * at most 32, within the arena's ATP_SKU_MAX + ATP_LOC_MAX + 2 bytes
+	 * per position.
 	 */
-	if (klen <= 32 && (t->keys_used & 63) + klen > 64)
+	bool in_slot = key_inline(sku.len, loc.len);
+	if (!in_slot && klen <= 32 && (t->keys_used & 63) + klen > 64)
 		t->keys_used = (t->keys_used + 63) & ~63u;
 	p->key_off = t->keys_used;
 	p->sku_len = (uint8_t)sku.len;
@@ -173,11 +197,19 @@ uint32_t atp_table_intern(atp_table *t, uint64_t h, atp_str sku, atp_str loc)
 	memcpy(k + sku.len + 1, loc.ptr, loc.len);
 	k[sku.len + 1 + loc.len] = '\0';
 	t->keys_used += klen;
+	s->hash = h;
+	s->sku_len = (uint8_t)sku.len;
+	s->loc_len = (uint8_t)loc.len;
+	if (in_slot) {
+		memset(s->key.bytes, 0, SLOT_KEY);
+		memcpy(s->key.bytes, sku.ptr, sku.len);
+		memcpy(s->key.bytes + sku.len, loc.ptr, loc.len);
+	} else {
+		s->key.off = p->key_off;
+	}
 	uint64_t sh = atp_sku_hash(sku);
 	sku_slot *ks = sku_probe(t, sh, sku);
 	p->next_loc = ks->head1 ? ks->head1 - 1 : ATP_POS_NONE;
-	s->hash = h;
-	s->key_off = p->key_off;
 	if (!ks->head1)
 		ks->tag = (uint32_t)(sh >> 32);  /* a new SKU; an existing slot is never written but for its head */
 	/* Published last: a reader that sees id1, head1 or count sees the key and the zeroed position. */

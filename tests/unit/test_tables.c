@@ -67,6 +67,48 @@ Test(table, colliding_hashes_are_told_apart_by_their_keys)
 	atp_table_destroy(t);
 }
 
+/*
+ * Keys of up to 16 bytes (sku and location together) are compared in their
+ * slot, longer ones in the key arena. Under one hash, keys on both sides of
+ * that boundary, splitting the same bytes differently or differing only in
+ * their last byte, are all told apart, found again by the writer and by a
+ * reader, and keep their strings.
+ */
+Test(table, keys_in_the_slot_and_in_the_arena_are_told_apart_under_one_hash)
+{
+	enum { N = 6 * 6 * 2 };
+	atp_table *t = atp_table_create(N);
+	char sku[N][24], loc[N][24];
+	int n = 0;
+	for (int sl = 6; sl <= 11; sl++) {      /* with locations of 5 to 10 bytes: 11 to 21 bytes in all */
+		for (int ll = 5; ll <= 10; ll++) {
+			for (int last = 0; last < 2; last++) {
+				memset(sku[n], 'S', (size_t)sl);
+				sku[n][sl] = '\0';
+				memset(loc[n], 'L', (size_t)ll);
+				loc[n][ll] = '\0';
+				loc[n][ll - 1] = last ? 'Z' : 'L';
+				cr_assert_eq(atp_table_intern(t, 7, S(sku[n]), S(loc[n])), (uint32_t)n);
+				n++;
+			}
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		cr_assert_eq(atp_table_find(t, 7, S(sku[i]), S(loc[i])), (uint32_t)i, "%s/%s", sku[i], loc[i]);
+		cr_assert_str_eq(atp_table_sku(t, (uint32_t)i), sku[i]);
+		cr_assert_str_eq(atp_table_location(t, (uint32_t)i), loc[i]);
+		atp_position_view v;
+		cr_assert(atp_table_read(t, 7, S(sku[i]), S(loc[i]), &v));
+	}
+	/* The same 15 bytes split two ways, in the slot: "SSSSSS" + "LLLLLLLLL" was interned, "SSSSSSL" + "LLLLLLLL" not. */
+	cr_assert_eq(atp_table_find(t, 7, S("SSSSSSL"), S("LLLLLLLL")), ATP_POS_NONE);
+	/* ... and 20 bytes in the arena. */
+	cr_assert_eq(atp_table_find(t, 7, S("SSSSSSSSSSL"), S("LLLLLLLLL")), ATP_POS_NONE);
+	cr_assert_eq(atp_table_find(t, 7, S("SSSSSS"), S("LLLLLLLLLY")), ATP_POS_NONE, "differs in its last byte");
+	cr_assert_eq(atp_table_find(t, 7, S("SSSSSSSSSSS"), S("LLLLLLLLLY")), ATP_POS_NONE, "differs in its last byte");
+	atp_table_destroy(t);
+}
+
 Test(lines, purge_keeps_every_other_line_findable)
 {
 	/* Lines added and purged in waves: after each purge the model and the store agree. */
