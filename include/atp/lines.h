@@ -5,7 +5,7 @@
  * remembered, open or closed, so that a retried RESERVE answers its first
  * result (idempotency by reservation id). An open line with an expiry waits
  * in an O(1) queue when expiries arrive in order, else in an indexed
- * min-heap; a closed line sits in a FIFO by the time it closed, and
+ * min-heap (either keeps the expiry time); a closed line sits in a FIFO by the time it closed, and
  * atp_lines_purge() forgets closed lines past their retention so the store
  * stays within its fixed capacity.
  *
@@ -34,29 +34,42 @@ enum atp_line_state {
 	ATP_LINE_UNFILLED,     /* nothing was confirmed */
 };
 
+/* Bytes of a ref kept in the line itself; a longer ref is kept whole beside the lines. */
+#define ATP_LINE_REF_INLINE 20
+
 /*
- * Two cache lines: the first holds what finding a line and walking the
- * queues read (its key and state; refs up to 40 bytes whole),
- * the second its quantities and the rest of a longer ref. A lookup then
- * touches one cache line until it has found its line.
+ * One cache line: what finding a line (its key), applying to it (its
+ * state and quantities) and walking the queues read. A line's expiry is
+ * kept by its entry in the expiry queue or heap, its closing time by the
+ * closed FIFO: the lines themselves are stored densely, so the RESERVE that
+ * reuses a line forgotten long ago, the usual case, misses on one cache
+ * line, not two.
  */
 typedef struct atp_line {
 	uint32_t pos;
 	uint32_t hash_lo;      /* low 32 bits of its hash */
 	uint32_t queue_idx;    /* index of its entry in the in-order expiry queue, or ATP_LINE_NONE */
 	uint32_t ref_next;     /* open releasable lines of the same ref bucket: a chain */
-	uint32_t heap_idx;     /* index in the expiry heap, or ATP_LINE_NONE */
 	uint8_t state;         /* enum atp_line_state */
 	uint8_t releasable;    /* in its reservation's index while open (ATP_EVF_RELEASABLE) */
 	uint8_t ref_len;
-	uint8_t pad;
-	char ref[ATP_REF_MAX];
+	uint8_t in_heap;       /* its expiry waits in the heap (out of order) */
+	char ref[ATP_LINE_REF_INLINE];  /* the ref, or its first bytes (atp_lines_ref has it whole) */
 	int64_t requested;
 	int64_t confirmed;
 	int64_t remaining;
-	uint64_t expires_at;   /* 0: never */
-	uint64_t closed_at;
 } __attribute__((aligned(64))) atp_line;
+
+/* What a snapshot keeps of a line beyond its key and position, and restores. */
+typedef struct atp_line_values {
+	uint8_t state;
+	uint8_t releasable;
+	int64_t requested;
+	int64_t confirmed;
+	int64_t remaining;
+	uint64_t expires_at;   /* an open line's expiry, 0: never */
+	uint64_t closed_at;    /* a closed line's closing time */
+} atp_line_values;
 
 typedef struct atp_lines atp_lines;
 
@@ -84,12 +97,16 @@ void atp_lines_prefetch(const atp_lines *l, uint64_t h);
 void atp_lines_prefetch_entry(const atp_lines *l, uint64_t h);
 atp_line *atp_lines_at(atp_lines *l, uint32_t id);
 const atp_line *atp_lines_get(const atp_lines *l, uint32_t id);
+/* The line's ref, whole (ref_len bytes, not NUL-terminated). */
+const char *atp_lines_ref(const atp_lines *l, uint32_t id);
+/* An open line's expiry (0: never); 0 for a closed line. */
+uint64_t atp_lines_expires_at(const atp_lines *l, uint32_t id);
 uint32_t atp_lines_count(const atp_lines *l);
 uint32_t atp_lines_capacity(const atp_lines *l);
 uint32_t atp_lines_open_count(const atp_lines *l);
 
-/* Open the line: state OPEN, and into the expiry heap if expires_at != 0. */
-void atp_lines_open(atp_lines *l, uint32_t id);
+/* Open the line (remaining > 0): state OPEN, and waiting for expires_at unless it is 0. */
+void atp_lines_open(atp_lines *l, uint32_t id, uint64_t expires_at);
 /*
  * The open releasable lines of a reservation id: the first, and the one
  * after id (ATP_LINE_NONE at the end). Open lines marked releasable are
@@ -105,6 +122,8 @@ uint32_t atp_lines_due(atp_lines *l, uint64_t now);
 /* The i-th closed line still remembered, oldest first (i < atp_lines_closed_count()). */
 uint32_t atp_lines_closed_count(const atp_lines *l);
 uint32_t atp_lines_closed_id(const atp_lines *l, uint32_t i);
+/* When the i-th closed line closed. */
+uint64_t atp_lines_closed_at(const atp_lines *l, uint32_t i);
 /* Forget closed lines with closed_at < before (their state becomes 0); returns how many. */
 uint32_t atp_lines_purge(atp_lines *l, uint64_t before);
 size_t atp_lines_memory(const atp_lines *l);

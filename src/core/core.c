@@ -311,10 +311,9 @@ HOT void commit_line(atp_core *c, const atp_event *ev, unsigned type, const work
 		ln->requested = ev->qty;
 		ln->confirmed = r->confirmed;
 		ln->remaining = r->confirmed;
-		ln->expires_at = ev->expires_at;
 		ln->releasable = (ev->flags & ATP_EVF_RELEASABLE) != 0;
 		if (r->confirmed > 0)
-			atp_lines_open(c->lines, id);
+			atp_lines_open(c->lines, id, ev->expires_at);
 		else
 			atp_lines_close(c->lines, id, ATP_LINE_UNFILLED, c->now);
 		return;
@@ -814,7 +813,7 @@ int atp_core_restore_position(atp_core *c, atp_str sku, atp_str location, const 
 	return ATP_OK;
 }
 
-int atp_core_restore_line(atp_core *c, atp_str ref, uint32_t pos, const atp_line *v)
+int atp_core_restore_line(atp_core *c, atp_str ref, uint32_t pos, const atp_line_values *v)
 {
 	if (!atp_str_valid(ref, ATP_REF_MAX))
 		return ATP_E_REF;
@@ -836,10 +835,9 @@ int atp_core_restore_line(atp_core *c, atp_str ref, uint32_t pos, const atp_line
 	ln->requested = v->requested;
 	ln->confirmed = v->confirmed;
 	ln->remaining = v->remaining;
-	ln->expires_at = v->expires_at;
 	ln->releasable = v->releasable;
 	if (open)
-		atp_lines_open(c->lines, id);
+		atp_lines_open(c->lines, id, v->expires_at);
 	else
 		atp_lines_close(c->lines, id, (enum atp_line_state)v->state, v->closed_at);
 	return ATP_OK;

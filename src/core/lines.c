@@ -79,6 +79,16 @@ static inline void ring_pop(ring *r, uint32_t capacity)
 	r->len--;
 }
 
+/*
+ * What a few lines need beyond their cache line, kept apart so that the
+ * others never touch it: the whole ref when it is longer than the line
+ * holds, the heap index of an expiry out of order.
+ */
+typedef struct line_ext {
+	uint32_t heap_idx;     /* index in the expiry heap, while in_heap */
+	char ref[ATP_REF_MAX];
+} line_ext;
+
 /* The key sits in the entry so that sifting touches only the heap array. */
 typedef struct heap_entry {
 	uint64_t expires_at;
@@ -88,8 +98,9 @@ typedef struct heap_entry {
 struct atp_lines {
 	slot *slots;
 	uint64_t mask;
-	atp_line *line;      /* line_mem aligned to 128 bytes: a line is a pair of cache lines */
+	atp_line *line;      /* line_mem aligned to a cache line */
 	void *line_mem;
+	line_ext *ext;       /* by line id; its pages are touched only by the lines that need it */
 	uint32_t *free_ids;  /* stack of unused ids */
 	uint32_t n_free;
 	uint32_t capacity;
@@ -109,8 +120,7 @@ struct atp_lines {
 	uint64_t ref_mask;
 };
 
-_Static_assert(sizeof(atp_line) == 128 && offsetof(atp_line, ref) == 24 && offsetof(atp_line, requested) == 88,
-	       "a line is two cache lines, its key and state in the first");
+_Static_assert(sizeof(atp_line) == 64, "a line is one cache line");
 
 atp_lines *atp_lines_create(uint32_t max_lines)
 {
@@ -125,9 +135,10 @@ atp_lines *atp_lines_create(uint32_t max_lines)
 	l->mask = nslots - 1;
 	l->capacity = max_lines;
 	l->slots = calloc(nslots, sizeof(slot));
-	/* calloc leaves the pages untouched until used; aligned by hand to a pair of cache lines. */
+	/* calloc leaves the pages untouched until used; aligned by hand to a cache line. */
 	l->line_mem = calloc((size_t)max_lines + 1, sizeof(atp_line));
-	l->line = l->line_mem ? (atp_line *)(((uintptr_t)l->line_mem + 127) & ~(uintptr_t)127) : NULL;
+	l->line = l->line_mem ? (atp_line *)(((uintptr_t)l->line_mem + 63) & ~(uintptr_t)63) : NULL;
+	l->ext = malloc((size_t)max_lines * sizeof(line_ext));
 	l->free_ids = malloc((size_t)max_lines * sizeof(uint32_t));
 	l->heap = malloc((size_t)max_lines * sizeof(heap_entry));
 	l->queue = malloc((size_t)max_lines * sizeof(queued_expiry));
@@ -137,7 +148,7 @@ atp_lines *atp_lines_create(uint32_t max_lines)
 		nheads <<= 1;
 	l->ref_mask = nheads - 1;
 	l->ref_heads = calloc(nheads, sizeof(uint32_t));
-	if (!l->slots || !l->line || !l->free_ids || !l->heap || !l->queue || !l->closed || !l->ref_heads) {
+	if (!l->slots || !l->line || !l->ext || !l->free_ids || !l->heap || !l->queue || !l->closed || !l->ref_heads) {
 		atp_lines_destroy(l);
 		return NULL;
 	}
@@ -156,6 +167,7 @@ void atp_lines_destroy(atp_lines *l)
 		return;
 	free(l->slots);
 	free(l->line_mem);
+	free(l->ext);
 	free(l->free_ids);
 	free(l->heap);
 	free(l->queue);
@@ -182,6 +194,22 @@ void atp_lines_prefetch_entry(const atp_lines *l, uint64_t h)
 	__builtin_prefetch(&l->line[id1 - (id1 != 0)]);
 }
 
+const char *atp_lines_ref(const atp_lines *l, uint32_t id)
+{
+	const atp_line *ln = &l->line[id];
+	return ln->ref_len <= ATP_LINE_REF_INLINE ? ln->ref : l->ext[id].ref;
+}
+
+/* Whether line id's ref (of ref_len bytes, as ln says) is ref: a longer one is compared in the line, then whole. */
+static inline bool ref_equal(const atp_lines *l, uint32_t id, const atp_line *ln, const char *ref, uint32_t len)
+{
+	if (ln->ref_len != len)
+		return false;
+	if (len <= ATP_LINE_REF_INLINE)
+		return atp_bytes_equal(ln->ref, ref, len);
+	return atp_bytes_equal(ln->ref, ref, ATP_LINE_REF_INLINE) && atp_bytes_equal(l->ext[id].ref, ref, len);
+}
+
 static slot *probe(const atp_lines *l, uint64_t h, atp_str ref, uint32_t pos)
 {
 	for (uint64_t i = h & l->mask;; i = (i + 1) & l->mask) {
@@ -189,8 +217,7 @@ static slot *probe(const atp_lines *l, uint64_t h, atp_str ref, uint32_t pos)
 		if (s->id1 == 0)
 			return s;
 		const atp_line *ln = &l->line[s->id1 - 1];
-		if (s->hash_lo == (uint32_t)h && ln->pos == pos && ln->ref_len == ref.len &&
-		    atp_bytes_equal(ln->ref, ref.ptr, ref.len))
+		if (s->hash_lo == (uint32_t)h && ln->pos == pos && ref_equal(l, s->id1 - 1, ln, ref.ptr, ref.len))
 			return s;
 	}
 }
@@ -227,9 +254,13 @@ uint32_t atp_lines_add_where(atp_lines *l, uint32_t where, uint64_t h, atp_str r
 	ln->queue_idx = ATP_LINE_NONE;
 	ln->pos = pos;
 	ln->hash_lo = (uint32_t)h;
-	ln->heap_idx = ATP_LINE_NONE;
 	ln->ref_len = (uint8_t)ref.len;
-	atp_bytes_copy(ln->ref, ref.ptr, ref.len);
+	if (RARE(ref.len > ATP_LINE_REF_INLINE)) {
+		memcpy(ln->ref, ref.ptr, ATP_LINE_REF_INLINE);
+		memcpy(l->ext[id].ref, ref.ptr, ref.len);
+	} else {
+		atp_bytes_copy(ln->ref, ref.ptr, ref.len);
+	}
 	s->hash_lo = (uint32_t)h;
 	s->id1 = id + 1;
 	return id;
@@ -267,7 +298,7 @@ uint32_t atp_lines_open_count(const atp_lines *l)
 static inline void heap_set(atp_lines *l, uint32_t i, heap_entry e)
 {
 	l->heap[i] = e;
-	l->line[e.id].heap_idx = i;
+	l->ext[e.id].heap_idx = i;
 }
 
 static void heap_up(atp_lines *l, uint32_t i)
@@ -302,15 +333,15 @@ static void heap_down(atp_lines *l, uint32_t i)
 
 static void heap_remove(atp_lines *l, uint32_t id)
 {
-	uint32_t i = l->line[id].heap_idx;
-	assert(i < l->heap_len && l->heap[i].id == id);
-	l->line[id].heap_idx = ATP_LINE_NONE;
+	uint32_t i = l->ext[id].heap_idx;
+	assert(l->line[id].in_heap && i < l->heap_len && l->heap[i].id == id);
+	l->line[id].in_heap = 0;
 	heap_entry last = l->heap[--l->heap_len];
 	if (i == l->heap_len)
 		return;
 	heap_set(l, i, last);
 	heap_up(l, i);
-	heap_down(l, l->line[last.id].heap_idx);
+	heap_down(l, l->ext[last.id].heap_idx);
 }
 
 /* ---- open lines by ref ---- */
@@ -323,7 +354,7 @@ static uint32_t *ref_head(const atp_lines *l, const char *ref, size_t len)
 static void ref_link(atp_lines *l, uint32_t id)
 {
 	atp_line *ln = &l->line[id];
-	uint32_t *head = ref_head(l, ln->ref, ln->ref_len);
+	uint32_t *head = ref_head(l, atp_lines_ref(l, id), ln->ref_len);
 	ln->ref_next = *head ? *head - 1 : ATP_LINE_NONE;
 	*head = id + 1;
 }
@@ -332,7 +363,7 @@ static void ref_link(atp_lines *l, uint32_t id)
 static void ref_unlink(atp_lines *l, uint32_t id)
 {
 	atp_line *ln = &l->line[id];
-	uint32_t *head = ref_head(l, ln->ref, ln->ref_len), next = ln->ref_next;
+	uint32_t *head = ref_head(l, atp_lines_ref(l, id), ln->ref_len), next = ln->ref_next;
 	if (*head == id + 1) {
 		*head = next == ATP_LINE_NONE ? 0 : next + 1;
 		return;
@@ -350,8 +381,7 @@ static void ref_unlink(atp_lines *l, uint32_t id)
 static uint32_t ref_match(const atp_lines *l, uint32_t id, const char *ref, size_t len)
 {
 	for (; id != ATP_LINE_NONE; id = l->line[id].ref_next) {
-		const atp_line *ln = &l->line[id];
-		if (ln->ref_len == len && atp_bytes_equal(ln->ref, ref, len))
+		if (ref_equal(l, id, &l->line[id], ref, (uint32_t)len))
 			return id;
 	}
 	return ATP_LINE_NONE;
@@ -368,10 +398,10 @@ uint32_t atp_lines_first_open(const atp_lines *l, atp_str ref)
 uint32_t atp_lines_next_open(const atp_lines *l, uint32_t id)
 {
 	const atp_line *ln = &l->line[id];
-	return ref_match(l, ln->ref_next, ln->ref, ln->ref_len);
+	return ref_match(l, ln->ref_next, atp_lines_ref(l, id), ln->ref_len);
 }
 
-void atp_lines_open(atp_lines *l, uint32_t id)
+void atp_lines_open(atp_lines *l, uint32_t id, uint64_t expires_at)
 {
 	atp_line *ln = &l->line[id];
 	assert(ln->state == 0 && ln->remaining > 0);
@@ -379,19 +409,30 @@ void atp_lines_open(atp_lines *l, uint32_t id)
 	l->open++;
 	if (ln->releasable)
 		ref_link(l, id);
-	if (!ln->expires_at)
+	if (!expires_at)
 		return;
 	ring *q = &l->queue_ring;
 	const queued_expiry *tail = q->len ? &l->queue[ring_index(q, q->len - 1, l->capacity)] : NULL;
-	if (__builtin_expect(q->len < l->capacity && (!tail || tail->expires_at <= ln->expires_at), 1)) {
+	if (__builtin_expect(q->len < l->capacity && (!tail || tail->expires_at <= expires_at), 1)) {
 		__builtin_prefetch(&l->queue[ring_ahead(q, l->capacity)], 1);
 		ln->queue_idx = ring_index(q, q->len++, l->capacity);
-		l->queue[ln->queue_idx] = (queued_expiry){ .expires_at = ln->expires_at, .id = id };
+		l->queue[ln->queue_idx] = (queued_expiry){ .expires_at = expires_at, .id = id };
 		return;
 	}
 	assert(l->heap_len < l->capacity);
-	heap_set(l, l->heap_len++, (heap_entry){ ln->expires_at, id });
+	ln->in_heap = 1;
+	heap_set(l, l->heap_len++, (heap_entry){ expires_at, id });
 	heap_up(l, l->heap_len - 1);
+}
+
+uint64_t atp_lines_expires_at(const atp_lines *l, uint32_t id)
+{
+	const atp_line *ln = &l->line[id];
+	if (ln->state != ATP_LINE_OPEN)
+		return 0;
+	if (ln->queue_idx != ATP_LINE_NONE)
+		return l->queue[ln->queue_idx].expires_at;
+	return ln->in_heap ? l->heap[l->ext[id].heap_idx].expires_at : 0;
 }
 
 void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint64_t now)
@@ -407,11 +448,10 @@ void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint6
 			l->queue[ln->queue_idx].id = ATP_LINE_NONE;
 			ln->queue_idx = ATP_LINE_NONE;
 		}
-		if (RARE(ln->heap_idx != ATP_LINE_NONE))
+		if (RARE(ln->in_heap))
 			heap_remove(l, id);
 	}
 	ln->state = (uint8_t)state;
-	ln->closed_at = now;
 	ring *c = &l->closed_ring;
 	assert(c->len < l->capacity);
 	__builtin_prefetch(&l->closed[ring_ahead(c, l->capacity)], 1);
@@ -463,12 +503,8 @@ uint32_t atp_lines_purge(atp_lines *l, uint64_t before)
 		if (c->len > WALK_AHEAD) {
 			const closed_entry *a = &l->closed[ring_index(c, WALK_AHEAD, l->capacity)];
 			__builtin_prefetch(&l->slots[a->hash_lo & l->mask]);
-			/*
-			 * Both cache lines, for writing: the id goes on the free
-			 * stack, and the next RESERVE rewrites the whole line.
-			 */
+			/* For writing: the id goes on the free stack, and the next RESERVE rewrites the whole line. */
 			__builtin_prefetch(&l->line[a->id], 1);
-			__builtin_prefetch(&l->line[a->id].requested, 1);
 		}
 		slot_delete(l, e);
 		l->line[e->id].state = 0;
@@ -490,8 +526,14 @@ uint32_t atp_lines_closed_id(const atp_lines *l, uint32_t i)
 	return l->closed[ring_index(&l->closed_ring, i, l->capacity)].id;
 }
 
+uint64_t atp_lines_closed_at(const atp_lines *l, uint32_t i)
+{
+	assert(i < l->closed_ring.len);
+	return l->closed[ring_index(&l->closed_ring, i, l->capacity)].closed_at;
+}
+
 size_t atp_lines_memory(const atp_lines *l)
 {
-	return (l->mask + 1) * sizeof(slot) + (l->ref_mask + 1) * sizeof(uint32_t) + (size_t)l->capacity * (sizeof(atp_line) + sizeof(uint32_t) + sizeof(heap_entry) + sizeof(queued_expiry) +
+	return (l->mask + 1) * sizeof(slot) + (l->ref_mask + 1) * sizeof(uint32_t) + (size_t)l->capacity * (sizeof(atp_line) + sizeof(line_ext) + sizeof(uint32_t) + sizeof(heap_entry) + sizeof(queued_expiry) +
 								   sizeof(closed_entry));
 }

@@ -69,17 +69,19 @@ static void w_u64(writer *w, uint64_t v)
 	w_put(w, &v, 8);
 }
 
-static void w_line(writer *w, const atp_line *ln)
+/* Line id, with the closing time of a closed one (0 for an open line). */
+static void w_line(writer *w, const atp_lines *l, uint32_t id, uint64_t closed_at)
 {
+	const atp_line *ln = atp_lines_get(l, id);
 	w_u8(w, ln->ref_len);
-	w_put(w, ln->ref, ln->ref_len);
+	w_put(w, atp_lines_ref(l, id), ln->ref_len);
 	w_put(w, &ln->pos, 4);
 	w_u8(w, (uint8_t)(ln->state | (ln->releasable ? 0x80 : 0)));  /* the top bit: releasable */
 	w_u64(w, (uint64_t)ln->requested);
 	w_u64(w, (uint64_t)ln->confirmed);
 	w_u64(w, (uint64_t)ln->remaining);
-	w_u64(w, ln->expires_at);
-	w_u64(w, ln->closed_at);
+	w_u64(w, atp_lines_expires_at(l, id));
+	w_u64(w, closed_at);
 }
 
 static void write_state(writer *w, const atp_core *c, uint64_t lsn)
@@ -116,14 +118,13 @@ static void write_state(writer *w, const atp_core *c, uint64_t lsn)
 		w_u64(w, p->version);
 	}
 	for (uint32_t id = 0, seen = 0; seen < n_open && id < atp_lines_capacity(l); id++) {
-		const atp_line *ln = atp_lines_get(l, id);
-		if (ln->state == ATP_LINE_OPEN) {
-			w_line(w, ln);
+		if (atp_lines_get(l, id)->state == ATP_LINE_OPEN) {
+			w_line(w, l, id, 0);
 			seen++;
 		}
 	}
 	for (uint32_t i = 0; i < n_closed; i++)
-		w_line(w, atp_lines_get(l, atp_lines_closed_id(l, i)));
+		w_line(w, l, atp_lines_closed_id(l, i), atp_lines_closed_at(l, i));
 	w_flush(w); /* the checksum covers everything before it */
 	memcpy(w->buf, &w->crc, 4);
 	w->len = 4;
@@ -275,7 +276,7 @@ static int restore(reader *r, atp_core *c, uint64_t *lsn)
 	for (uint64_t i = 0; i < (uint64_t)n_open + n_closed && !rc && !r->bad; i++) {
 		atp_str ref = r_str(r, r_u8(r));
 		uint32_t pos = r_u32(r);
-		atp_line v = { 0 };
+		atp_line_values v = { 0 };
 		v.state = r_u8(r);
 		v.releasable = v.state >> 7;
 		v.state &= 0x7f;

@@ -133,13 +133,11 @@ Test(lines, purge_keeps_every_other_line_findable)
 				continue;
 			snprintf(ref, sizeof(ref), "R%d", i);
 			uint32_t id = atp_lines_find(l, atp_line_hash(S(ref), (uint64_t)(i % 7)), S(ref), (uint32_t)(i % 7));
-			const atp_line *ln = id == ATP_LINE_NONE ? NULL : atp_lines_get(l, id);
-			bool kept = ln != NULL;
-			if (kept)
-				cr_assert_geq(ln->closed_at, cut);
-			else
+			if (id == ATP_LINE_NONE)
 				present[i] = false;
 		}
+		for (uint32_t i = 0; i < atp_lines_closed_count(l); i++)
+			cr_assert_geq(atp_lines_closed_at(l, i), cut);
 		cr_assert_eq(atp_lines_count(l), 101, "closed at now-100 .. now");
 	}
 	atp_lines_destroy(l);
@@ -222,7 +220,7 @@ Test(lines, open_lines_are_found_by_their_ref_until_closed)
 		ids[i] = atp_lines_add(l, atp_line_hash(S(refs[i]), i), S(refs[i]), i);
 		atp_lines_at(l, ids[i])->remaining = 1;
 		atp_lines_at(l, ids[i])->releasable = 1;
-		atp_lines_open(l, ids[i]);
+		atp_lines_open(l, ids[i], 0);
 	}
 	uint32_t n = 0;
 	for (uint32_t id = atp_lines_first_open(l, S("R1")); id != ATP_LINE_NONE; id = atp_lines_next_open(l, id))
@@ -322,20 +320,89 @@ Test(lines, a_reused_line_id_keeps_only_its_own_expiry)
 	atp_lines *l = atp_lines_create(2);
 	uint32_t a = atp_lines_add(l, atp_line_hash(S("A"), 0), S("A"), 0);
 	atp_lines_at(l, a)->remaining = 1;
-	atp_lines_at(l, a)->expires_at = 100;
-	atp_lines_open(l, a);
+	atp_lines_open(l, a, 100);
 	atp_lines_at(l, a)->remaining = 0;
 	atp_lines_close(l, a, ATP_LINE_CONSUMED, 10);
 	cr_assert_eq(atp_lines_purge(l, 11), 1);
 	uint32_t b = atp_lines_add(l, atp_line_hash(S("B"), 0), S("B"), 0);
 	cr_assert_eq(b, a, "the one id, reused");
 	atp_lines_at(l, b)->remaining = 1;
-	atp_lines_at(l, b)->expires_at = 200;
-	atp_lines_open(l, b);
+	atp_lines_open(l, b, 200);
 	cr_assert_eq(atp_lines_due(l, 150), ATP_LINE_NONE, "A's entry is not B's");
 	cr_assert_eq(atp_lines_due(l, 200), b);
 	atp_lines_at(l, b)->remaining = 0;
 	atp_lines_close(l, b, ATP_LINE_EXPIRED, 200);
 	cr_assert_eq(atp_lines_due(l, 1000), ATP_LINE_NONE);
+	atp_lines_destroy(l);
+}
+
+/*
+ * A line is one cache line holding refs of up to ATP_LINE_REF_INLINE bytes;
+ * a longer ref is kept whole beside it. Refs of every length, long ones
+ * alike in their first bytes, are found again, given back whole and
+ * chained by their own ref only.
+ */
+Test(lines, refs_of_every_length_are_kept_whole)
+{
+	enum { N = 2 * ATP_REF_MAX };
+	atp_lines *l = atp_lines_create(N);
+	char ref[N][ATP_REF_MAX + 1];
+	uint32_t ids[N];
+	for (int i = 0; i < N; i++) {
+		int len = i % ATP_REF_MAX + 1;
+		memset(ref[i], 'R', (size_t)len);
+		ref[i][len] = '\0';
+		ref[i][len - 1] = i < ATP_REF_MAX ? 'A' : 'B';  /* two refs of each length, differing in their last byte */
+		ids[i] = atp_lines_add(l, atp_line_hash(S(ref[i]), 1), S(ref[i]), 1);
+		cr_assert_neq(ids[i], ATP_LINE_NONE);
+		atp_lines_at(l, ids[i])->remaining = 1;
+		atp_lines_at(l, ids[i])->releasable = 1;
+		atp_lines_open(l, ids[i], 0);
+	}
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(atp_lines_find(l, atp_line_hash(S(ref[i]), 1), S(ref[i]), 1), ids[i], "%s", ref[i]);
+		cr_assert_eq(atp_lines_get(l, ids[i])->ref_len, strlen(ref[i]));
+		cr_assert_eq(memcmp(atp_lines_ref(l, ids[i]), ref[i], strlen(ref[i])), 0, "%s", ref[i]);
+		uint32_t first = atp_lines_first_open(l, S(ref[i]));
+		cr_assert_eq(first, ids[i], "%s", ref[i]);
+		cr_assert_eq(atp_lines_next_open(l, first), ATP_LINE_NONE, "%s: no other line of its ref", ref[i]);
+	}
+	/* Alike in the bytes a line holds, different after them. */
+	char other[ATP_REF_MAX + 1];
+	memset(other, 'R', ATP_REF_MAX);
+	other[ATP_REF_MAX] = '\0';
+	cr_assert_eq(atp_lines_find(l, atp_line_hash(S(other), 1), S(other), 1), ATP_LINE_NONE);
+	atp_lines_destroy(l);
+}
+
+/* Expiries out of order wait in the heap: each line tells its own, and they lapse in time order. */
+Test(lines, expiries_out_of_order_are_told_and_kept_in_order)
+{
+	atp_lines *l = atp_lines_create(8);
+	const uint64_t at[] = { 300, 100, 0, 200, 400 };
+	uint32_t ids[5];
+	char ref[8];
+	for (int i = 0; i < 5; i++) {
+		snprintf(ref, sizeof(ref), "R%d", i);
+		ids[i] = atp_lines_add(l, atp_line_hash(S(ref), 0), S(ref), 0);
+		atp_lines_at(l, ids[i])->remaining = 1;
+		atp_lines_open(l, ids[i], at[i]);
+	}
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(atp_lines_expires_at(l, ids[i]), at[i], "line %d", i);
+	/* The one due at 200 is closed early: it leaves the heap. */
+	atp_lines_at(l, ids[3])->remaining = 0;
+	atp_lines_close(l, ids[3], ATP_LINE_CONSUMED, 50);
+	cr_assert_eq(atp_lines_expires_at(l, ids[3]), 0, "closed: no expiry");
+	cr_assert_eq(atp_lines_closed_at(l, 0), 50);
+	const int order[] = { 1, 0, 4 };
+	for (int k = 0; k < 3; k++) {
+		uint32_t id = atp_lines_due(l, 1000);
+		cr_assert_eq(id, ids[order[k]], "step %d", k);
+		atp_lines_at(l, id)->remaining = 0;
+		atp_lines_close(l, id, ATP_LINE_EXPIRED, at[order[k]]);
+	}
+	cr_assert_eq(atp_lines_due(l, 1000), ATP_LINE_NONE, "the line without an expiry never lapses");
+	cr_assert_eq(atp_lines_expires_at(l, ids[2]), 0);
 	atp_lines_destroy(l);
 }
