@@ -9,6 +9,9 @@
  * code outside Google Benchmark's binary (bench/README.md tells why the
  * two once differed); the target is measured by bench_micro.
  * Usage: bench_core_passes [PASSES]   (default 7)
+ * The timed work of a batch is run_batch(), never inlined, so that
+ * callgrind can count it alone (--toggle-collect='run_batch*'; see
+ * bench/README.md).
  */
 #include "workload.h"
 
@@ -24,6 +27,16 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* One batch: the expiry to its time, then its events. */
+static __attribute__((noinline)) void run_batch(atp_core *core, const workload *w, size_t at, atp_result *res,
+						 atp_delta *deltas)
+{
+	size_t nd;
+	while (atp_core_expire(core, workload_time(w, at), deltas, BATCH, &nd) == BATCH) {
+	}
+	atp_core_apply_batch(core, workload_events(w) + at, BATCH, res);
+}
+
 int main(int argc, char **argv)
 {
 	int passes = argc > 1 ? atoi(argv[1]) : 7;
@@ -34,19 +47,16 @@ int main(int argc, char **argv)
 	workload *w = workload_create(100000, 4, (size_t)1 << 21, 42);
 	workload_set_pass(w, 0);
 	atp_core *core = workload_core(w);
-	const atp_event *ev = workload_events(w);
 	static atp_result res[BATCH];
 	static atp_delta deltas[BATCH];
 	double ns[100];
 	for (int p = 0; p < passes; p++) {
 		workload_set_pass(w, (uint32_t)p);
 		struct timespec t0, t1;
-		size_t n = 0, nd;
+		size_t n = 0;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		for (size_t at = 0; at + BATCH <= workload_size(w); at += BATCH, n += BATCH) {
-			while (atp_core_expire(core, workload_time(w, at), deltas, BATCH, &nd) == BATCH) {
-			}
-			atp_core_apply_batch(core, ev + at, BATCH, res);
+			run_batch(core, w, at, res, deltas);
 			for (size_t i = 0; i < BATCH; i++) {
 				if (res[i].status != ATP_OK) {
 					fprintf(stderr, "event %zu: %s\n", at + i, atp_status_name(res[i].status));

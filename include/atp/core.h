@@ -185,8 +185,9 @@ int atp_core_restore_source(atp_core *c, atp_str name, uint64_t hwm);
 int atp_core_restore_position(atp_core *c, atp_str sku, atp_str location, const atp_position *values);
 /*
  * The line's state, requested, confirmed, remaining, expires_at (of an
- * open line) and closed_at (of a closed one) are taken from values; pos is the id of its position, which
- * must have been restored (ids follow restore order from 0).
+ * open line) and closed_at (of a closed one) are taken from values; pos
+ * is the id of its position, which must have been restored (ids follow
+ * restore order from 0).
  * Closed lines must come in the order atp_lines_closed_id() gives them.
  */
 int atp_core_restore_line(atp_core *c, atp_str ref, uint32_t pos, const atp_line_values *values);

@@ -5,9 +5,9 @@
  * remembered, open or closed, so that a retried RESERVE answers its first
  * result (idempotency by reservation id). An open line with an expiry waits
  * in an O(1) queue when expiries arrive in order, else in an indexed
- * min-heap (either keeps the expiry time); a closed line sits in a FIFO by the time it closed, and
- * atp_lines_purge() forgets closed lines past their retention so the store
- * stays within its fixed capacity.
+ * min-heap (either keeps the expiry time); a closed line sits in a FIFO by
+ * the time it closed, and atp_lines_purge() forgets closed lines past
+ * their retention so the store stays within its fixed capacity.
  *
  * All memory is allocated by atp_lines_create(); nothing allocates after.
  * Not thread-safe: one writer.
@@ -41,9 +41,8 @@ enum atp_line_state {
  * One cache line: what finding a line (its key), applying to it (its
  * state and quantities) and walking the queues read. A line's expiry is
  * kept by its entry in the expiry queue or heap, its closing time by the
- * closed FIFO: the lines themselves are stored densely, so the RESERVE that
- * reuses a line forgotten long ago, the usual case, misses on one cache
- * line, not two.
+ * closed FIFO, so that the RESERVE that reuses a line forgotten long ago,
+ * the usual case, misses on one cache line, not two.
  */
 typedef struct atp_line {
 	uint32_t pos;

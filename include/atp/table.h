@@ -5,10 +5,10 @@
  * the position id, the key's lengths, and the key itself when sku and
  * location together fit in 16 bytes, else its offset in the key arena),
  * keys hashed from XXH3 of the SKU and interned once into a key arena
- * (NUL-terminated strings for every reader), positions stored densely by id (0 .. count-1) in 64-byte,
- * cache-line-aligned records. Everything is allocated by atp_table_create():
- * capacity is fixed, lookups and inserts never allocate, and a full table
- * answers ATP_E_POSITIONS_FULL. Positions are never deleted, so an id stays
+ * (NUL-terminated strings for every reader), positions stored densely by
+ * id (0 .. count-1) in 64-byte, cache-line-aligned records. Everything
+ * is allocated by atp_table_create(): capacity is fixed, lookups and
+ * inserts never allocate, and a full table answers ATP_E_POSITIONS_FULL. Positions are never deleted, so an id stays
  * valid for the table's lifetime and ids are dense. The positions of a
  * SKU are chained (a second, smaller index maps the SKU to its newest),
  * so every location of a SKU is found without a scan.
