@@ -200,14 +200,29 @@ const char *atp_lines_ref(const atp_lines *l, uint32_t id)
 	return ln->ref_len <= ATP_LINE_REF_INLINE ? ln->ref : l->ext[id].ref;
 }
 
-/* Whether line id's ref (of ref_len bytes, as ln says) is ref: a longer one is compared in the line, then whole. */
+/*
+ * A ref longer than a line holds: compared in the line, then whole.
+ * Out of line, so that the lookups it sits in stay small enough to inline.
+ */
+static __attribute__((noinline)) bool long_ref_equal(const atp_lines *l, uint32_t id, const char *ref, uint32_t len)
+{
+	return atp_bytes_equal(l->line[id].ref, ref, ATP_LINE_REF_INLINE) && atp_bytes_equal(l->ext[id].ref, ref, len);
+}
+
+static __attribute__((noinline)) void long_ref_copy(atp_lines *l, uint32_t id, const char *ref, uint32_t len)
+{
+	memcpy(l->line[id].ref, ref, ATP_LINE_REF_INLINE);
+	memcpy(l->ext[id].ref, ref, len);
+}
+
+/* Whether line id's ref (ref_len bytes, as ln says) is ref. */
 static inline bool ref_equal(const atp_lines *l, uint32_t id, const atp_line *ln, const char *ref, uint32_t len)
 {
 	if (ln->ref_len != len)
 		return false;
-	if (len <= ATP_LINE_REF_INLINE)
-		return atp_bytes_equal(ln->ref, ref, len);
-	return atp_bytes_equal(ln->ref, ref, ATP_LINE_REF_INLINE) && atp_bytes_equal(l->ext[id].ref, ref, len);
+	if (RARE(len > ATP_LINE_REF_INLINE))
+		return long_ref_equal(l, id, ref, len);
+	return atp_bytes_equal(ln->ref, ref, len);
 }
 
 static slot *probe(const atp_lines *l, uint64_t h, atp_str ref, uint32_t pos)
@@ -255,12 +270,10 @@ uint32_t atp_lines_add_where(atp_lines *l, uint32_t where, uint64_t h, atp_str r
 	ln->pos = pos;
 	ln->hash_lo = (uint32_t)h;
 	ln->ref_len = (uint8_t)ref.len;
-	if (RARE(ref.len > ATP_LINE_REF_INLINE)) {
-		memcpy(ln->ref, ref.ptr, ATP_LINE_REF_INLINE);
-		memcpy(l->ext[id].ref, ref.ptr, ref.len);
-	} else {
+	if (RARE(ref.len > ATP_LINE_REF_INLINE))
+		long_ref_copy(l, id, ref.ptr, ref.len);
+	else
 		atp_bytes_copy(ln->ref, ref.ptr, ref.len);
-	}
 	s->hash_lo = (uint32_t)h;
 	s->id1 = id + 1;
 	return id;
