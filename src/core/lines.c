@@ -533,16 +533,20 @@ uint32_t atp_lines_closed_count(const atp_lines *l)
 	return l->closed_ring.len;
 }
 
-uint32_t atp_lines_closed_id(const atp_lines *l, uint32_t i)
+static const closed_entry *closed_entry_at(const atp_lines *l, uint32_t i)
 {
 	assert(i < l->closed_ring.len);
-	return l->closed[ring_index(&l->closed_ring, i, l->capacity)].id;
+	return &l->closed[ring_index(&l->closed_ring, i, l->capacity)];
+}
+
+uint32_t atp_lines_closed_id(const atp_lines *l, uint32_t i)
+{
+	return closed_entry_at(l, i)->id;
 }
 
 uint64_t atp_lines_closed_at(const atp_lines *l, uint32_t i)
 {
-	assert(i < l->closed_ring.len);
-	return l->closed[ring_index(&l->closed_ring, i, l->capacity)].closed_at;
+	return closed_entry_at(l, i)->closed_at;
 }
 
 size_t atp_lines_memory(const atp_lines *l)

@@ -178,11 +178,11 @@ uint32_t atp_table_intern(atp_table *t, uint64_t h, atp_str sku, atp_str loc)
 	memset(p, 0, sizeof(*p));
 	uint32_t klen = sku.len + loc.len + 2;
 	/*
-	 * A key in the arena too short to sit in its slot would not straddle
-	 * two cache lines: it starts on the next (a lookup's prefetch fetches
-	 * the line it starts on). At most 31 bytes are skipped for a key of
-	 * at most 32, within the arena's ATP_SKU_MAX + ATP_LOC_MAX + 2 bytes
-	 * per position.
+	 * A key that lives in the arena (too long for its slot) but short
+	 * enough for one cache line never straddles two: it starts on the next
+	 * line (a lookup's prefetch fetches the line a key starts on). At most
+	 * 31 bytes are skipped for a key of at most 32, within the arena's
+	 * ATP_SKU_MAX + ATP_LOC_MAX + 2 bytes per position.
 	 */
 	bool in_slot = key_inline(sku.len, loc.len);
 	if (!in_slot && klen <= 32 && (t->keys_used & 63) + klen > 64)
@@ -201,7 +201,6 @@ uint32_t atp_table_intern(atp_table *t, uint64_t h, atp_str sku, atp_str loc)
 	s->sku_len = (uint8_t)sku.len;
 	s->loc_len = (uint8_t)loc.len;
 	if (in_slot) {
-		memset(s->key.bytes, 0, SLOT_KEY);
 		memcpy(s->key.bytes, sku.ptr, sku.len);
 		memcpy(s->key.bytes + sku.len, loc.ptr, loc.len);
 	} else {
