@@ -19,6 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A source as an event names it: its id and entry, or ATP_SOURCE_NONE and NULL when it is new. */
+typedef struct known_source {
+	uint32_t id;
+	atp_source *entry;  /* entries never move */
+} known_source;
+
 struct atp_core {
 	atp_table *table;
 	atp_lines *lines;
@@ -27,7 +33,7 @@ struct atp_core {
 	uint64_t retention;
 	bool sparse_seq;
 	bool no_deltas;              /* results carry no deltas (they are still counted) */
-	uint32_t recent_sources[2];  /* two sources seen lately (see source_of) */
+	known_source recent_sources[2];  /* two sources seen lately (see source_of) */
 	uint32_t recent_victim;      /* which of them a miss replaces */
 	atp_core_stats stats;
 };
@@ -121,7 +127,7 @@ atp_core *atp_core_create(const atp_core_config *cfg)
 	c->sources = atp_sources_create(cfg->max_sources);
 	c->retention = cfg->line_retention;
 	c->sparse_seq = cfg->sparse_seq;
-	c->recent_sources[0] = c->recent_sources[1] = ATP_SOURCE_NONE;
+	c->recent_sources[0] = c->recent_sources[1] = (known_source){ ATP_SOURCE_NONE, NULL };
 	if (!c->table || !c->lines || !c->sources) {
 		atp_core_destroy(c);
 		return NULL;
@@ -390,12 +396,10 @@ static int refuse(atp_core *c, atp_result *r, int status)
 	return status;
 }
 
-HOT bool is_source(const atp_core *c, uint32_t id, atp_str name)
+HOT bool is_source(const known_source *k, atp_str name)
 {
-	if (id == ATP_SOURCE_NONE)
-		return false;
-	const atp_source *s = atp_sources_get(c->sources, id);
-	return s->name_len == name.len && atp_bytes_equal(s->name, name.ptr, name.len);
+	const atp_source *s = k->entry;
+	return s && s->name_len == name.len && atp_bytes_equal(s->name, name.ptr, name.len);
 }
 
 /*
@@ -405,19 +409,20 @@ HOT bool is_source(const atp_core *c, uint32_t id, atp_str name)
  * two sources interleaved, each check then answers the same for every
  * event of a kind, which the branch predictor learns.
  */
-HOT uint32_t source_of(atp_core *c, atp_str name)
+HOT known_source source_of(atp_core *c, atp_str name)
 {
-	uint32_t *recent = c->recent_sources;
-	if (is_source(c, recent[0], name))
+	known_source *recent = c->recent_sources;
+	if (is_source(&recent[0], name))
 		return recent[0];
-	if (is_source(c, recent[1], name))
+	if (is_source(&recent[1], name))
 		return recent[1];
-	uint32_t id = atp_sources_find(c->sources, name);
-	if (id != ATP_SOURCE_NONE) {
-		recent[c->recent_victim] = id;
+	known_source k = { atp_sources_find(c->sources, name), NULL };
+	if (k.id != ATP_SOURCE_NONE) {
+		k.entry = atp_sources_at(c->sources, k.id);
+		recent[c->recent_victim] = k;
 		c->recent_victim ^= 1;
 	}
-	return id;
+	return k;
 }
 
 /* The bytes of a position key not yet interned: 0, ATP_E_SKU or loc_error. */
@@ -429,26 +434,29 @@ static int new_key_check(atp_str sku, atp_str loc, int loc_error)
 }
 
 /* Whether ev's seq may be applied now: 0, ATP_DUPLICATE, ATP_E_GAP or ATP_E_SOURCES_FULL. */
-HOT int check_seq(const atp_core *c, const atp_event *ev, uint32_t src, atp_result *r)
+HOT int check_seq(const atp_core *c, const atp_event *ev, known_source src, atp_result *r)
 {
-	uint64_t hwm = src == ATP_SOURCE_NONE ? 0 : atp_sources_get(c->sources, src)->hwm;
+	uint64_t hwm = src.entry ? src.entry->hwm : 0;
 	r->expected_seq = hwm + 1;
 	if (ev->seq <= hwm)
 		return ATP_DUPLICATE;
 	if (ev->seq > hwm + 1 && !c->sparse_seq)
 		return ATP_E_GAP;
-	if (src == ATP_SOURCE_NONE && atp_sources_count(c->sources) == atp_sources_capacity(c->sources))
+	if (!src.entry && atp_sources_count(c->sources) == atp_sources_capacity(c->sources))
 		return ATP_E_SOURCES_FULL;
 	return 0;
 }
 
-HOT uint32_t advance_source(atp_core *c, const atp_event *ev, uint32_t src, atp_result *r)
+/* Advance src's hwm to ev's seq, adding the source when it is new; its id. */
+HOT uint32_t advance_source(atp_core *c, const atp_event *ev, known_source src, atp_result *r)
 {
-	if (src == ATP_SOURCE_NONE)
-		src = atp_sources_intern(c->sources, ev->source);
-	atp_sources_at(c->sources, src)->hwm = ev->seq;
+	if (RARE(!src.entry)) {
+		src.id = atp_sources_intern(c->sources, ev->source);
+		src.entry = atp_sources_at(c->sources, src.id);
+	}
+	src.entry->hwm = ev->seq;
 	r->expected_seq = ev->seq + 1;
-	return src;
+	return src.id;
 }
 
 /*
@@ -456,14 +464,14 @@ HOT uint32_t advance_source(atp_core *c, const atp_event *ev, uint32_t src, atp_
  * ATP_RELEASE_ALL_LINES of them (each changes one position, so their
  * deltas fit the result); ATP_RF_MORE when open lines remain.
  */
-static int release_all(atp_core *c, const atp_event *ev, uint32_t src, atp_result *r)
+static int release_all(atp_core *c, const atp_event *ev, known_source src, atp_result *r)
 {
 	int rc = check_seq(c, ev, src, r);
 	if (rc)
 		return refuse(c, r, rc);
 	if (!atp_str_valid(ev->ref, ATP_REF_MAX))
 		return refuse(c, r, ATP_E_REF);
-	src = advance_source(c, ev, src, r);
+	uint32_t src_id = advance_source(c, ev, src, r);
 	uint32_t id = atp_lines_first_open(c->lines, ev->ref);
 	if (id == ATP_LINE_NONE)
 		r->flags |= ATP_RF_NO_LINE;
@@ -478,7 +486,7 @@ static int release_all(atp_core *c, const atp_event *ev, uint32_t src, atp_resul
 		ln->remaining = 0;
 		store_buckets(c, &w);
 		atp_lines_close(c->lines, id, ATP_LINE_RELEASED, c->now);
-		emit_delta(c, &w, src, ev->seq, r);
+		emit_delta(c, &w, src_id, ev->seq, r);
 		id = next;
 	}
 	if (id != ATP_LINE_NONE)
@@ -501,8 +509,8 @@ HOT int apply_as(atp_core *c, const atp_event *ev, unsigned type, event_hash h, 
 		return refuse(c, r, rc);
 
 	/* Keys seen for the first time get their bytes checked before anything else. */
-	uint32_t src = source_of(c, ev->source);
-	if (RARE(src == ATP_SOURCE_NONE) && !atp_str_valid(ev->source, ATP_SOURCE_MAX))
+	known_source src = source_of(c, ev->source);
+	if (RARE(!src.entry) && !atp_str_valid(ev->source, ATP_SOURCE_MAX))
 		return refuse(c, r, ATP_E_SOURCE);
 	if (RARE(type == ATP_EV_RELEASE && atp_event_releases_all(ev)))
 		return release_all(c, ev, src, r);
@@ -534,16 +542,16 @@ HOT int apply_as(atp_core *c, const atp_event *ev, unsigned type, event_hash h, 
 		return refuse(c, r, rc);
 
 	/* Commit: nothing below can fail. */
-	src = advance_source(c, ev, src, r);
+	uint32_t src_id = advance_source(c, ev, src, r);
 	if (create_w || w.id != ATP_POS_NONE) {
 		commit_position(c, &w, ev->sku);
 		commit_line(c, ev, type, &w, &lp, r);
 		r->flags |= exception_flags(&w);
-		emit_delta(c, &w, src, ev->seq, r);
+		emit_delta(c, &w, src_id, ev->seq, r);
 	}
 	if (transfer) {
 		commit_position(c, &to, ev->sku);
-		emit_delta(c, &to, src, ev->seq, r);
+		emit_delta(c, &to, src_id, ev->seq, r);
 	}
 	count_applied(c, type, r);
 	return r->status = ATP_OK;
