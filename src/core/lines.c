@@ -29,6 +29,8 @@
 
 /* A full store, an expiry out of order: the rare ways, laid out off the straight path. */
 #define RARE(x) __builtin_expect(!!(x), 0)
+/* The work of the rare ways: out of line, so that the common ones save and restore few registers. */
+#define RARE_PATH __attribute__((noinline, cold))
 
 /* A slot: the hash's low 32 bits (its home index and a tag in one) and the line id + 1 (0 = empty). */
 typedef struct slot {
@@ -55,27 +57,30 @@ typedef struct queued_expiry {
 	uint32_t pad;
 } queued_expiry;
 
-/* Head and length of a ring of `capacity` entries. */
+/*
+ * Head and length of a ring of mask + 1 entries, a power of two at least
+ * the lines' capacity (an index wraps with one and).
+ */
 typedef struct ring {
 	uint32_t head;
 	uint32_t len;
+	uint32_t mask;
 } ring;
 
-static inline uint32_t ring_index(const ring *r, uint32_t i, uint32_t capacity)
+static inline uint32_t ring_index(const ring *r, uint32_t i)
 {
-	uint32_t x = r->head + i;
-	return x >= capacity ? x - capacity : x;
+	return (r->head + i) & r->mask;
 }
 
-/* The index TAIL_AHEAD entries past the tail, or the tail's when that is beyond the ring. */
-static inline uint32_t ring_ahead(const ring *r, uint32_t capacity)
+/* The index TAIL_AHEAD entries past the tail (a prefetch: wrapping onto live entries is harmless). */
+static inline uint32_t ring_ahead(const ring *r)
 {
-	return ring_index(r, r->len + TAIL_AHEAD < capacity ? r->len + TAIL_AHEAD : r->len, capacity);
+	return ring_index(r, r->len + TAIL_AHEAD);
 }
 
-static inline void ring_pop(ring *r, uint32_t capacity)
+static inline void ring_pop(ring *r)
 {
-	r->head = r->head + 1 == capacity ? 0 : r->head + 1;
+	r->head = (r->head + 1) & r->mask;
 	r->len--;
 }
 
@@ -141,8 +146,12 @@ atp_lines *atp_lines_create(uint32_t max_lines)
 	l->ext = malloc((size_t)max_lines * sizeof(line_ext));
 	l->free_ids = malloc((size_t)max_lines * sizeof(uint32_t));
 	l->heap = malloc((size_t)max_lines * sizeof(heap_entry));
-	l->queue = malloc((size_t)max_lines * sizeof(queued_expiry));
-	l->closed = malloc((size_t)max_lines * sizeof(closed_entry));
+	uint32_t ring_size = 1;
+	while (ring_size < max_lines)
+		ring_size <<= 1;
+	l->queue_ring.mask = l->closed_ring.mask = ring_size - 1;
+	l->queue = malloc((size_t)ring_size * sizeof(queued_expiry));
+	l->closed = malloc((size_t)ring_size * sizeof(closed_entry));
 	uint64_t nheads = 16;  /* only releasable lines are chained: a quarter of the lines' count is room enough */
 	while (nheads < max_lines / 4)
 		nheads <<= 1;
@@ -344,7 +353,7 @@ static void heap_down(atp_lines *l, uint32_t i)
 	heap_set(l, i, e);
 }
 
-static void heap_remove(atp_lines *l, uint32_t id)
+static RARE_PATH void heap_remove(atp_lines *l, uint32_t id)
 {
 	uint32_t i = l->ext[id].heap_idx;
 	assert(l->line[id].in_heap && i < l->heap_len && l->heap[i].id == id);
@@ -357,6 +366,15 @@ static void heap_remove(atp_lines *l, uint32_t id)
 	heap_down(l, l->ext[last.id].heap_idx);
 }
 
+/* An expiry out of order. */
+static RARE_PATH void heap_insert(atp_lines *l, uint32_t id, uint64_t expires_at)
+{
+	assert(l->heap_len < l->capacity);
+	l->line[id].in_heap = 1;
+	heap_set(l, l->heap_len++, (heap_entry){ expires_at, id });
+	heap_up(l, l->heap_len - 1);
+}
+
 /* ---- open lines by ref ---- */
 
 static uint32_t *ref_head(const atp_lines *l, const char *ref, size_t len)
@@ -364,7 +382,7 @@ static uint32_t *ref_head(const atp_lines *l, const char *ref, size_t len)
 	return &l->ref_heads[XXH3_64bits(ref, len) & l->ref_mask];
 }
 
-static void ref_link(atp_lines *l, uint32_t id)
+static RARE_PATH void ref_link(atp_lines *l, uint32_t id)
 {
 	atp_line *ln = &l->line[id];
 	uint32_t *head = ref_head(l, atp_lines_ref(l, id), ln->ref_len);
@@ -373,7 +391,7 @@ static void ref_link(atp_lines *l, uint32_t id)
 }
 
 /* Singly linked (a line stays two cache lines): the chain is walked to the line, a few lines at most. */
-static void ref_unlink(atp_lines *l, uint32_t id)
+static RARE_PATH void ref_unlink(atp_lines *l, uint32_t id)
 {
 	atp_line *ln = &l->line[id];
 	uint32_t *head = ref_head(l, atp_lines_ref(l, id), ln->ref_len), next = ln->ref_next;
@@ -425,17 +443,14 @@ void atp_lines_open(atp_lines *l, uint32_t id, uint64_t expires_at)
 	if (!expires_at)
 		return;
 	ring *q = &l->queue_ring;
-	const queued_expiry *tail = q->len ? &l->queue[ring_index(q, q->len - 1, l->capacity)] : NULL;
+	const queued_expiry *tail = q->len ? &l->queue[ring_index(q, q->len - 1)] : NULL;
 	if (__builtin_expect(q->len < l->capacity && (!tail || tail->expires_at <= expires_at), 1)) {
-		__builtin_prefetch(&l->queue[ring_ahead(q, l->capacity)], 1);
-		ln->queue_idx = ring_index(q, q->len++, l->capacity);
+		__builtin_prefetch(&l->queue[ring_ahead(q)], 1);
+		ln->queue_idx = ring_index(q, q->len++);
 		l->queue[ln->queue_idx] = (queued_expiry){ .expires_at = expires_at, .id = id };
 		return;
 	}
-	assert(l->heap_len < l->capacity);
-	ln->in_heap = 1;
-	heap_set(l, l->heap_len++, (heap_entry){ expires_at, id });
-	heap_up(l, l->heap_len - 1);
+	heap_insert(l, id, expires_at);
 }
 
 uint64_t atp_lines_expires_at(const atp_lines *l, uint32_t id)
@@ -467,8 +482,8 @@ void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint6
 	ln->state = (uint8_t)state;
 	ring *c = &l->closed_ring;
 	assert(c->len < l->capacity);
-	__builtin_prefetch(&l->closed[ring_ahead(c, l->capacity)], 1);
-	l->closed[ring_index(c, c->len++, l->capacity)] =
+	__builtin_prefetch(&l->closed[ring_ahead(c)], 1);
+	l->closed[ring_index(c, c->len++)] =
 		(closed_entry){ .closed_at = now, .id = id, .hash_lo = ln->hash_lo };
 }
 
@@ -476,7 +491,7 @@ uint32_t atp_lines_due(atp_lines *l, uint64_t now)
 {
 	ring *q = &l->queue_ring;
 	while (q->len && l->queue[q->head].id == ATP_LINE_NONE)
-		ring_pop(q, l->capacity);
+		ring_pop(q);
 	const queued_expiry *first = q->len ? &l->queue[q->head] : NULL;
 	const heap_entry *top = l->heap_len ? &l->heap[0] : NULL;
 	if (first && (!top || first->expires_at <= top->expires_at))
@@ -514,7 +529,7 @@ uint32_t atp_lines_purge(atp_lines *l, uint64_t before)
 		if (e->closed_at >= before)
 			break;
 		if (c->len > WALK_AHEAD) {
-			const closed_entry *a = &l->closed[ring_index(c, WALK_AHEAD, l->capacity)];
+			const closed_entry *a = &l->closed[ring_index(c, WALK_AHEAD)];
 			__builtin_prefetch(&l->slots[a->hash_lo & l->mask]);
 			/* For writing: the id goes on the free stack, and the next RESERVE rewrites the whole line. */
 			__builtin_prefetch(&l->line[a->id], 1);
@@ -522,7 +537,7 @@ uint32_t atp_lines_purge(atp_lines *l, uint64_t before)
 		slot_delete(l, e);
 		l->line[e->id].state = 0;
 		l->free_ids[l->n_free++] = e->id;
-		ring_pop(c, l->capacity);
+		ring_pop(c);
 		n++;
 	}
 	return n;
@@ -536,7 +551,7 @@ uint32_t atp_lines_closed_count(const atp_lines *l)
 static const closed_entry *closed_entry_at(const atp_lines *l, uint32_t i)
 {
 	assert(i < l->closed_ring.len);
-	return &l->closed[ring_index(&l->closed_ring, i, l->capacity)];
+	return &l->closed[ring_index(&l->closed_ring, i)];
 }
 
 uint32_t atp_lines_closed_id(const atp_lines *l, uint32_t i)
@@ -551,6 +566,8 @@ uint64_t atp_lines_closed_at(const atp_lines *l, uint32_t i)
 
 size_t atp_lines_memory(const atp_lines *l)
 {
-	return (l->mask + 1) * sizeof(slot) + (l->ref_mask + 1) * sizeof(uint32_t) + (size_t)l->capacity * (sizeof(atp_line) + sizeof(line_ext) + sizeof(uint32_t) + sizeof(heap_entry) + sizeof(queued_expiry) +
-								   sizeof(closed_entry));
+	size_t per_line = sizeof(atp_line) + sizeof(line_ext) + sizeof(uint32_t) + sizeof(heap_entry);
+	size_t per_ring_entry = sizeof(queued_expiry) + sizeof(closed_entry);
+	return (l->mask + 1) * sizeof(slot) + (l->ref_mask + 1) * sizeof(uint32_t) + (size_t)l->capacity * per_line +
+	       ((size_t)l->queue_ring.mask + 1) * per_ring_entry;
 }

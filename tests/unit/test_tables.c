@@ -406,3 +406,67 @@ Test(lines, expiries_out_of_order_are_told_and_kept_in_order)
 	cr_assert_eq(atp_lines_expires_at(l, ids[2]), 0);
 	atp_lines_destroy(l);
 }
+
+/*
+ * The expiry queue and the closed FIFO are rings rounded up to a power of
+ * two. With 5 lines (rings of 8) turned over many times, some closed early
+ * and the rest lapsing, every line lapses exactly at its own expiry, the
+ * closed FIFO stays in closing order and the purge frees exactly the lines
+ * closed before its cut.
+ */
+Test(lines, rings_wrap_round_a_capacity_that_is_not_a_power_of_two)
+{
+	enum { CAP = 5, TTL = 3, KEEP = 2, ROUNDS = 300 };
+	atp_lines *l = atp_lines_create(CAP);
+	uint64_t expiry[CAP] = { 0 };  /* model: an open line's expiry by id, 0 = not open */
+	uint32_t added = 0, expired = 0, consumed = 0;
+	char ref[16];
+	for (uint64_t now = 1; now <= ROUNDS; now++) {
+		while (atp_lines_count(l) < CAP) {
+			snprintf(ref, sizeof(ref), "R%u", added);
+			uint32_t id = atp_lines_add(l, atp_line_hash(S(ref), 0), S(ref), 0);
+			cr_assert_neq(id, ATP_LINE_NONE);
+			atp_lines_at(l, id)->remaining = 1;
+			atp_lines_open(l, id, now + TTL);
+			expiry[id] = now + TTL;
+			added++;
+		}
+		if (now % 3 == 0) { /* close the open line of the lowest id early */
+			for (uint32_t id = 0; id < CAP; id++) {
+				if (expiry[id]) {
+					atp_lines_at(l, id)->remaining = 0;
+					atp_lines_close(l, id, ATP_LINE_CONSUMED, now);
+					expiry[id] = 0;
+					consumed++;
+					break;
+				}
+			}
+		}
+		for (uint32_t id, k = 0; (id = atp_lines_due(l, now)) != ATP_LINE_NONE; k++) {
+			cr_assert_lt(k, CAP, "at most every line lapses at once");
+			cr_assert_eq(expiry[id], now, "line %u lapses at its own expiry, not before or after", id);
+			atp_lines_at(l, id)->remaining = 0;
+			atp_lines_close(l, id, ATP_LINE_EXPIRED, now);
+			expiry[id] = 0;
+			expired++;
+		}
+		uint32_t open = 0;
+		for (uint32_t id = 0; id < CAP; id++) {
+			open += expiry[id] != 0;
+			if (expiry[id])
+				cr_assert_eq(atp_lines_expires_at(l, id), expiry[id]);
+		}
+		cr_assert_eq(atp_lines_open_count(l), open);
+		uint32_t before_purge = atp_lines_closed_count(l), older = 0;
+		for (uint32_t i = 0; i < before_purge; i++) {
+			if (i > 0)
+				cr_assert_leq(atp_lines_closed_at(l, i - 1), atp_lines_closed_at(l, i), "closing order");
+			older += now >= KEEP && atp_lines_closed_at(l, i) < now - KEEP;
+		}
+		cr_assert_eq(atp_lines_purge(l, now >= KEEP ? now - KEEP : 0), older);
+		cr_assert_eq(atp_lines_count(l), open + atp_lines_closed_count(l));
+	}
+	cr_assert_gt(added, 8 * 8, "both rings went round many times");
+	cr_assert(expired > 0 && consumed > 0);
+	atp_lines_destroy(l);
+}
