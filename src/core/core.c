@@ -172,6 +172,25 @@ static bool in_bounds(const buckets *p)
 	       p->safety_stock >= 0 && p->safety_stock <= ATP_BUCKET_MAX;
 }
 
+/*
+ * Whether buckets that were in bounds before an event of type are still.
+ * The day's two big types check only what they can move out of bounds:
+ * a RESERVE adds to reserved at most the ATP, so that reserved stays at
+ * most on_hand (and held and safety_stock are untouched); a PICK only
+ * lowers on_hand and reserved, so only their lower bounds are checked.
+ */
+HOT bool still_in_bounds(unsigned type, const buckets *p)
+{
+	switch (type) {
+	case ATP_EV_RESERVE:
+		return true;
+	case ATP_EV_PICK:
+		return p->on_hand >= -ATP_BUCKET_MAX && p->reserved >= 0;
+	default:
+		return in_bounds(p);
+	}
+}
+
 static bool changed(const work *w)
 {
 	return w->before.on_hand != w->after.on_hand || w->before.held != w->after.held ||
@@ -260,7 +279,7 @@ HOT int plan(const atp_core *c, const atp_event *ev, unsigned type, work *w, wor
 		r->flags |= ATP_RF_NO_LINE;
 	if ((type == ATP_EV_HOLD || type == ATP_EV_UNHOLD) && r->moved < ev->qty)
 		r->flags |= ATP_RF_CLAMPED;
-	return RARE(!in_bounds(p)) ? ATP_E_OVERFLOW : ATP_OK;
+	return RARE(!still_in_bounds(type, p)) ? ATP_E_OVERFLOW : ATP_OK;
 }
 
 HOT void emit_delta(atp_core *c, const work *w, uint32_t source, uint64_t seq, atp_result *r)

@@ -2,6 +2,7 @@
 #include "helpers.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 
 static char long_str[200];
 
@@ -133,6 +134,64 @@ Test(limits, bucket_overflow_is_refused_whole)
 	cr_assert_eq(rc, ATP_E_OVERFLOW);
 	cr_assert_leq(pos_of(c, "S", "L")->on_hand, ATP_BUCKET_MAX);
 	cr_assert_eq(atp_core_hwm(c, S("wms")), seq - 1);
+	atp_core_destroy(c);
+}
+
+Test(limits, picks_past_the_negative_bound_are_refused_whole)
+{
+	atp_core *c = small_core(8, 8, 4);
+	atp_result r;
+	uint64_t seq = 0;
+	int rc;
+	do {
+		atp_event ev = ev_of(ATP_EV_PICK, ++seq, "S", "L", ATP_QTY_MAX);
+		rc = atp_core_apply(c, &ev, &r);
+	} while (rc == ATP_OK && seq <= ATP_BUCKET_MAX / ATP_QTY_MAX + 1);
+	cr_assert_eq(rc, ATP_E_OVERFLOW);
+	cr_assert_geq(pos_of(c, "S", "L")->on_hand, -ATP_BUCKET_MAX);
+	cr_assert_lt(pos_of(c, "S", "L")->on_hand - ATP_QTY_MAX, -ATP_BUCKET_MAX, "refused only past the bound");
+	cr_assert_eq(atp_core_hwm(c, S("wms")), seq - 1);
+	atp_core_destroy(c);
+}
+
+/*
+ * RESERVE skips the bounds check (it adds at most the ATP): with on_hand
+ * at the top of the bucket and nearly all of it held, partial reserves
+ * take the last units and reserved never passes what is free.
+ */
+Test(limits, reserves_at_the_top_of_the_bucket_stay_in_bounds)
+{
+	atp_core *c = small_core(8, 64, 4);
+	atp_result r;
+	uint64_t seq = 0;
+	while (pos_of(c, "S", "L") == NULL || pos_of(c, "S", "L")->on_hand + ATP_QTY_MAX <= ATP_BUCKET_MAX) {
+		atp_event ev = ev_of(ATP_EV_RECEIPT, ++seq, "S", "L", ATP_QTY_MAX);
+		cr_assert_eq(atp_core_apply(c, &ev, &r), ATP_OK);
+	}
+	atp_event top = ev_of(ATP_EV_RECEIPT, ++seq, "S", "L", ATP_QTY_MAX / 4); /* the free units no multiple of a reserve */
+	cr_assert_eq(atp_core_apply(c, &top, &r), ATP_OK);
+	while (pos_of(c, "S", "L")->on_hand - pos_of(c, "S", "L")->held > 3 * ATP_QTY_MAX + ATP_QTY_MAX / 2) {
+		atp_event ev = ev_of(ATP_EV_HOLD, ++seq, "S", "L", ATP_QTY_MAX);
+		cr_assert_eq(atp_core_apply(c, &ev, &r), ATP_OK);
+	}
+	char ref[16];
+	uint64_t oms = 0;
+	int partial = 0;
+	for (int i = 0; i < 6; i++) {
+		atp_event ev = ev_of(ATP_EV_RESERVE, ++oms, "S", "L", ATP_QTY_MAX);
+		ev.source = S("oms");
+		ev.flags = ATP_EVF_PARTIAL;
+		snprintf(ref, sizeof(ref), "R%d", i);
+		ev.ref = S(ref);
+		cr_assert_eq(atp_core_apply(c, &ev, &r), ATP_OK);
+		partial += (r.flags & ATP_RF_PARTIAL) != 0;
+		const atp_position *p = pos_of(c, "S", "L");
+		cr_assert_leq(p->reserved, p->on_hand - p->held - p->safety_stock, "reserve %d", i);
+	}
+	const atp_position *p = pos_of(c, "S", "L");
+	cr_assert_gt(p->on_hand, ATP_BUCKET_MAX - ATP_QTY_MAX);
+	cr_assert_eq(p->reserved + p->held, p->on_hand, "the last units were taken");
+	cr_assert_eq(partial, 1);
 	atp_core_destroy(c);
 }
 
