@@ -390,11 +390,14 @@ HOT void count_applied(atp_core *c, unsigned type, const atp_result *r)
 	}
 }
 
-/* Flags that describe the state a change left behind. */
-HOT uint32_t exception_flags(const work *w)
+/*
+ * Flags that describe the state a change left behind. A RESERVE leaves
+ * none: it adds to reserved at most the ATP, and changes nothing else.
+ */
+HOT uint32_t exception_flags(unsigned type, const work *w)
 {
 	uint32_t f = 0;
-	if (!changed(w))
+	if (type == ATP_EV_RESERVE || !changed(w))
 		return 0;
 	if (w->after.on_hand < 0 && w->after.on_hand < w->before.on_hand)
 		f |= ATP_RF_NEGATIVE;
@@ -565,7 +568,7 @@ HOT int apply_as(atp_core *c, const atp_event *ev, unsigned type, event_hash h, 
 	if (create_w || w.id != ATP_POS_NONE) {
 		commit_position(c, &w, ev->sku);
 		commit_line(c, ev, type, &w, &lp, r);
-		r->flags |= exception_flags(&w);
+		r->flags |= exception_flags(type, &w);
 		emit_delta(c, &w, src_id, ev->seq, r);
 	}
 	if (transfer) {

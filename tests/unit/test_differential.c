@@ -41,6 +41,7 @@ typedef struct mresult {
 	int status;
 	int64_t confirmed, moved;
 	int n_changed_atp;
+	uint32_t exceptions;  /* ATP_RF_NEGATIVE, ATP_RF_SHORT of the event's own position */
 } mresult;
 
 static int64_t m_atp(const mpos *p)
@@ -162,6 +163,12 @@ static mresult m_apply(model *m, int type, int src, uint64_t seq, int sku, int l
 		}
 		break;
 	}
+	bool changed = p->on_hand != before.on_hand || p->held != before.held || p->reserved != before.reserved ||
+		       p->safety != before.safety;
+	if (changed && p->on_hand < 0 && p->on_hand < before.on_hand)
+		r.exceptions |= ATP_RF_NEGATIVE; /* an oversell */
+	if (changed && p->reserved > p->on_hand - p->held)
+		r.exceptions |= ATP_RF_SHORT;    /* promised more than is free */
 	r.n_changed_atp = (m_atp(&before) != m_atp(p)) +
 			  (type == ATP_EV_TRANSFER && m_atp(&before_to) != m_atp(&m->pos[sku][to]));
 	return r;
@@ -292,6 +299,9 @@ static void run(uint64_t seed, int steps, bool batched)
 			cr_assert_eq(res[i].confirmed, want[i].confirmed, "seed %llu step %d: confirmed", (unsigned long long)seed, step + i);
 			cr_assert_eq(res[i].moved, want[i].moved, "seed %llu step %d: moved",
 				     (unsigned long long)seed, step + i);
+			cr_assert_eq(res[i].flags & (ATP_RF_NEGATIVE | ATP_RF_SHORT), want[i].exceptions,
+				     "seed %llu step %d: %s exception flags", (unsigned long long)seed, step + i,
+				     atp_event_type_name(evs[i].type));
 			cr_assert_eq(res[i].n_deltas, (uint32_t)want[i].n_changed_atp, "seed %llu step %d: deltas",
 				     (unsigned long long)seed, step + i);
 		}
