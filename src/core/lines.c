@@ -259,6 +259,12 @@ uint32_t atp_lines_find_where(const atp_lines *l, uint64_t h, atp_str ref, uint3
 	return s->id1 ? s->id1 - 1 : ATP_LINE_NONE;
 }
 
+/* The slot a line would take, found by a probe: out of line, for adds that were not told it by a find. */
+static RARE_PATH slot *free_slot(const atp_lines *l, uint64_t h, atp_str ref, uint32_t pos)
+{
+	return probe(l, h, ref, pos);
+}
+
 uint32_t atp_lines_add(atp_lines *l, uint64_t h, atp_str ref, uint32_t pos)
 {
 	return atp_lines_add_where(l, ATP_LINE_NONE, h, ref, pos);
@@ -269,7 +275,7 @@ uint32_t atp_lines_add_where(atp_lines *l, uint32_t where, uint64_t h, atp_str r
 	assert(ref.len > 0 && ref.len <= ATP_REF_MAX);
 	if (RARE(l->n_free == 0))
 		return ATP_LINE_NONE;
-	slot *s = where == ATP_LINE_NONE ? probe(l, h, ref, pos) : &l->slots[where];
+	slot *s = RARE(where == ATP_LINE_NONE) ? free_slot(l, h, ref, pos) : &l->slots[where];
 	assert(s->id1 == 0);
 	uint32_t id = l->free_ids[--l->n_free];
 	atp_line *ln = &l->line[id];
