@@ -8,8 +8,9 @@
  * (NUL-terminated strings for every reader), positions stored densely by
  * id (0 .. count-1) in 64-byte, cache-line-aligned records. Everything
  * is allocated by atp_table_create(): capacity is fixed, lookups and
- * inserts never allocate, and a full table answers ATP_E_POSITIONS_FULL. Positions are never deleted, so an id stays
- * valid for the table's lifetime and ids are dense. The positions of a
+ * inserts never allocate, and a full table answers ATP_E_POSITIONS_FULL.
+ * Positions are never deleted, so an id stays valid for the table's
+ * lifetime and ids are dense. The positions of a
  * SKU are chained (a second, smaller index maps the SKU to its newest),
  * so every location of a SKU is found without a scan.
  *

@@ -396,7 +396,7 @@ static RARE_PATH void ref_link(atp_lines *l, uint32_t id)
 	*head = id + 1;
 }
 
-/* Singly linked (a line stays two cache lines): the chain is walked to the line, a few lines at most. */
+/* Singly linked (a line stays one cache line): the chain is walked to the line, a few lines at most. */
 static RARE_PATH void ref_unlink(atp_lines *l, uint32_t id)
 {
 	atp_line *ln = &l->line[id];

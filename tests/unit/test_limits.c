@@ -120,17 +120,37 @@ Test(bad_input, control_bytes_in_strings)
 	expect_refused(ev, ATP_E_SOURCE);
 }
 
+/*
+ * Events of type and ATP_QTY_MAX to S/L until one is refused, or one past
+ * the count that takes a bucket across ATP_BUCKET_MAX; the last one's code.
+ */
+static int apply_until_refused(atp_core *c, uint8_t type, uint64_t *seq)
+{
+	atp_result r;
+	int rc;
+	do {
+		atp_event ev = ev_of(type, ++*seq, "S", "L", ATP_QTY_MAX);
+		rc = atp_core_apply(c, &ev, &r);
+	} while (rc == ATP_OK && *seq <= ATP_BUCKET_MAX / ATP_QTY_MAX + 1);
+	return rc;
+}
+
+/* Receipts of ATP_QTY_MAX into S/loc while the next one still fits under ATP_BUCKET_MAX. */
+static void receive_to_the_top(atp_core *c, const char *loc, uint64_t *seq)
+{
+	atp_result r;
+	while (pos_of(c, "S", loc) == NULL || pos_of(c, "S", loc)->on_hand + ATP_QTY_MAX <= ATP_BUCKET_MAX) {
+		atp_event ev = ev_of(ATP_EV_RECEIPT, ++*seq, "S", loc, ATP_QTY_MAX);
+		cr_assert_eq(atp_core_apply(c, &ev, &r), ATP_OK);
+	}
+}
+
 Test(limits, bucket_overflow_is_refused_whole)
 {
 	atp_core *c = small_core(8, 8, 4);
-	atp_result r;
 	uint64_t seq = 0;
-	int rc;
 	/* Receipts of ATP_QTY_MAX until the next would pass ATP_BUCKET_MAX. */
-	do {
-		atp_event ev = ev_of(ATP_EV_RECEIPT, ++seq, "S", "L", ATP_QTY_MAX);
-		rc = atp_core_apply(c, &ev, &r);
-	} while (rc == ATP_OK);
+	int rc = apply_until_refused(c, ATP_EV_RECEIPT, &seq);
 	cr_assert_eq(rc, ATP_E_OVERFLOW);
 	cr_assert_leq(pos_of(c, "S", "L")->on_hand, ATP_BUCKET_MAX);
 	cr_assert_eq(atp_core_hwm(c, S("wms")), seq - 1);
@@ -140,13 +160,8 @@ Test(limits, bucket_overflow_is_refused_whole)
 Test(limits, picks_past_the_negative_bound_are_refused_whole)
 {
 	atp_core *c = small_core(8, 8, 4);
-	atp_result r;
 	uint64_t seq = 0;
-	int rc;
-	do {
-		atp_event ev = ev_of(ATP_EV_PICK, ++seq, "S", "L", ATP_QTY_MAX);
-		rc = atp_core_apply(c, &ev, &r);
-	} while (rc == ATP_OK && seq <= ATP_BUCKET_MAX / ATP_QTY_MAX + 1);
+	int rc = apply_until_refused(c, ATP_EV_PICK, &seq);
 	cr_assert_eq(rc, ATP_E_OVERFLOW);
 	cr_assert_geq(pos_of(c, "S", "L")->on_hand, -ATP_BUCKET_MAX);
 	cr_assert_lt(pos_of(c, "S", "L")->on_hand - ATP_QTY_MAX, -ATP_BUCKET_MAX, "refused only past the bound");
@@ -164,10 +179,7 @@ Test(limits, reserves_at_the_top_of_the_bucket_stay_in_bounds)
 	atp_core *c = small_core(8, 64, 4);
 	atp_result r;
 	uint64_t seq = 0;
-	while (pos_of(c, "S", "L") == NULL || pos_of(c, "S", "L")->on_hand + ATP_QTY_MAX <= ATP_BUCKET_MAX) {
-		atp_event ev = ev_of(ATP_EV_RECEIPT, ++seq, "S", "L", ATP_QTY_MAX);
-		cr_assert_eq(atp_core_apply(c, &ev, &r), ATP_OK);
-	}
+	receive_to_the_top(c, "L", &seq);
 	atp_event top = ev_of(ATP_EV_RECEIPT, ++seq, "S", "L", ATP_QTY_MAX / 4); /* the free units no multiple of a reserve */
 	cr_assert_eq(atp_core_apply(c, &top, &r), ATP_OK);
 	while (pos_of(c, "S", "L")->on_hand - pos_of(c, "S", "L")->held > 3 * ATP_QTY_MAX + ATP_QTY_MAX / 2) {
@@ -200,10 +212,7 @@ Test(limits, transfer_overflowing_its_target_changes_neither_side)
 	atp_core *c = small_core(8, 8, 4);
 	atp_result r;
 	uint64_t seq = 0;
-	while (pos_of(c, "S", "B") == NULL || pos_of(c, "S", "B")->on_hand + ATP_QTY_MAX <= ATP_BUCKET_MAX) {
-		atp_event ev = ev_of(ATP_EV_RECEIPT, ++seq, "S", "B", ATP_QTY_MAX);
-		cr_assert_eq(atp_core_apply(c, &ev, &r), ATP_OK);
-	}
+	receive_to_the_top(c, "B", &seq);
 	atp_event ev = ev_of(ATP_EV_RECEIPT, ++seq, "S", "A", ATP_QTY_MAX);
 	atp_core_apply(c, &ev, &r);
 	int64_t a = pos_of(c, "S", "A")->on_hand, b = pos_of(c, "S", "B")->on_hand;
