@@ -9,21 +9,51 @@
 
 #define REF_LEN 16 /* "P0000-000000000": pass, then event index */
 
+/*
+ * An event's key bytes, one block per event in event order: as the shard
+ * worker's events point into the frames of its ring, never into a table
+ * shared by every event of a SKU (which a Zipf day would read at random).
+ */
+typedef struct keys {
+	char sku[16];
+	char loc[8];
+	char ref[REF_LEN];
+	char source[8];
+	uint32_t reserve;  /* PICK, RELEASE: the index of the RESERVE whose line they name */
+	uint32_t pad;
+} keys;
+
 struct workload {
 	uint32_t skus, locations;
 	size_t n;
 	atp_event *ev;
-	char (*sku)[16];
+	keys *k;            /* by event */
+	char (*sku)[16];    /* the names, copied into each event's keys */
 	char (*loc)[16];
-	char (*ref)[REF_LEN];
 	uint32_t pass;
 };
 
-static void write_ref(workload *w, size_t i)
+/* Event i's ref: the RESERVE's own index, or the index of the RESERVE it names. */
+static void write_ref(workload *w, size_t i, size_t reserve)
 {
 	char buf[32];
-	snprintf(buf, sizeof(buf), "P%04u-%09zu", w->pass % 10000, i);
-	memcpy(w->ref[i], buf, REF_LEN - 1);
+	snprintf(buf, sizeof(buf), "P%04u-%09zu", w->pass % 10000, reserve);
+	memcpy(w->k[i].ref, buf, REF_LEN - 1);
+}
+
+/* Event i (a PICK or RELEASE) names the line RESERVE r made: its keys, qty and ref, in i's own key bytes. */
+static void follow_reservation(workload *w, size_t i, size_t r, uint8_t type)
+{
+	atp_event *e = &w->ev[i];
+	keys *kb = &w->k[i];
+	*kb = w->k[r];
+	*e = w->ev[r];
+	e->sku.ptr = kb->sku;
+	e->location.ptr = kb->loc;
+	e->ref.ptr = kb->ref;
+	e->event_id = i + 1;
+	e->type = type;
+	e->expires_at = 0;
 }
 
 workload *workload_create(uint32_t skus, uint32_t locations, size_t n, uint64_t seed)
@@ -38,8 +68,8 @@ workload *workload_create(uint32_t skus, uint32_t locations, size_t n, uint64_t 
 	w->ev = calloc(n, sizeof(atp_event));
 	w->sku = calloc(skus, sizeof(*w->sku));
 	w->loc = calloc(locations, sizeof(*w->loc));
-	w->ref = calloc(n, sizeof(*w->ref));
-	if (!w->ev || !w->sku || !w->loc || !w->ref || atp_zipf_init(&z, skus, 1.0) < 0)
+	w->k = calloc(n, sizeof(*w->k));
+	if (!w->ev || !w->sku || !w->loc || !w->k || atp_zipf_init(&z, skus, 1.0) < 0)
 		abort();
 	for (uint32_t i = 0; i < skus; i++)
 		snprintf(w->sku[i], sizeof(w->sku[i]), "SKU%07u", i % 10000000);
@@ -55,15 +85,19 @@ workload *workload_create(uint32_t skus, uint32_t locations, size_t n, uint64_t 
 		atp_event *e = &w->ev[i];
 		uint32_t s = atp_zipf_sample(&z, &g), l = (uint32_t)atp_prng_below(&g, locations);
 		uint64_t u = atp_prng_below(&g, 100);
+		keys *kb = &w->k[i];
 		e->event_id = i + 1;
-		e->sku = atp_str_of(w->sku[s], strlen(w->sku[s]));
-		e->location = atp_str_of(w->loc[l], strlen(w->loc[l]));
+		memcpy(kb->sku, w->sku[s], sizeof(kb->sku));
+		memcpy(kb->loc, w->loc[l], sizeof(kb->loc));
+		e->sku = atp_str_of(kb->sku, strlen(kb->sku));
+		e->location = atp_str_of(kb->loc, strlen(kb->loc));
 		e->qty = atp_prng_range(&g, 1, 3);
 		if (u < 45 || (u < 90 && n_open == 0)) {
 			e->type = ATP_EV_RESERVE;
 			e->expires_at = i + 600000; /* the event is at time i of pass 0 */
-			write_ref(w, i);
-			e->ref = atp_str_of(w->ref[i], REF_LEN - 1);
+			kb->reserve = (uint32_t)i;
+			write_ref(w, i, i);
+			e->ref = atp_str_of(kb->ref, REF_LEN - 1);
 			if (n_open < WINDOW)
 				open[n_open++] = i;
 			else
@@ -72,10 +106,7 @@ workload *workload_create(uint32_t skus, uint32_t locations, size_t n, uint64_t 
 			/* Pick a reservation from the window, a few thousand events later. */
 			size_t k = atp_prng_below(&g, n_open), r = open[k];
 			open[k] = open[--n_open];
-			*e = w->ev[r];
-			e->event_id = i + 1;
-			e->type = ATP_EV_PICK;
-			e->expires_at = 0;
+			follow_reservation(w, i, r, ATP_EV_PICK);
 		} else if (u < 95) {
 			e->type = ATP_EV_RECEIPT;
 			e->qty = atp_prng_range(&g, 20, 200);
@@ -93,15 +124,13 @@ workload *workload_create(uint32_t skus, uint32_t locations, size_t n, uint64_t 
 		} else if (n_open > 0) {
 			size_t k = atp_prng_below(&g, n_open), r = open[k];
 			open[k] = open[--n_open];
-			*e = w->ev[r];
-			e->event_id = i + 1;
-			e->type = ATP_EV_RELEASE;
-			e->expires_at = 0;
+			follow_reservation(w, i, r, ATP_EV_RELEASE);
 		} else {
 			e->type = ATP_EV_RECEIPT;
 		}
 		int src = e->type == ATP_EV_RESERVE || e->type == ATP_EV_RELEASE;
-		e->source = atp_str_of(src ? "oms" : "wms", 3);
+		memcpy(kb->source, src ? "oms" : "wms", 4);
+		e->source = atp_str_of(kb->source, 3);
 		e->seq = ++seq[src];
 	}
 	atp_zipf_free(&z);
@@ -113,7 +142,7 @@ void workload_destroy(workload *w)
 	free(w->ev);
 	free(w->sku);
 	free(w->loc);
-	free(w->ref);
+	free(w->k);
 	free(w);
 }
 
@@ -164,9 +193,9 @@ void workload_set_pass(workload *w, uint32_t pass)
 	for (size_t i = 0; i < w->n; i++) {
 		atp_event *e = &w->ev[i];
 		e->seq += (uint64_t)(step * per_source[e->source.ptr[0] == 'o']);
-		if (e->type == ATP_EV_RESERVE) {
-			write_ref(w, i);
+		if (e->ref.len)
+			write_ref(w, i, w->k[i].reserve);
+		if (e->type == ATP_EV_RESERVE)
 			e->expires_at += (uint64_t)(step * (int64_t)w->n);
-		}
 	}
 }

@@ -3,7 +3,9 @@
  * SKU popularity and the event mix of a day (about 45% RESERVE, 45% PICK
  * naming an earlier reservation, the rest receipts, adjusts, counts, holds,
  * unholds and releases), pre-generated so that generating costs nothing
- * inside the timed loop. Every event is valid and in sequence; each pass
+ * inside the timed loop. Each event's strings point into its own block of
+ * key bytes, laid out in event order as a shard worker's decoded frames
+ * hold them. Every event is valid and in sequence; each pass
  * over the array is made fresh by workload_next_pass() (new seqs, new
  * reservation ids), so the core never sees duplicates.
  */
