@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REF_LEN 16 /* "P0000-000000000": pass, then event index */
+#define REF_LEN 16 /* "P0000-000000000": pass, then the event index of the RESERVE */
 
 /*
  * An event's key bytes, one block per event in event order: as the shard

@@ -6,7 +6,7 @@
  * inside the timed loop. Each event's strings point into its own block of
  * key bytes, laid out in event order as a shard worker's decoded frames
  * hold them. Every event is valid and in sequence; each pass
- * over the array is made fresh by workload_next_pass() (new seqs, new
+ * over the array is made fresh by workload_set_pass() (new seqs, new
  * reservation ids), so the core never sees duplicates.
  */
 #ifndef ATP_BENCH_WORKLOAD_H
