@@ -6,7 +6,11 @@
  * (zero for a position that does not exist yet) and checks every limit;
  * commit, which cannot fail, interns the positions, writes the buckets back,
  * updates the reservation line and the source's high-water mark, and emits
- * deltas. atp_core_apply_batch() runs events through a prefetch pipeline
+ * deltas. The day's two big types, RESERVE and PICK, nearly always come
+ * from a known source, next in its sequence, for a known position: they
+ * take a shorter way that checks all of that first and then writes once
+ * (reserve_fast, pick_fast), and leave every other case to the two phases.
+ * atp_core_apply_batch() runs events through a prefetch pipeline
  * so that each event's table and line misses overlap earlier events' work.
  */
 #include "atp/core.h"
@@ -282,26 +286,32 @@ HOT int plan(const atp_core *c, const atp_event *ev, unsigned type, work *w, wor
 	return RARE(!still_in_bounds(type, p)) ? ATP_E_OVERFLOW : ATP_OK;
 }
 
-HOT void emit_delta(atp_core *c, const work *w, uint32_t source, uint64_t seq, atp_result *r)
+/* A delta for position id when its ATP went from old_atp to new_atp (nothing when it did not). */
+HOT void emit_change(atp_core *c, uint32_t id, int64_t old_atp, int64_t new_atp, uint32_t source, uint64_t seq,
+			atp_result *r)
 {
-	int64_t old_atp = buckets_atp(&w->before), new_atp = buckets_atp(&w->after);
 	if (old_atp == new_atp)
 		return;
 	c->stats.deltas++;
 	if (c->no_deltas)
 		return;
-	const atp_position *p = atp_table_get(c->table, w->id);
+	const atp_position *p = atp_table_get(c->table, id);
 	atp_delta *d = &r->deltas[r->n_deltas++];
 	*d = (atp_delta){
-		.sku = atp_str_of(atp_table_sku(c->table, w->id), p->sku_len),
-		.location = atp_str_of(atp_table_location(c->table, w->id), p->loc_len),
+		.sku = atp_str_of(atp_table_sku(c->table, id), p->sku_len),
+		.location = atp_str_of(atp_table_location(c->table, id), p->loc_len),
 		.old_atp = old_atp,
 		.new_atp = new_atp,
 		.version = p->version,
 		.seq = seq,
-		.pos = w->id,
+		.pos = id,
 		.source = source,
 	};
+}
+
+HOT void emit_delta(atp_core *c, const work *w, uint32_t source, uint64_t seq, atp_result *r)
+{
+	emit_change(c, w->id, buckets_atp(&w->before), buckets_atp(&w->after), source, seq, r);
 }
 
 void atp_core_set_deltas(atp_core *c, bool on)
@@ -326,31 +336,41 @@ HOT void commit_position(atp_core *c, work *w, atp_str sku)
 		store_buckets(c, w);
 }
 
+/* The line of a RESERVE (its key absent, at slot where), open with what was confirmed, or closed unfilled. */
+HOT void create_line(atp_core *c, const atp_event *ev, uint32_t where, uint64_t hash, uint32_t pos, int64_t confirmed)
+{
+	uint32_t id = atp_lines_add_where(c->lines, where, hash, ev->ref, pos);
+	assert(id != ATP_LINE_NONE);
+	atp_line *ln = atp_lines_at(c->lines, id);
+	ln->requested = ev->qty;
+	ln->confirmed = confirmed;
+	ln->remaining = confirmed;
+	ln->releasable = (ev->flags & ATP_EVF_RELEASABLE) != 0;
+	if (confirmed > 0)
+		atp_lines_open(c->lines, id, ev->expires_at);
+	else
+		atp_lines_close(c->lines, id, ATP_LINE_UNFILLED, c->now);
+}
+
+/* take units (at most its remaining) leave open line id, which closes in state when none remain. */
+HOT void take_from_line(atp_core *c, uint32_t id, int64_t take, enum atp_line_state state)
+{
+	atp_line *ln = atp_lines_at(c->lines, id);
+	ln->remaining -= take;
+	assert(ln->remaining >= 0);
+	if (ln->remaining == 0)
+		atp_lines_close(c->lines, id, state, c->now);
+}
+
 HOT void commit_line(atp_core *c, const atp_event *ev, unsigned type, const work *w, const line_plan *lp,
 			const atp_result *r)
 {
 	if (lp->create) {
-		uint32_t id = atp_lines_add_where(c->lines, lp->where, lp->hash, ev->ref, w->id);
-		assert(id != ATP_LINE_NONE);
-		atp_line *ln = atp_lines_at(c->lines, id);
-		ln->requested = ev->qty;
-		ln->confirmed = r->confirmed;
-		ln->remaining = r->confirmed;
-		ln->releasable = (ev->flags & ATP_EVF_RELEASABLE) != 0;
-		if (r->confirmed > 0)
-			atp_lines_open(c->lines, id, ev->expires_at);
-		else
-			atp_lines_close(c->lines, id, ATP_LINE_UNFILLED, c->now);
+		create_line(c, ev, lp->where, lp->hash, w->id, r->confirmed);
 		return;
 	}
-	if (lp->take == 0)
-		return;
-	atp_line *ln = atp_lines_at(c->lines, lp->id);
-	ln->remaining -= lp->take;
-	assert(ln->remaining >= 0);
-	if (ln->remaining == 0)
-		atp_lines_close(c->lines, lp->id,
-				type == ATP_EV_PICK ? ATP_LINE_CONSUMED : ATP_LINE_RELEASED, c->now);
+	if (lp->take)
+		take_from_line(c, lp->id, lp->take, type == ATP_EV_PICK ? ATP_LINE_CONSUMED : ATP_LINE_RELEASED);
 }
 
 HOT void count_applied(atp_core *c, unsigned type, const atp_result *r)
@@ -579,6 +599,104 @@ HOT int apply_as(atp_core *c, const atp_event *ev, unsigned type, event_hash h, 
 	return r->status = ATP_OK;
 }
 
+/*
+ * The day's two big types the way they nearly always come: from a known
+ * source, next in its sequence, for a position that exists. Each effect
+ * is computed once, on the position itself, without the general way's
+ * plan on copies of four buckets. Anything else (a new source or
+ * position, a duplicate or a gap, a retried RESERVE, a ref whose bytes
+ * are bad, a full store, a bucket near its bound) returns false before
+ * anything is written, and the event goes the general way (apply_as),
+ * which decides it: the two ways answer alike for every event they both
+ * take.
+ */
+
+/* The known source of ev, when ev is next in its sequence; else entry NULL. */
+HOT known_source next_in_source(atp_core *c, const atp_event *ev)
+{
+	known_source src = source_of(c, ev->source);
+	if (src.entry) {
+		uint64_t hwm = src.entry->hwm;
+		if (RARE(ev->seq <= hwm || (ev->seq != hwm + 1 && !c->sparse_seq)))
+			src.entry = NULL;
+	}
+	return src;
+}
+
+/* The result of an applied event, but for its deltas. */
+HOT void result_applied(atp_result *r, const atp_event *ev, uint32_t flags, int64_t confirmed, int64_t moved)
+{
+	r->status = ATP_OK;
+	r->flags = flags;
+	r->expected_seq = ev->seq + 1;
+	r->requested = ev->type == ATP_EV_RESERVE ? ev->qty : 0;
+	r->confirmed = confirmed;
+	r->moved = moved;
+	r->variance = 0;
+	r->n_deltas = 0;
+}
+
+HOT bool reserve_fast(atp_core *c, const atp_event *ev, event_hash h, atp_result *r)
+{
+	known_source src = next_in_source(c, ev);
+	if (RARE(!src.entry))
+		return false;
+	uint32_t id = atp_table_find(c->table, h.pos, ev->sku, ev->location), where;
+	if (RARE(id == ATP_POS_NONE) ||
+	    RARE(atp_lines_find_where(c->lines, h.line, ev->ref, id, &where) != ATP_LINE_NONE) ||
+	    RARE(!atp_str_check(ev->ref, ATP_REF_MAX)) ||
+	    RARE(atp_lines_count(c->lines) == atp_lines_capacity(c->lines)))
+		return false;
+	atp_position *p = atp_table_at(c->table, id);
+	int64_t atp = atp_position_atp(p), q = ev->qty;
+	int64_t confirmed = atp >= q ? q : (ev->flags & ATP_EVF_PARTIAL) ? atp : 0;
+	result_applied(r, ev, confirmed > 0 && confirmed < q ? ATP_RF_PARTIAL : 0, confirmed, 0);
+	src.entry->hwm = ev->seq;
+	if (confirmed > 0)
+		atp_position_store(p, p->on_hand, p->held, p->reserved + confirmed, p->safety_stock);
+	create_line(c, ev, where, h.line, id, confirmed);
+	emit_change(c, id, atp, atp - confirmed, src.id, ev->seq, r);
+	count_applied(c, ATP_EV_RESERVE, r);
+	return true;
+}
+
+HOT bool pick_fast(atp_core *c, const atp_event *ev, event_hash h, atp_result *r)
+{
+	known_source src = next_in_source(c, ev);
+	if (RARE(!src.entry))
+		return false;
+	uint32_t id = atp_table_find(c->table, h.pos, ev->sku, ev->location), where;
+	if (RARE(id == ATP_POS_NONE))
+		return false;
+	uint32_t line = ATP_LINE_NONE;
+	int64_t take = 0;
+	if (ev->ref.len) {
+		line = atp_lines_find_where(c->lines, h.line, ev->ref, id, &where);
+		const atp_line *ln = line == ATP_LINE_NONE ? NULL : atp_lines_get(c->lines, line);
+		if (ln && ln->state == ATP_LINE_OPEN)
+			take = min64(ev->qty, ln->remaining);
+		else if (RARE(!ln && !atp_str_check(ev->ref, ATP_REF_MAX)))
+			return false;
+		else
+			line = ATP_LINE_NONE;
+	}
+	atp_position *p = atp_table_at(c->table, id);
+	int64_t on_hand = p->on_hand - ev->qty, reserved = p->reserved - take, held = p->held;
+	if (RARE(on_hand < -ATP_BUCKET_MAX || reserved < 0))
+		return false;
+	uint32_t flags = (ev->ref.len && line == ATP_LINE_NONE ? ATP_RF_NO_LINE : 0) |
+			 (on_hand < 0 ? ATP_RF_NEGATIVE : 0) | (reserved > on_hand - held ? ATP_RF_SHORT : 0);
+	result_applied(r, ev, flags, 0, take);
+	src.entry->hwm = ev->seq;
+	int64_t old_atp = atp_position_atp(p);
+	atp_position_store(p, on_hand, held, reserved, p->safety_stock);
+	if (take)
+		take_from_line(c, line, take, ATP_LINE_CONSUMED);
+	emit_change(c, id, old_atp, atp_position_atp(p), src.id, ev->seq, r);
+	count_applied(c, ATP_EV_PICK, r);
+	return true;
+}
+
 /* The rare types, out of line: the two big types' code stays small and together. */
 static __attribute__((noinline)) int apply_other(atp_core *c, const atp_event *ev, event_hash h, int shape,
 						 atp_result *r)
@@ -598,9 +716,13 @@ HOT int apply_hashed(atp_core *c, const atp_event *ev, event_hash h, int shape, 
 {
 	switch (ev->type) {
 	case ATP_EV_RESERVE:
-		return apply_as(c, ev, ATP_EV_RESERVE, h, shape, r);
+		if (RARE(shape) || !reserve_fast(c, ev, h, r))
+			return apply_as(c, ev, ATP_EV_RESERVE, h, shape, r);
+		return ATP_OK;
 	case ATP_EV_PICK:
-		return apply_as(c, ev, ATP_EV_PICK, h, shape, r);
+		if (RARE(shape) || !pick_fast(c, ev, h, r))
+			return apply_as(c, ev, ATP_EV_PICK, h, shape, r);
+		return ATP_OK;
 	default:
 		return apply_other(c, ev, h, shape, r);
 	}

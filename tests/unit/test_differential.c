@@ -42,7 +42,14 @@ typedef struct mresult {
 	int64_t confirmed, moved;
 	int n_changed_atp;
 	uint32_t exceptions;  /* ATP_RF_NEGATIVE, ATP_RF_SHORT of the event's own position */
+	uint32_t outcome;     /* ATP_RF_PARTIAL, _REPLAYED, _MISMATCH, _NO_LINE, _CLAMPED */
+	uint64_t expected_seq;
+	int64_t requested;
+	int64_t old_atp, new_atp;  /* of the event's own position */
 } mresult;
+
+/* The result flags the model decides. */
+#define M_FLAGS (ATP_RF_NEGATIVE | ATP_RF_SHORT | ATP_RF_PARTIAL | ATP_RF_REPLAYED | ATP_RF_MISMATCH | ATP_RF_NO_LINE | ATP_RF_CLAMPED)
 
 static int64_t m_atp(const mpos *p)
 {
@@ -94,6 +101,7 @@ static mresult m_apply(model *m, int type, int src, uint64_t seq, int sku, int l
 		r.status = ATP_E_TO_LOCATION;
 		return r;
 	}
+	r.expected_seq = m->hwm[src] + 1;
 	if (seq <= m->hwm[src]) {
 		r.status = ATP_DUPLICATE;
 		return r;
@@ -103,9 +111,12 @@ static mresult m_apply(model *m, int type, int src, uint64_t seq, int sku, int l
 		return r;
 	}
 	m->hwm[src] = seq;
+	r.expected_seq = seq + 1;
 	mpos *p = &m->pos[sku][loc];
-	if (type == ATP_EV_RELEASE && !p->exists)
+	if (type == ATP_EV_RELEASE && !p->exists) {
+		r.outcome = ATP_RF_NO_LINE;
 		return r;
+	}
 	mpos before = *p, before_to = m->pos[sku][to < 0 ? 0 : to];
 	p->exists = true;
 	mline *l = ref >= 0 ? m_find_line(m, ref, sku, loc) : NULL;
@@ -118,11 +129,13 @@ static mresult m_apply(model *m, int type, int src, uint64_t seq, int sku, int l
 		int64_t free_units = p->on_hand - p->held > 0 ? p->on_hand - p->held : 0;
 		r.moved = qty < free_units ? qty : free_units;
 		p->held += r.moved;
+		r.outcome = r.moved < qty ? ATP_RF_CLAMPED : 0;
 		break;
 	}
 	case ATP_EV_UNHOLD:
 		r.moved = qty < p->held ? qty : p->held;
 		p->held -= r.moved;
+		r.outcome = r.moved < qty ? ATP_RF_CLAMPED : 0;
 		break;
 	case ATP_EV_PICK:
 		if (l && l->state == ATP_LINE_OPEN) {
@@ -131,6 +144,8 @@ static mresult m_apply(model *m, int type, int src, uint64_t seq, int sku, int l
 			p->reserved -= r.moved;
 			if (l->remaining == 0)
 				m_close(m, l, ATP_LINE_CONSUMED);
+		} else if (ref >= 0) {
+			r.outcome = ATP_RF_NO_LINE;
 		}
 		p->on_hand -= qty;
 		break;
@@ -140,12 +155,15 @@ static mresult m_apply(model *m, int type, int src, uint64_t seq, int sku, int l
 		m->pos[sku][to].on_hand += qty;
 		break;
 	case ATP_EV_RESERVE:
+		r.requested = qty;
 		if (l) {
 			r.confirmed = l->confirmed;
+			r.outcome = ATP_RF_REPLAYED | (l->requested != qty ? ATP_RF_MISMATCH : 0);
 			break;
 		}
 		int64_t atp = m_atp(p);
 		r.confirmed = atp >= qty ? qty : partial ? atp : 0;
+		r.outcome = r.confirmed > 0 && r.confirmed < qty ? ATP_RF_PARTIAL : 0;
 		p->reserved += r.confirmed;
 		l = &m->line[m->n_lines++];
 		*l = (mline){ .exists = true, .ref = ref, .sku = sku, .loc = loc, .requested = qty,
@@ -160,6 +178,8 @@ static mresult m_apply(model *m, int type, int src, uint64_t seq, int sku, int l
 			p->reserved -= l->remaining;
 			l->remaining = 0;
 			m_close(m, l, ATP_LINE_RELEASED);
+		} else {
+			r.outcome = ATP_RF_NO_LINE;
 		}
 		break;
 	}
@@ -169,6 +189,8 @@ static mresult m_apply(model *m, int type, int src, uint64_t seq, int sku, int l
 		r.exceptions |= ATP_RF_NEGATIVE; /* an oversell */
 	if (changed && p->reserved > p->on_hand - p->held)
 		r.exceptions |= ATP_RF_SHORT;    /* promised more than is free */
+	r.old_atp = m_atp(&before);
+	r.new_atp = m_atp(p);
 	r.n_changed_atp = (m_atp(&before) != m_atp(p)) +
 			  (type == ATP_EV_TRANSFER && m_atp(&before_to) != m_atp(&m->pos[sku][to]));
 	return r;
@@ -294,16 +316,31 @@ static void run(uint64_t seed, int steps, bool batched)
 			cr_assert_eq(res[i].status, want[i].status, "seed %llu step %d: %s status %s, model %s",
 				     (unsigned long long)seed, step + i, atp_event_type_name(evs[i].type),
 				     atp_status_name(res[i].status), atp_status_name(want[i].status));
+			if (res[i].status == ATP_DUPLICATE || res[i].status == ATP_E_GAP)
+				cr_assert_eq(res[i].expected_seq, want[i].expected_seq, "seed %llu step %d: expected seq",
+					     (unsigned long long)seed, step + i);
 			if (res[i].status != ATP_OK)
 				continue;
+			cr_assert_eq(res[i].expected_seq, want[i].expected_seq, "seed %llu step %d: expected seq",
+				     (unsigned long long)seed, step + i);
+			cr_assert_eq(res[i].requested, want[i].requested, "seed %llu step %d: requested",
+				     (unsigned long long)seed, step + i);
 			cr_assert_eq(res[i].confirmed, want[i].confirmed, "seed %llu step %d: confirmed", (unsigned long long)seed, step + i);
 			cr_assert_eq(res[i].moved, want[i].moved, "seed %llu step %d: moved",
 				     (unsigned long long)seed, step + i);
-			cr_assert_eq(res[i].flags & (ATP_RF_NEGATIVE | ATP_RF_SHORT), want[i].exceptions,
-				     "seed %llu step %d: %s exception flags", (unsigned long long)seed, step + i,
-				     atp_event_type_name(evs[i].type));
+			cr_assert_eq(res[i].flags & M_FLAGS, want[i].exceptions | want[i].outcome,
+				     "seed %llu step %d: %s flags %#x, model %#x", (unsigned long long)seed, step + i,
+				     atp_event_type_name(evs[i].type), res[i].flags, want[i].exceptions | want[i].outcome);
 			cr_assert_eq(res[i].n_deltas, (uint32_t)want[i].n_changed_atp, "seed %llu step %d: deltas",
 				     (unsigned long long)seed, step + i);
+			const atp_delta *d = &res[i].deltas[0];
+			if (res[i].n_deltas && want[i].old_atp != want[i].new_atp) { /* the event's own position first */
+				cr_assert(d->old_atp == want[i].old_atp && d->new_atp == want[i].new_atp && d->seq == evs[i].seq &&
+						  atp_str_cmp(d->sku, evs[i].sku) == 0 && atp_str_cmp(d->location, evs[i].location) == 0,
+					  "seed %llu step %d: delta %lld -> %lld, model %lld -> %lld", (unsigned long long)seed,
+					  step + i, (long long)d->old_atp, (long long)d->new_atp, (long long)want[i].old_atp,
+					  (long long)want[i].new_atp);
+			}
 		}
 		compare_positions(c, m, seed, step);
 		now += atp_prng_below(&g, 60);

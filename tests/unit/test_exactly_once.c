@@ -95,6 +95,33 @@ Test(exactly_once, a_refused_event_does_not_consume_its_seq)
 	atp_core_destroy(c);
 }
 
+/* A shard's core (sparse_seq) sees some of each source's seqs: they need only increase. */
+Test(exactly_once, sparse_sequences_need_only_increase)
+{
+	atp_core_config cfg = atp_core_config_default();
+	cfg.max_positions = 8;
+	cfg.max_lines = 8;
+	cfg.max_sources = 4;
+	cfg.sparse_seq = true;
+	atp_core *c = atp_core_create(&cfg);
+	atp_result r;
+	atp_event ev[] = { ev_of(ATP_EV_RECEIPT, 3, "S", "L", 10), ev_ref(ATP_EV_RESERVE, 7, "S", "L", 4, "A"),
+			   ev_ref(ATP_EV_PICK, 20, "S", "L", 3, "A") };
+	for (size_t i = 0; i < 3; i++) {
+		cr_assert_eq(atp_core_apply(c, &ev[i], &r), ATP_OK, "%s", atp_event_type_name(ev[i].type));
+		cr_assert_eq(r.expected_seq, ev[i].seq + 1);
+	}
+	cr_assert_eq(r.moved, 3);
+	atp_event old = ev_ref(ATP_EV_PICK, 19, "S", "L", 1, "A"), same = ev_ref(ATP_EV_RESERVE, 20, "S", "L", 1, "B");
+	cr_assert_eq(atp_core_apply(c, &old, &r), ATP_DUPLICATE);
+	cr_assert_eq(r.expected_seq, 21);
+	cr_assert_eq(atp_core_apply(c, &same, &r), ATP_DUPLICATE);
+	const atp_position *p = pos_of(c, "S", "L");
+	cr_assert(p->on_hand == 7 && p->reserved == 1);
+	cr_assert_eq(atp_core_hwm(c, S("wms")), 20);
+	atp_core_destroy(c);
+}
+
 Test(exactly_once, batch_apply_equals_one_by_one)
 {
 	atp_core *one = small_core(64, 64, 4), *batch = small_core(64, 64, 4);

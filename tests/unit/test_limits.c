@@ -121,6 +121,33 @@ Test(bad_input, control_bytes_in_strings)
 }
 
 /*
+ * A ref's bytes are checked when it names no line yet, whatever else is
+ * known: the source and the position here are, and the refusal leaves
+ * them as they were.
+ */
+Test(bad_input, control_bytes_in_a_ref_at_a_known_position)
+{
+	atp_core *c = small_core(8, 8, 4);
+	atp_result r;
+	atp_event ev = ev_of(ATP_EV_RECEIPT, 1, "S", "L", 10);
+	cr_assert_eq(atp_core_apply(c, &ev, &r), ATP_OK);
+	atp_event bad[] = { ev_ref(ATP_EV_RESERVE, 2, "S", "L", 1, "A\x01B"),
+			    ev_ref(ATP_EV_PICK, 2, "S", "L", 1, "A\x7f"),
+			    ev_ref(ATP_EV_RELEASE, 2, "S", "L", 0, "\tA") };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(atp_core_apply(c, &bad[i], &r), ATP_E_REF, "%s", atp_event_type_name(bad[i].type));
+		atp_core_apply_batch(c, &bad[i], 1, &r);
+		cr_assert_eq(r.status, ATP_E_REF, "%s in a batch", atp_event_type_name(bad[i].type));
+	}
+	const atp_position *p = pos_of(c, "S", "L");
+	cr_assert(p->on_hand == 10 && p->reserved == 0 && p->version == 1);
+	cr_assert_eq(atp_core_hwm(c, S("wms")), 1);
+	cr_assert_eq(atp_lines_count(atp_core_lines(c)), 0);
+	cr_assert_eq(atp_core_stats_get(c)->refused, 6);
+	atp_core_destroy(c);
+}
+
+/*
  * Events of type and ATP_QTY_MAX to S/L until one is refused, or one past
  * the count that takes a bucket across ATP_BUCKET_MAX; the last one's code.
  */
