@@ -49,7 +49,8 @@ typedef struct mresult {
 } mresult;
 
 /* The result flags the model decides. */
-#define M_FLAGS (ATP_RF_NEGATIVE | ATP_RF_SHORT | ATP_RF_PARTIAL | ATP_RF_REPLAYED | ATP_RF_MISMATCH | ATP_RF_NO_LINE | ATP_RF_CLAMPED)
+#define M_FLAGS \
+	(ATP_RF_NEGATIVE | ATP_RF_SHORT | ATP_RF_PARTIAL | ATP_RF_REPLAYED | ATP_RF_MISMATCH | ATP_RF_NO_LINE | ATP_RF_CLAMPED)
 
 static int64_t m_atp(const mpos *p)
 {
