@@ -665,13 +665,13 @@ HOT bool pick_fast(atp_core *c, const atp_event *ev, event_hash h, atp_result *r
 	known_source src = next_in_source(c, ev);
 	if (RARE(!src.entry))
 		return false;
-	uint32_t id = atp_table_find(c->table, h.pos, ev->sku, ev->location), where;
+	uint32_t id = atp_table_find(c->table, h.pos, ev->sku, ev->location);
 	if (RARE(id == ATP_POS_NONE))
 		return false;
 	uint32_t line = ATP_LINE_NONE;
 	int64_t take = 0;
 	if (ev->ref.len) {
-		line = atp_lines_find_where(c->lines, h.line, ev->ref, id, &where);
+		line = atp_lines_find(c->lines, h.line, ev->ref, id);
 		const atp_line *ln = line == ATP_LINE_NONE ? NULL : atp_lines_get(c->lines, line);
 		if (ln && ln->state == ATP_LINE_OPEN)
 			take = min64(ev->qty, ln->remaining);
