@@ -10,8 +10,8 @@
  *     arrays of 1 MiB to 256 MiB (huge pages asked for): where the
  *     latency jumps is the cache this core effectively has;
  *   - random cache lines per second with 16 independent chases through
- *     256 MiB: the ceiling on misses per second however well prefetched;
- *   - sequential read bandwidth over 256 MiB.
+ *     each array: the ceiling on misses per second however well prefetched;
+ *   - sequential read bandwidth over the largest array's size.
  * Usage: bench_mem_probe [MAX_MIB]   (default 256, at least 1)
  * A probe, not a test: nothing is asserted.
  */

@@ -17,30 +17,12 @@
 
 #include "atp/bytes.h"
 #include "atp/limits.h"
+#include "core_state.h"
 #include "strcheck.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* A source as an event names it: its id and entry, or ATP_SOURCE_NONE and NULL when it is new. */
-typedef struct known_source {
-	uint32_t id;
-	atp_source *entry;  /* entries never move */
-} known_source;
-
-struct atp_core {
-	atp_table *table;
-	atp_lines *lines;
-	atp_sources *sources;
-	uint64_t now;
-	uint64_t retention;
-	bool sparse_seq;
-	bool no_deltas;              /* results carry no deltas (they are still counted) */
-	known_source recent_sources[2];  /* two sources seen lately (see source_of) */
-	uint32_t recent_victim;      /* which of them a miss replaces */
-	atp_core_stats stats;
-};
 
 /* The buckets of a position: what an event plans on. */
 typedef struct buckets {
@@ -207,6 +189,25 @@ static int64_t min64(int64_t a, int64_t b)
 	return a < b ? a : b;
 }
 
+/* What a new RESERVE confirms from atp: all of its qty, or (partial allowed) what atp covers, or nothing. */
+HOT int64_t confirm_from(int64_t atp, const atp_event *ev)
+{
+	return atp >= ev->qty ? ev->qty : (ev->flags & ATP_EVF_PARTIAL) ? atp : 0;
+}
+
+/* ATP_RF_PARTIAL when a RESERVE of qty confirmed neither all nor nothing. */
+HOT uint32_t partial_flag(int64_t confirmed, int64_t qty)
+{
+	return confirmed > 0 && confirmed < qty ? ATP_RF_PARTIAL : 0;
+}
+
+/* The exceptions a changed position's buckets show: on_hand gone (further) below zero, more reserved than free. */
+HOT uint32_t stock_flags(int64_t on_hand_before, int64_t on_hand, int64_t held, int64_t reserved)
+{
+	return (on_hand < 0 && on_hand < on_hand_before ? ATP_RF_NEGATIVE : 0) |
+	       (reserved > on_hand - held ? ATP_RF_SHORT : 0);
+}
+
 /* Decide the effect of ev on w (and to for TRANSFER); no state is written. */
 HOT int plan(const atp_core *c, const atp_event *ev, unsigned type, work *w, work *to, line_plan *lp, atp_result *r)
 {
@@ -261,9 +262,8 @@ HOT int plan(const atp_core *c, const atp_event *ev, unsigned type, work *w, wor
 		if (RARE(atp_lines_count(c->lines) == atp_lines_capacity(c->lines)))
 			return ATP_E_LINES_FULL;
 		int64_t atp = buckets_atp(p);
-		r->confirmed = atp >= ev->qty ? ev->qty : (ev->flags & ATP_EVF_PARTIAL) ? atp : 0;
-		if (r->confirmed > 0 && r->confirmed < ev->qty)
-			r->flags |= ATP_RF_PARTIAL;
+		r->confirmed = confirm_from(atp, ev);
+		r->flags |= partial_flag(r->confirmed, ev->qty);
 		p->reserved += r->confirmed;
 		lp->create = true;
 		break;
@@ -416,14 +416,9 @@ HOT void count_applied(atp_core *c, unsigned type, const atp_result *r)
  */
 HOT uint32_t exception_flags(unsigned type, const work *w)
 {
-	uint32_t f = 0;
 	if (type == ATP_EV_RESERVE || !changed(w))
 		return 0;
-	if (w->after.on_hand < 0 && w->after.on_hand < w->before.on_hand)
-		f |= ATP_RF_NEGATIVE;
-	if (w->after.reserved > w->after.on_hand - w->after.held)
-		f |= ATP_RF_SHORT;
-	return f;
+	return stock_flags(w->before.on_hand, w->after.on_hand, w->after.held, w->after.reserved);
 }
 
 static int refuse(atp_core *c, atp_result *r, int status)
@@ -649,8 +644,8 @@ HOT bool reserve_fast(atp_core *c, const atp_event *ev, event_hash h, atp_result
 		return false;
 	atp_position *p = atp_table_at(c->table, id);
 	int64_t atp = atp_position_atp(p), q = ev->qty;
-	int64_t confirmed = atp >= q ? q : (ev->flags & ATP_EVF_PARTIAL) ? atp : 0;
-	result_applied(r, ev, confirmed > 0 && confirmed < q ? ATP_RF_PARTIAL : 0, confirmed, 0);
+	int64_t confirmed = confirm_from(atp, ev);
+	result_applied(r, ev, partial_flag(confirmed, q), confirmed, 0);
 	src.entry->hwm = ev->seq;
 	if (confirmed > 0)
 		atp_position_store(p, p->on_hand, p->held, p->reserved + confirmed, p->safety_stock);
@@ -685,7 +680,7 @@ HOT bool pick_fast(atp_core *c, const atp_event *ev, event_hash h, atp_result *r
 	if (RARE(on_hand < -ATP_BUCKET_MAX || reserved < 0))
 		return false;
 	uint32_t flags = (ev->ref.len && line == ATP_LINE_NONE ? ATP_RF_NO_LINE : 0) |
-			 (on_hand < 0 ? ATP_RF_NEGATIVE : 0) | (reserved > on_hand - held ? ATP_RF_SHORT : 0);
+			 stock_flags(p->on_hand, on_hand, held, reserved);
 	result_applied(r, ev, flags, 0, take);
 	src.entry->hwm = ev->seq;
 	int64_t old_atp = atp_position_atp(p);
@@ -860,144 +855,4 @@ size_t atp_core_expire(atp_core *c, uint64_t now, atp_delta *out, size_t max_lin
 	if (c->now > c->retention)
 		c->stats.lines_purged += atp_lines_purge(c->lines, c->now - c->retention);
 	return n;
-}
-
-const atp_position *atp_core_find(const atp_core *c, atp_str sku, atp_str location)
-{
-	if (!atp_str_valid(sku, ATP_SKU_MAX) || !atp_str_valid(location, ATP_LOC_MAX))
-		return NULL;
-	uint32_t id = atp_table_find(c->table, atp_position_hash(atp_sku_hash(sku), location), sku, location);
-	return id == ATP_POS_NONE ? NULL : atp_table_get(c->table, id);
-}
-
-bool atp_core_read(const atp_core *c, atp_str sku, atp_str location, atp_position_view *out)
-{
-	if (!sku.len || sku.len > ATP_SKU_MAX || !location.len || location.len > ATP_LOC_MAX)
-		return false;
-	return atp_table_read(c->table, atp_position_hash(atp_sku_hash(sku), location), sku, location, out);
-}
-
-const atp_line *atp_core_find_line(const atp_core *c, atp_str ref, atp_str sku, atp_str location)
-{
-	if (!atp_str_valid(ref, ATP_REF_MAX) || !atp_str_valid(sku, ATP_SKU_MAX) ||
-	    !atp_str_valid(location, ATP_LOC_MAX))
-		return NULL;
-	uint64_t pos_hash = atp_position_hash(atp_sku_hash(sku), location);
-	uint32_t pos = atp_table_find(c->table, pos_hash, sku, location);
-	if (pos == ATP_POS_NONE)
-		return NULL;
-	uint32_t id = atp_lines_find(c->lines, atp_line_hash(ref, pos_hash), ref, pos);
-	return id == ATP_LINE_NONE ? NULL : atp_lines_get(c->lines, id);
-}
-
-uint64_t atp_core_hwm(const atp_core *c, atp_str source)
-{
-	if (!atp_str_valid(source, ATP_SOURCE_MAX))
-		return 0;
-	uint32_t id = atp_sources_find(c->sources, source);
-	return id == ATP_SOURCE_NONE ? 0 : atp_sources_get(c->sources, id)->hwm;
-}
-
-uint64_t atp_core_now(const atp_core *c)
-{
-	return c->now;
-}
-
-const atp_table *atp_core_table(const atp_core *c)
-{
-	return c->table;
-}
-
-const atp_lines *atp_core_lines(const atp_core *c)
-{
-	return c->lines;
-}
-
-const atp_sources *atp_core_sources(const atp_core *c)
-{
-	return c->sources;
-}
-
-const atp_core_stats *atp_core_stats_get(const atp_core *c)
-{
-	return &c->stats;
-}
-
-/* ---- restoring a snapshot ---- */
-
-static bool bucket_ok(int64_t v, int64_t min)
-{
-	return v >= min && v <= ATP_BUCKET_MAX;
-}
-
-int atp_core_restore_source(atp_core *c, atp_str name, uint64_t hwm)
-{
-	if (!atp_str_valid(name, ATP_SOURCE_MAX))
-		return ATP_E_SOURCE;
-	if (atp_sources_find(c->sources, name) != ATP_SOURCE_NONE)
-		return ATP_E_INVAL;
-	uint32_t id = atp_sources_intern(c->sources, name);
-	if (id == ATP_SOURCE_NONE)
-		return ATP_E_SOURCES_FULL;
-	atp_sources_at(c->sources, id)->hwm = hwm;
-	return ATP_OK;
-}
-
-int atp_core_restore_position(atp_core *c, atp_str sku, atp_str location, const atp_position *v)
-{
-	if (!atp_str_valid(sku, ATP_SKU_MAX))
-		return ATP_E_SKU;
-	if (!atp_str_valid(location, ATP_LOC_MAX))
-		return ATP_E_LOCATION;
-	if (!bucket_ok(v->on_hand, -ATP_BUCKET_MAX) || !bucket_ok(v->held, 0) || !bucket_ok(v->reserved, 0) ||
-	    !bucket_ok(v->safety_stock, 0))
-		return ATP_E_OVERFLOW;
-	uint64_t h = atp_position_hash(atp_sku_hash(sku), location);
-	if (atp_table_find(c->table, h, sku, location) != ATP_POS_NONE)
-		return ATP_E_INVAL;
-	uint32_t id = atp_table_intern(c->table, h, sku, location);
-	if (id == ATP_POS_NONE)
-		return ATP_E_POSITIONS_FULL;
-	atp_position *p = atp_table_at(c->table, id);
-	p->on_hand = v->on_hand;
-	p->held = v->held;
-	p->reserved = v->reserved;
-	p->safety_stock = v->safety_stock;
-	p->version = v->version;
-	return ATP_OK;
-}
-
-int atp_core_restore_line(atp_core *c, atp_str ref, uint32_t pos, const atp_line_values *v)
-{
-	if (!atp_str_valid(ref, ATP_REF_MAX))
-		return ATP_E_REF;
-	bool open = v->state == ATP_LINE_OPEN;
-	if (v->state < ATP_LINE_OPEN || v->state > ATP_LINE_UNFILLED || v->requested <= 0 ||
-	    v->requested > ATP_QTY_MAX || v->confirmed < 0 || v->confirmed > v->requested || v->remaining < 0 ||
-	    v->remaining > v->confirmed || open != (v->remaining > 0))
-		return ATP_E_INVAL;
-	if (pos >= atp_table_count(c->table))
-		return ATP_E_INVAL;
-	uint64_t ph = atp_table_get(c->table, pos)->hash;
-	uint64_t h = atp_line_hash(ref, ph);
-	if (atp_lines_find(c->lines, h, ref, pos) != ATP_LINE_NONE)
-		return ATP_E_INVAL;
-	uint32_t id = atp_lines_add(c->lines, h, ref, pos);
-	if (id == ATP_LINE_NONE)
-		return ATP_E_LINES_FULL;
-	atp_line *ln = atp_lines_at(c->lines, id);
-	ln->requested = v->requested;
-	ln->confirmed = v->confirmed;
-	ln->remaining = v->remaining;
-	ln->releasable = v->releasable;
-	if (open)
-		atp_lines_open(c->lines, id, v->expires_at);
-	else
-		atp_lines_close(c->lines, id, (enum atp_line_state)v->state, v->closed_at);
-	return ATP_OK;
-}
-
-void atp_core_restore_now(atp_core *c, uint64_t now)
-{
-	c->now = now;
 }

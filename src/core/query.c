@@ -1,0 +1,66 @@
+/* query.c — reading a core: positions, lines, high-water marks, stats (see atp/core.h). */
+#include "atp/core.h"
+
+#include "atp/limits.h"
+#include "core_state.h"
+
+const atp_position *atp_core_find(const atp_core *c, atp_str sku, atp_str location)
+{
+	if (!atp_str_valid(sku, ATP_SKU_MAX) || !atp_str_valid(location, ATP_LOC_MAX))
+		return NULL;
+	uint32_t id = atp_table_find(c->table, atp_position_hash(atp_sku_hash(sku), location), sku, location);
+	return id == ATP_POS_NONE ? NULL : atp_table_get(c->table, id);
+}
+
+bool atp_core_read(const atp_core *c, atp_str sku, atp_str location, atp_position_view *out)
+{
+	if (!sku.len || sku.len > ATP_SKU_MAX || !location.len || location.len > ATP_LOC_MAX)
+		return false;
+	return atp_table_read(c->table, atp_position_hash(atp_sku_hash(sku), location), sku, location, out);
+}
+
+const atp_line *atp_core_find_line(const atp_core *c, atp_str ref, atp_str sku, atp_str location)
+{
+	if (!atp_str_valid(ref, ATP_REF_MAX) || !atp_str_valid(sku, ATP_SKU_MAX) ||
+	    !atp_str_valid(location, ATP_LOC_MAX))
+		return NULL;
+	uint64_t pos_hash = atp_position_hash(atp_sku_hash(sku), location);
+	uint32_t pos = atp_table_find(c->table, pos_hash, sku, location);
+	if (pos == ATP_POS_NONE)
+		return NULL;
+	uint32_t id = atp_lines_find(c->lines, atp_line_hash(ref, pos_hash), ref, pos);
+	return id == ATP_LINE_NONE ? NULL : atp_lines_get(c->lines, id);
+}
+
+uint64_t atp_core_hwm(const atp_core *c, atp_str source)
+{
+	if (!atp_str_valid(source, ATP_SOURCE_MAX))
+		return 0;
+	uint32_t id = atp_sources_find(c->sources, source);
+	return id == ATP_SOURCE_NONE ? 0 : atp_sources_get(c->sources, id)->hwm;
+}
+
+uint64_t atp_core_now(const atp_core *c)
+{
+	return c->now;
+}
+
+const atp_table *atp_core_table(const atp_core *c)
+{
+	return c->table;
+}
+
+const atp_lines *atp_core_lines(const atp_core *c)
+{
+	return c->lines;
+}
+
+const atp_sources *atp_core_sources(const atp_core *c)
+{
+	return c->sources;
+}
+
+const atp_core_stats *atp_core_stats_get(const atp_core *c)
+{
+	return &c->stats;
+}
