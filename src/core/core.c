@@ -780,6 +780,34 @@ static void apply_run(atp_core *c, const atp_event *ev, const event_hash *h, con
 }
 
 /*
+ * How far ahead of the check-and-hash pass the events are fetched: their
+ * structs (an atp_event spans up to three cache lines), then, once a
+ * struct is likely in, the key bytes it points at. The pass is the first
+ * to read each event; reading a large batch from memory one demand miss
+ * after another cost about a tenth of the apply's time, although the
+ * reads go in order.
+ */
+enum { STRUCT_AHEAD = 16, KEYS_AHEAD = 8 };
+
+static inline void prefetch_event(const atp_event *ev)
+{
+	const char *p = (const char *)ev;
+	_Static_assert(sizeof(atp_event) + 64 - _Alignof(atp_event) <= 3 * 64, "an event spans at most three lines");
+	__builtin_prefetch(p);
+	__builtin_prefetch(p + 64);
+	__builtin_prefetch(p + sizeof(atp_event) - 1);
+}
+
+/* A NULL pointer (an absent ref) is harmless: a prefetch never faults. */
+static inline void prefetch_keys(const atp_event *ev)
+{
+	__builtin_prefetch(ev->source.ptr);
+	__builtin_prefetch(ev->sku.ptr);
+	__builtin_prefetch(ev->location.ptr);
+	__builtin_prefetch(ev->ref.ptr);
+}
+
+/*
  * Without given hashes, a chunk of events is checked and hashed first,
  * then run. Both depend on the events' bytes alone, so doing them ahead
  * never changes what is applied.
@@ -797,6 +825,10 @@ static void apply_pipeline(atp_core *c, const atp_event *ev, const event_hash *g
 	for (size_t at = 0; at < n; at += CHUNK) {
 		size_t m = n - at < CHUNK ? n - at : CHUNK;
 		for (size_t i = 0; i < m; i++) {
+			if (at + i + STRUCT_AHEAD < n)
+				prefetch_event(&ev[at + i + STRUCT_AHEAD]);
+			if (at + i + KEYS_AHEAD < n)
+				prefetch_keys(&ev[at + i + KEYS_AHEAD]);
 			shape[i] = atp_event_validate_shape(&ev[at + i]);
 			h[i] = shape[i] ? (event_hash){ 0, 0, 0 } : hash_valid(&ev[at + i]);
 		}
