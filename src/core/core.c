@@ -11,7 +11,9 @@
  * take a shorter way that checks all of that first and then writes once
  * (reserve_fast, pick_fast), and leave every other case to the two phases.
  * atp_core_apply_batch() runs events through a prefetch pipeline
- * so that each event's table and line misses overlap earlier events' work.
+ * so that each event's table and line misses overlap earlier events' work;
+ * the pass that checks and hashes them first fetches the events themselves
+ * ahead.
  */
 #include "atp/core.h"
 
