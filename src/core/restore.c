@@ -63,9 +63,10 @@ int atp_core_restore_line(atp_core *c, atp_str ref, uint32_t pos, const atp_line
 		return ATP_E_INVAL;
 	uint64_t ph = atp_table_get(c->table, pos)->hash;
 	uint64_t h = atp_line_hash(ref, ph);
-	if (atp_lines_find(c->lines, h, ref, pos) != ATP_LINE_NONE)
+	uint32_t where;
+	if (atp_lines_find_where(c->lines, h, ref, pos, &where) != ATP_LINE_NONE)
 		return ATP_E_INVAL;
-	uint32_t id = atp_lines_add(c->lines, h, ref, pos);
+	uint32_t id = atp_lines_add_where(c->lines, where, h, ref, pos);
 	if (id == ATP_LINE_NONE)
 		return ATP_E_LINES_FULL;
 	atp_line *ln = atp_lines_at(c->lines, id);
