@@ -149,6 +149,16 @@ void atp_core_apply_batch_hashed_at(atp_core *c, const atp_event *ev, const atp_
 				    size_t n, atp_result *r);
 
 /*
+ * Where the batch calls (atp_core_apply_batch_at and _hashed_at) send the
+ * deltas of the reservations that expire before event `index` of the batch
+ * (several calls for one index when many lines expire; in the order
+ * atp_core_expire() would give them). Without a sink (the default) they are
+ * dropped. Only while deltas are on (atp_core_set_deltas).
+ */
+typedef void (*atp_expiry_sink)(void *ctx, size_t index, const atp_delta *d, size_t n);
+void atp_core_set_expiry_sink(atp_core *c, atp_expiry_sink fn, void *ctx);
+
+/*
  * Advance the core's time to now (an earlier now is ignored), release up
  * to max_lines open lines whose expiry is at or before it, writing one
  * delta per ATP change into out (room for max_lines), and forget closed
@@ -156,6 +166,9 @@ void atp_core_apply_batch_hashed_at(atp_core *c, const atp_event *ev, const atp_
  * returns max_lines, more may be due; call again. *n_deltas gets the count.
  */
 size_t atp_core_expire(atp_core *c, uint64_t now, atp_delta *out, size_t max_lines, size_t *n_deltas);
+
+/* Whether an open line expires at or before now (atp_core_expire(now) would release one). */
+bool atp_core_due(atp_core *c, uint64_t now);
 
 /* The position of (sku, location), or NULL if never touched. */
 const atp_position *atp_core_find(const atp_core *c, atp_str sku, atp_str location);

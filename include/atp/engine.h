@@ -60,6 +60,36 @@ typedef struct atp_engine_done {
 
 typedef void (*atp_engine_done_fn)(void *ctx, const atp_engine_done *d);
 
+/*
+ * A change of a position's ATP, as the channel stream takes it: only once
+ * the WAL record that caused it is durable. Its place in the stream is
+ * (shard, lsn, index): lsn is the record's, index counts the record's
+ * deltas from 0 (a tick that expires many lines has many), so per shard
+ * places only increase, and replaying the WAL gives every delta again
+ * with the same place and values.
+ * A BASE delta is a position as a snapshot restored it (old_atp = new_atp,
+ * lsn = the snapshot's): recovery gives one per restored position before
+ * the deltas of the WAL after the snapshot.
+ */
+enum atp_engine_delta_kind { ATP_DELTA_CHANGE = 0, ATP_DELTA_BASE = 1 };
+
+typedef struct atp_engine_delta {
+	const char *sku;       /* NUL-terminated, in the shard's table: valid as long as the engine */
+	const char *location;
+	uint64_t lsn;
+	uint32_t index;
+	uint32_t pos;          /* the position's id in its shard */
+	uint16_t shard;
+	uint8_t sku_len, loc_len;
+	uint8_t kind;          /* enum atp_engine_delta_kind */
+	uint8_t pad[3];
+	int64_t old_atp, new_atp;
+	uint64_t version;      /* the position's, after the change */
+} atp_engine_delta;
+
+/* Deltas in per-shard order (shards interleave); n >= 1. */
+typedef void (*atp_engine_delta_fn)(void *ctx, const atp_engine_delta *d, size_t n);
+
 typedef struct atp_engine_config {
 	uint32_t shards;            /* of a new data directory; an existing one keeps its own */
 	uint32_t workers;           /* threads; at most shards */
@@ -72,6 +102,14 @@ typedef struct atp_engine_config {
 	atp_engine_done_fn on_done; /* optional: every durable completion, in seq order per shard */
 	void *ctx;
 	int notify_fd;              /* optional (-1: none): an eventfd the workers write to when completions wait */
+	/*
+	 * Optional: every durable delta, from atp_engine_open() (recovery: the
+	 * snapshot's BASE deltas, then the WAL's) and then from the calls that
+	 * collect completions, in the router's thread. Without it workers keep
+	 * no deltas.
+	 */
+	atp_engine_delta_fn on_delta;
+	void *delta_ctx;
 } atp_engine_config;
 
 /* 1 shard, the router on CPU 0 and 1 worker on CPU 1, default core and WAL, snapshots every 256 MiB of WAL, 4 MiB rings. */
@@ -133,6 +171,12 @@ uint64_t atp_engine_durable_seq(const atp_engine *e, const char *source);
 const char *atp_engine_error(const atp_engine *e);
 
 uint32_t atp_engine_shards(const atp_engine *e);
+/*
+ * The data directory's identity: 32 random bytes written when it was
+ * created (or first opened by a version that had none), never changed:
+ * tells a directory from another (the channel stream's resume tokens).
+ */
+void atp_engine_identity(const atp_engine *e, uint8_t out[32]);
 uint32_t atp_engine_shard_of(const atp_engine *e, atp_str sku);
 /*
  * The position (sku, location) as its shard last applied it (durable or

@@ -46,6 +46,19 @@ uint32_t atp_ring_pop(atp_ring *r, void *out, uint32_t max);
  */
 uint32_t atp_ring_peek(atp_ring *r, const void **elems);
 void atp_ring_consume(atp_ring *r, uint32_t n);
+
+/*
+ * Producer, in two steps, for a producer that may hand elements over only
+ * later (the shard worker's deltas wait for the fsync that covers them):
+ * atp_ring_stage() copies elements in after those staged before, without
+ * the consumer seeing them (up to n: what fits, 0 when full);
+ * atp_ring_staged() is a mark of everything staged so far, and
+ * atp_ring_publish() hands the consumer every element before a mark. A
+ * ring is either staged or pushed into, never both.
+ */
+uint32_t atp_ring_stage(atp_ring *r, const void *elems, uint32_t n);
+uint64_t atp_ring_staged(const atp_ring *r);
+void atp_ring_publish(atp_ring *r, uint64_t mark);
 uint32_t atp_ring_capacity(const atp_ring *r);
 /* Elements in the ring as either side last saw them: exact only when both sides are idle. */
 uint32_t atp_ring_count(const atp_ring *r);

@@ -731,13 +731,22 @@ int atp_core_apply(atp_core *c, const atp_event *ev, atp_result *r)
 	return apply_hashed(c, ev, shape ? (event_hash){ 0, 0, 0 } : hash_valid(ev), shape, r);
 }
 
-/* Advance to now, expiring every line due (their deltas are not wanted here). */
-static void expire_all(atp_core *c, uint64_t now)
+/* Advance to now before event index of a batch, expiring every line due; their deltas go to the sink, if any. */
+static void expire_all(atp_core *c, uint64_t now, size_t index)
 {
 	atp_delta d[64];
-	size_t nd;
-	while (atp_core_expire(c, now, d, 64, &nd) == 64)
-		;
+	size_t nd, n;
+	do {
+		n = atp_core_expire(c, now, d, 64, &nd);
+		if (nd && c->expiry_sink)
+			c->expiry_sink(c->expiry_ctx, index, d, nd);
+	} while (n == 64);
+}
+
+void atp_core_set_expiry_sink(atp_core *c, atp_expiry_sink fn, void *ctx)
+{
+	c->expiry_sink = fn;
+	c->expiry_ctx = ctx;
 }
 
 /*
@@ -764,7 +773,7 @@ static inline void prefetch_entries(const atp_core *c, const event_hash *h)
 
 /* shape[i] as apply_hashed() takes it; NULL: every event was validated. */
 static void apply_run(atp_core *c, const atp_event *ev, const event_hash *h, const int *shape, const uint64_t *now,
-		      size_t n, atp_result *r)
+		      size_t n, size_t base, atp_result *r)
 {
 	for (size_t i = 0; i < n && i < 2 * DEPTH; i++)
 		prefetch_slots(c, &h[i]);
@@ -776,7 +785,7 @@ static void apply_run(atp_core *c, const atp_event *ev, const event_hash *h, con
 		if (i + DEPTH < n)
 			prefetch_entries(c, &h[i + DEPTH]);
 		if (now && RARE(now[i] > c->now))
-			expire_all(c, now[i]);
+			expire_all(c, now[i], base + i);
 		apply_hashed(c, &ev[i], h[i], shape ? shape[i] : ATP_OK, &r[i]);
 	}
 }
@@ -818,7 +827,7 @@ static void apply_pipeline(atp_core *c, const atp_event *ev, const event_hash *g
 			   atp_result *r)
 {
 	if (given) {
-		apply_run(c, ev, given, NULL, now, n, r);
+		apply_run(c, ev, given, NULL, now, n, 0, r);
 		return;
 	}
 	enum { CHUNK = 256 };
@@ -834,7 +843,7 @@ static void apply_pipeline(atp_core *c, const atp_event *ev, const event_hash *g
 			shape[i] = atp_event_validate_shape(&ev[at + i]);
 			h[i] = shape[i] ? (event_hash){ 0, 0, 0 } : hash_valid(&ev[at + i]);
 		}
-		apply_run(c, ev + at, h, shape, now ? now + at : NULL, m, r + at);
+		apply_run(c, ev + at, h, shape, now ? now + at : NULL, m, at, r + at);
 	}
 }
 
@@ -889,4 +898,9 @@ size_t atp_core_expire(atp_core *c, uint64_t now, atp_delta *out, size_t max_lin
 	if (c->now > c->retention)
 		c->stats.lines_purged += atp_lines_purge(c->lines, c->now - c->retention);
 	return n;
+}
+
+bool atp_core_due(atp_core *c, uint64_t now)
+{
+	return atp_lines_due(c->lines, now) != ATP_LINE_NONE;
 }

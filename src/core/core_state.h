@@ -22,6 +22,8 @@ struct atp_core {
 	uint64_t retention;
 	bool sparse_seq;
 	bool no_deltas;              /* results carry no deltas (they are still counted) */
+	atp_expiry_sink expiry_sink; /* where a batch's expiries send their deltas (NULL: dropped) */
+	void *expiry_ctx;
 	known_source recent_sources[2];  /* two sources seen lately (see source_of) */
 	uint32_t recent_victim;      /* which of them a miss replaces */
 	atp_core_stats stats;

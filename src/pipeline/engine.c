@@ -9,6 +9,7 @@
 #include "atp/crc32c.h"
 #include "atp/snapshot.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -56,6 +57,7 @@ struct atp_engine {
 	int failed;
 	char error[600];
 	atp_engine_stats recovery;
+	uint8_t identity[32];  /* DIR/identity */
 };
 
 atp_engine_config atp_engine_config_default(void)
@@ -105,6 +107,39 @@ static int meta_shards(const char *dir, uint32_t want, uint32_t *shards, char *e
 		return -1;
 	}
 	*shards = want;
+	return 0;
+}
+
+/* The directory's identity: read from dir/identity, or drawn at random and written there (atomically). */
+static int read_identity(const char *dir, uint8_t id[32], char *err, size_t errlen)
+{
+	char path[PATH_MAX], tmp[PATH_MAX], hex[65] = { 0 };
+	snprintf(path, sizeof(path), "%s/identity", dir);
+	FILE *f = fopen(path, "r");
+	if (f) {
+		bool ok = fread(hex, 1, 64, f) == 64;
+		fclose(f);
+		for (int i = 0; ok && i < 32; i++) {
+			unsigned b;
+			ok = sscanf(hex + 2 * i, "%2x", &b) == 1;
+			id[i] = (uint8_t)b;
+		}
+		if (!ok)
+			atp_errf(err, errlen, "%s: not 64 hex digits", path);
+		return ok ? 0 : -1;
+	}
+	if (getentropy(id, 32) < 0) {
+		atp_errf(err, errlen, "getentropy: %s", strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", id[i]);
+	snprintf(tmp, sizeof(tmp), "%s/identity.tmp", dir);
+	f = fopen(tmp, "w");
+	if (!f || fprintf(f, "%s\n", hex) < 0 || fflush(f) || fsync(fileno(f)) || fclose(f) || rename(tmp, path)) {
+		atp_errf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
@@ -233,18 +268,69 @@ static int read_sources(atp_engine *e, char *err, size_t errlen)
  */
 #define REPLAY_RUN 256
 
+/* Deltas handed to on_delta at once (recovery). */
+#define DELTA_CHUNK 256
+
 typedef struct replay_ctx {
+	atp_engine *e;
 	shard *s;
 	uint64_t records;
+	uint64_t last_lsn;
 	uint32_t n;
 	int failed;
 	atp_event ev[REPLAY_RUN];
 	uint64_t now[REPLAY_RUN];
+	uint64_t lsn[REPLAY_RUN];
+	/* With on_delta: what the run's expiries gave, by event (a WAL of before ticks carried them), and the output. */
+	struct { uint32_t index; atp_delta d; } *lapsed;
+	size_t n_lapsed, lapsed_cap;
+	uint32_t n_out;
+	atp_engine_delta out[DELTA_CHUNK];
 } replay_ctx;
+
+static void replay_emit(replay_ctx *rc, const atp_delta *d, uint64_t lsn, uint32_t index)
+{
+	rc->out[rc->n_out++] = engine_delta(d, rc->s->index, lsn, index);
+	if (rc->n_out == DELTA_CHUNK) {
+		rc->e->cfg.on_delta(rc->e->cfg.delta_ctx, rc->out, rc->n_out);
+		rc->n_out = 0;
+	}
+}
+
+static void replay_deltas_done(replay_ctx *rc)
+{
+	if (rc->n_out)
+		rc->e->cfg.on_delta(rc->e->cfg.delta_ctx, rc->out, rc->n_out);
+	rc->n_out = 0;
+}
+
+/* The expiry sink of a replayed run (recovery may allocate: it is not the hot path). */
+static void replay_lapsed(void *ctx, size_t index, const atp_delta *d, size_t n)
+{
+	replay_ctx *rc = ctx;
+	if (rc->n_lapsed + n > rc->lapsed_cap) {
+		size_t cap = rc->lapsed_cap ? rc->lapsed_cap * 2 : 1024;
+		while (cap < rc->n_lapsed + n)
+			cap *= 2;
+		void *p = realloc(rc->lapsed, cap * sizeof(*rc->lapsed));
+		if (!p) {
+			rc->failed = -1;
+			return;
+		}
+		rc->lapsed = p;
+		rc->lapsed_cap = cap;
+	}
+	for (size_t i = 0; i < n; i++) {
+		rc->lapsed[rc->n_lapsed].index = (uint32_t)index;
+		rc->lapsed[rc->n_lapsed++].d = d[i];
+	}
+}
 
 /*
  * A WAL record whose CRC holds is an event the router validated before it
- * was first applied: replay applies it as the worker did, validated.
+ * was first applied: replay applies it as the worker did, validated. With
+ * on_delta, each record's deltas follow (what lapsed before it, then its
+ * own), numbered as the worker numbered them.
  */
 static int replay_flush(replay_ctx *rc)
 {
@@ -252,17 +338,39 @@ static int replay_flush(replay_ctx *rc)
 	atp_event_hash h[REPLAY_RUN];
 	for (uint32_t i = 0; i < rc->n; i++)
 		atp_core_hash_event(&rc->ev[i], &h[i]);
+	rc->n_lapsed = 0;
 	atp_core_apply_batch_hashed_at(rc->s->core, rc->ev, h, rc->now, rc->n, r);
-	for (uint32_t i = 0; i < rc->n; i++)
+	size_t l = 0;
+	for (uint32_t i = 0; i < rc->n; i++) {
 		if (r[i].status != ATP_OK)
 			rc->failed = -1;  /* the WAL holds only what was applied: a refusal now is damage */
+		if (!rc->e->cfg.on_delta)
+			continue;
+		uint32_t index = 0;
+		for (; l < rc->n_lapsed && rc->lapsed[l].index == i; l++)
+			replay_emit(rc, &rc->lapsed[l].d, rc->lsn[i], index++);
+		for (uint32_t k = 0; k < r[i].n_deltas; k++)
+			replay_emit(rc, &r[i].deltas[k], rc->lsn[i], index++);
+	}
 	rc->n = 0;
 	return rc->failed;
 }
 
+typedef struct replay_tick {
+	replay_ctx *rc;
+	uint64_t lsn;
+	uint32_t index;
+} replay_tick;
+
+static void replay_tick_lapsed(void *ctx, const atp_delta *d, size_t n)
+{
+	replay_tick *t = ctx;
+	for (size_t i = 0; i < n; i++)
+		replay_emit(t->rc, &d[i], t->lsn, t->index++);
+}
+
 static int replay_record(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
 {
-	(void)lsn;
 	replay_ctx *rc = ctx;
 	atp_record rec;
 	if (!p)
@@ -271,16 +379,39 @@ static int replay_record(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
 		return -1;
 	if (atp_record_decode(p, len, &rec) < 0 || rec.kind == ATP_REC_SNAPSHOT)
 		return -1;
+	assert(lsn > rc->last_lsn);  /* the WAL hands records over in LSN order */
+	rc->last_lsn = lsn;
 	rc->records++;
 	if (rec.kind == ATP_REC_EVENT) {
 		rc->ev[rc->n] = rec.ev;
+		rc->lsn[rc->n] = lsn;
 		rc->now[rc->n++] = rec.now;
 		return rc->n == REPLAY_RUN ? replay_flush(rc) : 0;
 	}
 	atp_result r;
 	if (replay_flush(rc) < 0)
 		return -1;
-	return shard_apply(rc->s->core, &rec, &r) == ATP_OK ? 0 : -1;
+	replay_tick t = { rc, lsn, 0 };
+	bool deltas = rc->e->cfg.on_delta != NULL;
+	return shard_apply(rc->s->core, &rec, &r, deltas ? replay_tick_lapsed : NULL, &t) == ATP_OK ? 0 : -1;
+}
+
+/* Every position a snapshot restored, as BASE deltas at its LSN. */
+static void emit_base(replay_ctx *rc, uint64_t lsn)
+{
+	const atp_table *t = atp_core_table(rc->s->core);
+	for (uint32_t id = 0; id < atp_table_count(t); id++) {
+		const atp_position *p = atp_table_get(t, id);
+		int64_t atp = atp_position_atp(p);
+		atp_delta d = { .sku = atp_str_of(atp_table_sku(t, id), p->sku_len),
+				.location = atp_str_of(atp_table_location(t, id), p->loc_len),
+				.old_atp = atp, .new_atp = atp, .version = p->version, .pos = id };
+		rc->out[rc->n_out] = engine_delta(&d, rc->s->index, lsn, 0);
+		rc->out[rc->n_out++].kind = ATP_DELTA_BASE;
+		if (rc->n_out == DELTA_CHUNK)
+			replay_deltas_done(rc);
+	}
+	replay_deltas_done(rc);
 }
 
 static int open_shard(atp_engine *e, shard *s, char *err, size_t errlen)
@@ -305,15 +436,27 @@ static int open_shard(atp_engine *e, shard *s, char *err, size_t errlen)
 		atp_errf(err, errlen, "out of memory");
 		return -1;
 	}
+	rc->e = e;
 	rc->s = s;
-	atp_core_set_deltas(s->core, false);  /* replayed changes were published before, or never acknowledged */
+	rc->last_lsn = lsn;
+	if (e->cfg.on_delta) {
+		/* The channel stream takes the state at the snapshot, then regenerates every delta after it. */
+		emit_base(rc, lsn);
+		atp_core_set_expiry_sink(s->core, replay_lapsed, rc);
+	} else {
+		atp_core_set_deltas(s->core, false);  /* nobody takes them */
+	}
 	s->wal = atp_wal_open(s->dir, &e->cfg.wal, lsn, replay_record, rc, err, errlen);
 	if (s->wal && replay_flush(rc) < 0) {
 		atp_errf(err, errlen, "shard %u: a WAL record that was applied once is refused in replay", s->index);
 		atp_wal_close(s->wal);
 		s->wal = NULL;
 	}
+	if (e->cfg.on_delta)
+		replay_deltas_done(rc);
+	atp_core_set_expiry_sink(s->core, NULL, NULL);
 	uint64_t records = rc->records;
+	free(rc->lapsed);
 	free(rc);
 	atp_core_set_deltas(s->core, true);
 	if (!s->wal)
@@ -368,6 +511,7 @@ static void destroy(atp_engine *e)
 		worker_join(w);
 		atp_ring_destroy(w->in);
 		atp_ring_destroy(w->out);
+		atp_ring_destroy(w->deltas);
 		free(w->shards);
 		free(w->pending);
 		free(w->flight);
@@ -407,6 +551,10 @@ static int start_workers(atp_engine *e, char *err, size_t errlen)
 		pthread_mutex_init(&w->stats_lock, NULL);
 		w->in = atp_ring_create_mirrored(e->cfg.ring_bytes, 1);
 		w->out = atp_ring_create(GROUP_MAX * 2, sizeof(completion));
+		if (e->cfg.on_delta && !(w->deltas = atp_ring_create(DELTA_RING, sizeof(atp_engine_delta)))) {
+			atp_errf(err, errlen, "out of memory for worker %u's deltas", i);
+			return -1;
+		}
 		w->shards = calloc(e->n_shards, sizeof(shard *));
 		w->pending = malloc(GROUP_MAX * sizeof(completion));
 		w->flight = malloc(GROUP_MAX * sizeof(completion));
@@ -449,7 +597,8 @@ atp_engine *atp_engine_open(const char *dir, const atp_engine_config *cfg, char 
 		atp_errf(err, errlen, "%s: %s", dir, strerror(errno));
 		goto fail;
 	}
-	if (lock_dir(e, err, errlen) < 0 || meta_shards(dir, cfg->shards, &e->n_shards, err, errlen) < 0)
+	if (lock_dir(e, err, errlen) < 0 || meta_shards(dir, cfg->shards, &e->n_shards, err, errlen) < 0 ||
+	    read_identity(dir, e->identity, err, errlen) < 0)
 		goto fail;
 	e->n_workers = cfg->workers < e->n_shards ? cfg->workers : e->n_shards;
 	e->shards = calloc(e->n_shards, sizeof(shard));
@@ -521,13 +670,27 @@ static void complete(atp_engine *e, const completion *c)
 	}
 }
 
+/* A worker's published deltas to on_delta (taken before its completions, which they precede). */
+static void collect_deltas(atp_engine *e, worker *w)
+{
+	atp_engine_delta d[DELTA_CHUNK];
+	uint32_t k;
+	while ((k = atp_ring_pop(w->deltas, d, DELTA_CHUNK)) > 0)
+		e->cfg.on_delta(e->cfg.delta_ctx, d, k);
+}
+
 static size_t collect(atp_engine *e)
 {
 	completion c[256];
 	size_t total = 0;
 	for (uint32_t i = 0; i < e->n_workers; i++) {
 		uint32_t k;
+		if (e->workers[i].deltas)
+			collect_deltas(e, &e->workers[i]);
 		while ((k = atp_ring_pop(e->workers[i].out, c, 256)) > 0) {
+			/* The deltas published before these completions are visible now: they go first. */
+			if (e->workers[i].deltas)
+				collect_deltas(e, &e->workers[i]);
 			for (uint32_t j = 0; j < k; j++)
 				complete(e, &c[j]);
 			total += k;
@@ -770,6 +933,11 @@ uint64_t atp_engine_durable_seq(const atp_engine *e, const char *source)
 const char *atp_engine_error(const atp_engine *e)
 {
 	return e->failed ? e->error : NULL;
+}
+
+void atp_engine_identity(const atp_engine *e, uint8_t out[32])
+{
+	memcpy(out, e->identity, 32);
 }
 
 uint32_t atp_engine_shards(const atp_engine *e)

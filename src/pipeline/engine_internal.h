@@ -32,6 +32,9 @@ typedef struct frame_header {
 	atp_event_hash hash;  /* an event's keys' hashes (atp_core_hash_event); zeros otherwise */
 } frame_header;
 
+/* Deltas a worker's ring holds (64 bytes each). */
+#define DELTA_RING (1u << 18)
+
 #define DONE_TICK UINT32_MAX
 #define DONE_SNAPSHOT (UINT32_MAX - 1)
 
@@ -68,6 +71,8 @@ typedef struct worker {
 	bool started;
 	atp_ring *in;          /* bytes of frames */
 	atp_ring *out;         /* completions */
+	atp_ring *deltas;      /* atp_engine_delta, staged as records are logged, published once durable; NULL: none kept */
+	uint64_t flight_mark;  /* the deltas of the group in flight end here (atp_ring_staged) */
 	struct io_uring uring;
 	bool uring_ready;
 	shard **shards;
@@ -86,8 +91,16 @@ typedef struct worker {
 	atp_engine_stats local;
 } worker;
 
-/* Apply a decoded record to a shard's core (workers and recovery alike): ATP_OK, or the event's status. */
-int shard_apply(atp_core *core, const atp_record *rec, atp_result *r);
+/* The deltas of the lines a record's time expired, in order (atp_core_expire's). */
+typedef void (*expiry_fn)(void *ctx, const atp_delta *d, size_t n);
+/*
+ * Apply a decoded record to a shard's core (workers and recovery alike):
+ * first expire what is due by its time (the deltas to fn, if not NULL),
+ * then apply its event. ATP_OK, or the event's status.
+ */
+int shard_apply(atp_core *core, const atp_record *rec, atp_result *r, expiry_fn fn, void *ctx);
+/* The delta of the ring and of recovery: d of a record at lsn of shard, the index-th of that record. */
+atp_engine_delta engine_delta(const atp_delta *d, uint32_t shard_index, uint64_t lsn, uint32_t index);
 
 /*
  * Waiting for the other side of a ring: spin with pause for the first

@@ -17,6 +17,7 @@ struct atp_ring {
 	/* Written by the producer only. */
 	alignas(CACHE_LINE) _Atomic uint64_t head;  /* elements ever pushed */
 	uint64_t tail_seen;                         /* the producer's last look at tail */
+	uint64_t staged;                            /* elements ever staged (>= head): atp_ring_stage */
 	/* Written by the consumer only. */
 	alignas(CACHE_LINE) _Atomic uint64_t tail;  /* elements ever popped */
 	uint64_t head_seen;                         /* the consumer's last look at head */
@@ -181,6 +182,32 @@ void atp_ring_consume(atp_ring *r, uint32_t n)
 	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
 	assert(n <= r->head_seen - tail);
 	atomic_store_explicit(&r->tail, tail + n, memory_order_release);
+}
+
+uint32_t atp_ring_stage(atp_ring *r, const void *elems, uint32_t n)
+{
+	uint64_t capacity = (uint64_t)r->mask + 1;
+	if (r->staged - r->tail_seen + n > capacity)
+		r->tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
+	uint64_t room = capacity - (r->staged - r->tail_seen);
+	assert(room <= capacity);
+	uint32_t k = n < room ? n : (uint32_t)room;
+	copy_in(r, r->staged, elems, k);
+	r->staged += k;
+	return k;
+}
+
+uint64_t atp_ring_staged(const atp_ring *r)
+{
+	return r->staged;
+}
+
+void atp_ring_publish(atp_ring *r, uint64_t mark)
+{
+	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+	assert(mark >= head && mark <= r->staged);  /* marks only move forward, and only over staged elements */
+	if (mark != head)
+		atomic_store_explicit(&r->head, mark, memory_order_release);
 }
 
 uint32_t atp_ring_capacity(const atp_ring *r)

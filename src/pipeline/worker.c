@@ -20,6 +20,7 @@
 #include "atp/crc32c.h"
 #include "atp/snapshot.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <sched.h>
@@ -126,6 +127,9 @@ static void start_group(worker *w)
 		w->local.wal_bytes += wr.len;
 	}
 	if (!ops) {
+		/* Nothing waits to be written: everything logged is durable. */
+		if (w->deltas)
+			atp_ring_publish(w->deltas, atp_ring_staged(w->deltas));
 		release(w, w->pending, w->n_pending);
 		w->n_pending = 0;
 		return;
@@ -135,6 +139,8 @@ static void start_group(worker *w)
 		fail(w, rc, "io_uring_submit: %s", strerror(-rc));
 		return;
 	}
+	if (w->deltas)
+		w->flight_mark = atp_ring_staged(w->deltas);  /* every delta staged so far is of a record in this group */
 	completion *t = w->flight;
 	w->flight = w->pending;
 	w->pending = t;
@@ -163,6 +169,8 @@ static void group_done(worker *w)
 		b++;
 	w->local.fsync_ns_hist[b]++;
 	w->local.fsyncs++;
+	if (w->deltas)
+		atp_ring_publish(w->deltas, w->flight_mark);  /* before the completions: an Ack never precedes its deltas */
 	release(w, w->flight, w->n_flight);
 	w->local.events += w->n_flight;
 	w->n_flight = 0;
@@ -305,17 +313,80 @@ static void snapshot(worker *w, shard *s)
 	snapshot_done(w, s);
 }
 
-int shard_apply(atp_core *core, const atp_record *rec, atp_result *r)
+int shard_apply(atp_core *core, const atp_record *rec, atp_result *r, expiry_fn fn, void *ctx)
 {
 	if (rec->now > atp_core_now(core)) {
 		atp_delta d[64];
-		size_t nd;
-		while (atp_core_expire(core, rec->now, d, 64, &nd) == 64)
-			;
+		size_t nd, n;
+		do {
+			n = atp_core_expire(core, rec->now, d, 64, &nd);
+			if (nd && fn)
+				fn(ctx, d, nd);
+		} while (n == 64);
 	}
 	if (rec->kind != ATP_REC_EVENT)
 		return ATP_OK;
 	return atp_core_apply(core, &rec->ev, r);
+}
+
+atp_engine_delta engine_delta(const atp_delta *d, uint32_t shard_index, uint64_t lsn, uint32_t index)
+{
+	return (atp_engine_delta){ .sku = d->sku.ptr, .location = d->location.ptr, .lsn = lsn, .index = index,
+				   .pos = d->pos, .shard = (uint16_t)shard_index, .sku_len = (uint8_t)d->sku.len,
+				   .loc_len = (uint8_t)d->location.len, .kind = ATP_DELTA_CHANGE,
+				   .old_atp = d->old_atp, .new_atp = d->new_atp, .version = d->version };
+}
+
+/* ---- deltas ---- */
+
+/*
+ * Stage the deltas of the record at lsn (the shard's last appended): they
+ * are published with the group that makes the record durable. A full ring
+ * is waited out: what is staged is made durable and published, and the
+ * router takes it (it collects deltas whenever it collects completions).
+ */
+static void stage_deltas(worker *w, const shard *s, uint64_t lsn, uint32_t *index, const atp_delta *d, size_t n)
+{
+	assert(lsn == atp_wal_last_lsn(s->wal));  /* a delta leaves with the record that caused it */
+	for (size_t i = 0; i < n; i++) {
+		atp_engine_delta ed = engine_delta(&d[i], s->index, lsn, (*index)++);
+		for (unsigned round = 0; atp_ring_stage(w->deltas, &ed, 1) == 0;) {
+			if (failed(w))
+				return;
+			start_group(w);
+			reap(w, 200);
+			backoff(&round);
+		}
+	}
+}
+
+typedef struct expiry_stage {
+	worker *w;
+	const shard *s;
+	uint64_t lsn;
+	uint32_t index;
+} expiry_stage;
+
+static void stage_expiries(void *ctx, const atp_delta *d, size_t n)
+{
+	expiry_stage *x = ctx;
+	stage_deltas(x->w, x->s, x->lsn, &x->index, d, n);
+}
+
+/*
+ * A tick record (its bytes and checksum given) logged first, then the
+ * shard's time moved to now: the lines that lapse are released with their
+ * deltas staged under the tick's LSN, however many (the record is in the
+ * WAL, so a full ring can be made durable and drained meanwhile).
+ */
+static void tick_logged(worker *w, shard *s, const uint8_t *tick, size_t len, uint32_t crc, uint64_t now)
+{
+	append(w, s, tick, len, crc);
+	if (failed(w))
+		return;
+	expiry_stage x = { w, s, atp_wal_last_lsn(s->wal), 0 };
+	atp_record rec = { .kind = ATP_REC_TICK, .now = now };
+	shard_apply(s->core, &rec, NULL, stage_expiries, &x);
 }
 
 static shard *shard_of(worker *w, uint32_t index)
@@ -350,11 +421,14 @@ typedef struct run {
  * of that time), so that replay repeats every expiry.
  */
 static void settle(worker *w, shard *s, const uint8_t *p, uint16_t len, uint32_t crc, completion c, uint64_t now,
-		   bool moved)
+		   bool moved, const atp_result *res)
 {
 	/* Appending may drain the pending group first: queue the completion after it. */
 	if (c.status == ATP_OK) {
 		append(w, s, p, len, crc);
+		uint32_t index = 0;
+		if (w->deltas && res && res->n_deltas && !failed(w))
+			stage_deltas(w, s, atp_wal_last_lsn(s->wal), &index, res->deltas, res->n_deltas);
 	} else if (moved) {
 		uint8_t tick[16];
 		size_t n = atp_record_encode_tick(now, tick);
@@ -363,16 +437,66 @@ static void settle(worker *w, shard *s, const uint8_t *p, uint16_t len, uint32_t
 	w->pending[w->n_pending++] = c;
 }
 
+static completion completion_of(const run *r, uint32_t i, const atp_result *res)
+{
+	return (completion){ .rsrc = r->rsrc[i], .seq = r->ev[i].seq, .status = res->status, .flags = res->flags,
+			     .qty = r->ev[i].type == ATP_EV_RESERVE ? res->confirmed : res->moved };
+}
+
+/*
+ * Whether a line may lapse while the run is applied: one due by its last
+ * time, or one its own RESERVEs open with an expiry by then. Times in a
+ * run never go back (the router stamps the engine's time, which only moves
+ * forward).
+ */
+static bool expiry_due(const run *r)
+{
+	uint64_t last = r->now[r->n - 1];
+	if (last <= atp_core_now(r->s->core))
+		return false;  /* time stands still: nothing lapses */
+	if (atp_core_due(r->s->core, last))
+		return true;
+	for (uint32_t i = 0; i < r->n; i++)
+		if (r->ev[i].type == ATP_EV_RESERVE && r->ev[i].expires_at && r->ev[i].expires_at <= last)
+			return true;
+	return false;
+}
+
+/*
+ * With deltas kept, a run in which lines lapse goes event by event: each
+ * move of time is a tick record first, whose LSN the lapses' deltas carry
+ * (replay repeats it: the tick expires, the event after it finds its time
+ * already reached).
+ */
+static void apply_stepwise(worker *w, run *r)
+{
+	for (uint32_t i = 0; i < r->n && !failed(w); i++) {
+		if (r->now[i] > atp_core_now(r->s->core)) {
+			uint8_t tick[16];
+			size_t n = atp_record_encode_tick(r->now[i], tick);
+			tick_logged(w, r->s, tick, n, atp_crc32c(0, tick, n), r->now[i]);
+		}
+		atp_result res;
+		atp_core_apply_batch_hashed_at(r->s->core, &r->ev[i], &r->hash[i], &r->now[i], 1, &res);
+		settle(w, r->s, r->bytes[i], r->len[i], r->crc[i], completion_of(r, i, &res), r->now[i], false, &res);
+	}
+	r->n = 0;
+}
+
 static void apply_run(worker *w, run *r)
 {
+	if (w->deltas && expiry_due(r)) {
+		apply_stepwise(w, r);
+		return;
+	}
 	atp_result res[RUN_MAX];
-	uint64_t t = atp_core_now(r->s->core);
+	const atp_core_stats *st = atp_core_stats_get(r->s->core);
+	uint64_t t = atp_core_now(r->s->core), lapsed = st->lines_expired;
 	atp_core_apply_batch_hashed_at(r->s->core, r->ev, r->hash, r->now, r->n, res);
+	assert(!w->deltas || st->lines_expired == lapsed);  /* expiry_due() said none would lapse */
 	for (uint32_t i = 0; i < r->n; i++) {
-		completion c = { .rsrc = r->rsrc[i], .seq = r->ev[i].seq, .status = res[i].status,
-				 .flags = res[i].flags,
-				 .qty = r->ev[i].type == ATP_EV_RESERVE ? res[i].confirmed : res[i].moved };
-		settle(w, r->s, r->bytes[i], r->len[i], r->crc[i], c, r->now[i], r->now[i] > t);
+		settle(w, r->s, r->bytes[i], r->len[i], r->crc[i], completion_of(r, i, &res[i]), r->now[i], r->now[i] > t,
+		       &res[i]);
 		t = r->now[i] > t ? r->now[i] : t;
 	}
 	r->n = 0;
@@ -419,12 +543,20 @@ static size_t process(worker *w, const uint8_t *buf, size_t have, bool *snap)
 			r.hash[r.n] = h.hash;
 			r.ev[r.n] = rec.ev;
 			r.now[r.n++] = rec.now;
+		} else if (rec.kind == ATP_REC_TICK && w->deltas) {
+			completion c = { .rsrc = h.rsrc, .status = ATP_OK };
+			tick_logged(w, s, p, h.len, h.crc, rec.now);
+			w->pending[w->n_pending++] = c;
+			if (s->snap_due && !s->snap_child) {
+				*snap = true;
+				break;
+			}
 		} else if (rec.kind == ATP_REC_TICK) {
 			atp_result res;
 			uint64_t before = atp_core_now(s->core);
 			completion c = { .rsrc = h.rsrc };
-			c.status = shard_apply(s->core, &rec, &res);
-			settle(w, s, p, h.len, h.crc, c, rec.now, atp_core_now(s->core) != before);
+			c.status = shard_apply(s->core, &rec, &res, NULL, NULL);
+			settle(w, s, p, h.len, h.crc, c, rec.now, atp_core_now(s->core) != before, NULL);
 			if (s->snap_due && !s->snap_child) {
 				*snap = true;
 				break;

@@ -127,3 +127,45 @@ Test(expiry, open_lines_are_never_purged)
 	atp_core_expire(c, 1000000, d, 16, &nd);
 	cr_assert_eq(atp_core_find_line(c, S("A"), S("S"), S("L"))->state, ATP_LINE_OPEN);
 }
+
+typedef struct sunk {
+	size_t index[8];
+	atp_delta d[8];
+	size_t n;
+} sunk;
+
+static void sink(void *ctx, size_t index, const atp_delta *dd, size_t n)
+{
+	sunk *s = ctx;
+	for (size_t i = 0; i < n && s->n < 8; i++) {
+		s->index[s->n] = index;
+		s->d[s->n++] = dd[i];
+	}
+}
+
+/* A batch at times hands the deltas of what lapses before event i to the sink, tagged i. */
+Test(expiry, a_batch_gives_its_expiries_deltas_to_the_sink_by_event)
+{
+	reserve("A", 4, 100);
+	reserve("B", 3, 200);
+	sunk s = { .n = 0 };
+	atp_core_set_expiry_sink(c, sink, &s);
+	atp_event ev[3] = { ev_of(ATP_EV_RECEIPT, seq + 1, "S", "L", 1), ev_of(ATP_EV_RECEIPT, seq + 2, "S", "L", 1),
+			    ev_of(ATP_EV_RECEIPT, seq + 3, "S", "L", 1) };
+	seq += 3;
+	uint64_t now[3] = { 50, 150, 250 };
+	atp_result res[3];
+	atp_core_apply_batch_at(c, ev, now, 3, res);
+	cr_assert_eq(s.n, 2);
+	cr_assert_eq(s.index[0], 1, "A lapses before the second event");
+	cr_assert_eq(s.d[0].old_atp, 4);  /* 10 + 1 - 4 - 3 */
+	cr_assert_eq(s.d[0].new_atp, 8);
+	cr_assert_eq(s.index[1], 2, "B before the third");
+	cr_assert_eq(s.d[1].old_atp, 9);
+	cr_assert_eq(s.d[1].new_atp, 12);
+	cr_assert_eq(res[2].deltas[0].old_atp, 12, "the event's own delta follows its expiries");
+	atp_core_set_deltas(c, false);
+	reserve("C", 1, 300);
+	atp_core_apply_batch_at(c, ev, (uint64_t[]){ 400, 400, 400 }, 1, res);
+	cr_assert_eq(s.n, 2, "deltas off: none to the sink either");
+}

@@ -108,3 +108,22 @@ Test(ring, plain_peek_stops_at_the_wrap)
 	cr_assert_eq(((const uint8_t *)p)[2], 5);
 	atp_ring_destroy(r);
 }
+
+/* Staged elements stay with the producer until a mark publishes them, and they count against the room. */
+Test(ring, staged_elements_appear_only_when_published)
+{
+	atp_ring *r = atp_ring_create(4, sizeof(uint32_t));
+	uint32_t in[6] = { 1, 2, 3, 4, 5, 6 }, out[6];
+	cr_assert_eq(atp_ring_stage(r, in, 2), 2);
+	uint64_t first = atp_ring_staged(r);
+	cr_assert_eq(atp_ring_stage(r, in + 2, 3), 2, "the room is shared by staged and published elements");
+	cr_assert_eq(atp_ring_pop(r, out, 6), 0, "nothing published yet");
+	atp_ring_publish(r, first);
+	cr_assert_eq(atp_ring_pop(r, out, 6), 2);
+	cr_assert(out[0] == 1 && out[1] == 2);
+	cr_assert_eq(atp_ring_stage(r, in + 4, 2), 2, "popping made room");
+	atp_ring_publish(r, atp_ring_staged(r));
+	cr_assert_eq(atp_ring_pop(r, out, 6), 4);
+	cr_assert(out[0] == 3 && out[1] == 4 && out[2] == 5 && out[3] == 6);
+	atp_ring_destroy(r);
+}
