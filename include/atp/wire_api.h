@@ -118,10 +118,21 @@ static inline uint32_t atp_v1_scan_request_limit(const uint8_t *t)
 {
 	return atp_fb_get_u32(t, 1);
 }
+#define ATP_V1_TOKEN_MAX 4096u       /* bytes of a resume token */
 ATP_V1_STRING(subscribe_request_channel, 0)
-ATP_V1_U64(subscribe_request_from_seq, 1)
+static inline const uint8_t *atp_v1_subscribe_request_resume_token(const uint8_t *t, uint32_t *n)
+{
+	return atp_fb_get_vector(t, 2, n);
+}
 
-enum atp_v1_delta_kind { ATP_V1_DELTA_UPDATE = 0, ATP_V1_DELTA_SNAPSHOT = 1, ATP_V1_DELTA_RESYNC = 2 };
+enum atp_v1_delta_kind {
+	ATP_V1_DELTA_UPDATE = 0,
+	ATP_V1_DELTA_SNAPSHOT = 1,
+	ATP_V1_DELTA_RESYNC = 2,
+	ATP_V1_DELTA_LIVE = 3,
+	ATP_V1_DELTA_HEARTBEAT = 4,
+	ATP_V1_DELTA_CONFLATED = 5,
+};
 ATP_V1_STRING(delta_channel, 0)
 ATP_V1_U64(delta_seq, 1)
 ATP_V1_STRING(delta_sku, 2)
@@ -132,6 +143,19 @@ ATP_V1_U64(delta_version, 6)
 static inline uint8_t atp_v1_delta_kind(const uint8_t *t)
 {
 	return atp_fb_get_u8(t, 7);
+}
+static inline uint32_t atp_v1_delta_shard(const uint8_t *t)
+{
+	return atp_fb_get_u32(t, 8);
+}
+static inline uint32_t atp_v1_delta_index(const uint8_t *t)
+{
+	return atp_fb_get_u32(t, 9);
+}
+ATP_V1_I64(delta_sku_atp, 10)
+static inline const uint8_t *atp_v1_delta_token(const uint8_t *t, uint32_t *n)
+{
+	return atp_fb_get_vector(t, 11, n);
 }
 
 /* ---- builders ---- */
@@ -145,9 +169,22 @@ typedef struct atp_v1_position {
 typedef struct atp_v1_delta {
 	atp_str channel, sku, location;
 	uint64_t seq, version;
-	int64_t atp, previous_atp;
+	int64_t atp, previous_atp, sku_atp;
+	uint32_t shard, index;
 	uint8_t kind;
+	const uint8_t *token;   /* token_len bytes (none when 0) */
+	uint32_t token_len;
 } atp_v1_delta;
+
+/*
+ * Where a built Delta's kind (always written, even UPDATE) and token bytes
+ * lie, as refs of the builder: once finished into size bytes, at
+ * size - kind_ref and size - token_ref + 4 of the message. The channel
+ * stream builds a message once and patches both per subscriber.
+ */
+typedef struct atp_v1_delta_refs {
+	atp_fb_ref kind_ref, token_ref;
+} atp_v1_delta_refs;
 
 atp_fb_ref atp_v1_build_atp_query(atp_fb_builder *b, atp_str sku, const atp_str *locations, uint32_t n);
 atp_fb_ref atp_v1_build_position_atp(atp_fb_builder *b, const atp_v1_position *p);
@@ -164,8 +201,9 @@ atp_fb_ref atp_v1_build_reserve_reply(atp_fb_builder *b, atp_str reservation_id,
 atp_fb_ref atp_v1_build_release_request(atp_fb_builder *b, atp_str reservation_id);
 atp_fb_ref atp_v1_build_release_reply(atp_fb_builder *b, int64_t released, bool found);
 atp_fb_ref atp_v1_build_scan_request(atp_fb_builder *b, atp_str after_sku, uint32_t limit);
-atp_fb_ref atp_v1_build_subscribe_request(atp_fb_builder *b, atp_str channel, uint64_t from_seq);
-atp_fb_ref atp_v1_build_delta(atp_fb_builder *b, const atp_v1_delta *d);
+atp_fb_ref atp_v1_build_subscribe_request(atp_fb_builder *b, atp_str channel, const uint8_t *token, uint32_t len);
+/* refs may be NULL. */
+atp_fb_ref atp_v1_build_delta(atp_fb_builder *b, const atp_v1_delta *d, atp_v1_delta_refs *refs);
 
 #ifdef __cplusplus
 }

@@ -32,9 +32,13 @@ RULE(reserve_reply, STRING(0, ATP_REF_MAX), TABLES(1, atp_v1_line_result_rule), 
 RULE(release_request, NAMED_STRING(0, ATP_REF_MAX, "reservation_id"));
 RULE(release_reply, SCALAR(0, 8), SCALAR(1, 1));
 RULE(scan_request, NAMED_STRING(0, ATP_SKU_MAX, "after_sku"), NAMED_SCALAR(1, 4, "limit"));
-RULE(subscribe_request, STRING(0, ATP_V1_CHANNEL_MAX), SCALAR(1, 8));
+#define BYTES(field, max_n, nm) \
+	{ .id = field, .kind = ATP_FB_STRUCTS, .size = 1, .align = 1, .max = max_n, .name = nm }
+RULE(subscribe_request, NAMED_STRING(0, ATP_V1_CHANNEL_MAX, "channel"), SCALAR(1, 8),
+     BYTES(2, ATP_V1_TOKEN_MAX, "resume_token"));
 RULE(delta, STRING(0, ATP_V1_CHANNEL_MAX), SCALAR(1, 8), STRING(2, ATP_SKU_MAX), STRING(3, ATP_LOC_MAX),
-     SCALAR(4, 8), SCALAR(5, 8), SCALAR(6, 8), SCALAR(7, 1));
+     SCALAR(4, 8), SCALAR(5, 8), SCALAR(6, 8), SCALAR(7, 1), SCALAR(8, 4), SCALAR(9, 4), SCALAR(10, 8),
+     BYTES(11, ATP_V1_TOKEN_MAX, "token"));
 
 static atp_fb_ref str(atp_fb_builder *b, atp_str s)
 {
@@ -170,26 +174,35 @@ atp_fb_ref atp_v1_build_scan_request(atp_fb_builder *b, atp_str after_sku, uint3
 	return atp_fb_end_table(b);
 }
 
-atp_fb_ref atp_v1_build_subscribe_request(atp_fb_builder *b, atp_str channel, uint64_t from_seq)
+atp_fb_ref atp_v1_build_subscribe_request(atp_fb_builder *b, atp_str channel, const uint8_t *token, uint32_t len)
 {
+	atp_fb_ref t = len ? atp_fb_create_vector(b, token, len, 1, 1) : 0;
 	atp_fb_ref c = str(b, channel);
 	atp_fb_start_table(b);
-	atp_fb_add_u64(b, 1, from_seq, 0);
 	atp_fb_add_offset(b, 0, c);
+	atp_fb_add_offset(b, 2, t);
 	return atp_fb_end_table(b);
 }
 
-atp_fb_ref atp_v1_build_delta(atp_fb_builder *b, const atp_v1_delta *d)
+atp_fb_ref atp_v1_build_delta(atp_fb_builder *b, const atp_v1_delta *d, atp_v1_delta_refs *refs)
 {
+	atp_fb_ref t = d->token_len ? atp_fb_create_vector(b, d->token, d->token_len, 1, 1) : 0;
 	atp_fb_ref c = str(b, d->channel), s = str(b, d->sku), l = str(b, d->location);
 	atp_fb_start_table(b);
 	atp_fb_add_u64(b, 1, d->seq, 0);
 	atp_fb_add_i64(b, 4, d->atp, 0);
 	atp_fb_add_i64(b, 5, d->previous_atp, 0);
 	atp_fb_add_u64(b, 6, d->version, 0);
+	atp_fb_add_i64(b, 10, d->sku_atp, 0);
 	atp_fb_add_offset(b, 0, c);
 	atp_fb_add_offset(b, 2, s);
 	atp_fb_add_offset(b, 3, l);
-	atp_fb_add_u8(b, 7, d->kind, 0);
-	return atp_fb_end_table(b);
+	atp_fb_add_offset(b, 11, t);
+	atp_fb_add_u32(b, 8, d->shard, 0);
+	atp_fb_add_u32(b, 9, d->index, 0);
+	atp_fb_add_u8(b, 7, d->kind, (uint8_t)~d->kind);  /* always written: a subscriber's copy may change it */
+	atp_fb_ref root = atp_fb_end_table(b);
+	if (refs)
+		*refs = (atp_v1_delta_refs){ .kind_ref = b->field_at[7], .token_ref = t };
+	return root;
 }

@@ -410,7 +410,7 @@ Test(wire_api, lists_and_strings_past_their_limits)
 	char channel[ATP_V1_CHANNEL_MAX + 1];
 	memset(channel, 'c', sizeof(channel));
 	atp_fb_builder_init(&b, mem, sizeof(mem));
-	p = atp_fb_finish(&b, atp_v1_build_subscribe_request(&b, atp_str_of(channel, sizeof(channel)), 1), NULL, &n);
+	p = atp_fb_finish(&b, atp_v1_build_subscribe_request(&b, atp_str_of(channel, sizeof(channel)), NULL, 0), NULL, &n);
 	cr_assert_null(atp_v1_verify(p, n, &atp_v1_subscribe_request_rule, &rc));
 	cr_assert_eq(rc, ATP_FB_E_STRING_LEN);
 
@@ -431,7 +431,7 @@ Test(wire_api, the_wrong_message_type_is_caught_or_read_harmlessly)
 	int rc;
 	atp_v1_delta d = { .channel = S("web"), .seq = 0x7fffffff, .sku = S("S"), .location = S("L") };
 	atp_fb_builder_init(&b, mem, sizeof(mem));
-	const uint8_t *p = atp_fb_finish(&b, atp_v1_build_delta(&b, &d), NULL, &n);
+	const uint8_t *p = atp_fb_finish(&b, atp_v1_build_delta(&b, &d, NULL), NULL, &n);
 	cr_assert_null(atp_v1_verify(p, n, &atp_v1_reserve_request_rule, &rc));
 }
 

@@ -52,10 +52,13 @@ TABLES = {
     "atp.v1.ReleaseRequest": [("reservation_id", "string", None)],
     "atp.v1.ReleaseReply": [("released", "i64", None), ("found", "bool", None)],
     "atp.v1.ScanRequest": [("after_sku", "string", None), ("limit", "u32", None)],
-    "atp.v1.SubscribeRequest": [("channel", "string", None), ("from_seq", "u64", None)],
+    "atp.v1.SubscribeRequest": [("channel", "string", None), ("resume_token", "bytes", None)],
     "atp.v1.Delta": [("channel", "string", None), ("seq", "u64", None), ("sku", "string", None),
                      ("location", "string", None), ("atp", "i64", None), ("previous_atp", "i64", None),
-                     ("version", "u64", None), ("kind", "enum", ["UPDATE", "SNAPSHOT", "RESYNC"])],
+                     ("version", "u64", None),
+                     ("kind", "enum", ["UPDATE", "SNAPSHOT", "RESYNC", "LIVE", "HEARTBEAT", "CONFLATED"]),
+                     ("shard", "u32", None), ("index", "u32", None), ("sku_atp", "i64", None),
+                     ("token", "bytes", None)],
 }
 
 EVENT_FULL = {"event_id": 18446744073709551615, "source": "wms-dc1", "seq": 42, "type": "RESERVE",
@@ -102,9 +105,13 @@ SAMPLES = [
     ("atp.fbs", "atp.v1.ReleaseReply", {"released": 4, "found": True}),
     ("atp.fbs", "atp.v1.ReleaseReply", {}),
     ("atp.fbs", "atp.v1.ScanRequest", {"after_sku": "SKU-9", "limit": 4294967295}),
-    ("atp.fbs", "atp.v1.SubscribeRequest", {"channel": "marketplace-eu", "from_seq": 18446744073709551615}),
+    ("atp.fbs", "atp.v1.SubscribeRequest", {"channel": "marketplace-eu", "resume_token": [1, 0, 255, 7]}),
+    ("atp.fbs", "atp.v1.SubscribeRequest", {"channel": "web"}),
     ("delta.fbs", "atp.v1.Delta", {"channel": "web", "seq": 9, "sku": "S", "location": "L", "atp": 3,
                                    "previous_atp": 5, "version": 12, "kind": "RESYNC"}),
+    ("delta.fbs", "atp.v1.Delta", {"channel": "web", "seq": 18446744073709551615, "sku": "S", "location": "L",
+                                   "atp": 3, "previous_atp": 5, "version": 12, "kind": "CONFLATED",
+                                   "shard": 4294967295, "index": 7, "sku_atp": -1, "token": [9, 8, 0, 255]}),
     ("delta.fbs", "atp.v1.Delta", {"channel": "web", "seq": 1}),
 ]
 
@@ -136,7 +143,7 @@ def normalize(table, d):
             out[name] = v or None  # an empty string travels as an absent one
         elif kind == "tables":
             out[name] = [normalize(detail, e) for e in (v or [])]
-        elif kind == "strings":
+        elif kind in ("strings", "bytes"):
             out[name] = list(v or [])
         elif kind == "structs":
             out[name] = [{f: e.get(f, 0) for f, _ in detail[1]} for e in (v or [])]
@@ -158,6 +165,8 @@ def py_read(table, obj):
             out[name] = [py_read(detail, getattr(obj, m)(j)) for j in range(getattr(obj, m + "Length")())]
         elif kind == "strings":
             out[name] = [getattr(obj, m)(j).decode() for j in range(getattr(obj, m + "Length")())]
+        elif kind == "bytes":
+            out[name] = [getattr(obj, m)(j) for j in range(getattr(obj, m + "Length")())]
         elif kind == "structs":
             out[name] = [{f: getattr(getattr(obj, m)(j), camel(f))() for f, _ in detail[1]}
                          for j in range(getattr(obj, m + "Length")())]
@@ -187,6 +196,11 @@ def py_build(b, table, d):
             getattr(mod, name + "Start" + camel(fname) + "Vector")(b, len(strs))
             for x in reversed(strs):
                 b.PrependUOffsetTRelative(x)
+            refs[fname] = b.EndVector()
+        elif kind == "bytes":
+            getattr(mod, name + "Start" + camel(fname) + "Vector")(b, len(v))
+            for x in reversed(v):
+                b.PrependUint8(x)
             refs[fname] = b.EndVector()
         elif kind == "structs":
             smod = module(detail[0])

@@ -123,15 +123,21 @@ static int echo_api(const char *type, size_t len, atp_fb_builder *b, atp_fb_ref 
 	case 9:
 		*root = atp_v1_build_scan_request(b, atp_v1_scan_request_after_sku(t), atp_v1_scan_request_limit(t));
 		break;
-	case 10:
-		*root = atp_v1_build_subscribe_request(b, atp_v1_subscribe_request_channel(t),
-						       atp_v1_subscribe_request_from_seq(t));
+	case 10: {
+		uint32_t tok_len;
+		const uint8_t *tok = atp_v1_subscribe_request_resume_token(t, &tok_len);
+		*root = atp_v1_build_subscribe_request(b, atp_v1_subscribe_request_channel(t), tok, tok_len);
 		break;
+	}
 	default: {
-		atp_v1_delta d = { atp_v1_delta_channel(t), atp_v1_delta_sku(t),     atp_v1_delta_location(t),
-				   atp_v1_delta_seq(t),	    atp_v1_delta_version(t), atp_v1_delta_atp(t),
-				   atp_v1_delta_previous_atp(t), atp_v1_delta_kind(t) };
-		*root = atp_v1_build_delta(b, &d);
+		atp_v1_delta d = { .channel = atp_v1_delta_channel(t), .sku = atp_v1_delta_sku(t),
+				   .location = atp_v1_delta_location(t), .seq = atp_v1_delta_seq(t),
+				   .version = atp_v1_delta_version(t), .atp = atp_v1_delta_atp(t),
+				   .previous_atp = atp_v1_delta_previous_atp(t), .sku_atp = atp_v1_delta_sku_atp(t),
+				   .shard = atp_v1_delta_shard(t), .index = atp_v1_delta_index(t),
+				   .kind = atp_v1_delta_kind(t) };
+		d.token = atp_v1_delta_token(t, &d.token_len);
+		*root = atp_v1_build_delta(b, &d, NULL);
 		break;
 	}
 	}
