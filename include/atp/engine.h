@@ -82,7 +82,8 @@ typedef struct atp_engine_delta {
 	uint16_t shard;
 	uint8_t sku_len, loc_len;
 	uint8_t kind;          /* enum atp_engine_delta_kind */
-	uint8_t pad[3];
+	uint8_t pad;
+	uint16_t shards;       /* the engine's shard count: the stream's partitions */
 	int64_t old_atp, new_atp;
 	uint64_t version;      /* the position's, after the change */
 } atp_engine_delta;

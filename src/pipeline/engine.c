@@ -290,7 +290,7 @@ typedef struct replay_ctx {
 
 static void replay_emit(replay_ctx *rc, const atp_delta *d, uint64_t lsn, uint32_t index)
 {
-	rc->out[rc->n_out++] = engine_delta(d, rc->s->index, lsn, index);
+	rc->out[rc->n_out++] = engine_delta(d, rc->s->index, rc->e->n_shards, lsn, index);
 	if (rc->n_out == DELTA_CHUNK) {
 		rc->e->cfg.on_delta(rc->e->cfg.delta_ctx, rc->out, rc->n_out);
 		rc->n_out = 0;
@@ -406,7 +406,7 @@ static void emit_base(replay_ctx *rc, uint64_t lsn)
 		atp_delta d = { .sku = atp_str_of(atp_table_sku(t, id), p->sku_len),
 				.location = atp_str_of(atp_table_location(t, id), p->loc_len),
 				.old_atp = atp, .new_atp = atp, .version = p->version, .pos = id };
-		rc->out[rc->n_out] = engine_delta(&d, rc->s->index, lsn, 0);
+		rc->out[rc->n_out] = engine_delta(&d, rc->s->index, rc->e->n_shards, lsn, 0);
 		rc->out[rc->n_out++].kind = ATP_DELTA_BASE;
 		if (rc->n_out == DELTA_CHUNK)
 			replay_deltas_done(rc);

@@ -99,8 +99,8 @@ typedef void (*expiry_fn)(void *ctx, const atp_delta *d, size_t n);
  * then apply its event. ATP_OK, or the event's status.
  */
 int shard_apply(atp_core *core, const atp_record *rec, atp_result *r, expiry_fn fn, void *ctx);
-/* The delta of the ring and of recovery: d of a record at lsn of shard, the index-th of that record. */
-atp_engine_delta engine_delta(const atp_delta *d, uint32_t shard_index, uint64_t lsn, uint32_t index);
+/* The delta of the ring and of recovery: d of a record at lsn of shard (of shards), the index-th of that record. */
+atp_engine_delta engine_delta(const atp_delta *d, uint32_t shard_index, uint32_t shards, uint64_t lsn, uint32_t index);
 
 /*
  * Waiting for the other side of a ring: spin with pause for the first

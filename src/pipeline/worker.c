@@ -329,10 +329,10 @@ int shard_apply(atp_core *core, const atp_record *rec, atp_result *r, expiry_fn 
 	return atp_core_apply(core, &rec->ev, r);
 }
 
-atp_engine_delta engine_delta(const atp_delta *d, uint32_t shard_index, uint64_t lsn, uint32_t index)
+atp_engine_delta engine_delta(const atp_delta *d, uint32_t shard_index, uint32_t shards, uint64_t lsn, uint32_t index)
 {
 	return (atp_engine_delta){ .sku = d->sku.ptr, .location = d->location.ptr, .lsn = lsn, .index = index,
-				   .pos = d->pos, .shard = (uint16_t)shard_index, .sku_len = (uint8_t)d->sku.len,
+				   .pos = d->pos, .shard = (uint16_t)shard_index, .shards = (uint16_t)shards, .sku_len = (uint8_t)d->sku.len,
 				   .loc_len = (uint8_t)d->location.len, .kind = ATP_DELTA_CHANGE,
 				   .old_atp = d->old_atp, .new_atp = d->new_atp, .version = d->version };
 }
@@ -349,7 +349,7 @@ static void stage_deltas(worker *w, const shard *s, uint64_t lsn, uint32_t *inde
 {
 	assert(lsn == atp_wal_last_lsn(s->wal));  /* a delta leaves with the record that caused it */
 	for (size_t i = 0; i < n; i++) {
-		atp_engine_delta ed = engine_delta(&d[i], s->index, lsn, (*index)++);
+		atp_engine_delta ed = engine_delta(&d[i], s->index, atp_engine_shards(w->engine), lsn, (*index)++);
 		for (unsigned round = 0; atp_ring_stage(w->deltas, &ed, 1) == 0;) {
 			if (failed(w))
 				return;

@@ -1,0 +1,133 @@
+/*
+ * hub_internal.h — what the parts of the channel hub share: hub.c (the
+ * mirror, channel messages and their buffers, reloads), hub_sub.c (the
+ * subscribers: resume, resync, conflation, heartbeats) and hub_token.c
+ * (resume tokens). One thread.
+ */
+#ifndef ATP_HUB_INTERNAL_H
+#define ATP_HUB_INTERNAL_H
+
+#include "atp/hub.h"
+#include "atp/wire_api.h"
+
+#include <stdint.h>
+
+/* A place in a shard's part of the stream. */
+typedef struct place {
+	uint64_t lsn;
+	uint32_t index;
+} place;
+
+static inline bool place_after(place a, place b)
+{
+	return a.lsn > b.lsn || (a.lsn == b.lsn && a.index > b.index);
+}
+
+/* A position as the hub mirrors it. */
+typedef struct hub_pos {
+	int64_t atp;
+	uint64_t version;
+	const char *sku, *location;  /* the engine's table's keys */
+	uint8_t sku_len, loc_len;
+	bool known;
+	uint8_t pad;
+	uint32_t group;              /* its SKU's group in the shard */
+	uint64_t member;             /* bit c: channel slot c sees it */
+} hub_pos;
+
+/* The SKU -> group index of a shard (open addressing). */
+typedef struct group_slot {
+	uint64_t hash;
+	uint32_t group1;             /* group + 1; 0: empty */
+	uint32_t first;              /* a position of the group (its key names the SKU) */
+} group_slot;
+
+typedef struct hub_shard {
+	hub_pos *pos;                /* max_positions, by id */
+	uint32_t count;              /* ids seen: 0 .. count-1 may be known */
+	uint32_t n_groups;
+	group_slot *groups;
+	uint64_t group_mask;
+	place progress;              /* the place of the last delta taken */
+} hub_shard;
+
+/*
+ * A message in a channel's buffer: this header, then the FlatBuffer,
+ * padded to 8. A header with fb_len 0 pads to the buffer's end.
+ */
+typedef struct msg_hdr {
+	uint32_t len;                /* of the whole record */
+	uint32_t fb_len;
+	uint64_t lsn;
+	uint32_t index;
+	uint32_t pos;
+	uint16_t shard;
+	uint16_t kind_off;           /* in the FlatBuffer */
+	uint16_t token_off;          /* of the token's bytes, in the FlatBuffer */
+	uint16_t pad;
+	uint64_t next;               /* offset of the next message of the position, + 1; 0: none yet */
+	uint64_t at_ms;
+} msg_hdr;
+
+typedef struct hub_channel {
+	bool used;
+	uint32_t gen;                /* +1 at every (re)definition: its subscribers resync */
+	atp_channel_def def;
+	uint64_t hash;
+	uint32_t subscribers;
+	uint8_t *buf;                /* the retention buffer */
+	uint64_t cap;
+	uint64_t head, tail;         /* offsets ever written / dropped: the buffer holds [tail, head) */
+	place *tail_vec;             /* per shard: everything at or before it is no longer held */
+	int64_t *sums[ATP_ENGINE_MAX_SHARDS];    /* per shard: the channel's figure of each SKU group */
+	uint64_t *latest[ATP_ENGINE_MAX_SHARDS]; /* per shard: each position's newest message, offset + 1 */
+} hub_channel;
+
+struct atp_hub {
+	atp_hub_config cfg;
+	hub_shard *shards[ATP_ENGINE_MAX_SHARDS];
+	uint32_t n_shards;           /* atp_hub_start(); until then 0 */
+	uint8_t identity[32];
+	uint64_t dir_tag, check_seed;
+	hub_channel ch[ATP_CHANNELS_MAX];
+	atp_hub_sub **subs;
+	uint32_t n_subs;
+	uint8_t *scratch;            /* builder memory for one message */
+	atp_hub_stats stats;
+};
+
+enum sub_state { SUB_RESYNC_MARK, SUB_RESYNC, SUB_LIVE, SUB_ENDED };
+
+struct atp_hub_sub {
+	hub_channel *ch;
+	uint32_t gen;                /* the channel's gen it follows */
+	uint8_t state;               /* enum sub_state */
+	uint64_t cursor;             /* the next offset of the buffer to look at */
+	place *v;                    /* per shard: the place up to which it has everything */
+	uint32_t rs_shard, rs_pos;   /* a resync's progress through the mirror */
+	uint64_t last_sent_ms;
+	bool token_moved;            /* v moved since the last token sent */
+	bool conflating;             /* fell behind, not yet back at the head */
+	char why[160];
+};
+
+/* hub.c */
+hub_shard *hub_shard_of(atp_hub *h, uint32_t shard);
+const msg_hdr *hub_msg_at(const hub_channel *c, uint64_t off);
+/* Past the padding at off, if any: the offset of the record there (or head). */
+uint64_t hub_skip_pad(const hub_channel *c, uint64_t off);
+/* The next record's offset after the one at off. */
+uint64_t hub_msg_next(const hub_channel *c, uint64_t off);
+/* Build a message (its token a placeholder of the right size) into the hub's scratch: its bytes and size, and where its kind and token lie. */
+const uint8_t *hub_build(atp_hub *h, const atp_v1_delta *d, uint32_t *size,
+			 uint16_t *kind_off, uint16_t *token_off);
+
+/* hub_token.c */
+uint32_t hub_token_bytes(const atp_hub *h);
+/* The token of v (flags: 1 = the view is incomplete) for channel c into out (hub_token_bytes). */
+void hub_token_write(const atp_hub *h, const hub_channel *c, const place *v, uint8_t flags, uint8_t *out);
+/* 0 with v filled, 1 when it must be resynced (another definition, incomplete, not servable), or ATP_HUB_E_*. */
+int hub_token_read(const atp_hub *h, const hub_channel *c, const uint8_t *t, uint32_t len, place *v, char *why,
+		   size_t whylen);
+
+#endif
