@@ -28,6 +28,13 @@
  *   - Scan(ScanRequest) -> stream of PositionAtp: every position with a SKU
  *     after after_sku, in (sku, location) order, at most limit (0: all),
  *     as HTTP/2 flow control lets them go.
+ *   - Subscribe(SubscribeRequest) -> stream of Delta: a sales channel's
+ *     stream from the hub (atp/hub.h), from resume_token or from a full
+ *     view, for as long as the client reads it; NOT_FOUND for an unknown
+ *     channel (or one removed while streaming), INVALID_ARGUMENT for a
+ *     damaged token, FAILED_PRECONDITION for a token of another data
+ *     directory, RESOURCE_EXHAUSTED past the subscriber limit, UNAVAILABLE
+ *     when the server drains.
  * Status codes: INVALID_ARGUMENT for a bad message (the message names the
  * field), NOT_FOUND, RESOURCE_EXHAUSTED past a limit (in-flight calls,
  * message size, scans), UNAVAILABLE while draining, DEADLINE_EXCEEDED
@@ -64,6 +71,7 @@ typedef struct atp_grpc_config {
 	uint32_t max_scans;          /* Scans streaming at once */
 	uint32_t idle_ms;            /* a connection without a frame or a call for this long is closed */
 	uint32_t send_timeout_ms;    /* a connection not taking our bytes for this long is reset */
+	struct atp_hub *hub;         /* the channel stream (atp/hub.h) Subscribe serves; NULL: none */
 } atp_grpc_config;
 
 /* 127.0.0.1:7401, 1024 connections, 128 streams, 4096 calls, 4 MiB, 16 KiB, 256 lines, 4 scans, 600 s, 30 s. */

@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include "atp/engine.h"
 #include "atp/grpc_server.h"
+#include "atp/hub.h"
 #include "atp/stream_server.h"
 #include "atp/wire_event.h"
 
@@ -32,12 +33,14 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop_signal, snapshot_asked;
+static volatile sig_atomic_t stop_signal, snapshot_asked, reload_asked;
 
 static void on_signal(int sig)
 {
 	if (sig == SIGUSR1)
 		snapshot_asked = 1;
+	else if (sig == SIGHUP)
+		reload_asked = 1;
 	else
 		stop_signal = sig;
 }
@@ -59,6 +62,9 @@ typedef struct settings {
 	bool grpc_on;
 	enum clock_mode clock;
 	uint64_t tick_ms;
+	atp_channel_set channels;
+	atp_hub_config hub;
+	char err[256];          /* why apply_setting() refused */
 } settings;
 
 static int parse_u64(const char *v, uint64_t max, uint64_t *out)
@@ -72,11 +78,15 @@ static int parse_u64(const char *v, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-/* One "key = value" setting; -1 for an unknown key or a bad value. */
+/* One "key = value" setting; -1 for an unknown key or a bad value (s->err may say why). */
 static int apply_setting(settings *s, const char *key, const char *v)
 {
 	uint64_t x;
 	atp_engine_config *e = &s->engine;
+	s->err[0] = 0;
+	int ch = atp_channel_setting(&s->channels, key, v, s->err, sizeof(s->err));
+	if (ch)
+		return ch < 0 ? -1 : 0;
 	if (strcmp(key, "listen") == 0) {
 		s->listen = strcmp(v, "none") != 0;
 		if (strlen(v) >= sizeof(s->stream.listen))
@@ -123,11 +133,14 @@ static int apply_setting(settings *s, const char *key, const char *v)
 		{ "grpc_max_message", 4u << 20, 1 },   { "grpc_max_header_list", 1u << 20, 1 },
 		{ "grpc_max_reserve_lines", 4096, 1 }, { "grpc_max_scans", 1024, 1 },
 		{ "grpc_idle_ms", 86400000, 1 },       { "grpc_send_timeout_ms", 3600000, 1 },
+		{ "channel_retention_mb", 1u << 16, 1u << 20 }, { "channel_retention_s", 30u * 86400, 1000 },
+		{ "channel_conflate_mb", 1u << 16, 1u << 20 },  { "channel_max_subscribers", 1u << 16, 1 },
+		{ "channel_heartbeat_ms", 3600000, 1 },
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (strcmp(key, keys[i].key) != 0)
 			continue;
-		if (parse_u64(v, keys[i].max, &x) < 0 || (x == 0 && i != 3))
+		if (parse_u64(v, keys[i].max, &x) < 0 || (x == 0 && i != 3 && i != 25))
 			return -1;
 		x *= keys[i].scale;
 		switch (i) {
@@ -154,7 +167,12 @@ static int apply_setting(settings *s, const char *key, const char *v)
 		case 20: s->grpc.max_reserve_lines = (uint32_t)x; break;
 		case 21: s->grpc.max_scans = (uint32_t)x; break;
 		case 22: s->grpc.idle_ms = (uint32_t)x; break;
-		default: s->grpc.send_timeout_ms = (uint32_t)x; break;
+		case 23: s->grpc.send_timeout_ms = (uint32_t)x; break;
+		case 24: s->hub.retention_bytes = x; break;
+		case 25: s->hub.retention_ms = x; break;
+		case 26: s->hub.conflate_bytes = x; break;
+		case 27: s->hub.max_subscribers = (uint32_t)x; break;
+		default: s->hub.heartbeat_ms = (uint32_t)x; break;
 		}
 		return 0;
 	}
@@ -174,7 +192,7 @@ static int read_config(const char *path, settings *s)
 		char *hash = strchr(line, '#');
 		if (hash)
 			*hash = 0;
-		if (sscanf(line, " %63[a-z_] = %255s", key, value) != 2) {
+		if (sscanf(line, " %63[A-Za-z0-9_.-] = %255s", key, value) != 2) {
 			if (strspn(line, " \t\r\n") == strlen(line))
 				continue;
 			fprintf(stderr, "atpd: %s:%u: expected 'key = value'\n", path, n);
@@ -182,7 +200,10 @@ static int read_config(const char *path, settings *s)
 			return -1;
 		}
 		if (apply_setting(s, key, value) < 0) {
-			fprintf(stderr, "atpd: %s:%u: unknown setting or bad value: %s = %s\n", path, n, key, value);
+			if (s->err[0])
+				fprintf(stderr, "atpd: %s:%u: %s\n", path, n, s->err);
+			else
+				fprintf(stderr, "atpd: %s:%u: unknown setting or bad value: %s = %s\n", path, n, key, value);
 			fclose(f);
 			return -1;
 		}
@@ -191,7 +212,60 @@ static int read_config(const char *path, settings *s)
 	return 0;
 }
 
-static int serve(atp_engine *e, atp_stream_server *srv, const settings *s)
+/*
+ * The settings: defaults, then --config FILE and --set KEY=VALUE in the
+ * order given. 0, or -1 after a message. *data gets --data's (when data).
+ */
+static int load_settings(settings *s, int argc, char **argv, const char **data)
+{
+	*s = (settings){ .engine = atp_engine_config_default(), .stream = atp_stream_config_default(), .listen = true,
+			 .grpc = atp_grpc_config_default(), .grpc_on = true, .tick_ms = 1000,
+			 .hub = atp_hub_config_default() };
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
+			if (data)
+				*data = argv[i + 1];
+			i++;
+		} else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			if (read_config(argv[++i], s) < 0)
+				return -1;
+		} else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
+			char key[64];
+			const char *v = strchr(argv[++i], '=');
+			if (!v || v - argv[i] >= (long)sizeof(key)) {
+				fprintf(stderr, "atpd: --set wants KEY=VALUE, got '%s'\n", argv[i]);
+				return -1;
+			}
+			snprintf(key, sizeof(key), "%.*s", (int)(v - argv[i]), argv[i]);
+			if (apply_setting(s, key, v + 1) < 0) {
+				fprintf(stderr, "atpd: --set %s: %s\n", argv[i], s->err[0] ? s->err : "unknown setting or bad value");
+				return -1;
+			}
+		} else {
+			fprintf(stderr, "usage: atpd --data DIR [--config FILE] [--set KEY=VALUE]...\n");
+			return -1;
+		}
+	}
+	if (s->engine.wal.buffer_bytes > s->engine.wal.segment_bytes / 4)
+		s->engine.wal.buffer_bytes = (uint32_t)(s->engine.wal.segment_bytes / 4);
+	s->hub.max_positions = s->engine.core.max_positions;
+	return 0;
+}
+
+/* SIGHUP: the settings read again; the channels take effect (the rest is read at start only). */
+static void reload(atp_hub *hub, int argc, char **argv)
+{
+	static settings fresh;
+	if (load_settings(&fresh, argc, argv, NULL) < 0) {
+		fprintf(stderr, "atpd: SIGHUP: the settings above are wrong; the channels stay as they were\n");
+		return;
+	}
+	char log[2048];
+	atp_hub_reload(hub, &fresh.channels, log, sizeof(log));
+	fprintf(stderr, "atpd: SIGHUP: %u channels; %s\n", fresh.channels.n, log[0] ? log : "nothing changed");
+}
+
+static int serve(atp_engine *e, atp_stream_server *srv, atp_hub *hub, const settings *s, int argc, char **argv)
 {
 	struct timespec nap = { 0, 10 * 1000000 };
 	uint64_t next_tick = 0;
@@ -203,6 +277,10 @@ static int serve(atp_engine *e, atp_stream_server *srv, const settings *s)
 			if (atp_engine_advance(e) < 0)
 				return -1;
 			next_tick = now + s->tick_ms;
+		}
+		if (reload_asked) {
+			reload_asked = 0;
+			reload(hub, argc, argv);
 		}
 		if (snapshot_asked) {
 			snapshot_asked = 0;
@@ -224,49 +302,23 @@ static int serve(atp_engine *e, atp_stream_server *srv, const settings *s)
 	return 0;
 }
 
-static int usage(void)
-{
-	fprintf(stderr, "usage: atpd --data DIR [--config FILE] [--set KEY=VALUE]...\n");
-	return 2;
-}
-
 int main(int argc, char **argv)
 {
-	settings s = { .engine = atp_engine_config_default(), .stream = atp_stream_config_default(), .listen = true,
-		       .grpc = atp_grpc_config_default(), .grpc_on = true, .tick_ms = 1000 };
+	static settings s;
 	const char *data = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
-			data = argv[++i];
-		} else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-			if (read_config(argv[++i], &s) < 0)
-				return 2;
-		} else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
-			char key[64];
-			const char *v = strchr(argv[++i], '=');
-			if (!v || v - argv[i] >= (long)sizeof(key)) {
-				fprintf(stderr, "atpd: --set wants KEY=VALUE, got '%s'\n", argv[i]);
-				return 2;
-			}
-			snprintf(key, sizeof(key), "%.*s", (int)(v - argv[i]), argv[i]);
-			if (apply_setting(&s, key, v + 1) < 0) {
-				fprintf(stderr, "atpd: unknown setting or bad value: %s\n", argv[i]);
-				return 2;
-			}
-		} else {
-			return usage();
-		}
+	if (load_settings(&s, argc, argv, &data) < 0)
+		return 2;
+	if (!data) {
+		fprintf(stderr, "usage: atpd --data DIR [--config FILE] [--set KEY=VALUE]...\n");
+		return 2;
 	}
-	if (!data)
-		return usage();
-	if (s.engine.wal.buffer_bytes > s.engine.wal.segment_bytes / 4)
-		s.engine.wal.buffer_bytes = (uint32_t)(s.engine.wal.segment_bytes / 4);
 
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	fprintf(stderr, "atpd: starting on %s\n", data);
@@ -274,11 +326,26 @@ int main(int argc, char **argv)
 	bool loop = s.listen || s.grpc_on;
 	int efd = loop ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
 	s.engine.notify_fd = efd;
-	atp_engine *e = atp_engine_open(data, &s.engine, err, sizeof(err));
-	if (!e) {
+	/* The channel stream: created first, so that recovery's deltas rebuild its buffers. */
+	atp_hub *hub = atp_hub_create(&s.hub, &s.channels, err, sizeof(err));
+	if (!hub) {
 		fprintf(stderr, "atpd: cannot start: %s\n", err);
 		return 1;
 	}
+	s.engine.on_delta = atp_hub_on_delta;
+	s.engine.delta_ctx = hub;
+	atp_engine *e = atp_engine_open(data, &s.engine, err, sizeof(err));
+	if (!e) {
+		fprintf(stderr, "atpd: cannot start: %s\n", err);
+		atp_hub_destroy(hub);
+		return 1;
+	}
+	uint8_t identity[32];
+	atp_engine_identity(e, identity);
+	atp_hub_start(hub, atp_engine_shards(e), identity);
+	s.grpc.hub = hub;
+	if (s.channels.n)
+		fprintf(stderr, "atpd: %u channels streaming\n", s.channels.n);
 	atp_stream_server *srv = NULL;
 	atp_grpc_server *api = NULL;
 	if (loop) {
@@ -300,7 +367,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "atpd: grpc listening on %s (port %u)\n", s.grpc.listen, atp_grpc_server_port(api));
 	}
 	fprintf(stderr, "atpd: serving\n");
-	int rc = serve(e, srv, &s);
+	int rc = serve(e, srv, hub, &s, argc, argv);
 	if (rc < 0) {
 		fprintf(stderr, "atpd: stopping after a storage failure: %s\n", atp_engine_error(e));
 		atp_engine_abandon(e);
@@ -330,7 +397,14 @@ int main(int argc, char **argv)
 		atp_engine_abandon(e);
 		return 1;
 	}
-	if (atp_engine_close(e) != 0) {
+	int closed = atp_engine_close(e);
+	atp_hub_stats hs;
+	atp_hub_stats_get(hub, &hs);
+	fprintf(stderr,
+		"atpd: channels: %" PRIu64 " deltas, %" PRIu64 " messages, %" PRIu64 " sent, %" PRIu64 " conflated, %" PRIu64
+		" resyncs\n", hs.deltas, hs.messages, hs.sent, hs.conflated, hs.resyncs);
+	atp_hub_destroy(hub);
+	if (closed != 0) {
 		fprintf(stderr, "atpd: the final snapshot failed\n");
 		return 1;
 	}

@@ -40,6 +40,8 @@ static call *call_new(atp_grpc_server *g, h2conn *hc, int32_t stream_id)
 	c->message[0] = 0;
 	c->n_lines = c->lines_pending = 0;
 	c->scan_n = c->scan_next = 0;
+	c->sub = NULL;
+	c->deferred = c->ending = false;
 	g->calls_busy++;
 	hc->calls++;
 	g->stats.calls++;
@@ -162,7 +164,13 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *b
 	h2conn *hc = user_data;
 	call *c = source->ptr;
 	bool more = false;
-	if (c->method == M_SCAN && c->out_sent == c->out_len) {
+	if (c->method == M_SUBSCRIBE) {
+		more = c->out_sent < c->out_len || m_subscribe_more(hc->g, c, (uint32_t)length);
+		if (more && c->out_len == 0) {
+			c->deferred = true;  /* m_subscribe_wake() resumes it */
+			return NGHTTP2_ERR_DEFERRED;
+		}
+	} else if (c->method == M_SCAN && c->out_sent == c->out_len) {
 		c->out_len = c->out_sent = 0;
 		more = m_scan_more(hc->g, c, (uint32_t)length);
 	} else if (c->method == M_SCAN) {
@@ -196,7 +204,7 @@ void g_respond(atp_grpc_server *g, call *c, int status, const char *fmt, ...)
 	if (status != G_OK)
 		g->stats.errors++;
 	int rc;
-	if (status == G_OK && (c->out_len || c->method == M_SCAN)) {
+	if (status == G_OK && (c->out_len || c->method == M_SCAN || c->method == M_SUBSCRIBE)) {
 		nghttp2_nv nv[] = { NV(":status", "200", 3), NV("content-type", "application/grpc", 16) };
 		nghttp2_data_provider prd = { .source.ptr = c, .read_callback = read_body };
 		rc = nghttp2_submit_response(c->conn->session, c->stream_id, nv, 2, &prd);
@@ -271,6 +279,7 @@ static uint8_t method_of(const uint8_t *p, size_t n)
 		{ "/atp.v1.Atp/GetAtp", M_GET_ATP },   { "/atp.v1.Atp/GetAtpBatch", M_GET_ATP_BATCH },
 		{ "/atp.v1.Atp/Reserve", M_RESERVE },  { "/atp.v1.Atp/Release", M_RELEASE },
 		{ "/atp.v1.Atp/Scan", M_SCAN },        { "/grpc.health.v1.Health/Check", M_HEALTH },
+		{ "/atp.v1.Atp/Subscribe", M_SUBSCRIBE },
 	};
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
 		if (equals(p, n, paths[i].path))

@@ -23,13 +23,14 @@ enum {
 	G_INVALID_ARGUMENT = 3,
 	G_DEADLINE_EXCEEDED = 4,
 	G_NOT_FOUND = 5,
+	G_FAILED_PRECONDITION = 9,
 	G_RESOURCE_EXHAUSTED = 8,
 	G_UNIMPLEMENTED = 12,
 	G_INTERNAL = 13,
 	G_UNAVAILABLE = 14,
 };
 
-enum method { M_NONE, M_GET_ATP, M_GET_ATP_BATCH, M_RESERVE, M_RELEASE, M_SCAN, M_HEALTH };
+enum method { M_NONE, M_GET_ATP, M_GET_ATP_BATCH, M_RESERVE, M_RELEASE, M_SCAN, M_HEALTH, M_SUBSCRIBE };
 
 enum call_state {
 	CALL_FREE,
@@ -100,6 +101,10 @@ typedef struct call {
 	/* Scan */
 	scan_ref *scan;
 	uint32_t scan_n, scan_next;
+	/* Subscribe */
+	struct atp_hub_sub *sub;
+	bool deferred;             /* its data provider said "nothing now": resumed when the hub has more */
+	bool ending;               /* its stream ends with status and message after what is out */
 } call;
 
 /* A seq of the API source in flight: the call and what it stands for. */
@@ -129,6 +134,8 @@ struct atp_grpc_server {
 	uint32_t scans;
 	uint32_t waiting;          /* calls in CALL_WAIT */
 	uint64_t msg_bytes;        /* request buffers held by calls, at most MSG_BYTES_MAX */
+	uint32_t *subscribers;     /* calls of Subscribe streaming (indices), n_subscribers of them */
+	uint32_t n_subscribers;
 	h2conn **dirty;            /* connections with something to send this turn */
 	uint32_t n_dirty;
 	uint8_t *scratch;          /* the FlatBuffers builder's memory: one reply */
@@ -180,7 +187,17 @@ void m_on_done(atp_grpc_server *g, const atp_engine_done *d);
 void m_after_turn(atp_grpc_server *g);
 /* A Scan's next messages into c->out (up to about want bytes); false when the scan is over. */
 bool m_scan_more(atp_grpc_server *g, call *c, uint32_t want);
-/* Release what a call's method holds (scan arrays, line tables) when the call ends. */
+/* Release what a call's method holds (scan arrays, line tables, a subscription) when the call ends. */
 void m_release(atp_grpc_server *g, call *c);
+
+/* Subscribe (grpc_subscribe.c). */
+void m_subscribe(atp_grpc_server *g, call *c);
+/* A Subscribe's next messages into c->out (about want bytes); false when the stream is over (c->status says how). */
+bool m_subscribe_more(atp_grpc_server *g, call *c, uint32_t want);
+/* Once per turn: streams waiting for messages that the hub now has are resumed. */
+void m_subscribe_wake(atp_grpc_server *g);
+/* Every Subscribe ends with status and message (draining). */
+void m_subscribe_end_all(atp_grpc_server *g, int status, const char *message);
+void m_subscribe_release(atp_grpc_server *g, call *c);
 
 #endif

@@ -577,6 +577,9 @@ void m_dispatch(atp_grpc_server *g, call *c)
 	case M_HEALTH:
 		health(g, c);
 		break;
+	case M_SUBSCRIBE:
+		m_subscribe(g, c);
+		break;
 	default:
 		g_respond(g, c, G_UNIMPLEMENTED, "no such method");
 		break;
@@ -585,6 +588,7 @@ void m_dispatch(atp_grpc_server *g, call *c)
 
 void m_release(atp_grpc_server *g, call *c)
 {
+	m_subscribe_release(g, c);
 	if (c->scan) {
 		free(c->scan);
 		c->scan = NULL;

@@ -14,6 +14,8 @@
 #define _GNU_SOURCE
 #include "grpc_internal.h"
 
+#include "atp/hub.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -305,10 +307,14 @@ static void after_turn(void *ctx)
 		arm_accept(g);
 	m_after_turn(g);
 	g_run_queue(g);
+	if (g->cfg.hub)
+		m_subscribe_wake(g);
 	if (g_now_ms(g) - g->last_sweep_ms >= SWEEP_MS) {
 		g->last_sweep_ms = g_now_ms(g);
 		g_sweep_calls(g);
 		sweep(g);
+		if (g->cfg.hub)
+			atp_hub_tick(g->cfg.hub, g_now_ms(g));
 	}
 	flush_dirty(g);
 }
@@ -369,6 +375,7 @@ static void destroy(atp_grpc_server *g)
 	free(g->scratch);
 	free(g->positions);
 	free(g->dirty);
+	free(g->subscribers);
 	free(g);
 }
 
@@ -394,13 +401,14 @@ atp_grpc_server *atp_grpc_server_create(atp_stream_server *front, const atp_grpc
 	g->conns = calloc(cfg->max_connections, sizeof(h2conn));
 	g->free_conns = malloc(cfg->max_connections * sizeof(uint32_t));
 	g->dirty = malloc(cfg->max_connections * sizeof(h2conn *));
+	g->subscribers = malloc(cfg->max_calls * sizeof(uint32_t));
 	g->calls = calloc(g->n_calls_total, sizeof(call));
 	g->free_calls = malloc(g->n_calls_total * sizeof(uint32_t));
 	g->queue = malloc(g->n_calls_total * sizeof(uint64_t));
 	g->pending = calloc(PENDING_MAX, sizeof(pending));
 	g->scratch = aligned_alloc(8, SCRATCH_BYTES);
 	g->positions = malloc(ATP_V1_MAX_LIST * sizeof(atp_engine_position));
-	if (!g->positions || !g->conns || !g->free_conns || !g->dirty || !g->calls || !g->free_calls || !g->queue || !g->pending ||
+	if (!g->positions || !g->subscribers || !g->conns || !g->free_conns || !g->dirty || !g->calls || !g->free_calls || !g->queue || !g->pending ||
 	    !g->scratch || nghttp2_session_callbacks_new(&g->cbs) != 0 || nghttp2_option_new(&g->opt) != 0) {
 		atp_errf(err, errlen, "out of memory");
 		destroy(g);
@@ -453,6 +461,8 @@ void atp_grpc_server_shutdown(atp_grpc_server *g)
 				      NGHTTP2_NO_ERROR, NULL, 0);
 		g_mark_dirty(g, hc);
 	}
+	if (g->cfg.hub)
+		m_subscribe_end_all(g, G_UNAVAILABLE, "the server is draining: resubscribe with your last token");
 	flush_dirty(g);
 	uint64_t until = g_now_ms(g) + 2000;
 	while (g->calls_busy && g_now_ms(g) < until)

@@ -29,13 +29,13 @@ RANDOM=7
 for k in $(seq 1 "$kills"); do
 	"$atpctl" "${engine[@]}" >"$tmp/run.out" 2>"$tmp/run.err" &
 	pid=$!
-	# Kill once the run has acknowledged something new, after a random extra 0-40 ms.
+	# Kill once the run has acknowledged something new, after a random extra 0-25 ms.
 	for _ in $(seq 1 500); do
 		[ "$(awk '$1 == "durable" && $2 == "wms" { print $3 }' "$tmp/run.out" 2>/dev/null | sort -u | wc -l)" -ge 2 ] && break
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.01
 	done
-	sleep "0.$(printf "%03d" $((RANDOM % 40)))"
+	sleep "0.$(printf "%03d" $((RANDOM % 25)))"
 	if kill -9 "$pid" 2>/dev/null; then killed=$((killed + 1)); fi
 	wait "$pid" 2>/dev/null || true
 	w=$(max_acked wms "$tmp/run.out") o=$(max_acked oms "$tmp/run.out")
@@ -54,7 +54,7 @@ fail=0
 echo "killed $killed of $kills runs; wms seq acknowledged by each:$progress"
 echo "acknowledged before a kill: wms $acked_wms, oms $acked_oms"
 echo "final durable: wms $final_wms oms $final_oms; reference: wms $ref_wms oms $ref_oms"
-[ "$killed" -ge $((kills * 3 / 4)) ] || { echo "not ok - too few runs were killed mid-way"; fail=1; }
+[ "$killed" -ge $((kills / 2)) ] || { echo "not ok - too few runs were killed mid-way"; fail=1; }
 [ "$acked_wms" -gt 0 ] && [ "$acked_oms" -gt 0 ] || { echo "not ok - no run acknowledged anything before its kill"; fail=1; }
 [ "$final_wms" -eq "$ref_wms" ] && [ "$final_oms" -eq "$ref_oms" ] || { echo "not ok - final durable seqs differ from the reference"; fail=1; }
 [ "$acked_wms" -le "$final_wms" ] && [ "$acked_oms" -le "$final_oms" ] || { echo "not ok - an acknowledged seq was lost"; fail=1; }

@@ -1,0 +1,135 @@
+/*
+ * grpc_subscribe.c — atp.v1.Atp/Subscribe: a sales channel's stream of
+ * deltas (atp/hub.h) as a server-streaming call.
+ *
+ * The call's data provider pulls whole messages from the hub into the
+ * call's buffer as HTTP/2 flow control asks for bytes; when the hub has
+ * nothing, the stream is deferred, and each turn of the loop resumes the
+ * deferred streams whose subscriber the hub has something for (new
+ * messages, a resync to go on with, a heartbeat due). A client that stops
+ * reading closes its window: it is no longer asked, and the hub conflates,
+ * then resyncs it. Runs in the loop's thread, as the hub does.
+ */
+#define _GNU_SOURCE
+#include "grpc_internal.h"
+
+#include "atp/hub.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OUT_BYTES (64u << 10)
+
+static void watch(atp_grpc_server *g, call *c)
+{
+	g->subscribers[g->n_subscribers++] = g_call_index(g, c);
+}
+
+static void unwatch(atp_grpc_server *g, call *c)
+{
+	uint32_t me = g_call_index(g, c);
+	for (uint32_t i = 0; i < g->n_subscribers; i++)
+		if (g->subscribers[i] == me) {
+			g->subscribers[i] = g->subscribers[--g->n_subscribers];
+			return;
+		}
+}
+
+void m_subscribe(atp_grpc_server *g, call *c)
+{
+	int rc;
+	char where[96], why[200];
+	const uint8_t *r = atp_v1_verify_at(c->msg, c->msg_len, &atp_v1_subscribe_request_rule, &rc, where, sizeof(where));
+	if (!r) {
+		g_respond(g, c, G_INVALID_ARGUMENT, "not a valid atp.v1.SubscribeRequest: %s%s%s", where,
+			  where[0] ? ": " : "", atp_fb_error_message(rc));
+		return;
+	}
+	if (!g->cfg.hub) {
+		g_respond(g, c, G_NOT_FOUND, "this server streams no channels");
+		return;
+	}
+	atp_str channel = atp_v1_subscribe_request_channel(r);
+	uint32_t len;
+	const uint8_t *token = atp_v1_subscribe_request_resume_token(r, &len);
+	if (!c->out || c->out_cap < OUT_BYTES) {
+		uint8_t *p = realloc(c->out, OUT_BYTES);
+		if (!p) {
+			g_respond(g, c, G_RESOURCE_EXHAUSTED, "out of memory");
+			return;
+		}
+		c->out = p;
+		c->out_cap = OUT_BYTES;
+	}
+	rc = atp_hub_subscribe(g->cfg.hub, channel, token, len, &c->sub, why, sizeof(why));
+	switch (rc) {
+	case 0:
+		break;
+	case ATP_HUB_E_CHANNEL:
+		g_respond(g, c, G_NOT_FOUND, "%s", why);
+		return;
+	case ATP_HUB_E_TOKEN:
+		g_respond(g, c, G_INVALID_ARGUMENT, "%s", why);
+		return;
+	case ATP_HUB_E_OTHER_DIR:
+		g_respond(g, c, G_FAILED_PRECONDITION, "%s", why);
+		return;
+	default:
+		g_respond(g, c, G_RESOURCE_EXHAUSTED, "%s", why);
+		return;
+	}
+	c->deferred = c->ending = false;
+	c->deadline_ms = 0;  /* a stream lasts as long as the client wants it */
+	watch(g, c);
+	g_respond(g, c, G_OK, "%s", "");  /* the data provider pulls the messages (m_subscribe_more) */
+}
+
+bool m_subscribe_more(atp_grpc_server *g, call *c, uint32_t want)
+{
+	(void)want;
+	const char *why;
+	if (c->ending)
+		return false;
+	if (atp_hub_ended(c->sub, &why)) {
+		c->status = G_NOT_FOUND;
+		snprintf(c->message, sizeof(c->message), "%s", why);
+		return false;
+	}
+	c->out_len = (uint32_t)atp_hub_read(g->cfg.hub, c->sub, c->out, c->out_cap, g_now_ms(g));
+	c->out_sent = 0;
+	return true;
+}
+
+void m_subscribe_wake(atp_grpc_server *g)
+{
+	uint64_t now = g_now_ms(g);
+	for (uint32_t i = 0; i < g->n_subscribers; i++) {
+		call *c = &g->calls[g->subscribers[i]];
+		if (!c->deferred || !(c->ending || atp_hub_ready(g->cfg.hub, c->sub, now)))
+			continue;
+		c->deferred = false;
+		nghttp2_session_resume_data(c->conn->session, c->stream_id);
+		g_mark_dirty(g, c->conn);
+	}
+}
+
+void m_subscribe_end_all(atp_grpc_server *g, int status, const char *message)
+{
+	for (uint32_t i = 0; i < g->n_subscribers; i++) {
+		call *c = &g->calls[g->subscribers[i]];
+		c->ending = true;
+		c->status = status;
+		snprintf(c->message, sizeof(c->message), "%s", message);
+	}
+	m_subscribe_wake(g);
+}
+
+void m_subscribe_release(atp_grpc_server *g, call *c)
+{
+	if (!c->sub)
+		return;
+	unwatch(g, c);
+	atp_hub_unsubscribe(g->cfg.hub, c->sub);
+	c->sub = NULL;
+}
