@@ -15,7 +15,7 @@ requests (unknown channel, garbage and damaged tokens, a token of another
 data directory, past the subscriber limit) refused while the others go
 on; channels added, redefined and removed by SIGHUP.
 
-usage: channels.py ATPD ATPCTL [KILLS]
+usage: channels.py ATPD ATPCTL [KILLS [SCALE]]  (SCALE: of the days' sizes, for slow builds)
 """
 import os
 import signal
@@ -26,6 +26,7 @@ import time
 
 os.environ["ATPD"], os.environ["ATPCTL"] = sys.argv[1], sys.argv[2]
 KILLS = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+SCALE = float(sys.argv[4]) if len(sys.argv) > 4 else 1.0
 
 import grpc  # noqa: E402
 
@@ -39,15 +40,16 @@ STORES = Channel("stores", share_ppm=1000000, buffer=2, locations=["ST03", "ST04
 CHANNELS = [WEB, MKT, STORES]
 
 
-def simday(name, *args):
+def simday(name, lines, *args):
     path = os.path.join(TMP, name + ".csv")
-    subprocess.run([os.environ["ATPCTL"], "simday", "--out", path, "--skus", "2000", *args], check=True,
+    subprocess.run([os.environ["ATPCTL"], "simday", "--out", path, "--skus", "2000",
+                    "--order-lines", str(int(lines * SCALE)), *args], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return path
 
 
 def settings(*extra):
-    s = ["shards=4", "workers=1", "clock=events", "channel_heartbeat_ms=200"] + list(extra)
+    s = ["shards=4", "workers=1", "clock=events", "channel_heartbeat_ms=200", "max_positions=100000"] + list(extra)
     for c in CHANNELS:
         s += c.settings()
     return s
@@ -64,7 +66,7 @@ def clean(subs):
 def day_and_views():
     d = Daemon("main", settings())
     subs = [Subscriber(d, c.name) for c in CHANNELS]
-    day = simday("day", "--order-lines", "20000", "--seed", "5")
+    day = simday("day", 20000, "--seed", "5")
     r = d.send(day)
     check(r.returncode == 0, "the day is sent and acknowledged (%s)" % r.stderr.strip()[-200:])
     for s, c in zip(subs, CHANNELS):
@@ -79,7 +81,7 @@ def day_and_views():
     web = subs[0]
     web.cancel()
     token, before = web.token, dict(web.counts)
-    extra = simday("extra", "--order-lines", "2000", "--seed", "6", "--prefix", "X")
+    extra = simday("extra", 2000, "--seed", "6", "--prefix", "X")
     check(d.send(extra).returncode == 0, "more events while the subscriber is away")
     web.attach(d, token)
     check(web.wait_equal(d, WEB), "back with its token: the view catches up")
@@ -96,7 +98,7 @@ def kills(d):
     shutil.rmtree(d.data)
     d = Daemon("main", settings("snapshot_mb=2"))
     subs = [Subscriber(d, c.name) for c in CHANNELS]
-    day = simday("killday", "--order-lines", "30000", "--seed", "8")
+    day = simday("killday", 30000, "--seed", "8")
     for k in range(KILLS):
         sender = d.send_async(day)
         time.sleep(0.3 + 0.2 * (k % 3))
@@ -127,7 +129,7 @@ def slow_consumer():
     time.sleep(0.5)
     slow.pause.clear()  # stops reading: its window fills, then nothing more is sent to it
     rss0 = d.rss_kb()
-    day = simday("burst", "--order-lines", "40000", "--seed", "9")
+    day = simday("burst", 40000, "--seed", "9")
     r = d.send(day)
     check(r.returncode == 0, "a burst is ingested while a subscriber does not read")
     check(fast.wait_equal(d, MKT), "the other subscriber keeps up")
@@ -192,8 +194,8 @@ def reloads():
     conf = os.path.join(TMP, "atpd.conf")
     with open(conf, "w") as f:
         f.write("shards = 2\nchannel.web.share = 0.5\n")
-    d = Daemon("reload", ["clock=events", "channel_heartbeat_ms=200"], config=conf)
-    day = simday("small", "--order-lines", "2000", "--seed", "4")
+    d = Daemon("reload", ["clock=events", "channel_heartbeat_ms=200", "max_positions=100000"], config=conf)
+    day = simday("small", 2000, "--seed", "4")
     check(d.send(day).returncode == 0, "a small day in")
     web = Subscriber(d, "web")
     with open(conf, "a") as f:
@@ -225,7 +227,7 @@ def main():
     d = kills(d)
     d.stop()
     d = Daemon("limits", settings("channel_max_subscribers=4"))
-    check(d.send(simday("lim", "--order-lines", "1000", "--seed", "2")).returncode == 0, "events in")
+    check(d.send(simday("lim", 1000, "--seed", "2")).returncode == 0, "events in")
     other = Daemon("other", settings())
     bad_requests(d, other)
     other.stop()

@@ -139,7 +139,7 @@ class Daemon:
             args += ["--set", s]
         start = os.path.getsize(self.log) if os.path.exists(self.log) else 0
         self.proc = subprocess.Popen(args, stderr=open(self.log, "a"))
-        for _ in range(200):
+        for _ in range(1200):  # 60 s: a sanitizer build faults its tables in slowly
             text = open(self.log).read()[start:]
             m = re.search(r"event stream listening on \S+ \(port (\d+)\)", text)
             g = re.search(r"grpc listening on \S+ \(port (\d+)\)", text)
