@@ -92,6 +92,39 @@ def day_and_views():
     return d
 
 
+def cli_resume(d):
+    """atpctl subscribe keeps its token in a file and goes on from it in the next run."""
+    tok = os.path.join(TMP, "web.token")
+
+    def run():
+        r = subprocess.run([os.environ["ATPCTL"], "subscribe", "--grpc", "127.0.0.1:%d" % d.grpc, "web",
+                            "--token-file", tok, "--seconds", "3"], capture_output=True, text=True, timeout=30)
+        return r.returncode, [line.split(",") for line in r.stdout.splitlines()[1:]]
+
+    view = {}
+
+    def apply(lines):
+        for k, shard, seq, index, sku, loc, atp, prev, sku_atp, version in lines:
+            if k == "RESYNC":
+                view.clear()
+            elif k in ("SNAPSHOT", "UPDATE", "CONFLATED"):
+                if int(atp):
+                    view[(sku, loc)] = int(atp)
+                else:
+                    view.pop((sku, loc), None)
+
+    rc, first = run()
+    apply(first)
+    check(rc == 0 and first[0][0] == "RESYNC" and any(x[0] == "LIVE" for x in first),
+          "atpctl subscribe: the full view first, as CSV")
+    check(d.send(simday("cli", 1000, "--seed", "12", "--prefix", "C")).returncode == 0, "more events")
+    rc, second = run()
+    apply(second)
+    check(rc == 0 and second and all(x[0] == "UPDATE" for x in second),
+          "atpctl subscribe --token-file: the next run goes on from the token, updates only (%d)" % len(second))
+    check(view == WEB.expected(d.scan())[0], "... and the two runs together make the channel's view")
+
+
 def kills(d):
     """SIGKILL atpd while the day streams in and subscribers consume; each resumes from its token."""
     d.stop()
@@ -224,6 +257,7 @@ def reloads():
 
 def main():
     d = day_and_views()
+    cli_resume(d)
     d = kills(d)
     d.stop()
     d = Daemon("limits", settings("channel_max_subscribers=4"))

@@ -37,6 +37,10 @@ static void usage(FILE *f)
 	      "  grpc-load [--grpc HOST:PORT] [--method getatp|reserve] [--connections N] [--concurrency K]\n"
 	      "         [--seconds S] [--rate CALLS_PER_S] [--skus N] [--lines L] [--prefix P] [--location LOC]\n"
 	      "      load the gRPC API (SKUs PSKU-000000 ...) and print calls/s and latency quantiles\n"
+	      "  subscribe [--grpc HOST:PORT] CHANNEL [--from HEX | --token-file FILE] [--count N] [--seconds S]\n"
+	      "         [--heartbeats]\n"
+	      "      a sales channel's stream as CSV lines (kind,shard,seq,index,sku,location,atp,\n"
+	      "      previous_atp,sku_atp,version); --token-file resumes from and keeps the token\n"
 	      "  (--grpc defaults to $ATP_GRPC, else 127.0.0.1:7401)\n",
 	      f);
 }
@@ -85,6 +89,8 @@ int main(int argc, char **argv)
 		return cmd_export(argc - 1, argv + 1);
 	if (strcmp(argv[1], "grpc-load") == 0)
 		return cmd_grpc_load(argc - 1, argv + 1);
+	if (strcmp(argv[1], "subscribe") == 0)
+		return cmd_subscribe(argc - 1, argv + 1);
 	fprintf(stderr, "atpctl: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;
