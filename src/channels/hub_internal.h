@@ -124,10 +124,14 @@ const uint8_t *hub_build(atp_hub *h, const atp_v1_delta *d, uint32_t *size,
 
 /* hub_token.c */
 uint32_t hub_token_bytes(const atp_hub *h);
-/* The token of v (flags: 1 = the view is incomplete) for channel c into out (hub_token_bytes). */
+enum { TOKEN_INCOMPLETE = 1, TOKEN_CONFLATING = 2 };
+/* The token of v (flags: TOKEN_*) for channel c into out (hub_token_bytes). */
 void hub_token_write(const atp_hub *h, const hub_channel *c, const place *v, uint8_t flags, uint8_t *out);
-/* 0 with v filled, 1 when it must be resynced (another definition, incomplete, not servable), or ATP_HUB_E_*. */
-int hub_token_read(const atp_hub *h, const hub_channel *c, const uint8_t *t, uint32_t len, place *v, char *why,
-		   size_t whylen);
+/*
+ * 0 with v and flags filled, 1 when it must be resynced (another
+ * definition, an incomplete view), or ATP_HUB_E_* with why.
+ */
+int hub_token_read(const atp_hub *h, const hub_channel *c, const uint8_t *t, uint32_t len, place *v,
+		   uint8_t *flags, char *why, size_t whylen);
 
 #endif

@@ -7,7 +7,8 @@
  * A subscriber more than conflate_bytes behind is conflating until it
  * reaches the head: it skips a message that a later one of the same
  * position supersedes, and every message it is sent meanwhile says
- * CONFLATED (the one that supersedes a skipped one is among them).
+ * CONFLATED (the one that supersedes a skipped one is among them). Its
+ * tokens say so: resumed from one, it conflates again until the head.
  *
  * A resync walks the mirror position by position (shard, then id); an
  * update from the buffer is forwarded only for a position already walked,
@@ -53,6 +54,23 @@ static bool servable(const atp_hub *h, const hub_channel *c, const place *v)
 	return true;
 }
 
+/*
+ * The first message of the buffer a subscriber at v does not have: it
+ * starts there, and is behind by what follows (what it has before that is
+ * no reason to conflate it).
+ */
+static uint64_t first_needed(const hub_channel *c, const place *v)
+{
+	uint64_t off = c->tail;
+	while ((off = hub_skip_pad(c, off)) < c->head) {
+		const msg_hdr *m = hub_msg_at(c, off);
+		if (place_after((place){ m->lsn, m->index }, v[m->shard]))
+			break;
+		off = hub_msg_next(c, off);
+	}
+	return off;
+}
+
 int atp_hub_subscribe(atp_hub *h, atp_str channel, const uint8_t *token, uint32_t len, atp_hub_sub **out,
 		      char *why, size_t whylen)
 {
@@ -75,7 +93,8 @@ int atp_hub_subscribe(atp_hub *h, atp_str channel, const uint8_t *token, uint32_
 	}
 	s->ch = c;
 	s->v = v;
-	int rc = len ? hub_token_read(h, c, token, len, v, why, whylen) : 1;
+	uint8_t flags = 0;
+	int rc = len ? hub_token_read(h, c, token, len, v, &flags, why, whylen) : 1;
 	if (rc < 0) {
 		free(v);
 		free(s);
@@ -84,7 +103,8 @@ int atp_hub_subscribe(atp_hub *h, atp_str channel, const uint8_t *token, uint32_
 	if (rc == 0 && servable(h, c, v)) {
 		s->state = SUB_LIVE;
 		s->gen = c->gen;
-		s->cursor = c->tail;  /* what it already has is skipped on the way */
+		s->cursor = first_needed(c, v);
+		s->conflating = flags & TOKEN_CONFLATING;  /* what it skipped before may come after: as CONFLATED */
 	} else {
 		start_resync(h, s);
 	}
@@ -135,7 +155,8 @@ static void put(atp_hub *h, atp_hub_sub *s, const uint8_t *fb, uint32_t fb_len, 
 	p[4] = (uint8_t)fb_len;
 	memcpy(p + 5, fb, fb_len);
 	p[5 + kind_off] = kind;
-	hub_token_write(h, s->ch, s->v, s->state == SUB_LIVE ? 0 : 1, p + 5 + token_off);
+	uint8_t flags = (s->state == SUB_LIVE ? 0 : TOKEN_INCOMPLETE) | (s->conflating ? TOKEN_CONFLATING : 0);
+	hub_token_write(h, s->ch, s->v, flags, p + 5 + token_off);
 	*w += 5 + fb_len;
 	s->last_sent_ms = now_ms;
 	h->stats.sent++;

@@ -2,7 +2,8 @@
  * hub_token.c — resume tokens of the channel stream.
  *
  * Little-endian: u8 version (1), u8 flags (1: the view was incomplete, a
- * resync in progress), u16 shards, u32 the channel definition's hash (low
+ * resync in progress; 2: the subscriber was conflating, so updates it
+ * skipped may still be superseded by ones after the token), u16 shards, u32 the channel definition's hash (low
  * half), u64 the data directory's tag (XXH3 of its identity); per shard
  * u64 lsn and u32 index, the place up to which the subscriber has
  * everything; then u64 a check: XXH3 of all that, seeded from the
@@ -42,8 +43,8 @@ void hub_token_write(const atp_hub *h, const hub_channel *c, const place *v, uin
 	memcpy(p, &check, 8);
 }
 
-int hub_token_read(const atp_hub *h, const hub_channel *c, const uint8_t *t, uint32_t len, place *v, char *why,
-		   size_t whylen)
+int hub_token_read(const atp_hub *h, const hub_channel *c, const uint8_t *t, uint32_t len, place *v,
+		   uint8_t *flags, char *why, size_t whylen)
 {
 	uint16_t n;
 	uint32_t hash;
@@ -73,6 +74,7 @@ int hub_token_read(const atp_hub *h, const hub_channel *c, const uint8_t *t, uin
 		memcpy(&v[s].lsn, p, 8);
 		memcpy(&v[s].index, p + 8, 4);
 	}
+	*flags = t[1];
 	if (t[1] & 1 || hash != (uint32_t)c->hash)
 		return 1;  /* an unfinished view, or of another definition of the channel */
 	return 0;
