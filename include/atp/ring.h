@@ -57,6 +57,12 @@ void atp_ring_consume(atp_ring *r, uint32_t n);
  * ring is either staged or pushed into, never both.
  */
 uint32_t atp_ring_stage(atp_ring *r, const void *elems, uint32_t n);
+/*
+ * The same for one element written in place: the slot the next staged
+ * element goes to (NULL when full), then atp_ring_stage_one() stages it.
+ */
+void *atp_ring_stage_slot(atp_ring *r);
+void atp_ring_stage_one(atp_ring *r);
 uint64_t atp_ring_staged(const atp_ring *r);
 void atp_ring_publish(atp_ring *r, uint64_t mark);
 uint32_t atp_ring_capacity(const atp_ring *r);

@@ -205,6 +205,18 @@ atp_fb_ref atp_v1_build_subscribe_request(atp_fb_builder *b, atp_str channel, co
 /* refs may be NULL. */
 atp_fb_ref atp_v1_build_delta(atp_fb_builder *b, const atp_v1_delta *d, atp_v1_delta_refs *refs);
 
+/*
+ * The same Delta written front to back in one pass, in a fixed layout
+ * (the vtable first, every scalar present, then the strings and the
+ * token), for the channel stream's hot path: the bytes read as the
+ * builder's do. out must be 8-aligned; returns the size, or 0 when cap is
+ * too small (ATP_V1_DELTA_MAX always suffices). *kind_off and *token_off
+ * get where the kind byte and the token's bytes lie.
+ */
+#define ATP_V1_DELTA_MAX (160u + ATP_V1_CHANNEL_MAX + ATP_SKU_MAX + ATP_LOC_MAX + ATP_V1_TOKEN_MAX)
+size_t atp_v1_encode_delta(const atp_v1_delta *d, uint8_t *out, size_t cap, uint32_t *kind_off,
+			   uint32_t *token_off);
+
 #ifdef __cplusplus
 }
 #endif

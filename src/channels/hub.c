@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #define XXH_INLINE_ALL
@@ -38,32 +39,67 @@ static uint64_t mono_ms(void)
 
 /* ---- shards, positions, groups ---- */
 
+static void out_of_memory(void)
+{
+	fprintf(stderr, "atpd: channel hub: out of memory\n");
+	abort();  /* the stream could no longer be exact: stop rather than go on wrong */
+}
+
+/* *p (of *cap elements of size bytes) grown to hold need, the new part zeroed by writing it. */
+static void *grow(void *p, uint32_t *cap, uint64_t need, size_t size)
+{
+	if (need <= *cap)
+		return p;
+	uint64_t n = *cap ? *cap : 1024;
+	while (n < need)
+		n *= 2;
+	uint8_t *q = realloc(p, n * size);
+	if (!q)
+		out_of_memory();
+	memset(q + (size_t)*cap * size, 0, (n - *cap) * size);
+	*cap = (uint32_t)n;
+	return q;
+}
+
 hub_shard *hub_shard_of(atp_hub *h, uint32_t shard)
 {
 	hub_shard *sh = h->shards[shard];
 	if (sh)
 		return sh;
-	sh = calloc(1, sizeof(*sh));
-	uint64_t slots = 16;
-	while (slots < 2ull * h->cfg.max_positions)
-		slots <<= 1;
-	/* Zeroed pages that are never touched cost nothing: these stay as large as the tables, lazily. */
-	if (sh) {
-		sh->pos = calloc(h->cfg.max_positions, sizeof(hub_pos));
-		sh->groups = calloc(slots, sizeof(group_slot));
-		sh->group_mask = slots - 1;
-	}
-	if (!sh || !sh->pos || !sh->groups) {
-		fprintf(stderr, "atpd: channel hub: out of memory for shard %u\n", shard);
-		abort();  /* the stream could no longer be exact: stop rather than go on wrong */
-	}
+	if (!(sh = calloc(1, sizeof(*sh))) || !(sh->groups = malloc(1024 * sizeof(group_slot))))
+		out_of_memory();
+	memset(sh->groups, 0, 1024 * sizeof(group_slot));
+	sh->group_mask = 1023;
 	h->shards[shard] = sh;
 	return sh;
+}
+
+/* The group index doubled (at half full), every group where its hash puts it. */
+static void grow_groups(hub_shard *sh)
+{
+	uint64_t slots = (sh->group_mask + 1) * 2;
+	group_slot *g = malloc(slots * sizeof(group_slot));
+	if (!g)
+		out_of_memory();
+	memset(g, 0, slots * sizeof(group_slot));
+	for (uint64_t i = 0; i <= sh->group_mask; i++) {
+		if (!sh->groups[i].group1)
+			continue;
+		uint64_t j = sh->groups[i].hash & (slots - 1);
+		while (g[j].group1)
+			j = (j + 1) & (slots - 1);
+		g[j] = sh->groups[i];
+	}
+	free(sh->groups);
+	sh->groups = g;
+	sh->group_mask = slots - 1;
 }
 
 /* The group of a SKU in the shard, made (named by position id) when new. */
 static uint32_t group_of(hub_shard *sh, const char *sku, uint8_t len, uint32_t id)
 {
+	if (2ull * (sh->n_groups + 1) > sh->group_mask + 1)
+		grow_groups(sh);
 	uint64_t hash = XXH3_64bits(sku, len);
 	for (uint64_t i = hash & sh->group_mask;; i = (i + 1) & sh->group_mask) {
 		group_slot *g = &sh->groups[i];
@@ -82,28 +118,25 @@ static bool sees(const hub_channel *c, const hub_pos *p)
 	return atp_channel_sees(&c->def, atp_str_of(p->sku, p->sku_len), atp_str_of(p->location, p->loc_len));
 }
 
-static int64_t *sums_of(atp_hub *h, hub_channel *c, uint32_t shard)
+/* The channel's figure of group g of shard, to write. */
+static int64_t *sum_at(hub_channel *c, uint32_t shard, uint32_t g)
 {
-	if (!c->sums[shard] && !(c->sums[shard] = calloc(h->cfg.max_positions, sizeof(int64_t)))) {
-		fprintf(stderr, "atpd: channel hub: out of memory for channel %s\n", c->def.name);
-		abort();
-	}
-	return c->sums[shard];
+	c->sums[shard] = grow(c->sums[shard], &c->sums_cap[shard], (uint64_t)g + 1, sizeof(int64_t));
+	return &c->sums[shard][g];
 }
 
-static uint64_t *latest_of(atp_hub *h, hub_channel *c, uint32_t shard)
+/* The offset + 1 of the newest message of position pos of shard in the channel's buffer, to write. */
+static uint64_t *latest_at(hub_channel *c, uint32_t shard, uint32_t pos)
 {
-	if (!c->latest[shard] && !(c->latest[shard] = calloc(h->cfg.max_positions, sizeof(uint64_t)))) {
-		fprintf(stderr, "atpd: channel hub: out of memory for channel %s\n", c->def.name);
-		abort();
-	}
-	return c->latest[shard];
+	c->latest[shard] = grow(c->latest[shard], &c->latest_cap[shard], (uint64_t)pos + 1, sizeof(uint64_t));
+	return &c->latest[shard][pos];
 }
 
 /* A position seen for the first time: its key, group and the channels that see it. */
 static hub_pos *know(atp_hub *h, hub_shard *sh, const atp_engine_delta *d)
 {
-	assert(d->pos < h->cfg.max_positions);  /* the engine's table is no larger than the mirror */
+	assert(d->pos < h->cfg.max_positions);  /* the engine's tables are no larger */
+	sh->pos = grow(sh->pos, &sh->pos_cap, (uint64_t)d->pos + 1, sizeof(hub_pos));
 	hub_pos *p = &sh->pos[d->pos];
 	if (p->known)
 		return p;
@@ -113,9 +146,9 @@ static hub_pos *know(atp_hub *h, hub_shard *sh, const atp_engine_delta *d)
 	p->sku_len = d->sku_len;
 	p->loc_len = d->loc_len;
 	p->group = group_of(sh, d->sku, d->sku_len, d->pos);
-	for (uint32_t c = 0; c < ATP_CHANNELS_MAX; c++)
-		if (h->ch[c].used && sees(&h->ch[c], p))
-			p->member |= 1ull << c;
+	for (uint64_t m = h->used; m; m &= m - 1)
+		if (sees(&h->ch[__builtin_ctzll(m)], p))
+			p->member |= 1ull << __builtin_ctzll(m);
 	if (d->pos >= sh->count)
 		sh->count = d->pos + 1;
 	return p;
@@ -165,9 +198,6 @@ static void evict(atp_hub *h, hub_channel *c)
 	place at = { m->lsn, m->index };
 	if (place_after(at, c->tail_vec[m->shard]))
 		c->tail_vec[m->shard] = at;
-	uint64_t *latest = c->latest[m->shard];
-	if (latest && latest[m->pos] == c->tail + 1)
-		latest[m->pos] = 0;
 	c->tail = hub_skip_pad(c, c->tail + m->len);
 	h->stats.evicted++;
 }
@@ -191,16 +221,13 @@ static uint64_t make_room(atp_hub *h, hub_channel *c, uint32_t len)
 
 const uint8_t *hub_build(atp_hub *h, const atp_v1_delta *d, uint32_t *size, uint16_t *kind_off, uint16_t *token_off)
 {
-	atp_fb_builder b;
-	atp_v1_delta_refs refs;
-	atp_fb_builder_init(&b, h->scratch, SCRATCH);
-	size_t n;
-	const uint8_t *msg = atp_fb_finish(&b, atp_v1_build_delta(&b, d, &refs), NULL, &n);
-	assert(msg && refs.token_ref);  /* every message carries a token; the scratch fits the largest */
+	uint32_t k, t;
+	size_t n = atp_v1_encode_delta(d, h->scratch, SCRATCH, &k, &t);
+	assert(n);  /* the scratch holds the largest message */
 	*size = (uint32_t)n;
-	*kind_off = (uint16_t)(n - refs.kind_ref);
-	*token_off = (uint16_t)(n - refs.token_ref + 4);
-	return msg;
+	*kind_off = (uint16_t)k;
+	*token_off = (uint16_t)t;
+	return h->scratch;
 }
 
 /* A message of channel c for position pos of shard: built once, appended to the buffer. */
@@ -208,25 +235,33 @@ static void append(atp_hub *h, hub_channel *c, const atp_engine_delta *d, const 
 		   int64_t figure, int64_t sku_figure, uint64_t now_ms)
 {
 	static const uint8_t zeros[ATP_HUB_TOKEN_BYTES(ATP_ENGINE_MAX_SHARDS)];
-	atp_v1_delta v = { .channel = atp_str_of(c->def.name, strlen(c->def.name)),
+	atp_v1_delta v = { .channel = atp_str_of(c->def.name, c->name_len),
 			   .sku = atp_str_of(p->sku, p->sku_len), .location = atp_str_of(p->location, p->loc_len),
 			   .seq = d->lsn, .version = d->version, .atp = figure, .previous_atp = old_figure,
 			   .sku_atp = sku_figure, .shard = d->shard, .index = d->index, .kind = ATP_V1_DELTA_UPDATE,
 			   .token = zeros, .token_len = hub_token_bytes(h) };
-	uint32_t fb_len;
-	uint16_t kind_off, token_off;
-	const uint8_t *msg = hub_build(h, &v, &fb_len, &kind_off, &token_off);
-	uint32_t len = (uint32_t)((sizeof(msg_hdr) + fb_len + 7) & ~7u);
-	uint64_t off = make_room(h, c, len);
+	/* Written where it stays, in one pass (room for the most it can take first). */
+	uint32_t bound = (uint32_t)sizeof(msg_hdr) + 160 + v.channel.len + v.sku.len + v.location.len + v.token_len;
+	uint64_t off = make_room(h, c, bound);
 	msg_hdr *m = (msg_hdr *)(c->buf + off % c->cap);
-	*m = (msg_hdr){ .len = len, .fb_len = fb_len, .lsn = d->lsn, .index = d->index, .pos = d->pos,
-			.shard = d->shard, .kind_off = kind_off, .token_off = token_off, .at_ms = now_ms };
-	memcpy(m + 1, msg, fb_len);
-	uint64_t *latest = latest_of(h, c, d->shard);
-	if (latest[d->pos] && latest[d->pos] - 1 >= c->tail)
-		((msg_hdr *)(c->buf + (latest[d->pos] - 1) % c->cap))->next = off + 1;
-	latest[d->pos] = off + 1;
+	uint32_t kind_off, token_off;
+	size_t fb_len = atp_v1_encode_delta(&v, (uint8_t *)(m + 1), bound - sizeof(msg_hdr), &kind_off, &token_off);
+	assert(fb_len);  /* bound is what the encoder needs at most */
+	uint32_t len = (uint32_t)((sizeof(msg_hdr) + fb_len + 7) & ~7u);
+	*m = (msg_hdr){ .len = len, .fb_len = (uint32_t)fb_len, .lsn = d->lsn, .index = d->index, .pos = d->pos,
+			.shard = d->shard, .kind_off = (uint16_t)kind_off, .token_off = (uint16_t)token_off,
+			.at_ms = now_ms };
+	*latest_at(c, d->shard, d->pos) = off + 1;  /* what supersedes the messages before it (conflation) */
 	c->head = off + len;
+	/*
+	 * The buffer is far larger than the caches: start fetching the lines
+	 * the next messages go to, and the headers of the oldest, which they
+	 * will drop.
+	 */
+	for (uint64_t ahead = 512; ahead < 1024; ahead += 64)
+		__builtin_prefetch(c->buf + (c->head + ahead) % c->cap, 1);
+	if (c->head - c->tail + 2048 > c->cap)
+		__builtin_prefetch(c->buf + (c->tail + 1024) % c->cap);
 	h->stats.messages++;
 }
 
@@ -239,12 +274,11 @@ static void take_base(atp_hub *h, hub_shard *sh, const atp_engine_delta *d)
 	p->version = d->version;
 	place at = { d->lsn, UINT32_MAX };
 	sh->progress = at;
-	for (uint32_t c = 0; c < ATP_CHANNELS_MAX; c++) {
+	for (uint64_t m = h->used; m; m &= m - 1) {
+		uint32_t c = (uint32_t)__builtin_ctzll(m);
 		hub_channel *ch = &h->ch[c];
-		if (!ch->used)
-			continue;
 		if (p->member >> c & 1)
-			sums_of(h, ch, d->shard)[p->group] += atp_channel_figure(&ch->def, p->atp);
+			*sum_at(ch, d->shard, p->group) += atp_channel_figure(&ch->def, p->atp);
 		ch->tail_vec[d->shard] = at;  /* nothing before the snapshot is held */
 	}
 }
@@ -263,9 +297,39 @@ static void take_change(atp_hub *h, hub_shard *sh, const atp_engine_delta *d, ui
 		int64_t before = atp_channel_figure(&c->def, d->old_atp), after = atp_channel_figure(&c->def, d->new_atp);
 		if (before == after)
 			continue;
-		int64_t *sum = &sums_of(h, c, d->shard)[p->group];
+		int64_t *sum = sum_at(c, d->shard, p->group);
 		*sum += after - before;
 		append(h, c, d, p, before, after, *sum, now_ms);
+	}
+}
+
+/*
+ * Each delta reads its position's mirror entry, and for each channel that
+ * sees it the SKU's figure and the position's newest message: misses in
+ * a large table. They are fetched a few deltas ahead, as the core's batch
+ * pipeline fetches its slots.
+ */
+enum { POS_AHEAD = 8, CHANNELS_AHEAD = 4 };
+
+static inline void prefetch_pos(const atp_hub *h, const atp_engine_delta *d)
+{
+	const hub_shard *sh = h->shards[d->shard];
+	if (sh && d->pos < sh->pos_cap)
+		__builtin_prefetch(&sh->pos[d->pos]);
+}
+
+static inline void prefetch_channels(const atp_hub *h, const atp_engine_delta *d)
+{
+	const hub_shard *sh = h->shards[d->shard];
+	if (!sh || d->pos >= sh->pos_cap)
+		return;
+	const hub_pos *p = &sh->pos[d->pos];
+	for (uint64_t m = p->member & h->used; m; m &= m - 1) {
+		const hub_channel *c = &h->ch[__builtin_ctzll(m)];
+		if (p->group < c->sums_cap[d->shard])
+			__builtin_prefetch(&c->sums[d->shard][p->group], 1);
+		if (d->pos < c->latest_cap[d->shard])
+			__builtin_prefetch(&c->latest[d->shard][d->pos], 1);
 	}
 }
 
@@ -274,6 +338,10 @@ void atp_hub_on_delta(void *hub, const atp_engine_delta *d, size_t n)
 	atp_hub *h = hub;
 	uint64_t now_ms = mono_ms();
 	for (size_t i = 0; i < n; i++) {
+		if (i + POS_AHEAD < n)
+			prefetch_pos(h, &d[i + POS_AHEAD]);
+		if (i + CHANNELS_AHEAD < n)
+			prefetch_channels(h, &d[i + CHANNELS_AHEAD]);
 		assert(d[i].shards >= 1 && d[i].shard < d[i].shards);
 		assert(h->n_shards == 0 || h->n_shards == d[i].shards);
 		h->n_shards = d[i].shards;
@@ -309,9 +377,9 @@ static void compute_view(atp_hub *h, uint32_t slot)
 		if (!sh)
 			continue;
 		if (c->sums[s])
-			memset(c->sums[s], 0, h->cfg.max_positions * sizeof(int64_t));
+			memset(c->sums[s], 0, c->sums_cap[s] * sizeof(int64_t));
 		if (c->latest[s])
-			memset(c->latest[s], 0, h->cfg.max_positions * sizeof(uint64_t));
+			memset(c->latest[s], 0, c->latest_cap[s] * sizeof(uint64_t));
 		for (uint32_t id = 0; id < sh->count; id++) {
 			hub_pos *p = &sh->pos[id];
 			if (!p->known)
@@ -320,7 +388,7 @@ static void compute_view(atp_hub *h, uint32_t slot)
 			if (!sees(c, p))
 				continue;
 			p->member |= 1ull << slot;
-			sums_of(h, c, s)[p->group] += atp_channel_figure(&c->def, p->atp);
+			*sum_at(c, s, p->group) += atp_channel_figure(&c->def, p->atp);
 		}
 		c->tail_vec[s] = sh->progress;
 	}
@@ -333,6 +401,7 @@ static void release_arrays(hub_channel *c)
 		free(c->latest[s]);
 		c->sums[s] = NULL;
 		c->latest[s] = NULL;
+		c->sums_cap[s] = c->latest_cap[s] = 0;
 	}
 }
 
@@ -347,17 +416,23 @@ static int add_channel(atp_hub *h, const atp_channel_def *def)
 	memset(c, 0, sizeof(*c));
 	c->gen = gen;
 	c->def = *def;
+	c->name_len = (uint32_t)strlen(def->name);
 	c->hash = atp_channel_hash(def);
 	c->cap = (h->cfg.retention_bytes + 7) & ~7ull;
-	c->buf = malloc(c->cap);
+	/* Every page in place now: the first lap would otherwise fault every 4 KiB in the router's hot path. */
+	c->buf = mmap(NULL, c->cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (c->buf == MAP_FAILED)
+		c->buf = NULL;
 	c->tail_vec = calloc(ATP_ENGINE_MAX_SHARDS, sizeof(place));
 	if (!c->buf || !c->tail_vec) {
-		free(c->buf);
+		if (c->buf)
+			munmap(c->buf, c->cap);
 		free(c->tail_vec);
 		return -1;
 	}
 	c->head = c->tail = 0;
 	c->used = true;
+	h->used |= 1ull << slot;
 	compute_view(h, slot);
 	h->stats.channels++;
 	return 0;
@@ -377,11 +452,12 @@ static void remove_channel(atp_hub *h, hub_channel *c)
 		if (h->subs[i]->ch == c)
 			end_sub(h->subs[i], c->def.name);
 	release_arrays(c);
-	free(c->buf);
+	munmap(c->buf, c->cap);
 	free(c->tail_vec);
 	c->buf = NULL;
 	c->tail_vec = NULL;
 	c->used = false;
+	h->used &= ~(1ull << (c - h->ch));
 	c->subscribers = 0;
 	h->stats.channels--;
 }
@@ -515,7 +591,7 @@ bool atp_hub_figure(const atp_hub *h, atp_str channel, uint32_t shard, atp_str s
 			    p->loc_len == location.len && memcmp(p->location, location.ptr, location.len) == 0) {
 				if (p->member >> i & 1) {
 					*figure = atp_channel_figure(&c->def, p->atp);
-					*sku_figure = c->sums[shard] ? c->sums[shard][p->group] : 0;
+					*sku_figure = hub_sum(c, shard, p->group);
 				}
 				return true;
 			}

@@ -42,8 +42,16 @@ typedef struct group_slot {
 	uint32_t first;              /* a position of the group (its key names the SKU) */
 } group_slot;
 
+/*
+ * The hub's arrays grow (doubling) with what the engine has, and are
+ * written before they are read: a page first read maps the shared zero
+ * page, and the write after it must then shoot that mapping down on every
+ * CPU the process runs on (an IPI per page, dear in a VM, stalling the
+ * shard workers too).
+ */
 typedef struct hub_shard {
-	hub_pos *pos;                /* max_positions, by id */
+	hub_pos *pos;                /* by id */
+	uint32_t pos_cap;
 	uint32_t count;              /* ids seen: 0 .. count-1 may be known */
 	uint32_t n_groups;
 	group_slot *groups;
@@ -65,7 +73,6 @@ typedef struct msg_hdr {
 	uint16_t kind_off;           /* in the FlatBuffer */
 	uint16_t token_off;          /* of the token's bytes, in the FlatBuffer */
 	uint16_t pad;
-	uint64_t next;               /* offset of the next message of the position, + 1; 0: none yet */
 	uint64_t at_ms;
 } msg_hdr;
 
@@ -73,6 +80,7 @@ typedef struct hub_channel {
 	bool used;
 	uint32_t gen;                /* +1 at every (re)definition: its subscribers resync */
 	atp_channel_def def;
+	uint32_t name_len;
 	uint64_t hash;
 	uint32_t subscribers;
 	uint8_t *buf;                /* the retention buffer */
@@ -80,7 +88,8 @@ typedef struct hub_channel {
 	uint64_t head, tail;         /* offsets ever written / dropped: the buffer holds [tail, head) */
 	place *tail_vec;             /* per shard: everything at or before it is no longer held */
 	int64_t *sums[ATP_ENGINE_MAX_SHARDS];    /* per shard: the channel's figure of each SKU group */
-	uint64_t *latest[ATP_ENGINE_MAX_SHARDS]; /* per shard: each position's newest message, offset + 1 */
+	uint64_t *latest[ATP_ENGINE_MAX_SHARDS]; /* per shard: each position's newest message, offset + 1 (it may have been dropped) */
+	uint32_t sums_cap[ATP_ENGINE_MAX_SHARDS], latest_cap[ATP_ENGINE_MAX_SHARDS];
 } hub_channel;
 
 struct atp_hub {
@@ -90,6 +99,7 @@ struct atp_hub {
 	uint8_t identity[32];
 	uint64_t dir_tag, check_seed;
 	hub_channel ch[ATP_CHANNELS_MAX];
+	uint64_t used;               /* bit c: ch[c] is a channel */
 	atp_hub_sub **subs;
 	uint32_t n_subs;
 	uint8_t *scratch;            /* builder memory for one message */
@@ -113,6 +123,17 @@ struct atp_hub_sub {
 
 /* hub.c */
 hub_shard *hub_shard_of(atp_hub *h, uint32_t shard);
+/* Whether a later message of the same position follows the one at off in c's buffer. */
+static inline bool hub_superseded(const hub_channel *c, uint64_t off, uint32_t shard, uint32_t pos)
+{
+	return pos < c->latest_cap[shard] && c->latest[shard][pos] > off + 1;
+}
+
+/* The channel's figure of group g of shard (0 when never set). */
+static inline int64_t hub_sum(const hub_channel *c, uint32_t shard, uint32_t g)
+{
+	return g < c->sums_cap[shard] ? c->sums[shard][g] : 0;
+}
 const msg_hdr *hub_msg_at(const hub_channel *c, uint64_t off);
 /* Past the padding at off, if any: the offset of the record there (or head). */
 uint64_t hub_skip_pad(const hub_channel *c, uint64_t off);

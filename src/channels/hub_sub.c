@@ -176,7 +176,7 @@ static bool put_built(atp_hub *h, atp_hub_sub *s, uint8_t kind, const hub_pos *p
 		d.atp = atp_channel_figure(&c->def, p->atp);
 		d.version = p->version;
 		d.shard = shard;
-		d.sku_atp = c->sums[shard] ? c->sums[shard][p->group] : 0;
+		d.sku_atp = hub_sum(c, shard, p->group);
 	}
 	uint32_t fb_len;
 	uint16_t kind_off, token_off;
@@ -213,7 +213,7 @@ static bool from_buffer(atp_hub *h, atp_hub_sub *s, uint8_t *out, size_t cap, si
 			send = false;  /* it has it (a resumed token) */
 		else if (s->state != SUB_LIVE)
 			send = walked(s, m->shard, m->pos);
-		else if (s->conflating && m->next && m->next - 1 >= c->tail)
+		else if (s->conflating && hub_superseded(c, s->cursor, m->shard, m->pos))
 			send = false, h->stats.conflated++;
 		else
 			send = true;

@@ -64,6 +64,7 @@ typedef struct settings {
 	uint64_t tick_ms;
 	atp_channel_set channels;
 	atp_hub_config hub;
+	enum { STREAM_AUTO, STREAM_ON, STREAM_OFF } channel_stream;
 	char err[256];          /* why apply_setting() refused */
 } settings;
 
@@ -100,6 +101,15 @@ static int apply_setting(settings *s, const char *key, const char *v)
 			return -1;
 		snprintf(s->grpc.listen, sizeof(s->grpc.listen), "%s", v);
 		return 0;
+	}
+	if (strcmp(key, "channel_stream") == 0) {
+		static const char *const modes[] = { "auto", "on", "off" };
+		for (int i = 0; i < 3; i++)
+			if (strcmp(v, modes[i]) == 0) {
+				s->channel_stream = i;
+				return 0;
+			}
+		return -1;
 	}
 	if (strcmp(key, "clock") == 0) {
 		static const char *const modes[] = { "wall", "events", "frozen" };
@@ -260,6 +270,13 @@ static void reload(atp_hub *hub, int argc, char **argv)
 		fprintf(stderr, "atpd: SIGHUP: the settings above are wrong; the channels stay as they were\n");
 		return;
 	}
+	if (!hub) {
+		if (fresh.channels.n)
+			fprintf(stderr, "atpd: SIGHUP: %u channels asked for, but this atpd was started without the channel "
+					"stream (channel_stream = on, or channels at start, turns it on): restart it\n",
+				fresh.channels.n);
+		return;
+	}
 	char log[2048];
 	atp_hub_reload(hub, &fresh.channels, log, sizeof(log));
 	fprintf(stderr, "atpd: SIGHUP: %u channels; %s\n", fresh.channels.n, log[0] ? log : "nothing changed");
@@ -326,13 +343,18 @@ int main(int argc, char **argv)
 	bool loop = s.listen || s.grpc_on;
 	int efd = loop ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
 	s.engine.notify_fd = efd;
-	/* The channel stream: created first, so that recovery's deltas rebuild its buffers. */
-	atp_hub *hub = atp_hub_create(&s.hub, &s.channels, err, sizeof(err));
-	if (!hub) {
+	/*
+	 * The channel stream (when asked for, or with channels at start):
+	 * created first, so that recovery's deltas rebuild its buffers.
+	 * Without it the engine keeps no deltas at all.
+	 */
+	atp_hub *hub = NULL;
+	bool stream = s.channel_stream == STREAM_ON || (s.channel_stream == STREAM_AUTO && s.channels.n > 0);
+	if (stream && !(hub = atp_hub_create(&s.hub, &s.channels, err, sizeof(err)))) {
 		fprintf(stderr, "atpd: cannot start: %s\n", err);
 		return 1;
 	}
-	s.engine.on_delta = atp_hub_on_delta;
+	s.engine.on_delta = hub ? atp_hub_on_delta : NULL;
 	s.engine.delta_ctx = hub;
 	atp_engine *e = atp_engine_open(data, &s.engine, err, sizeof(err));
 	if (!e) {
@@ -340,12 +362,13 @@ int main(int argc, char **argv)
 		atp_hub_destroy(hub);
 		return 1;
 	}
-	uint8_t identity[32];
-	atp_engine_identity(e, identity);
-	atp_hub_start(hub, atp_engine_shards(e), identity);
+	if (hub) {
+		uint8_t identity[32];
+		atp_engine_identity(e, identity);
+		atp_hub_start(hub, atp_engine_shards(e), identity);
+		fprintf(stderr, "atpd: channel stream on: %u channels\n", s.channels.n);
+	}
 	s.grpc.hub = hub;
-	if (s.channels.n)
-		fprintf(stderr, "atpd: %u channels streaming\n", s.channels.n);
 	atp_stream_server *srv = NULL;
 	atp_grpc_server *api = NULL;
 	if (loop) {
@@ -398,12 +421,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int closed = atp_engine_close(e);
-	atp_hub_stats hs;
-	atp_hub_stats_get(hub, &hs);
-	fprintf(stderr,
-		"atpd: channels: %" PRIu64 " deltas, %" PRIu64 " messages, %" PRIu64 " sent, %" PRIu64 " conflated, %" PRIu64
-		" resyncs\n", hs.deltas, hs.messages, hs.sent, hs.conflated, hs.resyncs);
-	atp_hub_destroy(hub);
+	if (hub) {
+		atp_hub_stats hs;
+		atp_hub_stats_get(hub, &hs);
+		fprintf(stderr,
+			"atpd: channels: %" PRIu64 " deltas, %" PRIu64 " messages, %" PRIu64 " sent, %" PRIu64
+			" conflated, %" PRIu64 " resyncs\n",
+			hs.deltas, hs.messages, hs.sent, hs.conflated, hs.resyncs);
+		atp_hub_destroy(hub);
+	}
 	if (closed != 0) {
 		fprintf(stderr, "atpd: the final snapshot failed\n");
 		return 1;

@@ -548,6 +548,7 @@ static int start_workers(atp_engine *e, char *err, size_t errlen)
 		w->cpu = e->cfg.first_cpu < 0 ? -1 : (int)((e->cfg.first_cpu + i) % (cpus > 0 ? cpus : 1));
 		w->snapshot_bound = e->cfg.snapshot_wal_bytes;
 		w->notify_fd = e->cfg.notify_fd;
+		w->shards_total = e->n_shards;
 		pthread_mutex_init(&w->stats_lock, NULL);
 		w->in = atp_ring_create_mirrored(e->cfg.ring_bytes, 1);
 		w->out = atp_ring_create(GROUP_MAX * 2, sizeof(completion));

@@ -73,6 +73,7 @@ typedef struct worker {
 	atp_ring *out;         /* completions */
 	atp_ring *deltas;      /* atp_engine_delta, staged as records are logged, published once durable; NULL: none kept */
 	uint64_t flight_mark;  /* the deltas of the group in flight end here (atp_ring_staged) */
+	uint32_t shards_total; /* the engine's shards (a delta carries the count) */
 	struct io_uring uring;
 	bool uring_ready;
 	shard **shards;

@@ -55,6 +55,16 @@ static uint8_t *map_mirrored(size_t bytes)
 	return NULL;
 }
 
+/*
+ * bytes of memory, every page in place: the ring's first lap would
+ * otherwise take a page fault every 4 KiB in the hot path (dear in a VM).
+ */
+static uint8_t *map_populated(size_t bytes)
+{
+	uint8_t *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
 static atp_ring *create(uint32_t capacity, uint32_t elem_size, bool mirrored)
 {
 	if (capacity < 2 || (capacity & (capacity - 1)) || capacity > (1u << 30) || elem_size == 0 ||
@@ -69,7 +79,7 @@ static atp_ring *create(uint32_t capacity, uint32_t elem_size, bool mirrored)
 	memset(r, 0, sizeof(*r));
 	r->mask = capacity - 1;
 	r->elem_size = elem_size;
-	r->slots = mirrored ? map_mirrored(bytes) : malloc(bytes);
+	r->slots = mirrored ? map_mirrored(bytes) : map_populated(bytes);
 	if (!r->slots) {
 		free(r);
 		return NULL;
@@ -97,7 +107,7 @@ void atp_ring_destroy(atp_ring *r)
 	if (r->mirror_bytes)
 		munmap(r->slots, 2 * r->mirror_bytes);
 	else
-		free(r->slots);
+		munmap(r->slots, (size_t)(r->mask + 1) * r->elem_size);
 	free(r);
 }
 
@@ -195,6 +205,24 @@ uint32_t atp_ring_stage(atp_ring *r, const void *elems, uint32_t n)
 	copy_in(r, r->staged, elems, k);
 	r->staged += k;
 	return k;
+}
+
+void *atp_ring_stage_slot(atp_ring *r)
+{
+	uint64_t capacity = (uint64_t)r->mask + 1;
+	if (r->staged - r->tail_seen >= capacity)
+		r->tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
+	if (r->staged - r->tail_seen >= capacity)
+		return NULL;
+	/* The slots a few ahead are fetched to be written: the ring is larger than the caches. */
+	__builtin_prefetch(r->slots + (size_t)((r->staged + 8) & r->mask) * r->elem_size, 1);
+	return r->slots + (size_t)(r->staged & r->mask) * r->elem_size;
+}
+
+void atp_ring_stage_one(atp_ring *r)
+{
+	assert(r->staged - r->tail_seen < (uint64_t)r->mask + 1);  /* a slot was handed out */
+	r->staged++;
 }
 
 uint64_t atp_ring_staged(const atp_ring *r)

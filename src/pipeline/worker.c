@@ -349,14 +349,16 @@ static void stage_deltas(worker *w, const shard *s, uint64_t lsn, uint32_t *inde
 {
 	assert(lsn == atp_wal_last_lsn(s->wal));  /* a delta leaves with the record that caused it */
 	for (size_t i = 0; i < n; i++) {
-		atp_engine_delta ed = engine_delta(&d[i], s->index, atp_engine_shards(w->engine), lsn, (*index)++);
-		for (unsigned round = 0; atp_ring_stage(w->deltas, &ed, 1) == 0;) {
+		atp_engine_delta *slot;
+		for (unsigned round = 0; !(slot = atp_ring_stage_slot(w->deltas));) {
 			if (failed(w))
 				return;
 			start_group(w);
 			reap(w, 200);
 			backoff(&round);
 		}
+		*slot = engine_delta(&d[i], s->index, w->shards_total, lsn, (*index)++);
+		atp_ring_stage_one(w->deltas);
 	}
 }
 

@@ -1,6 +1,8 @@
 /* wire_api.c — fbs/atp.fbs and fbs/delta.fbs: rules and builders (see atp/wire_api.h). */
 #include "atp/wire_api.h"
 
+#include <string.h>
+
 #define COUNT(a) (uint32_t)(sizeof(a) / sizeof(*(a)))
 #define RULE(name, ...)                                                          \
 	static const atp_fb_field_rule name##_fields[] = { __VA_ARGS__ };        \
@@ -205,4 +207,88 @@ atp_fb_ref atp_v1_build_delta(atp_fb_builder *b, const atp_v1_delta *d, atp_v1_d
 	if (refs)
 		*refs = (atp_v1_delta_refs){ .kind_ref = b->field_at[7], .token_ref = t };
 	return root;
+}
+
+/*
+ * The fixed layout: root offset; vtable (12 fields); the table (soffset,
+ * pad, five 8-byte scalars, six 4-byte ones, the kind); then each string
+ * (length, bytes, NUL) and the token vector, each 4-aligned.
+ */
+enum {
+	D_VT = 4, D_T = 32,
+	D_SEQ = 8, D_ATP = 16, D_PREV = 24, D_VERSION = 32, D_SKU_ATP = 40,
+	D_CHANNEL = 48, D_SKU = 52, D_LOC = 56, D_TOKEN = 60, D_SHARD = 64, D_INDEX = 68, D_KIND = 72,
+	D_TSIZE = 76,
+};
+
+static inline void put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+static inline void put64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+/* A string or byte vector at *at (4-aligned): its offset from the field at field, or 0 when absent. */
+static void put_bytes(uint8_t *out, size_t *at, uint32_t field, const void *p, uint32_t n, bool nul)
+{
+	if (!n) {
+		put32(out + field, 0);
+		return;
+	}
+	put32(out + field, (uint32_t)(*at - field));
+	put32(out + *at, n);
+	memcpy(out + *at + 4, p, n);
+	size_t end = *at + 4 + n;
+	if (nul)
+		out[end++] = 0;
+	while (end % 4)
+		out[end++] = 0;
+	*at = end;
+}
+
+size_t atp_v1_encode_delta(const atp_v1_delta *d, uint8_t *out, size_t cap, uint32_t *kind_off, uint32_t *token_off)
+{
+	size_t need = D_T + D_TSIZE + 4 + 4 * 8 + d->channel.len + d->sku.len + d->location.len + d->token_len + 8;
+	if (need > cap)
+		return 0;
+	static const uint16_t vt[14] = { 28, D_TSIZE, D_CHANNEL, D_SEQ, D_SKU, D_LOC, D_ATP, D_PREV, D_VERSION, D_KIND,
+					 D_SHARD, D_INDEX, D_SKU_ATP, D_TOKEN };
+	put32(out, D_T);
+	memcpy(out + D_VT, vt, sizeof(vt));
+	uint8_t *t = out + D_T;
+	put32(t, D_T - D_VT);
+	put32(t + 4, 0);
+	put64(t + D_SEQ, d->seq);
+	put64(t + D_ATP, (uint64_t)d->atp);
+	put64(t + D_PREV, (uint64_t)d->previous_atp);
+	put64(t + D_VERSION, d->version);
+	put64(t + D_SKU_ATP, (uint64_t)d->sku_atp);
+	put32(t + D_SHARD, d->shard);
+	put32(t + D_INDEX, d->index);
+	put32(t + D_KIND, d->kind);  /* the kind byte and three of padding */
+	size_t at = D_T + D_TSIZE;
+	uint16_t vt_fields[14];
+	memcpy(vt_fields, vt, sizeof(vt));
+	put_bytes(out, &at, D_T + D_CHANNEL, d->channel.ptr, d->channel.len, true);
+	put_bytes(out, &at, D_T + D_SKU, d->sku.ptr, d->sku.len, true);
+	put_bytes(out, &at, D_T + D_LOC, d->location.ptr, d->location.len, true);
+	*token_off = (uint32_t)at + 4;
+	put_bytes(out, &at, D_T + D_TOKEN, d->token, d->token_len, false);
+	/* An absent string or token: its vtable entry says so (its slot stays, unused). */
+	if (!d->channel.len)
+		vt_fields[2] = 0;
+	if (!d->sku.len)
+		vt_fields[4] = 0;
+	if (!d->location.len)
+		vt_fields[5] = 0;
+	if (!d->token_len)
+		vt_fields[13] = 0;
+	memcpy(out + D_VT, vt_fields, sizeof(vt_fields));
+	while (at % 8)
+		out[at++] = 0;
+	*kind_off = D_T + D_KIND;
+	return at;
 }

@@ -253,6 +253,22 @@ def reloads():
     check(d.proc.poll() is None and web.status is None, "... and everything goes on")
     web.cancel()
     check(d.stop() == 0, "atpd stops cleanly")
+    with open(conf, "w") as f:
+        f.write("shards = 2\n")
+    plain = Daemon("plain", ["max_positions=100000"], config=conf)
+    code = None
+    try:
+        for _ in plain.channel.unary_stream("/atp.v1.Atp/Subscribe")(subscribe_req("web"), timeout=5):
+            pass
+    except grpc.RpcError as e:
+        code = e.code()
+    check(code == C.NOT_FOUND, "without channels at start there is no channel stream (NOT_FOUND)")
+    with open(conf, "a") as f:
+        f.write("channel.web.share = 1\n")
+    plain.kill_with(signal.SIGHUP)
+    time.sleep(0.5)
+    check("restart it" in open(plain.log).read(), "channels added to it by SIGHUP: a message says to restart")
+    check(plain.stop() == 0, "... and it goes on, then stops cleanly")
 
 
 def main():

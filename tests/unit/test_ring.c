@@ -127,3 +127,21 @@ Test(ring, staged_elements_appear_only_when_published)
 	cr_assert(out[0] == 3 && out[1] == 4 && out[2] == 5 && out[3] == 6);
 	atp_ring_destroy(r);
 }
+
+Test(ring, staging_in_place_fills_slots_until_full)
+{
+	atp_ring *r = atp_ring_create(4, sizeof(uint64_t));
+	for (uint64_t i = 0; i < 4; i++) {
+		uint64_t *slot = atp_ring_stage_slot(r);
+		cr_assert_not_null(slot);
+		*slot = 10 + i;
+		atp_ring_stage_one(r);
+	}
+	cr_assert_null(atp_ring_stage_slot(r), "full");
+	atp_ring_publish(r, atp_ring_staged(r));
+	uint64_t out[4];
+	cr_assert_eq(atp_ring_pop(r, out, 4), 4);
+	cr_assert(out[0] == 10 && out[3] == 13);
+	cr_assert_not_null(atp_ring_stage_slot(r), "room again");
+	atp_ring_destroy(r);
+}

@@ -466,3 +466,50 @@ Test(wire_api, random_corruption_of_nested_replies_never_crashes)
 	}
 	cr_assert_gt(accepted, 0);
 }
+
+/* The channel stream's one-pass Delta reads exactly as the builder's, absent strings and token included. */
+Test(wire_api, a_delta_written_in_one_pass_reads_as_the_builders)
+{
+	static const uint8_t tok[37] = { 1, 2, 3, 255 };
+	atp_v1_delta cases[] = {
+		{ .channel = S("web"), .sku = S("SKU-000001"), .location = S("DC01"), .seq = 1ull << 40, .version = 7,
+		  .atp = 5, .previous_atp = -3, .sku_atp = 99, .shard = 3, .index = 2, .kind = ATP_V1_DELTA_UPDATE,
+		  .token = tok, .token_len = sizeof(tok) },
+		{ .channel = S("a"), .kind = ATP_V1_DELTA_RESYNC, .token = tok, .token_len = 24 },
+		{ .channel = S("marketplace-eu"), .sku = S("S"), .location = S("L"), .kind = ATP_V1_DELTA_SNAPSHOT },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		static uint8_t one[ATP_V1_DELTA_MAX] __attribute__((aligned(8)));
+		uint32_t kind_off, token_off;
+		size_t n = atp_v1_encode_delta(&cases[i], one, sizeof(one), &kind_off, &token_off);
+		cr_assert_gt(n, 0);
+		cr_assert_eq(n % 8, 0);
+		int rc;
+		const uint8_t *a = atp_v1_verify(one, n, &atp_v1_delta_rule, &rc);
+		cr_assert_not_null(a, "case %zu verifies (%d)", i, rc);
+		atp_fb_builder b;
+		size_t m;
+		atp_fb_builder_init(&b, mem, sizeof(mem));
+		const uint8_t *p = atp_fb_finish(&b, atp_v1_build_delta(&b, &cases[i], NULL), NULL, &m);
+		const uint8_t *c = atp_v1_verify(p, m, &atp_v1_delta_rule, &rc);
+		cr_assert_not_null(c);
+		cr_assert_eq(atp_str_cmp(atp_v1_delta_channel(a), atp_v1_delta_channel(c)), 0);
+		cr_assert_eq(atp_str_cmp(atp_v1_delta_sku(a), atp_v1_delta_sku(c)), 0);
+		cr_assert_eq(atp_str_cmp(atp_v1_delta_location(a), atp_v1_delta_location(c)), 0);
+		cr_assert_eq(atp_v1_delta_seq(a), atp_v1_delta_seq(c));
+		cr_assert_eq(atp_v1_delta_atp(a), atp_v1_delta_atp(c));
+		cr_assert_eq(atp_v1_delta_previous_atp(a), atp_v1_delta_previous_atp(c));
+		cr_assert_eq(atp_v1_delta_sku_atp(a), atp_v1_delta_sku_atp(c));
+		cr_assert_eq(atp_v1_delta_version(a), atp_v1_delta_version(c));
+		cr_assert_eq(atp_v1_delta_kind(a), atp_v1_delta_kind(c));
+		cr_assert_eq(atp_v1_delta_shard(a), atp_v1_delta_shard(c));
+		cr_assert_eq(atp_v1_delta_index(a), atp_v1_delta_index(c));
+		uint32_t la, lc;
+		const uint8_t *ta = atp_v1_delta_token(a, &la), *tc = atp_v1_delta_token(c, &lc);
+		cr_assert_eq(la, lc);
+		cr_assert(la == 0 || (memcmp(ta, tc, la) == 0 && ta == one + token_off));
+		one[kind_off] = ATP_V1_DELTA_CONFLATED;
+		cr_assert_eq(atp_v1_delta_kind(a), ATP_V1_DELTA_CONFLATED, "kind_off is the kind's byte");
+		cr_assert_eq(atp_v1_encode_delta(&cases[i], one, n - 8, &kind_off, &token_off), 0, "too little room");
+	}
+}

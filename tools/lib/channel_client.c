@@ -199,6 +199,11 @@ int atp_channel_client_status(const atp_channel_client *c, const char **message)
 	return c->status;
 }
 
+int atp_channel_client_fd(const atp_channel_client *c)
+{
+	return c->g ? atp_grpc_client_fd(c->g) : -1;
+}
+
 uint32_t atp_channel_client_connects(const atp_channel_client *c)
 {
 	return c->connects;

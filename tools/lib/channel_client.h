@@ -49,6 +49,8 @@ const uint8_t *atp_channel_client_token(const atp_channel_client *c, uint32_t *l
 /* Whether the stream is up now; the last status and message (-1: broken) of a stream that ended. */
 bool atp_channel_client_up(const atp_channel_client *c);
 int atp_channel_client_status(const atp_channel_client *c, const char **message);
+/* The socket to poll for input (-1 while down: pump it now and then to reconnect). */
+int atp_channel_client_fd(const atp_channel_client *c);
 /* Streams (re)started so far. */
 uint32_t atp_channel_client_connects(const atp_channel_client *c);
 
