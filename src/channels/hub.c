@@ -258,7 +258,7 @@ static void append(atp_hub *h, hub_channel *c, const atp_engine_delta *d, const 
 	 * the next messages go to, and the headers of the oldest, which they
 	 * will drop.
 	 */
-	for (uint64_t ahead = 512; ahead < 1024; ahead += 64)
+	for (uint64_t ahead = 1024; ahead < 1536; ahead += 64)
 		__builtin_prefetch(c->buf + (c->head + ahead) % c->cap, 1);
 	if (c->head - c->tail + 2048 > c->cap)
 		__builtin_prefetch(c->buf + (c->tail + 1024) % c->cap);
@@ -338,6 +338,8 @@ void atp_hub_on_delta(void *hub, const atp_engine_delta *d, size_t n)
 	atp_hub *h = hub;
 	uint64_t now_ms = mono_ms();
 	for (size_t i = 0; i < n; i++) {
+		if (i + 2 * POS_AHEAD < n)
+			__builtin_prefetch(&d[i + 2 * POS_AHEAD]);  /* the deltas come from another core's writes */
 		if (i + POS_AHEAD < n)
 			prefetch_pos(h, &d[i + POS_AHEAD]);
 		if (i + CHANNELS_AHEAD < n)

@@ -671,13 +671,16 @@ static void complete(atp_engine *e, const completion *c)
 	}
 }
 
-/* A worker's published deltas to on_delta (taken before its completions, which they precede). */
+/* A worker's published deltas to on_delta, where they lie in the ring (taken before its completions, which they precede). */
 static void collect_deltas(atp_engine *e, worker *w)
 {
-	atp_engine_delta d[DELTA_CHUNK];
+	const void *d;
 	uint32_t k;
-	while ((k = atp_ring_pop(w->deltas, d, DELTA_CHUNK)) > 0)
+	while ((k = atp_ring_peek(w->deltas, &d)) > 0) {
+		k = k < DELTA_CHUNK ? k : DELTA_CHUNK;
 		e->cfg.on_delta(e->cfg.delta_ctx, d, k);
+		atp_ring_consume(w->deltas, k);
+	}
 }
 
 static size_t collect(atp_engine *e)

@@ -232,6 +232,7 @@ static int on_frame(sender *x, const uint8_t *p, uint32_t len, const stream_opti
 		x->durable = a.durable_seq;
 	while (x->acked < x->next && s->frames[x->acked].cover <= x->durable) {
 		atp_hist_add_n(&r->latency, now - s->frames[x->acked].sent_ns, s->frames[x->acked].events);
+		__atomic_store_n(&s->frames[x->acked].acked_ns, now, __ATOMIC_RELEASE);
 		__atomic_fetch_add(&r->events, s->frames[x->acked].events, __ATOMIC_RELAXED);
 		r->frames++;
 		x->acked++;

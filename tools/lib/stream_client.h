@@ -38,6 +38,7 @@ typedef struct stream_frame {
 	uint64_t cover;    /* the highest seq in the frame */
 	uint64_t sent_ns;  /* when its last byte went to the socket */
 	uint64_t due_ns;   /* paced sending: not before this long after stream_options.t0_ns */
+	uint64_t acked_ns; /* when its Ack came (another thread may read it, atomically); 0 before */
 } stream_frame;
 
 typedef struct stream_source {

@@ -11,12 +11,14 @@
  * counts the updates each receives. With --probes it also sends, as the
  * event source "probe" over the TCP stream, K RECEIPTs of one unit to SKUs
  * PROBE-000000... (location P; the channel must see it), one every U us,
- * and times each from its due time to its delta's arrival at the first
- * subscriber (send -> durable -> delta delivered), beside the Acks'
- * latency (send -> Ack). Ends once updates stopped for M ms (2000) after
- * some came, or after S seconds, and prints one line per figure:
+ * and times each, at the first subscriber: from its Ack to its delta's
+ * arrival (0 when the delta came first: atpd publishes a group's deltas
+ * before its Acks), and from its sending to its delta (send -> durable ->
+ * delivered), beside the Acks' latency (send -> Ack). Ends once updates
+ * stopped for M ms (2000) after some came, or after S seconds, and prints
+ * one line per figure:
  *   subscribers N, updates U (per subscriber u), over T s: D deltas/s delivered
- *   probe send->delta p50 X us p99 Y us; send->ack p50 X us p99 Y us
+ *   probes K: ack->delta p50 p99; send->delta p50 p99; send->ack p50 p99 (us)
  */
 #define _GNU_SOURCE
 #include "channel_client.h"
@@ -46,8 +48,9 @@ typedef struct load {
 	uint64_t first_ns, last_ns, updates;
 	uint64_t probe_t0_ns, probe_every_ns;
 	uint32_t probes;
-	atp_histogram probe;
+	atp_histogram probe, after_ack;
 	uint64_t probes_seen;
+	uint64_t *arrived;  /* per probe: when its delta came (0: not yet) */
 } load;
 
 static uint64_t mono_ns(void)
@@ -81,6 +84,8 @@ static void on_msg(void *ctx, const atp_channel_msg *m)
 		uint32_t k = (uint32_t)strtoul(m->sku.ptr + 6, NULL, 10);
 		uint64_t due = l->probe_t0_ns + k * l->probe_every_ns;
 		atp_hist_add(&l->probe, now > due ? now - due : 0);
+		if (k < l->probes)
+			l->arrived[k] = now;
 		l->probes_seen++;
 	}
 }
@@ -196,6 +201,7 @@ int main(int argc, char **argv)
 			return 2;
 		*colon = 0;
 		l.probes = probes;
+		l.arrived = calloc(probes, sizeof(uint64_t));
 		l.probe_every_ns = every_us * 1000;
 		p.o = (stream_options){ .host = host, .port = colon + 1, .window = 1 << 20, .timeout_s = 60, .paced = true };
 		l.probe_t0_ns = p.o.t0_ns = mono_ns() + 100000000u;
@@ -214,8 +220,15 @@ int main(int argc, char **argv)
 	       n, l.updates, l.updates / n, secs, secs > 0 ? (double)l.updates / secs : 0);
 	if (probes) {
 		pthread_join(th, NULL);
-		printf("probes %" PRIu64 " of %u: send->delta p50 %.0f us p99 %.0f us; send->ack p50 %.0f us p99 %.0f us\n",
-		       l.probes_seen, probes, (double)atp_hist_quantile(&l.probe, 0.5) / 1e3,
+		for (uint32_t k = 0; k < probes; k++) {
+			uint64_t acked = __atomic_load_n(&p.src.frames[k].acked_ns, __ATOMIC_ACQUIRE);
+			if (acked && l.arrived[k])
+				atp_hist_add(&l.after_ack, l.arrived[k] > acked ? l.arrived[k] - acked : 0);
+		}
+		printf("probes %" PRIu64 " of %u: ack->delta p50 %.0f us p99 %.0f us; send->delta p50 %.0f us p99 %.0f us; "
+		       "send->ack p50 %.0f us p99 %.0f us\n",
+		       l.probes_seen, probes, (double)atp_hist_quantile(&l.after_ack, 0.5) / 1e3,
+		       (double)atp_hist_quantile(&l.after_ack, 0.99) / 1e3, (double)atp_hist_quantile(&l.probe, 0.5) / 1e3,
 		       (double)atp_hist_quantile(&l.probe, 0.99) / 1e3, (double)atp_hist_quantile(&p.r.latency, 0.5) / 1e3,
 		       (double)atp_hist_quantile(&p.r.latency, 0.99) / 1e3);
 	}
