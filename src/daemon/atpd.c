@@ -15,6 +15,9 @@
  * (replays of simulated days); frozen: it never moves (nothing expires).
  * The gRPC API (atp/grpc_server.h) listens on `grpc_listen` (default
  * 127.0.0.1:7401, "none" for none) on the same loop; grpc_* set its limits.
+ * The channel stream (atp/hub.h: channel.NAME.* and channel_* settings)
+ * is fed by the engine from recovery on and served by Subscribe; SIGHUP
+ * reads the settings again and applies the channels.
  */
 #define _GNU_SOURCE
 #include "atp/engine.h"
