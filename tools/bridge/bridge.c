@@ -466,7 +466,7 @@ int main(int argc, char **argv)
 	static bridge b;
 	const char *grpc_target = "127.0.0.1:7401", *url = "nats://127.0.0.1:4222", *stream = NULL;
 	b.window = 8192;
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!v)
 			return usage();
@@ -484,7 +484,6 @@ int main(int argc, char **argv)
 			b.status_path = v;
 		else
 			return usage();
-		i++;
 	}
 	if (!b.channel || !atp_channel_name_valid(atp_str_of(b.channel, strlen(b.channel))) || b.window < 1 ||
 	    b.window > RING / 2)

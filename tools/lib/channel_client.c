@@ -46,7 +46,8 @@ atp_channel_client *atp_channel_client_new(const char *target, const char *chann
 	snprintf(c->channel, sizeof(c->channel), "%s", channel);
 	c->fn = fn;
 	c->ctx = ctx;
-	memcpy(c->token, token, len);
+	if (len)
+		memcpy(c->token, token, len);
 	c->token_len = len;
 	c->backoff_ms = 100;
 	c->seed = now_ms() ^ (uint64_t)(uintptr_t)c;
@@ -174,7 +175,8 @@ int atp_channel_client_pump(atp_channel_client *c, int timeout_ms)
 void atp_channel_client_restart(atp_channel_client *c, const uint8_t *token, uint32_t len)
 {
 	if (len <= sizeof(c->token)) {
-		memcpy(c->token, token, len);
+		if (len)
+			memcpy(c->token, token, len);
 		c->token_len = len;
 	}
 	drop(c);
