@@ -285,6 +285,9 @@ static void reload(atp_hub *hub, int argc, char **argv)
 	fprintf(stderr, "atpd: SIGHUP: %u channels; %s\n", fresh.channels.n, log[0] ? log : "nothing changed");
 }
 
+/* The longest an idle event loop sleeps: the granularity of its timeouts and heartbeats. */
+#define IDLE_WAIT_MS 100
+
 static int serve(atp_engine *e, atp_stream_server *srv, atp_hub *hub, const settings *s, int argc, char **argv)
 {
 	struct timespec nap = { 0, 10 * 1000000 };
@@ -310,7 +313,11 @@ static int serve(atp_engine *e, atp_stream_server *srv, atp_hub *hub, const sett
 			fprintf(stderr, "atpd: snapshot written\n");
 		}
 		if (srv) {
-			if (atp_stream_server_run(srv, 10) < 0)
+			/* Woken by I/O and by the workers' eventfd; otherwise at the next tick, 100 ms at most. */
+			uint64_t wait = IDLE_WAIT_MS;
+			if (s->clock == CLOCK_WALL && next_tick > now && next_tick - now < wait)
+				wait = next_tick - now;
+			if (atp_stream_server_run(srv, (unsigned)wait) < 0)
 				return -1;
 		} else {
 			atp_engine_poll(e);

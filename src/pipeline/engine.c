@@ -603,7 +603,12 @@ atp_engine *atp_engine_open(const char *dir, const atp_engine_config *cfg, char 
 		goto fail;
 	e->n_workers = cfg->workers < e->n_shards ? cfg->workers : e->n_shards;
 	e->shards = calloc(e->n_shards, sizeof(shard));
-	e->workers = calloc(e->n_workers, sizeof(worker));
+	e->workers = aligned_alloc(alignof(worker), e->n_workers * sizeof(worker));  /* the doorbells on their lines */
+	if (e->workers) {
+		memset(e->workers, 0, e->n_workers * sizeof(worker));
+		for (uint32_t i = 0; i < e->n_workers; i++)
+			e->workers[i].bell_fd = -1;
+	}
 	e->stages = calloc(e->n_workers, sizeof(stage));
 	e->shard_now = calloc(e->n_shards, sizeof(uint64_t));
 	e->sources = atp_sources_create(cfg->core.max_sources);
@@ -710,12 +715,16 @@ static int push_stage(atp_engine *e, uint32_t i)
 {
 	stage *st = &e->stages[i];
 	unsigned round = 0;
-	while (st->len && !atp_ring_push_all(e->workers[i].in, st->buf, st->len)) {
+	if (!st->len)
+		return 0;
+	while (!atp_ring_push_all(e->workers[i].in, st->buf, st->len)) {
 		if (engine_failed(e))
 			return ATP_E_IO;
+		worker_ring(&e->workers[i]);
 		if (!collect(e))
 			backoff(&round);
 	}
+	worker_ring(&e->workers[i]);
 	st->len = 0;
 	return 0;
 }

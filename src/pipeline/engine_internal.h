@@ -18,9 +18,12 @@
 
 #include <liburing.h>
 #include <limits.h>
+#include <stdalign.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/types.h>
+
+#define CACHE_LINE 64
 
 typedef struct frame_header {
 	uint16_t len;    /* of the record after the header */
@@ -84,12 +87,21 @@ typedef struct worker {
 	uint32_t flight_ops;   /* CQEs still expected for the group in flight */
 	uint64_t flight_t0;
 	uint64_t snapshot_bound; /* a shard snapshots once its WAL grew this much (0: never by size) */
-	atomic_bool stop;
+	atomic_bool stop;      /* set by worker_join, then the doorbell rung */
 	atomic_int failed;     /* -errno, set once */
 	char error[512];       /* written before failed is set */
 	pthread_mutex_t stats_lock;
 	atp_engine_stats stats;  /* published under stats_lock after every group */
 	atp_engine_stats local;
+	int bell_fd;           /* the doorbell: an eventfd the worker reads through its io_uring while it sleeps */
+	bool bell_armed;       /* that read is queued */
+	uint64_t bell_value;   /* where it lands */
+	/*
+	 * 1 while the worker sleeps or is about to, with nothing in its ring;
+	 * worker_ring() clears it and rings the doorbell. On a line of its
+	 * own: the router reads it after every push.
+	 */
+	alignas(CACHE_LINE) atomic_uint asleep;
 } worker;
 
 /* The deltas of the lines a record's time expired, in order (atp_core_expire's). */
@@ -110,6 +122,13 @@ atp_engine_delta engine_delta(const atp_delta *d, uint32_t shard_index, uint32_t
  * the rounds of one wait; reset it to 0 when the wait is over.
  */
 void backoff(unsigned *round);
+
+/*
+ * The router, after pushing into w->in (and worker_join, after setting
+ * stop): wakes the worker if it sleeps. A fence and a load of a line the
+ * worker rarely writes when it does not; a futex wake when it does.
+ */
+void worker_ring(worker *w);
 
 void pin_thread(int cpu, const char *who);
 

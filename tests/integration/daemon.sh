@@ -24,7 +24,7 @@ listen = 127.0.0.1:0
 grpc_listen = 127.0.0.1:0
 CONF
 "$atpctl" simday --skus 300 --order-lines 4000 --out "$tmp/day.csv" 2>/dev/null
-"$atpctl" import "$tmp/day.csv" --data "$tmp/data" --shards 2 --positions "$tmp/before.csv" >/dev/null 2>&1
+"$atpctl" import "$tmp/day.csv" --data "$tmp/data" --shards 2 --max-positions 65536 --max-lines 262144 --positions "$tmp/before.csv" >/dev/null 2>&1
 
 "$atpd" --data "$tmp/data" --config "$tmp/atpd.conf" 2>"$tmp/log1" &
 pid=$!
@@ -63,7 +63,7 @@ wait "$pid"
 rc=$?
 set -e
 check "SIGINT: exit 0" test "$rc" -eq 0
-"$atpctl" import "$tmp/day.csv" --data "$tmp/data" --positions "$tmp/after.csv" >/dev/null 2>&1
+"$atpctl" import "$tmp/day.csv" --data "$tmp/data" --max-positions 65536 --max-lines 262144 --positions "$tmp/after.csv" >/dev/null 2>&1
 check "the table survived every stop unchanged" cmp -s "$tmp/before.csv" "$tmp/after.csv"
 
 printf 'shards = 2\nworkers = lots\n' >"$tmp/bad.conf"

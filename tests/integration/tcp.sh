@@ -24,7 +24,8 @@ for k in 1 2 3 4; do
 done
 { head -1 "$tmp/s1.csv"; for k in 1 2 3 4; do tail -n +2 "$tmp/s$k.csv"; done; } >"$tmp/all.csv"
 head -1 "$tmp/s1.csv" >"$tmp/empty.csv"
-"$atpctl" import "$tmp/all.csv" --frozen-clock --positions "$tmp/reference.csv" >"$tmp/reference.out"
+tables=(--max-positions 65536 --max-lines 1048576) # sized to the day: a sanitizer build touches every page
+"$atpctl" import "$tmp/all.csv" --frozen-clock "${tables[@]}" --positions "$tmp/reference.csv" >"$tmp/reference.out"
 settings=(--set clock=frozen --set shards=4 --set workers=1 --set first_cpu=none --set router_cpu=none
 	--set max_positions=65536 --set max_lines=1048576 --set segment_mb=4 --set snapshot_mb=8)
 
@@ -39,7 +40,7 @@ stop_daemon() {
 	wait "$daemon"
 }
 table_of() { # table_of DATA OUT
-	"$atpctl" import "$tmp/empty.csv" --data "$1" --positions "$2" >/dev/null 2>&1
+	"$atpctl" import "$tmp/empty.csv" --data "$1" --shards 4 "${tables[@]}" --positions "$2" >/dev/null 2>&1
 }
 last_seq() { # the last seq of sender k's file
 	tail -n +2 "$tmp/s$1.csv" | cut -d, -f3 | sort -n | tail -1

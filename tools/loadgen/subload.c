@@ -16,7 +16,9 @@
  * before its Acks), and from its sending to its delta (send -> durable ->
  * delivered), beside the Acks' latency (send -> Ack). Ends once updates
  * stopped for M ms (2000) after some came, or after S seconds, and prints
- * one line per figure:
+ * one line per figure. With --subscribers 0 it only sends the probes and
+ * times their Acks (a paced trickle of events, for a daemon's CPU at a
+ * low rate):
  *   subscribers N, updates U (per subscriber u), over T s: D deltas/s delivered
  *   probes K: ack->delta p50 p99; send->delta p50 p99; send->ack p50 p99 (us)
  */
@@ -165,7 +167,7 @@ int main(int argc, char **argv)
 		else
 			channel = NULL, i = argc;
 	}
-	if (!channel || n < 1 || n > 10000 || (probes && !tcp)) {
+	if (!channel || n > 10000 || (n == 0 && !probes) || (probes && !tcp)) {
 		fprintf(stderr, "usage: atp-subload --channel NAME [--grpc HOST:PORT] [--subscribers N]\n"
 				"                   [--tcp HOST:PORT --probes K --probe-every-us U] [--idle-ms M] [--seconds S]\n");
 		return 2;
@@ -208,7 +210,7 @@ int main(int argc, char **argv)
 		pthread_create(&th, NULL, probe_main, &p);
 	}
 	uint64_t start = mono_ns(), end = seconds ? start + seconds * 1000000000u : UINT64_MAX;
-	for (;;) {
+	for (; n;) {
 		pump_all(&l, pfd, 10);
 		uint64_t now = mono_ns();
 		bool probing = probes && l.probes_seen < probes;
@@ -216,6 +218,12 @@ int main(int argc, char **argv)
 			break;
 	}
 	double secs = l.last_ns > l.first_ns ? (double)(l.last_ns - l.first_ns) / 1e9 : 0;
+	if (!n) {
+		pthread_join(th, NULL);
+		printf("probes %u: send->ack p50 %.0f us p99 %.0f us\n", probes,
+		       (double)atp_hist_quantile(&p.r.latency, 0.5) / 1e3, (double)atp_hist_quantile(&p.r.latency, 0.99) / 1e3);
+		return 0;
+	}
 	printf("subscribers %u, updates %" PRIu64 " (per subscriber %" PRIu64 "), over %.3f s: %.0f deltas/s delivered\n",
 	       n, l.updates, l.updates / n, secs, secs > 0 ? (double)l.updates / secs : 0);
 	if (probes) {
