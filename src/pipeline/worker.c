@@ -648,8 +648,21 @@ static void *worker_main(void *arg)
 {
 	worker *w = arg;
 	unsigned idle = 0;
-	if (w->cpu >= 0)
+	if (w->cpu >= 0) {
 		pin_thread(w->cpu, "a worker");
+		/*
+		 * The io_uring workers that run the WAL's write + fdatasync (the
+		 * kernel punts a buffered write and an fsync to them) stay on this
+		 * core too: while they run, this worker waits for them or builds
+		 * the next group, and the router's core stays the router's.
+		 */
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(w->cpu, &set);
+		int rc = io_uring_register_iowq_aff(&w->uring, sizeof(set), &set);
+		if (rc < 0)
+			fprintf(stderr, "atpd: worker %u: io_uring workers not pinned: %s\n", w->index, strerror(-rc));
+	}
 	prctl(PR_SET_TIMERSLACK, 1000UL);  /* reap's and backoff's short waits: not 50 us slack on top */
 	for (unsigned loops = 0; !failed(w); loops++) {
 		bool progress = false, snap = false;

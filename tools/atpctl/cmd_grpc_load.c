@@ -3,7 +3,11 @@
  * with GetAtp or Reserve calls from many connections, closed loop (each
  * connection keeps --concurrency calls in flight) or open loop at --rate
  * calls per second, and report throughput and the latency of each call
- * (submitted -> answered) from a log-bucketed histogram.
+ * (submitted -> answered; in the open loop, due -> answered, so a call
+ * started late counts its wait) from a log-bucketed histogram. It checks
+ * itself: the closed loop prints the in-flight count Little's law gives
+ * (calls/s x mean latency), which must be the one asked for; the open
+ * loop says so when it could not reach the asked rate.
  *
  * SKUs are PREFIX + "SKU-%06u" (0 .. --skus-1), uniformly drawn; Reserve
  * lines go to location --location, each reservation id unique to the run,
@@ -29,7 +33,7 @@ typedef struct load load;
 
 typedef struct lcall {
 	load *l;
-	uint64_t t0_ns;
+	uint64_t t0_ns;            /* when it was due: its start (closed loop) or its slot in the schedule (open loop) */
 	struct lcall *next_free;
 } lcall;
 
@@ -40,6 +44,7 @@ struct load {
 	uint64_t run, seq;
 	atp_prng rng;
 	atp_histogram hist;        /* ns */
+	uint64_t sum_ns;           /* of every latency: the mean, for Little's law */
 	uint64_t ok, errors, codes[17], broken;
 	lcall *free_calls;
 	uint8_t mem[64u << 10] __attribute__((aligned(8)));
@@ -50,7 +55,9 @@ static void on_done(void *ctx, int status, const char *message)
 	(void)message;
 	lcall *c = ctx;
 	load *l = c->l;
-	atp_hist_add(&l->hist, atp_mono_ns() - c->t0_ns);
+	uint64_t ns = atp_mono_ns() - c->t0_ns;
+	atp_hist_add(&l->hist, ns);
+	l->sum_ns += ns;
 	if (status == 0)
 		l->ok++;
 	else if (status > 0 && status <= 16)
@@ -61,7 +68,7 @@ static void on_done(void *ctx, int status, const char *message)
 	l->free_calls = c;
 }
 
-static int start_one(load *l, atp_grpc_client *cl)
+static int start_one(load *l, atp_grpc_client *cl, uint64_t due_ns)
 {
 	lcall *c = l->free_calls;
 	if (!c)
@@ -88,7 +95,7 @@ static int start_one(load *l, atp_grpc_client *cl)
 	}
 	size_t len;
 	const uint8_t *msg = atp_fb_finish(&b, root, NULL, &len);
-	c->t0_ns = atp_mono_ns();
+	c->t0_ns = due_ns ? due_ns : atp_mono_ns();
 	if (atp_grpc_client_start(cl, l->reserve ? "/atp.v1.Atp/Reserve" : "/atp.v1.Atp/GetAtp", msg, (uint32_t)len,
 				  30000, NULL, on_done, c) < 0)
 		return -1;
@@ -163,26 +170,38 @@ int cmd_grpc_load(int argc, char **argv)
 		 interval = rate ? 1000000000u / rate : 0, started = 0;
 	for (uint64_t now = t0; now < end; now = atp_mono_ns()) {
 		for (uint64_t i = 0; i < conns; i++) {
-			while (atp_grpc_client_in_flight(cl[i]) < conc && (!rate || now >= next)) {
-				if (start_one(&l, cl[i]) < 0)
-					break;
-				started++;
-				next += interval;
-			}
-			if (atp_grpc_client_pump(cl[i], 0) < 0) {
-				fprintf(stderr, "atpctl: connection %" PRIu64 " broke\n", i);
-				return 1;
+			/*
+			 * Fill the connection's slots, read its replies, and refill and
+			 * send at once what they freed. Open loop: a call is timed from
+			 * its slot in the schedule, so a late start counts as latency.
+			 */
+			for (int pass = 0; pass < 2; pass++) {
+				while (atp_grpc_client_in_flight(cl[i]) < conc && (!rate || now >= next)) {
+					if (start_one(&l, cl[i], rate ? next : 0) < 0)
+						break;
+					started++;
+					next += interval;
+				}
+				if ((pass ? atp_grpc_client_flush(cl[i]) : atp_grpc_client_pump(cl[i], 0)) < 0) {
+					fprintf(stderr, "atpctl: connection %" PRIu64 " broke\n", i);
+					return 1;
+				}
 			}
 		}
+		/*
+		 * Closed loop: block only while every connection is full, or a
+		 * call answered in the pumps above would leave its slot empty
+		 * until some other reply came (or 100 ms passed).
+		 */
 		int wait_ms = 100;
+		for (uint64_t i = 0; i < conns && !rate; i++)
+			if (atp_grpc_client_in_flight(cl[i]) < conc)
+				wait_ms = 0;
 		if (rate) {
 			now = atp_mono_ns();
 			wait_ms = next > now ? (int)((next - now) / 1000000) : 0;
 		}
-		if (poll(pfd, conns, wait_ms) > 0)
-			for (uint64_t i = 0; i < conns; i++)
-				if (pfd[i].revents && atp_grpc_client_pump(cl[i], 0) < 0)
-					return 1;
+		poll(pfd, conns, wait_ms);  /* what came in is read by the next round's pumps, each refilling at once */
 	}
 	double elapsed = (atp_mono_ns() - t0) / 1e9;
 	/* let what is in flight finish (not counted in the rate's time, but in the latencies) */
@@ -198,9 +217,17 @@ int cmd_grpc_load(int argc, char **argv)
 	for (int s = 1; s <= 16; s++)
 		if (l.codes[s])
 			printf(" (%s: %" PRIu64 ")", atp_grpc_status_name(s), l.codes[s]);
-	printf("\nlatency: p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms\n",
+	double mean_s = done ? (double)l.sum_ns / (double)done / 1e9 : 0;
+	printf("\nlatency: p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms, mean %.3f ms\n",
 	       atp_hist_quantile(&l.hist, 0.5) / 1e6, atp_hist_quantile(&l.hist, 0.9) / 1e6,
-	       atp_hist_quantile(&l.hist, 0.99) / 1e6, atp_hist_quantile(&l.hist, 0.999) / 1e6, l.hist.max / 1e6);
+	       atp_hist_quantile(&l.hist, 0.99) / 1e6, atp_hist_quantile(&l.hist, 0.999) / 1e6, l.hist.max / 1e6,
+	       mean_s * 1e3);
+	/* The instrument's own check: calls/s x mean latency is the number in flight on average (Little's law). */
+	if (!rate)
+		printf("in flight by Little's law: %.1f of %" PRIu64 " kept\n", done / elapsed * mean_s, conns * conc);
+	else if (done / elapsed < 0.95 * (double)rate)
+		printf("could not reach the asked rate: %.0f calls/s of %" PRIu64 " (at most %" PRIu64 " in flight)\n",
+		       done / elapsed, rate, conns * conc);
 	for (uint64_t i = 0; i < conns; i++)
 		atp_grpc_client_close(cl[i]);
 	free(cl);

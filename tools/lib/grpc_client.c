@@ -38,6 +38,8 @@ struct atp_grpc_client {
 	stream *streams;
 	int completed;             /* during one pump */
 	bool broken;
+	uint8_t *out;              /* frames serialized, not yet taken by the socket: one send() for many */
+	size_t out_len, out_cap;
 };
 
 const char *atp_grpc_status_name(int status)
@@ -49,15 +51,53 @@ const char *atp_grpc_status_name(int status)
 	return status >= 0 && status <= 16 ? names[status] : "BROKEN";
 }
 
-static ssize_t on_send(nghttp2_session *session, const uint8_t *data, size_t length, int flags, void *user_data)
+/* Hand the socket what is buffered; 0 (all taken, or it would block), or -1. */
+static int drain_out(atp_grpc_client *c)
 {
-	(void)session;
-	(void)flags;
-	atp_grpc_client *c = user_data;
-	ssize_t n = send(c->fd, data, length, MSG_NOSIGNAL);
-	if (n < 0)
-		return errno == EAGAIN || errno == EWOULDBLOCK ? NGHTTP2_ERR_WOULDBLOCK : NGHTTP2_ERR_CALLBACK_FAILURE;
-	return n;
+	size_t off = 0;
+	while (off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + off, c->out_len - off, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	memmove(c->out, c->out + off, c->out_len - off);
+	c->out_len -= off;
+	return 0;
+}
+
+/*
+ * Serialize every frame nghttp2 has queued into one buffer and send it
+ * with as few send() calls as the socket allows (nghttp2_session_send
+ * would make one per frame: two per call). 0, or -1.
+ */
+static int send_all(atp_grpc_client *c)
+{
+	for (;;) {
+		const uint8_t *data;
+		ssize_t n = nghttp2_session_mem_send(c->session, &data);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		if (c->out_len + (size_t)n > c->out_cap) {
+			size_t cap = c->out_cap ? c->out_cap : 64u << 10;
+			while (cap < c->out_len + (size_t)n)
+				cap *= 2;
+			uint8_t *grown = realloc(c->out, cap);
+			if (!grown)
+				return -1;
+			c->out = grown, c->out_cap = cap;
+		}
+		memcpy(c->out + c->out_len, data, (size_t)n);
+		c->out_len += (size_t)n;
+		if (c->out_len >= 64u << 10 && drain_out(c) < 0)
+			return -1;
+	}
+	return drain_out(c);
 }
 
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
@@ -229,7 +269,6 @@ atp_grpc_client *atp_grpc_client_connect(const char *hostport, char *err, size_t
 	}
 	nghttp2_session_callbacks *cbs;
 	nghttp2_session_callbacks_new(&cbs);
-	nghttp2_session_callbacks_set_send_callback(cbs, on_send);
 	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_close);
@@ -257,6 +296,7 @@ void atp_grpc_client_close(atp_grpc_client *c)
 	}
 	nghttp2_session_del(c->session);
 	close(c->fd);
+	free(c->out);
 	free(c);
 }
 
@@ -315,15 +355,25 @@ int atp_grpc_client_fd(const atp_grpc_client *c)
 	return c->fd;
 }
 
+int atp_grpc_client_flush(atp_grpc_client *c)
+{
+	if (c->broken || send_all(c) == 0)
+		return c->broken ? -1 : 0;
+	c->broken = true;
+	while (c->streams)
+		finish(c, c->streams, NGHTTP2_CANCEL);
+	return -1;
+}
+
 int atp_grpc_client_pump(atp_grpc_client *c, int timeout_ms)
 {
 	c->completed = 0;
 	if (c->broken)
 		return -1;
-	if (nghttp2_session_send(c->session) != 0)
+	if (send_all(c) != 0)
 		goto broken;
 	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-	if (nghttp2_session_want_write(c->session))
+	if (c->out_len || nghttp2_session_want_write(c->session))
 		pfd.events |= POLLOUT;
 	int rc = poll(&pfd, 1, timeout_ms);
 	if (rc < 0 && errno != EINTR)
@@ -345,7 +395,7 @@ int atp_grpc_client_pump(atp_grpc_client *c, int timeout_ms)
 				break;
 		}
 	}
-	if (nghttp2_session_send(c->session) != 0)
+	if (send_all(c) != 0)
 		goto broken;
 	return c->completed;
 broken:

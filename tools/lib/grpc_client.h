@@ -24,6 +24,8 @@ void atp_grpc_client_close(atp_grpc_client *c);
 /* Start a call of path (e.g. "/atp.v1.Atp/GetAtp"); timeout_ms 0: no grpc-timeout. 0, or -1. */
 int atp_grpc_client_start(atp_grpc_client *c, const char *path, const uint8_t *msg, uint32_t len, uint32_t timeout_ms,
 			  atp_grpc_msg_fn on_msg, atp_grpc_done_fn on_done, void *ctx);
+/* Send what is queued (calls started since the last pump) without reading; 0, or -1 once broken. */
+int atp_grpc_client_flush(atp_grpc_client *c);
 /* Send and receive for up to timeout_ms (0: what is ready now). Calls completed, or -1 once the connection broke. */
 int atp_grpc_client_pump(atp_grpc_client *c, int timeout_ms);
 uint32_t atp_grpc_client_in_flight(const atp_grpc_client *c);
