@@ -126,7 +126,7 @@ void backoff(unsigned *round);
 /*
  * The router, after pushing into w->in (and worker_join, after setting
  * stop): wakes the worker if it sleeps. A fence and a load of a line the
- * worker rarely writes when it does not; a futex wake when it does.
+ * worker rarely writes when it does not; an eventfd write when it does.
  */
 void worker_ring(worker *w);
 

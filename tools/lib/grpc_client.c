@@ -54,6 +54,8 @@ const char *atp_grpc_status_name(int status)
 /* Hand the socket what is buffered; 0 (all taken, or it would block), or -1. */
 static int drain_out(atp_grpc_client *c)
 {
+	if (!c->out_len)
+		return 0;  /* and c->out may still be NULL */
 	size_t off = 0;
 	while (off < c->out_len) {
 		ssize_t n = send(c->fd, c->out + off, c->out_len - off, MSG_NOSIGNAL);
