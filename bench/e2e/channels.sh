@@ -32,7 +32,7 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 start_atpd() { # start_atpd TAG [SETTINGS...]: on a fresh data directory; sets $tcp and $grpc
 	local tag=$1; shift
 	rm -rf "$dir/data"
-	$atpd --data "$dir/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set clock=frozen \
+	$atpd --data "$dir/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set metrics_listen=127.0.0.1:0 --set clock=frozen \
 		--set max_positions=524288 --set max_lines=4194304 "$@" 2>"$dir/$tag.log" &
 	for _ in $(seq 1 400); do grep -q "atpd: serving" "$dir/$tag.log" && break; sleep 0.05; done
 	tcp=$(sed -n 's/.*event stream listening on .*(port \([0-9]*\)).*/\1/p' "$dir/$tag.log")

@@ -38,7 +38,7 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 
 start_atpd() { # a fresh daemon holding the stock (each run starts from the same state)
 	rm -rf "$dir/data"
-	"$atpd" --data "$dir/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set clock=frozen \
+	"$atpd" --data "$dir/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set metrics_listen=127.0.0.1:0 --set clock=frozen \
 		--set max_positions=$((skus * 2)) --set max_lines=8388608 2>"$dir/atpd.log" &
 	pid=$!
 	for _ in $(seq 1 400); do grep -q "atpd: serving" "$dir/atpd.log" && break; sleep 0.05; done

@@ -27,7 +27,7 @@ ticks() { # ticks PID: "name ticks" per thread (utime + stime, 1/100 s)
 run() {
 	local tag=$1 subs=$2 rate=$3; shift 3
 	rm -rf "$dir/data"
-	$atpd --data "$dir/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 "$@" 2>"$dir/$tag.log" &
+	$atpd --data "$dir/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set metrics_listen=127.0.0.1:0 "$@" 2>"$dir/$tag.log" &
 	local pid=$! load=""
 	for _ in $(seq 1 400); do grep -q "atpd: serving" "$dir/$tag.log" && break; sleep 0.05; done
 	local tcp grpc

@@ -29,7 +29,7 @@ trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null || true' EXIT
 
 start() {
 	rm -rf "$dir/data"
-	"$atpd" --data "$dir/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set clock=events \
+	"$atpd" --data "$dir/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set metrics_listen=127.0.0.1:0 --set clock=events \
 		--set max_lines=16777216 2>"$dir/atpd.log" &
 	pid=$!
 	for _ in $(seq 1 400); do grep -q "atpd: serving" "$dir/atpd.log" && break; sleep 0.05; done

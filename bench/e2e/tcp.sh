@@ -32,7 +32,7 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 one_run() { # one_run TAG [WRAPPER...]: start atpd (under WRAPPER), stream the 4 days, stop it
 	local tag=$1; shift
 	rm -rf "$dir/data"
-	"$@" "$atpd" --data "$dir/data" --set listen=127.0.0.1:0 --set grpc_listen=none --set clock=frozen --set max_positions=524288 \
+	"$@" "$atpd" --data "$dir/data" --set listen=127.0.0.1:0 --set grpc_listen=none --set metrics_listen=none --set clock=frozen --set max_positions=524288 \
 		--set max_lines=4194304 2>"$dir/$tag.log" &
 	local pid=$!
 	for _ in $(seq 1 400); do grep -q "atpd: serving" "$dir/$tag.log" && break; sleep 0.05; done

@@ -51,7 +51,7 @@ $peers "${work[@]}" --stock-csv "$dir/stock.csv"
 
 run_atpd() {
 	rm -rf "$dir/data"
-	"$atpd" --data "$dir/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set clock=frozen 2>"$dir/atpd.log" &
+	"$atpd" --data "$dir/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set metrics_listen=127.0.0.1:0 --set clock=frozen 2>"$dir/atpd.log" &
 	local pid=$!
 	pids+=($pid)
 	for _ in $(seq 1 200); do grep -q "atpd: serving" "$dir/atpd.log" && break; sleep 0.05; done

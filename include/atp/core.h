@@ -187,6 +187,8 @@ const atp_table *atp_core_table(const atp_core *c);
 const atp_lines *atp_core_lines(const atp_core *c);
 const atp_sources *atp_core_sources(const atp_core *c);
 const atp_core_stats *atp_core_stats_get(const atp_core *c);
+/* to += from, counter by counter (summing shards). */
+void atp_core_stats_add(atp_core_stats *to, const atp_core_stats *from);
 
 /*
  * Restoring a snapshot into a fresh core, before any event is applied.

@@ -111,6 +111,9 @@ typedef struct atp_engine_config {
 	 */
 	atp_engine_delta_fn on_delta;
 	void *delta_ctx;
+	/* Optional: after each shard recovered in atp_engine_open() (for a supervisor's status line). */
+	void (*on_recovered)(void *ctx, uint32_t shard, uint32_t shards, uint64_t records);
+	void *recovered_ctx;
 } atp_engine_config;
 
 /* 1 shard, the router on CPU 0 and 1 worker on CPU 1, default core and WAL, snapshots every 256 MiB of WAL, 4 MiB rings. */
@@ -168,6 +171,9 @@ void atp_engine_abandon(atp_engine *e);
 
 /* The highest seq of source such that it and every earlier one are durable or refused; 0 when unknown. */
 uint64_t atp_engine_durable_seq(const atp_engine *e, const char *source);
+/* The sources known (ids 0 .. n-1, the engine's '@' ones too): one's name, and its durable seq in *durable. */
+uint32_t atp_engine_source_count(const atp_engine *e);
+const char *atp_engine_source_at(const atp_engine *e, uint32_t id, uint64_t *durable);
 /* The failure message once the engine has failed, else NULL. */
 const char *atp_engine_error(const atp_engine *e);
 
@@ -211,16 +217,32 @@ typedef struct atp_engine_stats {
 	uint64_t wal_bytes;
 	uint64_t fsyncs;          /* group commits */
 	uint64_t fsync_ns_hist[40]; /* fsync latency: bucket i counts [2^i, 2^(i+1)) ns */
+	uint64_t fsync_ns_sum;
+	uint64_t group_hist[20];  /* events per group commit: bucket i counts [2^i, 2^(i+1)) (GROUP_MAX is 2^18) */
 	uint64_t snapshots;
 	uint64_t snapshot_ns_max; /* longest stall of a worker by a snapshot */
+	uint64_t snapshot_unix_ms; /* wall time of the newest snapshot written since start, 0: none */
 	uint64_t recovered_records;
 	double recovery_seconds;  /* all of opening: the parts below, and the rest (sources, workers) */
 	double recovery_table_seconds;     /* allocating the shards' tables (their hash slots are faulted in) */
 	double recovery_snapshot_seconds;  /* loading snapshots */
 	double recovery_wal_seconds;       /* scanning and replaying the WALs */
+	/* The shards' cores, summed, as of each worker's last group commit (recovery included). */
+	atp_core_stats core;
+	uint64_t wal_segments;    /* segment files held now */
+	uint64_t lines_used;      /* reservation lines held: open, and closed ones still remembered */
+	uint64_t lines_open;
+	uint64_t lines_capacity;
+	uint64_t positions_capacity;
+	/* The router's side. */
+	uint64_t router_waits;    /* times it found a worker's ring full and waited */
+	uint64_t duplicates;      /* events at or below their source's high-water mark, answered without a shard */
+	uint64_t gaps;            /* events past it + 1, refused */
+	uint64_t ring_bytes;      /* in the workers' rings now, not yet taken */
+	uint64_t ring_capacity;
 } atp_engine_stats;
 
-/* Totals over all workers (read after atp_engine_sync()). */
+/* Totals over all workers, as each published them after its last group commit (any time, router thread). */
 void atp_engine_stats_get(const atp_engine *e, atp_engine_stats *out);
 /* The latency under which a fraction q of the fsyncs completed, in ns (from the histogram: an upper bound). */
 uint64_t atp_engine_stats_fsync_quantile(const atp_engine_stats *s, double q);

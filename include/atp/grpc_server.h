@@ -90,10 +90,21 @@ uint16_t atp_grpc_server_port(const atp_grpc_server *g);
  */
 void atp_grpc_server_shutdown(atp_grpc_server *g);
 
+#define ATP_GRPC_METHODS 8           /* "unknown" (no such method, or refused before its headers), then the methods */
+#define ATP_GRPC_STATUSES 17         /* gRPC status codes 0 (OK) .. 16 */
+#define ATP_GRPC_LATENCY_BUCKETS 24  /* bucket b: answered within 2^b us of the call's headers (b = 23: or later) */
+
 typedef struct atp_grpc_stats {
 	uint64_t connections, refused_connections, calls, errors, reserve_lines;
 	uint32_t open;
+	/* Per method: replies by status, and the time from the call's first header to its reply (a stream's start, for Subscribe). */
+	uint64_t replies[ATP_GRPC_METHODS][ATP_GRPC_STATUSES];
+	uint64_t latency[ATP_GRPC_METHODS][ATP_GRPC_LATENCY_BUCKETS];
+	uint64_t latency_ns_sum[ATP_GRPC_METHODS];
 } atp_grpc_stats;
+
+/* The name of method index m (< ATP_GRPC_METHODS): "unknown", "GetAtp", ... "Subscribe". */
+const char *atp_grpc_method_name(unsigned m);
 
 void atp_grpc_server_stats(const atp_grpc_server *g, atp_grpc_stats *out);
 

@@ -129,6 +129,18 @@ typedef struct atp_hub_stats {
 
 void atp_hub_stats_get(const atp_hub *h, atp_hub_stats *out);
 
+typedef struct atp_hub_channel_stats {
+	const char *name;         /* the hub's copy: valid until the next reload */
+	uint32_t subscribers;
+	uint64_t written_bytes;   /* messages ever written to its buffer */
+	uint64_t buffer_bytes;    /* held now */
+	uint64_t lag_bytes;       /* of its slowest live subscriber: written and not yet read (0: none behind) */
+	uint64_t lag_ms;          /* and the age of the oldest message it has not read */
+} atp_hub_channel_stats;
+
+/* Per channel, in slot order: fills up to max, returns how many there are. */
+size_t atp_hub_channel_stats_get(const atp_hub *h, atp_hub_channel_stats *out, size_t max);
+
 /* For tests and tools: a channel's figure of a position and of its SKU as the hub holds them (0 when unknown). */
 bool atp_hub_figure(const atp_hub *h, atp_str channel, uint32_t shard, atp_str sku, atp_str location,
 		    int64_t *figure, int64_t *sku_figure);

@@ -98,6 +98,7 @@ typedef struct atp_stream_stats {
 	uint64_t accepted, refused_connections, closed;
 	uint64_t frames, events, bytes_in, acks;
 	uint32_t open;              /* connections now */
+	uint64_t refused[24];       /* events refused, by -status (ATP_E_GAP = 1 ..; 0: any other) */
 } atp_stream_stats;
 
 void atp_stream_server_stats(const atp_stream_server *s, atp_stream_stats *out);

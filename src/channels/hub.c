@@ -578,6 +578,36 @@ void atp_hub_stats_get(const atp_hub *h, atp_hub_stats *out)
 	out->subscribers = h->n_subs;
 }
 
+size_t atp_hub_channel_stats_get(const atp_hub *h, atp_hub_channel_stats *out, size_t max)
+{
+	uint64_t now = mono_ms();
+	size_t n = 0;
+	for (uint32_t i = 0; i < ATP_CHANNELS_MAX; i++) {
+		const hub_channel *c = &h->ch[i];
+		if (!c->used)
+			continue;
+		if (n < max) {
+			atp_hub_channel_stats *o = &out[n];
+			*o = (atp_hub_channel_stats){ .name = c->def.name, .subscribers = c->subscribers,
+						      .written_bytes = c->head, .buffer_bytes = c->head - c->tail };
+			uint64_t slowest = c->head;
+			for (uint32_t k = 0; k < h->n_subs; k++) {
+				const atp_hub_sub *s = h->subs[k];
+				if (s->ch == c && s->state == SUB_LIVE && s->cursor < slowest)
+					slowest = s->cursor;
+			}
+			slowest = hub_skip_pad(c, slowest < c->tail ? c->tail : slowest);
+			o->lag_bytes = c->head - slowest;
+			if (slowest < c->head) {
+				uint64_t at = hub_msg_at(c, slowest)->at_ms;
+				o->lag_ms = now > at ? now - at : 0;
+			}
+		}
+		n++;
+	}
+	return n;
+}
+
 bool atp_hub_figure(const atp_hub *h, atp_str channel, uint32_t shard, atp_str sku, atp_str location,
 		    int64_t *figure, int64_t *sku_figure)
 {

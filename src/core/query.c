@@ -64,3 +64,13 @@ const atp_core_stats *atp_core_stats_get(const atp_core *c)
 {
 	return &c->stats;
 }
+
+void atp_core_stats_add(atp_core_stats *to, const atp_core_stats *from)
+{
+	/* Every field is a uint64_t counter. */
+	_Static_assert(sizeof(atp_core_stats) % sizeof(uint64_t) == 0, "counters only");
+	const uint64_t *f = (const uint64_t *)from;
+	uint64_t *t = (uint64_t *)to;
+	for (size_t k = 0; k < sizeof(*to) / sizeof(uint64_t); k++)
+		t[k] += f[k];
+}

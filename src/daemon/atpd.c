@@ -17,14 +17,19 @@
  * 127.0.0.1:7401, "none" for none) on the same loop; grpc_* set its limits.
  * The channel stream (atp/hub.h: channel.NAME.* and channel_* settings)
  * is fed by the engine from recovery on and served by Subscribe; SIGHUP
- * reads the settings again and applies the channels.
+ * reads the settings again and applies the channels. Prometheus scrapes
+ * /metrics on `metrics_listen` (default 127.0.0.1:9464, "none" for none),
+ * on the same loop; metrics.h says what it exposes.
  */
 #define _GNU_SOURCE
 #include "atp/engine.h"
 #include "atp/grpc_server.h"
 #include "atp/hub.h"
+#include "atp/metrics_server.h"
 #include "atp/stream_server.h"
 #include "atp/wire_event.h"
+#include "metrics.h"
+#include "notify.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -55,6 +60,13 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 enum clock_mode { CLOCK_WALL, CLOCK_EVENTS, CLOCK_FROZEN };
 
 typedef struct settings {
@@ -63,6 +75,10 @@ typedef struct settings {
 	bool listen;
 	atp_grpc_config grpc;
 	bool grpc_on;
+	char metrics_listen[128];
+	bool metrics_on;
+	uint64_t metrics_max_bytes;
+	bool check_only;        /* --check-config */
 	enum clock_mode clock;
 	uint64_t tick_ms;
 	atp_channel_set channels;
@@ -103,6 +119,13 @@ static int apply_setting(settings *s, const char *key, const char *v)
 		if (strlen(v) >= sizeof(s->grpc.listen))
 			return -1;
 		snprintf(s->grpc.listen, sizeof(s->grpc.listen), "%s", v);
+		return 0;
+	}
+	if (strcmp(key, "metrics_listen") == 0) {
+		s->metrics_on = strcmp(v, "none") != 0;
+		if (strlen(v) >= sizeof(s->metrics_listen))
+			return -1;
+		snprintf(s->metrics_listen, sizeof(s->metrics_listen), "%s", v);
 		return 0;
 	}
 	if (strcmp(key, "channel_stream") == 0) {
@@ -148,7 +171,7 @@ static int apply_setting(settings *s, const char *key, const char *v)
 		{ "grpc_idle_ms", 86400000, 1 },       { "grpc_send_timeout_ms", 3600000, 1 },
 		{ "channel_retention_mb", 1u << 16, 1u << 20 }, { "channel_retention_s", 30u * 86400, 1000 },
 		{ "channel_conflate_mb", 1u << 16, 1u << 20 },  { "channel_max_subscribers", 1u << 16, 1 },
-		{ "channel_heartbeat_ms", 3600000, 1 },
+		{ "channel_heartbeat_ms", 3600000, 1 },  { "metrics_max_kb", 1u << 20, 1024 },
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (strcmp(key, keys[i].key) != 0)
@@ -185,7 +208,8 @@ static int apply_setting(settings *s, const char *key, const char *v)
 		case 25: s->hub.retention_ms = x; break;
 		case 26: s->hub.conflate_bytes = x; break;
 		case 27: s->hub.max_subscribers = (uint32_t)x; break;
-		default: s->hub.heartbeat_ms = (uint32_t)x; break;
+		case 28: s->hub.heartbeat_ms = (uint32_t)x; break;
+		default: s->metrics_max_bytes = x; break;
 		}
 		return 0;
 	}
@@ -233,13 +257,15 @@ static int load_settings(settings *s, int argc, char **argv, const char **data)
 {
 	*s = (settings){ .engine = atp_engine_config_default(), .stream = atp_stream_config_default(), .listen = true,
 			 .grpc = atp_grpc_config_default(), .grpc_on = true, .tick_ms = 1000,
-			 .hub = atp_hub_config_default() };
+			 .hub = atp_hub_config_default(), .metrics_listen = "127.0.0.1:9464", .metrics_on = true,
+			 .metrics_max_bytes = 1u << 20 };
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
 			if (data)
 				*data = argv[i + 1];
 			i++;
-		} else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+		} else if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "--check-config") == 0) && i + 1 < argc) {
+			s->check_only |= argv[i][2] == 'c' && argv[i][3] == 'h';
 			if (read_config(argv[++i], s) < 0)
 				return -1;
 		} else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
@@ -255,7 +281,7 @@ static int load_settings(settings *s, int argc, char **argv, const char **data)
 				return -1;
 			}
 		} else {
-			fprintf(stderr, "usage: atpd --data DIR [--config FILE] [--set KEY=VALUE]...\n");
+			fprintf(stderr, "usage: atpd --data DIR [--config FILE] [--set KEY=VALUE]...\n       atpd --check-config FILE [--set KEY=VALUE]...\n");
 			return -1;
 		}
 	}
@@ -265,24 +291,31 @@ static int load_settings(settings *s, int argc, char **argv, const char **data)
 	return 0;
 }
 
+/* Recovery's progress, for a supervisor. */
+static void on_recovered(void *ctx, uint32_t shard, uint32_t shards, uint64_t records)
+{
+	(void)ctx;
+	notify_send("STATUS=recovering: %u of %u shards, %" PRIu64 " WAL records replayed", shard + 1, shards, records);
+}
+
 /* SIGHUP: the settings read again; the channels take effect (the rest is read at start only). */
 static void reload(atp_hub *hub, int argc, char **argv)
 {
 	static settings fresh;
+	notify_send("RELOADING=1\nSTATUS=reloading the settings");
 	if (load_settings(&fresh, argc, argv, NULL) < 0) {
 		fprintf(stderr, "atpd: SIGHUP: the settings above are wrong; the channels stay as they were\n");
-		return;
-	}
-	if (!hub) {
+	} else if (!hub) {
 		if (fresh.channels.n)
 			fprintf(stderr, "atpd: SIGHUP: %u channels asked for, but this atpd was started without the channel "
 					"stream (channel_stream = on, or channels at start, turns it on): restart it\n",
 				fresh.channels.n);
-		return;
+	} else {
+		char log[2048];
+		atp_hub_reload(hub, &fresh.channels, log, sizeof(log));
+		fprintf(stderr, "atpd: SIGHUP: %u channels; %s\n", fresh.channels.n, log[0] ? log : "nothing changed");
 	}
-	char log[2048];
-	atp_hub_reload(hub, &fresh.channels, log, sizeof(log));
-	fprintf(stderr, "atpd: SIGHUP: %u channels; %s\n", fresh.channels.n, log[0] ? log : "nothing changed");
+	notify_send("READY=1\nSTATUS=serving (settings reloaded)");
 }
 
 /* The longest an idle event loop sleeps: the granularity of its timeouts and heartbeats. */
@@ -291,9 +324,17 @@ static void reload(atp_hub *hub, int argc, char **argv)
 static int serve(atp_engine *e, atp_stream_server *srv, atp_hub *hub, const settings *s, int argc, char **argv)
 {
 	struct timespec nap = { 0, 10 * 1000000 };
-	uint64_t next_tick = 0;
+	uint64_t next_tick = 0, next_ping = 0;
+	/* The supervisor's watchdog (notify.h), pinged from this loop: a loop stuck for its interval gets restarted. */
+	uint64_t ping_ms = notify_watchdog_usec() / 2000;
+	if (notify_watchdog_usec() && ping_ms == 0)
+		ping_ms = 1;
 	while (!stop_signal) {
 		uint64_t now = wall_ms();
+		if (ping_ms && mono_ms() >= next_ping) {
+			notify_send("WATCHDOG=1");
+			next_ping = mono_ms() + ping_ms;
+		}
 		/* The tick waits for room in the rings rather than block the event loop. */
 		if (s->clock == CLOCK_WALL && now >= next_tick && atp_engine_can_take(e, atp_engine_shards(e))) {
 			atp_engine_set_time(e, now);
@@ -317,6 +358,8 @@ static int serve(atp_engine *e, atp_stream_server *srv, atp_hub *hub, const sett
 			uint64_t wait = IDLE_WAIT_MS;
 			if (s->clock == CLOCK_WALL && next_tick > now && next_tick - now < wait)
 				wait = next_tick - now;
+			if (ping_ms && ping_ms < wait)
+				wait = ping_ms;
 			if (atp_stream_server_run(srv, (unsigned)wait) < 0)
 				return -1;
 		} else {
@@ -335,8 +378,12 @@ int main(int argc, char **argv)
 	const char *data = NULL;
 	if (load_settings(&s, argc, argv, &data) < 0)
 		return 2;
+	if (s.check_only) {
+		fprintf(stderr, "atpd: the settings are valid\n");
+		return 0;
+	}
 	if (!data) {
-		fprintf(stderr, "usage: atpd --data DIR [--config FILE] [--set KEY=VALUE]...\n");
+		fprintf(stderr, "usage: atpd --data DIR [--config FILE] [--set KEY=VALUE]...\n       atpd --check-config FILE [--set KEY=VALUE]...\n");
 		return 2;
 	}
 
@@ -349,8 +396,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	fprintf(stderr, "atpd: starting on %s\n", data);
+	notify_init();
+	notify_send("STATUS=recovering %s", data);
 	char err[600];
-	bool loop = s.listen || s.grpc_on;
+	bool loop = s.listen || s.grpc_on || s.metrics_on;
 	int efd = loop ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
 	s.engine.notify_fd = efd;
 	/*
@@ -365,6 +414,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	s.engine.on_delta = hub ? atp_hub_on_delta : NULL;
+	s.engine.on_recovered = on_recovered;
 	s.engine.delta_ctx = hub;
 	atp_engine *e = atp_engine_open(data, &s.engine, err, sizeof(err));
 	if (!e) {
@@ -381,6 +431,8 @@ int main(int argc, char **argv)
 	s.grpc.hub = hub;
 	atp_stream_server *srv = NULL;
 	atp_grpc_server *api = NULL;
+	atp_metrics_server *metrics = NULL;
+	static atpd_metrics exposition;
 	if (loop) {
 		s.stream.event_clock = s.clock == CLOCK_EVENTS;
 		if (!s.listen)
@@ -393,21 +445,44 @@ int main(int argc, char **argv)
 			atp_engine_close(e);
 			return 1;
 		}
+		exposition = (atpd_metrics){ .e = e, .srv = s.listen ? srv : NULL, .api = api, .hub = hub, .start_unix_ms = wall_ms() };
+		if (s.metrics_on && !(metrics = atp_metrics_server_create(srv, s.metrics_listen, s.metrics_max_bytes,
+									   atpd_metrics_render, &exposition, err, sizeof(err)))) {
+			fprintf(stderr, "atpd: cannot start: metrics_listen %s: %s\n", s.metrics_listen, err);
+			if (api)
+				atp_grpc_server_shutdown(api);
+			atp_stream_server_shutdown(srv);
+			atp_engine_close(e);
+			return 1;
+		}
 		if (s.listen)
 			fprintf(stderr, "atpd: event stream listening on %s (port %u)\n", s.stream.listen,
 				atp_stream_server_port(srv));
 		if (api)
 			fprintf(stderr, "atpd: grpc listening on %s (port %u)\n", s.grpc.listen, atp_grpc_server_port(api));
+		if (metrics) {
+			exposition.server = metrics;
+			fprintf(stderr, "atpd: metrics listening on %s (port %u)\n", s.metrics_listen,
+				atp_metrics_server_port(metrics));
+		}
 	}
 	fprintf(stderr, "atpd: serving\n");
+	atp_engine_stats opened;
+	atp_engine_stats_get(e, &opened);
+	notify_send("READY=1\nSTATUS=serving: %u shards, %" PRIu64 " WAL records replayed in %.3f s", atp_engine_shards(e),
+		    opened.recovered_records, opened.recovery_seconds);
 	int rc = serve(e, srv, hub, &s, argc, argv);
 	if (rc < 0) {
 		fprintf(stderr, "atpd: stopping after a storage failure: %s\n", atp_engine_error(e));
+		notify_send("STOPPING=1\nSTATUS=stopped after a storage failure: %s", atp_engine_error(e));
 		atp_engine_abandon(e);
 		return 1;
 	}
 	fprintf(stderr, "atpd: %s: closing connections, draining, syncing, writing the final snapshot\n",
 		strsignal(stop_signal));
+	notify_send("STOPPING=1\nSTATUS=draining: closing connections, syncing, writing the final snapshot");
+	if (metrics)
+		atp_metrics_server_shutdown(metrics);
 	if (srv) {
 		atp_stream_stats st;
 		atp_stream_server_stats(srv, &st);

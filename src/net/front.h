@@ -2,11 +2,12 @@
  * front.h — the front end's io_uring loop, as another protocol sees it.
  *
  * The TCP event stream server (atp/stream_server.h) owns the one io_uring
- * of the front end, in the thread that is the engine's router. A second
- * protocol (the gRPC server) rides the same loop: it gets SQEs from that
- * ring and the shared provided receive buffers; its completions (operation
- * codes from OP_EXT up) come back to its on_cqe; completions of the
- * engine's internal sources (names starting with '@') go to its on_done;
+ * of the front end, in the thread that is the engine's router.
+ * Other protocols (the gRPC server, the metrics listener) ride the same
+ * loop as extensions: each gets SQEs from that ring and the shared
+ * provided receive buffers; its completions (the FRONT_EXT_OPS operation
+ * codes it owns) come back to its on_cqe; completions of the engine's
+ * internal sources (names starting with '@') go to every on_done;
  * after_turn runs once per turn, after the engine's completions were
  * collected. Everything runs in the loop's thread.
  */
@@ -20,7 +21,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define OP_EXT 32u              /* operation codes (bits 56..63 of user_data) from here on are the extension's */
+#define OP_EXT 32u              /* operation codes (bits 56..63 of user_data) from here on are the extensions' */
+#define FRONT_EXT_OPS 16u       /* codes per extension: the i-th attached owns OP_EXT + 16 i .. + 15 */
+#define FRONT_MAX_EXT 4u
 #define FRONT_BUF_SIZE (64u << 10)
 
 typedef struct front_ext {
@@ -31,8 +34,10 @@ typedef struct front_ext {
 	bool (*waiting)(void *ctx);  /* something awaits durability (the loop then wakes at least every ms without an eventfd) */
 } front_ext;
 
-/* Attach (ext) or detach (NULL) the extension. */
-void front_attach(atp_stream_server *s, const front_ext *ext);
+/* Attach an extension: the first of the operation codes it owns, or -1 when FRONT_MAX_EXT are attached. */
+int front_attach(atp_stream_server *s, const front_ext *ext);
+/* Detach the extension of this ctx: nothing more reaches it. */
+void front_detach(atp_stream_server *s, const void *ctx);
 /* An SQE of the loop's ring (submitting first if the queue is full); never NULL. */
 struct io_uring_sqe *front_sqe(atp_stream_server *s);
 /* Submit what is queued now (before a close(), say). */

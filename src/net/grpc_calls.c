@@ -10,10 +10,12 @@
 #define _GNU_SOURCE
 #include "grpc_internal.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SETTINGS_PER_SECOND 100     /* SETTINGS frames a peer may send per second */
 
@@ -34,6 +36,9 @@ static call *call_new(atp_grpc_server *g, h2conn *hc, int32_t stream_id)
 	c->stream_id = stream_id;
 	c->header_bytes = 0;
 	c->deadline_ms = 0;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	c->start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	c->prefix_len = c->body_bytes = c->msg_len = 0;
 	c->out_len = c->out_sent = 0;
 	c->status = G_OK;
@@ -189,6 +194,33 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *b
 	return (ssize_t)n;
 }
 
+/* The reply's status and latency, by method. */
+static void count_reply(atp_grpc_server *g, const call *c, int status)
+{
+	_Static_assert(M_SUBSCRIBE + 1 == ATP_GRPC_METHODS, "one row per method");
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - c->start_ns;
+	uint64_t us = ns / 1000;
+	unsigned b = 0;
+	while (b < ATP_GRPC_LATENCY_BUCKETS - 1 && us >= (1ull << b))
+		b++;
+	assert(c->method < ATP_GRPC_METHODS);
+	g->stats.replies[c->method][status >= 0 && status < ATP_GRPC_STATUSES ? status : G_UNKNOWN]++;
+	g->stats.latency[c->method][b]++;
+	g->stats.latency_ns_sum[c->method] += ns;
+}
+
+const char *atp_grpc_method_name(unsigned m)
+{
+	static const char *const names[ATP_GRPC_METHODS] = {
+		[M_NONE] = "unknown",   [M_GET_ATP] = "GetAtp", [M_GET_ATP_BATCH] = "GetAtpBatch",
+		[M_RESERVE] = "Reserve", [M_RELEASE] = "Release", [M_SCAN] = "Scan",
+		[M_HEALTH] = "Health.Check", [M_SUBSCRIBE] = "Subscribe",
+	};
+	return m < ATP_GRPC_METHODS ? names[m] : "?";
+}
+
 void g_respond(atp_grpc_server *g, call *c, int status, const char *fmt, ...)
 {
 	if (c->state == CALL_FREE || c->state == CALL_REPLY)
@@ -203,6 +235,7 @@ void g_respond(atp_grpc_server *g, call *c, int status, const char *fmt, ...)
 	va_end(ap);
 	if (status != G_OK)
 		g->stats.errors++;
+	count_reply(g, c, status);
 	int rc;
 	if (status == G_OK && (c->out_len || c->method == M_SCAN || c->method == M_SUBSCRIBE)) {
 		nghttp2_nv nv[] = { NV(":status", "200", 3), NV("content-type", "application/grpc", 16) };
@@ -237,6 +270,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
 		if (nghttp2_submit_response(session, frame->hd.stream_id, nv, 4, NULL) != 0)
 			nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_REFUSED_STREAM);
 		hc->g->stats.errors++;
+		hc->g->stats.replies[M_NONE][G_RESOURCE_EXHAUSTED]++;
 		return 0;
 	}
 	nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, c);
@@ -455,6 +489,9 @@ void g_sweep_calls(atp_grpc_server *g)
 			if (c->method == M_SCAN && c->scan_next < c->scan_n) {
 				nghttp2_submit_rst_stream(c->conn->session, NGHTTP2_FLAG_NONE, c->stream_id, NGHTTP2_CANCEL);
 				c->deadline_ms = 0;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	c->start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 				g_mark_dirty(g, c->conn);
 			}
 			continue;

@@ -20,6 +20,7 @@
 /* gRPC status codes */
 enum {
 	G_OK = 0,
+	G_UNKNOWN = 2,
 	G_INVALID_ARGUMENT = 3,
 	G_DEADLINE_EXCEEDED = 4,
 	G_NOT_FOUND = 5,
@@ -85,6 +86,7 @@ typedef struct call {
 	int32_t stream_id;
 	uint32_t header_bytes;
 	uint64_t deadline_ms;      /* 0: none */
+	uint64_t start_ns;         /* its first header, monotonic */
 	uint8_t prefix[5];         /* the request's gRPC message prefix */
 	uint32_t prefix_len;
 	uint32_t body_bytes;       /* after the prefix, all of them */
@@ -117,6 +119,7 @@ typedef struct pending {
 
 struct atp_grpc_server {
 	atp_stream_server *front;
+	unsigned op_base;           /* the first of the loop's operation codes it owns (front.h) */
 	atp_engine *e;
 	atp_grpc_config cfg;
 	int listen_fd;

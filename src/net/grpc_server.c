@@ -27,7 +27,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { OP_H2_ACCEPT = OP_EXT, OP_H2_RECV, OP_H2_SEND, OP_H2_CANCEL };
+enum { OP_H2_ACCEPT, OP_H2_RECV, OP_H2_SEND, OP_H2_CANCEL };  /* from the server's op_base */
 
 #define OUT_CHUNK (256u << 10)      /* bytes gathered from nghttp2 for one send */
 #define SWEEP_MS 10
@@ -36,9 +36,9 @@ enum { OP_H2_ACCEPT = OP_EXT, OP_H2_RECV, OP_H2_SEND, OP_H2_CANCEL };
 #define RESETS_PER_SECOND 33
 #define LINGER_MS 1000
 
-static uint64_t tag(unsigned op, uint32_t gen, uint32_t slot)
+static uint64_t tag(const atp_grpc_server *g, unsigned op, uint32_t gen, uint32_t slot)
 {
-	return (uint64_t)op << 56 | (uint64_t)(gen & 0xffffffu) << 32 | slot;
+	return (uint64_t)(g->op_base + op) << 56 | (uint64_t)(gen & 0xffffffu) << 32 | slot;
 }
 
 uint32_t g_conn_index(const atp_grpc_server *g, const h2conn *hc)
@@ -54,7 +54,7 @@ static void arm_recv(atp_grpc_server *g, h2conn *hc)
 	io_uring_prep_recv_multishot(sqe, hc->fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = front_buf_group();
-	sqe->user_data = tag(OP_H2_RECV, hc->gen, g_conn_index(g, hc));
+	sqe->user_data = tag(g, OP_H2_RECV, hc->gen, g_conn_index(g, hc));
 	hc->recv_armed = true;
 }
 
@@ -62,7 +62,7 @@ static void arm_accept(atp_grpc_server *g)
 {
 	struct io_uring_sqe *sqe = front_sqe(g->front);
 	io_uring_prep_multishot_accept(sqe, g->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	sqe->user_data = tag(OP_H2_ACCEPT, 0, 0);
+	sqe->user_data = tag(g, OP_H2_ACCEPT, 0, 0);
 	g->accept_armed = true;
 }
 
@@ -84,7 +84,7 @@ static void close_conn(atp_grpc_server *g, h2conn *hc, bool abort)
 			g_call_free(g, &g->calls[i]);
 	struct io_uring_sqe *sqe = front_sqe(g->front);
 	io_uring_prep_cancel_fd(sqe, hc->fd, IORING_ASYNC_CANCEL_ALL);
-	sqe->user_data = tag(OP_H2_CANCEL, 0, 0);
+	sqe->user_data = tag(g, OP_H2_CANCEL, 0, 0);
 	front_submit(g->front);
 	if (abort) {
 		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
@@ -150,7 +150,7 @@ static void flush_conn(atp_grpc_server *g, h2conn *hc)
 	if (hc->out_len) {
 		struct io_uring_sqe *sqe = front_sqe(g->front);
 		io_uring_prep_send(sqe, hc->fd, hc->out, hc->out_len, MSG_NOSIGNAL);
-		sqe->user_data = tag(OP_H2_SEND, hc->gen, g_conn_index(g, hc));
+		sqe->user_data = tag(g, OP_H2_SEND, hc->gen, g_conn_index(g, hc));
 		hc->sending = true;
 		hc->send_start_ms = g_now_ms(g);
 		return;
@@ -242,7 +242,7 @@ static void on_send(atp_grpc_server *g, h2conn *hc, int res)
 	if (hc->out_sent < hc->out_len) {
 		struct io_uring_sqe *sqe = front_sqe(g->front);
 		io_uring_prep_send(sqe, hc->fd, hc->out + hc->out_sent, hc->out_len - hc->out_sent, MSG_NOSIGNAL);
-		sqe->user_data = tag(OP_H2_SEND, hc->gen, g_conn_index(g, hc));
+		sqe->user_data = tag(g, OP_H2_SEND, hc->gen, g_conn_index(g, hc));
 		return;
 	}
 	hc->sending = false;
@@ -252,7 +252,7 @@ static void on_send(atp_grpc_server *g, h2conn *hc, int res)
 static void on_cqe(void *ctx, const struct io_uring_cqe *cqe)
 {
 	atp_grpc_server *g = ctx;
-	unsigned op = (unsigned)(cqe->user_data >> 56);
+	unsigned op = (unsigned)(cqe->user_data >> 56) - g->op_base;
 	uint32_t gen = (uint32_t)(cqe->user_data >> 32) & 0xffffffu, slot = (uint32_t)cqe->user_data;
 	h2conn *hc = op == OP_H2_RECV || op == OP_H2_SEND ? &g->conns[slot] : NULL;
 	bool live = hc && hc->state != H_FREE && (hc->gen & 0xffffffu) == gen;
@@ -432,7 +432,13 @@ atp_grpc_server *atp_grpc_server_create(atp_stream_server *front, const atp_grpc
 	}
 	g->last_sweep_ms = g_now_ms(g);
 	front_ext ext = { .ctx = g, .on_cqe = on_cqe, .on_done = on_done, .after_turn = after_turn, .waiting = waiting };
-	front_attach(front, &ext);
+	int base = front_attach(front, &ext);
+	if (base < 0) {
+		atp_errf(err, errlen, "the event loop has no room for another protocol");
+		destroy(g);
+		return NULL;
+	}
+	g->op_base = (unsigned)base;
 	arm_accept(g);
 	return g;
 }
@@ -468,6 +474,6 @@ void atp_grpc_server_shutdown(atp_grpc_server *g)
 	while (g->calls_busy && g_now_ms(g) < until)
 		if (atp_stream_server_run(g->front, 10) < 0)
 			break;
-	front_attach(g->front, NULL);
+	front_detach(g->front, g);
 	destroy(g);
 }

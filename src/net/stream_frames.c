@@ -67,7 +67,8 @@ void srv_build_reply(atp_stream_server *s, conn *c, uint64_t durable)
 
 static void add_refusal(atp_stream_server *s, conn *c, uint64_t seq, int code)
 {
-	(void)s;
+	_Static_assert(-ATP_E_LAST < (int)(sizeof(s->stats.refused) / sizeof(s->stats.refused[0])), "a counter per code");
+	s->stats.refused[code < 0 && code >= ATP_E_LAST ? -code : 0]++;
 	if (!c->refusals && !(c->refusals = malloc(MAX_REFUSALS * sizeof(*c->refusals)))) {
 		c->refusals_lost++;
 		return;
@@ -260,8 +261,9 @@ void srv_on_engine_done(void *ctx, const atp_engine_done *d)
 {
 	atp_stream_server *s = ctx;
 	if (d->source[0] == '@') {
-		if (s->ext.on_done)
-			s->ext.on_done(s->ext.ctx, d);
+		for (unsigned i = 0; i < FRONT_MAX_EXT; i++)
+			if (s->ext[i].on_done)
+				s->ext[i].on_done(s->ext[i].ctx, d);
 		return;
 	}
 	if (d->status >= 0)

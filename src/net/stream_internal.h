@@ -91,7 +91,7 @@ struct atp_stream_server {
 	uint64_t now_ms, last_sweep_ms;
 	uint32_t next_first;         /* service()'s round-robin start */
 	bool waiting;                /* after service(): some connection awaits durability or room */
-	front_ext ext;               /* a second protocol on this loop (front.h), ext.ctx NULL: none */
+	front_ext ext[FRONT_MAX_EXT]; /* other protocols on this loop (front.h); ctx NULL: a free slot */
 	int failed;
 	atp_stream_stats stats;
 };

@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include "stream_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
@@ -62,9 +63,22 @@ static struct io_uring_sqe *sqe_get(atp_stream_server *s)
 
 /* ---- the loop as front.h shares it ---- */
 
-void front_attach(atp_stream_server *s, const front_ext *ext)
+int front_attach(atp_stream_server *s, const front_ext *ext)
 {
-	s->ext = ext ? *ext : (front_ext){ 0 };
+	assert(ext->ctx);
+	for (unsigned i = 0; i < FRONT_MAX_EXT; i++)
+		if (!s->ext[i].ctx) {
+			s->ext[i] = *ext;
+			return (int)(OP_EXT + i * FRONT_EXT_OPS);
+		}
+	return -1;
+}
+
+void front_detach(atp_stream_server *s, const void *ctx)
+{
+	for (unsigned i = 0; i < FRONT_MAX_EXT; i++)
+		if (s->ext[i].ctx == ctx)
+			s->ext[i] = (front_ext){ 0 };
 }
 
 struct io_uring_sqe *front_sqe(atp_stream_server *s)
@@ -349,8 +363,9 @@ static void handle_cqe(atp_stream_server *s, const struct io_uring_cqe *cqe)
 	conn *c = op == OP_RECV || op == OP_SEND ? &s->conns[slot] : NULL;
 	bool live = c && c->state != C_FREE && gen_of(c, op != OP_SEND) == gen;
 	if (op >= OP_EXT) {
-		if (s->ext.on_cqe)
-			s->ext.on_cqe(s->ext.ctx, cqe);
+		unsigned i = (op - OP_EXT) / FRONT_EXT_OPS;
+		if (i < FRONT_MAX_EXT && s->ext[i].on_cqe)
+			s->ext[i].on_cqe(s->ext[i].ctx, cqe);
 		return;
 	}
 	switch (op) {
@@ -468,7 +483,9 @@ int atp_stream_server_run(atp_stream_server *s, unsigned timeout_ms)
 		arm_notify(s);
 	if (!s->accept_armed && !s->stopping && s->listen_fd >= 0)
 		arm_accept(s);
-	bool ext_waiting = s->ext.waiting && s->ext.waiting(s->ext.ctx);
+	bool ext_waiting = false;
+	for (unsigned i = 0; i < FRONT_MAX_EXT; i++)
+		ext_waiting |= s->ext[i].waiting && s->ext[i].waiting(s->ext[i].ctx);
 	if (s->notify_fd < 0 && (s->waiting || ext_waiting) && timeout_ms > 1)
 		timeout_ms = 1;
 	struct __kernel_timespec ts = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000 };
@@ -493,8 +510,9 @@ int atp_stream_server_run(atp_stream_server *s, unsigned timeout_ms)
 	if (s->failed)
 		return s->failed;
 	service(s);
-	if (s->ext.after_turn)
-		s->ext.after_turn(s->ext.ctx);
+	for (unsigned i = 0; i < FRONT_MAX_EXT; i++)
+		if (s->ext[i].after_turn)
+			s->ext[i].after_turn(s->ext[i].ctx);
 	if (s->now_ms - s->last_sweep_ms >= SWEEP_MS) {
 		s->last_sweep_ms = s->now_ms;
 		sweep(s);

@@ -48,6 +48,8 @@ struct atp_engine {
 	atp_sources *sources;  /* name -> id; hwm = the highest seq accepted */
 	rsource *rs;
 	uint64_t submitted, completed;  /* frames, all kinds */
+	uint64_t router_waits;          /* times the router found a worker's ring full */
+	uint64_t duplicates, gaps;      /* events the router answered itself */
 	uint64_t snap_acks;
 	uint64_t now;          /* the engine's time, stamped on every event */
 	uint64_t *shard_now;   /* the time each shard was last sent */
@@ -623,6 +625,8 @@ atp_engine *atp_engine_open(const char *dir, const atp_engine_config *cfg, char 
 		e->shards[i].index = i;
 		if (open_shard(e, &e->shards[i], err, errlen) < 0)
 			goto fail;
+		if (e->cfg.on_recovered)
+			e->cfg.on_recovered(e->cfg.recovered_ctx, i, e->n_shards, e->recovery.recovered_records);
 	}
 	if (resume_internal_sources(e, err, errlen) < 0)
 		goto fail;
@@ -720,6 +724,7 @@ static int push_stage(atp_engine *e, uint32_t i)
 	while (!atp_ring_push_all(e->workers[i].in, st->buf, st->len)) {
 		if (engine_failed(e))
 			return ATP_E_IO;
+		e->router_waits += round == 0;
 		worker_ring(&e->workers[i]);
 		if (!collect(e))
 			backoff(&round);
@@ -823,10 +828,14 @@ static int submit(atp_engine *e, const atp_event *ev, uint32_t s, const atp_even
 	rsource *r = &e->rs[id];
 	if (expected)
 		*expected = src->hwm + 1;
-	if (ev->seq <= src->hwm)
+	if (ev->seq <= src->hwm) {
+		e->duplicates++;
 		return ATP_DUPLICATE;
-	if (ev->seq > src->hwm + 1)
+	}
+	if (ev->seq > src->hwm + 1) {
+		e->gaps++;
 		return ATP_E_GAP;
+	}
 	if (!r->done && !(r->done = calloc(WINDOW / 64, sizeof(uint64_t))))
 		return ATP_E_NOMEM;
 	for (unsigned round = 0; ev->seq - r->durable >= WINDOW;) {
@@ -943,6 +952,18 @@ uint64_t atp_engine_durable_seq(const atp_engine *e, const char *source)
 	return id == ATP_SOURCE_NONE ? 0 : e->rs[id].durable;
 }
 
+uint32_t atp_engine_source_count(const atp_engine *e)
+{
+	return atp_sources_count(e->sources);
+}
+
+const char *atp_engine_source_at(const atp_engine *e, uint32_t id, uint64_t *durable)
+{
+	assert(id < atp_sources_count(e->sources));
+	*durable = e->rs[id].durable;
+	return atp_sources_get(e->sources, id)->name;
+}
+
 const char *atp_engine_error(const atp_engine *e)
 {
 	return e->failed ? e->error : NULL;
@@ -1021,6 +1042,14 @@ const atp_core *atp_engine_core(const atp_engine *e, uint32_t index)
 void atp_engine_stats_get(const atp_engine *e, atp_engine_stats *out)
 {
 	*out = e->recovery;
+	out->positions_capacity = (uint64_t)e->n_shards * e->cfg.core.max_positions;
+	out->router_waits = e->router_waits;
+	out->duplicates = e->duplicates;
+	out->gaps = e->gaps;
+	for (uint32_t i = 0; i < e->n_workers; i++) {
+		out->ring_bytes += atp_ring_count(e->workers[i].in);
+		out->ring_capacity += atp_ring_capacity(e->workers[i].in);
+	}
 	for (uint32_t i = 0; i < e->n_workers; i++) {
 		worker *w = &e->workers[i];
 		pthread_mutex_lock(&w->stats_lock);
@@ -1032,8 +1061,18 @@ void atp_engine_stats_get(const atp_engine *e, atp_engine_stats *out)
 		out->snapshots += s->snapshots;
 		if (s->snapshot_ns_max > out->snapshot_ns_max)
 			out->snapshot_ns_max = s->snapshot_ns_max;
+		if (s->snapshot_unix_ms > out->snapshot_unix_ms)
+			out->snapshot_unix_ms = s->snapshot_unix_ms;
 		for (int b = 0; b < 40; b++)
 			out->fsync_ns_hist[b] += s->fsync_ns_hist[b];
+		for (int b = 0; b < 20; b++)
+			out->group_hist[b] += s->group_hist[b];
+		out->fsync_ns_sum += s->fsync_ns_sum;
+		atp_core_stats_add(&out->core, &s->core);
+		out->lines_used += s->lines_used;
+		out->lines_open += s->lines_open;
+		out->lines_capacity += s->lines_capacity;
+		out->wal_segments += s->wal_segments;
 		pthread_mutex_unlock(&w->stats_lock);
 	}
 }

@@ -126,8 +126,21 @@ static void release(worker *w, const completion *c, uint32_t n)
 	}
 }
 
+/* The worker's figures and its shards' cores, for atp_engine_stats_get() in another thread. */
 static void publish_stats(worker *w)
 {
+	atp_engine_stats *l = &w->local;
+	memset(&l->core, 0, sizeof(l->core));
+	l->lines_used = l->lines_open = l->lines_capacity = l->wal_segments = 0;
+	for (uint32_t i = 0; i < w->n_shards; i++) {
+		const atp_core *core = w->shards[i]->core;
+		atp_core_stats_add(&l->core, atp_core_stats_get(core));
+		const atp_lines *lines = atp_core_lines(core);
+		l->lines_used += atp_lines_count(lines);
+		l->lines_open += atp_lines_open_count(lines);
+		l->lines_capacity += atp_lines_capacity(lines);
+		l->wal_segments += w->shards[i]->wal ? atp_wal_segments(w->shards[i]->wal) : 0;
+	}
 	pthread_mutex_lock(&w->stats_lock);
 	w->stats = w->local;
 	pthread_mutex_unlock(&w->stats_lock);
@@ -195,7 +208,11 @@ static void group_done(worker *w)
 	while (b < 39 && (ns >> (b + 1)))
 		b++;
 	w->local.fsync_ns_hist[b]++;
+	w->local.fsync_ns_sum += ns;
 	w->local.fsyncs++;
+	for (b = 0; b < 19 && (w->n_flight >> (b + 1)); b++)
+		;
+	w->local.group_hist[b]++;
 	if (w->deltas)
 		atp_ring_publish(w->deltas, w->flight_mark);  /* before the completions: an Ack never precedes its deltas */
 	release(w, w->flight, w->n_flight);
@@ -291,6 +308,9 @@ static void snapshot_done(worker *w, shard *s)
 {
 	atp_wal_trim(s->wal, atp_snapshot_prune(s->dir));
 	w->local.snapshots++;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	w->local.snapshot_unix_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 	if (s->snap_command) {
 		s->snap_command = false;
 		completion c = { .rsrc = DONE_SNAPSHOT, .seq = s->index };
@@ -664,6 +684,7 @@ static void *worker_main(void *arg)
 			fprintf(stderr, "atpd: worker %u: io_uring workers not pinned: %s\n", w->index, strerror(-rc));
 	}
 	prctl(PR_SET_TIMERSLACK, 1000UL);  /* reap's and backoff's short waits: not 50 us slack on top */
+	publish_stats(w);  /* what recovery left in its cores */
 	for (unsigned loops = 0; !failed(w); loops++) {
 		bool progress = false, snap = false;
 		if ((loops & 63) == 0)

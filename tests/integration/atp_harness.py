@@ -65,7 +65,7 @@ class Daemon:
         if self.config:
             args += ["--config", self.config]
         # Tables sized to the tests' days: a sanitizer build touches every page of them at start.
-        for s in ["listen=127.0.0.1:0", "grpc_listen=127.0.0.1:0", "max_positions=131072", "max_lines=262144"] + \
+        for s in ["listen=127.0.0.1:0", "grpc_listen=127.0.0.1:0", "metrics_listen=127.0.0.1:0", "max_positions=131072", "max_lines=262144"] + \
                 self.settings:
             args += ["--set", s]
         start = os.path.getsize(self.log) if os.path.exists(self.log) else 0
@@ -74,8 +74,10 @@ class Daemon:
             text = open(self.log).read()[start:]
             m = re.search(r"event stream listening on \S+ \(port (\d+)\)", text)
             g = re.search(r"grpc listening on \S+ \(port (\d+)\)", text)
-            if m and g:
+            if m and g and "atpd: serving" in text:
                 self.tcp, self.grpc = int(m.group(1)), int(g.group(1))
+                x = re.search(r"metrics listening on \S+ \(port (\d+)\)", text)
+                self.metrics = int(x.group(1)) if x else None
                 self.channel = grpc.insecure_channel("127.0.0.1:%d" % self.grpc)
                 return
             if self.proc.poll() is not None:

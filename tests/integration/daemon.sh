@@ -22,6 +22,7 @@ max_lines = 262144
 tick_ms = 100
 listen = 127.0.0.1:0
 grpc_listen = 127.0.0.1:0
+metrics_listen = 127.0.0.1:0
 CONF
 "$atpctl" simday --skus 300 --order-lines 4000 --out "$tmp/day.csv" 2>/dev/null
 "$atpctl" import "$tmp/day.csv" --data "$tmp/data" --shards 2 --max-positions 65536 --max-lines 262144 --positions "$tmp/before.csv" >/dev/null 2>&1

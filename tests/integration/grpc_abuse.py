@@ -105,7 +105,7 @@ def rss_kb(pid):
 
 def start(*settings):
     log = os.path.join(TMP, "atpd.log")
-    args = [ATPD, "--data", os.path.join(TMP, "data"), "--set", "listen=127.0.0.1:0", "--set", "grpc_listen=127.0.0.1:0"]
+    args = [ATPD, "--data", os.path.join(TMP, "data"), "--set", "listen=127.0.0.1:0", "--set", "grpc_listen=127.0.0.1:0", "--set", "metrics_listen=127.0.0.1:0"]
     for s in settings:
         args += ["--set", s]
     proc = subprocess.Popen(args, stderr=open(log, "w"))

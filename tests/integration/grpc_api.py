@@ -134,7 +134,7 @@ class Daemon:
         self.start()
 
     def start(self):
-        args = [ATPD, "--data", self.data, "--set", "listen=127.0.0.1:0", "--set", "grpc_listen=127.0.0.1:0"]
+        args = [ATPD, "--data", self.data, "--set", "listen=127.0.0.1:0", "--set", "grpc_listen=127.0.0.1:0", "--set", "metrics_listen=127.0.0.1:0"]
         # Tables sized to the tests' days: a sanitizer build touches every page of them at start.
         for s in ["max_positions=131072", "max_lines=262144"] + self.settings:
             args += ["--set", s]

@@ -14,7 +14,7 @@ trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
 awk 'BEGIN { print "event_id,source,seq,type,sku,location,qty,ref,to_location,reason"
 	for (i = 0; i < 1000; i++) printf "%d,wms,%d,RECEIPT,SKU-%06d,DC01,1000000000000,,,\n", i + 1, i + 1, i }' >"$tmp/stock.csv"
-"$atpd" --data "$tmp/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set clock=frozen \
+"$atpd" --data "$tmp/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set metrics_listen=127.0.0.1:0 --set clock=frozen \
 	--set max_positions=65536 --set max_lines=1048576 2>"$tmp/atpd.log" &
 daemon=$!
 wait_for "$tmp/atpd.log" "atpd: serving" || { echo "atpd did not start:"; cat "$tmp/atpd.log"; exit 1; }

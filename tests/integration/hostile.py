@@ -178,7 +178,7 @@ def main():
 
         log = open(os.path.join(tmp, "atpd.log"), "w+")
         data = os.path.join(tmp, "data")
-        daemon = subprocess.Popen([ATPD, "--data", data, "--set", "listen=127.0.0.1:0", "--set", "grpc_listen=none", "--set", "clock=frozen",
+        daemon = subprocess.Popen([ATPD, "--data", data, "--set", "listen=127.0.0.1:0", "--set", "grpc_listen=none", "--set", "metrics_listen=none", "--set", "clock=frozen",
                                    "--set", "first_cpu=none", "--set", "router_cpu=none",
                                    "--set", f"max_connections={MAX_CONNECTIONS}", "--set", f"max_batch={MAX_BATCH}",
                                    "--set", f"frame_timeout_ms={FRAME_TIMEOUT_MS}",

@@ -22,7 +22,7 @@ cmp "$tmp/a.csv" "$tmp/c.csv" || { echo "FAIL the day differs from atpctl simday
 echo "ok   the day is the simulated day, repeatable from its seed"
 
 start() {
-	"$atpd" --data "$tmp/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set clock=events 2>"$tmp/atpd.log" &
+	"$atpd" --data "$tmp/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set metrics_listen=127.0.0.1:0 --set clock=events 2>"$tmp/atpd.log" &
 	pid=$!
 	for _ in $(seq 1 200); do grep -q "atpd: serving" "$tmp/atpd.log" && break; sleep 0.05; done
 	tcp=$(sed -n 's/.*event stream listening.*(port \([0-9]*\)).*/\1/p' "$tmp/atpd.log")

@@ -30,7 +30,7 @@ settings=(--set clock=frozen --set shards=4 --set workers=1 --set first_cpu=none
 	--set max_positions=65536 --set max_lines=1048576 --set segment_mb=4 --set snapshot_mb=8)
 
 start_daemon() { # start_daemon DATA PORT LOG: sets $daemon and $port
-	"$atpd" --data "$1" "${settings[@]}" --set "listen=127.0.0.1:$2" --set grpc_listen=none 2>>"$3" &
+	"$atpd" --data "$1" "${settings[@]}" --set "listen=127.0.0.1:$2" --set grpc_listen=none --set metrics_listen=none 2>>"$3" &
 	daemon=$!
 	wait_for "$3" "atpd: serving" || { echo "atpd did not start:"; cat "$3"; exit 1; }
 	port=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$3" | tail -1)
