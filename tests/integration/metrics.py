@@ -8,6 +8,7 @@ connections than allowed, one that never sends its request, other paths
 and methods; atpd answers each and goes on serving.
 
 Usage: metrics.py ATPD ATPCTL ORDER_LINES"""
+import json
 import os
 import re
 import shutil
@@ -165,6 +166,26 @@ check(value(m, "atpd_grpc_latency_seconds_count", method="GetAtp") == 4 and
 check(value(m, "atpd_channel_written_bytes_total", channel="web") > 0 and
       value(m, "atpd_channel_subscribers", channel="web") == 0, "channel web: messages written, no subscriber")
 check(value(m, "atpd_reservation_lines_open") == ours, "open reservation lines: ours only (%d)" % ours)
+
+# atpctl status reads the same exposition: one screen, and JSON.
+st = subprocess.run([ATPCTL, "status", "--metrics", "127.0.0.1:%d" % d.metrics, "--interval-ms", "200"],
+                    capture_output=True, text=True, timeout=30)
+print(st.stdout + st.stderr)
+check(st.returncode == 0 and ("%d since start" % value(m, "atpd_engine_events_total")) in st.stdout and
+      "positions %d of" % positions in st.stdout and
+      all("%s %d" % (src, q) in st.stdout for src, q in seqs.items()) and "web: 0 subscribers" in st.stdout,
+      "atpctl status: events, positions, every source's seq, the channel")
+js = subprocess.run([ATPCTL, "status", "--metrics", "127.0.0.1:%d" % d.metrics, "--json", "--interval-ms", "200"],
+                    capture_output=True, text=True, timeout=30)
+try:
+    j = json.loads(js.stdout)
+except ValueError:
+    j = {}
+check(j.get("positions") == positions and j.get("sources", {}) .get(next(iter(seqs))) == seqs[next(iter(seqs))] and
+      j.get("events_per_second") == 0 and "web" in j.get("channels", {}),
+      "atpctl status --json: the same figures, an idle rate of 0")
+bad = subprocess.run([ATPCTL, "status", "--metrics", "127.0.0.1:1"], capture_output=True, text=True, timeout=30)
+check(bad.returncode == 1 and "cannot reach" in bad.stderr, "atpctl status with nothing listening: exit 1, says so")
 
 # Hostile scrapers.
 big = raw(d.metrics, b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 5000 + b"\r\n\r\n")

@@ -41,7 +41,10 @@ static void usage(FILE *f)
 	      "         [--heartbeats]\n"
 	      "      a sales channel's stream as CSV lines (kind,shard,seq,index,sku,location,atp,\n"
 	      "      previous_atp,sku_atp,version); --token-file resumes from and keeps the token\n"
-	      "  (--grpc defaults to $ATP_GRPC, else 127.0.0.1:7401)\n",
+	      "  status [--metrics HOST:PORT] [--json] [--interval-ms N]\n"
+	      "      a running atpd on one screen, from two scrapes of its metrics N ms apart (1000):\n"
+	      "      uptime, events/s, fsync p50/p99, snapshot age, capacity, connections, sources, channels\n"
+	      "  (--grpc defaults to $ATP_GRPC, else 127.0.0.1:7401; --metrics to $ATP_METRICS, else 127.0.0.1:9464)\n",
 	      f);
 }
 
@@ -91,6 +94,8 @@ int main(int argc, char **argv)
 		return cmd_grpc_load(argc - 1, argv + 1);
 	if (strcmp(argv[1], "subscribe") == 0)
 		return cmd_subscribe(argc - 1, argv + 1);
+	if (strcmp(argv[1], "status") == 0)
+		return cmd_status(argc - 1, argv + 1);
 	fprintf(stderr, "atpctl: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;
