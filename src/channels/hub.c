@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "hub_internal.h"
+#include "atp/log.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -41,7 +42,7 @@ static uint64_t mono_ms(void)
 
 static void out_of_memory(void)
 {
-	fprintf(stderr, "atpd: channel hub: out of memory\n");
+	atp_log(ATP_LOG_ERROR, "channel hub: out of memory");
 	abort();  /* the stream could no longer be exact: stop rather than go on wrong */
 }
 

@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include "atp/engine.h"
+#include "atp/log.h"
 #include "atp/grpc_server.h"
 #include "atp/hub.h"
 #include "atp/metrics_server.h"
@@ -79,6 +80,8 @@ typedef struct settings {
 	bool metrics_on;
 	uint64_t metrics_max_bytes;
 	bool check_only;        /* --check-config */
+	int log_level;          /* atp/log.h */
+	bool logfmt;            /* log_format = logfmt */
 	enum clock_mode clock;
 	uint64_t tick_ms;
 	atp_channel_set channels;
@@ -120,6 +123,12 @@ static int apply_setting(settings *s, const char *key, const char *v)
 			return -1;
 		snprintf(s->grpc.listen, sizeof(s->grpc.listen), "%s", v);
 		return 0;
+	}
+	if (strcmp(key, "log_level") == 0)
+		return (s->log_level = atp_log_level_of(v)) < 0 ? -1 : 0;
+	if (strcmp(key, "log_format") == 0) {
+		s->logfmt = strcmp(v, "logfmt") == 0;
+		return s->logfmt || strcmp(v, "text") == 0 ? 0 : -1;
 	}
 	if (strcmp(key, "metrics_listen") == 0) {
 		s->metrics_on = strcmp(v, "none") != 0;
@@ -220,7 +229,7 @@ static int read_config(const char *path, settings *s)
 {
 	FILE *f = fopen(path, "r");
 	if (!f) {
-		fprintf(stderr, "atpd: %s: %s\n", path, strerror(errno));
+		atp_log(ATP_LOG_ERROR, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	char line[512];
@@ -232,15 +241,15 @@ static int read_config(const char *path, settings *s)
 		if (sscanf(line, " %63[A-Za-z0-9_.-] = %255s", key, value) != 2) {
 			if (strspn(line, " \t\r\n") == strlen(line))
 				continue;
-			fprintf(stderr, "atpd: %s:%u: expected 'key = value'\n", path, n);
+			atp_log(ATP_LOG_ERROR, "%s:%u: expected 'key = value'", path, n);
 			fclose(f);
 			return -1;
 		}
 		if (apply_setting(s, key, value) < 0) {
 			if (s->err[0])
-				fprintf(stderr, "atpd: %s:%u: %s\n", path, n, s->err);
+				atp_log(ATP_LOG_ERROR, "%s:%u: %s", path, n, s->err);
 			else
-				fprintf(stderr, "atpd: %s:%u: unknown setting or bad value: %s = %s\n", path, n, key, value);
+				atp_log(ATP_LOG_ERROR, "%s:%u: unknown setting or bad value: %s = %s", path, n, key, value);
 			fclose(f);
 			return -1;
 		}
@@ -258,7 +267,7 @@ static int load_settings(settings *s, int argc, char **argv, const char **data)
 	*s = (settings){ .engine = atp_engine_config_default(), .stream = atp_stream_config_default(), .listen = true,
 			 .grpc = atp_grpc_config_default(), .grpc_on = true, .tick_ms = 1000,
 			 .hub = atp_hub_config_default(), .metrics_listen = "127.0.0.1:9464", .metrics_on = true,
-			 .metrics_max_bytes = 1u << 20 };
+			 .metrics_max_bytes = 1u << 20, .log_level = ATP_LOG_INFO };
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
 			if (data)
@@ -272,12 +281,12 @@ static int load_settings(settings *s, int argc, char **argv, const char **data)
 			char key[64];
 			const char *v = strchr(argv[++i], '=');
 			if (!v || v - argv[i] >= (long)sizeof(key)) {
-				fprintf(stderr, "atpd: --set wants KEY=VALUE, got '%s'\n", argv[i]);
+				atp_log(ATP_LOG_ERROR, "--set wants KEY=VALUE, got '%s'", argv[i]);
 				return -1;
 			}
 			snprintf(key, sizeof(key), "%.*s", (int)(v - argv[i]), argv[i]);
 			if (apply_setting(s, key, v + 1) < 0) {
-				fprintf(stderr, "atpd: --set %s: %s\n", argv[i], s->err[0] ? s->err : "unknown setting or bad value");
+				atp_log(ATP_LOG_ERROR, "--set %s: %s", argv[i], s->err[0] ? s->err : "unknown setting or bad value");
 				return -1;
 			}
 		} else {
@@ -289,6 +298,25 @@ static int load_settings(settings *s, int argc, char **argv, const char **data)
 		s->engine.wal.buffer_bytes = (uint32_t)(s->engine.wal.segment_bytes / 4);
 	s->hub.max_positions = s->engine.core.max_positions;
 	return 0;
+}
+
+/* log_format = logfmt: one line per message, ts, level and msg (quoted, escaped), for the journal and log shippers. */
+static void logfmt_sink(int level, const char *text)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char msg[2100];
+	size_t n = 0;
+	for (const char *p = text; *p && n + 3 < sizeof(msg); p++) {
+		if (*p == '"' || *p == '\\')
+			msg[n++] = '\\';
+		msg[n++] = *p == '\n' ? ' ' : *p;
+	}
+	msg[n] = 0;
+	fprintf(stderr, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s msg=\"%s\"\n", tm.tm_year + 1900, tm.tm_mon + 1,
+		tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, atp_log_level_name(level), msg);
 }
 
 /* Recovery's progress, for a supervisor. */
@@ -304,16 +332,16 @@ static void reload(atp_hub *hub, int argc, char **argv)
 	static settings fresh;
 	notify_send("RELOADING=1\nSTATUS=reloading the settings");
 	if (load_settings(&fresh, argc, argv, NULL) < 0) {
-		fprintf(stderr, "atpd: SIGHUP: the settings above are wrong; the channels stay as they were\n");
+		atp_log(ATP_LOG_ERROR, "SIGHUP: the settings above are wrong; the channels stay as they were");
 	} else if (!hub) {
 		if (fresh.channels.n)
-			fprintf(stderr, "atpd: SIGHUP: %u channels asked for, but this atpd was started without the channel "
-					"stream (channel_stream = on, or channels at start, turns it on): restart it\n",
+			atp_log(ATP_LOG_WARN, "SIGHUP: %u channels asked for, but this atpd was started without the channel "
+					"stream (channel_stream = on, or channels at start, turns it on): restart it",
 				fresh.channels.n);
 	} else {
 		char log[2048];
 		atp_hub_reload(hub, &fresh.channels, log, sizeof(log));
-		fprintf(stderr, "atpd: SIGHUP: %u channels; %s\n", fresh.channels.n, log[0] ? log : "nothing changed");
+		atp_log(ATP_LOG_INFO, "SIGHUP: %u channels; %s", fresh.channels.n, log[0] ? log : "nothing changed");
 	}
 	notify_send("READY=1\nSTATUS=serving (settings reloaded)");
 }
@@ -348,10 +376,10 @@ static int serve(atp_engine *e, atp_stream_server *srv, atp_hub *hub, const sett
 		}
 		if (snapshot_asked) {
 			snapshot_asked = 0;
-			fprintf(stderr, "atpd: SIGUSR1: writing a snapshot of every shard\n");
+			atp_log(ATP_LOG_INFO, "SIGUSR1: writing a snapshot of every shard");
 			if (atp_engine_snapshot(e) < 0)
 				return -1;
-			fprintf(stderr, "atpd: snapshot written\n");
+			atp_log(ATP_LOG_INFO, "snapshot written");
 		}
 		if (srv) {
 			/* Woken by I/O and by the workers' eventfd; otherwise at the next tick, 100 ms at most. */
@@ -378,8 +406,9 @@ int main(int argc, char **argv)
 	const char *data = NULL;
 	if (load_settings(&s, argc, argv, &data) < 0)
 		return 2;
+	atp_log_setup(s.logfmt ? logfmt_sink : NULL, s.log_level);
 	if (s.check_only) {
-		fprintf(stderr, "atpd: the settings are valid\n");
+		atp_log(ATP_LOG_INFO, "the settings are valid");
 		return 0;
 	}
 	if (!data) {
@@ -395,7 +424,7 @@ int main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	fprintf(stderr, "atpd: starting on %s\n", data);
+	atp_log(ATP_LOG_INFO, "starting on %s", data);
 	notify_init();
 	notify_send("STATUS=recovering %s", data);
 	char err[600];
@@ -410,7 +439,7 @@ int main(int argc, char **argv)
 	atp_hub *hub = NULL;
 	bool stream = s.channel_stream == STREAM_ON || (s.channel_stream == STREAM_AUTO && s.channels.n > 0);
 	if (stream && !(hub = atp_hub_create(&s.hub, &s.channels, err, sizeof(err)))) {
-		fprintf(stderr, "atpd: cannot start: %s\n", err);
+		atp_log(ATP_LOG_ERROR, "cannot start: %s", err);
 		return 1;
 	}
 	s.engine.on_delta = hub ? atp_hub_on_delta : NULL;
@@ -418,7 +447,7 @@ int main(int argc, char **argv)
 	s.engine.delta_ctx = hub;
 	atp_engine *e = atp_engine_open(data, &s.engine, err, sizeof(err));
 	if (!e) {
-		fprintf(stderr, "atpd: cannot start: %s\n", err);
+		atp_log(ATP_LOG_ERROR, "cannot start: %s", err);
 		atp_hub_destroy(hub);
 		return 1;
 	}
@@ -426,7 +455,7 @@ int main(int argc, char **argv)
 		uint8_t identity[32];
 		atp_engine_identity(e, identity);
 		atp_hub_start(hub, atp_engine_shards(e), identity);
-		fprintf(stderr, "atpd: channel stream on: %u channels\n", s.channels.n);
+		atp_log(ATP_LOG_INFO, "channel stream on: %u channels", s.channels.n);
 	}
 	s.grpc.hub = hub;
 	atp_stream_server *srv = NULL;
@@ -439,7 +468,7 @@ int main(int argc, char **argv)
 			snprintf(s.stream.listen, sizeof(s.stream.listen), "none");
 		if (!(srv = atp_stream_server_create(e, efd, &s.stream, err, sizeof(err))) ||
 		    (s.grpc_on && !(api = atp_grpc_server_create(srv, &s.grpc, err, sizeof(err))))) {
-			fprintf(stderr, "atpd: cannot start: %s\n", err);
+			atp_log(ATP_LOG_ERROR, "cannot start: %s", err);
 			if (srv)
 				atp_stream_server_shutdown(srv);
 			atp_engine_close(e);
@@ -448,7 +477,7 @@ int main(int argc, char **argv)
 		exposition = (atpd_metrics){ .e = e, .srv = s.listen ? srv : NULL, .api = api, .hub = hub, .start_unix_ms = wall_ms() };
 		if (s.metrics_on && !(metrics = atp_metrics_server_create(srv, s.metrics_listen, s.metrics_max_bytes,
 									   atpd_metrics_render, &exposition, err, sizeof(err)))) {
-			fprintf(stderr, "atpd: cannot start: metrics_listen %s: %s\n", s.metrics_listen, err);
+			atp_log(ATP_LOG_ERROR, "cannot start: metrics_listen %s: %s", s.metrics_listen, err);
 			if (api)
 				atp_grpc_server_shutdown(api);
 			atp_stream_server_shutdown(srv);
@@ -456,29 +485,29 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		if (s.listen)
-			fprintf(stderr, "atpd: event stream listening on %s (port %u)\n", s.stream.listen,
+			atp_log(ATP_LOG_INFO, "event stream listening on %s (port %u)", s.stream.listen,
 				atp_stream_server_port(srv));
 		if (api)
-			fprintf(stderr, "atpd: grpc listening on %s (port %u)\n", s.grpc.listen, atp_grpc_server_port(api));
+			atp_log(ATP_LOG_INFO, "grpc listening on %s (port %u)", s.grpc.listen, atp_grpc_server_port(api));
 		if (metrics) {
 			exposition.server = metrics;
-			fprintf(stderr, "atpd: metrics listening on %s (port %u)\n", s.metrics_listen,
+			atp_log(ATP_LOG_INFO, "metrics listening on %s (port %u)", s.metrics_listen,
 				atp_metrics_server_port(metrics));
 		}
 	}
-	fprintf(stderr, "atpd: serving\n");
+	atp_log(ATP_LOG_INFO, "serving");
 	atp_engine_stats opened;
 	atp_engine_stats_get(e, &opened);
 	notify_send("READY=1\nSTATUS=serving: %u shards, %" PRIu64 " WAL records replayed in %.3f s", atp_engine_shards(e),
 		    opened.recovered_records, opened.recovery_seconds);
 	int rc = serve(e, srv, hub, &s, argc, argv);
 	if (rc < 0) {
-		fprintf(stderr, "atpd: stopping after a storage failure: %s\n", atp_engine_error(e));
+		atp_log(ATP_LOG_ERROR, "stopping after a storage failure: %s", atp_engine_error(e));
 		notify_send("STOPPING=1\nSTATUS=stopped after a storage failure: %s", atp_engine_error(e));
 		atp_engine_abandon(e);
 		return 1;
 	}
-	fprintf(stderr, "atpd: %s: closing connections, draining, syncing, writing the final snapshot\n",
+	atp_log(ATP_LOG_INFO, "%s: closing connections, draining, syncing, writing the final snapshot",
 		strsignal(stop_signal));
 	notify_send("STOPPING=1\nSTATUS=draining: closing connections, syncing, writing the final snapshot");
 	if (metrics)
@@ -486,22 +515,20 @@ int main(int argc, char **argv)
 	if (srv) {
 		atp_stream_stats st;
 		atp_stream_server_stats(srv, &st);
-		fprintf(stderr,
-			"atpd: event stream: %" PRIu64 " connections (%" PRIu64 " refused at the limit), %" PRIu64
-			" frames, %" PRIu64 " events, %" PRIu64 " bytes in, %" PRIu64 " acks\n",
+		atp_log(ATP_LOG_INFO, "event stream: %" PRIu64 " connections (%" PRIu64 " refused at the limit), %" PRIu64
+			" frames, %" PRIu64 " events, %" PRIu64 " bytes in, %" PRIu64 " acks",
 			st.accepted, st.refused_connections, st.frames, st.events, st.bytes_in, st.acks);
 	}
 	if (api) {
 		atp_grpc_stats gs;
 		atp_grpc_server_stats(api, &gs);
-		fprintf(stderr,
-			"atpd: grpc: %" PRIu64 " connections (%" PRIu64 " refused), %" PRIu64 " calls, %" PRIu64
-			" errors, %" PRIu64 " reserve lines\n",
+		atp_log(ATP_LOG_INFO, "grpc: %" PRIu64 " connections (%" PRIu64 " refused), %" PRIu64 " calls, %" PRIu64
+			" errors, %" PRIu64 " reserve lines",
 			gs.connections, gs.refused_connections, gs.calls, gs.errors, gs.reserve_lines);
 		atp_grpc_server_shutdown(api);
 	}
 	if (srv && atp_stream_server_shutdown(srv) < 0) {
-		fprintf(stderr, "atpd: stopping after a storage failure: %s\n", atp_engine_error(e));
+		atp_log(ATP_LOG_ERROR, "stopping after a storage failure: %s", atp_engine_error(e));
 		atp_engine_abandon(e);
 		return 1;
 	}
@@ -509,18 +536,17 @@ int main(int argc, char **argv)
 	if (hub) {
 		atp_hub_stats hs;
 		atp_hub_stats_get(hub, &hs);
-		fprintf(stderr,
-			"atpd: channels: %" PRIu64 " deltas, %" PRIu64 " messages, %" PRIu64 " sent, %" PRIu64
-			" conflated, %" PRIu64 " resyncs\n",
+		atp_log(ATP_LOG_INFO, "channels: %" PRIu64 " deltas, %" PRIu64 " messages, %" PRIu64 " sent, %" PRIu64
+			" conflated, %" PRIu64 " resyncs",
 			hs.deltas, hs.messages, hs.sent, hs.conflated, hs.resyncs);
 		atp_hub_destroy(hub);
 	}
 	if (closed != 0) {
-		fprintf(stderr, "atpd: the final snapshot failed\n");
+		atp_log(ATP_LOG_ERROR, "the final snapshot failed");
 		return 1;
 	}
 	if (efd >= 0)
 		close(efd);
-	fprintf(stderr, "atpd: stopped cleanly\n");
+	atp_log(ATP_LOG_INFO, "stopped cleanly");
 	return 0;
 }

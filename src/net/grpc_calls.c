@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "grpc_internal.h"
+#include "atp/log.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -456,7 +457,7 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 			hc->settings_frames = 0;
 		}
 		if (++hc->settings_frames > SETTINGS_PER_SECOND) {
-			fprintf(stderr, "atpd: grpc connection %u: SETTINGS flood; closing\n", g_conn_index(g, hc));
+			atp_log(ATP_LOG_WARN, "grpc connection %u: SETTINGS flood; closing", g_conn_index(g, hc));
 			nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
 		}
 		break;

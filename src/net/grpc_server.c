@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include "grpc_internal.h"
+#include "atp/log.h"
 
 #include "atp/hub.h"
 
@@ -217,7 +218,7 @@ static void on_recv(atp_grpc_server *g, h2conn *hc, bool live, const struct io_u
 			ssize_t rv = nghttp2_session_mem_recv(hc->session, front_buf(g->front, bid), (size_t)cqe->res);
 			if (rv < 0) {
 				if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
-					fprintf(stderr, "atpd: grpc connection %u: %s; closing\n", g_conn_index(g, hc),
+					atp_log(ATP_LOG_WARN, "grpc connection %u: %s; closing", g_conn_index(g, hc),
 						nghttp2_strerror((int)rv));
 				closing(g, hc);
 			}
@@ -287,7 +288,7 @@ static void sweep(atp_grpc_server *g)
 		if (hc->state == H_FREE)
 			continue;
 		if (hc->sending && now - hc->send_start_ms > g->cfg.send_timeout_ms) {
-			fprintf(stderr, "atpd: grpc connection %u: not reading for %u ms; reset\n", i, g->cfg.send_timeout_ms);
+			atp_log(ATP_LOG_WARN, "grpc connection %u: not reading for %u ms; reset", i, g->cfg.send_timeout_ms);
 			close_conn(g, hc, true);
 		} else if (hc->state == H_CLOSING && now - hc->closing_since_ms > LINGER_MS) {
 			close_conn(g, hc, true);

@@ -7,6 +7,7 @@
  * full, and the Acks and Welcomes that answer them.
  */
 #include "stream_internal.h"
+#include "atp/log.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -75,9 +76,9 @@ static void add_refusal(atp_stream_server *s, conn *c, uint64_t seq, int code)
 	}
 	if (c->n_refusals == MAX_REFUSALS) {
 		if (c->refusals_lost++ == 0)
-			fprintf(stderr, "atpd: connection %u: more than %u refusals waiting; further ones only logged\n",
+			atp_log(ATP_LOG_WARN, "connection %u: more than %u refusals waiting; further ones only logged",
 				srv_slot(s, c), MAX_REFUSALS);
-		fprintf(stderr, "atpd: refused seq %" PRIu64 ": %s\n", seq, atp_status_name(code));
+		atp_log(ATP_LOG_WARN, "refused seq %" PRIu64 ": %s", seq, atp_status_name(code));
 		return;
 	}
 	c->refusals[c->n_refusals++] = (atp_wire_refusal){ .seq = seq, .code = code };

@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include "stream_internal.h"
+#include "atp/log.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -240,7 +241,7 @@ void srv_fail(atp_stream_server *s, conn *c, int error, const char *fmt, ...)
 	vsnprintf(c->close_reason, sizeof(c->close_reason), fmt, ap);
 	va_end(ap);
 	const atp_str src = srv_source_of(s, c);
-	fprintf(stderr, "atpd: connection %u (%.*s): closing: %s (%s)\n", srv_slot(s, c), (int)src.len,
+	atp_log(ATP_LOG_WARN, "connection %u (%.*s): closing: %s (%s)", srv_slot(s, c), (int)src.len,
 		src.ptr ? src.ptr : "", c->close_reason, atp_status_name(error));
 	uint64_t durable = srv_durable_of(s, c);
 	bool hello = c->state == C_HELLO;
@@ -375,7 +376,7 @@ static void handle_cqe(atp_stream_server *s, const struct io_uring_cqe *cqe)
 		if (cqe->res >= 0)
 			on_accept(s, cqe->res);
 		else if (cqe->res != -ECANCELED && !s->stopping)
-			fprintf(stderr, "atpd: accept: %s\n", strerror(-cqe->res));
+			atp_log(ATP_LOG_ERROR, "accept: %s", strerror(-cqe->res));
 		break;
 	case OP_RECV:
 		on_recv(s, c, live, cqe);
@@ -443,7 +444,7 @@ static void sweep(atp_stream_server *s)
 				release(s, c, stuck);
 		} else if (c->sending && now - c->send_start_ms > s->cfg.ack_timeout_ms) {
 			atp_str src = srv_source_of(s, c);
-			fprintf(stderr, "atpd: connection %u (%.*s): not taking its acks for %u ms; reset\n", i,
+			atp_log(ATP_LOG_WARN, "connection %u (%.*s): not taking its acks for %u ms; reset", i,
 				(int)src.len, src.ptr ? src.ptr : "", s->cfg.ack_timeout_ms);
 			c->state = C_LINGER;  /* no more waiting: released at once, with a reset */
 			c->gen++;
@@ -463,8 +464,8 @@ static void sweep(atp_stream_server *s)
 			int waiting = 0;
 			if (ioctl(c->fd, FIONREAD, &waiting) == 0 && waiting > 0) {
 				if (!c->watchdog_said)
-					fprintf(stderr, "atpd: connection %u: %d bytes waiting, no receive for %u ms; "
-							"receiving again\n", i, waiting, WATCHDOG_MS);
+					atp_log(ATP_LOG_WARN, "connection %u: %d bytes waiting, no receive for %u ms; "
+							"receiving again", i, waiting, WATCHDOG_MS);
 				c->watchdog_said = true;
 				srv_cancel_recv(s, c);
 				c->last_cqe_ms = now;
@@ -492,7 +493,7 @@ int atp_stream_server_run(atp_stream_server *s, unsigned timeout_ms)
 	struct io_uring_cqe *cqe;
 	int rc = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
 	if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
-		fprintf(stderr, "atpd: io_uring wait: %s\n", strerror(-rc));
+		atp_log(ATP_LOG_ERROR, "io_uring wait: %s", strerror(-rc));
 	s->now_ms = mono_ms();
 	unsigned head, n = 0;
 	io_uring_for_each_cqe(&s->ring, head, cqe) {
@@ -665,7 +666,7 @@ atp_stream_server *atp_stream_server_create(atp_engine *e, int notify_fd, const 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    (uint64_t)s->cfg.max_connections + 64 > rl.rlim_cur) {
 		s->cfg.max_connections = rl.rlim_cur > 128 ? (uint32_t)rl.rlim_cur - 64 : 64;
-		fprintf(stderr, "atpd: open-file limit %llu: at most %u connections\n", (unsigned long long)rl.rlim_cur,
+		atp_log(ATP_LOG_WARN, "open-file limit %llu: at most %u connections", (unsigned long long)rl.rlim_cur,
 			s->cfg.max_connections);
 	}
 	uint32_t max = s->cfg.max_connections;

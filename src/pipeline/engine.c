@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "engine_internal.h"
+#include "atp/log.h"
 
 #include "atp/crc32c.h"
 #include "atp/snapshot.h"
@@ -96,7 +97,7 @@ static int meta_shards(const char *dir, uint32_t want, uint32_t *shards, char *e
 			return -1;
 		}
 		if (n != want)
-			fprintf(stderr, "atpd: %s has %u shards (fixed at creation); using them\n", dir, n);
+			atp_log(ATP_LOG_INFO, "%s has %u shards (fixed at creation); using them", dir, n);
 		*shards = n;
 		return 0;
 	}
@@ -469,8 +470,8 @@ static int open_shard(atp_engine *e, shard *s, char *err, size_t errlen)
 	e->recovery.recovery_snapshot_seconds += (t2 - t1) / 1e9;
 	e->recovery.recovery_wal_seconds += (t3 - t2) / 1e9;
 	if (lsn || records)
-		fprintf(stderr, "atpd: shard %u recovered: snapshot of lsn %" PRIu64 " (%.3f s), %" PRIu64
-				" WAL records replayed (%.3f s), %u positions; tables allocated in %.3f s\n",
+		atp_log(ATP_LOG_INFO, "shard %u recovered: snapshot of lsn %" PRIu64 " (%.3f s), %" PRIu64
+				" WAL records replayed (%.3f s), %u positions; tables allocated in %.3f s",
 			s->index, lsn, (t2 - t1) / 1e9, records, (t3 - t2) / 1e9, atp_table_count(atp_core_table(s->core)),
 			(t1 - t0) / 1e9);
 	return 0;
@@ -635,7 +636,7 @@ atp_engine *atp_engine_open(const char *dir, const atp_engine_config *cfg, char 
 		goto fail;
 	if (cfg->router_cpu >= 0)
 		pin_thread(cfg->router_cpu, "the router");
-	fprintf(stderr, "atpd: %s open: %u shards on %u workers, recovered in %.3f s\n", dir, e->n_shards,
+	atp_log(ATP_LOG_INFO, "%s open: %u shards on %u workers, recovered in %.3f s", dir, e->n_shards,
 		e->n_workers, e->recovery.recovery_seconds);
 	return e;
 fail:
@@ -934,9 +935,9 @@ int atp_engine_close(atp_engine *e)
 {
 	int rc = atp_engine_snapshot(e);
 	if (rc)
-		fprintf(stderr, "atpd: %s closed after a failure: %s\n", e->dir, e->error);
+		atp_log(ATP_LOG_ERROR, "%s closed after a failure: %s", e->dir, e->error);
 	else
-		fprintf(stderr, "atpd: %s closed cleanly\n", e->dir);
+		atp_log(ATP_LOG_INFO, "%s closed cleanly", e->dir);
 	destroy(e);
 	return rc;
 }

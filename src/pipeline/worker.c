@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include "engine_internal.h"
+#include "atp/log.h"
 
 #include "atp/crc32c.h"
 #include "atp/snapshot.h"
@@ -89,7 +90,7 @@ static void notify(const worker *w)
 	int fd = w->notify_fd;
 	uint64_t one = 1;
 	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		fprintf(stderr, "atpd: worker %u: notify: %s\n", w->index, strerror(errno));
+		atp_log(ATP_LOG_ERROR, "worker %u: notify: %s", w->index, strerror(errno));
 }
 
 static void fail(worker *w, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -101,7 +102,7 @@ static void fail(worker *w, int rc, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(w->error, sizeof(w->error), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "atpd: worker %u: %s\n", w->index, w->error);
+	atp_log(ATP_LOG_ERROR, "worker %u: %s", w->index, w->error);
 	atomic_store(&w->failed, rc < 0 ? rc : -EIO);
 	notify(w);
 }
@@ -661,7 +662,7 @@ void pin_thread(int cpu, const char *who)
 	CPU_SET(cpu, &set);
 	int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	if (rc)
-		fprintf(stderr, "atpd: cannot pin %s to CPU %d: %s\n", who, cpu, strerror(rc));
+		atp_log(ATP_LOG_WARN, "cannot pin %s to CPU %d: %s", who, cpu, strerror(rc));
 }
 
 static void *worker_main(void *arg)
@@ -681,7 +682,7 @@ static void *worker_main(void *arg)
 		CPU_SET(w->cpu, &set);
 		int rc = io_uring_register_iowq_aff(&w->uring, sizeof(set), &set);
 		if (rc < 0)
-			fprintf(stderr, "atpd: worker %u: io_uring workers not pinned: %s\n", w->index, strerror(-rc));
+			atp_log(ATP_LOG_WARN, "worker %u: io_uring workers not pinned: %s", w->index, strerror(-rc));
 	}
 	prctl(PR_SET_TIMERSLACK, 1000UL);  /* reap's and backoff's short waits: not 50 us slack on top */
 	publish_stats(w);  /* what recovery left in its cores */

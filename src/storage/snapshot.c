@@ -1,6 +1,7 @@
 /* snapshot.c — writing and loading shard snapshots (see atp/snapshot.h). */
 #define _GNU_SOURCE
 #include "atp/snapshot.h"
+#include "atp/log.h"
 
 #include "atp/crc32c.h"
 #include "atp/status.h"
@@ -329,7 +330,7 @@ int atp_snapshot_load(const char *dir, atp_core *c, uint64_t *lsn, char *err, si
 		size_t size;
 		snprintf(path, sizeof(path), "%s/snap-%020" PRIu64 ".snap", dir, lsns[n]);
 		if (!map_valid(path, &m, &size)) {
-			fprintf(stderr, "snapshot: %s fails its checksum; trying an older one\n", path);
+			atp_log(ATP_LOG_WARN, "snapshot: %s fails its checksum; trying an older one", path);
 			continue;
 		}
 		reader r = { m, m + size - 4, false };

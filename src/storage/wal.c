@@ -1,6 +1,7 @@
 /* wal.c — segments, recovery and buffered appends of a shard's WAL (see atp/wal.h). */
 #define _GNU_SOURCE
 #include "atp/wal.h"
+#include "atp/log.h"
 
 #include "atp/crc32c.h"
 #include "atp/status.h"
@@ -305,7 +306,7 @@ static int recover(atp_wal *w, scan *s)
 				return -1;
 			}
 			/* Creation was cut short: the segment never held a record. */
-			fprintf(stderr, "wal: %s: incomplete segment removed\n", path);
+			atp_log(ATP_LOG_WARN, "wal: %s: incomplete segment removed", path);
 			unlink(path);
 			w->n_segs--;
 			break;
@@ -326,7 +327,7 @@ static int recover(atp_wal *w, scan *s)
 		bool torn = rc == 0 && last && tail + 4 <= size && (m[tail] | m[tail + 1] | m[tail + 2] | m[tail + 3]);
 		munmap((void *)m, size);
 		if (rc == 0 && torn) {
-			fprintf(stderr, "wal: %s: torn tail at offset %" PRIu64 " cut (%" PRIu64 " bytes zeroed)\n", path,
+			atp_log(ATP_LOG_WARN, "wal: %s: torn tail at offset %" PRIu64 " cut (%" PRIu64 " bytes zeroed)", path,
 				tail, size - tail);
 			rc = zero_tail(fd, tail, size);
 			if (rc < 0)
