@@ -145,8 +145,9 @@ def main():
         sent += 100
     frames, closed = c.frames(lambda f: isinstance(f, GoAwayFrame))
     goaway = [f for f in frames if isinstance(f, GoAwayFrame)]
-    # nghttp2's limit (a burst of 1000, then 33 a second) ends the session with GOAWAY INTERNAL_ERROR
-    check(1000 <= sent < 20000 and (goaway or closed),
+    # nghttp2's limit (a burst of 1000, then 33 a second) ends the session with GOAWAY INTERNAL_ERROR; on a
+    # slow machine the socket buffers may take all 20,000 before that GOAWAY reaches the sender
+    check(sent >= 1000 and (goaway or (closed and sent < 20000)),
           "rapid reset: cut off after %d resets sent (GOAWAY %s)" % (sent, [f.error_code for f in goaway]))
     c.close()
     still_serving("a rapid reset")
