@@ -2,9 +2,11 @@
  * atp/log.h — the one way atpd's code logs. A message has a level and a
  * text (no trailing newline); the sink the daemon set writes it (by
  * default: "atpd: TEXT" lines on stderr). Messages above the level set are
- * dropped; a message repeated (the same format) more than 20 times within
- * 10 s is suppressed, and the next message after that window says how
- * many were. Any thread; the sink is called under a lock, one at a time.
+ * dropped; a message (the same format) written more than 20 times within
+ * a second is held back for the rest of that second, and the next message
+ * after it says how many were: a flood of connections costs at most 20
+ * lines a second per kind of line. Any thread; the sink is called under a
+ * lock, one message at a time.
  */
 #ifndef ATP_LOG_H
 #define ATP_LOG_H

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#define REPEAT_WINDOW_NS (10ull * 1000000000)
+#define REPEAT_WINDOW_NS 1000000000ull
 #define REPEAT_MAX 20
 
 static void default_sink(int level, const char *text)
@@ -62,7 +62,7 @@ void atp_log(int level, const char *fmt, ...)
 	if (fmt != last_fmt || now - window_start > REPEAT_WINDOW_NS) {
 		if (suppressed) {
 			char note[96];
-			snprintf(note, sizeof(note), "%u more of a message repeated within 10 s were not written", suppressed);
+			snprintf(note, sizeof(note), "%u more of a message repeated within a second were not written", suppressed);
 			sink(ATP_LOG_WARN, note);
 		}
 		last_fmt = fmt;

@@ -37,7 +37,7 @@ Test(log, levels_filter_and_text_reaches_the_sink)
 	cr_assert_str_eq(atp_log_level_name(ATP_LOG_INFO), "info");
 }
 
-Test(log, a_repeated_message_is_suppressed_after_20_and_then_counted)
+Test(log, a_message_repeated_within_a_second_is_held_back_after_20_and_then_counted)
 {
 	reset(ATP_LOG_DEBUG);
 	for (int i = 0; i < 50; i++)
