@@ -7,7 +7,7 @@
  * over the whole file. Writing goes through a temp file, fsync, rename and
  * an fsync of the directory, so a crash leaves the old snapshot or the new
  * one, never a mix. The two newest snapshots are kept: a newest one that
- * fails its checksum is skipped with a log line and the older one used.
+ * fails its checksum is skipped with a log line and an older one used.
  */
 #ifndef ATP_SNAPSHOT_H
 #define ATP_SNAPSHOT_H
@@ -40,6 +40,17 @@ uint64_t atp_snapshot_prune(const char *dir);
  * with a message when a snapshot passed its checksum but not restoring.
  */
 int atp_snapshot_load(const char *dir, atp_core *c, uint64_t *lsn, char *err, size_t errlen);
+
+typedef struct atp_snapshot_info {
+	uint64_t lsn, bytes;
+	uint32_t sources, positions, open_lines, closed_lines;
+} atp_snapshot_info;
+
+/*
+ * Check one snapshot file and change nothing (verification): its name,
+ * magic, checksum and the LSN inside it. 0 with info, or -1 with a message.
+ */
+int atp_snapshot_check(const char *path, atp_snapshot_info *info, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -132,13 +132,14 @@ static void write_state(writer *w, const atp_core *c, uint64_t lsn)
 	w_write(w);
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* The LSN of a snapshot's file name (snap-<20 digits>.snap), or false. */
+static bool snapshot_name(const char *name, uint64_t *lsn)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
+	char tail[8];
+	return strlen(name) == 30 && sscanf(name, "snap-%20" SCNu64 "%6s", lsn, tail) == 2 && strcmp(tail, ".snap") == 0;
 }
 
-/* LSNs of the snapshots in dir, ascending; count in *n (at most max). */
+/* The LSNs of the newest max snapshots in dir, ascending; count in *n. 0 or -errno. */
 static int list_snapshots(const char *dir, uint64_t *lsns, size_t max, size_t *n)
 {
 	DIR *d = opendir(dir);
@@ -146,16 +147,22 @@ static int list_snapshots(const char *dir, uint64_t *lsns, size_t max, size_t *n
 		return -errno;
 	struct dirent *e;
 	*n = 0;
-	while ((e = readdir(d)) && *n < max) {
+	while ((e = readdir(d))) {
 		uint64_t lsn;
-		char tail[8];
-		if (strlen(e->d_name) == 30 && sscanf(e->d_name, "snap-%20" SCNu64 "%6s", &lsn, tail) == 2 &&
-		    strcmp(tail, ".snap") == 0)
-			lsns[(*n)++] = lsn;
+		if (!snapshot_name(e->d_name, &lsn))
+			continue;
+		if (*n == max) {
+			if (lsn <= lsns[0])
+				continue;
+			memmove(lsns, lsns + 1, (max - 1) * sizeof(*lsns));
+			(*n)--;
+		}
+		size_t i = (*n)++;
+		for (; i > 0 && lsns[i - 1] > lsn; i--)
+			lsns[i] = lsns[i - 1];
+		lsns[i] = lsn;
 	}
 	closedir(d);
-	if (*n)
-		qsort(lsns, *n, sizeof(uint64_t), cmp_u64);
 	return 0;
 }
 
@@ -190,16 +197,20 @@ int atp_snapshot_write(const char *dir, const atp_core *c, uint64_t lsn, char *e
 
 uint64_t atp_snapshot_prune(const char *dir)
 {
-	uint64_t lsns[64];
+	uint64_t keep[KEEP];
 	size_t n;
-	if (list_snapshots(dir, lsns, 64, &n) < 0)
+	if (list_snapshots(dir, keep, KEEP, &n) < 0 || n < KEEP)
 		return 0;
-	for (size_t i = 0; i + KEEP < n; i++) {
-		char path[PATH_MAX];
-		snprintf(path, sizeof(path), "%s/snap-%020" PRIu64 ".snap", dir, lsns[i]);
-		unlink(path);
-	}
-	return n >= KEEP ? lsns[n - KEEP] : 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	struct dirent *e;
+	uint64_t lsn;
+	while ((e = readdir(d)))
+		if (snapshot_name(e->d_name, &lsn) && lsn < keep[0] && unlinkat(dirfd(d), e->d_name, 0) < 0)
+			atp_log(ATP_LOG_WARN, "snapshot: cannot delete %s/%s: %s", dir, e->d_name, strerror(errno));
+	closedir(d);
+	return keep[0];
 }
 
 /* ---- loading ---- */
@@ -319,11 +330,16 @@ static int map_valid(const char *path, const uint8_t **m, size_t *size)
 
 int atp_snapshot_load(const char *dir, atp_core *c, uint64_t *lsn, char *err, size_t errlen)
 {
-	uint64_t lsns[64];
+	uint64_t lsns[8];
 	size_t n;
 	*lsn = 0;
-	if (list_snapshots(dir, lsns, 64, &n) < 0)
+	int rc = list_snapshots(dir, lsns, 8, &n);
+	if (rc == -ENOENT)
 		return 0; /* no directory yet: no snapshot */
+	if (rc < 0) {
+		atp_errf(err, errlen, "%s: %s", dir, strerror(-rc));
+		return -1;
+	}
 	while (n-- > 0) {
 		char path[PATH_MAX];
 		const uint8_t *m;
@@ -334,7 +350,7 @@ int atp_snapshot_load(const char *dir, atp_core *c, uint64_t *lsn, char *err, si
 			continue;
 		}
 		reader r = { m, m + size - 4, false };
-		int rc = restore(&r, c, lsn);
+		rc = restore(&r, c, lsn);
 		munmap((void *)m, size);
 		if (rc != ATP_OK || *lsn != lsns[n]) {
 			atp_errf(err, errlen, "%s: checksum holds but the state does not restore (%s)", path,
@@ -342,6 +358,36 @@ int atp_snapshot_load(const char *dir, atp_core *c, uint64_t *lsn, char *err, si
 			return -1;
 		}
 		return 0;
+	}
+	return 0;
+}
+
+int atp_snapshot_check(const char *path, atp_snapshot_info *info, char *err, size_t errlen)
+{
+	const uint8_t *m;
+	size_t size;
+	const char *base = strrchr(path, '/');
+	uint64_t named;
+	if (!snapshot_name(base ? base + 1 : path, &named)) {
+		atp_errf(err, errlen, "%s: not a snapshot's name (snap-<LSN>.snap)", path);
+		return -1;
+	}
+	if (!map_valid(path, &m, &size)) {
+		atp_errf(err, errlen, "%s: not a whole snapshot, or its checksum fails", path);
+		return -1;
+	}
+	reader r = { m + 8, m + size - 4, false };
+	info->bytes = size;
+	info->lsn = r_u64(&r);
+	r_u64(&r); /* the core's time */
+	info->sources = r_u32(&r);
+	info->positions = r_u32(&r);
+	info->open_lines = r_u32(&r);
+	info->closed_lines = r_u32(&r);
+	munmap((void *)m, size);
+	if (r.bad || info->lsn != named) {
+		atp_errf(err, errlen, "%s: its checksum holds but it is of lsn %" PRIu64, path, info->lsn);
+		return -1;
 	}
 	return 0;
 }

@@ -173,6 +173,7 @@ typedef struct scan {
 	uint64_t after;
 	char *err;
 	size_t errlen;
+	atp_wal_scan_info *readonly; /* atp_wal_scan(): change nothing, say here what recovery would cut */
 } scan;
 
 /* Whether the 64 bytes at p are all zero. */
@@ -282,7 +283,7 @@ static int recover(atp_wal *w, scan *s)
 		char path[PATH_MAX];
 		bool last = i + 1 == w->n_segs;
 		seg_path(w, w->firsts[i], path, sizeof(path));
-		int fd = open(path, O_RDWR | O_CLOEXEC);
+		int fd = open(path, (s->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 		struct stat st;
 		if (fd < 0 || fstat(fd, &st) < 0) {
 			atp_errf(s->err, s->errlen, "%s: %s", path, strerror(errno));
@@ -306,14 +307,20 @@ static int recover(atp_wal *w, scan *s)
 				return -1;
 			}
 			/* Creation was cut short: the segment never held a record. */
-			atp_log(ATP_LOG_WARN, "wal: %s: incomplete segment removed", path);
-			unlink(path);
+			if (s->readonly) {
+				snprintf(s->readonly->cut, sizeof(s->readonly->cut), "%s: incomplete segment (recovery removes it)",
+					 path);
+			} else {
+				atp_log(ATP_LOG_WARN, "wal: %s: incomplete segment removed", path);
+				unlink(path);
+			}
 			w->n_segs--;
 			break;
 		}
 		/* A segment must start right after the previous one, unless a snapshot covers the hole. */
 		uint64_t want = w->last_lsn + 1;
-		if (h.first_lsn != want && !(h.first_lsn > want && h.first_lsn <= s->after + 1)) {
+		bool covered = h.first_lsn > want && (h.first_lsn <= s->after + 1 || (s->readonly && i == 0));
+		if (h.first_lsn != want && !covered) {
 			atp_errf(s->err, s->errlen, "%s: missing segment: lsn %" PRIu64 " to %" PRIu64 " are absent; refusing to start",
 			    path, want, h.first_lsn - 1);
 			munmap((void *)m, size);
@@ -322,18 +329,23 @@ static int recover(atp_wal *w, scan *s)
 		}
 		if (h.first_lsn > want)
 			w->last_lsn = h.first_lsn - 1;
+		if (i == 0 && s->readonly)
+			s->readonly->first_lsn = h.first_lsn;
 		uint64_t tail;
 		int rc = replay_segment(w, path, m, size, last, v1, s, &tail);
 		bool torn = rc == 0 && last && tail + 4 <= size && (m[tail] | m[tail + 1] | m[tail + 2] | m[tail + 3]);
 		munmap((void *)m, size);
-		if (rc == 0 && torn) {
+		if (rc == 0 && torn && s->readonly) {
+			snprintf(s->readonly->cut, sizeof(s->readonly->cut),
+				 "%s: torn tail at offset %" PRIu64 " (recovery cuts it)", path, tail);
+		} else if (rc == 0 && torn) {
 			atp_log(ATP_LOG_WARN, "wal: %s: torn tail at offset %" PRIu64 " cut (%" PRIu64 " bytes zeroed)", path,
 				tail, size - tail);
 			rc = zero_tail(fd, tail, size);
 			if (rc < 0)
 				atp_errf(s->err, s->errlen, "%s: cannot cut the torn tail: %s", path, strerror(-rc));
 		}
-		if (rc < 0 || !last) {
+		if (rc < 0 || !last || s->readonly) {
 			close(fd);
 			if (rc < 0)
 				return -1;
@@ -373,7 +385,7 @@ atp_wal *atp_wal_open(const char *dir, const atp_wal_config *cfg, uint64_t after
 		atp_errf(err, errlen, "%s: %s", dir, strerror(errno));
 		goto fail;
 	}
-	scan s = { fn, ctx, after, err, errlen };
+	scan s = { fn, ctx, after, err, errlen, NULL };
 	if (list_segments(w, err, errlen) < 0 || recover(w, &s) < 0)
 		goto fail;
 	if (w->last_lsn < after || w->fd < 0) {
@@ -390,6 +402,25 @@ atp_wal *atp_wal_open(const char *dir, const atp_wal_config *cfg, uint64_t after
 fail:
 	atp_wal_close(w);
 	return NULL;
+}
+
+int atp_wal_scan(const char *dir, atp_wal_replay_fn fn, void *ctx, atp_wal_scan_info *info, char *err, size_t errlen)
+{
+	*info = (atp_wal_scan_info){ 0 };
+	atp_wal *w = calloc(1, sizeof(*w));
+	if (!w) {
+		atp_errf(err, errlen, "out of memory");
+		return -1;
+	}
+	w->fd = w->dirfd = -1;
+	w->cfg = atp_wal_config_default();
+	snprintf(w->dir, sizeof(w->dir), "%s", dir);
+	scan s = { fn, ctx, 0, err, errlen, info };
+	int rc = list_segments(w, err, errlen) < 0 || recover(w, &s) < 0 ? -1 : 0;
+	info->segments = w->n_segs;
+	info->last_lsn = w->last_lsn;
+	atp_wal_close(w);
+	return rc;
 }
 
 void atp_wal_close(atp_wal *w)

@@ -16,6 +16,8 @@ int cmd_export(int argc, char **argv);
 int cmd_grpc_load(int argc, char **argv);
 int cmd_subscribe(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_wal(int argc, char **argv);
 
 /* Parse a decimal option value into [min, max]; exits with a message when it is not. */
 uint64_t opt_u64(const char *name, const char *value, uint64_t min, uint64_t max);

@@ -44,6 +44,11 @@ static void usage(FILE *f)
 	      "  status [--metrics HOST:PORT] [--json] [--interval-ms N]\n"
 	      "      a running atpd on one screen, from two scrapes of its metrics N ms apart (1000):\n"
 	      "      uptime, events/s, fsync p50/p99, snapshot age, capacity, connections, sources, channels\n"
+	      "  verify DIR\n"
+	      "      check a data directory offline: every snapshot's checksum, every WAL record's CRC,\n"
+	      "      no hole between them; a report per shard, exit 0 (sound), 1 (a problem) or 2\n"
+	      "  wal DIR [--from LSN] [--sku SKU] [--shard N]\n"
+	      "      the WAL records of a data directory as CSV lines (shard,lsn,kind,now,event fields)\n"
 	      "  (--grpc defaults to $ATP_GRPC, else 127.0.0.1:7401; --metrics to $ATP_METRICS, else 127.0.0.1:9464)\n",
 	      f);
 }
@@ -96,6 +101,10 @@ int main(int argc, char **argv)
 		return cmd_subscribe(argc - 1, argv + 1);
 	if (strcmp(argv[1], "status") == 0)
 		return cmd_status(argc - 1, argv + 1);
+	if (strcmp(argv[1], "verify") == 0)
+		return cmd_verify(argc - 1, argv + 1);
+	if (strcmp(argv[1], "wal") == 0)
+		return cmd_wal(argc - 1, argv + 1);
 	fprintf(stderr, "atpctl: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# atpctl verify and atpctl wal on a data directory the durable engine wrote:
+# a sound directory passes and is left unchanged; a damaged WAL record, a
+# damaged snapshot and a hole between them are each named with their file
+# and fail; a torn tail is a note, as recovery would cut it; wal prints
+# every event record, filtered by --from, --sku and --shard.
+set -euo pipefail
+atpctl=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/lib.sh"
+
+"$atpctl" simday --seed 5 --skus 300 --order-lines 20000 --out "$tmp/day.csv" 2>/dev/null
+mkdir "$tmp/clean"
+"$atpctl" import "$tmp/day.csv" --data "$tmp/clean/data" --shards 2 --segment-mb 1 --snapshot-mb 64 \
+	>"$tmp/import.out" 2>/dev/null
+durable=$(sed -n 's/.* \([0-9]*\) events durable.*/\1/p' "$tmp/import.out")
+check "import made the directory ($durable events)" test "${durable:-0}" -gt 10000
+segs=$(ls "$tmp/clean/data/shard-000"/*.wal | wc -l)
+check "shard 0 has several segments ($segs)" test "$segs" -ge 2
+
+# A sound directory.
+sums() { find "$1" -type f -print0 | sort -z | xargs -0 md5sum; }
+sums "$tmp/clean" >"$tmp/before"
+set +e
+"$atpctl" verify "$tmp/clean/data" >"$tmp/v.out" 2>&1
+rc=$?
+set -e
+check "a sound directory verifies (exit 0)" test "$rc" -eq 0
+check "the report says no problem" grep -q "2 shards, 0 problems" "$tmp/v.out"
+check "every CRC holds in both shards" test "$(grep -c 'every CRC holds' "$tmp/v.out")" -eq 2
+sums "$tmp/clean" >"$tmp/after"
+check "verify changed nothing" cmp -s "$tmp/before" "$tmp/after"
+
+# wal: every event record, once.
+"$atpctl" wal "$tmp/clean/data" >"$tmp/wal.csv" 2>/dev/null
+check "wal prints every durable event" test "$(grep -c '^[0-9]*,[0-9]*,event,' "$tmp/wal.csv")" -eq "$durable"
+"$atpctl" wal "$tmp/clean/data" --shard 1 --from 500 >"$tmp/wal1.csv" 2>/dev/null
+check "--shard 1 --from 500 starts at lsn 500 of shard 1" test "$(sed -n 2p "$tmp/wal1.csv" | cut -d, -f1,2)" = "1,500"
+check "--shard 1 prints only shard 1" test -z "$(tail -n +2 "$tmp/wal1.csv" | cut -d, -f1 | grep -v '^1$' || true)"
+sku=$(sed -n 2p "$tmp/day.csv" | cut -d, -f5)
+"$atpctl" wal "$tmp/clean/data" --sku "$sku" >"$tmp/sku.csv" 2>/dev/null
+check "--sku $sku prints only its events" test -z "$(tail -n +2 "$tmp/sku.csv" | cut -d, -f9 | grep -v "^$sku\$" || true)"
+check "--sku $sku prints as many as the day has" \
+	test "$(tail -n +2 "$tmp/sku.csv" | wc -l)" -eq "$(awk -F, -v s="$sku" '$5 == s' "$tmp/day.csv" | sort -u | wc -l)"
+
+verify_fails() { # verify_fails DIR PATTERN: exit 1 and the pattern in the report
+	set +e
+	"$atpctl" verify "$1" >"$tmp/v.out" 2>&1
+	local rc=$?
+	set -e
+	[ "$rc" -eq 1 ] && grep -q "$2" "$tmp/v.out"
+}
+flip() { # flip FILE OFFSET: invert one byte
+	python3 -c 'import sys; f=open(sys.argv[1],"r+b"); o=int(sys.argv[2]); f.seek(o); b=f.read(1); f.seek(o); f.write(bytes([b[0]^0xff]))' "$1" "$2"
+}
+
+# A damaged record in a segment that is not the last.
+cp -a "$tmp/clean" "$tmp/rec"
+first=$(ls "$tmp/rec/data/shard-000"/*.wal | head -1)
+flip "$first" 90
+check "a damaged WAL record fails verify, named by file and offset" verify_fails "$tmp/rec/data" "$(basename "$first"): bad record at offset 64"
+set +e
+"$atpctl" wal "$tmp/rec/data" --shard 0 >/dev/null 2>"$tmp/wal.err"
+rc=$?
+set -e
+check "wal exits 1 on it and says where" test "$rc" -eq 1 -a -n "$(grep "offset 64" "$tmp/wal.err")"
+
+# A damaged snapshot.
+cp -a "$tmp/clean" "$tmp/snap"
+snap=$(ls "$tmp/snap/data/shard-001"/snap-*.snap | tail -1)
+flip "$snap" 200
+check "a damaged snapshot fails verify, named" verify_fails "$tmp/snap/data" "$(basename "$snap"): not a whole snapshot, or its checksum fails"
+
+# A hole: the first segment gone and no snapshot covering it.
+cp -a "$tmp/clean" "$tmp/hole"
+rm "$(ls "$tmp/hole/data/shard-000"/*.wal | head -1)" "$tmp/hole/data/shard-000"/snap-*.snap
+check "a missing segment fails verify" verify_fails "$tmp/hole/data" "PROBLEM: lsn 1\.\.[0-9]* are in neither a good snapshot"
+
+# A torn tail: half a record after the last good one of the last segment.
+cp -a "$tmp/clean" "$tmp/torn"
+last=$(ls "$tmp/torn/data/shard-001"/*.wal | tail -1)
+python3 - "$last" <<'PY'
+import struct, sys
+f = open(sys.argv[1], "r+b")
+off = 64
+while True:
+    f.seek(off)
+    n, _, _ = struct.unpack("<IIQ", f.read(16))
+    if n == 0:
+        break
+    off += (16 + n + 7) & ~7
+f.seek(off)
+f.write(struct.pack("<IIQ", 120, 0xdeadbeef, 1 << 40) + b"x" * 40)
+PY
+sums "$tmp/torn" >"$tmp/before"
+set +e
+"$atpctl" verify "$tmp/torn/data" >"$tmp/v.out" 2>&1
+rc=$?
+set -e
+check "a torn tail verifies (exit 0)" test "$rc" -eq 0
+check "with a note of what recovery cuts" grep -q "note: .*$(basename "$last"): torn tail at offset" "$tmp/v.out"
+sums "$tmp/torn" >"$tmp/after"
+check "and verify did not cut it" cmp -s "$tmp/before" "$tmp/after"
+
+set +e
+"$atpctl" verify "$tmp/nowhere" >/dev/null 2>&1
+rc=$?
+set -e
+check "not a data directory: exit 2" test "$rc" -eq 2
+finish
