@@ -298,6 +298,7 @@ HOT void emit_change(atp_core *c, uint32_t id, int64_t old_atp, int64_t new_atp,
 	if (c->no_deltas)
 		return;
 	const atp_position *p = atp_table_get(c->table, id);
+	assert(r->n_deltas < sizeof(r->deltas) / sizeof(r->deltas[0]));  /* an event changes at most two positions */
 	atp_delta *d = &r->deltas[r->n_deltas++];
 	*d = (atp_delta){
 		.sku = atp_str_of(atp_table_sku(c->table, id), p->sku_len),

@@ -52,14 +52,36 @@ static uint32_t gen_of(const conn *c, bool recv)
 	return (c->gen & 0xfffu) << 12 | (recv ? c->rgen & 0xfffu : 0);
 }
 
+/*
+ * Hand the queued SQEs to the kernel. On a failure (the kernel out of
+ * memory, or the completion queue overflowing: -EAGAIN, -EBUSY) they stay
+ * queued, and the loop's next submit_and_wait takes them; it is logged.
+ */
+static int submit(atp_stream_server *s)
+{
+	int rc;
+	do
+		rc = io_uring_submit(&s->ring);
+	while (rc == -EINTR);
+	if (rc < 0)
+		atp_log(ATP_LOG_WARN, "io_uring_submit: %s; the loop submits again at its next turn", strerror(-rc));
+	return rc;
+}
+
 static struct io_uring_sqe *sqe_get(atp_stream_server *s)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
-	if (!sqe) {
-		io_uring_submit(&s->ring);
+	for (unsigned tries = 0; !sqe && tries < 100; tries++) {
+		if (submit(s) < 0)
+			usleep(1000);  /* the kernel is short of memory: give it a moment */
 		sqe = io_uring_get_sqe(&s->ring);
 	}
-	return sqe;  /* never NULL right after a submit of a non-empty SQ */
+	if (!sqe) {
+		/* A queue that stays full for 100 ms of retries: no operation of this loop can be trusted to run. */
+		atp_log(ATP_LOG_ERROR, "io_uring: the submission queue stays full; aborting");
+		abort();
+	}
+	return sqe;
 }
 
 /* ---- the loop as front.h shares it ---- */
@@ -89,7 +111,7 @@ struct io_uring_sqe *front_sqe(atp_stream_server *s)
 
 void front_submit(atp_stream_server *s)
 {
-	io_uring_submit(&s->ring);
+	submit(s);
 }
 
 uint16_t front_buf_group(void)
@@ -182,7 +204,7 @@ static void release(atp_stream_server *s, conn *c, bool abort)
 	struct io_uring_sqe *sqe = sqe_get(s);
 	io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
 	sqe->user_data = tag(OP_CANCEL_FD, 0, 0);
-	io_uring_submit(&s->ring);
+	submit(s);
 	if (abort) {
 		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -703,7 +725,7 @@ atp_stream_server *atp_stream_server_create(atp_engine *e, int notify_fd, const 
 		arm_accept(s);
 	if (notify_fd >= 0)
 		arm_notify(s);
-	io_uring_submit(&s->ring);
+	submit(s);
 	return s;
 fail:
 	destroy(s);

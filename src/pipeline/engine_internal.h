@@ -87,7 +87,8 @@ typedef struct worker {
 	uint32_t flight_ops;   /* CQEs still expected for the group in flight */
 	uint64_t flight_t0;
 	uint64_t snapshot_bound; /* a shard snapshots once its WAL grew this much (0: never by size) */
-	atomic_bool stop;      /* set by worker_join, then the doorbell rung */
+	/* Read by the router; on a line apart from the counters above, which the worker writes per record. */
+	alignas(CACHE_LINE) atomic_bool stop;  /* set by worker_join, then the doorbell rung */
 	atomic_int failed;     /* -errno, set once */
 	char error[512];       /* written before failed is set */
 	pthread_mutex_t stats_lock;

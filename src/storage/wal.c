@@ -6,6 +6,7 @@
 #include "atp/crc32c.h"
 #include "atp/status.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -466,6 +467,9 @@ int atp_wal_append_crc(atp_wal *w, const void *payload, size_t len, uint32_t pay
 	uint8_t *p = w->buf[w->cur] + w->pend_len;
 	uint32_t len32 = (uint32_t)len;
 	uint64_t lsn = w->last_lsn + 1;
+	/* Framing, as recovery reads it back: 8-aligned records inside the segment, LSNs from its first on. */
+	assert(w->pend_len % 8 == 0 && w->pend_off % 8 == 0 && w->pend_off + w->pend_len + n <= w->seg_bytes);
+	assert(w->n_segs && lsn >= w->firsts[w->n_segs - 1]);
 	memcpy(p, &len32, 4);
 	memcpy(p + 8, &lsn, 8);
 	memcpy(p + REC_HEADER, payload, len);
@@ -491,6 +495,7 @@ bool atp_wal_flush_begin(atp_wal *w, atp_wal_write *out)
 {
 	if (w->in_flight || w->pend_len == 0 || w->failed)
 		return false;
+	assert(w->pend_off >= SEG_HEADER && w->pend_off + w->pend_len <= w->seg_bytes);
 	*out = (atp_wal_write){ .fd = w->fd, .offset = w->pend_off, .buf = w->buf[w->cur], .len = w->pend_len };
 	w->in_flight = true;
 	w->flight_len = w->pend_len;
@@ -542,7 +547,9 @@ int atp_wal_trim(atp_wal *w, uint64_t lsn)
 	if (k) {
 		memmove(w->firsts, w->firsts + k, (w->n_segs - k) * sizeof(uint64_t));
 		w->n_segs -= k;
-		fsync(w->dirfd);
+		/* The unlinks need not be durable (a segment found again is trimmed again), but say so when it fails. */
+		if (fsync(w->dirfd) < 0)
+			atp_log(ATP_LOG_WARN, "wal: %s: fsync of the directory after a trim: %s", w->dir, strerror(errno));
 	}
 	return (int)k;
 }

@@ -3,6 +3,7 @@ classes (from flatc), atpd started and stopped on loopback ports, a gRPC
 Subscribe consumer that rebuilds a channel's view from its messages alone
 and checks every message as it goes, and the views expected from atpd's
 own positions (Scan)."""
+import atexit
 import os
 import re
 import signal
@@ -16,7 +17,7 @@ import flatbuffers
 import grpc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TMP = tempfile.mkdtemp(prefix="atp-channels-")
+TMP = tempfile.mkdtemp(prefix="atp-harness-")
 subprocess.run(["flatc", "--python", "-o", TMP + "/py", ROOT + "/fbs/atp.fbs", ROOT + "/fbs/delta.fbs"], check=True)
 sys.path.insert(0, TMP + "/py")
 from atp.v1 import Delta, DeltaKind, PositionAtp, ScanRequest, SubscribeRequest  # noqa: E402
@@ -249,3 +250,8 @@ def cleanup():
             os.kill(int(p), signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+# Whatever way a test script ends (a failed check that raised included), no process of its leaks: an orphaned
+# atpd would hold meson's output pipe and the suite would wait for it.
+atexit.register(cleanup)
