@@ -171,9 +171,14 @@ void atp_engine_abandon(atp_engine *e);
 
 /* The highest seq of source such that it and every earlier one are durable or refused; 0 when unknown. */
 uint64_t atp_engine_durable_seq(const atp_engine *e, const char *source);
-/* The sources known (ids 0 .. n-1, the engine's '@' ones too): one's name, and its durable seq in *durable. */
+/*
+ * The sources known (ids 0 .. n-1, the engine's '@' ones too): one's name,
+ * its durable seq in *durable, and in *seen the engine's time (ms; the wall
+ * clock's under atpd's clock = wall) when its last event was submitted
+ * since start, new, duplicate or refused (0: none since start).
+ */
 uint32_t atp_engine_source_count(const atp_engine *e);
-const char *atp_engine_source_at(const atp_engine *e, uint32_t id, uint64_t *durable);
+const char *atp_engine_source_at(const atp_engine *e, uint32_t id, uint64_t *durable, uint64_t *seen);
 /* The failure message once the engine has failed, else NULL. */
 const char *atp_engine_error(const atp_engine *e);
 

@@ -165,10 +165,18 @@ static void engine_metrics(out *o, const atpd_metrics *m, const atp_engine_stats
 	one(o, "atpd_recovered_records", "gauge", "WAL records replayed when it opened.", st->recovered_records);
 	family(o, "atpd_source_durable_seq", "gauge", "Per source: every seq up to it is durable (or refused); a sender resumes after it.");
 	char name[2 * 64 + 8];
+	uint64_t seq, seen;
 	for (uint32_t i = 0; i < atp_engine_source_count(m->e); i++) {
-		uint64_t seq;
-		const char *s = atp_engine_source_at(m->e, i, &seq);
+		const char *s = atp_engine_source_at(m->e, i, &seq, &seen);
 		put(o, "atpd_source_durable_seq{source=\"%s\"} %" PRIu64 "\n", esc(s, name, sizeof(name)), seq);
+	}
+	family(o, "atpd_source_last_event_seconds", "gauge",
+	       "Per source that sent since start: the engine's time (unix seconds under clock = wall) of its last event.");
+	for (uint32_t i = 0; i < atp_engine_source_count(m->e); i++) {
+		const char *s = atp_engine_source_at(m->e, i, &seq, &seen);
+		if (seen)
+			put(o, "atpd_source_last_event_seconds{source=\"%s\"} %.3f\n", esc(s, name, sizeof(name)),
+			    (double)seen / 1e3);
 	}
 }
 

@@ -30,6 +30,7 @@
 typedef struct rsource {
 	uint64_t durable;  /* every seq <= durable completed */
 	uint64_t *done;    /* bit (seq % WINDOW): completed, above durable */
+	uint64_t seen;     /* the engine's time at its last event since start (new, duplicate or refused); 0: none */
 } rsource;
 
 typedef struct stage {
@@ -382,7 +383,7 @@ static int replay_record(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
 		return -1;
 	if (atp_record_decode(p, len, &rec) < 0 || rec.kind == ATP_REC_SNAPSHOT)
 		return -1;
-	assert(lsn > rc->last_lsn);  /* the WAL hands records over in LSN order */
+	assert(lsn == rc->last_lsn + 1);  /* the WAL hands over every record after the snapshot, in LSN order (wal.c checks it too) */
 	rc->last_lsn = lsn;
 	rc->records++;
 	if (rec.kind == ATP_REC_EVENT) {
@@ -827,6 +828,7 @@ static int submit(atp_engine *e, const atp_event *ev, uint32_t s, const atp_even
 	}
 	atp_source *src = atp_sources_at(e->sources, id);
 	rsource *r = &e->rs[id];
+	r->seen = e->now ? e->now : 1;
 	if (expected)
 		*expected = src->hwm + 1;
 	if (ev->seq <= src->hwm) {
@@ -958,10 +960,11 @@ uint32_t atp_engine_source_count(const atp_engine *e)
 	return atp_sources_count(e->sources);
 }
 
-const char *atp_engine_source_at(const atp_engine *e, uint32_t id, uint64_t *durable)
+const char *atp_engine_source_at(const atp_engine *e, uint32_t id, uint64_t *durable, uint64_t *seen)
 {
 	assert(id < atp_sources_count(e->sources));
 	*durable = e->rs[id].durable;
+	*seen = e->rs[id].seen;
 	return atp_sources_get(e->sources, id)->name;
 }
 

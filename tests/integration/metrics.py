@@ -8,6 +8,7 @@ connections than allowed, one that never sends its request, other paths
 and methods; atpd answers each and goes on serving.
 
 Usage: metrics.py ATPD ATPCTL ORDER_LINES"""
+import csv
 import json
 import os
 import re
@@ -83,6 +84,7 @@ check(PROMTOOL is not None, "promtool is installed (Debian's prometheus package;
 day = os.path.join(TMP, "day.csv")
 subprocess.run([ATPCTL, "simday", "--one-source", "--order-lines", ORDER_LINES, "--out", day], check=True, capture_output=True, timeout=120)
 rows = sum(1 for _ in open(day)) - 1
+last_at = max(int(r["occurred_at"]) for r in csv.DictReader(open(day)))
 ref = subprocess.run([ATPCTL, "import", day], check=True, capture_output=True, text=True, timeout=300).stdout
 print(ref)
 by_type = {t.lower(): int(n) for t, n in re.findall(r"([A-Z]+) (\d+)", re.search(r"by type: (.*)", ref).group(1))}
@@ -148,6 +150,10 @@ check(value(m, "atpd_negative_on_hand_events_total") == negative and value(m, "a
 check(value(m, "atpd_positions") == positions, "positions: %s = %d" % (value(m, "atpd_positions"), positions))
 for src, q in seqs.items():
     check(value(m, "atpd_source_durable_seq", source=src) == q, "source %s durable through %d" % (src, q))
+    # clock = events: the engine's time is the latest occurred_at it has seen, the day's last one by then.
+    seen = value(m, "atpd_source_last_event_seconds", source=src)
+    check(seen == last_at / 1000, "source %s: its last event at the engine's time %s s (the day ends at %d ms)"
+          % (src, seen, last_at))
 check(value(m, "atpd_stream_events_total") == rows, "the event stream received the day's %d rows" % rows)
 commits = value(m, "atpd_fsync_seconds_count")
 check(commits and commits == value(m, "atpd_group_commit_events_count") and
@@ -173,15 +179,18 @@ st = subprocess.run([ATPCTL, "status", "--metrics", "127.0.0.1:%d" % d.metrics, 
 print(st.stdout + st.stderr)
 check(st.returncode == 0 and ("%d since start" % value(m, "atpd_engine_events_total")) in st.stdout and
       "positions %d of" % positions in st.stdout and
-      all("%s %d" % (src, q) in st.stdout for src, q in seqs.items()) and "web: 0 subscribers" in st.stdout,
-      "atpctl status: events, positions, every source's seq, the channel")
+      all(re.search(r"%s %d \([^)]+ ago\)" % (re.escape(src), q), st.stdout) for src, q in seqs.items()) and
+      "web: 0 subscribers" in st.stdout,
+      "atpctl status: events, positions, every source's seq and last event, the channel")
 js = subprocess.run([ATPCTL, "status", "--metrics", "127.0.0.1:%d" % d.metrics, "--json", "--interval-ms", "200"],
                     capture_output=True, text=True, timeout=30)
 try:
     j = json.loads(js.stdout)
 except ValueError:
     j = {}
-check(j.get("positions") == positions and j.get("sources", {}) .get(next(iter(seqs))) == seqs[next(iter(seqs))] and
+src = next(iter(seqs))
+check(j.get("positions") == positions and j.get("sources", {}).get(src, {}).get("durable_seq") == seqs[src] and
+      j["sources"][src].get("last_event_seconds", 0) > 0 and
       j.get("events_per_second") == 0 and "web" in j.get("channels", {}),
       "atpctl status --json: the same figures, an idle rate of 0")
 bad = subprocess.run([ATPCTL, "status", "--metrics", "127.0.0.1:1"], capture_output=True, text=True, timeout=30)

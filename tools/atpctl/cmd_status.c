@@ -237,12 +237,15 @@ static void print_text(const char *addr, const scrape *a, const scrape *b, doubl
 	printf("connections: event stream %.0f, gRPC %.0f (%.0f calls/s now, %.0f calls and %.0f errors since start)\n",
 	       isnan(sc) ? 0 : sc, isnan(gc) ? 0 : gc, isnan(call_rate) ? 0 : call_rate, isnan(calls) ? 0 : calls,
 	       isnan(errors) ? 0 : errors);
-	printf("sources (durable seq):");
+	printf("sources (durable seq, last event):");
 	const char *sep = " ";
 	for (size_t i = 0; i < b->n; i++)
 		if (strcmp(b->s[i].name, "atpd_source_durable_seq") == 0) {
-			char name[160];
-			printf("%s%s %.0f", sep, label(b->s[i].labels, "source", name, sizeof(name)), b->s[i].v);
+			char name[160], l[200];
+			label(b->s[i].labels, "source", name, sizeof(name));
+			snprintf(l, sizeof(l), "source=\"%s\"", name);
+			double seen = get(b, "atpd_source_last_event_seconds", l);
+			printf("%s%s %.0f (%s)", sep, name, b->s[i].v, ago((double)time(NULL) - seen, when, sizeof(when)));
 			sep = ", ";
 		}
 	printf("\nchannels:");
@@ -286,7 +289,14 @@ static void print_json(const scrape *a, const scrape *b, double dt)
 	for (size_t i = 0; i < b->n; i++)
 		if (strcmp(b->s[i].name, "atpd_source_durable_seq") == 0) {
 			char name[160];
-			printf("%s\"%s\": %.0f", first ? "" : ", ", label(b->s[i].labels, "source", name, sizeof(name)), b->s[i].v);
+			char l[200];
+			label(b->s[i].labels, "source", name, sizeof(name));
+			snprintf(l, sizeof(l), "source=\"%s\"", name);
+			double seen = get(b, "atpd_source_last_event_seconds", l);
+			printf("%s\"%s\": {\"durable_seq\": %.0f", first ? "" : ", ", name, b->s[i].v);
+			if (!isnan(seen))
+				printf(", \"last_event_seconds\": %.3f", seen);
+			printf("}");
 			first = false;
 		}
 	printf("}, \"channels\": {");
