@@ -35,6 +35,13 @@
  *     damaged token, FAILED_PRECONDITION for a token of another data
  *     directory, RESOURCE_EXHAUSTED past the subscriber limit, UNAVAILABLE
  *     when the server drains.
+ *   - Admin/Snapshot(SnapshotRequest) -> SnapshotReply: every shard writes
+ *     a snapshot now (the SIGUSR1 of a running atpd); the reply leaves once
+ *     they are durable, with the shard count and how long it took; the
+ *     request's reason goes to the log. INTERNAL when writing failed (the
+ *     engine then stops, as on any storage failure). Open to every client
+ *     that reaches the port until authorization exists (issue 23): the
+ *     listener is on loopback by default.
  * Status codes: INVALID_ARGUMENT for a bad message (the message names the
  * field), NOT_FOUND, RESOURCE_EXHAUSTED past a limit (in-flight calls,
  * message size, scans), UNAVAILABLE while draining, DEADLINE_EXCEEDED
@@ -72,6 +79,9 @@ typedef struct atp_grpc_config {
 	uint32_t idle_ms;            /* a connection without a frame or a call for this long is closed */
 	uint32_t send_timeout_ms;    /* a connection not taking our bytes for this long is reset */
 	struct atp_hub *hub;         /* the channel stream (atp/hub.h) Subscribe serves; NULL: none */
+	/* Admin/Snapshot asks the owner of the engine for a snapshot (then atp_grpc_server_snapshot_done); NULL: UNIMPLEMENTED. */
+	void (*ask_snapshot)(void *ctx);
+	void *admin_ctx;
 } atp_grpc_config;
 
 /* 127.0.0.1:7401, 1024 connections, 128 streams, 4096 calls, 4 MiB, 16 KiB, 256 lines, 4 scans, 600 s, 30 s. */
@@ -90,7 +100,14 @@ uint16_t atp_grpc_server_port(const atp_grpc_server *g);
  */
 void atp_grpc_server_shutdown(atp_grpc_server *g);
 
-#define ATP_GRPC_METHODS 8           /* "unknown" (no such method, or refused before its headers), then the methods */
+/*
+ * The snapshot asked for by cfg.ask_snapshot was written (rc 0, taking
+ * millis since the first waiting call asked) or failed (rc < 0): every
+ * Admin/Snapshot call waiting is answered. Loop thread, outside a turn.
+ */
+void atp_grpc_server_snapshot_done(atp_grpc_server *g, int rc, uint64_t millis);
+
+#define ATP_GRPC_METHODS 9           /* "unknown" (no such method, or refused before its headers), then the methods */
 #define ATP_GRPC_STATUSES 17         /* gRPC status codes 0 (OK) .. 16 */
 #define ATP_GRPC_LATENCY_BUCKETS 24  /* bucket b: answered within 2^b us of the call's headers (b = 23: or later) */
 
@@ -103,7 +120,7 @@ typedef struct atp_grpc_stats {
 	uint64_t latency_ns_sum[ATP_GRPC_METHODS];
 } atp_grpc_stats;
 
-/* The name of method index m (< ATP_GRPC_METHODS): "unknown", "GetAtp", ... "Subscribe". */
+/* The name of method index m (< ATP_GRPC_METHODS): "unknown", "GetAtp", ... "Admin.Snapshot". */
 const char *atp_grpc_method_name(unsigned m);
 
 void atp_grpc_server_stats(const atp_grpc_server *g, atp_grpc_stats *out);

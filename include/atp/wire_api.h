@@ -22,11 +22,13 @@ extern "C" {
 #define ATP_V1_MAX_LIST 4096u          /* elements of any list: locations, lines, queries, positions */
 #define ATP_V1_MAX_TABLES 65536u       /* tables visited while verifying one message */
 #define ATP_V1_CHANNEL_MAX 64u         /* bytes of a channel name */
+#define ATP_V1_REASON_MAX 200u         /* bytes of an operator's reason (Admin calls) */
 
 extern const atp_fb_table_rule atp_v1_atp_query_rule, atp_v1_position_atp_rule, atp_v1_atp_reply_rule,
 	atp_v1_atp_batch_query_rule, atp_v1_atp_batch_reply_rule, atp_v1_reserve_request_rule,
 	atp_v1_reserve_reply_rule, atp_v1_release_request_rule, atp_v1_release_reply_rule,
-	atp_v1_scan_request_rule, atp_v1_subscribe_request_rule, atp_v1_delta_rule;
+	atp_v1_scan_request_rule, atp_v1_subscribe_request_rule, atp_v1_delta_rule, atp_v1_snapshot_request_rule,
+	atp_v1_snapshot_reply_rule;
 
 /* The root table of msg verified by rule, or NULL with *rc an ATP_FB_E_* code. */
 static inline const uint8_t *atp_v1_verify(const void *msg, size_t msg_len, const atp_fb_table_rule *rule, int *rc)
@@ -112,6 +114,9 @@ ATP_V1_BOOL(reserve_reply_duplicate, 2)
 ATP_V1_STRING(release_request_reservation_id, 0)
 ATP_V1_I64(release_reply_released, 0)
 ATP_V1_BOOL(release_reply_found, 1)
+ATP_V1_STRING(snapshot_request_reason, 0)
+ATP_V1_U64(snapshot_reply_millis, 1)
+static inline uint32_t atp_v1_snapshot_reply_shards(const uint8_t *t) { return atp_fb_get_u32(t, 0); }
 
 ATP_V1_STRING(scan_request_after_sku, 0)
 static inline uint32_t atp_v1_scan_request_limit(const uint8_t *t)
@@ -200,6 +205,8 @@ atp_fb_ref atp_v1_build_reserve_reply(atp_fb_builder *b, atp_str reservation_id,
 				      uint32_t n, bool duplicate);
 atp_fb_ref atp_v1_build_release_request(atp_fb_builder *b, atp_str reservation_id);
 atp_fb_ref atp_v1_build_release_reply(atp_fb_builder *b, int64_t released, bool found);
+atp_fb_ref atp_v1_build_snapshot_request(atp_fb_builder *b, atp_str reason);
+atp_fb_ref atp_v1_build_snapshot_reply(atp_fb_builder *b, uint32_t shards, uint64_t millis);
 atp_fb_ref atp_v1_build_scan_request(atp_fb_builder *b, atp_str after_sku, uint32_t limit);
 atp_fb_ref atp_v1_build_subscribe_request(atp_fb_builder *b, atp_str channel, const uint8_t *token, uint32_t len);
 /* refs may be NULL. */

@@ -31,6 +31,7 @@
 #include "atp/wire_event.h"
 #include "metrics.h"
 #include "notify.h"
+#include "settings.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -68,238 +69,6 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-enum clock_mode { CLOCK_WALL, CLOCK_EVENTS, CLOCK_FROZEN };
-
-typedef struct settings {
-	atp_engine_config engine;
-	atp_stream_config stream;
-	bool listen;
-	atp_grpc_config grpc;
-	bool grpc_on;
-	char metrics_listen[128];
-	bool metrics_on;
-	uint64_t metrics_max_bytes;
-	bool check_only;        /* --check-config */
-	int log_level;          /* atp/log.h */
-	bool logfmt;            /* log_format = logfmt */
-	enum clock_mode clock;
-	uint64_t tick_ms;
-	atp_channel_set channels;
-	atp_hub_config hub;
-	enum { STREAM_AUTO, STREAM_ON, STREAM_OFF } channel_stream;
-	char err[256];          /* why apply_setting() refused */
-} settings;
-
-static int parse_u64(const char *v, uint64_t max, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long x = strtoull(v, &end, 10);
-	if (errno || end == v || *end || v[0] == '-' || x > max)
-		return -1;
-	*out = x;
-	return 0;
-}
-
-/* One "key = value" setting; -1 for an unknown key or a bad value (s->err may say why). */
-static int apply_setting(settings *s, const char *key, const char *v)
-{
-	uint64_t x;
-	atp_engine_config *e = &s->engine;
-	s->err[0] = 0;
-	int ch = atp_channel_setting(&s->channels, key, v, s->err, sizeof(s->err));
-	if (ch)
-		return ch < 0 ? -1 : 0;
-	if (strcmp(key, "listen") == 0) {
-		s->listen = strcmp(v, "none") != 0;
-		if (strlen(v) >= sizeof(s->stream.listen))
-			return -1;
-		snprintf(s->stream.listen, sizeof(s->stream.listen), "%s", v);
-		return 0;
-	}
-	if (strcmp(key, "grpc_listen") == 0) {
-		s->grpc_on = strcmp(v, "none") != 0;
-		if (strlen(v) >= sizeof(s->grpc.listen))
-			return -1;
-		snprintf(s->grpc.listen, sizeof(s->grpc.listen), "%s", v);
-		return 0;
-	}
-	if (strcmp(key, "log_level") == 0)
-		return (s->log_level = atp_log_level_of(v)) < 0 ? -1 : 0;
-	if (strcmp(key, "log_format") == 0) {
-		s->logfmt = strcmp(v, "logfmt") == 0;
-		return s->logfmt || strcmp(v, "text") == 0 ? 0 : -1;
-	}
-	if (strcmp(key, "metrics_listen") == 0) {
-		s->metrics_on = strcmp(v, "none") != 0;
-		if (strlen(v) >= sizeof(s->metrics_listen))
-			return -1;
-		snprintf(s->metrics_listen, sizeof(s->metrics_listen), "%s", v);
-		return 0;
-	}
-	if (strcmp(key, "channel_stream") == 0) {
-		static const char *const modes[] = { "auto", "on", "off" };
-		for (int i = 0; i < 3; i++)
-			if (strcmp(v, modes[i]) == 0) {
-				s->channel_stream = i;
-				return 0;
-			}
-		return -1;
-	}
-	if (strcmp(key, "clock") == 0) {
-		static const char *const modes[] = { "wall", "events", "frozen" };
-		for (int i = 0; i < 3; i++)
-			if (strcmp(v, modes[i]) == 0) {
-				s->clock = (enum clock_mode)i;
-				return 0;
-			}
-		return -1;
-	}
-	if (strcmp(key, "first_cpu") == 0 || strcmp(key, "router_cpu") == 0) {
-		int cpu = strcmp(v, "none") == 0 ? -1 : parse_u64(v, 4095, &x) == 0 ? (int)x : -2;
-		if (cpu == -2)
-			return -1;
-		*(strcmp(key, "first_cpu") == 0 ? &e->first_cpu : &e->router_cpu) = cpu;
-		return 0;
-	}
-	static const struct {
-		const char *key;
-		uint64_t max, scale;
-	} keys[] = {
-		{ "shards", ATP_ENGINE_MAX_SHARDS, 1 }, { "workers", ATP_ENGINE_MAX_WORKERS, 1 },
-		{ "segment_mb", 4096, 1u << 20 },      { "snapshot_mb", 1u << 20, 1u << 20 },
-		{ "max_positions", 1u << 25, 1 },      { "max_lines", 1u << 30, 1 },
-		{ "max_sources", 1u << 16, 1 },        { "tick_ms", 3600000, 1 },
-		{ "max_connections", 1u << 20, 1 },    { "max_frame", ATP_WIRE_MAX_MESSAGE, 1 },
-		{ "max_batch", ATP_WIRE_MAX_BATCH, 1 }, { "max_unacked_mb", 1024, 1u << 20 },
-		{ "frame_timeout_ms", 3600000, 1 },    { "idle_ms", 86400000, 1 },
-		{ "ack_timeout_ms", 3600000, 1 },      { "grpc_max_connections", 1u << 20, 1 },
-		{ "grpc_max_streams", 1u << 16, 1 },   { "grpc_max_calls", 1u << 20, 1 },
-		{ "grpc_max_message", 4u << 20, 1 },   { "grpc_max_header_list", 1u << 20, 1 },
-		{ "grpc_max_reserve_lines", 4096, 1 }, { "grpc_max_scans", 1024, 1 },
-		{ "grpc_idle_ms", 86400000, 1 },       { "grpc_send_timeout_ms", 3600000, 1 },
-		{ "channel_retention_mb", 1u << 16, 1u << 20 }, { "channel_retention_s", 30u * 86400, 1000 },
-		{ "channel_conflate_mb", 1u << 16, 1u << 20 },  { "channel_max_subscribers", 1u << 16, 1 },
-		{ "channel_heartbeat_ms", 3600000, 1 },  { "metrics_max_kb", 1u << 20, 1024 },
-	};
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		if (strcmp(key, keys[i].key) != 0)
-			continue;
-		if (parse_u64(v, keys[i].max, &x) < 0 || (x == 0 && i != 3 && i != 25))
-			return -1;
-		x *= keys[i].scale;
-		switch (i) {
-		case 0: e->shards = (uint32_t)x; break;
-		case 1: e->workers = (uint32_t)x; break;
-		case 2: e->wal.segment_bytes = x; break;
-		case 3: e->snapshot_wal_bytes = x; break;
-		case 4: e->core.max_positions = (uint32_t)x; break;
-		case 5: e->core.max_lines = (uint32_t)x; break;
-		case 6: e->core.max_sources = (uint32_t)x; break;
-		case 7: s->tick_ms = x; break;
-		case 8: s->stream.max_connections = (uint32_t)x; break;
-		case 9: s->stream.max_frame = (uint32_t)x; break;
-		case 10: s->stream.max_batch = (uint32_t)x; break;
-		case 11: s->stream.max_unacked = (uint32_t)x; break;
-		case 12: s->stream.frame_timeout_ms = (uint32_t)x; break;
-		case 13: s->stream.idle_ms = (uint32_t)x; break;
-		case 14: s->stream.ack_timeout_ms = (uint32_t)x; break;
-		case 15: s->grpc.max_connections = (uint32_t)x; break;
-		case 16: s->grpc.max_streams = (uint32_t)x; break;
-		case 17: s->grpc.max_calls = (uint32_t)x; break;
-		case 18: s->grpc.max_message = (uint32_t)x; break;
-		case 19: s->grpc.max_header_list = (uint32_t)x; break;
-		case 20: s->grpc.max_reserve_lines = (uint32_t)x; break;
-		case 21: s->grpc.max_scans = (uint32_t)x; break;
-		case 22: s->grpc.idle_ms = (uint32_t)x; break;
-		case 23: s->grpc.send_timeout_ms = (uint32_t)x; break;
-		case 24: s->hub.retention_bytes = x; break;
-		case 25: s->hub.retention_ms = x; break;
-		case 26: s->hub.conflate_bytes = x; break;
-		case 27: s->hub.max_subscribers = (uint32_t)x; break;
-		case 28: s->hub.heartbeat_ms = (uint32_t)x; break;
-		default: s->metrics_max_bytes = x; break;
-		}
-		return 0;
-	}
-	return -1;
-}
-
-static int read_config(const char *path, settings *s)
-{
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		atp_log(ATP_LOG_ERROR, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	char line[512];
-	for (unsigned n = 1; fgets(line, sizeof(line), f); n++) {
-		char key[64], value[256];
-		char *hash = strchr(line, '#');
-		if (hash)
-			*hash = 0;
-		if (sscanf(line, " %63[A-Za-z0-9_.-] = %255s", key, value) != 2) {
-			if (strspn(line, " \t\r\n") == strlen(line))
-				continue;
-			atp_log(ATP_LOG_ERROR, "%s:%u: expected 'key = value'", path, n);
-			fclose(f);
-			return -1;
-		}
-		if (apply_setting(s, key, value) < 0) {
-			if (s->err[0])
-				atp_log(ATP_LOG_ERROR, "%s:%u: %s", path, n, s->err);
-			else
-				atp_log(ATP_LOG_ERROR, "%s:%u: unknown setting or bad value: %s = %s", path, n, key, value);
-			fclose(f);
-			return -1;
-		}
-	}
-	fclose(f);
-	return 0;
-}
-
-/*
- * The settings: defaults, then --config FILE and --set KEY=VALUE in the
- * order given. 0, or -1 after a message. *data gets --data's (when data).
- */
-static int load_settings(settings *s, int argc, char **argv, const char **data)
-{
-	*s = (settings){ .engine = atp_engine_config_default(), .stream = atp_stream_config_default(), .listen = true,
-			 .grpc = atp_grpc_config_default(), .grpc_on = true, .tick_ms = 1000,
-			 .hub = atp_hub_config_default(), .metrics_listen = "127.0.0.1:9464", .metrics_on = true,
-			 .metrics_max_bytes = 1u << 20, .log_level = ATP_LOG_INFO };
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
-			if (data)
-				*data = argv[i + 1];
-			i++;
-		} else if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "--check-config") == 0) && i + 1 < argc) {
-			s->check_only |= argv[i][2] == 'c' && argv[i][3] == 'h';
-			if (read_config(argv[++i], s) < 0)
-				return -1;
-		} else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
-			char key[64];
-			const char *v = strchr(argv[++i], '=');
-			if (!v || v - argv[i] >= (long)sizeof(key)) {
-				atp_log(ATP_LOG_ERROR, "--set wants KEY=VALUE, got '%s'", argv[i]);
-				return -1;
-			}
-			snprintf(key, sizeof(key), "%.*s", (int)(v - argv[i]), argv[i]);
-			if (apply_setting(s, key, v + 1) < 0) {
-				atp_log(ATP_LOG_ERROR, "--set %s: %s", argv[i], s->err[0] ? s->err : "unknown setting or bad value");
-				return -1;
-			}
-		} else {
-			fprintf(stderr, "usage: atpd --data DIR [--config FILE] [--set KEY=VALUE]...\n       atpd --check-config FILE [--set KEY=VALUE]...\n");
-			return -1;
-		}
-	}
-	if (s->engine.wal.buffer_bytes > s->engine.wal.segment_bytes / 4)
-		s->engine.wal.buffer_bytes = (uint32_t)(s->engine.wal.segment_bytes / 4);
-	s->hub.max_positions = s->engine.core.max_positions;
-	return 0;
-}
-
 /* log_format = logfmt: one line per message, ts, level and msg (quoted, escaped), for the journal and log shippers. */
 static void logfmt_sink(int level, const char *text)
 {
@@ -331,7 +100,7 @@ static void reload(atp_hub *hub, int argc, char **argv)
 {
 	static settings fresh;
 	notify_send("RELOADING=1\nSTATUS=reloading the settings");
-	if (load_settings(&fresh, argc, argv, NULL) < 0) {
+	if (settings_load(&fresh, argc, argv, NULL) < 0) {
 		atp_log(ATP_LOG_ERROR, "SIGHUP: the settings above are wrong; the channels stay as they were");
 	} else if (!hub) {
 		if (fresh.channels.n)
@@ -349,7 +118,19 @@ static void reload(atp_hub *hub, int argc, char **argv)
 /* The longest an idle event loop sleeps: the granularity of its timeouts and heartbeats. */
 #define IDLE_WAIT_MS 100
 
-static int serve(atp_engine *e, atp_stream_server *srv, atp_hub *hub, const settings *s, int argc, char **argv)
+/* Admin/Snapshot (atp/grpc_server.h): as SIGUSR1, from the loop; the time of the first ask not yet served. */
+static uint64_t snapshot_asked_ms;
+
+static void ask_snapshot(void *ctx)
+{
+	(void)ctx;
+	if (!snapshot_asked)
+		snapshot_asked_ms = mono_ms();
+	snapshot_asked = 1;
+}
+
+static int serve(atp_engine *e, atp_stream_server *srv, atp_grpc_server *api, atp_hub *hub, const settings *s,
+		 int argc, char **argv)
 {
 	struct timespec nap = { 0, 10 * 1000000 };
 	uint64_t next_tick = 0, next_ping = 0;
@@ -376,8 +157,13 @@ static int serve(atp_engine *e, atp_stream_server *srv, atp_hub *hub, const sett
 		}
 		if (snapshot_asked) {
 			snapshot_asked = 0;
-			atp_log(ATP_LOG_INFO, "SIGUSR1: writing a snapshot of every shard");
-			if (atp_engine_snapshot(e) < 0)
+			uint64_t asked = snapshot_asked_ms ? snapshot_asked_ms : mono_ms();
+			snapshot_asked_ms = 0;
+			atp_log(ATP_LOG_INFO, "writing a snapshot of every shard");
+			int rc = atp_engine_snapshot(e);
+			if (api)
+				atp_grpc_server_snapshot_done(api, rc, mono_ms() - asked);
+			if (rc < 0)
 				return -1;
 			atp_log(ATP_LOG_INFO, "snapshot written");
 		}
@@ -404,15 +190,20 @@ int main(int argc, char **argv)
 {
 	static settings s;
 	const char *data = NULL;
-	if (load_settings(&s, argc, argv, &data) < 0)
+	if (settings_load(&s, argc, argv, &data) < 0)
 		return 2;
-	atp_log_setup(s.logfmt ? logfmt_sink : NULL, s.log_level);
+	if (s.help) {
+		settings_print_reference(stdout);
+		return 0;
+	}
+	atp_log_setup(s.log_format == 1 ? logfmt_sink : NULL, s.log_level);
 	if (s.check_only) {
 		atp_log(ATP_LOG_INFO, "the settings are valid");
 		return 0;
 	}
 	if (!data) {
-		fprintf(stderr, "usage: atpd --data DIR [--config FILE] [--set KEY=VALUE]...\n       atpd --check-config FILE [--set KEY=VALUE]...\n");
+		fprintf(stderr, "usage: atpd --data DIR [--config FILE] [--set KEY=VALUE]...\n"
+				"       atpd --check-config FILE [--set KEY=VALUE]...\n       atpd --help-settings\n");
 		return 2;
 	}
 
@@ -458,6 +249,7 @@ int main(int argc, char **argv)
 		atp_log(ATP_LOG_INFO, "channel stream on: %u channels", s.channels.n);
 	}
 	s.grpc.hub = hub;
+	s.grpc.ask_snapshot = ask_snapshot;
 	atp_stream_server *srv = NULL;
 	atp_grpc_server *api = NULL;
 	atp_metrics_server *metrics = NULL;
@@ -500,7 +292,7 @@ int main(int argc, char **argv)
 	atp_engine_stats_get(e, &opened);
 	notify_send("READY=1\nSTATUS=serving: %u shards, %" PRIu64 " WAL records replayed in %.3f s", atp_engine_shards(e),
 		    opened.recovered_records, opened.recovery_seconds);
-	int rc = serve(e, srv, hub, &s, argc, argv);
+	int rc = serve(e, srv, api, hub, &s, argc, argv);
 	if (rc < 0) {
 		atp_log(ATP_LOG_ERROR, "stopping after a storage failure: %s", atp_engine_error(e));
 		notify_send("STOPPING=1\nSTATUS=stopped after a storage failure: %s", atp_engine_error(e));

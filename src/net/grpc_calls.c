@@ -198,7 +198,7 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *b
 /* The reply's status and latency, by method. */
 static void count_reply(atp_grpc_server *g, const call *c, int status)
 {
-	_Static_assert(M_SUBSCRIBE + 1 == ATP_GRPC_METHODS, "one row per method");
+	_Static_assert(M_SNAPSHOT + 1 == ATP_GRPC_METHODS, "one row per method");
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - c->start_ns;
@@ -217,7 +217,7 @@ const char *atp_grpc_method_name(unsigned m)
 	static const char *const names[ATP_GRPC_METHODS] = {
 		[M_NONE] = "unknown",   [M_GET_ATP] = "GetAtp", [M_GET_ATP_BATCH] = "GetAtpBatch",
 		[M_RESERVE] = "Reserve", [M_RELEASE] = "Release", [M_SCAN] = "Scan",
-		[M_HEALTH] = "Health.Check", [M_SUBSCRIBE] = "Subscribe",
+		[M_HEALTH] = "Health.Check", [M_SUBSCRIBE] = "Subscribe", [M_SNAPSHOT] = "Admin.Snapshot",
 	};
 	return m < ATP_GRPC_METHODS ? names[m] : "?";
 }
@@ -314,7 +314,7 @@ static uint8_t method_of(const uint8_t *p, size_t n)
 		{ "/atp.v1.Atp/GetAtp", M_GET_ATP },   { "/atp.v1.Atp/GetAtpBatch", M_GET_ATP_BATCH },
 		{ "/atp.v1.Atp/Reserve", M_RESERVE },  { "/atp.v1.Atp/Release", M_RELEASE },
 		{ "/atp.v1.Atp/Scan", M_SCAN },        { "/grpc.health.v1.Health/Check", M_HEALTH },
-		{ "/atp.v1.Atp/Subscribe", M_SUBSCRIBE },
+		{ "/atp.v1.Atp/Subscribe", M_SUBSCRIBE }, { "/atp.v1.Admin/Snapshot", M_SNAPSHOT },
 	};
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
 		if (equals(p, n, paths[i].path))

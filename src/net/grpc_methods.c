@@ -14,6 +14,7 @@
 #include "grpc_internal.h"
 
 #include "atp/limits.h"
+#include "atp/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -554,6 +555,39 @@ bool m_scan_more(atp_grpc_server *g, call *c, uint32_t want)
 	return c->scan_next < c->scan_n;
 }
 
+/* ---- Admin/Snapshot ---- */
+
+static void snapshot(atp_grpc_server *g, call *c)
+{
+	const uint8_t *q = verify(g, c, &atp_v1_snapshot_request_rule, "atp.v1.SnapshotRequest");
+	if (!q)
+		return;
+	if (!g->cfg.ask_snapshot)
+		FAIL(g, c, G_UNIMPLEMENTED, "this server writes no snapshot on request");
+	atp_str why = atp_v1_snapshot_request_reason(q);
+	atp_log(ATP_LOG_INFO, "Admin/Snapshot: a snapshot asked for%s%.*s", why.len ? ": " : "", (int)why.len,
+		why.ptr ? why.ptr : "");
+	start_waiting(g, c);
+	g->cfg.ask_snapshot(g->cfg.admin_ctx);
+}
+
+void atp_grpc_server_snapshot_done(atp_grpc_server *g, int rc, uint64_t millis)
+{
+	for (uint32_t k = 0; k < g->n_calls_total; k++) {
+		call *c = &g->calls[k];
+		if (c->state != CALL_WAIT || c->method != M_SNAPSHOT)
+			continue;
+		if (rc < 0) {
+			const char *why = atp_engine_error(g->e);
+			g_respond(g, c, G_INTERNAL, "the snapshot failed: %s", why ? why : "see atpd's log");
+			continue;
+		}
+		atp_fb_builder b;
+		atp_fb_builder_init(&b, g->scratch, SCRATCH_BYTES);
+		reply_with(g, c, &b, atp_v1_build_snapshot_reply(&b, atp_engine_shards(g->e), millis));
+	}
+}
+
 /* ---- dispatch ---- */
 
 void m_dispatch(atp_grpc_server *g, call *c)
@@ -579,6 +613,9 @@ void m_dispatch(atp_grpc_server *g, call *c)
 		break;
 	case M_SUBSCRIBE:
 		m_subscribe(g, c);
+		break;
+	case M_SNAPSHOT:
+		snapshot(g, c);
 		break;
 	default:
 		g_respond(g, c, G_UNIMPLEMENTED, "no such method");

@@ -33,6 +33,8 @@ RULE(line_result, STRING(0, ATP_SKU_MAX), STRING(1, ATP_LOC_MAX), SCALAR(2, 8), 
 RULE(reserve_reply, STRING(0, ATP_REF_MAX), TABLES(1, atp_v1_line_result_rule), SCALAR(2, 1));
 RULE(release_request, NAMED_STRING(0, ATP_REF_MAX, "reservation_id"));
 RULE(release_reply, SCALAR(0, 8), SCALAR(1, 1));
+RULE(snapshot_request, NAMED_STRING(0, ATP_V1_REASON_MAX, "reason"));
+RULE(snapshot_reply, SCALAR(0, 4), SCALAR(1, 8));
 RULE(scan_request, NAMED_STRING(0, ATP_SKU_MAX, "after_sku"), NAMED_SCALAR(1, 4, "limit"));
 #define BYTES(field, max_n, nm) \
 	{ .id = field, .kind = ATP_FB_STRUCTS, .size = 1, .align = 1, .max = max_n, .name = nm }
@@ -164,6 +166,22 @@ atp_fb_ref atp_v1_build_release_reply(atp_fb_builder *b, int64_t released, bool 
 	atp_fb_start_table(b);
 	atp_fb_add_i64(b, 0, released, 0);
 	atp_fb_add_u8(b, 1, found, 0);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_snapshot_request(atp_fb_builder *b, atp_str reason)
+{
+	atp_fb_ref r = str(b, reason);
+	atp_fb_start_table(b);
+	atp_fb_add_offset(b, 0, r);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_snapshot_reply(atp_fb_builder *b, uint32_t shards, uint64_t millis)
+{
+	atp_fb_start_table(b);
+	atp_fb_add_u64(b, 1, millis, 0);
+	atp_fb_add_u32(b, 0, shards, 0);
 	return atp_fb_end_table(b);
 }
 

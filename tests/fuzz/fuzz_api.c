@@ -1,6 +1,6 @@
 /*
  * fuzz_api.c — libFuzzer targets for the root types of fbs/atp.fbs and
- * fbs/delta.fbs, one per build (-DFUZZ_API=0..11, the order of rules[]).
+ * fbs/delta.fbs, one per build (-DFUZZ_API=0..13, the order of rules[]).
  * Oracle: whatever the verifier accepts can be read whole, field by field
  * through the accessors, with the sanitizers watching every byte.
  */
@@ -17,6 +17,7 @@ static const atp_fb_table_rule *const rules[] = {
 	&atp_v1_atp_batch_query_rule, &atp_v1_atp_batch_reply_rule, &atp_v1_reserve_request_rule,
 	&atp_v1_reserve_reply_rule,   &atp_v1_release_request_rule, &atp_v1_release_reply_rule,
 	&atp_v1_scan_request_rule,    &atp_v1_subscribe_request_rule, &atp_v1_delta_rule,
+	&atp_v1_snapshot_request_rule, &atp_v1_snapshot_reply_rule,
 };
 
 static volatile uint64_t sink;

@@ -72,6 +72,15 @@ set +e
 "$atpd" --data "$tmp/data2" --config "$tmp/bad.conf" 2>"$tmp/log6"
 rc=$?
 set -e
-check "a bad config is refused with its line" sh -c "test $rc -eq 2 && grep -q 'bad.conf:2: unknown setting or bad value: workers = lots' '$tmp/log6'"
+check "a bad config is refused with its line" sh -c "test $rc -eq 2 && grep -q \"bad.conf:2: workers: 'lots' is not a number in \\[1, 64\\]\" '$tmp/log6'"
+printf 'clock = sundial\nno_such = 1\n' >"$tmp/bad.conf"
+"$atpd" --check-config "$tmp/bad.conf" 2>"$tmp/log7" && rc=0 || rc=$?
+check "a bad choice names the key and the choices' reference" sh -c "test $rc -eq 2 && grep -q \"bad.conf:1: clock: 'sundial' is not one of the choices\" '$tmp/log7'"
+"$atpd" --check-config /dev/null --set no_such=1 2>"$tmp/log7" && rc=0 || rc=$?
+check "an unknown key is named" sh -c "test $rc -eq 2 && grep -q \"unknown setting 'no_such'\" '$tmp/log7'"
+"$atpd" --check-config /dev/null --set first_cpu=none --set snapshot_mb=0 --set channel_retention_s=0 2>/dev/null && rc=0 || rc=$?
+check "none and the zeros that mean something are taken" test "$rc" -eq 0
+"$atpd" --check-config /dev/null --set segment_mb=0 2>/dev/null && rc=0 || rc=$?
+check "a zero where none is allowed is refused" test "$rc" -eq 2
 
 finish

@@ -40,10 +40,20 @@ check "tmpfiles creates /var/lib/atpd (0750, atpd's) and /etc/atpd" sh -c "syste
 
 # The example config: valid, and every setting of atpd is in it.
 check "atpd --check-config deploy/atpd.conf" "$atpd" --check-config "$deploy/atpd.conf"
-keys=$(grep -o '{ "[a-z_]*", [0-9A-Z][^}]*}' "$root/src/daemon/atpd.c" | sed 's/{ "\([a-z_]*\)".*/\1/';
-	grep -o 'strcmp(key, "[a-z_]*")' "$root/src/daemon/atpd.c" | sed 's/.*"\(.*\)")/\1/')
+"$atpd" --help-settings >"$tmp/settings.md"
+keys=$(sed -n 's/^| `\([a-z_]*\)` .*/\1/p' "$tmp/settings.md")
+check "atpd --help-settings lists $(echo "$keys" | wc -l) settings" test "$(echo "$keys" | wc -l)" -ge 39
 missing=$(for k in $keys; do grep -q "^$k = " "$deploy/atpd.conf" || echo "$k"; done)
 check "the example config names all $(echo "$keys" | wc -l) settings (missing: ${missing:-none})" test -z "$missing"
+# Its values are the defaults, but for the two deploy/ chooses on purpose.
+drift=$(sed -n 's/^| `\([a-z_]*\)` | \([^|]*\) |.*/\1 \2/p' "$tmp/settings.md" | while read -r k d; do
+	v=$(sed -n "s/^$k = \([^ #]*\).*/\1/p" "$deploy/atpd.conf")
+	case $k in shards | log_format) ;; *) [ "$v" = "$d" ] || echo "$k=$v (default $d)" ;; esac
+done)
+check "the example config's values are the defaults (differing: ${drift:-none})" test -z "$drift"
+sed -n '/^<!-- settings: the output of atpd --help-settings -->$/,/^<!-- end of settings -->$/p' "$root/README.md" |
+	sed '1d;$d' >"$tmp/readme-settings.md"
+check "the README's settings table is atpd --help-settings'" cmp -s "$tmp/settings.md" "$tmp/readme-settings.md"
 printf 'shards = 4\nmax_lines = -3\n' >"$tmp/bad.conf"
 check "a bad value: exit 2, file and line named" sh -c "! '$atpd' --check-config '$tmp/bad.conf' 2>'$tmp/err'; \
 	[ \$? -eq 0 ] && grep -q 'bad.conf:2:' '$tmp/err'"

@@ -12,6 +12,7 @@ as a duplicate and new ones go on.
 usage: grpc_api.py ATPD ATPCTL
 """
 import concurrent.futures
+import glob
 import os
 import re
 import shutil
@@ -335,6 +336,22 @@ def main():
     check(out.returncode == 0 and "released,7" in out.stdout, "atpctl release")
     out = subprocess.run([ATPCTL, "atp", "--grpc", "127.0.0.1:%d" % d.grpc, "NOPE"], capture_output=True, text=True)
     check(out.returncode == 1 and "NOT_FOUND" in out.stderr, "atpctl atp of an unknown SKU: exit 1, NOT_FOUND")
+
+    # Admin/Snapshot through atpctl snapshot: a new snapshot in every shard, written when answered
+    def snaps():
+        return set(glob.glob(os.path.join(d.data, "shard-*", "snap-*.snap")))
+    shards = len(glob.glob(os.path.join(d.data, "shard-*")))
+    before = snaps()
+    out = subprocess.run([ATPCTL, "snapshot", "--grpc", "127.0.0.1:%d" % d.grpc, "before an upgrade"],
+                         capture_output=True, text=True, timeout=60)
+    new = snaps() - before
+    check(out.returncode == 0 and ("snapshot written: %d shards" % shards) in out.stdout and len(new) == shards,
+          "atpctl snapshot: %s%s(%d new files)" % (out.stdout, out.stderr, len(new)))
+    check("Admin/Snapshot: a snapshot asked for: before an upgrade" in open(d.log).read(), "its reason in atpd's log")
+    check(d.error_of("/atp.v1.Admin/Snapshot", b"\x01\x02\x03")[0] == C.INVALID_ARGUMENT,
+          "Admin/Snapshot: a damaged request is INVALID_ARGUMENT")
+    out = subprocess.run([ATPCTL, "verify", d.data], capture_output=True, text=True, timeout=60)
+    check(out.returncode == 0 and "0 problems" in out.stdout, "atpctl verify beside the running atpd")
 
     # A crash: what was answered survives, a retry is a duplicate, new reservations go on
     check(d.reserve("KEEP", [("SKU-1", "DC1", 11)]) == ([11], False), "a reservation before the crash")

@@ -16,6 +16,7 @@ int cmd_export(int argc, char **argv);
 int cmd_grpc_load(int argc, char **argv);
 int cmd_subscribe(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_wal(int argc, char **argv);
 

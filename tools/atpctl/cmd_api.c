@@ -177,6 +177,28 @@ int cmd_release(int argc, char **argv)
 	return 0;
 }
 
+int cmd_snapshot(int argc, char **argv)
+{
+	const char *target = grpc_target(&argc, argv);
+	if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+		fprintf(stderr, "usage: atpctl snapshot [--grpc HOST:PORT] [REASON]\n");
+		return 2;
+	}
+	const char *why = argc == 2 ? argv[1] : "atpctl snapshot";
+	atp_fb_builder b;
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	size_t len;
+	const uint8_t *q = atp_fb_finish(&b, atp_v1_build_snapshot_request(&b, atp_str_of(why, strlen(why))), NULL, &len);
+	const uint8_t *r;
+	uint8_t *reply = call(target, "/atp.v1.Admin/Snapshot", q, len, &atp_v1_snapshot_reply_rule, &r);
+	if (!reply)
+		return 1;
+	printf("snapshot written: %u shards, durable in %" PRIu64 " ms\n", atp_v1_snapshot_reply_shards(r),
+	       atp_v1_snapshot_reply_millis(r));
+	free(reply);
+	return 0;
+}
+
 typedef struct export_state {
 	uint64_t rows;
 	bool bad;

@@ -44,6 +44,8 @@ static void usage(FILE *f)
 	      "  status [--metrics HOST:PORT] [--json] [--interval-ms N]\n"
 	      "      a running atpd on one screen, from two scrapes of its metrics N ms apart (1000):\n"
 	      "      uptime, events/s, fsync p50/p99, snapshot age, capacity, connections, sources, channels\n"
+	      "  snapshot [--grpc HOST:PORT] [REASON]\n"
+	      "      a running atpd writes a snapshot of every shard now (Admin/Snapshot; REASON to its log)\n"
 	      "  verify DIR\n"
 	      "      check a data directory offline: every snapshot's checksum, every WAL record's CRC,\n"
 	      "      no hole between them; a report per shard, exit 0 (sound), 1 (a problem) or 2\n"
@@ -101,6 +103,8 @@ int main(int argc, char **argv)
 		return cmd_subscribe(argc - 1, argv + 1);
 	if (strcmp(argv[1], "status") == 0)
 		return cmd_status(argc - 1, argv + 1);
+	if (strcmp(argv[1], "snapshot") == 0)
+		return cmd_snapshot(argc - 1, argv + 1);
 	if (strcmp(argv[1], "verify") == 0)
 		return cmd_verify(argc - 1, argv + 1);
 	if (strcmp(argv[1], "wal") == 0)
