@@ -20,8 +20,8 @@
 typedef struct pair {
 	uint64_t n;
 	uint32_t batch;
-	bool in_place;  /* the consumer reads the mirrored ring where the elements lie (atp_ring_peek) */
-	atp_ring *ring;
+	bool in_place;  /* the consumer reads the mirrored ring where the elements lie (atp_spsc_ring_peek) */
+	atp_spsc_ring *ring;
 	ck_ring_t ck;
 	ck_ring_buffer_t *ck_buf;
 	bool ok;
@@ -52,16 +52,16 @@ static void *atp_consumer(void *arg)
 		uint32_t k;
 		if (p->in_place) {
 			const void *q;
-			k = atp_ring_peek(p->ring, &q);
+			k = atp_spsc_ring_peek(p->ring, &q);
 			k = k < p->batch ? k : p->batch;
 			in = q;
 		} else {
-			k = atp_ring_pop(p->ring, buf, p->batch);
+			k = atp_spsc_ring_pop(p->ring, buf, p->batch);
 		}
 		for (uint32_t i = 0; i < k; i++)
 			p->ok &= in[i] == want++;
 		if (p->in_place && k)
-			atp_ring_consume(p->ring, k);
+			atp_spsc_ring_consume(p->ring, k);
 	}
 	return NULL;
 }
@@ -69,7 +69,7 @@ static void *atp_consumer(void *arg)
 double ring_pair_atp(uint64_t n, uint32_t batch, bool in_place)
 {
 	pair p = { .n = n, .batch = batch > 256 ? 256 : batch, .in_place = in_place,
-		   .ring = in_place ? atp_ring_create_mirrored(SLOTS, 8) : atp_ring_create(SLOTS, 8), .ok = true };
+		   .ring = in_place ? atp_spsc_ring_create_mirrored(SLOTS, 8) : atp_spsc_ring_create(SLOTS, 8), .ok = true };
 	if (!p.ring)
 		return -1;
 	pthread_t t;
@@ -85,12 +85,12 @@ double ring_pair_atp(uint64_t n, uint32_t batch, bool in_place)
 		}
 		uint32_t done = 0;
 		while (done < k)
-			done += atp_ring_push(p.ring, buf + done, k - done);
+			done += atp_spsc_ring_push(p.ring, buf + done, k - done);
 		next += k;
 	}
 	pthread_join(t, NULL);
 	double s = now() - t0;
-	atp_ring_destroy(p.ring);
+	atp_spsc_ring_destroy(p.ring);
 	return p.ok ? s : -1;
 }
 

@@ -10,7 +10,7 @@ extern "C" {
 #endif
 
 /*
- * Seconds to move n 8-byte elements through atp_ring in batches of `batch`
+ * Seconds to move n 8-byte elements through atp_spsc_ring in batches of `batch`
  * (in_place: the consumer reads a mirrored ring where they lie, as the shard
  * worker does); < 0 when an element was lost or reordered.
  */

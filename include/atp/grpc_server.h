@@ -48,8 +48,8 @@
  * once grpc-timeout passed (a Reserve may still have happened: retry it
  * under the same reservation_id), UNIMPLEMENTED for another method.
  *
- * HTTP/2 is libnghttp2's, driven by the front end's io_uring loop (front.h:
- * the stream server's ring and thread, the engine's router); nghttp2 does
+ * HTTP/2 is libnghttp2's, driven by the front end's io_uring loop
+ * (atp/loop.h: its thread is the engine's router); nghttp2 does
  * no I/O. Bounded: connections, concurrent streams per connection, calls
  * in flight, message size, header list size (SETTINGS and a hard cut),
  * CONTINUATION frames, stream resets per second (rapid reset), SETTINGS
@@ -59,7 +59,8 @@
 #ifndef ATP_GRPC_SERVER_H
 #define ATP_GRPC_SERVER_H
 
-#include "atp/stream_server.h"
+#include "atp/engine.h"
+#include "atp/loop.h"
 
 #include <stdint.h>
 
@@ -89,8 +90,8 @@ atp_grpc_config atp_grpc_config_default(void);
 
 typedef struct atp_grpc_server atp_grpc_server;
 
-/* Listen, and ride front's loop (atp_stream_server_run turns it). NULL with err. */
-atp_grpc_server *atp_grpc_server_create(atp_stream_server *front, const atp_grpc_config *cfg, char *err,
+/* Listen, and ride the loop front (atp_loop_run turns it). NULL with err. */
+atp_grpc_server *atp_grpc_server_create(atp_loop *front, const atp_grpc_config *cfg, char *err,
 					size_t errlen);
 uint16_t atp_grpc_server_port(const atp_grpc_server *g);
 /*

@@ -1,6 +1,6 @@
 /*
  * atp/metrics_server.h — the Prometheus scrape listener, on the front
- * end's io_uring loop (atp/stream_server.h).
+ * end's io_uring loop (atp/loop.h).
  *
  * HTTP/1.1, one request per connection: `GET /metrics` answers 200 with
  * the text exposition (format 0.0.4) the render callback writes; any other
@@ -14,7 +14,7 @@
 #ifndef ATP_METRICS_SERVER_H
 #define ATP_METRICS_SERVER_H
 
-#include "atp/stream_server.h"
+#include "atp/loop.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -28,8 +28,8 @@ typedef size_t (*atp_metrics_render_fn)(void *ctx, char *buf, size_t cap);
 
 typedef struct atp_metrics_server atp_metrics_server;
 
-/* Listen on "HOST:PORT" (port 0: any free one) and attach to the loop of front. NULL with err. */
-atp_metrics_server *atp_metrics_server_create(atp_stream_server *front, const char *listen, size_t max_bytes,
+/* Listen on "HOST:PORT" (port 0: any free one) and attach to the loop front. NULL with err. */
+atp_metrics_server *atp_metrics_server_create(atp_loop *front, const char *listen, size_t max_bytes,
 					      atp_metrics_render_fn render, void *ctx, char *err, size_t errlen);
 uint16_t atp_metrics_server_port(const atp_metrics_server *m);
 /* Scrapes answered (200) so far. */

@@ -24,11 +24,11 @@
  *     and a reason, and the connection is closed; nothing of that frame is
  *     applied; every other connection goes on.
  *
- * One thread runs the loop and is the engine's router: it must be the
- * thread that calls every other engine function. One io_uring: multishot
- * accept, multishot recv into a ring of provided buffers, one send in
- * flight per connection (acks coalesce meanwhile), an eventfd the engine's
- * workers write to when completions wait. Nothing is allocated per message:
+ * It rides the front end's loop (atp/loop.h), whose thread is the engine's
+ * router: it must be the thread that calls every other engine function.
+ * Multishot accept, multishot recv into the loop's provided buffers, one
+ * send in flight per connection (acks coalesce meanwhile). Nothing is
+ * allocated per message:
  * a connection's buffers are allocated when it says Hello and grow, at
  * most to the frame limit, only for frames split across reads.
  *
@@ -44,6 +44,7 @@
 #define ATP_STREAM_SERVER_H
 
 #include "atp/engine.h"
+#include "atp/loop.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,7 +55,7 @@ extern "C" {
 #endif
 
 typedef struct atp_stream_config {
-	char listen[128];           /* "HOST:PORT" (IPv4, [IPv6] or a name); port 0: any free port; "none": the loop only */
+	char listen[128];           /* "HOST:PORT" (IPv4, [IPv6] or a name); port 0: any free port */
 	uint32_t max_connections;   /* beyond it a new connection gets Welcome{ATP_E_LIMIT} and is closed */
 	uint32_t max_frame;         /* bytes of one frame, at most ATP_WIRE_MAX_MESSAGE */
 	uint32_t max_batch;         /* events of one EventBatch, at most ATP_WIRE_MAX_BATCH */
@@ -70,27 +71,16 @@ atp_stream_config atp_stream_config_default(void);
 
 typedef struct atp_stream_server atp_stream_server;
 
-/*
- * Listen and set up the loop; takes over the engine's completion callback.
- * notify_fd: the eventfd the engine was opened with (its cfg.notify_fd),
- * or -1: the loop then wakes every millisecond while acks are due.
- * NULL with err.
- */
-atp_stream_server *atp_stream_server_create(atp_engine *e, int notify_fd, const atp_stream_config *cfg, char *err,
-					    size_t errlen);
+/* Listen, and ride the loop (atp_loop_run turns it). NULL with err. */
+atp_stream_server *atp_stream_server_create(atp_loop *loop, const atp_stream_config *cfg, char *err, size_t errlen);
 /* The port it listens on (useful with port 0). */
 uint16_t atp_stream_server_port(const atp_stream_server *s);
 /*
- * One turn of the loop: wait up to timeout_ms for something to happen,
- * handle it, hand staged events to the workers and send the acks due.
- * 0, or ATP_E_IO once the engine has failed.
- */
-int atp_stream_server_run(atp_stream_server *s, unsigned timeout_ms);
-/*
  * Stop: no more reads or accepts, wait until everything accepted is
  * durable, send every connection its last Ack (error ATP_E_SHUTDOWN, with
- * its final durable_seq), close them all and free the server. The engine
- * stays open. 0, or ATP_E_IO.
+ * its final durable_seq), turning the loop until they are out (a second at
+ * most), close them all, leave the loop and free the server. The engine
+ * and the loop stay. 0, or ATP_E_IO.
  */
 int atp_stream_server_shutdown(atp_stream_server *s);
 

@@ -26,6 +26,7 @@
 #include "atp/log.h"
 #include "atp/grpc_server.h"
 #include "atp/hub.h"
+#include "atp/loop.h"
 #include "atp/metrics_server.h"
 #include "atp/stream_server.h"
 #include "atp/wire_event.h"
@@ -129,8 +130,8 @@ static void ask_snapshot(void *ctx)
 	snapshot_asked = 1;
 }
 
-static int serve(atp_engine *e, atp_stream_server *srv, atp_grpc_server *api, atp_hub *hub, const settings *s,
-		 int argc, char **argv)
+static int serve(atp_engine *e, atp_loop *loop, atp_grpc_server *api, atp_hub *hub, const settings *s, int argc,
+		 char **argv)
 {
 	struct timespec nap = { 0, 10 * 1000000 };
 	uint64_t next_tick = 0, next_ping = 0;
@@ -167,14 +168,14 @@ static int serve(atp_engine *e, atp_stream_server *srv, atp_grpc_server *api, at
 				return -1;
 			atp_log(ATP_LOG_INFO, "snapshot written");
 		}
-		if (srv) {
+		if (loop) {
 			/* Woken by I/O and by the workers' eventfd; otherwise at the next tick, 100 ms at most. */
 			uint64_t wait = IDLE_WAIT_MS;
 			if (s->clock == CLOCK_WALL && next_tick > now && next_tick - now < wait)
 				wait = next_tick - now;
 			if (ping_ms && ping_ms < wait)
 				wait = ping_ms;
-			if (atp_stream_server_run(srv, (unsigned)wait) < 0)
+			if (atp_loop_run(loop, (unsigned)wait) < 0)
 				return -1;
 		} else {
 			atp_engine_poll(e);
@@ -219,8 +220,8 @@ int main(int argc, char **argv)
 	notify_init();
 	notify_send("STATUS=recovering %s", data);
 	char err[600];
-	bool loop = s.listen || s.grpc_on || s.metrics_on;
-	int efd = loop ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
+	bool any_listener = s.listen || s.grpc_on || s.metrics_on;
+	int efd = any_listener ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
 	s.engine.notify_fd = efd;
 	/*
 	 * The channel stream (when asked for, or with channels at start):
@@ -250,49 +251,46 @@ int main(int argc, char **argv)
 	}
 	s.grpc.hub = hub;
 	s.grpc.ask_snapshot = ask_snapshot;
+	atp_loop *loop = NULL;
 	atp_stream_server *srv = NULL;
 	atp_grpc_server *api = NULL;
 	atp_metrics_server *metrics = NULL;
 	static atpd_metrics exposition;
-	if (loop) {
-		s.stream.event_clock = s.clock == CLOCK_EVENTS;
-		if (!s.listen)
-			snprintf(s.stream.listen, sizeof(s.stream.listen), "none");
-		if (!(srv = atp_stream_server_create(e, efd, &s.stream, err, sizeof(err))) ||
-		    (s.grpc_on && !(api = atp_grpc_server_create(srv, &s.grpc, err, sizeof(err))))) {
-			atp_log(ATP_LOG_ERROR, "cannot start: %s", err);
-			if (srv)
-				atp_stream_server_shutdown(srv);
-			atp_engine_close(e);
-			return 1;
-		}
-		exposition = (atpd_metrics){ .e = e, .srv = s.listen ? srv : NULL, .api = api, .hub = hub, .start_unix_ms = wall_ms() };
-		if (s.metrics_on && !(metrics = atp_metrics_server_create(srv, s.metrics_listen, s.metrics_max_bytes,
-									   atpd_metrics_render, &exposition, err, sizeof(err)))) {
-			atp_log(ATP_LOG_ERROR, "cannot start: metrics_listen %s: %s", s.metrics_listen, err);
-			if (api)
-				atp_grpc_server_shutdown(api);
-			atp_stream_server_shutdown(srv);
-			atp_engine_close(e);
-			return 1;
-		}
-		if (s.listen)
-			atp_log(ATP_LOG_INFO, "event stream listening on %s (port %u)", s.stream.listen,
-				atp_stream_server_port(srv));
+	exposition = (atpd_metrics){ .e = e, .hub = hub, .start_unix_ms = wall_ms() };
+	s.stream.event_clock = s.clock == CLOCK_EVENTS;
+	const char *failed = NULL;
+	if (any_listener && !(loop = atp_loop_create(e, efd, err, sizeof(err))))
+		failed = "the event loop";
+	else if (s.listen && !(srv = exposition.srv = atp_stream_server_create(loop, &s.stream, err, sizeof(err))))
+		failed = "listen";
+	else if (s.grpc_on && !(api = exposition.api = atp_grpc_server_create(loop, &s.grpc, err, sizeof(err))))
+		failed = "grpc_listen";
+	else if (s.metrics_on && !(metrics = exposition.server = atp_metrics_server_create(
+					   loop, s.metrics_listen, s.metrics_max_bytes, atpd_metrics_render, &exposition, err,
+					   sizeof(err))))
+		failed = "metrics_listen";
+	if (failed) {
+		atp_log(ATP_LOG_ERROR, "cannot start: %s: %s", failed, err);
 		if (api)
-			atp_log(ATP_LOG_INFO, "grpc listening on %s (port %u)", s.grpc.listen, atp_grpc_server_port(api));
-		if (metrics) {
-			exposition.server = metrics;
-			atp_log(ATP_LOG_INFO, "metrics listening on %s (port %u)", s.metrics_listen,
-				atp_metrics_server_port(metrics));
-		}
+			atp_grpc_server_shutdown(api);
+		if (srv)
+			atp_stream_server_shutdown(srv);
+		atp_loop_destroy(loop);
+		atp_engine_close(e);
+		return 1;
 	}
+	if (srv)
+		atp_log(ATP_LOG_INFO, "event stream listening on %s (port %u)", s.stream.listen, atp_stream_server_port(srv));
+	if (api)
+		atp_log(ATP_LOG_INFO, "grpc listening on %s (port %u)", s.grpc.listen, atp_grpc_server_port(api));
+	if (metrics)
+		atp_log(ATP_LOG_INFO, "metrics listening on %s (port %u)", s.metrics_listen, atp_metrics_server_port(metrics));
 	atp_log(ATP_LOG_INFO, "serving");
 	atp_engine_stats opened;
 	atp_engine_stats_get(e, &opened);
 	notify_send("READY=1\nSTATUS=serving: %u shards, %" PRIu64 " WAL records replayed in %.3f s", atp_engine_shards(e),
 		    opened.recovered_records, opened.recovery_seconds);
-	int rc = serve(e, srv, api, hub, &s, argc, argv);
+	int rc = serve(e, loop, api, hub, &s, argc, argv);
 	if (rc < 0) {
 		atp_log(ATP_LOG_ERROR, "stopping after a storage failure: %s", atp_engine_error(e));
 		notify_send("STOPPING=1\nSTATUS=stopped after a storage failure: %s", atp_engine_error(e));
@@ -324,6 +322,7 @@ int main(int argc, char **argv)
 		atp_engine_abandon(e);
 		return 1;
 	}
+	atp_loop_destroy(loop);
 	int closed = atp_engine_close(e);
 	if (hub) {
 		atp_hub_stats hs;

@@ -1,21 +1,21 @@
 /*
- * front.h — the front end's io_uring loop, as another protocol sees it.
+ * front.h — the front end's loop (atp/loop.h, loop.c) as a protocol that
+ * rides it sees it.
  *
- * The TCP event stream server (atp/stream_server.h) owns the one io_uring
- * of the front end, in the thread that is the engine's router.
- * Other protocols (the gRPC server, the metrics listener) ride the same
- * loop as extensions: each gets SQEs from that ring and the shared
- * provided receive buffers; its completions (the FRONT_EXT_OPS operation
- * codes it owns) come back to its on_cqe; completions of the engine's
- * internal sources (names starting with '@') go to every on_done;
- * after_turn runs once per turn, after the engine's completions were
- * collected. Everything runs in the loop's thread.
+ * The protocols (the TCP event stream, the gRPC server, the metrics
+ * listener) attach as extensions: each gets SQEs from the loop's ring and
+ * the shared provided receive buffers; its completions (the FRONT_EXT_OPS
+ * operation codes it owns) come back to its on_cqe; the engine's
+ * completions of internal sources (names starting with '@') go to every
+ * on_done, the others to every on_source_done; after_turn runs once per
+ * turn, after the engine's completions were collected. Everything runs in
+ * the loop's thread.
  */
 #ifndef ATP_NET_FRONT_H
 #define ATP_NET_FRONT_H
 
 #include "atp/engine.h"
-#include "atp/stream_server.h"
+#include "atp/loop.h"
 
 #include <liburing.h>
 #include <stdbool.h>
@@ -23,32 +23,33 @@
 
 #define OP_EXT 32u              /* operation codes (bits 56..63 of user_data) from here on are the extensions' */
 #define FRONT_EXT_OPS 16u       /* codes per extension: the i-th attached owns OP_EXT + 16 i .. + 15 */
-#define FRONT_MAX_EXT 4u
+#define FRONT_MAX_EXT 6u
 #define FRONT_BUF_SIZE (64u << 10)
 
 typedef struct front_ext {
 	void *ctx;
 	void (*on_cqe)(void *ctx, const struct io_uring_cqe *cqe);
-	void (*on_done)(void *ctx, const atp_engine_done *d);
+	void (*on_done)(void *ctx, const atp_engine_done *d);         /* an internal source's completion */
+	void (*on_source_done)(void *ctx, const atp_engine_done *d);  /* any other source's */
 	void (*after_turn)(void *ctx);
 	bool (*waiting)(void *ctx);  /* something awaits durability (the loop then wakes at least every ms without an eventfd) */
 } front_ext;
 
 /* Attach an extension: the first of the operation codes it owns, or -1 when FRONT_MAX_EXT are attached. */
-int front_attach(atp_stream_server *s, const front_ext *ext);
+int front_attach(atp_loop *l, const front_ext *ext);
 /* Detach the extension of this ctx: nothing more reaches it. */
-void front_detach(atp_stream_server *s, const void *ctx);
-/* An SQE of the loop's ring (submitting first if the queue is full); never NULL. */
-struct io_uring_sqe *front_sqe(atp_stream_server *s);
+void front_detach(atp_loop *l, const void *ctx);
+/* An SQE of the loop's ring (submitting first if the queue is full; aborts if it stays full); never NULL. */
+struct io_uring_sqe *front_sqe(atp_loop *l);
 /* Submit what is queued now (before a close(), say). */
-void front_submit(atp_stream_server *s);
+void front_submit(atp_loop *l);
 /* The provided buffer group for multishot receives, a buffer's bytes, and giving one back. */
 uint16_t front_buf_group(void);
-const uint8_t *front_buf(const atp_stream_server *s, uint16_t bid);
-void front_give_back(atp_stream_server *s, uint16_t bid);
+const uint8_t *front_buf(const atp_loop *l, uint16_t bid);
+void front_give_back(atp_loop *l, uint16_t bid);
 /* The loop's monotonic time of this turn, in ms. */
-uint64_t front_now_ms(const atp_stream_server *s);
-atp_engine *front_engine(const atp_stream_server *s);
+uint64_t front_now_ms(const atp_loop *l);
+atp_engine *front_engine(const atp_loop *l);
 /* Listen on "HOST:PORT" (port 0: any free one): the socket, or -1 with err. */
 int front_listen(const char *spec, uint16_t *port, char *err, size_t errlen);
 

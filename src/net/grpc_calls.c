@@ -20,7 +20,7 @@
 
 #define SETTINGS_PER_SECOND 100     /* SETTINGS frames a peer may send per second */
 
-uint32_t g_call_index(const atp_grpc_server *g, const call *c)
+uint32_t grpc_call_index(const atp_grpc_server *g, const call *c)
 {
 	return (uint32_t)(c - g->calls);
 }
@@ -54,13 +54,13 @@ static call *call_new(atp_grpc_server *g, h2conn *hc, int32_t stream_id)
 	return c;
 }
 
-void g_call_free(atp_grpc_server *g, call *c)
+void grpc_call_free(atp_grpc_server *g, call *c)
 {
 	if (c->state == CALL_FREE)
 		return;
 	if (c->state == CALL_WAIT)
 		g->waiting--;
-	m_release(g, c);
+	grpc_method_release(g, c);
 	if (c->msg_cap > (64u << 10)) {
 		g->msg_bytes -= c->msg_cap;
 		free(c->msg);
@@ -77,30 +77,30 @@ void g_call_free(atp_grpc_server *g, call *c)
 	c->conn->calls--;
 	c->conn = NULL;
 	g->calls_busy--;
-	g->free_calls[g->n_free_calls++] = g_call_index(g, c);
+	g->free_calls[g->n_free_calls++] = grpc_call_index(g, c);
 }
 
-void g_enqueue(atp_grpc_server *g, call *c)
+void grpc_call_enqueue(atp_grpc_server *g, call *c)
 {
 	c->state = CALL_QUEUED;
 	uint32_t cap = g->n_calls_total;
-	g->queue[(g->queue_head + g->queue_len++) % cap] = (uint64_t)c->gen << 32 | g_call_index(g, c);
+	g->queue[(g->queue_head + g->queue_len++) % cap] = (uint64_t)c->gen << 32 | grpc_call_index(g, c);
 }
 
-void g_run_queue(atp_grpc_server *g)
+void grpc_call_run_queue(atp_grpc_server *g)
 {
 	uint32_t cap = g->n_calls_total;
 	while (g->queue_len) {
 		uint64_t q = g->queue[g->queue_head];
 		call *c = &g->calls[(uint32_t)q];
-		if (c->state == CALL_QUEUED && c->gen == (uint32_t)(q >> 32) && !m_retry(g, c))
+		if (c->state == CALL_QUEUED && c->gen == (uint32_t)(q >> 32) && !grpc_method_retry(g, c))
 			return;  /* still no room: it keeps its place */
 		g->queue_head = (g->queue_head + 1) % cap;
 		g->queue_len--;
 	}
 }
 
-bool g_append_message(call *c, const uint8_t *msg, uint32_t len)
+bool grpc_call_append(call *c, const uint8_t *msg, uint32_t len)
 {
 	if (c->out_len + 5 + len > c->out_cap) {
 		uint32_t cap = c->out_cap ? c->out_cap : 4096;
@@ -171,14 +171,14 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *b
 	call *c = source->ptr;
 	bool more = false;
 	if (c->method == M_SUBSCRIBE) {
-		more = c->out_sent < c->out_len || m_subscribe_more(hc->g, c, (uint32_t)length);
+		more = c->out_sent < c->out_len || grpc_method_subscribe_more(hc->g, c, (uint32_t)length);
 		if (more && c->out_len == 0) {
-			c->deferred = true;  /* m_subscribe_wake() resumes it */
+			c->deferred = true;  /* grpc_method_subscribe_wake() resumes it */
 			return NGHTTP2_ERR_DEFERRED;
 		}
 	} else if (c->method == M_SCAN && c->out_sent == c->out_len) {
 		c->out_len = c->out_sent = 0;
-		more = m_scan_more(hc->g, c, (uint32_t)length);
+		more = grpc_method_scan_more(hc->g, c, (uint32_t)length);
 	} else if (c->method == M_SCAN) {
 		more = c->scan_next < c->scan_n;
 	}
@@ -222,7 +222,7 @@ const char *atp_grpc_method_name(unsigned m)
 	return m < ATP_GRPC_METHODS ? names[m] : "?";
 }
 
-void g_respond(atp_grpc_server *g, call *c, int status, const char *fmt, ...)
+void grpc_call_respond(atp_grpc_server *g, call *c, int status, const char *fmt, ...)
 {
 	if (c->state == CALL_FREE || c->state == CALL_REPLY)
 		return;
@@ -247,7 +247,7 @@ void g_respond(atp_grpc_server *g, call *c, int status, const char *fmt, ...)
 	}
 	if (rc != 0)
 		nghttp2_submit_rst_stream(c->conn->session, NGHTTP2_FLAG_NONE, c->stream_id, NGHTTP2_INTERNAL_ERROR);
-	g_mark_dirty(g, c->conn);
+	grpc_conn_mark_dirty(g, c->conn);
 }
 
 /* ---- nghttp2 callbacks ---- */
@@ -341,7 +341,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 	} else if (equals(name, namelen, "grpc-timeout")) {
 		uint64_t ms;
 		if (parse_timeout(value, valuelen, &ms))
-			c->deadline_ms = g_now_ms(hc->g) + ms;
+			c->deadline_ms = grpc_now_ms(hc->g) + ms;
 		else
 			c->bad_header = true;
 	}
@@ -365,19 +365,19 @@ static int on_data(nghttp2_session *session, uint8_t flags, int32_t stream_id, c
 			uint32_t n = (uint32_t)c->prefix[1] << 24 | (uint32_t)c->prefix[2] << 16 |
 				     (uint32_t)c->prefix[3] << 8 | c->prefix[4];
 			if (n > g->cfg.max_message) {
-				g_respond(g, c, G_RESOURCE_EXHAUSTED, "request message of %u bytes: the limit is %u", n,
+				grpc_call_respond(g, c, G_RESOURCE_EXHAUSTED, "request message of %u bytes: the limit is %u", n,
 					  g->cfg.max_message);
 				return 0;
 			}
 			if (n > c->msg_cap) {
 				uint32_t cap = n < 4096 ? 4096 : n;
 				if (g->msg_bytes + cap > MSG_BYTES_MAX) {
-					g_respond(g, c, G_RESOURCE_EXHAUSTED, "too many request bytes held");
+					grpc_call_respond(g, c, G_RESOURCE_EXHAUSTED, "too many request bytes held");
 					return 0;
 				}
 				uint8_t *p = aligned_alloc(8, (cap + 7) & ~7u);
 				if (!p) {
-					g_respond(g, c, G_RESOURCE_EXHAUSTED, "out of memory");
+					grpc_call_respond(g, c, G_RESOURCE_EXHAUSTED, "out of memory");
 					return 0;
 				}
 				free(c->msg);
@@ -406,7 +406,7 @@ static void refuse_content_type(atp_grpc_server *g, call *c)
 	nghttp2_nv nv[] = { NV(":status", "415", 3) };
 	c->state = CALL_REPLY;
 	nghttp2_submit_response(c->conn->session, c->stream_id, nv, 1, NULL);
-	g_mark_dirty(g, c->conn);
+	grpc_conn_mark_dirty(g, c->conn);
 	g->stats.errors++;
 }
 
@@ -418,19 +418,19 @@ static void request_complete(atp_grpc_server *g, call *c)
 	uint32_t want = (uint32_t)c->prefix[1] << 24 | (uint32_t)c->prefix[2] << 16 | (uint32_t)c->prefix[3] << 8 |
 			c->prefix[4];
 	if (g->draining) {
-		g_respond(g, c, G_UNAVAILABLE, "the server is draining");
+		grpc_call_respond(g, c, G_UNAVAILABLE, "the server is draining");
 	} else if (c->method == M_NONE) {
-		g_respond(g, c, G_UNIMPLEMENTED, "no such method");
+		grpc_call_respond(g, c, G_UNIMPLEMENTED, "no such method");
 	} else if (c->bad_header) {
-		g_respond(g, c, G_INVALID_ARGUMENT, "grpc-timeout: not a valid timeout");
-	} else if (c->deadline_ms && g_now_ms(g) >= c->deadline_ms) {
-		g_respond(g, c, G_DEADLINE_EXCEEDED, "the deadline passed before the call ran");
+		grpc_call_respond(g, c, G_INVALID_ARGUMENT, "grpc-timeout: not a valid timeout");
+	} else if (c->deadline_ms && grpc_now_ms(g) >= c->deadline_ms) {
+		grpc_call_respond(g, c, G_DEADLINE_EXCEEDED, "the deadline passed before the call ran");
 	} else if (c->prefix_len < 5 || c->body_bytes != want) {
-		g_respond(g, c, G_INTERNAL, "the request must be exactly one length-prefixed message");
+		grpc_call_respond(g, c, G_INTERNAL, "the request must be exactly one length-prefixed message");
 	} else if (c->prefix[0] != 0) {
-		g_respond(g, c, G_UNIMPLEMENTED, "compressed messages are not supported");
+		grpc_call_respond(g, c, G_UNIMPLEMENTED, "compressed messages are not supported");
 	} else {
-		m_dispatch(g, c);
+		grpc_method_dispatch(g, c);
 	}
 }
 
@@ -452,12 +452,12 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
 	case NGHTTP2_SETTINGS:
 		if (frame->hd.flags & NGHTTP2_FLAG_ACK)
 			break;
-		if (g_now_ms(g) / 1000 != hc->settings_second) {
-			hc->settings_second = g_now_ms(g) / 1000;
+		if (grpc_now_ms(g) / 1000 != hc->settings_second) {
+			hc->settings_second = grpc_now_ms(g) / 1000;
 			hc->settings_frames = 0;
 		}
 		if (++hc->settings_frames > SETTINGS_PER_SECOND) {
-			atp_log(ATP_LOG_WARN, "grpc connection %u: SETTINGS flood; closing", g_conn_index(g, hc));
+			atp_log(ATP_LOG_WARN, "grpc connection %u: SETTINGS flood; closing", grpc_conn_index(g, hc));
 			nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
 		}
 		break;
@@ -473,15 +473,15 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 	h2conn *hc = user_data;
 	call *c = call_of(session, stream_id);
 	if (c)
-		g_call_free(hc->g, c);
+		grpc_call_free(hc->g, c);
 	return 0;
 }
 
 /* ---- deadlines ---- */
 
-void g_sweep_calls(atp_grpc_server *g)
+void grpc_call_sweep(atp_grpc_server *g)
 {
-	uint64_t now = g_now_ms(g);
+	uint64_t now = grpc_now_ms(g);
 	for (uint32_t i = 0; i < g->n_calls_total; i++) {
 		call *c = &g->calls[i];
 		if (c->state == CALL_FREE || !c->deadline_ms || now < c->deadline_ms)
@@ -493,16 +493,16 @@ void g_sweep_calls(atp_grpc_server *g)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	c->start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-				g_mark_dirty(g, c->conn);
+				grpc_conn_mark_dirty(g, c->conn);
 			}
 			continue;
 		}
-		g_respond(g, c, G_DEADLINE_EXCEEDED, "deadline exceeded%s",
+		grpc_call_respond(g, c, G_DEADLINE_EXCEEDED, "deadline exceeded%s",
 			  c->state == CALL_WAIT ? " (what was submitted may still apply: retry with the same id)" : "");
 	}
 }
 
-void g_set_callbacks(nghttp2_session_callbacks *cbs)
+void grpc_call_set_callbacks(nghttp2_session_callbacks *cbs)
 {
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
 	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);

@@ -118,7 +118,7 @@ typedef struct pending {
 } pending;
 
 struct atp_grpc_server {
-	atp_stream_server *front;
+	atp_loop *front;
 	unsigned op_base;           /* the first of the loop's operation codes it owns (front.h) */
 	atp_engine *e;
 	atp_grpc_config cfg;
@@ -155,52 +155,52 @@ struct atp_grpc_server {
 #define SCRATCH_BYTES (ATP_V1_MAX_MESSAGE + 4096)
 
 /* The connections' side (grpc_server.c). */
-uint32_t g_conn_index(const atp_grpc_server *g, const h2conn *hc);
+uint32_t grpc_conn_index(const atp_grpc_server *g, const h2conn *hc);
 /* hc has something to send: it goes out at the end of this turn. */
-void g_mark_dirty(atp_grpc_server *g, h2conn *hc);
-static inline uint64_t g_now_ms(const atp_grpc_server *g)
+void grpc_conn_mark_dirty(atp_grpc_server *g, h2conn *hc);
+static inline uint64_t grpc_now_ms(const atp_grpc_server *g)
 {
 	return front_now_ms(g->front);
 }
 
 /* The calls' side (grpc_calls.c): the call pool, gRPC framing, nghttp2's callbacks, deadlines. */
-void g_set_callbacks(nghttp2_session_callbacks *cbs);
-uint32_t g_call_index(const atp_grpc_server *g, const call *c);
+void grpc_call_set_callbacks(nghttp2_session_callbacks *cbs);
+uint32_t grpc_call_index(const atp_grpc_server *g, const call *c);
 /* End a call (its stream closed, or its connection). */
-void g_call_free(atp_grpc_server *g, call *c);
+void grpc_call_free(atp_grpc_server *g, call *c);
 /* Calls waiting for room in the rings, tried again. */
-void g_run_queue(atp_grpc_server *g);
+void grpc_call_run_queue(atp_grpc_server *g);
 /* Calls past their deadline answered DEADLINE_EXCEEDED (a stream in progress is reset). */
-void g_sweep_calls(atp_grpc_server *g);
+void grpc_call_sweep(atp_grpc_server *g);
 /* Answer c: its out holds the messages (none for an error), status and message say how it ended. */
-void g_respond(atp_grpc_server *g, call *c, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void grpc_call_respond(atp_grpc_server *g, call *c, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Append a message (the gRPC prefix is added) to c's response; false when out of memory. */
-bool g_append_message(call *c, const uint8_t *msg, uint32_t len);
+bool grpc_call_append(call *c, const uint8_t *msg, uint32_t len);
 /* Put c in the queue of calls waiting for room in the engine's rings. */
-void g_enqueue(atp_grpc_server *g, call *c);
+void grpc_call_enqueue(atp_grpc_server *g, call *c);
 
 /* The methods' side (grpc_methods.c). */
 /* The request of c is whole and valid gRPC framing: run its method. */
-void m_dispatch(atp_grpc_server *g, call *c);
+void grpc_method_dispatch(atp_grpc_server *g, call *c);
 /* A queued call: try again now that the rings may have room; false if it must wait on. */
-bool m_retry(atp_grpc_server *g, call *c);
+bool grpc_method_retry(atp_grpc_server *g, call *c);
 /* A completion of the API source. */
-void m_on_done(atp_grpc_server *g, const atp_engine_done *d);
+void grpc_method_on_done(atp_grpc_server *g, const atp_engine_done *d);
 /* Once per turn: Release rounds that must go again. */
-void m_after_turn(atp_grpc_server *g);
+void grpc_method_after_turn(atp_grpc_server *g);
 /* A Scan's next messages into c->out (up to about want bytes); false when the scan is over. */
-bool m_scan_more(atp_grpc_server *g, call *c, uint32_t want);
+bool grpc_method_scan_more(atp_grpc_server *g, call *c, uint32_t want);
 /* Release what a call's method holds (scan arrays, line tables, a subscription) when the call ends. */
-void m_release(atp_grpc_server *g, call *c);
+void grpc_method_release(atp_grpc_server *g, call *c);
 
 /* Subscribe (grpc_subscribe.c). */
-void m_subscribe(atp_grpc_server *g, call *c);
+void grpc_method_subscribe(atp_grpc_server *g, call *c);
 /* A Subscribe's next messages into c->out (about want bytes); false when the stream is over (c->status says how). */
-bool m_subscribe_more(atp_grpc_server *g, call *c, uint32_t want);
+bool grpc_method_subscribe_more(atp_grpc_server *g, call *c, uint32_t want);
 /* Once per turn: streams waiting for messages that the hub now has are resumed. */
-void m_subscribe_wake(atp_grpc_server *g);
+void grpc_method_subscribe_wake(atp_grpc_server *g);
 /* Every Subscribe ends with status and message (draining). */
-void m_subscribe_end_all(atp_grpc_server *g, int status, const char *message);
-void m_subscribe_release(atp_grpc_server *g, call *c);
+void grpc_method_subscribe_end_all(atp_grpc_server *g, int status, const char *message);
+void grpc_method_subscribe_release(atp_grpc_server *g, call *c);
 
 #endif

@@ -29,7 +29,7 @@ static const char *bad_string = "missing, too long or with control bytes";
 /* Answer with an error and leave the function. */
 #define FAIL(...)                     \
 	do {                          \
-		g_respond(__VA_ARGS__); \
+		grpc_call_respond(__VA_ARGS__); \
 		return;               \
 	} while (0)
 
@@ -92,14 +92,14 @@ static void reply_with(atp_grpc_server *g, call *c, atp_fb_builder *b, atp_fb_re
 	size_t size;
 	const uint8_t *msg = atp_fb_finish(b, root, NULL, &size);
 	if (!msg) {
-		g_respond(g, c, G_RESOURCE_EXHAUSTED, "the reply would exceed %u bytes", (unsigned)SCRATCH_BYTES);
+		grpc_call_respond(g, c, G_RESOURCE_EXHAUSTED, "the reply would exceed %u bytes", (unsigned)SCRATCH_BYTES);
 		return;
 	}
-	if (!g_append_message(c, msg, (uint32_t)size)) {
-		g_respond(g, c, G_RESOURCE_EXHAUSTED, "out of memory");
+	if (!grpc_call_append(c, msg, (uint32_t)size)) {
+		grpc_call_respond(g, c, G_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
-	g_respond(g, c, G_OK, "%s", "");
+	grpc_call_respond(g, c, G_OK, "%s", "");
 }
 
 static const uint8_t *verify(atp_grpc_server *g, call *c, const atp_fb_table_rule *rule, const char *what)
@@ -108,7 +108,7 @@ static const uint8_t *verify(atp_grpc_server *g, call *c, const atp_fb_table_rul
 	char where[96];
 	const uint8_t *root = atp_v1_verify_at(c->msg, c->msg_len, rule, &rc, where, sizeof(where));
 	if (!root)
-		g_respond(g, c, G_INVALID_ARGUMENT, "not a valid %s: %s%s%s", what, where, where[0] ? ": " : "",
+		grpc_call_respond(g, c, G_INVALID_ARGUMENT, "not a valid %s: %s%s%s", what, where, where[0] ? ": " : "",
 			  atp_fb_error_message(rc));
 	return root;
 }
@@ -124,7 +124,7 @@ static void get_atp(atp_grpc_server *g, call *c)
 	char why[160];
 	int st = atp_reply(g, &b, q, "", true, &root, why, sizeof(why));
 	if (st != G_OK)
-		g_respond(g, c, st, "%s", why);
+		grpc_call_respond(g, c, st, "%s", why);
 	else
 		reply_with(g, c, &b, root);
 }
@@ -143,7 +143,7 @@ static void get_atp_batch(atp_grpc_server *g, call *c)
 		snprintf(where, sizeof(where), "queries[%u].", i);
 		int st = atp_reply(g, &b, atp_v1_atp_batch_query_queries(bq, i), where, false, &refs[i], why, sizeof(why));
 		if (st != G_OK) {
-			g_respond(g, c, st, "%s", why);
+			grpc_call_respond(g, c, st, "%s", why);
 			return;
 		}
 	}
@@ -207,19 +207,19 @@ static void health(atp_grpc_server *g, call *c)
 {
 	atp_str service;
 	if (!health_request(c->msg, c->msg_len, &service)) {
-		g_respond(g, c, G_INVALID_ARGUMENT, "not a grpc.health.v1.HealthCheckRequest");
+		grpc_call_respond(g, c, G_INVALID_ARGUMENT, "not a grpc.health.v1.HealthCheckRequest");
 		return;
 	}
 	if (service.len && !(service.len == 10 && memcmp(service.ptr, "atp.v1.Atp", 10) == 0)) {
-		g_respond(g, c, G_NOT_FOUND, "unknown service");
+		grpc_call_respond(g, c, G_NOT_FOUND, "unknown service");
 		return;
 	}
 	/* HealthCheckResponse { ServingStatus status = 1; }: SERVING = 1, NOT_SERVING = 2 */
 	uint8_t reply[2] = { 0x08, g->draining || atp_engine_error(g->e) ? 2 : 1 };
-	if (!g_append_message(c, reply, sizeof(reply)))
-		g_respond(g, c, G_RESOURCE_EXHAUSTED, "out of memory");
+	if (!grpc_call_append(c, reply, sizeof(reply)))
+		grpc_call_respond(g, c, G_RESOURCE_EXHAUSTED, "out of memory");
 	else
-		g_respond(g, c, G_OK, "%s", "");
+		grpc_call_respond(g, c, G_OK, "%s", "");
 }
 
 /* ---- Reserve and Release: events of the API source ---- */
@@ -253,14 +253,14 @@ static int submit(atp_grpc_server *g, call *c, atp_event *ev, uint32_t index, ui
 	int rc = to == UINT32_MAX ? atp_engine_submit(g->e, ev, NULL) : atp_engine_submit_to(g->e, ev, to, NULL);
 	if (rc != ATP_OK)
 		return rc;
-	g->pending[g->next_seq % PENDING_MAX] = (pending){ g->next_seq, g_call_index(g, c), c->gen, index };
+	g->pending[g->next_seq % PENDING_MAX] = (pending){ g->next_seq, grpc_call_index(g, c), c->gen, index };
 	g->next_seq++;
 	return ATP_OK;
 }
 
 static void submit_failed(atp_grpc_server *g, call *c, int rc)
 {
-	g_respond(g, c, rc == ATP_E_IO ? G_UNAVAILABLE : G_INTERNAL, "the engine refused: %s", atp_status_name(rc));
+	grpc_call_respond(g, c, rc == ATP_E_IO ? G_UNAVAILABLE : G_INTERNAL, "the engine refused: %s", atp_status_name(rc));
 }
 
 static void start_waiting(atp_grpc_server *g, call *c)
@@ -334,7 +334,7 @@ static void reserve(atp_grpc_server *g, call *c)
 	c->n_lines = c->lines_pending = n;
 	memset(c->lines, 0, n * sizeof(line_done));
 	if (!reserve_submit(g, c))
-		g_enqueue(g, c);
+		grpc_call_enqueue(g, c);
 }
 
 static bool capacity_status(int st)
@@ -401,7 +401,7 @@ static void release(atp_grpc_server *g, call *c)
 	c->n_lines = c->lines_pending = shards;
 	memset(c->lines, 0, shards * sizeof(line_done));
 	if (!release_submit(g, c))
-		g_enqueue(g, c);
+		grpc_call_enqueue(g, c);
 }
 
 static void release_reply(atp_grpc_server *g, call *c)
@@ -419,7 +419,7 @@ static void release_reply(atp_grpc_server *g, call *c)
 	reply_with(g, c, &b, atp_v1_build_release_reply(&b, released, found));
 }
 
-void m_on_done(atp_grpc_server *g, const atp_engine_done *d)
+void grpc_method_on_done(atp_grpc_server *g, const atp_engine_done *d)
 {
 	pending *p = &g->pending[d->seq % PENDING_MAX];
 	if (p->seq != d->seq)
@@ -452,7 +452,7 @@ void m_on_done(atp_grpc_server *g, const atp_engine_done *d)
 		reserve_reply(g, c);
 }
 
-void m_after_turn(atp_grpc_server *g)
+void grpc_method_after_turn(atp_grpc_server *g)
 {
 	if (!g->release_again)
 		return;
@@ -478,7 +478,7 @@ void m_after_turn(atp_grpc_server *g)
 	}
 }
 
-bool m_retry(atp_grpc_server *g, call *c)
+bool grpc_method_retry(atp_grpc_server *g, call *c)
 {
 	c->state = CALL_RECV;  /* not yet waiting: as before it was queued */
 	bool done = c->method == M_RESERVE ? reserve_submit(g, c) : release_submit(g, c);
@@ -531,10 +531,10 @@ static void scan(atp_grpc_server *g, call *c)
 	uint32_t limit = atp_v1_scan_request_limit(sr);
 	c->scan_n = limit && limit < n ? limit : n;
 	c->scan_next = 0;
-	g_respond(g, c, G_OK, "%s", "");  /* the data provider pulls the positions (m_scan_more) */
+	grpc_call_respond(g, c, G_OK, "%s", "");  /* the data provider pulls the positions (grpc_method_scan_more) */
 }
 
-bool m_scan_more(atp_grpc_server *g, call *c, uint32_t want)
+bool grpc_method_scan_more(atp_grpc_server *g, call *c, uint32_t want)
 {
 	while (c->out_len < want && c->scan_next < c->scan_n) {
 		const scan_ref *r = &c->scan[c->scan_next++];
@@ -549,7 +549,7 @@ bool m_scan_more(atp_grpc_server *g, call *c, uint32_t want)
 		atp_fb_builder_init(&b, mem, sizeof(mem));
 		size_t size;
 		const uint8_t *msg = atp_fb_finish(&b, atp_v1_build_position_atp(&b, &v), NULL, &size);
-		if (!msg || !g_append_message(c, msg, (uint32_t)size))
+		if (!msg || !grpc_call_append(c, msg, (uint32_t)size))
 			break;
 	}
 	return c->scan_next < c->scan_n;
@@ -579,7 +579,7 @@ void atp_grpc_server_snapshot_done(atp_grpc_server *g, int rc, uint64_t millis)
 			continue;
 		if (rc < 0) {
 			const char *why = atp_engine_error(g->e);
-			g_respond(g, c, G_INTERNAL, "the snapshot failed: %s", why ? why : "see atpd's log");
+			grpc_call_respond(g, c, G_INTERNAL, "the snapshot failed: %s", why ? why : "see atpd's log");
 			continue;
 		}
 		atp_fb_builder b;
@@ -590,7 +590,7 @@ void atp_grpc_server_snapshot_done(atp_grpc_server *g, int rc, uint64_t millis)
 
 /* ---- dispatch ---- */
 
-void m_dispatch(atp_grpc_server *g, call *c)
+void grpc_method_dispatch(atp_grpc_server *g, call *c)
 {
 	switch (c->method) {
 	case M_GET_ATP:
@@ -612,20 +612,20 @@ void m_dispatch(atp_grpc_server *g, call *c)
 		health(g, c);
 		break;
 	case M_SUBSCRIBE:
-		m_subscribe(g, c);
+		grpc_method_subscribe(g, c);
 		break;
 	case M_SNAPSHOT:
 		snapshot(g, c);
 		break;
 	default:
-		g_respond(g, c, G_UNIMPLEMENTED, "no such method");
+		grpc_call_respond(g, c, G_UNIMPLEMENTED, "no such method");
 		break;
 	}
 }
 
-void m_release(atp_grpc_server *g, call *c)
+void grpc_method_release(atp_grpc_server *g, call *c)
 {
-	m_subscribe_release(g, c);
+	grpc_method_subscribe_release(g, c);
 	if (c->scan) {
 		free(c->scan);
 		c->scan = NULL;

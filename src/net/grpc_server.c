@@ -42,7 +42,7 @@ static uint64_t tag(const atp_grpc_server *g, unsigned op, uint32_t gen, uint32_
 	return (uint64_t)(g->op_base + op) << 56 | (uint64_t)(gen & 0xffffffu) << 32 | slot;
 }
 
-uint32_t g_conn_index(const atp_grpc_server *g, const h2conn *hc)
+uint32_t grpc_conn_index(const atp_grpc_server *g, const h2conn *hc)
 {
 	return (uint32_t)(hc - g->conns);
 }
@@ -55,7 +55,7 @@ static void arm_recv(atp_grpc_server *g, h2conn *hc)
 	io_uring_prep_recv_multishot(sqe, hc->fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = front_buf_group();
-	sqe->user_data = tag(g, OP_H2_RECV, hc->gen, g_conn_index(g, hc));
+	sqe->user_data = tag(g, OP_H2_RECV, hc->gen, grpc_conn_index(g, hc));
 	hc->recv_armed = true;
 }
 
@@ -67,7 +67,7 @@ static void arm_accept(atp_grpc_server *g)
 	g->accept_armed = true;
 }
 
-void g_mark_dirty(atp_grpc_server *g, h2conn *hc)
+void grpc_conn_mark_dirty(atp_grpc_server *g, h2conn *hc)
 {
 	if (hc->state == H_FREE || hc->dirty)
 		return;
@@ -82,7 +82,7 @@ static void close_conn(atp_grpc_server *g, h2conn *hc, bool abort)
 		return;
 	for (uint32_t i = 0; hc->calls && i < g->n_calls_total; i++)
 		if (g->calls[i].state != CALL_FREE && g->calls[i].conn == hc)
-			g_call_free(g, &g->calls[i]);
+			grpc_call_free(g, &g->calls[i]);
 	struct io_uring_sqe *sqe = front_sqe(g->front);
 	io_uring_prep_cancel_fd(sqe, hc->fd, IORING_ASYNC_CANCEL_ALL);
 	sqe->user_data = tag(g, OP_H2_CANCEL, 0, 0);
@@ -103,7 +103,7 @@ static void close_conn(atp_grpc_server *g, h2conn *hc, bool abort)
 		hc->out = NULL;
 		hc->out_cap = 0;
 	}
-	g->free_conns[g->n_free_conns++] = g_conn_index(g, hc);
+	g->free_conns[g->n_free_conns++] = grpc_conn_index(g, hc);
 	g->stats.open--;
 }
 
@@ -113,9 +113,9 @@ static void closing(atp_grpc_server *g, h2conn *hc)
 	if (hc->state != H_OPEN)
 		return;
 	hc->state = H_CLOSING;
-	hc->closing_since_ms = g_now_ms(g);
+	hc->closing_since_ms = grpc_now_ms(g);
 	shutdown(hc->fd, SHUT_RD);
-	g_mark_dirty(g, hc);
+	grpc_conn_mark_dirty(g, hc);
 }
 
 /* Hand nghttp2's output to the socket: one send in flight, up to OUT_CHUNK bytes gathered. */
@@ -151,9 +151,9 @@ static void flush_conn(atp_grpc_server *g, h2conn *hc)
 	if (hc->out_len) {
 		struct io_uring_sqe *sqe = front_sqe(g->front);
 		io_uring_prep_send(sqe, hc->fd, hc->out, hc->out_len, MSG_NOSIGNAL);
-		sqe->user_data = tag(g, OP_H2_SEND, hc->gen, g_conn_index(g, hc));
+		sqe->user_data = tag(g, OP_H2_SEND, hc->gen, grpc_conn_index(g, hc));
 		hc->sending = true;
-		hc->send_start_ms = g_now_ms(g);
+		hc->send_start_ms = grpc_now_ms(g);
 		return;
 	}
 	if (hc->state == H_CLOSING ||
@@ -184,7 +184,7 @@ static void on_accept(atp_grpc_server *g, int fd)
 	hc->g = g;
 	hc->fd = fd;
 	hc->state = H_OPEN;
-	hc->opened_ms = hc->last_active_ms = g_now_ms(g);
+	hc->opened_ms = hc->last_active_ms = grpc_now_ms(g);
 	hc->preface_seen = false;
 	hc->settings_frames = 0;
 	hc->calls = 0;
@@ -203,7 +203,7 @@ static void on_accept(atp_grpc_server *g, int fd)
 	nghttp2_submit_settings(hc->session, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
 	nghttp2_session_set_local_window_size(hc->session, NGHTTP2_FLAG_NONE, 0, 16 << 20);
 	arm_recv(g, hc);
-	g_mark_dirty(g, hc);
+	grpc_conn_mark_dirty(g, hc);
 }
 
 static void on_recv(atp_grpc_server *g, h2conn *hc, bool live, const struct io_uring_cqe *cqe)
@@ -214,15 +214,15 @@ static void on_recv(atp_grpc_server *g, h2conn *hc, bool live, const struct io_u
 		hc->recv_armed = false;
 	if (live && hc->state == H_OPEN) {
 		if (cqe->res > 0 && has_buf) {
-			hc->last_active_ms = g_now_ms(g);
+			hc->last_active_ms = grpc_now_ms(g);
 			ssize_t rv = nghttp2_session_mem_recv(hc->session, front_buf(g->front, bid), (size_t)cqe->res);
 			if (rv < 0) {
 				if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
-					atp_log(ATP_LOG_WARN, "grpc connection %u: %s; closing", g_conn_index(g, hc),
+					atp_log(ATP_LOG_WARN, "grpc connection %u: %s; closing", grpc_conn_index(g, hc),
 						nghttp2_strerror((int)rv));
 				closing(g, hc);
 			}
-			g_mark_dirty(g, hc);
+			grpc_conn_mark_dirty(g, hc);
 		} else if (cqe->res == 0 || (cqe->res < 0 && cqe->res != -ENOBUFS && cqe->res != -ECANCELED)) {
 			close_conn(g, hc, false);
 		}
@@ -243,11 +243,11 @@ static void on_send(atp_grpc_server *g, h2conn *hc, int res)
 	if (hc->out_sent < hc->out_len) {
 		struct io_uring_sqe *sqe = front_sqe(g->front);
 		io_uring_prep_send(sqe, hc->fd, hc->out + hc->out_sent, hc->out_len - hc->out_sent, MSG_NOSIGNAL);
-		sqe->user_data = tag(g, OP_H2_SEND, hc->gen, g_conn_index(g, hc));
+		sqe->user_data = tag(g, OP_H2_SEND, hc->gen, grpc_conn_index(g, hc));
 		return;
 	}
 	hc->sending = false;
-	g_mark_dirty(g, hc);
+	grpc_conn_mark_dirty(g, hc);
 }
 
 static void on_cqe(void *ctx, const struct io_uring_cqe *cqe)
@@ -282,7 +282,7 @@ static void on_cqe(void *ctx, const struct io_uring_cqe *cqe)
 /* Connections not reading, lingering, silent before their preface, or idle. */
 static void sweep(atp_grpc_server *g)
 {
-	uint64_t now = g_now_ms(g);
+	uint64_t now = grpc_now_ms(g);
 	for (uint32_t i = 0; i < g->cfg.max_connections; i++) {
 		h2conn *hc = &g->conns[i];
 		if (hc->state == H_FREE)
@@ -306,23 +306,23 @@ static void after_turn(void *ctx)
 	atp_grpc_server *g = ctx;
 	if (!g->accept_armed && !g->draining && g->listen_fd >= 0)
 		arm_accept(g);
-	m_after_turn(g);
-	g_run_queue(g);
+	grpc_method_after_turn(g);
+	grpc_call_run_queue(g);
 	if (g->cfg.hub)
-		m_subscribe_wake(g);
-	if (g_now_ms(g) - g->last_sweep_ms >= SWEEP_MS) {
-		g->last_sweep_ms = g_now_ms(g);
-		g_sweep_calls(g);
+		grpc_method_subscribe_wake(g);
+	if (grpc_now_ms(g) - g->last_sweep_ms >= SWEEP_MS) {
+		g->last_sweep_ms = grpc_now_ms(g);
+		grpc_call_sweep(g);
 		sweep(g);
 		if (g->cfg.hub)
-			atp_hub_tick(g->cfg.hub, g_now_ms(g));
+			atp_hub_tick(g->cfg.hub, grpc_now_ms(g));
 	}
 	flush_dirty(g);
 }
 
 static void on_done(void *ctx, const atp_engine_done *d)
 {
-	m_on_done(ctx, d);
+	grpc_method_on_done(ctx, d);
 }
 
 static bool waiting(void *ctx)
@@ -380,7 +380,7 @@ static void destroy(atp_grpc_server *g)
 	free(g);
 }
 
-atp_grpc_server *atp_grpc_server_create(atp_stream_server *front, const atp_grpc_config *cfg, char *err,
+atp_grpc_server *atp_grpc_server_create(atp_loop *front, const atp_grpc_config *cfg, char *err,
 					size_t errlen)
 {
 	if (cfg->max_connections < 1 || cfg->max_streams < 1 || cfg->max_calls < 1 || cfg->max_message < 64 ||
@@ -421,7 +421,7 @@ atp_grpc_server *atp_grpc_server_create(atp_stream_server *front, const atp_grpc
 	}
 	for (uint32_t i = 0; i < g->n_calls_total; i++)
 		g->free_calls[g->n_free_calls++] = g->n_calls_total - 1 - i;
-	g_set_callbacks(g->cbs);
+	grpc_call_set_callbacks(g->cbs);
 	nghttp2_option_set_max_settings(g->opt, 32);
 	nghttp2_option_set_max_outbound_ack(g->opt, 1000);
 	nghttp2_option_set_stream_reset_rate_limit(g->opt, RESETS_BURST, RESETS_PER_SECOND);
@@ -431,7 +431,7 @@ atp_grpc_server *atp_grpc_server_create(atp_stream_server *front, const atp_grpc
 		destroy(g);
 		return NULL;
 	}
-	g->last_sweep_ms = g_now_ms(g);
+	g->last_sweep_ms = grpc_now_ms(g);
 	front_ext ext = { .ctx = g, .on_cqe = on_cqe, .on_done = on_done, .after_turn = after_turn, .waiting = waiting };
 	int base = front_attach(front, &ext);
 	if (base < 0) {
@@ -466,14 +466,14 @@ void atp_grpc_server_shutdown(atp_grpc_server *g)
 			continue;
 		nghttp2_submit_goaway(hc->session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(hc->session),
 				      NGHTTP2_NO_ERROR, NULL, 0);
-		g_mark_dirty(g, hc);
+		grpc_conn_mark_dirty(g, hc);
 	}
 	if (g->cfg.hub)
-		m_subscribe_end_all(g, G_UNAVAILABLE, "the server is draining: resubscribe with your last token");
+		grpc_method_subscribe_end_all(g, G_UNAVAILABLE, "the server is draining: resubscribe with your last token");
 	flush_dirty(g);
-	uint64_t until = g_now_ms(g) + 2000;
-	while (g->calls_busy && g_now_ms(g) < until)
-		if (atp_stream_server_run(g->front, 10) < 0)
+	uint64_t until = grpc_now_ms(g) + 2000;
+	while (g->calls_busy && grpc_now_ms(g) < until)
+		if (atp_loop_run(g->front, 10) < 0)
 			break;
 	front_detach(g->front, g);
 	destroy(g);

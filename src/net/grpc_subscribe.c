@@ -23,12 +23,12 @@
 
 static void watch(atp_grpc_server *g, call *c)
 {
-	g->subscribers[g->n_subscribers++] = g_call_index(g, c);
+	g->subscribers[g->n_subscribers++] = grpc_call_index(g, c);
 }
 
 static void unwatch(atp_grpc_server *g, call *c)
 {
-	uint32_t me = g_call_index(g, c);
+	uint32_t me = grpc_call_index(g, c);
 	for (uint32_t i = 0; i < g->n_subscribers; i++)
 		if (g->subscribers[i] == me) {
 			g->subscribers[i] = g->subscribers[--g->n_subscribers];
@@ -36,18 +36,18 @@ static void unwatch(atp_grpc_server *g, call *c)
 		}
 }
 
-void m_subscribe(atp_grpc_server *g, call *c)
+void grpc_method_subscribe(atp_grpc_server *g, call *c)
 {
 	int rc;
 	char where[96], why[200];
 	const uint8_t *r = atp_v1_verify_at(c->msg, c->msg_len, &atp_v1_subscribe_request_rule, &rc, where, sizeof(where));
 	if (!r) {
-		g_respond(g, c, G_INVALID_ARGUMENT, "not a valid atp.v1.SubscribeRequest: %s%s%s", where,
+		grpc_call_respond(g, c, G_INVALID_ARGUMENT, "not a valid atp.v1.SubscribeRequest: %s%s%s", where,
 			  where[0] ? ": " : "", atp_fb_error_message(rc));
 		return;
 	}
 	if (!g->cfg.hub) {
-		g_respond(g, c, G_NOT_FOUND, "this server streams no channels");
+		grpc_call_respond(g, c, G_NOT_FOUND, "this server streams no channels");
 		return;
 	}
 	atp_str channel = atp_v1_subscribe_request_channel(r);
@@ -56,7 +56,7 @@ void m_subscribe(atp_grpc_server *g, call *c)
 	if (!c->out || c->out_cap < OUT_BYTES) {
 		uint8_t *p = realloc(c->out, OUT_BYTES);
 		if (!p) {
-			g_respond(g, c, G_RESOURCE_EXHAUSTED, "out of memory");
+			grpc_call_respond(g, c, G_RESOURCE_EXHAUSTED, "out of memory");
 			return;
 		}
 		c->out = p;
@@ -67,25 +67,25 @@ void m_subscribe(atp_grpc_server *g, call *c)
 	case 0:
 		break;
 	case ATP_HUB_E_CHANNEL:
-		g_respond(g, c, G_NOT_FOUND, "%s", why);
+		grpc_call_respond(g, c, G_NOT_FOUND, "%s", why);
 		return;
 	case ATP_HUB_E_TOKEN:
-		g_respond(g, c, G_INVALID_ARGUMENT, "%s", why);
+		grpc_call_respond(g, c, G_INVALID_ARGUMENT, "%s", why);
 		return;
 	case ATP_HUB_E_OTHER_DIR:
-		g_respond(g, c, G_FAILED_PRECONDITION, "%s", why);
+		grpc_call_respond(g, c, G_FAILED_PRECONDITION, "%s", why);
 		return;
 	default:
-		g_respond(g, c, G_RESOURCE_EXHAUSTED, "%s", why);
+		grpc_call_respond(g, c, G_RESOURCE_EXHAUSTED, "%s", why);
 		return;
 	}
 	c->deferred = c->ending = false;
 	c->deadline_ms = 0;  /* a stream lasts as long as the client wants it */
 	watch(g, c);
-	g_respond(g, c, G_OK, "%s", "");  /* the data provider pulls the messages (m_subscribe_more) */
+	grpc_call_respond(g, c, G_OK, "%s", "");  /* the data provider pulls the messages (grpc_method_subscribe_more) */
 }
 
-bool m_subscribe_more(atp_grpc_server *g, call *c, uint32_t want)
+bool grpc_method_subscribe_more(atp_grpc_server *g, call *c, uint32_t want)
 {
 	(void)want;
 	const char *why;
@@ -96,25 +96,25 @@ bool m_subscribe_more(atp_grpc_server *g, call *c, uint32_t want)
 		snprintf(c->message, sizeof(c->message), "%s", why);
 		return false;
 	}
-	c->out_len = (uint32_t)atp_hub_read(g->cfg.hub, c->sub, c->out, c->out_cap, g_now_ms(g));
+	c->out_len = (uint32_t)atp_hub_read(g->cfg.hub, c->sub, c->out, c->out_cap, grpc_now_ms(g));
 	c->out_sent = 0;
 	return true;
 }
 
-void m_subscribe_wake(atp_grpc_server *g)
+void grpc_method_subscribe_wake(atp_grpc_server *g)
 {
-	uint64_t now = g_now_ms(g);
+	uint64_t now = grpc_now_ms(g);
 	for (uint32_t i = 0; i < g->n_subscribers; i++) {
 		call *c = &g->calls[g->subscribers[i]];
 		if (!c->deferred || !(c->ending || atp_hub_ready(g->cfg.hub, c->sub, now)))
 			continue;
 		c->deferred = false;
 		nghttp2_session_resume_data(c->conn->session, c->stream_id);
-		g_mark_dirty(g, c->conn);
+		grpc_conn_mark_dirty(g, c->conn);
 	}
 }
 
-void m_subscribe_end_all(atp_grpc_server *g, int status, const char *message)
+void grpc_method_subscribe_end_all(atp_grpc_server *g, int status, const char *message)
 {
 	for (uint32_t i = 0; i < g->n_subscribers; i++) {
 		call *c = &g->calls[g->subscribers[i]];
@@ -122,10 +122,10 @@ void m_subscribe_end_all(atp_grpc_server *g, int status, const char *message)
 		c->status = status;
 		snprintf(c->message, sizeof(c->message), "%s", message);
 	}
-	m_subscribe_wake(g);
+	grpc_method_subscribe_wake(g);
 }
 
-void m_subscribe_release(atp_grpc_server *g, call *c)
+void grpc_method_subscribe_release(atp_grpc_server *g, call *c)
 {
 	if (!c->sub)
 		return;

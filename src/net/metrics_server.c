@@ -42,7 +42,7 @@ typedef struct mconn {
 } mconn;
 
 struct atp_metrics_server {
-	atp_stream_server *front;
+	atp_loop *front;
 	unsigned op_base;
 	int listen_fd;
 	uint16_t port;
@@ -234,7 +234,7 @@ static void destroy(atp_metrics_server *m)
 	free(m);
 }
 
-atp_metrics_server *atp_metrics_server_create(atp_stream_server *front, const char *listen, size_t max_bytes,
+atp_metrics_server *atp_metrics_server_create(atp_loop *front, const char *listen, size_t max_bytes,
 					      atp_metrics_render_fn render, void *ctx, char *err, size_t errlen)
 {
 	atp_metrics_server *m = calloc(1, sizeof(*m));
@@ -287,7 +287,7 @@ void atp_metrics_server_shutdown(atp_metrics_server *m)
 		bool busy = m->accept_armed;
 		for (unsigned i = 0; i < MAX_CONNS; i++)
 			busy |= m->conns[i].state != M_FREE;
-		if (!busy || atp_stream_server_run(m->front, 10) < 0)
+		if (!busy || atp_loop_run(m->front, 10) < 0)
 			break;
 	}
 	front_detach(m->front, m);

@@ -201,7 +201,7 @@ static uint32_t consume(atp_stream_server *s, conn *c, const uint8_t *p, uint32_
 	if (c->state != C_HELLO && c->state != C_STREAM)
 		return n;
 	if (off < n && !c->frame_start_ms)
-		c->frame_start_ms = s->now_ms;
+		c->frame_start_ms = front_now_ms(s->loop);
 	return off;
 }
 
@@ -243,7 +243,7 @@ void srv_drain(atp_stream_server *s, conn *c)
 
 void srv_on_data(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t n)
 {
-	c->last_recv_ms = s->now_ms;
+	c->last_recv_ms = front_now_ms(s->loop);
 	s->stats.bytes_in += n;
 	if (c->in_len || c->parked) {
 		if (keep(s, c, p, n) && !c->parked)
@@ -261,12 +261,6 @@ void srv_on_data(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t n)
 void srv_on_engine_done(void *ctx, const atp_engine_done *d)
 {
 	atp_stream_server *s = ctx;
-	if (d->source[0] == '@') {
-		for (unsigned i = 0; i < FRONT_MAX_EXT; i++)
-			if (s->ext[i].on_done)
-				s->ext[i].on_done(s->ext[i].ctx, d);
-		return;
-	}
 	if (d->status >= 0)
 		return;
 	uint32_t id = atp_sources_find(s->sources, atp_str_of(d->source, strlen(d->source)));

@@ -18,9 +18,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define BUF_SIZE (64u << 10)       /* one provided receive buffer */
-#define BUF_COUNT 256u             /* provided buffers (a power of two) */
-#define BUF_GROUP 7
 #define OUT_BYTES 4096u            /* a connection's send buffer: one Ack */
 #define ACK_REFUSALS 64u           /* refusals per Ack; the rest wait for the next */
 #define MAX_REFUSALS 1024u         /* queued refusals per connection */
@@ -31,7 +28,7 @@
 #define LINGER_MS 2000             /* a closed connection's last bytes get this long to leave */
 #define WATCHDOG_MS 500            /* a receive silent this long with bytes waiting is renewed */
 
-enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_NOTIFY, OP_CANCEL, OP_CANCEL_FD };
+enum { OP_ACCEPT, OP_RECV, OP_SEND, OP_CANCEL, OP_CANCEL_FD };  /* + the base the loop gave the server */
 enum { C_FREE, C_HELLO, C_STREAM, C_CLOSING, C_LINGER };
 enum { FRAME_DONE, FRAME_PARK, FRAME_CLOSED };
 
@@ -71,16 +68,13 @@ typedef struct conn {
 } conn;
 
 struct atp_stream_server {
+	atp_loop *loop;
+	unsigned op_base;            /* the first of the loop's operation codes it owns */
 	atp_engine *e;
 	atp_stream_config cfg;
-	struct io_uring ring;
-	int listen_fd, notify_fd;
+	int listen_fd;
 	uint16_t port;
-	bool accept_armed, notify_armed, stopping;
-	uint64_t notify_value;
-	struct io_uring_buf_ring *br;
-	uint8_t *bufs;
-	uint32_t bufs_returned;      /* added to the buffer ring since the last advance */
+	bool accept_armed, stopping;
 	conn *conns;
 	uint32_t *free_slots, n_free;
 	atp_sources *sources;        /* source name -> id */
@@ -88,10 +82,9 @@ struct atp_stream_server {
 	atp_event *events;           /* one decoded batch */
 	atp_wire_event_time *times;
 	uint8_t *scratch;            /* the FlatBuffers builder's memory */
-	uint64_t now_ms, last_sweep_ms;
+	uint64_t last_sweep_ms;
 	uint32_t next_first;         /* service()'s round-robin start */
 	bool waiting;                /* after service(): some connection awaits durability or room */
-	front_ext ext[FRONT_MAX_EXT]; /* other protocols on this loop (front.h); ctx NULL: a free slot */
 	int failed;
 	atp_stream_stats stats;
 };
@@ -113,7 +106,7 @@ void srv_build_reply(atp_stream_server *s, conn *c, uint64_t durable);
 void srv_on_data(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t n);
 /* Consume what c->in holds (after new bytes, or once c is no longer held back). */
 void srv_drain(atp_stream_server *s, conn *c);
-/* The engine's completion callback: a shard's refusal goes to the connection of its source. */
+/* The engine's completions of the stream's sources: a shard's refusal goes to the connection of its source. */
 void srv_on_engine_done(void *ctx, const atp_engine_done *d);
 
 #endif

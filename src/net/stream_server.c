@@ -1,7 +1,8 @@
 /*
- * stream_server.c — the TCP event stream's io_uring loop (atp/stream_server.h):
- * listening, accepting, receiving into provided buffers, sending, timers,
- * closing; what the bytes mean is stream_frames.c's.
+ * stream_server.c — the TCP event stream's connections on the front end's
+ * loop (atp/stream_server.h, front.h): listening, accepting, receiving into
+ * the loop's provided buffers, sending, timers, closing; what the bytes
+ * mean is stream_frames.c's.
  *
  * Every operation's user_data is (op, generation, slot): a completion for a
  * connection that has since been closed (its slot reused or not) carries a
@@ -41,97 +42,16 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static uint64_t tag(unsigned op, uint32_t gen, uint32_t slot)
+/* The user_data of one of s's operations: op (< FRONT_EXT_OPS) among the codes the loop gave s. */
+static uint64_t tag(const atp_stream_server *s, unsigned op, uint32_t gen, uint32_t slot)
 {
-	return (uint64_t)op << 56 | (uint64_t)(gen & 0xffffffu) << 32 | slot;
+	return (uint64_t)(s->op_base + op) << 56 | (uint64_t)(gen & 0xffffffu) << 32 | slot;
 }
 
 /* The generation field of c's operations: its own (12 bits), and for receives the arming (12 bits). */
 static uint32_t gen_of(const conn *c, bool recv)
 {
 	return (c->gen & 0xfffu) << 12 | (recv ? c->rgen & 0xfffu : 0);
-}
-
-/*
- * Hand the queued SQEs to the kernel. On a failure (the kernel out of
- * memory, or the completion queue overflowing: -EAGAIN, -EBUSY) they stay
- * queued, and the loop's next submit_and_wait takes them; it is logged.
- */
-static int submit(atp_stream_server *s)
-{
-	int rc;
-	do
-		rc = io_uring_submit(&s->ring);
-	while (rc == -EINTR);
-	if (rc < 0)
-		atp_log(ATP_LOG_WARN, "io_uring_submit: %s; the loop submits again at its next turn", strerror(-rc));
-	return rc;
-}
-
-static struct io_uring_sqe *sqe_get(atp_stream_server *s)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
-	for (unsigned tries = 0; !sqe && tries < 100; tries++) {
-		if (submit(s) < 0)
-			usleep(1000);  /* the kernel is short of memory: give it a moment */
-		sqe = io_uring_get_sqe(&s->ring);
-	}
-	if (!sqe) {
-		/* A queue that stays full for 100 ms of retries: no operation of this loop can be trusted to run. */
-		atp_log(ATP_LOG_ERROR, "io_uring: the submission queue stays full; aborting");
-		abort();
-	}
-	return sqe;
-}
-
-/* ---- the loop as front.h shares it ---- */
-
-int front_attach(atp_stream_server *s, const front_ext *ext)
-{
-	assert(ext->ctx);
-	for (unsigned i = 0; i < FRONT_MAX_EXT; i++)
-		if (!s->ext[i].ctx) {
-			s->ext[i] = *ext;
-			return (int)(OP_EXT + i * FRONT_EXT_OPS);
-		}
-	return -1;
-}
-
-void front_detach(atp_stream_server *s, const void *ctx)
-{
-	for (unsigned i = 0; i < FRONT_MAX_EXT; i++)
-		if (s->ext[i].ctx == ctx)
-			s->ext[i] = (front_ext){ 0 };
-}
-
-struct io_uring_sqe *front_sqe(atp_stream_server *s)
-{
-	return sqe_get(s);
-}
-
-void front_submit(atp_stream_server *s)
-{
-	submit(s);
-}
-
-uint16_t front_buf_group(void)
-{
-	return BUF_GROUP;
-}
-
-const uint8_t *front_buf(const atp_stream_server *s, uint16_t bid)
-{
-	return s->bufs + (size_t)bid * BUF_SIZE;
-}
-
-uint64_t front_now_ms(const atp_stream_server *s)
-{
-	return s->now_ms;
-}
-
-atp_engine *front_engine(const atp_stream_server *s)
-{
-	return s->e;
 }
 
 uint32_t srv_slot(const atp_stream_server *s, const conn *c)
@@ -141,54 +61,40 @@ uint32_t srv_slot(const atp_stream_server *s, const conn *c)
 
 static void arm_accept(atp_stream_server *s)
 {
-	struct io_uring_sqe *sqe = sqe_get(s);
+	struct io_uring_sqe *sqe = front_sqe(s->loop);
 	io_uring_prep_multishot_accept(sqe, s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	sqe->user_data = tag(OP_ACCEPT, 0, 0);
+	sqe->user_data = tag(s, OP_ACCEPT, 0, 0);
 	s->accept_armed = true;
-}
-
-static void arm_notify(atp_stream_server *s)
-{
-	struct io_uring_sqe *sqe = sqe_get(s);
-	io_uring_prep_read(sqe, s->notify_fd, &s->notify_value, sizeof(s->notify_value), 0);
-	sqe->user_data = tag(OP_NOTIFY, 0, 0);
-	s->notify_armed = true;
 }
 
 static void arm_recv(atp_stream_server *s, conn *c)
 {
-	struct io_uring_sqe *sqe = sqe_get(s);
+	struct io_uring_sqe *sqe = front_sqe(s->loop);
 	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = BUF_GROUP;
+	sqe->buf_group = front_buf_group();
 	c->rgen++;
-	sqe->user_data = tag(OP_RECV, gen_of(c, true), srv_slot(s, c));
+	sqe->user_data = tag(s, OP_RECV, gen_of(c, true), srv_slot(s, c));
 	c->recv_armed = true;
-	c->last_cqe_ms = s->now_ms;
+	c->last_cqe_ms = front_now_ms(s->loop);
 }
 
 void srv_cancel_recv(atp_stream_server *s, conn *c)
 {
-	struct io_uring_sqe *sqe = sqe_get(s);
-	io_uring_prep_cancel64(sqe, tag(OP_RECV, gen_of(c, true), srv_slot(s, c)), 0);
-	sqe->user_data = tag(OP_CANCEL, gen_of(c, true), srv_slot(s, c));
-}
-
-void front_give_back(atp_stream_server *s, uint16_t bid)
-{
-	io_uring_buf_ring_add(s->br, s->bufs + (size_t)bid * BUF_SIZE, BUF_SIZE, bid,
-			      io_uring_buf_ring_mask(BUF_COUNT), (int)s->bufs_returned++);
+	struct io_uring_sqe *sqe = front_sqe(s->loop);
+	io_uring_prep_cancel64(sqe, tag(s, OP_RECV, gen_of(c, true), srv_slot(s, c)), 0);
+	sqe->user_data = tag(s, OP_CANCEL, gen_of(c, true), srv_slot(s, c));
 }
 
 /* ---- sending ---- */
 
 void srv_start_send(atp_stream_server *s, conn *c)
 {
-	struct io_uring_sqe *sqe = sqe_get(s);
+	struct io_uring_sqe *sqe = front_sqe(s->loop);
 	io_uring_prep_send(sqe, c->fd, c->out + c->out_sent, c->out_len - c->out_sent, MSG_NOSIGNAL);
-	sqe->user_data = tag(OP_SEND, gen_of(c, false), srv_slot(s, c));
+	sqe->user_data = tag(s, OP_SEND, gen_of(c, false), srv_slot(s, c));
 	if (!c->sending)
-		c->send_start_ms = s->now_ms;
+		c->send_start_ms = front_now_ms(s->loop);
 	c->sending = true;
 }
 
@@ -201,10 +107,10 @@ void srv_start_send(atp_stream_server *s, conn *c)
  */
 static void release(atp_stream_server *s, conn *c, bool abort)
 {
-	struct io_uring_sqe *sqe = sqe_get(s);
+	struct io_uring_sqe *sqe = front_sqe(s->loop);
 	io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
-	sqe->user_data = tag(OP_CANCEL_FD, 0, 0);
-	submit(s);
+	sqe->user_data = tag(s, OP_CANCEL_FD, 0, 0);
+	front_submit(s->loop);
 	if (abort) {
 		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -235,7 +141,7 @@ static void close_conn(atp_stream_server *s, conn *c)
 	if (c->source != ATP_SOURCE_NONE && s->owner[c->source] == srv_slot(s, c) + 1)
 		s->owner[c->source] = 0;
 	shutdown(c->fd, SHUT_RDWR);  /* completes the recv still armed (its CQE is then stale) */
-	if (c->in_cap > BUF_SIZE) {
+	if (c->in_cap > FRONT_BUF_SIZE) {
 		free(c->in);
 		c->in = NULL;
 		c->in_cap = 0;
@@ -244,7 +150,7 @@ static void close_conn(atp_stream_server *s, conn *c)
 	c->in_len = 0;
 	if (unsent(c) > 0) {
 		c->state = C_LINGER;
-		c->linger_until_ms = s->now_ms + LINGER_MS;
+		c->linger_until_ms = front_now_ms(s->loop) + LINGER_MS;
 		return;
 	}
 	release(s, c, false);
@@ -324,8 +230,8 @@ static void on_accept(atp_stream_server *s, int fd)
 	atp_wire_refusal *refusals = c->refusals;
 	*c = (conn){ .fd = fd, .gen = gen, .state = C_HELLO, .source = ATP_SOURCE_NONE, .out = out, .in = in,
 		     .in_cap = in_cap, .refusals = refusals };
-	c->last_recv_ms = s->now_ms;
-	c->frame_start_ms = s->now_ms;  /* the Hello is due within frame_timeout_ms */
+	c->last_recv_ms = front_now_ms(s->loop);
+	c->frame_start_ms = front_now_ms(s->loop);  /* the Hello is due within frame_timeout_ms */
 	s->stats.open++;
 	if (alloc_stream(c) < 0) {
 		close_conn(s, c);
@@ -345,15 +251,15 @@ static void on_recv(atp_stream_server *s, conn *c, bool live, const struct io_ur
 	if (live && !(cqe->flags & IORING_CQE_F_MORE))
 		c->recv_armed = false;
 	if (live)
-		c->last_cqe_ms = s->now_ms;
+		c->last_cqe_ms = front_now_ms(s->loop);
 	if (live && cqe->res > 0 && has_buf && (c->state == C_HELLO || c->state == C_STREAM))
-		srv_on_data(s, c, s->bufs + (size_t)bid * BUF_SIZE, (uint32_t)cqe->res);
+		srv_on_data(s, c, front_buf(s->loop, bid), (uint32_t)cqe->res);
 	else if (live && cqe->res == 0 && c->state != C_CLOSING)
 		close_conn(s, c);  /* the peer closed: what it sent and we took stays taken */
 	else if (live && cqe->res < 0 && cqe->res != -ENOBUFS && cqe->res != -ECANCELED && c->state != C_CLOSING)
 		close_conn(s, c);
 	if (has_buf)
-		front_give_back(s, bid);
+		front_give_back(s->loop, bid);
 }
 
 static void on_send(atp_stream_server *s, conn *c, int res)
@@ -379,18 +285,13 @@ static void on_send(atp_stream_server *s, conn *c, int res)
 	}
 }
 
-static void handle_cqe(atp_stream_server *s, const struct io_uring_cqe *cqe)
+static void on_cqe(void *ctx, const struct io_uring_cqe *cqe)
 {
-	unsigned op = (unsigned)(cqe->user_data >> 56);
+	atp_stream_server *s = ctx;
+	unsigned op = (unsigned)(cqe->user_data >> 56) - s->op_base;
 	uint32_t gen = (uint32_t)(cqe->user_data >> 32) & 0xffffffu, slot = (uint32_t)cqe->user_data;
 	conn *c = op == OP_RECV || op == OP_SEND ? &s->conns[slot] : NULL;
 	bool live = c && c->state != C_FREE && gen_of(c, op != OP_SEND) == gen;
-	if (op >= OP_EXT) {
-		unsigned i = (op - OP_EXT) / FRONT_EXT_OPS;
-		if (i < FRONT_MAX_EXT && s->ext[i].on_cqe)
-			s->ext[i].on_cqe(s->ext[i].ctx, cqe);
-		return;
-	}
 	switch (op) {
 	case OP_ACCEPT:
 		if (!(cqe->flags & IORING_CQE_F_MORE))
@@ -406,9 +307,6 @@ static void handle_cqe(atp_stream_server *s, const struct io_uring_cqe *cqe)
 	case OP_SEND:
 		if (live)
 			on_send(s, c, cqe->res);
-		break;
-	case OP_NOTIFY:
-		s->notify_armed = false;
 		break;
 	default:
 		break;
@@ -445,7 +343,7 @@ static void service(atp_stream_server *s)
 			c->parked = false;
 			srv_drain(s, c);
 			if (c->in_len && !c->parked)
-				c->frame_start_ms = s->now_ms;  /* the rest of the frame had no chance to come while parked */
+				c->frame_start_ms = front_now_ms(s->loop);  /* the rest of the frame had no chance to come while parked */
 		}
 		if (c->state == C_STREAM && !c->parked && !c->recv_armed && !s->stopping)
 			arm_recv(s, c);
@@ -459,7 +357,7 @@ static void sweep(atp_stream_server *s)
 		conn *c = &s->conns[i];
 		if (c->state == C_FREE)
 			continue;
-		uint64_t now = s->now_ms;
+		uint64_t now = front_now_ms(s->loop);
 		if (c->state == C_LINGER) {
 			bool stuck = unsent(c) > 0;
 			if (!stuck || now >= c->linger_until_ms)
@@ -496,128 +394,29 @@ static void sweep(atp_stream_server *s)
 	}
 }
 
-/* ---- the loop ---- */
+/* ---- the stream's turn ---- */
 
-int atp_stream_server_run(atp_stream_server *s, unsigned timeout_ms)
+static void after_turn(void *ctx)
 {
+	atp_stream_server *s = ctx;
 	if (s->failed)
-		return s->failed;
-	if (s->notify_fd >= 0 && !s->notify_armed)
-		arm_notify(s);
+		return;
 	if (!s->accept_armed && !s->stopping && s->listen_fd >= 0)
 		arm_accept(s);
-	bool ext_waiting = false;
-	for (unsigned i = 0; i < FRONT_MAX_EXT; i++)
-		ext_waiting |= s->ext[i].waiting && s->ext[i].waiting(s->ext[i].ctx);
-	if (s->notify_fd < 0 && (s->waiting || ext_waiting) && timeout_ms > 1)
-		timeout_ms = 1;
-	struct __kernel_timespec ts = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000 };
-	struct io_uring_cqe *cqe;
-	int rc = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
-	if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
-		atp_log(ATP_LOG_ERROR, "io_uring wait: %s", strerror(-rc));
-	s->now_ms = mono_ms();
-	unsigned head, n = 0;
-	io_uring_for_each_cqe(&s->ring, head, cqe) {
-		handle_cqe(s, cqe);
-		n++;
-	}
-	io_uring_cq_advance(&s->ring, n);
-	if (s->bufs_returned) {
-		io_uring_buf_ring_advance(s->br, (int)s->bufs_returned);
-		s->bufs_returned = 0;
-	}
-	atp_engine_poll(s->e);
-	if (atp_engine_error(s->e))
-		s->failed = ATP_E_IO;
-	if (s->failed)
-		return s->failed;
 	service(s);
-	for (unsigned i = 0; i < FRONT_MAX_EXT; i++)
-		if (s->ext[i].after_turn)
-			s->ext[i].after_turn(s->ext[i].ctx);
-	if (s->now_ms - s->last_sweep_ms >= SWEEP_MS) {
-		s->last_sweep_ms = s->now_ms;
+	uint64_t now = front_now_ms(s->loop);
+	if (now - s->last_sweep_ms >= SWEEP_MS) {
+		s->last_sweep_ms = now;
 		sweep(s);
 	}
-	return 0;  /* what this turn queued goes out with the next turn's submit-and-wait */
+}
+
+static bool waiting(void *ctx)
+{
+	return ((atp_stream_server *)ctx)->waiting;
 }
 
 /* ---- set-up and tear-down ---- */
-
-int front_listen(const char *spec, uint16_t *port, char *err, size_t errlen)
-{
-	char host[128];
-	snprintf(host, sizeof(host), "%s", spec);
-	char *colon = strrchr(host, ':');
-	if (!colon) {
-		atp_errf(err, errlen, "listen: '%s' is not HOST:PORT", spec);
-		return -1;
-	}
-	*colon = 0;
-	const char *service = colon + 1, *name = host;
-	if (host[0] == '[' && colon > host && colon[-1] == ']') {
-		colon[-1] = 0;
-		name = host + 1;
-	}
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai;
-	int rc = getaddrinfo(name[0] ? name : NULL, service, &hints, &ai);
-	if (rc) {
-		atp_errf(err, errlen, "listen %s: %s", spec, gai_strerror(rc));
-		return -1;
-	}
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
-		atp_errf(err, errlen, "listen %s: %s", spec, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(ai);
-		return -1;
-	}
-	freeaddrinfo(ai);
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	getsockname(fd, (struct sockaddr *)&ss, &sl);
-	*port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-					       : ((struct sockaddr_in *)&ss)->sin_port);
-	return fd;
-}
-
-static int setup_ring(atp_stream_server *s, uint32_t entries)
-{
-	struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
-					      IORING_SETUP_DEFER_TASKRUN,
-				     .cq_entries = entries * 4 };
-	int rc = io_uring_queue_init_params(entries, &s->ring, &p);
-	if (rc == -EINVAL) {  /* kernels before 6.1 */
-		p = (struct io_uring_params){ .flags = IORING_SETUP_CQSIZE, .cq_entries = entries * 4 };
-		rc = io_uring_queue_init_params(entries, &s->ring, &p);
-	}
-	return rc;
-}
-
-static int setup_buffers(atp_stream_server *s)
-{
-	size_t ring_bytes = BUF_COUNT * sizeof(struct io_uring_buf);
-	void *mem = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-	if (mem == MAP_FAILED)
-		return -ENOMEM;
-	s->br = mem;
-	io_uring_buf_ring_init(s->br);
-	struct io_uring_buf_reg reg = { .ring_addr = (uint64_t)(uintptr_t)s->br, .ring_entries = BUF_COUNT,
-					.bgid = BUF_GROUP };
-	int rc = io_uring_register_buf_ring(&s->ring, &reg, 0);
-	if (rc < 0)
-		return rc;
-	if (!(s->bufs = malloc((size_t)BUF_COUNT * BUF_SIZE)))
-		return -ENOMEM;
-	for (uint32_t i = 0; i < BUF_COUNT; i++)
-		front_give_back(s, (uint16_t)i);
-	io_uring_buf_ring_advance(s->br, (int)s->bufs_returned);
-	s->bufs_returned = 0;
-	return 0;
-}
 
 atp_stream_config atp_stream_config_default(void)
 {
@@ -643,14 +442,9 @@ static void destroy(atp_stream_server *s)
 		free(c->out);
 		free(c->refusals);
 	}
-	if (s->ring.ring_fd > 0)
-		io_uring_queue_exit(&s->ring);
-	if (s->br)
-		munmap(s->br, BUF_COUNT * sizeof(struct io_uring_buf));
 	if (s->listen_fd >= 0)
 		close(s->listen_fd);
 	atp_sources_destroy(s->sources);
-	free(s->bufs);
 	free(s->conns);
 	free(s->free_slots);
 	free(s->owner);
@@ -660,8 +454,7 @@ static void destroy(atp_stream_server *s)
 	free(s);
 }
 
-atp_stream_server *atp_stream_server_create(atp_engine *e, int notify_fd, const atp_stream_config *cfg, char *err,
-					    size_t errlen)
+atp_stream_server *atp_stream_server_create(atp_loop *loop, const atp_stream_config *cfg, char *err, size_t errlen)
 {
 	if (cfg->max_connections < 1 || cfg->max_frame < 64 || cfg->max_frame > ATP_WIRE_MAX_MESSAGE ||
 	    cfg->max_batch < 1 || cfg->max_batch > ATP_WIRE_MAX_BATCH || cfg->max_unacked < cfg->max_frame) {
@@ -673,11 +466,10 @@ atp_stream_server *atp_stream_server_create(atp_engine *e, int notify_fd, const 
 		atp_errf(err, errlen, "out of memory");
 		return NULL;
 	}
-	s->e = e;
+	s->loop = loop;
+	s->e = front_engine(loop);
 	s->cfg = *cfg;
 	s->listen_fd = -1;
-	s->notify_fd = notify_fd;
-	s->ring.ring_fd = -1;
 
 	/* Room for every connection's descriptor. */
 	struct rlimit rl;
@@ -707,25 +499,19 @@ atp_stream_server *atp_stream_server_create(atp_engine *e, int notify_fd, const 
 		s->conns[i].fd = -1;
 		s->free_slots[s->n_free++] = max - 1 - i;
 	}
-	int rc = setup_ring(s, 1024);
-	if (rc < 0) {
-		s->ring.ring_fd = -1;
-		atp_errf(err, errlen, "io_uring: %s", strerror(-rc));
+	if ((s->listen_fd = front_listen(cfg->listen, &s->port, err, errlen)) < 0)
+		goto fail;
+	front_ext ext = { .ctx = s, .on_cqe = on_cqe, .on_source_done = srv_on_engine_done, .after_turn = after_turn,
+			  .waiting = waiting };
+	int base = front_attach(loop, &ext);
+	if (base < 0) {
+		atp_errf(err, errlen, "the loop has no room for another protocol");
 		goto fail;
 	}
-	if ((rc = setup_buffers(s)) < 0) {
-		atp_errf(err, errlen, "io_uring provided buffers: %s", strerror(-rc));
-		goto fail;
-	}
-	if (strcmp(cfg->listen, "none") != 0 && (s->listen_fd = front_listen(cfg->listen, &s->port, err, errlen)) < 0)
-		goto fail;
-	atp_engine_set_on_done(e, srv_on_engine_done, s);
-	s->now_ms = s->last_sweep_ms = mono_ms();
-	if (s->listen_fd >= 0)
-		arm_accept(s);
-	if (notify_fd >= 0)
-		arm_notify(s);
-	submit(s);
+	s->op_base = (unsigned)base;
+	s->last_sweep_ms = front_now_ms(loop);
+	arm_accept(s);
+	front_submit(loop);
 	return s;
 fail:
 	destroy(s);
@@ -750,7 +536,7 @@ int atp_stream_server_shutdown(atp_stream_server *s)
 		close(s->listen_fd);
 		s->listen_fd = -1;
 	}
-	int rc = s->failed ? s->failed : atp_engine_sync(s->e);
+	int rc = s->failed || atp_engine_error(s->e) ? ATP_E_IO : atp_engine_sync(s->e);
 	for (uint32_t i = 0; i < s->cfg.max_connections; i++) {
 		conn *c = &s->conns[i];
 		if (c->state == C_STREAM || c->state == C_HELLO)
@@ -758,9 +544,9 @@ int atp_stream_server_shutdown(atp_stream_server *s)
 	}
 	/* Let the last frames go out, for at most a second. */
 	uint64_t until = mono_ms() + 1000;
-	while (s->stats.open && mono_ms() < until && !s->failed)
-		atp_stream_server_run(s, 10);
-	atp_engine_set_on_done(s->e, NULL, NULL);
+	while (s->stats.open && mono_ms() < until && !s->failed && atp_loop_run(s->loop, 10) == 0)
+		;
+	front_detach(s->loop, s);
 	destroy(s);
 	return rc;
 }

@@ -72,10 +72,10 @@ typedef struct worker {
 	int notify_fd;         /* written (a u64 1) after completions are released; -1: none */
 	pthread_t thread;
 	bool started;
-	atp_ring *in;          /* bytes of frames */
-	atp_ring *out;         /* completions */
-	atp_ring *deltas;      /* atp_engine_delta, staged as records are logged, published once durable; NULL: none kept */
-	uint64_t flight_mark;  /* the deltas of the group in flight end here (atp_ring_staged) */
+	atp_spsc_ring *in;          /* bytes of frames */
+	atp_spsc_ring *out;         /* completions */
+	atp_spsc_ring *deltas;      /* atp_engine_delta, staged as records are logged, published once durable; NULL: none kept */
+	uint64_t flight_mark;  /* the deltas of the group in flight end here (atp_spsc_ring_staged) */
 	uint32_t shards_total; /* the engine's shards (a delta carries the count) */
 	struct io_uring uring;
 	bool uring_ready;
@@ -112,9 +112,9 @@ typedef void (*expiry_fn)(void *ctx, const atp_delta *d, size_t n);
  * first expire what is due by its time (the deltas to fn, if not NULL),
  * then apply its event. ATP_OK, or the event's status.
  */
-int shard_apply(atp_core *core, const atp_record *rec, atp_result *r, expiry_fn fn, void *ctx);
+int pipe_shard_apply(atp_core *core, const atp_record *rec, atp_result *r, expiry_fn fn, void *ctx);
 /* The delta of the ring and of recovery: d of a record at lsn of shard (of shards), the index-th of that record. */
-atp_engine_delta engine_delta(const atp_delta *d, uint32_t shard_index, uint32_t shards, uint64_t lsn, uint32_t index);
+atp_engine_delta pipe_engine_delta(const atp_delta *d, uint32_t shard_index, uint32_t shards, uint64_t lsn, uint32_t index);
 
 /*
  * Waiting for the other side of a ring: spin with pause for the first
@@ -122,7 +122,7 @@ atp_engine_delta engine_delta(const atp_delta *d, uint32_t shard_index, uint32_t
  * sleep briefly, so that an idle engine does not burn a core. *round counts
  * the rounds of one wait; reset it to 0 when the wait is over.
  */
-void backoff(unsigned *round);
+void pipe_backoff(unsigned *round);
 
 /*
  * The router, after pushing into w->in (and worker_join, after setting
@@ -131,10 +131,10 @@ void backoff(unsigned *round);
  */
 void worker_ring(worker *w);
 
-void pin_thread(int cpu, const char *who);
+void pipe_pin_thread(int cpu, const char *who);
 
 int worker_start(worker *w);
 void worker_join(worker *w);
-uint64_t mono_ns(void);
+uint64_t pipe_mono_ns(void);
 
 #endif

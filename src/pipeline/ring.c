@@ -13,11 +13,11 @@
 
 #define CACHE_LINE 64
 
-struct atp_ring {
+struct atp_spsc_ring {
 	/* Written by the producer only. */
 	alignas(CACHE_LINE) _Atomic uint64_t head;  /* elements ever pushed */
 	uint64_t tail_seen;                         /* the producer's last look at tail */
-	uint64_t staged;                            /* elements ever staged (>= head): atp_ring_stage */
+	uint64_t staged;                            /* elements ever staged (>= head): atp_spsc_ring_stage */
 	/* Written by the consumer only. */
 	alignas(CACHE_LINE) _Atomic uint64_t tail;  /* elements ever popped */
 	uint64_t head_seen;                         /* the consumer's last look at head */
@@ -65,7 +65,7 @@ static uint8_t *map_populated(size_t bytes)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-static atp_ring *create(uint32_t capacity, uint32_t elem_size, bool mirrored)
+static atp_spsc_ring *create(uint32_t capacity, uint32_t elem_size, bool mirrored)
 {
 	if (capacity < 2 || (capacity & (capacity - 1)) || capacity > (1u << 30) || elem_size == 0 ||
 	    elem_size > 4096)
@@ -73,7 +73,7 @@ static atp_ring *create(uint32_t capacity, uint32_t elem_size, bool mirrored)
 	size_t bytes = (size_t)capacity * elem_size;
 	if (mirrored && bytes % (size_t)sysconf(_SC_PAGESIZE))
 		return NULL;
-	atp_ring *r = aligned_alloc(CACHE_LINE, sizeof(*r));
+	atp_spsc_ring *r = aligned_alloc(CACHE_LINE, sizeof(*r));
 	if (!r)
 		return NULL;
 	memset(r, 0, sizeof(*r));
@@ -90,17 +90,17 @@ static atp_ring *create(uint32_t capacity, uint32_t elem_size, bool mirrored)
 	return r;
 }
 
-atp_ring *atp_ring_create(uint32_t capacity, uint32_t elem_size)
+atp_spsc_ring *atp_spsc_ring_create(uint32_t capacity, uint32_t elem_size)
 {
 	return create(capacity, elem_size, false);
 }
 
-atp_ring *atp_ring_create_mirrored(uint32_t capacity, uint32_t elem_size)
+atp_spsc_ring *atp_spsc_ring_create_mirrored(uint32_t capacity, uint32_t elem_size)
 {
 	return create(capacity, elem_size, true);
 }
 
-void atp_ring_destroy(atp_ring *r)
+void atp_spsc_ring_destroy(atp_spsc_ring *r)
 {
 	if (!r)
 		return;
@@ -112,14 +112,14 @@ void atp_ring_destroy(atp_ring *r)
 }
 
 /* Where n elements from index at lie: the first run up to the end of the slots, then the rest from slot 0. */
-static uint8_t *first_run(const atp_ring *r, uint64_t at, uint32_t n, uint32_t *run)
+static uint8_t *first_run(const atp_spsc_ring *r, uint64_t at, uint32_t n, uint32_t *run)
 {
 	uint32_t first = (uint32_t)(at & r->mask), until_wrap = r->mask + 1 - first;
 	*run = n < until_wrap || r->mirror_bytes ? n : until_wrap;
 	return r->slots + (size_t)first * r->elem_size;
 }
 
-static void copy_in(atp_ring *r, uint64_t at, const uint8_t *src, uint32_t n)
+static void copy_in(atp_spsc_ring *r, uint64_t at, const uint8_t *src, uint32_t n)
 {
 	uint32_t a;
 	uint8_t *slot = first_run(r, at, n, &a);
@@ -127,7 +127,7 @@ static void copy_in(atp_ring *r, uint64_t at, const uint8_t *src, uint32_t n)
 	memcpy(r->slots, src + (size_t)a * r->elem_size, (size_t)(n - a) * r->elem_size);
 }
 
-static void copy_out(const atp_ring *r, uint64_t at, uint8_t *dst, uint32_t n)
+static void copy_out(const atp_spsc_ring *r, uint64_t at, uint8_t *dst, uint32_t n)
 {
 	uint32_t a;
 	const uint8_t *slot = first_run(r, at, n, &a);
@@ -135,7 +135,7 @@ static void copy_out(const atp_ring *r, uint64_t at, uint8_t *dst, uint32_t n)
 	memcpy(dst + (size_t)a * r->elem_size, r->slots, (size_t)(n - a) * r->elem_size);
 }
 
-static uint32_t push(atp_ring *r, const void *elems, uint32_t n, bool all)
+static uint32_t push(atp_spsc_ring *r, const void *elems, uint32_t n, bool all)
 {
 	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
 	uint64_t capacity = (uint64_t)r->mask + 1;
@@ -151,17 +151,17 @@ static uint32_t push(atp_ring *r, const void *elems, uint32_t n, bool all)
 	return k;
 }
 
-uint32_t atp_ring_push(atp_ring *r, const void *elems, uint32_t n)
+uint32_t atp_spsc_ring_push(atp_spsc_ring *r, const void *elems, uint32_t n)
 {
 	return push(r, elems, n, false);
 }
 
-uint32_t atp_ring_push_all(atp_ring *r, const void *elems, uint32_t n)
+uint32_t atp_spsc_ring_push_all(atp_spsc_ring *r, const void *elems, uint32_t n)
 {
 	return push(r, elems, n, true);
 }
 
-uint32_t atp_ring_pop(atp_ring *r, void *out, uint32_t max)
+uint32_t atp_spsc_ring_pop(atp_spsc_ring *r, void *out, uint32_t max)
 {
 	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
 	if (r->head_seen - tail < max)
@@ -176,7 +176,7 @@ uint32_t atp_ring_pop(atp_ring *r, void *out, uint32_t max)
 	return k;
 }
 
-uint32_t atp_ring_peek(atp_ring *r, const void **elems)
+uint32_t atp_spsc_ring_peek(atp_spsc_ring *r, const void **elems)
 {
 	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
 	if (r->head_seen == tail)  /* the producer's line is read only once what was seen is used up */
@@ -187,14 +187,14 @@ uint32_t atp_ring_peek(atp_ring *r, const void **elems)
 	return run;
 }
 
-void atp_ring_consume(atp_ring *r, uint32_t n)
+void atp_spsc_ring_consume(atp_spsc_ring *r, uint32_t n)
 {
 	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
 	assert(n <= r->head_seen - tail);
 	atomic_store_explicit(&r->tail, tail + n, memory_order_release);
 }
 
-uint32_t atp_ring_stage(atp_ring *r, const void *elems, uint32_t n)
+uint32_t atp_spsc_ring_stage(atp_spsc_ring *r, const void *elems, uint32_t n)
 {
 	uint64_t capacity = (uint64_t)r->mask + 1;
 	if (r->staged - r->tail_seen + n > capacity)
@@ -207,7 +207,7 @@ uint32_t atp_ring_stage(atp_ring *r, const void *elems, uint32_t n)
 	return k;
 }
 
-void *atp_ring_stage_slot(atp_ring *r)
+void *atp_spsc_ring_stage_slot(atp_spsc_ring *r)
 {
 	uint64_t capacity = (uint64_t)r->mask + 1;
 	if (r->staged - r->tail_seen >= capacity)
@@ -219,18 +219,18 @@ void *atp_ring_stage_slot(atp_ring *r)
 	return r->slots + (size_t)(r->staged & r->mask) * r->elem_size;
 }
 
-void atp_ring_stage_one(atp_ring *r)
+void atp_spsc_ring_stage_one(atp_spsc_ring *r)
 {
 	assert(r->staged - r->tail_seen < (uint64_t)r->mask + 1);  /* a slot was handed out */
 	r->staged++;
 }
 
-uint64_t atp_ring_staged(const atp_ring *r)
+uint64_t atp_spsc_ring_staged(const atp_spsc_ring *r)
 {
 	return r->staged;
 }
 
-void atp_ring_publish(atp_ring *r, uint64_t mark)
+void atp_spsc_ring_publish(atp_spsc_ring *r, uint64_t mark)
 {
 	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
 	assert(mark >= head && mark <= r->staged);  /* marks only move forward, and only over staged elements */
@@ -238,12 +238,12 @@ void atp_ring_publish(atp_ring *r, uint64_t mark)
 		atomic_store_explicit(&r->head, mark, memory_order_release);
 }
 
-uint32_t atp_ring_capacity(const atp_ring *r)
+uint32_t atp_spsc_ring_capacity(const atp_spsc_ring *r)
 {
 	return r->mask + 1;
 }
 
-uint32_t atp_ring_count(const atp_ring *r)
+uint32_t atp_spsc_ring_count(const atp_spsc_ring *r)
 {
 	uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
 	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);

@@ -67,7 +67,7 @@ static void spin(void)
 #endif
 }
 
-void backoff(unsigned *round)
+void pipe_backoff(unsigned *round)
 {
 	if ((*round)++ < 2048) {
 		spin();
@@ -77,7 +77,7 @@ void backoff(unsigned *round)
 	nanosleep(&ts, NULL);
 }
 
-uint64_t mono_ns(void)
+uint64_t pipe_mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -117,13 +117,13 @@ static void release(worker *w, const completion *c, uint32_t n)
 {
 	unsigned round = 0;
 	while (n) {
-		uint32_t k = atp_ring_push(w->out, c, n);
+		uint32_t k = atp_spsc_ring_push(w->out, c, n);
 		c += k;
 		n -= k;
 		if (k)
 			notify(w);
 		else
-			backoff(&round);
+			pipe_backoff(&round);
 	}
 }
 
@@ -170,7 +170,7 @@ static void start_group(worker *w)
 	if (!ops) {
 		/* Nothing waits to be written: everything logged is durable. */
 		if (w->deltas)
-			atp_ring_publish(w->deltas, atp_ring_staged(w->deltas));
+			atp_spsc_ring_publish(w->deltas, atp_spsc_ring_staged(w->deltas));
 		release(w, w->pending, w->n_pending);
 		w->n_pending = 0;
 		return;
@@ -181,19 +181,19 @@ static void start_group(worker *w)
 		return;
 	}
 	if (w->deltas)
-		w->flight_mark = atp_ring_staged(w->deltas);  /* every delta staged so far is of a record in this group */
+		w->flight_mark = atp_spsc_ring_staged(w->deltas);  /* every delta staged so far is of a record in this group */
 	completion *t = w->flight;
 	w->flight = w->pending;
 	w->pending = t;
 	w->n_flight = w->n_pending;
 	w->n_pending = 0;
 	w->flight_ops = ops;
-	w->flight_t0 = mono_ns();
+	w->flight_t0 = pipe_mono_ns();
 }
 
 static void group_done(worker *w)
 {
-	uint64_t ns = mono_ns() - w->flight_t0;
+	uint64_t ns = pipe_mono_ns() - w->flight_t0;
 	for (uint32_t i = 0; i < w->n_shards; i++) {
 		shard *s = w->shards[i];
 		if (!atp_wal_in_flight(s->wal))
@@ -215,7 +215,7 @@ static void group_done(worker *w)
 		;
 	w->local.group_hist[b]++;
 	if (w->deltas)
-		atp_ring_publish(w->deltas, w->flight_mark);  /* before the completions: an Ack never precedes its deltas */
+		atp_spsc_ring_publish(w->deltas, w->flight_mark);  /* before the completions: an Ack never precedes its deltas */
 	release(w, w->flight, w->n_flight);
 	w->local.events += w->n_flight;
 	w->n_flight = 0;
@@ -269,7 +269,7 @@ static void doze(worker *w)
 	}
 	atomic_store_explicit(&w->asleep, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);  /* the flag before the look: pairs with worker_ring()'s */
-	if (atp_ring_count(w->in) == 0 && !atomic_load_explicit(&w->stop, memory_order_relaxed))
+	if (atp_spsc_ring_count(w->in) == 0 && !atomic_load_explicit(&w->stop, memory_order_relaxed))
 		reap(w, true);
 	atomic_store_explicit(&w->asleep, 0, memory_order_relaxed);
 }
@@ -350,7 +350,7 @@ static void snapshot(worker *w, shard *s)
 	if (s->snap_child && !(s->snap_command && reap_child(w, s, true)))
 		return; /* one writer at a time; a size trigger waits for the next chance */
 	char err[512];
-	uint64_t lsn = atp_wal_last_lsn(s->wal), t0 = mono_ns();
+	uint64_t lsn = atp_wal_last_lsn(s->wal), t0 = pipe_mono_ns();
 	pid_t pid = fork();
 	if (pid == 0) {
 		/* The child of a threaded process: no malloc, no stdio. Die with the worker (an orphan would hold the lock). */
@@ -366,7 +366,7 @@ static void snapshot(worker *w, shard *s)
 		}
 		_exit(rc < 0 ? 1 : 0);
 	}
-	uint64_t ns = mono_ns() - t0;
+	uint64_t ns = pipe_mono_ns() - t0;
 	if (ns > w->local.snapshot_ns_max)
 		w->local.snapshot_ns_max = ns;
 	s->wal_bytes = 0;
@@ -383,7 +383,7 @@ static void snapshot(worker *w, shard *s)
 	snapshot_done(w, s);
 }
 
-int shard_apply(atp_core *core, const atp_record *rec, atp_result *r, expiry_fn fn, void *ctx)
+int pipe_shard_apply(atp_core *core, const atp_record *rec, atp_result *r, expiry_fn fn, void *ctx)
 {
 	if (rec->now > atp_core_now(core)) {
 		atp_delta d[64];
@@ -399,7 +399,7 @@ int shard_apply(atp_core *core, const atp_record *rec, atp_result *r, expiry_fn 
 	return atp_core_apply(core, &rec->ev, r);
 }
 
-atp_engine_delta engine_delta(const atp_delta *d, uint32_t shard_index, uint32_t shards, uint64_t lsn, uint32_t index)
+atp_engine_delta pipe_engine_delta(const atp_delta *d, uint32_t shard_index, uint32_t shards, uint64_t lsn, uint32_t index)
 {
 	return (atp_engine_delta){ .sku = d->sku.ptr, .location = d->location.ptr, .lsn = lsn, .index = index,
 				   .pos = d->pos, .shard = (uint16_t)shard_index, .shards = (uint16_t)shards, .sku_len = (uint8_t)d->sku.len,
@@ -420,15 +420,15 @@ static void stage_deltas(worker *w, const shard *s, uint64_t lsn, uint32_t *inde
 	assert(lsn == atp_wal_last_lsn(s->wal));  /* a delta leaves with the record that caused it */
 	for (size_t i = 0; i < n; i++) {
 		atp_engine_delta *slot;
-		for (unsigned round = 0; !(slot = atp_ring_stage_slot(w->deltas));) {
+		for (unsigned round = 0; !(slot = atp_spsc_ring_stage_slot(w->deltas));) {
 			if (failed(w))
 				return;
 			start_group(w);
 			reap(w, false);
-			backoff(&round);
+			pipe_backoff(&round);
 		}
-		*slot = engine_delta(&d[i], s->index, w->shards_total, lsn, (*index)++);
-		atp_ring_stage_one(w->deltas);
+		*slot = pipe_engine_delta(&d[i], s->index, w->shards_total, lsn, (*index)++);
+		atp_spsc_ring_stage_one(w->deltas);
 	}
 }
 
@@ -458,7 +458,7 @@ static void tick_logged(worker *w, shard *s, const uint8_t *tick, size_t len, ui
 		return;
 	expiry_stage x = { w, s, atp_wal_last_lsn(s->wal), 0 };
 	atp_record rec = { .kind = ATP_REC_TICK, .now = now };
-	shard_apply(s->core, &rec, NULL, stage_expiries, &x);
+	pipe_shard_apply(s->core, &rec, NULL, stage_expiries, &x);
 }
 
 static shard *shard_of(worker *w, uint32_t index)
@@ -627,7 +627,7 @@ static size_t process(worker *w, const uint8_t *buf, size_t have, bool *snap)
 			atp_result res;
 			uint64_t before = atp_core_now(s->core);
 			completion c = { .rsrc = h.rsrc };
-			c.status = shard_apply(s->core, &rec, &res, NULL, NULL);
+			c.status = pipe_shard_apply(s->core, &rec, &res, NULL, NULL);
 			settle(w, s, p, h.len, h.crc, c, rec.now, atp_core_now(s->core) != before, NULL);
 			if (s->snap_due && !s->snap_child) {
 				*snap = true;
@@ -655,7 +655,7 @@ static void snapshots(worker *w)
 			snapshot(w, w->shards[i]);
 }
 
-void pin_thread(int cpu, const char *who)
+void pipe_pin_thread(int cpu, const char *who)
 {
 	cpu_set_t set;
 	CPU_ZERO(&set);
@@ -670,7 +670,7 @@ static void *worker_main(void *arg)
 	worker *w = arg;
 	unsigned idle = 0;
 	if (w->cpu >= 0) {
-		pin_thread(w->cpu, "a worker");
+		pipe_pin_thread(w->cpu, "a worker");
 		/*
 		 * The io_uring workers that run the WAL's write + fdatasync (the
 		 * kernel punts a buffered write and an fsync to them) stay on this
@@ -692,11 +692,11 @@ static void *worker_main(void *arg)
 			reap_children(w, false);
 		/* The frames are applied and logged where they lie in the ring (mirrored: always contiguous). */
 		const void *frames;
-		uint32_t k = w->n_pending < GROUP_MAX ? atp_ring_peek(w->in, &frames) : 0;
+		uint32_t k = w->n_pending < GROUP_MAX ? atp_spsc_ring_peek(w->in, &frames) : 0;
 		if (k) {
 			/* A bounded bite, so that an idle WAL gets its next group soon. */
 			size_t used = process(w, frames, k < TURN_BYTES ? k : TURN_BYTES, &snap);
-			atp_ring_consume(w->in, (uint32_t)used);
+			atp_spsc_ring_consume(w->in, (uint32_t)used);
 			progress = used > 0;
 		}
 		if (snap) {
@@ -709,7 +709,7 @@ static void *worker_main(void *arg)
 			idle = 0;
 			continue;
 		}
-		if (atomic_load_explicit(&w->stop, memory_order_acquire) && atp_ring_count(w->in) == 0 &&
+		if (atomic_load_explicit(&w->stop, memory_order_acquire) && atp_spsc_ring_count(w->in) == 0 &&
 		    !w->flight_ops && !w->n_pending)
 			break;
 		if (idle++ < IDLE_SPINS) {

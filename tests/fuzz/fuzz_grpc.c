@@ -12,7 +12,7 @@
 #define _GNU_SOURCE
 #include "atp/engine.h"
 #include "atp/grpc_server.h"
-#include "atp/stream_server.h"
+#include "atp/loop.h"
 #include "loopback.h"
 
 #include <errno.h>
@@ -28,7 +28,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static atp_engine *engine;
-static atp_stream_server *loop;
+static atp_loop *loop;
 static atp_grpc_server *server;
 static struct sockaddr_in addr;
 
@@ -36,8 +36,7 @@ static void cleanup(void)
 {
 	if (server)
 		atp_grpc_server_shutdown(server);
-	if (loop)
-		atp_stream_server_shutdown(loop);
+	atp_loop_destroy(loop);
 	if (engine)
 		atp_engine_close(engine);
 }
@@ -73,9 +72,7 @@ static void setup(void)
 		}
 	if (atp_engine_sync(engine) != 0)
 		abort();
-	atp_stream_config sc = atp_stream_config_default();
-	snprintf(sc.listen, sizeof(sc.listen), "none");
-	if (!(loop = atp_stream_server_create(engine, ec.notify_fd, &sc, err, sizeof(err)))) {
+	if (!(loop = atp_loop_create(engine, ec.notify_fd, err, sizeof(err)))) {
 		fprintf(stderr, "fuzz_grpc: %s\n", err);
 		abort();
 	}
@@ -95,7 +92,7 @@ static void setup(void)
 
 static int turn(unsigned timeout_ms)
 {
-	return atp_stream_server_run(loop, timeout_ms);
+	return atp_loop_run(loop, timeout_ms);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "atp/engine.h"
+#include "atp/loop.h"
 #include "atp/stream_server.h"
 #include "loopback.h"
 
@@ -25,6 +26,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static atp_engine *engine;
+static atp_loop *loop;
 static atp_stream_server *server;
 static struct sockaddr_in addr;
 
@@ -32,6 +34,7 @@ static void cleanup(void)
 {
 	if (server)
 		atp_stream_server_shutdown(server);
+	atp_loop_destroy(loop);
 	if (engine)
 		atp_engine_close(engine);
 }
@@ -59,7 +62,8 @@ static void setup(void)
 	sc.max_batch = 64;
 	sc.max_unacked = 64u << 10;
 	sc.frame_timeout_ms = 20;  /* a truncated input is cut off after a few turns */
-	if (!(server = atp_stream_server_create(engine, ec.notify_fd, &sc, err, sizeof(err)))) {
+	if (!(loop = atp_loop_create(engine, ec.notify_fd, err, sizeof(err))) ||
+	    !(server = atp_stream_server_create(loop, &sc, err, sizeof(err)))) {
 		fprintf(stderr, "fuzz_stream: %s\n", err);
 		abort();
 	}
@@ -70,7 +74,7 @@ static void setup(void)
 
 static int turn(unsigned timeout_ms)
 {
-	return atp_stream_server_run(server, timeout_ms);
+	return atp_loop_run(loop, timeout_ms);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

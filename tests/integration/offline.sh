@@ -19,13 +19,17 @@ check "import made the directory ($durable events)" test "${durable:-0}" -gt 100
 segs=$(ls "$tmp/clean/data/shard-000"/*.wal | wc -l)
 check "shard 0 has several segments ($segs)" test "$segs" -ge 2
 
-# A sound directory.
 sums() { find "$1" -type f -print0 | sort -z | xargs -0 md5sum; }
+verify() { # verify DIR: the report in $tmp/v.out, the exit status in $rc
+	set +e
+	"$atpctl" verify "$1" >"$tmp/v.out" 2>&1
+	rc=$?
+	set -e
+}
+
+# A sound directory.
 sums "$tmp/clean" >"$tmp/before"
-set +e
-"$atpctl" verify "$tmp/clean/data" >"$tmp/v.out" 2>&1
-rc=$?
-set -e
+verify "$tmp/clean/data"
 check "a sound directory verifies (exit 0)" test "$rc" -eq 0
 check "the report says no problem" grep -q "2 shards, 0 problems" "$tmp/v.out"
 check "every CRC holds in both shards" test "$(grep -c 'every CRC holds' "$tmp/v.out")" -eq 2
@@ -45,10 +49,7 @@ check "--sku $sku prints as many as the day has" \
 	test "$(tail -n +2 "$tmp/sku.csv" | wc -l)" -eq "$(awk -F, -v s="$sku" '$5 == s' "$tmp/day.csv" | sort -u | wc -l)"
 
 verify_fails() { # verify_fails DIR PATTERN: exit 1 and the pattern in the report
-	set +e
-	"$atpctl" verify "$1" >"$tmp/v.out" 2>&1
-	local rc=$?
-	set -e
+	verify "$1"
 	[ "$rc" -eq 1 ] && grep -q "$2" "$tmp/v.out"
 }
 flip() { # flip FILE OFFSET: invert one byte
@@ -94,18 +95,12 @@ f.seek(off)
 f.write(struct.pack("<IIQ", 120, 0xdeadbeef, 1 << 40) + b"x" * 40)
 PY
 sums "$tmp/torn" >"$tmp/before"
-set +e
-"$atpctl" verify "$tmp/torn/data" >"$tmp/v.out" 2>&1
-rc=$?
-set -e
+verify "$tmp/torn/data"
 check "a torn tail verifies (exit 0)" test "$rc" -eq 0
 check "with a note of what recovery cuts" grep -q "note: .*$(basename "$last"): torn tail at offset" "$tmp/v.out"
 sums "$tmp/torn" >"$tmp/after"
 check "and verify did not cut it" cmp -s "$tmp/before" "$tmp/after"
 
-set +e
-"$atpctl" verify "$tmp/nowhere" >/dev/null 2>&1
-rc=$?
-set -e
+verify "$tmp/nowhere"
 check "not a data directory: exit 2" test "$rc" -eq 2
 finish

@@ -17,7 +17,7 @@
 enum { N = 200000 };
 
 typedef struct run {
-	atp_ring *ring;
+	atp_spsc_ring *ring;
 	uint32_t max_push;
 } run;
 
@@ -34,7 +34,7 @@ static void *produce(void *arg)
 		for (uint32_t i = 0; i < n; i++)
 			batch[i] = next + i;
 		for (uint32_t done = 0, k; done < n; done += k)
-			if ((k = atp_ring_push(p->ring, batch + done, n - done)) == 0)
+			if ((k = atp_spsc_ring_push(p->ring, batch + done, n - done)) == 0)
 				sched_yield(); /* full: let the consumer run, even on one core */
 		next += n;
 	}
@@ -44,8 +44,9 @@ static void *produce(void *arg)
 /* 0 when every element arrived once and in order. */
 static int check(uint32_t capacity, uint32_t max_push, uint32_t max_pop, bool in_place)
 {
-	run p = { in_place ? atp_ring_create_mirrored(capacity, sizeof(uint64_t)) : atp_ring_create(capacity, sizeof(uint64_t)),
-		  max_push };
+	atp_spsc_ring *r = in_place ? atp_spsc_ring_create_mirrored(capacity, sizeof(uint64_t))
+				    : atp_spsc_ring_create(capacity, sizeof(uint64_t));
+	run p = { r, max_push };
 	pthread_t producer;
 	atp_prng g;
 	uint64_t expect = 0, out[64];
@@ -57,23 +58,23 @@ static int check(uint32_t capacity, uint32_t max_push, uint32_t max_pop, bool in
 		const uint64_t *in = out;
 		if (in_place) {
 			const void *q;
-			n = atp_ring_peek(p.ring, &q);
+			n = atp_spsc_ring_peek(p.ring, &q);
 			n = n < want ? n : want;
 			in = q;
 		} else {
-			n = atp_ring_pop(p.ring, out, want);
+			n = atp_spsc_ring_pop(p.ring, out, want);
 		}
 		if (n == 0)
 			sched_yield();
 		for (uint32_t i = 0; i < n && !bad; i++)
 			bad = in[i] != expect++;
 		if (in_place && n)
-			atp_ring_consume(p.ring, n);
+			atp_spsc_ring_consume(p.ring, n);
 	}
 	pthread_join(producer, NULL); /* on a mismatch the producer still ends: the consumer drains below */
-	while (atp_ring_pop(p.ring, out, 64) > 0)
+	while (atp_spsc_ring_pop(p.ring, out, 64) > 0)
 		bad |= expect >= N;
-	atp_ring_destroy(p.ring);
+	atp_spsc_ring_destroy(p.ring);
 	printf("%s - capacity %u, pushes of 1..%u, %s of 1..%u\n", bad ? "not ok" : "ok", capacity, max_push,
 	       in_place ? "reads in place" : "pops", max_pop);
 	return bad;

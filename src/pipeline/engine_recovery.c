@@ -1,0 +1,254 @@
+/* engine_recovery.c — each shard's newest good snapshot and the WAL after it, replayed into its core (see engine_router.h). */
+#define _GNU_SOURCE
+#include "engine_router.h"
+#include "atp/log.h"
+#include "atp/snapshot.h"
+#include "atp/status.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/*
+ * Replay gathers runs of events (their bytes stay in the segment's mapping
+ * until the WAL says the segment ends) and applies each run through the
+ * core's batch pipeline, every event at its own time, as the worker did; a
+ * tick or the end of a segment ends a run.
+ */
+#define REPLAY_RUN 256
+
+typedef struct replay_ctx {
+	atp_engine *e;
+	shard *s;
+	uint64_t records;
+	uint64_t last_lsn;
+	uint32_t n;
+	int failed;
+	atp_event ev[REPLAY_RUN];
+	uint64_t now[REPLAY_RUN];
+	uint64_t lsn[REPLAY_RUN];
+	/* With on_delta: what the run's expiries gave, by event (a WAL of before ticks carried them), and the output. */
+	struct { uint32_t index; atp_delta d; } *lapsed;
+	size_t n_lapsed, lapsed_cap;
+	uint32_t n_out;
+	atp_engine_delta out[DELTA_CHUNK];
+} replay_ctx;
+
+static void replay_emit(replay_ctx *rc, const atp_delta *d, uint64_t lsn, uint32_t index)
+{
+	rc->out[rc->n_out++] = pipe_engine_delta(d, rc->s->index, rc->e->n_shards, lsn, index);
+	if (rc->n_out == DELTA_CHUNK) {
+		rc->e->cfg.on_delta(rc->e->cfg.delta_ctx, rc->out, rc->n_out);
+		rc->n_out = 0;
+	}
+}
+
+static void replay_deltas_done(replay_ctx *rc)
+{
+	if (rc->n_out)
+		rc->e->cfg.on_delta(rc->e->cfg.delta_ctx, rc->out, rc->n_out);
+	rc->n_out = 0;
+}
+
+/* The expiry sink of a replayed run (recovery may allocate: it is not the hot path). */
+static void replay_lapsed(void *ctx, size_t index, const atp_delta *d, size_t n)
+{
+	replay_ctx *rc = ctx;
+	if (rc->n_lapsed + n > rc->lapsed_cap) {
+		size_t cap = rc->lapsed_cap ? rc->lapsed_cap * 2 : 1024;
+		while (cap < rc->n_lapsed + n)
+			cap *= 2;
+		void *p = realloc(rc->lapsed, cap * sizeof(*rc->lapsed));
+		if (!p) {
+			rc->failed = -1;
+			return;
+		}
+		rc->lapsed = p;
+		rc->lapsed_cap = cap;
+	}
+	for (size_t i = 0; i < n; i++) {
+		rc->lapsed[rc->n_lapsed].index = (uint32_t)index;
+		rc->lapsed[rc->n_lapsed++].d = d[i];
+	}
+}
+
+/*
+ * A WAL record whose CRC holds is an event the router validated before it
+ * was first applied: replay applies it as the worker did, validated. With
+ * on_delta, each record's deltas follow (what lapsed before it, then its
+ * own), numbered as the worker numbered them.
+ */
+static int replay_flush(replay_ctx *rc)
+{
+	atp_result r[REPLAY_RUN];
+	atp_event_hash h[REPLAY_RUN];
+	for (uint32_t i = 0; i < rc->n; i++)
+		atp_core_hash_event(&rc->ev[i], &h[i]);
+	rc->n_lapsed = 0;
+	atp_core_apply_batch_hashed_at(rc->s->core, rc->ev, h, rc->now, rc->n, r);
+	size_t l = 0;
+	for (uint32_t i = 0; i < rc->n; i++) {
+		if (r[i].status != ATP_OK)
+			rc->failed = -1;  /* the WAL holds only what was applied: a refusal now is damage */
+		if (!rc->e->cfg.on_delta)
+			continue;
+		uint32_t index = 0;
+		for (; l < rc->n_lapsed && rc->lapsed[l].index == i; l++)
+			replay_emit(rc, &rc->lapsed[l].d, rc->lsn[i], index++);
+		for (uint32_t k = 0; k < r[i].n_deltas; k++)
+			replay_emit(rc, &r[i].deltas[k], rc->lsn[i], index++);
+	}
+	rc->n = 0;
+	return rc->failed;
+}
+
+typedef struct replay_tick {
+	replay_ctx *rc;
+	uint64_t lsn;
+	uint32_t index;
+} replay_tick;
+
+static void replay_tick_lapsed(void *ctx, const atp_delta *d, size_t n)
+{
+	replay_tick *t = ctx;
+	for (size_t i = 0; i < n; i++)
+		replay_emit(t->rc, &d[i], t->lsn, t->index++);
+}
+
+static int replay_record(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
+{
+	replay_ctx *rc = ctx;
+	atp_record rec;
+	if (!p)
+		return replay_flush(rc);  /* the segment is unmapped next */
+	if (rc->failed || len > ATP_RECORD_MAX)
+		return -1;
+	if (atp_record_decode(p, len, &rec) < 0 || rec.kind == ATP_REC_SNAPSHOT)
+		return -1;
+	assert(lsn == rc->last_lsn + 1);  /* the WAL hands over every record after the snapshot, in LSN order (wal.c checks it too) */
+	rc->last_lsn = lsn;
+	rc->records++;
+	if (rec.kind == ATP_REC_EVENT) {
+		rc->ev[rc->n] = rec.ev;
+		rc->lsn[rc->n] = lsn;
+		rc->now[rc->n++] = rec.now;
+		return rc->n == REPLAY_RUN ? replay_flush(rc) : 0;
+	}
+	atp_result r;
+	if (replay_flush(rc) < 0)
+		return -1;
+	replay_tick t = { rc, lsn, 0 };
+	bool deltas = rc->e->cfg.on_delta != NULL;
+	return pipe_shard_apply(rc->s->core, &rec, &r, deltas ? replay_tick_lapsed : NULL, &t) == ATP_OK ? 0 : -1;
+}
+
+/* Every position a snapshot restored, as BASE deltas at its LSN. */
+static void emit_base(replay_ctx *rc, uint64_t lsn)
+{
+	const atp_table *t = atp_core_table(rc->s->core);
+	for (uint32_t id = 0; id < atp_table_count(t); id++) {
+		const atp_position *p = atp_table_get(t, id);
+		int64_t atp = atp_position_atp(p);
+		atp_delta d = { .sku = atp_str_of(atp_table_sku(t, id), p->sku_len),
+				.location = atp_str_of(atp_table_location(t, id), p->loc_len),
+				.old_atp = atp, .new_atp = atp, .version = p->version, .pos = id };
+		rc->out[rc->n_out] = pipe_engine_delta(&d, rc->s->index, rc->e->n_shards, lsn, 0);
+		rc->out[rc->n_out++].kind = ATP_DELTA_BASE;
+		if (rc->n_out == DELTA_CHUNK)
+			replay_deltas_done(rc);
+	}
+	replay_deltas_done(rc);
+}
+
+int pipe_recover_shard(atp_engine *e, shard *s, char *err, size_t errlen)
+{
+	snprintf(s->dir, sizeof(s->dir), "%s/shard-%03u", e->dir, s->index);
+	if (mkdir(s->dir, 0755) < 0 && errno != EEXIST) {
+		atp_errf(err, errlen, "%s: %s", s->dir, strerror(errno));
+		return -1;
+	}
+	uint64_t t0 = pipe_mono_ns();
+	s->core = atp_core_create(&e->cfg.core);
+	if (!s->core) {
+		atp_errf(err, errlen, "shard %u: cannot allocate the core", s->index);
+		return -1;
+	}
+	uint64_t t1 = pipe_mono_ns(), lsn;
+	if (atp_snapshot_load(s->dir, s->core, &lsn, err, errlen) < 0)
+		return -1;
+	uint64_t t2 = pipe_mono_ns();
+	replay_ctx *rc = calloc(1, sizeof(*rc));
+	if (!rc) {
+		atp_errf(err, errlen, "out of memory");
+		return -1;
+	}
+	rc->e = e;
+	rc->s = s;
+	rc->last_lsn = lsn;
+	if (e->cfg.on_delta) {
+		/* The channel stream takes the state at the snapshot, then regenerates every delta after it. */
+		emit_base(rc, lsn);
+		atp_core_set_expiry_sink(s->core, replay_lapsed, rc);
+	} else {
+		atp_core_set_deltas(s->core, false);  /* nobody takes them */
+	}
+	s->wal = atp_wal_open(s->dir, &e->cfg.wal, lsn, replay_record, rc, err, errlen);
+	if (s->wal && replay_flush(rc) < 0) {
+		atp_errf(err, errlen, "shard %u: a WAL record that was applied once is refused in replay", s->index);
+		atp_wal_close(s->wal);
+		s->wal = NULL;
+	}
+	if (e->cfg.on_delta)
+		replay_deltas_done(rc);
+	atp_core_set_expiry_sink(s->core, NULL, NULL);
+	uint64_t records = rc->records;
+	free(rc->lapsed);
+	free(rc);
+	atp_core_set_deltas(s->core, true);
+	if (!s->wal)
+		return -1;
+	uint64_t t3 = pipe_mono_ns();
+	e->recovery.recovered_records += records;
+	e->recovery.recovery_table_seconds += (t1 - t0) / 1e9;
+	e->recovery.recovery_snapshot_seconds += (t2 - t1) / 1e9;
+	e->recovery.recovery_wal_seconds += (t3 - t2) / 1e9;
+	if (lsn || records)
+		atp_log(ATP_LOG_INFO, "shard %u recovered: snapshot of lsn %" PRIu64 " (%.3f s), %" PRIu64
+				" WAL records replayed (%.3f s), %u positions; tables allocated in %.3f s",
+			s->index, lsn, (t2 - t1) / 1e9, records, (t3 - t2) / 1e9, atp_table_count(atp_core_table(s->core)),
+			(t1 - t0) / 1e9);
+	return 0;
+}
+
+/*
+ * An internal source (its name starts with '@': the engine's own API)
+ * never resends an event, so after a crash it continues past the highest
+ * seq any shard applied, not from the router's durable seq, which lags
+ * (an event lost with the crash is simply never acknowledged).
+ */
+int pipe_resume_internal_sources(atp_engine *e, char *err, size_t errlen)
+{
+	for (uint32_t i = 0; i < e->n_shards; i++) {
+		const atp_sources *ss = atp_core_sources(e->shards[i].core);
+		for (uint32_t k = 0; k < atp_sources_count(ss); k++) {
+			const atp_source *src = atp_sources_get(ss, k);
+			if (src->name[0] != '@')
+				continue;
+			atp_str name = atp_str_of(src->name, src->name_len);
+			uint32_t id = atp_sources_find(e->sources, name);
+			if (id == ATP_SOURCE_NONE && (id = atp_sources_intern(e->sources, name)) == ATP_SOURCE_NONE) {
+				atp_errf(err, errlen, "too many sources");
+				return -1;
+			}
+			atp_source *r = atp_sources_at(e->sources, id);
+			if (src->hwm > r->hwm)
+				r->hwm = e->rs[id].durable = src->hwm;
+		}
+	}
+	return 0;
+}
+
