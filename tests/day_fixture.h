@@ -57,7 +57,7 @@ static inline atp_core *fixture_reference(const char *day, size_t len)
 	size_t nd;
 	int rc = !c || !r || atp_csv_open(r, day, len, err) < 0 ? -1 : 1;
 	while (rc > 0 && (rc = atp_csv_next(r, &ev, err)) > 0) {
-		if (r->occurred_at > atp_core_now(c))
+		if (r->occurred_at > atp_core_now_ms(c))
 			while (atp_core_expire(c, r->occurred_at, d, 64, &nd) == 64)
 				;
 		if (atp_core_apply(c, &ev, &res) < 0)

@@ -2,7 +2,9 @@
  * atp/core.h — the ATP core: events in, positions, reservations and deltas out.
  *
  * Pure: no threads, no I/O, no clock. Time enters only through
- * atp_core_expire(now). Guarantees, for every call of atp_core_apply():
+ * atp_core_expire(now_ms) and the _at calls, in milliseconds (since the
+ * epoch under atpd's clock = wall): every now_ms, expires_at and retention
+ * is in them. Guarantees, for every call of atp_core_apply():
  *   - exactly once: per source, seq is contiguous from 1; a seq at or below
  *     the source's high-water mark answers ATP_DUPLICATE and changes nothing,
  *     a seq beyond hwm + 1 answers ATP_E_GAP with the expected seq;
@@ -165,10 +167,10 @@ void atp_core_set_expiry_sink(atp_core *c, atp_expiry_sink fn, void *ctx);
  * lines older than the retention. Returns how many lines expired: when it
  * returns max_lines, more may be due; call again. *n_deltas gets the count.
  */
-size_t atp_core_expire(atp_core *c, uint64_t now, atp_delta *out, size_t max_lines, size_t *n_deltas);
+size_t atp_core_expire(atp_core *c, uint64_t now_ms, atp_delta *out, size_t max_lines, size_t *n_deltas);
 
 /* Whether an open line expires at or before now (atp_core_expire(now) would release one). */
-bool atp_core_due(atp_core *c, uint64_t now);
+bool atp_core_due(atp_core *c, uint64_t now_ms);
 
 /* The position of (sku, location), or NULL if never touched. */
 const atp_position *atp_core_find(const atp_core *c, atp_str sku, atp_str location);
@@ -181,7 +183,7 @@ bool atp_core_read(const atp_core *c, atp_str sku, atp_str location, atp_positio
 const atp_line *atp_core_find_line(const atp_core *c, atp_str ref, atp_str sku, atp_str location);
 /* The applied high-water mark of a source (0 when unknown). */
 uint64_t atp_core_hwm(const atp_core *c, atp_str source);
-uint64_t atp_core_now(const atp_core *c);
+uint64_t atp_core_now_ms(const atp_core *c);
 
 const atp_table *atp_core_table(const atp_core *c);
 const atp_lines *atp_core_lines(const atp_core *c);
@@ -206,7 +208,7 @@ int atp_core_restore_position(atp_core *c, atp_str sku, atp_str location, const 
  * Closed lines must come in the order atp_lines_closed_id() gives them.
  */
 int atp_core_restore_line(atp_core *c, atp_str ref, uint32_t pos, const atp_line_values *values);
-void atp_core_restore_now(atp_core *c, uint64_t now);
+void atp_core_restore_now(atp_core *c, uint64_t now_ms);
 
 #ifdef __cplusplus
 }

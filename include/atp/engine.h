@@ -47,8 +47,8 @@
 extern "C" {
 #endif
 
-#define ATP_ENGINE_MAX_SHARDS 256
-#define ATP_ENGINE_MAX_WORKERS 64
+#define ATP_ENGINE_SHARDS_MAX 256
+#define ATP_ENGINE_WORKERS_MAX 64
 
 typedef struct atp_engine_done {
 	const char *source;  /* NUL-terminated; valid during the callback */
@@ -151,9 +151,9 @@ bool atp_engine_can_take(const atp_engine *e, uint32_t events);
  * by then; atp_engine_sync() brings the shards no event reached up to it.
  * Logged with the events, so replay repeats every expiry.
  */
-void atp_engine_set_time(atp_engine *e, uint64_t now);
+void atp_engine_set_time(atp_engine *e, uint64_t now_ms);
 /* The engine's time (the latest atp_engine_set_time). */
-uint64_t atp_engine_now(const atp_engine *e);
+uint64_t atp_engine_now_ms(const atp_engine *e);
 /* Bring every shard to the engine's time now (expiring what is due), without waiting. 0 or ATP_E_IO. */
 int atp_engine_advance(atp_engine *e);
 /* Replace the completion callback (a front end created after the engine). */

@@ -29,7 +29,7 @@ extern "C" {
 /* An offset into the buffer being built, counted from its end (0 = none). */
 typedef uint32_t atp_fb_ref;
 
-#define ATP_FB_MAX_FIELDS 32   /* fields per table this runtime builds */
+#define ATP_FB_FIELDS_MAX 32   /* fields per table this runtime builds */
 #define ATP_FB_VTABLE_CACHE 16 /* distinct vtables remembered for dedup */
 
 typedef struct atp_fb_builder {
@@ -41,7 +41,7 @@ typedef struct atp_fb_builder {
 	bool in_table;
 	uint32_t table_start;                  /* size when the table began */
 	uint16_t nfields;                      /* fields of the open table, by id + 1 */
-	atp_fb_ref field_at[ATP_FB_MAX_FIELDS];/* where each field was written (0 = absent) */
+	atp_fb_ref field_at[ATP_FB_FIELDS_MAX];/* where each field was written (0 = absent) */
 	uint32_t vtables[ATP_FB_VTABLE_CACHE]; /* sizes at which vtables were written */
 	uint32_t n_vtables;
 } atp_fb_builder;

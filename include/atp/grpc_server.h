@@ -73,7 +73,7 @@ typedef struct atp_grpc_config {
 	uint32_t max_connections;
 	uint32_t max_streams;        /* concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS) */
 	uint32_t max_calls;          /* calls in flight, all connections; beyond: RESOURCE_EXHAUSTED */
-	uint32_t max_message;        /* bytes of a request message, at most ATP_V1_MAX_MESSAGE */
+	uint32_t max_message;        /* bytes of a request message, at most ATP_V1_MESSAGE_MAX */
 	uint32_t max_header_list;    /* bytes of a request's header list (as HPACK counts them) */
 	uint32_t max_reserve_lines;  /* lines of one ReserveRequest */
 	uint32_t max_scans;          /* Scans streaming at once */

@@ -115,9 +115,9 @@ void atp_lines_open(atp_lines *l, uint32_t id, uint64_t expires_at);
 uint32_t atp_lines_first_open(const atp_lines *l, atp_str ref);
 uint32_t atp_lines_next_open(const atp_lines *l, uint32_t id);
 /* Close an open or new line (remaining must be 0) in state, at time now. */
-void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint64_t now);
+void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint64_t now_ms);
 /* The open line that expires first if it expires at or before now, else ATP_LINE_NONE. */
-uint32_t atp_lines_due(atp_lines *l, uint64_t now);
+uint32_t atp_lines_due(atp_lines *l, uint64_t now_ms);
 /* The i-th closed line still remembered, oldest first (i < atp_lines_closed_count()). */
 uint32_t atp_lines_closed_count(const atp_lines *l);
 uint32_t atp_lines_closed_id(const atp_lines *l, uint32_t i);

@@ -33,13 +33,13 @@ enum atp_record_kind {
 
 typedef struct atp_record {
 	uint8_t kind;       /* enum atp_record_kind */
-	uint64_t now;       /* EVENT, TICK: expire what is due by now first */
+	uint64_t now;       /* EVENT, TICK: the engine's time (ms); expire what is due by then first */
 	atp_event ev;       /* EVENT */
 } atp_record;
 
 /* Bytes written to out (room for ATP_RECORD_MAX), or 0 when a string exceeds its limit. */
-size_t atp_record_encode_event(const atp_event *ev, uint64_t now, uint8_t *out);
-size_t atp_record_encode_tick(uint64_t now, uint8_t *out);
+size_t atp_record_encode_event(const atp_event *ev, uint64_t now_ms, uint8_t *out);
+size_t atp_record_encode_tick(uint64_t now_ms, uint8_t *out);
 size_t atp_record_encode_snapshot(uint8_t *out);
 
 /* 0 with *rec filled, or -1 when the len bytes are not exactly one well-formed record. */

@@ -2,7 +2,7 @@
  * atp/stream_server.h — the TCP event stream of WMS adapters, over io_uring.
  *
  * Protocol (fbs/event.fbs): every frame is a u32 little-endian length, then
- * one FlatBuffer. The client sends Hello{source}; the server answers
+ * one FlatBuffer (atp/wire_frame.h splits them). The client sends Hello{source}; the server answers
  * Welcome{durable_seq} (resume at durable_seq + 1). Source names starting
  * with '@' are the engine's own (atp/engine.h) and refused. The client then sends
  * EventBatch frames of that source's events (an event's source may be left
@@ -57,8 +57,8 @@ extern "C" {
 typedef struct atp_stream_config {
 	char listen[128];           /* "HOST:PORT" (IPv4, [IPv6] or a name); port 0: any free port */
 	uint32_t max_connections;   /* beyond it a new connection gets Welcome{ATP_E_LIMIT} and is closed */
-	uint32_t max_frame;         /* bytes of one frame, at most ATP_WIRE_MAX_MESSAGE */
-	uint32_t max_batch;         /* events of one EventBatch, at most ATP_WIRE_MAX_BATCH */
+	uint32_t max_frame;         /* bytes of one frame, at most ATP_WIRE_MESSAGE_MAX */
+	uint32_t max_batch;         /* events of one EventBatch, at most ATP_WIRE_BATCH_MAX */
 	uint32_t max_unacked;       /* bytes of batches not yet acknowledged, per connection */
 	uint32_t frame_timeout_ms;  /* a frame must arrive whole within this of its first byte */
 	uint32_t idle_ms;           /* a connection silent for this long is closed */

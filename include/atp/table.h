@@ -47,9 +47,9 @@ typedef struct atp_position {
 typedef struct atp_table atp_table;
 
 /* Keys of 2^25 positions at their longest still fit the 32-bit key offsets. */
-#define ATP_TABLE_MAX_CAPACITY (1u << 25)
+#define ATP_TABLE_CAPACITY_MAX (1u << 25)
 
-/* NULL when max_positions is 0, above ATP_TABLE_MAX_CAPACITY, or memory is short. */
+/* NULL when max_positions is 0, above ATP_TABLE_CAPACITY_MAX, or memory is short. */
 atp_table *atp_table_create(uint32_t max_positions);
 void atp_table_destroy(atp_table *t);
 

@@ -18,9 +18,9 @@
 extern "C" {
 #endif
 
-#define ATP_V1_MAX_MESSAGE (4u << 20)  /* bytes of one message */
-#define ATP_V1_MAX_LIST 4096u          /* elements of any list: locations, lines, queries, positions */
-#define ATP_V1_MAX_TABLES 65536u       /* tables visited while verifying one message */
+#define ATP_V1_MESSAGE_MAX (4u << 20)  /* bytes of one message */
+#define ATP_V1_LIST_MAX 4096u          /* elements of any list: locations, lines, queries, positions */
+#define ATP_V1_TABLES_MAX 65536u       /* tables visited while verifying one message */
 #define ATP_V1_CHANNEL_MAX 64u         /* bytes of a channel name */
 #define ATP_V1_REASON_MAX 200u         /* bytes of an operator's reason (Admin calls) */
 
@@ -33,14 +33,14 @@ extern const atp_fb_table_rule atp_v1_atp_query_rule, atp_v1_position_atp_rule, 
 /* The root table of msg verified by rule, or NULL with *rc an ATP_FB_E_* code. */
 static inline const uint8_t *atp_v1_verify(const void *msg, size_t msg_len, const atp_fb_table_rule *rule, int *rc)
 {
-	return atp_fb_verify_message(msg, msg_len, ATP_V1_MAX_MESSAGE, ATP_V1_MAX_TABLES, rule, rc);
+	return atp_fb_verify_message(msg, msg_len, ATP_V1_MESSAGE_MAX, ATP_V1_TABLES_MAX, rule, rc);
 }
 
 /* The same, naming the field at fault in where ("lines[2].location"; empty when none is named). */
 static inline const uint8_t *atp_v1_verify_at(const void *msg, size_t msg_len, const atp_fb_table_rule *rule, int *rc,
 					      char *where, size_t where_len)
 {
-	return atp_fb_verify_message_at(msg, msg_len, ATP_V1_MAX_MESSAGE, ATP_V1_MAX_TABLES, rule, rc, where, where_len);
+	return atp_fb_verify_message_at(msg, msg_len, ATP_V1_MESSAGE_MAX, ATP_V1_TABLES_MAX, rule, rc, where, where_len);
 }
 
 /* ---- accessors: atp_v1_<table>_<field>(table) ---- */

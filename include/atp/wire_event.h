@@ -18,11 +18,11 @@
 extern "C" {
 #endif
 
-#define ATP_WIRE_MAX_MESSAGE (4u << 20)   /* bytes of one frame */
-#define ATP_WIRE_MAX_BATCH 8192u          /* events of one EventBatch */
-#define ATP_WIRE_MAX_DEPTH 8u
-#define ATP_WIRE_MAX_REFUSED 8192u        /* refusals in one Ack */
-#define ATP_WIRE_MAX_REASON 256u          /* bytes of an Ack's or Welcome's reason */
+#define ATP_WIRE_MESSAGE_MAX (4u << 20)   /* bytes of one frame */
+#define ATP_WIRE_BATCH_MAX 8192u          /* events of one EventBatch */
+#define ATP_WIRE_DEPTH_MAX 8u
+#define ATP_WIRE_REFUSED_MAX 8192u        /* refusals in one Ack */
+#define ATP_WIRE_REASON_MAX 256u          /* bytes of an Ack's or Welcome's reason */
 
 /* Field ids, in schema order. */
 enum atp_wire_event_field {

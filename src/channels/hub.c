@@ -235,7 +235,7 @@ const uint8_t *hub_build(atp_hub *h, const atp_v1_delta *d, uint32_t *size, uint
 static void append(atp_hub *h, hub_channel *c, const atp_engine_delta *d, const hub_pos *p, int64_t old_figure,
 		   int64_t figure, int64_t sku_figure, uint64_t now_ms)
 {
-	static const uint8_t zeros[ATP_HUB_TOKEN_BYTES(ATP_ENGINE_MAX_SHARDS)];
+	static const uint8_t zeros[ATP_HUB_TOKEN_BYTES(ATP_ENGINE_SHARDS_MAX)];
 	atp_v1_delta v = { .channel = atp_str_of(c->def.name, c->name_len),
 			   .sku = atp_str_of(p->sku, p->sku_len), .location = atp_str_of(p->location, p->loc_len),
 			   .seq = d->lsn, .version = d->version, .atp = figure, .previous_atp = old_figure,
@@ -375,7 +375,7 @@ void atp_hub_tick(atp_hub *h, uint64_t now_ms)
 static void compute_view(atp_hub *h, uint32_t slot)
 {
 	hub_channel *c = &h->ch[slot];
-	for (uint32_t s = 0; s < ATP_ENGINE_MAX_SHARDS; s++) {
+	for (uint32_t s = 0; s < ATP_ENGINE_SHARDS_MAX; s++) {
 		hub_shard *sh = h->shards[s];
 		if (!sh)
 			continue;
@@ -399,7 +399,7 @@ static void compute_view(atp_hub *h, uint32_t slot)
 
 static void release_arrays(hub_channel *c)
 {
-	for (uint32_t s = 0; s < ATP_ENGINE_MAX_SHARDS; s++) {
+	for (uint32_t s = 0; s < ATP_ENGINE_SHARDS_MAX; s++) {
 		free(c->sums[s]);
 		free(c->latest[s]);
 		c->sums[s] = NULL;
@@ -426,7 +426,7 @@ static int add_channel(atp_hub *h, const atp_channel_def *def)
 	c->buf = mmap(NULL, c->cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (c->buf == MAP_FAILED)
 		c->buf = NULL;
-	c->tail_vec = calloc(ATP_ENGINE_MAX_SHARDS, sizeof(place));
+	c->tail_vec = calloc(ATP_ENGINE_SHARDS_MAX, sizeof(place));
 	if (!c->buf || !c->tail_vec) {
 		if (c->buf)
 			munmap(c->buf, c->cap);
@@ -498,7 +498,7 @@ void atp_hub_destroy(atp_hub *h)
 	for (uint32_t i = 0; i < ATP_CHANNELS_MAX; i++)
 		if (h->ch[i].used)
 			remove_channel(h, &h->ch[i]);
-	for (uint32_t s = 0; s < ATP_ENGINE_MAX_SHARDS; s++) {
+	for (uint32_t s = 0; s < ATP_ENGINE_SHARDS_MAX; s++) {
 		if (!h->shards[s])
 			continue;
 		free(h->shards[s]->pos);
@@ -613,7 +613,7 @@ bool atp_hub_figure(const atp_hub *h, atp_str channel, uint32_t shard, atp_str s
 		    int64_t *figure, int64_t *sku_figure)
 {
 	*figure = *sku_figure = 0;
-	const hub_shard *sh = shard < ATP_ENGINE_MAX_SHARDS ? h->shards[shard] : NULL;
+	const hub_shard *sh = shard < ATP_ENGINE_SHARDS_MAX ? h->shards[shard] : NULL;
 	for (uint32_t i = 0; sh && i < ATP_CHANNELS_MAX; i++) {
 		const hub_channel *c = &h->ch[i];
 		if (!c->used || strlen(c->def.name) != channel.len || memcmp(c->def.name, channel.ptr, channel.len))

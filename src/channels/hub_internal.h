@@ -87,14 +87,14 @@ typedef struct hub_channel {
 	uint64_t cap;
 	uint64_t head, tail;         /* offsets ever written / dropped: the buffer holds [tail, head) */
 	place *tail_vec;             /* per shard: everything at or before it is no longer held */
-	int64_t *sums[ATP_ENGINE_MAX_SHARDS];    /* per shard: the channel's figure of each SKU group */
-	uint64_t *latest[ATP_ENGINE_MAX_SHARDS]; /* per shard: each position's newest message, offset + 1 (it may have been dropped) */
-	uint32_t sums_cap[ATP_ENGINE_MAX_SHARDS], latest_cap[ATP_ENGINE_MAX_SHARDS];
+	int64_t *sums[ATP_ENGINE_SHARDS_MAX];    /* per shard: the channel's figure of each SKU group */
+	uint64_t *latest[ATP_ENGINE_SHARDS_MAX]; /* per shard: each position's newest message, offset + 1 (it may have been dropped) */
+	uint32_t sums_cap[ATP_ENGINE_SHARDS_MAX], latest_cap[ATP_ENGINE_SHARDS_MAX];
 } hub_channel;
 
 struct atp_hub {
 	atp_hub_config cfg;
-	hub_shard *shards[ATP_ENGINE_MAX_SHARDS];
+	hub_shard *shards[ATP_ENGINE_SHARDS_MAX];
 	uint32_t n_shards;           /* atp_hub_start(); until then 0 */
 	uint8_t identity[32];
 	uint64_t dir_tag, check_seed;

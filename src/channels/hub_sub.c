@@ -166,7 +166,7 @@ static void put(atp_hub *h, atp_hub_sub *s, const uint8_t *fb, uint32_t fb_len, 
 static bool put_built(atp_hub *h, atp_hub_sub *s, uint8_t kind, const hub_pos *p, uint32_t shard, uint8_t *out,
 		      size_t cap, size_t *w, uint64_t now_ms)
 {
-	static const uint8_t zeros[ATP_HUB_TOKEN_BYTES(ATP_ENGINE_MAX_SHARDS)];
+	static const uint8_t zeros[ATP_HUB_TOKEN_BYTES(ATP_ENGINE_SHARDS_MAX)];
 	const hub_channel *c = s->ch;
 	atp_v1_delta d = { .channel = atp_str_of(c->def.name, strlen(c->def.name)), .kind = kind, .token = zeros,
 			   .token_len = hub_token_bytes(h) };

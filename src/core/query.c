@@ -40,7 +40,7 @@ uint64_t atp_core_hwm(const atp_core *c, atp_str source)
 	return id == ATP_SOURCE_NONE ? 0 : atp_sources_get(c->sources, id)->hwm;
 }
 
-uint64_t atp_core_now(const atp_core *c)
+uint64_t atp_core_now_ms(const atp_core *c)
 {
 	return c->now;
 }

@@ -64,7 +64,7 @@ _Static_assert(sizeof(atp_position) == 64, "a position is one cache line");
 
 atp_table *atp_table_create(uint32_t max_positions)
 {
-	if (max_positions == 0 || max_positions > ATP_TABLE_MAX_CAPACITY)
+	if (max_positions == 0 || max_positions > ATP_TABLE_CAPACITY_MAX)
 		return NULL;
 	atp_table *t = calloc(1, sizeof(*t));
 	if (!t)

@@ -47,9 +47,9 @@ static const char *const formats[] = { "text", "logfmt", NULL };
 
 static const setting table[] = {
 	/* the engine */
-	NUM("shards", 1, ATP_ENGINE_MAX_SHARDS, 1, "", engine.shards,
+	NUM("shards", 1, ATP_ENGINE_SHARDS_MAX, 1, "", engine.shards,
 	    "shards of a new data directory (an existing one keeps its own)"),
-	NUM("workers", 1, ATP_ENGINE_MAX_WORKERS, 1, "", engine.workers, "worker threads, at most one per shard"),
+	NUM("workers", 1, ATP_ENGINE_WORKERS_MAX, 1, "", engine.workers, "worker threads, at most one per shard"),
 	CPU("first_cpu", engine.first_cpu, "the first worker's CPU, the next ones follow; `none`: not pinned"),
 	CPU("router_cpu", engine.router_cpu, "the router's (the event loop's) CPU; `none`: not pinned"),
 	NUM("segment_mb", 1, 4096, MIB, "MiB", engine.wal.segment_bytes, "WAL segment size"),
@@ -66,8 +66,8 @@ static const setting table[] = {
 	ADDR("listen", stream.listen, listen,
 	     "the TCP event stream's HOST:PORT (port 0: any free one, logged); `none`: no listener"),
 	NUM("max_connections", 1, 1u << 20, 1, "", stream.max_connections, "event stream connections"),
-	NUM("max_frame", 1, ATP_WIRE_MAX_MESSAGE, 1, "bytes", stream.max_frame, "one frame of the event stream"),
-	NUM("max_batch", 1, ATP_WIRE_MAX_BATCH, 1, "events", stream.max_batch, "events of one EventBatch"),
+	NUM("max_frame", 1, ATP_WIRE_MESSAGE_MAX, 1, "bytes", stream.max_frame, "one frame of the event stream"),
+	NUM("max_batch", 1, ATP_WIRE_BATCH_MAX, 1, "events", stream.max_batch, "events of one EventBatch"),
 	NUM("max_unacked_mb", 1, 1024, MIB, "MiB", stream.max_unacked,
 	    "bytes received on a connection and not yet acknowledged; beyond, it is not read"),
 	MS("frame_timeout_ms", HOUR_MS, stream.frame_timeout_ms, "a frame begun must be whole within this"),

@@ -23,7 +23,7 @@
 
 #define OP_EXT 32u              /* operation codes (bits 56..63 of user_data) from here on are the extensions' */
 #define FRONT_EXT_OPS 16u       /* codes per extension: the i-th attached owns OP_EXT + 16 i .. + 15 */
-#define FRONT_MAX_EXT 6u
+#define FRONT_EXT_MAX 6u
 #define FRONT_BUF_SIZE (64u << 10)
 
 typedef struct front_ext {
@@ -35,7 +35,7 @@ typedef struct front_ext {
 	bool (*waiting)(void *ctx);  /* something awaits durability (the loop then wakes at least every ms without an eventfd) */
 } front_ext;
 
-/* Attach an extension: the first of the operation codes it owns, or -1 when FRONT_MAX_EXT are attached. */
+/* Attach an extension: the first of the operation codes it owns, or -1 when FRONT_EXT_MAX are attached. */
 int front_attach(atp_loop *l, const front_ext *ext);
 /* Detach the extension of this ctx: nothing more reaches it. */
 void front_detach(atp_loop *l, const void *ctx);

@@ -142,7 +142,7 @@ struct atp_grpc_server {
 	h2conn **dirty;            /* connections with something to send this turn */
 	uint32_t n_dirty;
 	uint8_t *scratch;          /* the FlatBuffers builder's memory: one reply */
-	atp_engine_position *positions;  /* ATP_V1_MAX_LIST: one query's positions */
+	atp_engine_position *positions;  /* ATP_V1_LIST_MAX: one query's positions */
 	bool release_again;        /* some Release has a shard with open lines left */
 	nghttp2_session_callbacks *cbs;
 	nghttp2_option *opt;
@@ -152,7 +152,7 @@ struct atp_grpc_server {
 
 #define PENDING_MAX (1u << 16)
 #define MSG_BYTES_MAX (256ull << 20)
-#define SCRATCH_BYTES (ATP_V1_MAX_MESSAGE + 4096)
+#define SCRATCH_BYTES (ATP_V1_MESSAGE_MAX + 4096)
 
 /* The connections' side (grpc_server.c). */
 uint32_t grpc_conn_index(const atp_grpc_server *g, const h2conn *hc);

@@ -55,13 +55,13 @@ static int atp_reply(atp_grpc_server *g, atp_fb_builder *b, const uint8_t *q, co
 		}
 	}
 	atp_engine_position *pos = g->positions;
-	size_t n = atp_engine_read_sku(g->e, sku, pos, n_loc ? 0 : ATP_V1_MAX_LIST);
+	size_t n = atp_engine_read_sku(g->e, sku, pos, n_loc ? 0 : ATP_V1_LIST_MAX);
 	if (n == 0 && strict) {
 		snprintf(why, whylen, "%.*s: no such SKU", (int)sku.len, sku.ptr);
 		return G_NOT_FOUND;
 	}
-	if (n > ATP_V1_MAX_LIST)
-		n = ATP_V1_MAX_LIST;
+	if (n > ATP_V1_LIST_MAX)
+		n = ATP_V1_LIST_MAX;
 	if (n_loc) {
 		n = n_loc;
 		for (uint32_t i = 0; i < n_loc; i++) {
@@ -71,7 +71,7 @@ static int atp_reply(atp_grpc_server *g, atp_fb_builder *b, const uint8_t *q, co
 				pos[i].v = (atp_position_view){ 0 };
 		}
 	}
-	atp_fb_ref refs[ATP_V1_MAX_LIST];
+	atp_fb_ref refs[ATP_V1_LIST_MAX];
 	int64_t network = 0;
 	for (size_t i = 0; i < n; i++) {
 		const atp_position_view *v = &pos[i].v;
@@ -137,7 +137,7 @@ static void get_atp_batch(atp_grpc_server *g, call *c)
 	atp_fb_builder b;
 	atp_fb_builder_init(&b, g->scratch, SCRATCH_BYTES);
 	uint32_t n = atp_v1_atp_batch_query_queries_count(bq);
-	static atp_fb_ref refs[ATP_V1_MAX_LIST];
+	static atp_fb_ref refs[ATP_V1_LIST_MAX];
 	for (uint32_t i = 0; i < n; i++) {
 		char where[32], why[160];
 		snprintf(where, sizeof(where), "queries[%u].", i);
@@ -276,7 +276,7 @@ static bool reserve_submit(atp_grpc_server *g, call *c)
 	const uint8_t *rr = atp_fb_root(c->msg);
 	uint64_t ttl = atp_v1_reserve_request_ttl_ms(rr);
 	atp_event ev = { .type = ATP_EV_RESERVE, .ref = atp_v1_reserve_request_reservation_id(rr),
-			 .expires_at = ttl ? atp_engine_now(g->e) + ttl : 0,
+			 .expires_at = ttl ? atp_engine_now_ms(g->e) + ttl : 0,
 			 .flags = (uint8_t)(ATP_EVF_RELEASABLE |
 					    (atp_v1_reserve_request_allow_partial(rr) ? ATP_EVF_PARTIAL : 0)) };
 	for (uint32_t i = 0; i < c->n_lines; i++) {
@@ -356,7 +356,7 @@ static void reserve_reply(atp_grpc_server *g, call *c)
 	}
 	atp_fb_builder b;
 	atp_fb_builder_init(&b, g->scratch, SCRATCH_BYTES);
-	static atp_fb_ref refs[ATP_V1_MAX_LIST];
+	static atp_fb_ref refs[ATP_V1_LIST_MAX];
 	for (uint32_t i = 0; i < c->n_lines; i++) {
 		const uint8_t *l = atp_v1_reserve_request_lines(rr, i);
 		refs[i] = atp_v1_build_line_result(&b, atp_v1_reserve_line_sku(l), atp_v1_reserve_line_location(l),
@@ -507,7 +507,7 @@ static void scan(atp_grpc_server *g, call *c)
 	if (g->scans >= g->cfg.max_scans)
 		FAIL(g, c, G_RESOURCE_EXHAUSTED, "%u scans already streaming", g->scans);
 	uint64_t total = 0;
-	uint32_t shards = atp_engine_shards(g->e), count[ATP_ENGINE_MAX_SHARDS];
+	uint32_t shards = atp_engine_shards(g->e), count[ATP_ENGINE_SHARDS_MAX];
 	for (uint32_t s = 0; s < shards; s++)
 		total += count[s] = atp_engine_positions(g->e, s);
 	c->scan = malloc((total ? total : 1) * sizeof(scan_ref));

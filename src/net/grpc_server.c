@@ -384,8 +384,8 @@ atp_grpc_server *atp_grpc_server_create(atp_loop *front, const atp_grpc_config *
 					size_t errlen)
 {
 	if (cfg->max_connections < 1 || cfg->max_streams < 1 || cfg->max_calls < 1 || cfg->max_message < 64 ||
-	    cfg->max_message > ATP_V1_MAX_MESSAGE || cfg->max_header_list < 1024 || cfg->max_reserve_lines < 1 ||
-	    cfg->max_reserve_lines > ATP_V1_MAX_LIST || cfg->max_scans < 1) {
+	    cfg->max_message > ATP_V1_MESSAGE_MAX || cfg->max_header_list < 1024 || cfg->max_reserve_lines < 1 ||
+	    cfg->max_reserve_lines > ATP_V1_LIST_MAX || cfg->max_scans < 1) {
 		atp_errf(err, errlen, "bad grpc configuration");
 		return NULL;
 	}
@@ -408,7 +408,7 @@ atp_grpc_server *atp_grpc_server_create(atp_loop *front, const atp_grpc_config *
 	g->queue = malloc(g->n_calls_total * sizeof(uint64_t));
 	g->pending = calloc(PENDING_MAX, sizeof(pending));
 	g->scratch = aligned_alloc(8, SCRATCH_BYTES);
-	g->positions = malloc(ATP_V1_MAX_LIST * sizeof(atp_engine_position));
+	g->positions = malloc(ATP_V1_LIST_MAX * sizeof(atp_engine_position));
 	if (!g->positions || !g->subscribers || !g->conns || !g->free_conns || !g->dirty || !g->calls || !g->free_calls || !g->queue || !g->pending ||
 	    !g->scratch || nghttp2_session_callbacks_new(&g->cbs) != 0 || nghttp2_option_new(&g->opt) != 0) {
 		atp_errf(err, errlen, "out of memory");

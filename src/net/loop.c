@@ -40,7 +40,7 @@ struct atp_loop {
 	uint8_t *bufs;
 	uint32_t bufs_returned;       /* added to the buffer ring since the last advance */
 	uint64_t now_ms;
-	front_ext ext[FRONT_MAX_EXT]; /* ctx NULL: a free slot */
+	front_ext ext[FRONT_EXT_MAX]; /* ctx NULL: a free slot */
 	int failed;
 };
 
@@ -57,7 +57,7 @@ int front_attach(atp_loop *l, const front_ext *ext)
 {
 	if (!ext->ctx)
 		return -1;
-	for (unsigned i = 0; i < FRONT_MAX_EXT; i++)
+	for (unsigned i = 0; i < FRONT_EXT_MAX; i++)
 		if (!l->ext[i].ctx) {
 			l->ext[i] = *ext;
 			return (int)(OP_EXT + i * FRONT_EXT_OPS);
@@ -67,7 +67,7 @@ int front_attach(atp_loop *l, const front_ext *ext)
 
 void front_detach(atp_loop *l, const void *ctx)
 {
-	for (unsigned i = 0; i < FRONT_MAX_EXT; i++)
+	for (unsigned i = 0; i < FRONT_EXT_MAX; i++)
 		if (l->ext[i].ctx == ctx)
 			l->ext[i] = (front_ext){ 0 };
 }
@@ -183,7 +183,7 @@ static void arm_notify(atp_loop *l)
 static void on_engine_done(void *ctx, const atp_engine_done *d)
 {
 	atp_loop *l = ctx;
-	for (unsigned i = 0; i < FRONT_MAX_EXT; i++) {
+	for (unsigned i = 0; i < FRONT_EXT_MAX; i++) {
 		void (*fn)(void *, const atp_engine_done *) = d->source[0] == '@' ? l->ext[i].on_done : l->ext[i].on_source_done;
 		if (fn)
 			fn(l->ext[i].ctx, d);
@@ -197,7 +197,7 @@ static void handle_cqe(atp_loop *l, const struct io_uring_cqe *cqe)
 		l->notify_armed = false;
 	} else if (op >= OP_EXT) {
 		unsigned i = (op - OP_EXT) / FRONT_EXT_OPS;
-		if (i < FRONT_MAX_EXT && l->ext[i].on_cqe)
+		if (i < FRONT_EXT_MAX && l->ext[i].on_cqe)
 			l->ext[i].on_cqe(l->ext[i].ctx, cqe);
 	}
 	/* else: a cancel's own completion, nothing to do */
@@ -210,7 +210,7 @@ int atp_loop_run(atp_loop *l, unsigned timeout_ms)
 	if (l->notify_fd >= 0 && !l->notify_armed)
 		arm_notify(l);
 	bool waiting = false;
-	for (unsigned i = 0; i < FRONT_MAX_EXT; i++)
+	for (unsigned i = 0; i < FRONT_EXT_MAX; i++)
 		waiting |= l->ext[i].waiting && l->ext[i].waiting(l->ext[i].ctx);
 	if (l->notify_fd < 0 && waiting && timeout_ms > 1)
 		timeout_ms = 1;
@@ -233,7 +233,7 @@ int atp_loop_run(atp_loop *l, unsigned timeout_ms)
 	atp_engine_poll(l->e);
 	if (atp_engine_error(l->e))
 		return l->failed = ATP_E_IO;
-	for (unsigned i = 0; i < FRONT_MAX_EXT; i++)
+	for (unsigned i = 0; i < FRONT_EXT_MAX; i++)
 		if (l->ext[i].after_turn)
 			l->ext[i].after_turn(l->ext[i].ctx);
 	return 0;  /* what this turn queued goes out with the next turn's submit-and-wait */
@@ -280,7 +280,7 @@ void atp_loop_destroy(atp_loop *l)
 {
 	if (!l)
 		return;
-	for (unsigned i = 0; i < FRONT_MAX_EXT; i++)
+	for (unsigned i = 0; i < FRONT_EXT_MAX; i++)
 		assert(!l->ext[i].ctx);  /* every protocol shut down first: none may hold the ring */
 	if (l->e)
 		atp_engine_set_on_done(l->e, NULL, NULL);

@@ -8,6 +8,7 @@
  */
 #include "stream_internal.h"
 #include "atp/log.h"
+#include "atp/wire_frame.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -177,25 +178,23 @@ static uint32_t consume(atp_stream_server *s, conn *c, const uint8_t *p, uint32_
 {
 	uint32_t off = 0;
 	while (c->state == C_HELLO || c->state == C_STREAM) {
-		if (n - off < 4)
-			break;
 		uint32_t flen;
-		memcpy(&flen, p + off, 4);
-		if (flen > s->cfg.max_frame || flen < 8) {
-			srv_fail(s, c, flen < 8 ? ATP_E_PROTOCOL : ATP_E_LIMIT, "a frame of %" PRIu32 " bytes (limit %" PRIu32 ")",
-				  flen, s->cfg.max_frame);
+		int64_t k = atp_frame_split(p + off, n - off, s->cfg.max_frame, &flen);
+		if (k < 0) {
+			srv_fail(s, c, (int)k, "a frame of %" PRIu32 " bytes (limit %" PRIu32 ")", flen, s->cfg.max_frame);
 			break;
 		}
-		if (n - off - 4 < flen)
+		if (k == 0)
 			break;
-		int r = c->state == C_HELLO ? on_hello(s, c, p + off + 4, flen) : on_batch(s, c, p + off + 4, flen);
+		const uint8_t *f = p + off + ATP_FRAME_HEADER;
+		int r = c->state == C_HELLO ? on_hello(s, c, f, flen) : on_batch(s, c, f, flen);
 		if (r == FRAME_CLOSED)
 			return n;
 		if (r == FRAME_PARK) {
 			c->parked = true;  /* reading stops once PARK_SLACK more bytes came (see srv_on_data) */
 			return off;
 		}
-		off += 4 + flen;
+		off += (uint32_t)k;
 		c->frame_start_ms = 0;
 	}
 	if (c->state != C_HELLO && c->state != C_STREAM)

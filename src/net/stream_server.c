@@ -424,7 +424,7 @@ atp_stream_config atp_stream_config_default(void)
 		.listen = "127.0.0.1:7400",
 		.max_connections = 1024,
 		.max_frame = 1u << 20,
-		.max_batch = ATP_WIRE_MAX_BATCH,
+		.max_batch = ATP_WIRE_BATCH_MAX,
 		.max_unacked = 8u << 20,
 		.frame_timeout_ms = 10000,
 		.idle_ms = 600000,
@@ -456,8 +456,8 @@ static void destroy(atp_stream_server *s)
 
 atp_stream_server *atp_stream_server_create(atp_loop *loop, const atp_stream_config *cfg, char *err, size_t errlen)
 {
-	if (cfg->max_connections < 1 || cfg->max_frame < 64 || cfg->max_frame > ATP_WIRE_MAX_MESSAGE ||
-	    cfg->max_batch < 1 || cfg->max_batch > ATP_WIRE_MAX_BATCH || cfg->max_unacked < cfg->max_frame) {
+	if (cfg->max_connections < 1 || cfg->max_frame < 64 || cfg->max_frame > ATP_WIRE_MESSAGE_MAX ||
+	    cfg->max_batch < 1 || cfg->max_batch > ATP_WIRE_BATCH_MAX || cfg->max_unacked < cfg->max_frame) {
 		atp_errf(err, errlen, "bad stream configuration (max_unacked must be at least max_frame)");
 		return NULL;
 	}
@@ -488,8 +488,8 @@ atp_stream_server *atp_stream_server_create(atp_loop *loop, const atp_stream_con
 	s->free_slots = malloc(max * sizeof(uint32_t));
 	s->sources = atp_sources_create(1u << 16);
 	s->owner = calloc(1u << 16, sizeof(uint32_t));
-	s->events = malloc(ATP_WIRE_MAX_BATCH * sizeof(atp_event));
-	s->times = malloc(ATP_WIRE_MAX_BATCH * sizeof(atp_wire_event_time));
+	s->events = malloc(ATP_WIRE_BATCH_MAX * sizeof(atp_event));
+	s->times = malloc(ATP_WIRE_BATCH_MAX * sizeof(atp_wire_event_time));
 	s->scratch = aligned_alloc(8, OUT_BYTES);
 	if (!s->conns || !s->free_slots || !s->sources || !s->owner || !s->events || !s->times || !s->scratch) {
 		atp_errf(err, errlen, "out of memory");

@@ -112,8 +112,8 @@ static int start_workers(atp_engine *e, char *err, size_t errlen)
 
 atp_engine *atp_engine_open(const char *dir, const atp_engine_config *cfg, char *err, size_t errlen)
 {
-	if (cfg->shards < 1 || cfg->shards > ATP_ENGINE_MAX_SHARDS || cfg->workers < 1 ||
-	    cfg->workers > ATP_ENGINE_MAX_WORKERS || cfg->ring_bytes < (64u << 10) ||
+	if (cfg->shards < 1 || cfg->shards > ATP_ENGINE_SHARDS_MAX || cfg->workers < 1 ||
+	    cfg->workers > ATP_ENGINE_WORKERS_MAX || cfg->ring_bytes < (64u << 10) ||
 	    (cfg->ring_bytes & (cfg->ring_bytes - 1))) {
 		atp_errf(err, errlen, "bad engine configuration");
 		return NULL;
@@ -390,7 +390,7 @@ static int submit(atp_engine *e, const atp_event *ev, uint32_t s, const atp_even
 	return ATP_OK;
 }
 
-uint64_t atp_engine_now(const atp_engine *e)
+uint64_t atp_engine_now_ms(const atp_engine *e)
 {
 	return e->now;
 }

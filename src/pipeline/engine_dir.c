@@ -21,7 +21,7 @@ int pipe_dir_shards(const char *dir, uint32_t want, uint32_t *shards, char *err,
 	FILE *f = fopen(path, "r");
 	if (f) {
 		unsigned n = 0;
-		int ok = fscanf(f, "atpd data 1\nshards %u\n", &n) == 1 && n >= 1 && n <= ATP_ENGINE_MAX_SHARDS;
+		int ok = fscanf(f, "atpd data 1\nshards %u\n", &n) == 1 && n >= 1 && n <= ATP_ENGINE_SHARDS_MAX;
 		fclose(f);
 		if (!ok) {
 			atp_errf(err, errlen, "%s: not an atpd data directory file", path);

@@ -385,7 +385,7 @@ static void snapshot(worker *w, shard *s)
 
 int pipe_shard_apply(atp_core *core, const atp_record *rec, atp_result *r, expiry_fn fn, void *ctx)
 {
-	if (rec->now > atp_core_now(core)) {
+	if (rec->now > atp_core_now_ms(core)) {
 		atp_delta d[64];
 		size_t nd, n;
 		do {
@@ -524,7 +524,7 @@ static completion completion_of(const run *r, uint32_t i, const atp_result *res)
 static bool expiry_due(const run *r)
 {
 	uint64_t last = r->now[r->n - 1];
-	if (last <= atp_core_now(r->s->core))
+	if (last <= atp_core_now_ms(r->s->core))
 		return false;  /* time stands still: nothing lapses */
 	if (atp_core_due(r->s->core, last))
 		return true;
@@ -543,7 +543,7 @@ static bool expiry_due(const run *r)
 static void apply_stepwise(worker *w, run *r)
 {
 	for (uint32_t i = 0; i < r->n && !failed(w); i++) {
-		if (r->now[i] > atp_core_now(r->s->core)) {
+		if (r->now[i] > atp_core_now_ms(r->s->core)) {
 			uint8_t tick[16];
 			size_t n = atp_record_encode_tick(r->now[i], tick);
 			tick_logged(w, r->s, tick, n, atp_crc32c(0, tick, n), r->now[i]);
@@ -563,7 +563,7 @@ static void apply_run(worker *w, run *r)
 	}
 	atp_result res[RUN_MAX];
 	const atp_core_stats *st = atp_core_stats_get(r->s->core);
-	uint64_t t = atp_core_now(r->s->core), lapsed = st->lines_expired;
+	uint64_t t = atp_core_now_ms(r->s->core), lapsed = st->lines_expired;
 	atp_core_apply_batch_hashed_at(r->s->core, r->ev, r->hash, r->now, r->n, res);
 	assert(!w->deltas || st->lines_expired == lapsed);  /* expiry_due() said none would lapse */
 	for (uint32_t i = 0; i < r->n; i++) {
@@ -625,10 +625,10 @@ static size_t process(worker *w, const uint8_t *buf, size_t have, bool *snap)
 			}
 		} else if (rec.kind == ATP_REC_TICK) {
 			atp_result res;
-			uint64_t before = atp_core_now(s->core);
+			uint64_t before = atp_core_now_ms(s->core);
 			completion c = { .rsrc = h.rsrc };
 			c.status = pipe_shard_apply(s->core, &rec, &res, NULL, NULL);
-			settle(w, s, p, h.len, h.crc, c, rec.now, atp_core_now(s->core) != before, NULL);
+			settle(w, s, p, h.len, h.crc, c, rec.now, atp_core_now_ms(s->core) != before, NULL);
 			if (s->snap_due && !s->snap_child) {
 				*snap = true;
 				break;

@@ -95,7 +95,7 @@ static void write_state(writer *w, const atp_core *c, uint64_t lsn)
 
 	w_put(w, MAGIC, 8);
 	w_u64(w, lsn);
-	w_u64(w, atp_core_now(c));
+	w_u64(w, atp_core_now_ms(c));
 	w_put(w, &n_src, 4);
 	w_put(w, &n_pos, 4);
 	w_put(w, &n_open, 4);

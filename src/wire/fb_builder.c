@@ -144,7 +144,7 @@ void atp_fb_start_table(atp_fb_builder *b)
 
 static void track_field(atp_fb_builder *b, unsigned id)
 {
-	assert(b->in_table && id < ATP_FB_MAX_FIELDS);
+	assert(b->in_table && id < ATP_FB_FIELDS_MAX);
 	b->field_at[id] = b->size;
 	if (id + 1 > b->nfields) {
 		for (unsigned i = b->nfields; i < id; i++)

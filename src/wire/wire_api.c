@@ -10,15 +10,15 @@
 
 #define STRING(field, max_len) { .id = field, .kind = ATP_FB_STRING, .max = max_len }
 #define SCALAR(field, bytes) { .id = field, .kind = ATP_FB_SCALAR, .size = bytes }
-#define TABLES(field, rule) { .id = field, .kind = ATP_FB_TABLES, .max = ATP_V1_MAX_LIST, .sub = &rule }
+#define TABLES(field, rule) { .id = field, .kind = ATP_FB_TABLES, .max = ATP_V1_LIST_MAX, .sub = &rule }
 /* Fields of requests carry their names, so a refusal says which one is at fault. */
 #define NAMED_STRING(field, max_len, nm) { .id = field, .kind = ATP_FB_STRING, .max = max_len, .name = nm }
 #define NAMED_SCALAR(field, bytes, nm) { .id = field, .kind = ATP_FB_SCALAR, .size = bytes, .name = nm }
 #define NAMED_TABLES(field, rule, nm) \
-	{ .id = field, .kind = ATP_FB_TABLES, .max = ATP_V1_MAX_LIST, .sub = &rule, .name = nm }
+	{ .id = field, .kind = ATP_FB_TABLES, .max = ATP_V1_LIST_MAX, .sub = &rule, .name = nm }
 
 RULE(atp_query, NAMED_STRING(0, ATP_SKU_MAX, "sku"),
-     { .id = 1, .kind = ATP_FB_STRINGS, .max = ATP_V1_MAX_LIST, .size = ATP_LOC_MAX, .name = "locations" });
+     { .id = 1, .kind = ATP_FB_STRINGS, .max = ATP_V1_LIST_MAX, .size = ATP_LOC_MAX, .name = "locations" });
 RULE(position_atp, STRING(0, ATP_SKU_MAX), STRING(1, ATP_LOC_MAX), SCALAR(2, 8), SCALAR(3, 8), SCALAR(4, 8),
      SCALAR(5, 8), SCALAR(6, 8), SCALAR(7, 8));
 RULE(atp_reply, TABLES(0, atp_v1_position_atp_rule), SCALAR(1, 8));
@@ -60,8 +60,8 @@ static atp_fb_ref table_of_tables(atp_fb_builder *b, const atp_fb_ref *refs, uin
 
 atp_fb_ref atp_v1_build_atp_query(atp_fb_builder *b, atp_str sku, const atp_str *locations, uint32_t n)
 {
-	atp_fb_ref loc[ATP_V1_MAX_LIST];
-	if (n > ATP_V1_MAX_LIST) {
+	atp_fb_ref loc[ATP_V1_LIST_MAX];
+	if (n > ATP_V1_LIST_MAX) {
 		b->overflow = true;
 		return 0;
 	}

@@ -68,8 +68,8 @@ int atp_wire_decode_event_batch(const void *buf, size_t len, atp_event *out, atp
 	atp_fb_verifier v;
 	const uint8_t *root, *elems;
 	uint32_t n;
-	uint32_t max_events = cap < ATP_WIRE_MAX_BATCH ? cap : ATP_WIRE_MAX_BATCH;
-	int rc = atp_fb_verify_begin(&v, buf, len, ATP_WIRE_MAX_MESSAGE, ATP_WIRE_MAX_DEPTH, max_events + 1, &root);
+	uint32_t max_events = cap < ATP_WIRE_BATCH_MAX ? cap : ATP_WIRE_BATCH_MAX;
+	int rc = atp_fb_verify_begin(&v, buf, len, ATP_WIRE_MESSAGE_MAX, ATP_WIRE_DEPTH_MAX, max_events + 1, &root);
 	if (rc || (rc = atp_fb_verify_table_enter(&v, root)))
 		return rc;
 	if ((rc = atp_fb_verify_vector(&v, root, 0, 4, 4, max_events, &elems, &n)))
@@ -143,7 +143,7 @@ atp_fb_ref atp_wire_build_ack(atp_fb_builder *b, const atp_wire_ack *a)
 /* Verify a one-table message: begin, enter the root. */
 static int verify_root(atp_fb_verifier *v, const void *buf, size_t len, const uint8_t **root)
 {
-	int rc = atp_fb_verify_begin(v, buf, len, ATP_WIRE_MAX_MESSAGE, ATP_WIRE_MAX_DEPTH, 1, root);
+	int rc = atp_fb_verify_begin(v, buf, len, ATP_WIRE_MESSAGE_MAX, ATP_WIRE_DEPTH_MAX, 1, root);
 	return rc ? rc : atp_fb_verify_table_enter(v, *root);
 }
 
@@ -155,9 +155,9 @@ int atp_wire_decode_ack(const void *buf, size_t len, atp_wire_ack *out)
 	int rc = verify_root(&v, buf, len, &t);
 	if (rc || (rc = atp_fb_verify_string(&v, t, ACK_SOURCE, ATP_SOURCE_MAX, false)) ||
 	    (rc = atp_fb_verify_scalar(&v, t, ACK_DURABLE_SEQ, 8)) ||
-	    (rc = atp_fb_verify_vector(&v, t, ACK_REFUSED, 16, 8, ATP_WIRE_MAX_REFUSED, &elems, &n)) ||
+	    (rc = atp_fb_verify_vector(&v, t, ACK_REFUSED, 16, 8, ATP_WIRE_REFUSED_MAX, &elems, &n)) ||
 	    (rc = atp_fb_verify_scalar(&v, t, ACK_NEXT_SEQ, 8)) || (rc = atp_fb_verify_scalar(&v, t, ACK_ERROR, 4)) ||
-	    (rc = atp_fb_verify_string(&v, t, ACK_REASON, ATP_WIRE_MAX_REASON, false)))
+	    (rc = atp_fb_verify_string(&v, t, ACK_REASON, ATP_WIRE_REASON_MAX, false)))
 		return rc;
 	*out = (atp_wire_ack){ .source = get_string(t, ACK_SOURCE),
 			       .durable_seq = atp_fb_get_u64(t, ACK_DURABLE_SEQ),
@@ -217,7 +217,7 @@ int atp_wire_decode_welcome(const void *buf, size_t len, atp_wire_welcome *out)
 	int rc = verify_root(&v, buf, len, &t);
 	if (rc || (rc = atp_fb_verify_scalar(&v, t, WELCOME_DURABLE_SEQ, 8)) ||
 	    (rc = atp_fb_verify_scalar(&v, t, WELCOME_ERROR, 4)) ||
-	    (rc = atp_fb_verify_string(&v, t, WELCOME_REASON, ATP_WIRE_MAX_REASON, false)))
+	    (rc = atp_fb_verify_string(&v, t, WELCOME_REASON, ATP_WIRE_REASON_MAX, false)))
 		return rc;
 	*out = (atp_wire_welcome){ .durable_seq = atp_fb_get_u64(t, WELCOME_DURABLE_SEQ),
 				   .error = (int32_t)atp_fb_get_u32(t, WELCOME_ERROR),

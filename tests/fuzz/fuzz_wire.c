@@ -23,13 +23,13 @@ static inline __attribute__((unused)) bool str_same(atp_str a, atp_str b)
 }
 
 #if FUZZ_ROOT == 1
-static atp_event ev[ATP_WIRE_MAX_BATCH], again[ATP_WIRE_MAX_BATCH];
-static atp_wire_event_time tm[ATP_WIRE_MAX_BATCH];
-static atp_fb_ref refs[ATP_WIRE_MAX_BATCH];
+static atp_event ev[ATP_WIRE_BATCH_MAX], again[ATP_WIRE_BATCH_MAX];
+static atp_wire_event_time tm[ATP_WIRE_BATCH_MAX];
+static atp_fb_ref refs[ATP_WIRE_BATCH_MAX];
 
 static void fuzz(const uint8_t *data, size_t size)
 {
-	int n = atp_wire_decode_event_batch(data, size, ev, tm, ATP_WIRE_MAX_BATCH);
+	int n = atp_wire_decode_event_batch(data, size, ev, tm, ATP_WIRE_BATCH_MAX);
 	if (n < 0)
 		return;
 	atp_fb_builder b;
@@ -40,7 +40,7 @@ static void fuzz(const uint8_t *data, size_t size)
 	const uint8_t *p = atp_fb_finish(&b, atp_wire_build_event_batch(&b, refs, (uint32_t)n), NULL, &len);
 	if (!p)
 		return; /* shared offsets can make the copy larger than the output room */
-	assert(atp_wire_decode_event_batch(p, len, again, NULL, ATP_WIRE_MAX_BATCH) == n);
+	assert(atp_wire_decode_event_batch(p, len, again, NULL, ATP_WIRE_BATCH_MAX) == n);
 	atp_core_config cfg = atp_core_config_default();
 	cfg.max_positions = 16;
 	cfg.max_lines = 16;
@@ -59,7 +59,7 @@ static void fuzz(const uint8_t *data, size_t size)
 #elif FUZZ_ROOT == 2
 static void fuzz(const uint8_t *data, size_t size)
 {
-	static atp_wire_refusal r[ATP_WIRE_MAX_REFUSED];
+	static atp_wire_refusal r[ATP_WIRE_REFUSED_MAX];
 	atp_wire_ack a, a2;
 	if (atp_wire_decode_ack(data, size, &a))
 		return;

@@ -94,10 +94,10 @@ static void submit_rows(atp_engine *e, uint64_t from, uint64_t to)
 
 /* A per-shard mirror of ATP by position id, as the deltas tell it. */
 typedef struct mirror {
-	int64_t atp[ATP_ENGINE_MAX_SHARDS][4096];
-	uint64_t version[ATP_ENGINE_MAX_SHARDS][4096];
-	uint64_t lsn[ATP_ENGINE_MAX_SHARDS];
-	uint32_t index[ATP_ENGINE_MAX_SHARDS];
+	int64_t atp[ATP_ENGINE_SHARDS_MAX][4096];
+	uint64_t version[ATP_ENGINE_SHARDS_MAX][4096];
+	uint64_t lsn[ATP_ENGINE_SHARDS_MAX];
+	uint32_t index[ATP_ENGINE_SHARDS_MAX];
 	size_t changes;
 } mirror;
 

@@ -315,7 +315,7 @@ Test(limits, create_refuses_bad_capacities)
 	cfg.max_positions = 0;
 	cr_assert_null(atp_core_create(&cfg));
 	cfg = atp_core_config_default();
-	cfg.max_positions = ATP_TABLE_MAX_CAPACITY + 1;
+	cfg.max_positions = ATP_TABLE_CAPACITY_MAX + 1;
 	cr_assert_null(atp_core_create(&cfg));
 	cfg = atp_core_config_default();
 	cfg.max_lines = 0;

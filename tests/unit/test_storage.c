@@ -443,7 +443,7 @@ static void assert_same_state(const atp_core *a, const atp_core *b)
 	cr_assert_eq(atp_lines_count(atp_core_lines(a)), atp_lines_count(atp_core_lines(b)));
 	cr_assert_eq(atp_lines_open_count(atp_core_lines(a)), atp_lines_open_count(atp_core_lines(b)));
 	cr_assert_eq(atp_core_hwm(a, S("wms")), atp_core_hwm(b, S("wms")));
-	cr_assert_eq(atp_core_now(a), atp_core_now(b));
+	cr_assert_eq(atp_core_now_ms(a), atp_core_now_ms(b));
 }
 
 TestSuite(snapshot, .init = make_dir, .fini = remove_dir, .description = "snapshots");

@@ -137,9 +137,9 @@ Test(wire, huge_vector_length)
 {
 	put_u32(vector_at(), 0x7fffffffu);
 	cr_assert_eq(decode(), ATP_FB_E_VECTOR_LEN, "more events than the batch limit");
-	static atp_event room[ATP_WIRE_MAX_BATCH];
+	static atp_event room[ATP_WIRE_BATCH_MAX];
 	put_u32(vector_at(), (uint32_t)(len / 4));
-	cr_assert_eq(atp_wire_decode_event_batch(buf, len, room, NULL, ATP_WIRE_MAX_BATCH), ATP_FB_E_VECTOR,
+	cr_assert_eq(atp_wire_decode_event_batch(buf, len, room, NULL, ATP_WIRE_BATCH_MAX), ATP_FB_E_VECTOR,
 		     "that many offsets do not fit the buffer");
 }
 
@@ -193,7 +193,7 @@ Test(wire, field_outside_its_table)
 Test(wire, message_size_limits)
 {
 	cr_assert_eq(atp_wire_decode_event_batch(buf, 7, out, NULL, 16), ATP_FB_E_TOO_SMALL);
-	cr_assert_eq(atp_wire_decode_event_batch(buf, ATP_WIRE_MAX_MESSAGE + 1, out, NULL, 16), ATP_FB_E_TOO_LARGE);
+	cr_assert_eq(atp_wire_decode_event_batch(buf, ATP_WIRE_MESSAGE_MAX + 1, out, NULL, 16), ATP_FB_E_TOO_LARGE);
 }
 
 Test(wire, depth_and_table_limits_of_the_verifier)
@@ -395,16 +395,16 @@ Test(wire_api, lists_and_strings_past_their_limits)
 	atp_fb_builder b;
 	size_t n;
 	int rc;
-	static atp_str locs[ATP_V1_MAX_LIST + 1];
-	for (uint32_t i = 0; i <= ATP_V1_MAX_LIST; i++)
+	static atp_str locs[ATP_V1_LIST_MAX + 1];
+	for (uint32_t i = 0; i <= ATP_V1_LIST_MAX; i++)
 		locs[i] = S("L");
 	static uint8_t big[1 << 20] __attribute__((aligned(8)));
 	atp_fb_builder_init(&b, big, sizeof(big));
-	atp_fb_ref q = atp_v1_build_atp_query(&b, S("SKU"), locs, ATP_V1_MAX_LIST);
+	atp_fb_ref q = atp_v1_build_atp_query(&b, S("SKU"), locs, ATP_V1_LIST_MAX);
 	const uint8_t *p = atp_fb_finish(&b, q, NULL, &n);
 	cr_assert_not_null(atp_v1_verify(p, n, &atp_v1_atp_query_rule, &rc), "exactly the limit is fine");
 	atp_fb_builder_init(&b, big, sizeof(big));
-	q = atp_v1_build_atp_query(&b, S("SKU"), locs, ATP_V1_MAX_LIST + 1);
+	q = atp_v1_build_atp_query(&b, S("SKU"), locs, ATP_V1_LIST_MAX + 1);
 	cr_assert_null(atp_fb_finish(&b, q, NULL, &n), "the builder refuses to build past the limit");
 
 	char channel[ATP_V1_CHANNEL_MAX + 1];

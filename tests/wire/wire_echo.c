@@ -12,17 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint8_t in[ATP_WIRE_MAX_MESSAGE + 1] __attribute__((aligned(8)));
-static uint8_t out[2 * ATP_WIRE_MAX_MESSAGE] __attribute__((aligned(8)));
-static atp_event events[ATP_WIRE_MAX_BATCH];
-static atp_wire_event_time times[ATP_WIRE_MAX_BATCH];
-static atp_fb_ref event_refs[ATP_WIRE_MAX_BATCH];
+static uint8_t in[ATP_WIRE_MESSAGE_MAX + 1] __attribute__((aligned(8)));
+static uint8_t out[2 * ATP_WIRE_MESSAGE_MAX] __attribute__((aligned(8)));
+static atp_event events[ATP_WIRE_BATCH_MAX];
+static atp_wire_event_time times[ATP_WIRE_BATCH_MAX];
+static atp_fb_ref event_refs[ATP_WIRE_BATCH_MAX];
 
 /* ---- atp.v1: read with the accessors, build with the builders ---- */
 
 static atp_fb_ref echo_query(atp_fb_builder *b, const uint8_t *t)
 {
-	atp_str loc[ATP_V1_MAX_LIST];
+	atp_str loc[ATP_V1_LIST_MAX];
 	uint32_t n = atp_v1_atp_query_locations_count(t);
 	for (uint32_t i = 0; i < n; i++)
 		loc[i] = atp_v1_atp_query_location(t, i);
@@ -41,7 +41,7 @@ static atp_fb_ref echo_position(atp_fb_builder *b, const uint8_t *t)
 
 static atp_fb_ref echo_reply(atp_fb_builder *b, const uint8_t *t)
 {
-	atp_fb_ref refs[ATP_V1_MAX_LIST];
+	atp_fb_ref refs[ATP_V1_LIST_MAX];
 	uint32_t n = atp_v1_atp_reply_positions_count(t);
 	for (uint32_t i = 0; i < n; i++)
 		refs[i] = echo_position(b, atp_v1_atp_reply_positions(t, i));
@@ -70,7 +70,7 @@ static int echo_api(const char *type, size_t len, atp_fb_builder *b, atp_fb_ref 
 	const uint8_t *t = atp_v1_verify(in, len, types[k].rule, &rc);
 	if (!t)
 		return rc;
-	atp_fb_ref refs[ATP_V1_MAX_LIST];
+	atp_fb_ref refs[ATP_V1_LIST_MAX];
 	uint32_t n;
 	switch (k) {
 	case 0:
@@ -150,7 +150,7 @@ static int echo(const char *type, size_t len, atp_fb_builder *b, atp_fb_ref *roo
 	if (api <= 0)
 		return api;
 	if (strcmp(type, "EventBatch") == 0) {
-		int n = atp_wire_decode_event_batch(in, len, events, times, ATP_WIRE_MAX_BATCH);
+		int n = atp_wire_decode_event_batch(in, len, events, times, ATP_WIRE_BATCH_MAX);
 		if (n < 0)
 			return n;
 		for (int i = 0; i < n; i++)
@@ -160,7 +160,7 @@ static int echo(const char *type, size_t len, atp_fb_builder *b, atp_fb_ref *roo
 	}
 	if (strcmp(type, "Ack") == 0) {
 		atp_wire_ack a;
-		static atp_wire_refusal r[ATP_WIRE_MAX_REFUSED];
+		static atp_wire_refusal r[ATP_WIRE_REFUSED_MAX];
 		int rc = atp_wire_decode_ack(in, len, &a);
 		if (rc)
 			return rc;

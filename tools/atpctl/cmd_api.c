@@ -83,11 +83,11 @@ static const char *header = "sku,location,on_hand,held,reserved,safety_stock,atp
 int cmd_atp(int argc, char **argv)
 {
 	const char *target = grpc_target(&argc, argv);
-	if (argc < 2 || argc - 2 > (int)ATP_V1_MAX_LIST) {
+	if (argc < 2 || argc - 2 > (int)ATP_V1_LIST_MAX) {
 		fprintf(stderr, "usage: atpctl atp [--grpc HOST:PORT] SKU [LOCATION...]\n");
 		return 2;
 	}
-	atp_str locs[ATP_V1_MAX_LIST];
+	atp_str locs[ATP_V1_LIST_MAX];
 	for (int i = 2; i < argc; i++)
 		locs[i - 2] = atp_str_of(argv[i], strlen(argv[i]));
 	atp_fb_builder b;
@@ -122,14 +122,14 @@ int cmd_reserve(int argc, char **argv)
 			break;
 	}
 	int rest = argc - i;
-	if (rest < 4 || (rest - 1) % 3 != 0 || (rest - 1) / 3 > (int)ATP_V1_MAX_LIST) {
+	if (rest < 4 || (rest - 1) % 3 != 0 || (rest - 1) / 3 > (int)ATP_V1_LIST_MAX) {
 		fprintf(stderr, "usage: atpctl reserve [--grpc HOST:PORT] [--ttl-ms N] [--partial] ID SKU LOCATION QTY "
 				"[SKU LOCATION QTY]...\n");
 		return 2;
 	}
 	atp_fb_builder b;
 	atp_fb_builder_init(&b, mem, sizeof(mem));
-	static atp_fb_ref lines[ATP_V1_MAX_LIST];
+	static atp_fb_ref lines[ATP_V1_LIST_MAX];
 	uint32_t n = 0;
 	for (int k = i + 1; k < argc; k += 3)
 		lines[n++] = atp_v1_build_reserve_line(&b, atp_str_of(argv[k], strlen(argv[k])),

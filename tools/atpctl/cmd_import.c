@@ -102,7 +102,7 @@ static int replay(const input *in, atp_core *core, bool frozen_clock)
 	if (iter_open(&it, in, false) < 0)
 		return -1;
 	while ((rc = iter_next(&it, &ev)) > 0) {
-		if (!frozen_clock && it.occurred_at > atp_core_now(core))
+		if (!frozen_clock && it.occurred_at > atp_core_now_ms(core))
 			while (atp_core_expire(core, it.occurred_at, deltas, 256, &nd) == 256)
 				;
 		int st = atp_core_apply(core, &ev, &res);
@@ -211,15 +211,15 @@ int cmd_import(int argc, char **argv)
 		else if (strcmp(o, "--data") == 0 && v)
 			data = v;
 		else if (strcmp(o, "--shards") == 0)
-			ecfg.shards = (uint32_t)opt_u64(o, v, 1, ATP_ENGINE_MAX_SHARDS);
+			ecfg.shards = (uint32_t)opt_u64(o, v, 1, ATP_ENGINE_SHARDS_MAX);
 		else if (strcmp(o, "--workers") == 0)
-			ecfg.workers = (uint32_t)opt_u64(o, v, 1, ATP_ENGINE_MAX_WORKERS);
+			ecfg.workers = (uint32_t)opt_u64(o, v, 1, ATP_ENGINE_WORKERS_MAX);
 		else if (strcmp(o, "--snapshot-mb") == 0)
 			ecfg.snapshot_wal_bytes = opt_u64(o, v, 0, 1u << 20) << 20;
 		else if (strcmp(o, "--segment-mb") == 0)
 			ecfg.wal.segment_bytes = opt_u64(o, v, 1, 1u << 12) << 20;
 		else if (strcmp(o, "--max-positions") == 0)
-			cfg.max_positions = (uint32_t)opt_u64(o, v, 1, ATP_TABLE_MAX_CAPACITY);
+			cfg.max_positions = (uint32_t)opt_u64(o, v, 1, ATP_TABLE_CAPACITY_MAX);
 		else if (strcmp(o, "--max-lines") == 0)
 			cfg.max_lines = (uint32_t)opt_u64(o, v, 1, 1u << 30);
 		else {

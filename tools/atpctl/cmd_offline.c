@@ -178,6 +178,8 @@ typedef struct wal_ctx {
 static void put_field(atp_str s)
 {
 	putchar(',');
+	if (s.len == 0)
+		return;  /* absent: ptr may be NULL */
 	if (!memchr(s.ptr, ',', s.len) && !memchr(s.ptr, '"', s.len) && !memchr(s.ptr, '\n', s.len) &&
 	    !memchr(s.ptr, '\r', s.len)) {
 		fwrite(s.ptr, 1, s.len, stdout);

@@ -141,7 +141,7 @@ int import_engine(const input *in, const char *data, const atp_engine_config *cf
 	if (rc == 0) {
 		if (progress)
 			print_durable(&r);
-		const atp_core *cores[ATP_ENGINE_MAX_SHARDS];
+		const atp_core *cores[ATP_ENGINE_SHARDS_MAX];
 		uint32_t n = atp_engine_shards(r.e);
 		for (uint32_t i = 0; i < n; i++)
 			cores[i] = atp_engine_core(r.e, i);

@@ -245,7 +245,7 @@ int main(int argc, char **argv)
 		}
 		last = mono_ms();
 		int rc;
-		static uint8_t buf[ATP_V1_MAX_MESSAGE] __attribute__((aligned(8)));
+		static uint8_t buf[ATP_V1_MESSAGE_MAX] __attribute__((aligned(8)));
 		int len = natsMsg_GetDataLength(msg);
 		memcpy(buf, natsMsg_GetData(msg), (size_t)len);
 		const uint8_t *t = atp_v1_verify(buf, (size_t)len, &atp_v1_delta_rule, &rc);

@@ -1,5 +1,6 @@
 /* event_file.c — the binary event file (see event_file.h). */
 #include "event_file.h"
+#include "atp/wire_frame.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -63,13 +64,11 @@ int atp_evb_next(atp_evb_reader *r)
 		return 0;
 	uint32_t n;
 	r->frame_off = r->off;
-	if (r->len - r->off < 4)
-		return -1;
-	memcpy(&n, r->buf + r->off, 4);
-	if (n > r->len - r->off - 4)
-		return -1;
-	int k = atp_wire_decode_event_batch(r->buf + r->off + 4, n, r->ev, r->t, ATP_WIRE_MAX_BATCH);
+	int64_t whole = atp_frame_split(r->buf + r->off, r->len - r->off, ATP_WIRE_MESSAGE_MAX, &n);
+	if (whole <= 0)
+		return -1;  /* a damaged length, or a file cut short */
+	int k = atp_wire_decode_event_batch(r->buf + r->off + ATP_FRAME_HEADER, n, r->ev, r->t, ATP_WIRE_BATCH_MAX);
 	if (k >= 0)
-		r->off += 4 + (size_t)n;
+		r->off += (size_t)whole;
 	return k;
 }

@@ -38,8 +38,8 @@ typedef struct atp_evb_reader {
 	const uint8_t *buf;
 	size_t len, off;
 	size_t frame_off;  /* of the frame last read */
-	atp_event ev[ATP_WIRE_MAX_BATCH];
-	atp_wire_event_time t[ATP_WIRE_MAX_BATCH];
+	atp_event ev[ATP_WIRE_BATCH_MAX];
+	atp_wire_event_time t[ATP_WIRE_BATCH_MAX];
 } atp_evb_reader;
 
 bool atp_evb_is(const void *buf, size_t len);

@@ -5,6 +5,7 @@
 
 #include "atp/status.h"
 #include "atp/wire_event.h"
+#include "atp/wire_frame.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -260,18 +261,18 @@ static int take(sender *x, const stream_options *o, stream_result *r, uint64_t n
 		return errno == EAGAIN ? 0 : -1;
 	x->in_len += (uint32_t)k;
 	uint32_t off = 0;
-	while (x->in_len - off >= 4) {
+	for (;;) {
 		uint32_t flen;
-		memcpy(&flen, x->in + off, 4);
-		if (flen > IN_BYTES - 4)
+		int64_t whole = atp_frame_split(x->in + off, x->in_len - off, IN_BYTES - ATP_FRAME_HEADER, &flen);
+		if (whole < 0)
 			return -1;
-		if (x->in_len - off - 4 < flen)
+		if (whole == 0)
 			break;
-		memcpy(x->frame, x->in + off + 4, flen);  /* FlatBuffers want their buffer aligned */
+		memcpy(x->frame, x->in + off + ATP_FRAME_HEADER, flen);  /* FlatBuffers want their buffer aligned */
 		int rc = on_frame(x, x->frame, flen, o, r, now);
 		if (rc < 0)
 			return rc;
-		off += 4 + flen;
+		off += (uint32_t)whole;
 	}
 	memmove(x->in, x->in + off, x->in_len - off);
 	x->in_len -= off;
