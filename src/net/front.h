@@ -7,9 +7,10 @@
  * the shared provided receive buffers; its completions (the FRONT_EXT_OPS
  * operation codes it owns) come back to its on_cqe; the engine's
  * completions of internal sources (names starting with '@') go to every
- * on_done, the others to every on_source_done; after_turn runs once per
- * turn, after the engine's completions were collected. Everything runs in
- * the loop's thread.
+ * on_done, the refusals of the other sources to every on_refused (their
+ * successes, one per event, go nowhere: durability is read from the
+ * engine); after_turn runs once per turn, after the engine's completions
+ * were collected. Everything runs in the loop's thread.
  */
 #ifndef ATP_NET_FRONT_H
 #define ATP_NET_FRONT_H
@@ -30,7 +31,7 @@ typedef struct front_ext {
 	void *ctx;
 	void (*on_cqe)(void *ctx, const struct io_uring_cqe *cqe);
 	void (*on_done)(void *ctx, const atp_engine_done *d);         /* an internal source's completion */
-	void (*on_source_done)(void *ctx, const atp_engine_done *d);  /* any other source's */
+	void (*on_refused)(void *ctx, const atp_engine_done *d);      /* any other source's, when refused (status < 0) */
 	void (*after_turn)(void *ctx);
 	bool (*waiting)(void *ctx);  /* something awaits durability (the loop then wakes at least every ms without an eventfd) */
 } front_ext;

@@ -41,6 +41,9 @@ struct atp_loop {
 	uint32_t bufs_returned;       /* added to the buffer ring since the last advance */
 	uint64_t now_ms;
 	front_ext ext[FRONT_EXT_MAX]; /* ctx NULL: a free slot */
+	/* The engine's completion callbacks of the attached, packed: a completion per event goes through them. */
+	const front_ext *done[FRONT_EXT_MAX], *refused[FRONT_EXT_MAX];
+	uint32_t n_done, n_refused;
 	int failed;
 };
 
@@ -53,6 +56,18 @@ static uint64_t mono_ms(void)
 
 /* ---- what front.h shares ---- */
 
+/* The packed lists of completion callbacks, after an attach or a detach. */
+static void pack_callbacks(atp_loop *l)
+{
+	l->n_done = l->n_refused = 0;
+	for (unsigned i = 0; i < FRONT_EXT_MAX; i++) {
+		if (l->ext[i].on_done)
+			l->done[l->n_done++] = &l->ext[i];
+		if (l->ext[i].on_refused)
+			l->refused[l->n_refused++] = &l->ext[i];
+	}
+}
+
 int front_attach(atp_loop *l, const front_ext *ext)
 {
 	if (!ext->ctx)
@@ -60,6 +75,7 @@ int front_attach(atp_loop *l, const front_ext *ext)
 	for (unsigned i = 0; i < FRONT_EXT_MAX; i++)
 		if (!l->ext[i].ctx) {
 			l->ext[i] = *ext;
+			pack_callbacks(l);
 			return (int)(OP_EXT + i * FRONT_EXT_OPS);
 		}
 	return -1;
@@ -70,6 +86,7 @@ void front_detach(atp_loop *l, const void *ctx)
 	for (unsigned i = 0; i < FRONT_EXT_MAX; i++)
 		if (l->ext[i].ctx == ctx)
 			l->ext[i] = (front_ext){ 0 };
+	pack_callbacks(l);
 }
 
 /*
@@ -179,14 +196,16 @@ static void arm_notify(atp_loop *l)
 	l->notify_armed = true;
 }
 
-/* The engine's completions: an internal source's ('@') to on_done, every other one to on_source_done. */
+/* The engine's completions: an internal source's ('@') to on_done, another source's refusal to on_refused. */
 static void on_engine_done(void *ctx, const atp_engine_done *d)
 {
 	atp_loop *l = ctx;
-	for (unsigned i = 0; i < FRONT_EXT_MAX; i++) {
-		void (*fn)(void *, const atp_engine_done *) = d->source[0] == '@' ? l->ext[i].on_done : l->ext[i].on_source_done;
-		if (fn)
-			fn(l->ext[i].ctx, d);
+	if (d->source[0] == '@') {
+		for (uint32_t i = 0; i < l->n_done; i++)
+			l->done[i]->on_done(l->done[i]->ctx, d);
+	} else if (d->status < 0) {
+		for (uint32_t i = 0; i < l->n_refused; i++)
+			l->refused[i]->on_refused(l->refused[i]->ctx, d);
 	}
 }
 

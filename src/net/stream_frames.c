@@ -257,11 +257,9 @@ void srv_on_data(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t n)
 		srv_cancel_recv(s, c);
 }
 
-void srv_on_engine_done(void *ctx, const atp_engine_done *d)
+void srv_on_refused(void *ctx, const atp_engine_done *d)
 {
 	atp_stream_server *s = ctx;
-	if (d->status >= 0)
-		return;
 	uint32_t id = atp_sources_find(s->sources, atp_str_of(d->source, strlen(d->source)));
 	if (id == ATP_SOURCE_NONE || !s->owner[id])
 		return;

@@ -106,7 +106,7 @@ void srv_build_reply(atp_stream_server *s, conn *c, uint64_t durable);
 void srv_on_data(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t n);
 /* Consume what c->in holds (after new bytes, or once c is no longer held back). */
 void srv_drain(atp_stream_server *s, conn *c);
-/* The engine's completions of the stream's sources: a shard's refusal goes to the connection of its source. */
-void srv_on_engine_done(void *ctx, const atp_engine_done *d);
+/* The engine refused an event of a stream's source: the refusal goes to the connection of its source. */
+void srv_on_refused(void *ctx, const atp_engine_done *d);
 
 #endif

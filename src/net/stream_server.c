@@ -501,7 +501,7 @@ atp_stream_server *atp_stream_server_create(atp_loop *loop, const atp_stream_con
 	}
 	if ((s->listen_fd = front_listen(cfg->listen, &s->port, err, errlen)) < 0)
 		goto fail;
-	front_ext ext = { .ctx = s, .on_cqe = on_cqe, .on_source_done = srv_on_engine_done, .after_turn = after_turn,
+	front_ext ext = { .ctx = s, .on_cqe = on_cqe, .on_refused = srv_on_refused, .after_turn = after_turn,
 			  .waiting = waiting };
 	int base = front_attach(loop, &ext);
 	if (base < 0) {
