@@ -84,7 +84,8 @@ const char *atp_table_sku(const atp_table *t, uint32_t id);
 const char *atp_table_location(const atp_table *t, uint32_t id);
 /*
  * Concurrent readers. The table has one writer; other threads may read it
- * through these two functions only, without locks: a position becomes
+ * through the atp_table_read* functions only (and the key strings above),
+ * without locks: a position becomes
  * visible to them whole (its slot is published last, with release order),
  * and atp_table_store() changes buckets under the position's sequence lock,
  * so atp_table_read() retries rather than return a torn position.
@@ -98,12 +99,12 @@ typedef struct atp_position_view {
 } atp_position_view;
 
 /* Any thread: the positions published so far (ids 0 .. n-1; a position's key never changes). */
-uint32_t atp_table_published(const atp_table *t);
-/* Any thread: a consistent copy of position id (id < atp_table_published()). */
+uint32_t atp_table_read_published(const atp_table *t);
+/* Any thread: a consistent copy of position id (id < atp_table_read_published()). */
 void atp_table_read_id(const atp_table *t, uint32_t id, atp_position_view *out);
 /* Any thread: the newest position of sku, or ATP_POS_NONE; then the next of the same SKU. */
-uint32_t atp_table_sku_first(const atp_table *t, atp_str sku);
-uint32_t atp_table_sku_next(const atp_table *t, uint32_t id);
+uint32_t atp_table_read_sku_first(const atp_table *t, atp_str sku);
+uint32_t atp_table_read_sku_next(const atp_table *t, uint32_t id);
 
 /* Writer: set a position's buckets and bump its version, under its sequence lock. */
 void atp_table_store(atp_table *t, uint32_t id, int64_t on_hand, int64_t held, int64_t reserved,

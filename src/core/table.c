@@ -239,12 +239,12 @@ bool atp_table_read(const atp_table *t, uint64_t h, atp_str sku, atp_str loc, at
 	return true;
 }
 
-uint32_t atp_table_published(const atp_table *t)
+uint32_t atp_table_read_published(const atp_table *t)
 {
 	return __atomic_load_n(&t->count, __ATOMIC_ACQUIRE);
 }
 
-uint32_t atp_table_sku_first(const atp_table *t, atp_str sku)
+uint32_t atp_table_read_sku_first(const atp_table *t, atp_str sku)
 {
 	if (sku.len == 0 || sku.len > ATP_SKU_MAX)
 		return ATP_POS_NONE;
@@ -252,7 +252,7 @@ uint32_t atp_table_sku_first(const atp_table *t, atp_str sku)
 	return head1 ? head1 - 1 : ATP_POS_NONE;
 }
 
-uint32_t atp_table_sku_next(const atp_table *t, uint32_t id)
+uint32_t atp_table_read_sku_next(const atp_table *t, uint32_t id)
 {
 	return t->pos[id].next_loc;
 }
@@ -303,13 +303,13 @@ const atp_position *atp_table_get(const atp_table *t, uint32_t id)
 
 const char *atp_table_sku(const atp_table *t, uint32_t id)
 {
-	assert(id < atp_table_published(t));
+	assert(id < atp_table_read_published(t));
 	return t->keys + t->pos[id].key_off;
 }
 
 const char *atp_table_location(const atp_table *t, uint32_t id)
 {
-	assert(id < atp_table_published(t));
+	assert(id < atp_table_read_published(t));
 	const atp_position *p = &t->pos[id];
 	return t->keys + p->key_off + p->sku_len + 1;
 }

@@ -545,7 +545,7 @@ size_t atp_engine_read_sku(const atp_engine *e, atp_str sku, atp_engine_position
 		return 0;
 	const atp_table *t = atp_core_table(e->shards[atp_engine_shard_of(e, sku)].core);
 	size_t n = 0;
-	for (uint32_t id = atp_table_sku_first(t, sku); id != ATP_POS_NONE; id = atp_table_sku_next(t, id), n++) {
+	for (uint32_t id = atp_table_read_sku_first(t, sku); id != ATP_POS_NONE; id = atp_table_read_sku_next(t, id), n++) {
 		if (n >= max)
 			continue;
 		/* Insert in location order (a SKU has a handful of locations). */
@@ -561,7 +561,7 @@ size_t atp_engine_read_sku(const atp_engine *e, atp_str sku, atp_engine_position
 
 uint32_t atp_engine_positions(const atp_engine *e, uint32_t index)
 {
-	return atp_table_published(atp_core_table(e->shards[index].core));
+	return atp_table_read_published(atp_core_table(e->shards[index].core));
 }
 
 void atp_engine_read_id(const atp_engine *e, uint32_t index, uint32_t id, atp_engine_position *out)

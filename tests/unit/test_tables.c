@@ -196,15 +196,15 @@ Test(table, every_location_of_a_sku_is_chained_and_readable_by_id)
 		atp_str sku = S(rows[i][0]), loc = S(rows[i][1]);
 		cr_assert_eq(atp_table_intern(t, atp_position_hash(atp_sku_hash(sku), loc), sku, loc), (uint32_t)i);
 	}
-	cr_assert_eq(atp_table_published(t), 5);
+	cr_assert_eq(atp_table_read_published(t), 5);
 	atp_table_store(t, 2, 7, 1, 2, 0);
 	uint32_t seen[8], n = 0;
-	for (uint32_t id = atp_table_sku_first(t, S("A")); id != ATP_POS_NONE; id = atp_table_sku_next(t, id))
+	for (uint32_t id = atp_table_read_sku_first(t, S("A")); id != ATP_POS_NONE; id = atp_table_read_sku_next(t, id))
 		seen[n++] = id;
 	cr_assert_eq(n, 3);
 	cr_assert(seen[0] == 3 && seen[1] == 2 && seen[2] == 0, "newest first");
-	cr_assert_eq(atp_table_sku_first(t, S("Z")), ATP_POS_NONE);
-	cr_assert_eq(atp_table_sku_first(t, S("")), ATP_POS_NONE);
+	cr_assert_eq(atp_table_read_sku_first(t, S("Z")), ATP_POS_NONE);
+	cr_assert_eq(atp_table_read_sku_first(t, S("")), ATP_POS_NONE);
 	atp_position_view v;
 	atp_table_read_id(t, 2, &v);
 	cr_assert(v.on_hand == 7 && v.held == 1 && v.reserved == 2 && v.version == 1);
