@@ -16,10 +16,7 @@
 #include "stream_internal.h"
 #include "atp/log.h"
 
-#include <assert.h>
 #include <errno.h>
-#include <inttypes.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -29,7 +26,6 @@
 #include <string.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
