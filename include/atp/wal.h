@@ -61,17 +61,20 @@ typedef struct atp_wal_scan_info {
 	uint32_t segments;
 	uint64_t first_lsn;  /* of the first segment (older ones were trimmed under a snapshot); 0: none */
 	uint64_t last_lsn;   /* of the last good record; first_lsn - 1 when the segments hold none */
-	char cut[320];       /* what a recovery would cut ("" when nothing): a torn tail, an incomplete segment */
+	char cut[480];       /* what a recovery would cut ("" when nothing): a torn tail, an incomplete segment */
 } atp_wal_scan_info;
 
 /*
- * Read the WAL in dir and change nothing (verification, forensics): every
- * record, its CRC checked, goes to fn (may be NULL) in LSN order, with the
- * same NULL call at the end of a segment as atp_wal_open; the first
+ * Read the WAL in dir and change nothing (verification, forensics), as
+ * atp_wal_open(dir, after) would: every record with LSN > after, its CRC
+ * checked, goes to fn (may be NULL) in LSN order, with the same NULL call
+ * at the end of a segment; records up to after are a snapshot's and only
+ * their framing is checked (after = 0: every record's CRC). The first
  * segment may start at any LSN. 0 with info filled, or -1 with the message
  * (file and offset) for which recovery would refuse to open this WAL.
  */
-int atp_wal_scan(const char *dir, atp_wal_replay_fn fn, void *ctx, atp_wal_scan_info *info, char *err, size_t errlen);
+int atp_wal_scan(const char *dir, uint64_t after, atp_wal_replay_fn fn, void *ctx, atp_wal_scan_info *info, char *err,
+		 size_t errlen);
 
 /* The LSN of the last record appended (or recovered); 0 when none. */
 uint64_t atp_wal_last_lsn(const atp_wal *w);

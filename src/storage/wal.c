@@ -175,6 +175,7 @@ typedef struct scan {
 	char *err;
 	size_t errlen;
 	atp_wal_scan_info *readonly; /* atp_wal_scan(): change nothing, say here what recovery would cut */
+	uint64_t cut_lsn;            /* the highest valid record's lsn inside a torn tail (0: none) */
 } scan;
 
 /* Whether the 64 bytes at p are all zero. */
@@ -231,8 +232,11 @@ static int replay_segment(atp_wal *w, const char *path, const uint8_t *m, uint64
 		uint64_t lsn;
 		if (!valid_record(m, size, p, v1, &lsn) || lsn <= w->last_lsn)
 			continue;
-		if (last && p - off < w->cfg.buffer_bytes)
+		if (last && p - off < w->cfg.buffer_bytes) {
+			if (lsn > s->cut_lsn)
+				s->cut_lsn = lsn;
 			continue; /* within the last write: part of the torn tail */
+		}
 		atp_errf(s->err, s->errlen, "%s: bad record at offset %" PRIu64 " with valid records after it (lsn %" PRIu64
 			    " at offset %" PRIu64 "); refusing to start",
 		    path, off, lsn, p);
@@ -336,12 +340,16 @@ static int recover(atp_wal *w, scan *s)
 		int rc = replay_segment(w, path, m, size, last, v1, s, &tail);
 		bool torn = rc == 0 && last && tail + 4 <= size && (m[tail] | m[tail + 1] | m[tail + 2] | m[tail + 3]);
 		munmap((void *)m, size);
+		char held[160] = "";
+		if (s->cut_lsn)
+			snprintf(held, sizeof(held), "; valid records up to lsn %" PRIu64 " follow it within one write "
+				 "(a torn last write, or damage: they are lost with it)", s->cut_lsn);
 		if (rc == 0 && torn && s->readonly) {
-			snprintf(s->readonly->cut, sizeof(s->readonly->cut),
-				 "%s: torn tail at offset %" PRIu64 " (recovery cuts it)", path, tail);
+			snprintf(s->readonly->cut, sizeof(s->readonly->cut), "%s: torn tail at offset %" PRIu64 " (recovery cuts it)%s",
+				 path, tail, held);
 		} else if (rc == 0 && torn) {
-			atp_log(ATP_LOG_WARN, "wal: %s: torn tail at offset %" PRIu64 " cut (%" PRIu64 " bytes zeroed)", path,
-				tail, size - tail);
+			atp_log(ATP_LOG_WARN, "wal: %s: torn tail at offset %" PRIu64 " cut (%" PRIu64 " bytes zeroed)%s", path,
+				tail, size - tail, held);
 			rc = zero_tail(fd, tail, size);
 			if (rc < 0)
 				atp_errf(s->err, s->errlen, "%s: cannot cut the torn tail: %s", path, strerror(-rc));
@@ -386,7 +394,7 @@ atp_wal *atp_wal_open(const char *dir, const atp_wal_config *cfg, uint64_t after
 		atp_errf(err, errlen, "%s: %s", dir, strerror(errno));
 		goto fail;
 	}
-	scan s = { fn, ctx, after, err, errlen, NULL };
+	scan s = { fn, ctx, after, err, errlen, NULL, 0 };
 	if (list_segments(w, err, errlen) < 0 || recover(w, &s) < 0)
 		goto fail;
 	if (w->last_lsn < after || w->fd < 0) {
@@ -405,7 +413,8 @@ fail:
 	return NULL;
 }
 
-int atp_wal_scan(const char *dir, atp_wal_replay_fn fn, void *ctx, atp_wal_scan_info *info, char *err, size_t errlen)
+int atp_wal_scan(const char *dir, uint64_t after, atp_wal_replay_fn fn, void *ctx, atp_wal_scan_info *info, char *err,
+		 size_t errlen)
 {
 	*info = (atp_wal_scan_info){ 0 };
 	atp_wal *w = calloc(1, sizeof(*w));
@@ -416,7 +425,7 @@ int atp_wal_scan(const char *dir, atp_wal_replay_fn fn, void *ctx, atp_wal_scan_
 	w->fd = w->dirfd = -1;
 	w->cfg = atp_wal_config_default();
 	snprintf(w->dir, sizeof(w->dir), "%s", dir);
-	scan s = { fn, ctx, 0, err, errlen, info };
+	scan s = { fn, ctx, after, err, errlen, info, 0 };
 	int rc = list_segments(w, err, errlen) < 0 || recover(w, &s) < 0 ? -1 : 0;
 	info->segments = w->n_segs;
 	info->last_lsn = w->last_lsn;

@@ -60,7 +60,11 @@ flip() { # flip FILE OFFSET: invert one byte
 cp -a "$tmp/clean" "$tmp/rec"
 first=$(ls "$tmp/rec/data/shard-000"/*.wal | head -1)
 flip "$first" 90
-check "a damaged WAL record fails verify, named by file and offset" verify_fails "$tmp/rec/data" "$(basename "$first"): bad record at offset 64"
+verify "$tmp/rec/data"
+check "damage in records a snapshot covers: a note, exit 0 (recovery does not read them)" \
+	sh -c "[ $rc -eq 0 ] && grep -q 'note: damage in records the newest good snapshot .* covers.*$(basename "$first"): bad record at offset 64' '$tmp/v.out'"
+rm "$tmp/rec/data/shard-000"/snap-*.snap
+check "without the snapshot, the damaged record fails verify, named by file and offset" verify_fails "$tmp/rec/data" "PROBLEM: .*$(basename "$first"): bad record at offset 64"
 set +e
 "$atpctl" wal "$tmp/rec/data" --shard 0 >/dev/null 2>"$tmp/wal.err"
 rc=$?
@@ -100,6 +104,34 @@ check "a torn tail verifies (exit 0)" test "$rc" -eq 0
 check "with a note of what recovery cuts" grep -q "note: .*$(basename "$last"): torn tail at offset" "$tmp/v.out"
 sums "$tmp/torn" >"$tmp/after"
 check "and verify did not cut it" cmp -s "$tmp/before" "$tmp/after"
+
+# Damage inside the last write's reach, no snapshot over it: recovery takes it for a torn tail and cuts what
+# follows; verify says so.
+cp -a "$tmp/clean" "$tmp/mid"
+rm "$tmp/mid/data/shard-001"/snap-*.snap  # recovery must read the WAL
+last=$(ls "$tmp/mid/data/shard-001"/*.wal | tail -1)
+python3 - "$last" <<'PY'
+import struct, sys
+f = open(sys.argv[1], "r+b")
+offs, off = [], 64
+while True:
+    f.seek(off)
+    n, _, _ = struct.unpack("<IIQ", f.read(16))
+    if n == 0:
+        break
+    offs.append(off)
+    off += (16 + n + 7) & ~7
+f.seek(offs[len(offs) // 2] + 20)
+b = f.read(1)
+f.seek(offs[len(offs) // 2] + 20)
+f.write(bytes([b[0] ^ 0x10]))
+PY
+verify "$tmp/mid/data"
+check "damage in the last segment: a note, exit 0" test "$rc" -eq 0
+check "... that names the valid records after it, lost with the cut" grep -q "torn tail at offset [0-9]* (recovery cuts it); valid records up to lsn [0-9]* follow it" "$tmp/v.out"
+echo "event_id,source,seq,type,sku,location,qty,ref,to_location,reason" >"$tmp/empty.csv"
+"$atpctl" import "$tmp/empty.csv" --data "$tmp/mid/data" >/dev/null 2>"$tmp/recover.err" || true
+check "recovery cuts it with a log line that says the same" grep -q "torn tail at offset .* cut .*valid records up to lsn" "$tmp/recover.err"
 
 verify "$tmp/nowhere"
 check "not a data directory: exit 2" test "$rc" -eq 2

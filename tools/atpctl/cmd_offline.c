@@ -5,8 +5,9 @@
  * verify checks every snapshot's checksum and every WAL record's CRC and
  * framing, decodes every record, and checks that the newest good snapshot
  * and the WAL after it leave no hole; it prints one report per shard and
- * exits 0 (every check holds; what a recovery would cut, a torn tail, is a
- * note), 1 (a problem, named with its file and offset) or 2 (usage). wal
+ * exits 0 (recovery would succeed; what it would cut, a torn tail, and
+ * damage only in records a snapshot covers are notes), 1 (a problem,
+ * named with its file and offset) or 2 (usage). wal
  * prints the records as CSV lines for forensics. Both may run beside a
  * live atpd: they read what is on disk at that moment.
  */
@@ -105,47 +106,52 @@ static int verify_snapshots(const char *sdir, uint64_t *newest)
 	return problems;
 }
 
-/* Problems found in one shard (0: every check holds). */
+/*
+ * Problems found in one shard (0: every check holds). The WAL is read
+ * twice: every record's CRC (damage anywhere is reported), then as
+ * recovery reads it after the newest good snapshot (what decides).
+ */
 static int verify_shard(const char *dir, uint32_t shard)
 {
-	char sdir[PATH_MAX], err[PATH_MAX + 256];
+	char sdir[PATH_MAX], err[PATH_MAX + 512], rerr[PATH_MAX + 512];
 	shard_dir(dir, shard, sdir, sizeof(sdir));
 	printf("shard %u (%s)\n", shard, sdir);
 	uint64_t base;
 	int problems = verify_snapshots(sdir, &base);
-	verify_ctx v = { 0 };
-	atp_wal_scan_info wi;
-	if (atp_wal_scan(sdir, verify_record, &v, &wi, err, sizeof(err)) < 0) {
-		if (v.bad_lsn)
-			printf("  PROBLEM: %s: the CRC holds but lsn %" PRIu64 " is not a record atpd writes\n", sdir,
-			       v.bad_lsn);
+	verify_ctx all = { 0 }, rec = { 0 };
+	atp_wal_scan_info wi, ri;
+	int all_rc = atp_wal_scan(sdir, 0, verify_record, &all, &wi, err, sizeof(err));
+	if (atp_wal_scan(sdir, base, verify_record, &rec, &ri, rerr, sizeof(rerr)) < 0) {
+		if (rec.bad_lsn)
+			printf("  PROBLEM: %s: the CRC holds but lsn %" PRIu64 " is not a record atpd writes\n", sdir, rec.bad_lsn);
 		else
-			printf("  PROBLEM: %s\n", err);
+			printf("  PROBLEM: %s\n", rerr);
 		return problems + 1;
 	}
-	if (wi.segments == 0 || wi.last_lsn < wi.first_lsn)
-		printf("  wal: %u segments, no records\n", wi.segments);
-	else
-		printf("  wal: %u segments, lsn %" PRIu64 "..%" PRIu64 ": %" PRIu64 " records (%" PRIu64 " events, %" PRIu64
-		       " ticks), every CRC holds\n",
-		       wi.segments, wi.first_lsn, wi.last_lsn, v.records, v.events, v.ticks);
-	if (wi.cut[0])
-		printf("  note: %s\n", wi.cut);
-	if (wi.segments && wi.first_lsn > base + 1) {
+	if (all_rc == 0 && strcmp(wi.cut, ri.cut) == 0) {
+		if (wi.segments == 0 || wi.last_lsn < wi.first_lsn)
+			printf("  wal: %u segments, no records\n", wi.segments);
+		else
+			printf("  wal: %u segments, lsn %" PRIu64 "..%" PRIu64 ": %" PRIu64 " records (%" PRIu64 " events, %" PRIu64
+			       " ticks), every CRC holds\n",
+			       wi.segments, wi.first_lsn, wi.last_lsn, all.records, all.events, all.ticks);
+	} else {
+		/* Damage that only the snapshot's records hold: recovery does not read them, but the disk is suspect. */
+		printf("  note: damage in records the newest good snapshot (lsn %" PRIu64 ") covers, which recovery does not read: %s\n",
+		       base, all_rc < 0 ? err : wi.cut);
+		printf("  wal: %u segments, lsn %" PRIu64 "..%" PRIu64 " as recovery reads it\n", ri.segments, ri.first_lsn,
+		       ri.last_lsn);
+	}
+	if (ri.cut[0])
+		printf("  note: %s\n", ri.cut);
+	if (ri.segments && ri.first_lsn > base + 1) {
 		printf("  PROBLEM: lsn %" PRIu64 "..%" PRIu64 " are in neither a good snapshot (newest: lsn %" PRIu64
 		       ") nor the WAL\n",
-		       base + 1, wi.first_lsn - 1, base);
-		problems++;
-	}
-	if (wi.segments && wi.last_lsn < base) {
-		printf("  PROBLEM: the newest good snapshot (lsn %" PRIu64 ") is beyond the WAL's last record (lsn %" PRIu64
-		       ")\n",
-		       base, wi.last_lsn);
+		       base + 1, ri.first_lsn - 1, base);
 		problems++;
 	}
 	printf("  recovery would start from %s and replay %" PRIu64 " records\n",
-	       base ? "the newest good snapshot" : "an empty state",
-	       wi.segments && wi.last_lsn > base ? wi.last_lsn - base : 0);
+	       base ? "the newest good snapshot" : "an empty state", rec.records);
 	return problems;
 }
 
@@ -268,7 +274,7 @@ int cmd_wal(int argc, char **argv)
 		atp_wal_scan_info wi;
 		shard_dir(dir, s, sdir, sizeof(sdir));
 		w.shard = s;
-		if (atp_wal_scan(sdir, print_record, &w, &wi, err, sizeof(err)) < 0) {
+		if (atp_wal_scan(sdir, 0, print_record, &w, &wi, err, sizeof(err)) < 0) {
 			fprintf(stderr, "atpctl wal: %s\n", err);
 			rc = 1;
 		} else if (wi.cut[0]) {
