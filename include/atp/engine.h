@@ -172,6 +172,15 @@ void atp_engine_abandon(atp_engine *e);
 /* The highest seq of source such that it and every earlier one are durable or refused; 0 when unknown. */
 uint64_t atp_engine_durable_seq(const atp_engine *e, const char *source);
 /*
+ * A data directory read without opening it (offline tools): its shard
+ * count from its meta file, 0; 1 when it has none (not a data directory,
+ * or not yet one); -1 when that cannot be read or is not atpd's (err says
+ * which). And the directory of one shard: its WAL segments and snapshots.
+ */
+int atp_engine_dir_shards(const char *dir, uint32_t *shards, char *err, size_t errlen);
+void atp_engine_shard_dir(const char *dir, uint32_t index, char *out, size_t n);
+
+/*
  * The sources known (ids 0 .. n-1, the engine's '@' ones too): one's name,
  * its durable seq in *durable, and in *seen the engine's time (ms; the wall
  * clock's under atpd's clock = wall) when its last event was submitted

@@ -28,15 +28,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* The user_data of one of s's operations: op (< FRONT_EXT_OPS) among the codes the loop gave s. */
 static uint64_t tag(const atp_stream_server *s, unsigned op, uint32_t gen, uint32_t slot)
@@ -539,8 +531,8 @@ int atp_stream_server_shutdown(atp_stream_server *s)
 			srv_fail(s, c, ATP_E_SHUTDOWN, "the server is stopping");
 	}
 	/* Let the last frames go out, for at most a second. */
-	uint64_t until = mono_ms() + 1000;
-	while (s->stats.open && mono_ms() < until && !s->failed && atp_loop_run(s->loop, 10) == 0)
+	uint64_t until = front_now_ms(s->loop) + 1000;  /* the loop's clock, read at every turn */
+	while (s->stats.open && front_now_ms(s->loop) < until && !s->failed && atp_loop_run(s->loop, 10) == 0)
 		;
 	front_detach(s->loop, s);
 	destroy(s);

@@ -13,29 +13,46 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The shard count of dir: read from dir/meta, or written there for a new directory. */
-int pipe_dir_shards(const char *dir, uint32_t want, uint32_t *shards, char *err, size_t errlen)
+#define META "atpd data 1\nshards %u\n"
+
+int atp_engine_dir_shards(const char *dir, uint32_t *shards, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/meta", dir);
 	FILE *f = fopen(path, "r");
-	if (f) {
-		unsigned n = 0;
-		int ok = fscanf(f, "atpd data 1\nshards %u\n", &n) == 1 && n >= 1 && n <= ATP_ENGINE_SHARDS_MAX;
-		fclose(f);
-		if (!ok) {
-			atp_errf(err, errlen, "%s: not an atpd data directory file", path);
-			return -1;
-		}
-		if (n != want)
-			atp_log(ATP_LOG_INFO, "%s has %u shards (fixed at creation); using them", dir, n);
-		*shards = n;
-		return 0;
+	if (!f) {
+		atp_errf(err, errlen, "%s: %s", path, strerror(errno));
+		return errno == ENOENT ? 1 : -1;
 	}
-	char tmp[PATH_MAX];
+	unsigned n = 0;
+	int ok = fscanf(f, META, &n) == 1 && n >= 1 && n <= ATP_ENGINE_SHARDS_MAX;
+	fclose(f);
+	if (!ok) {
+		atp_errf(err, errlen, "%s: not an atpd data directory file", path);
+		return -1;
+	}
+	*shards = n;
+	return 0;
+}
+
+void atp_engine_shard_dir(const char *dir, uint32_t index, char *out, size_t n)
+{
+	snprintf(out, n, "%s/shard-%03u", dir, index);
+}
+
+/* The shard count of dir: read from dir/meta, or written there for a new directory. */
+int pipe_dir_shards(const char *dir, uint32_t want, uint32_t *shards, char *err, size_t errlen)
+{
+	int rc = atp_engine_dir_shards(dir, shards, err, errlen);
+	if (rc == 0 && *shards != want)
+		atp_log(ATP_LOG_INFO, "%s has %u shards (fixed at creation); using them", dir, *shards);
+	if (rc <= 0)
+		return rc;
+	char path[PATH_MAX], tmp[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/meta", dir);
 	snprintf(tmp, sizeof(tmp), "%s/meta.tmp", dir);
-	f = fopen(tmp, "w");
-	if (!f || fprintf(f, "atpd data 1\nshards %u\n", want) < 0 || fflush(f) || fsync(fileno(f)) ||
+	FILE *f = fopen(tmp, "w");
+	if (!f || fprintf(f, META, want) < 0 || fflush(f) || fsync(fileno(f)) ||
 	    fclose(f) || rename(tmp, path)) {
 		atp_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;

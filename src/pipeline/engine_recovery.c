@@ -166,7 +166,7 @@ static void emit_base(replay_ctx *rc, uint64_t lsn)
 
 int pipe_recover_shard(atp_engine *e, shard *s, char *err, size_t errlen)
 {
-	snprintf(s->dir, sizeof(s->dir), "%s/shard-%03u", e->dir, s->index);
+	atp_engine_shard_dir(e->dir, s->index, s->dir, sizeof(s->dir));
 	if (mkdir(s->dir, 0755) < 0 && errno != EEXIST) {
 		atp_errf(err, errlen, "%s: %s", s->dir, strerror(errno));
 		return -1;

@@ -13,6 +13,7 @@
  */
 #include "atpctl.h"
 
+#include "atp/engine.h"
 #include "atp/record.h"
 #include "atp/snapshot.h"
 #include "atp/wal.h"
@@ -24,25 +25,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The shard count of a data directory from its meta file, or 0 with a message. */
+/* The shard count of a data directory, or 0 after a message. */
 static uint32_t data_shards(const char *dir)
 {
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/meta", dir);
-	FILE *f = fopen(path, "r");
-	unsigned n = 0;
-	if (!f || fscanf(f, "atpd data 1\nshards %u\n", &n) != 1 || n == 0) {
-		fprintf(stderr, "atpctl: %s: not an atpd data directory (no readable meta file)\n", dir);
-		n = 0;
+	char err[PATH_MAX + 64];
+	uint32_t n = 0;
+	if (atp_engine_dir_shards(dir, &n, err, sizeof(err)) != 0) {
+		fprintf(stderr, "atpctl: %s: not an atpd data directory (%s)\n", dir, err);
+		return 0;
 	}
-	if (f)
-		fclose(f);
 	return n;
-}
-
-static void shard_dir(const char *dir, uint32_t shard, char *out, size_t n)
-{
-	snprintf(out, n, "%s/shard-%03u", dir, shard);
 }
 
 /* ---- verify ---- */
@@ -114,7 +106,7 @@ static int verify_snapshots(const char *sdir, uint64_t *newest)
 static int verify_shard(const char *dir, uint32_t shard)
 {
 	char sdir[PATH_MAX], err[PATH_MAX + 512], rerr[PATH_MAX + 512];
-	shard_dir(dir, shard, sdir, sizeof(sdir));
+	atp_engine_shard_dir(dir, shard, sdir, sizeof(sdir));
 	printf("shard %u (%s)\n", shard, sdir);
 	uint64_t base;
 	int problems = verify_snapshots(sdir, &base);
@@ -272,7 +264,7 @@ int cmd_wal(int argc, char **argv)
 			continue;
 		char sdir[PATH_MAX], err[PATH_MAX + 256];
 		atp_wal_scan_info wi;
-		shard_dir(dir, s, sdir, sizeof(sdir));
+		atp_engine_shard_dir(dir, s, sdir, sizeof(sdir));
 		w.shard = s;
 		if (atp_wal_scan(sdir, 0, print_record, &w, &wi, err, sizeof(err)) < 0) {
 			fprintf(stderr, "atpctl wal: %s\n", err);
