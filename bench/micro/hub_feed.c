@@ -2,12 +2,14 @@
  * hub_feed.c — the channel hub's input side alone: engine deltas of a
  * day-like spread (100,000 SKUs x 4 locations, Zipf(1.0) popularity) fed
  * to a hub with CHANNELS channels (0: only the mirror), in chunks of 256
- * as the engine hands them over, no subscriber. Each pass makes a hub and
- * feeds it 2^20 deltas untimed (every position known, every buffer
- * written once), then times 2^20 more: the steady state. Prints
- * ns per delta for each pass and the median; what a delta costs the
- * router's thread.
- * Usage: bench_hub_feed [CHANNELS] [PASSES]   (defaults 1 and 5)
+ * as the engine hands them over, and SUBSCRIBERS of the first channel
+ * reading everything after each chunk (as the gRPC server's Subscribe
+ * pulls them, into a 64 KiB buffer; nghttp2 and the socket not included).
+ * Each pass makes a hub and feeds it 2^20 deltas untimed (every position
+ * known, every buffer written once), then times 2^20 more: the steady
+ * state. Prints ns per delta for each pass and the median; what a delta
+ * costs the router's thread.
+ * Usage: bench_hub_feed [CHANNELS] [PASSES] [SUBSCRIBERS]   (defaults 1, 5, 0)
  */
 #include "atp/hub.h"
 
@@ -35,6 +37,9 @@ static int cmp(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	int channels = argc > 1 ? atoi(argv[1]) : 1, passes = argc > 2 ? atoi(argv[2]) : 5;
+	int n_subs = argc > 3 && channels > 0 ? atoi(argv[3]) : 0;
+	atp_hub_sub **subs = calloc((size_t)n_subs + 1, sizeof(*subs));
+	static uint8_t out[64 << 10];
 	static char keys[SKUS * LOCS][24];
 	static int64_t atp[SKUS * LOCS];
 	static uint64_t version[SKUS * LOCS];
@@ -77,19 +82,40 @@ int main(int argc, char **argv)
 		atp_hub_config cfg = atp_hub_config_default();
 		cfg.max_positions = SKUS * LOCS;
 		atp_hub *h = atp_hub_create(&cfg, &set, err, sizeof(err));
-		for (int i = 0; i < DELTAS / 2; i += CHUNK)
+		static const uint8_t identity[32];
+		atp_hub_start(h, 1, identity);
+		for (int i = 0; i < DELTAS / 2; i += CHUNK) {
 			atp_hub_on_delta(h, d + i, CHUNK);
+			for (int k = 0; k < n_subs; k++) {
+				if (!subs[k] && atp_hub_subscribe(h, atp_str_of("c0", 2), NULL, 0, &subs[k], err, sizeof(err)) != 0)
+					return fprintf(stderr, "subscribe: %s\n", err), 1;
+				while (atp_hub_read(h, subs[k], out, sizeof(out), 0))
+					;
+			}
+		}
+		atp_hub_stats st0;
+		atp_hub_stats_get(h, &st0);
 		uint64_t t0 = now_ns();
-		for (int i = DELTAS / 2; i < DELTAS; i += CHUNK)
+		for (int i = DELTAS / 2; i < DELTAS; i += CHUNK) {
 			atp_hub_on_delta(h, d + i, CHUNK);
+			for (int k = 0; k < n_subs; k++)
+				while (atp_hub_read(h, subs[k], out, sizeof(out), 0))
+					;
+		}
 		ns[p] = (double)(now_ns() - t0) / (DELTAS / 2);
 		atp_hub_stats st;
 		atp_hub_stats_get(h, &st);
-		printf("pass %d: %.1f ns/delta, %lu messages\n", p, ns[p], (unsigned long)st.messages);
+		printf("pass %d: %.1f ns/delta, %lu messages, %lu sent\n", p, ns[p], (unsigned long)st.messages,
+		       (unsigned long)(st.sent - st0.sent));
+		for (int k = 0; k < n_subs; k++) {
+			atp_hub_unsubscribe(h, subs[k]);
+			subs[k] = NULL;
+		}
 		atp_hub_destroy(h);
 	}
 	qsort(ns, (size_t)passes, sizeof(double), cmp);
-	printf("median: %.1f ns/delta with %d channels\n", ns[passes / 2], channels);
+	printf("median: %.1f ns/delta with %d channels, %d subscribers\n", ns[passes / 2], channels, n_subs);
+	free(subs);
 	free(d);
 	free(cdf);
 	free(ns);

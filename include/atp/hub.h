@@ -8,7 +8,9 @@
  * alone. A delta that changes a channel's figure of a position becomes one
  * message of that channel (an atp.v1.Delta, fbs/delta.fbs), built once and
  * kept in the channel's retention buffer (bounded in bytes and age), from
- * which every subscriber of the channel reads at its own pace.
+ * which every subscriber of the channel reads at its own pace. A
+ * subscriber reading the buffer in order is sent each message as it lies
+ * there, token included (a copy, nothing built per subscriber).
  *
  * The stream is partitioned by shard: a message's place is (shard, lsn,
  * index), and a subscriber's resume token holds, per shard, the place up to

@@ -248,10 +248,14 @@ static void append(atp_hub *h, hub_channel *c, const atp_engine_delta *d, const 
 	uint32_t kind_off, token_off;
 	size_t fb_len = atp_v1_encode_delta(&v, (uint8_t *)(m + 1), bound - sizeof(msg_hdr), &kind_off, &token_off);
 	assert(fb_len);  /* bound is what the encoder needs at most */
+	c->cv[d->shard] = (place){ d->lsn, d->index };
+	hub_token_put_places(h, c->cv, (uint8_t *)(m + 1) + token_off);  /* sealed by its first reader */
 	uint32_t len = (uint32_t)((sizeof(msg_hdr) + fb_len + 7) & ~7u);
 	*m = (msg_hdr){ .len = len, .fb_len = (uint32_t)fb_len, .lsn = d->lsn, .index = d->index, .pos = d->pos,
 			.shard = d->shard, .kind_off = (uint16_t)kind_off, .token_off = (uint16_t)token_off,
-			.at_ms = now_ms };
+			.at_ms = now_ms,
+			.grpc = { 0, (uint8_t)(fb_len >> 24), (uint8_t)(fb_len >> 16), (uint8_t)(fb_len >> 8),
+				  (uint8_t)fb_len } };
 	*latest_at(c, d->shard, d->pos) = off + 1;  /* what supersedes the messages before it (conflation) */
 	c->head = off + len;
 	/*
@@ -280,7 +284,7 @@ static void take_base(atp_hub *h, hub_shard *sh, const atp_engine_delta *d)
 		hub_channel *ch = &h->ch[c];
 		if (p->member >> c & 1)
 			*sum_at(ch, d->shard, p->group) += atp_channel_figure(&ch->def, p->atp);
-		ch->tail_vec[d->shard] = at;  /* nothing before the snapshot is held */
+		ch->tail_vec[d->shard] = ch->cv[d->shard] = at;  /* nothing before the snapshot is held */
 	}
 }
 
@@ -393,7 +397,7 @@ static void compute_view(atp_hub *h, uint32_t slot)
 			p->member |= 1ull << slot;
 			*sum_at(c, s, p->group) += atp_channel_figure(&c->def, p->atp);
 		}
-		c->tail_vec[s] = sh->progress;
+		c->tail_vec[s] = c->cv[s] = sh->progress;
 	}
 }
 
@@ -426,13 +430,14 @@ static int add_channel(atp_hub *h, const atp_channel_def *def)
 	c->buf = mmap(NULL, c->cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (c->buf == MAP_FAILED)
 		c->buf = NULL;
-	c->tail_vec = calloc(ATP_ENGINE_SHARDS_MAX, sizeof(place));
+	c->tail_vec = calloc(2 * ATP_ENGINE_SHARDS_MAX, sizeof(place));  /* and cv */
 	if (!c->buf || !c->tail_vec) {
 		if (c->buf)
 			munmap(c->buf, c->cap);
 		free(c->tail_vec);
 		return -1;
 	}
+	c->cv = c->tail_vec + ATP_ENGINE_SHARDS_MAX;
 	c->head = c->tail = 0;
 	c->used = true;
 	h->used |= 1ull << slot;
@@ -458,7 +463,7 @@ static void remove_channel(atp_hub *h, hub_channel *c)
 	munmap(c->buf, c->cap);
 	free(c->tail_vec);
 	c->buf = NULL;
-	c->tail_vec = NULL;
+	c->tail_vec = c->cv = NULL;
 	c->used = false;
 	h->used &= ~(1ull << (c - h->ch));
 	c->subscribers = 0;

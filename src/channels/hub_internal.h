@@ -10,6 +10,7 @@
 #include "atp/hub.h"
 #include "atp/wire_api.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* A place in a shard's part of the stream. */
@@ -62,19 +63,28 @@ typedef struct hub_shard {
 /*
  * A message in a channel's buffer: this header, then the FlatBuffer,
  * padded to 8. A header with fb_len 0 pads to the buffer's end.
+ *
+ * The message is stored as every subscriber reading the buffer in order
+ * is sent it: kind UPDATE, and the canonical token, the channel's own
+ * places after it (hub_channel.cv); its check is written by the first
+ * such subscriber (sealed). The header ends with the gRPC message prefix,
+ * so such a subscriber is sent grpc[] and the FlatBuffer as they lie.
  */
 typedef struct msg_hdr {
+	uint64_t lsn;
+	uint64_t at_ms;
 	uint32_t len;                /* of the whole record */
 	uint32_t fb_len;
-	uint64_t lsn;
 	uint32_t index;
 	uint32_t pos;
 	uint16_t shard;
 	uint16_t kind_off;           /* in the FlatBuffer */
 	uint16_t token_off;          /* of the token's bytes, in the FlatBuffer */
-	uint16_t pad;
-	uint64_t at_ms;
+	uint8_t sealed;              /* the canonical token's check is written */
+	uint8_t pad[4];
+	uint8_t grpc[5];             /* 0, the FlatBuffer's length (big-endian): the FlatBuffer follows */
 } msg_hdr;
+_Static_assert(offsetof(msg_hdr, grpc) + 5 == sizeof(msg_hdr), "the gRPC prefix lies right before the FlatBuffer");
 
 typedef struct hub_channel {
 	bool used;
@@ -87,6 +97,7 @@ typedef struct hub_channel {
 	uint64_t cap;
 	uint64_t head, tail;         /* offsets ever written / dropped: the buffer holds [tail, head) */
 	place *tail_vec;             /* per shard: everything at or before it is no longer held */
+	place *cv;                   /* per shard: the place of its newest message (the canonical token) */
 	int64_t *sums[ATP_ENGINE_SHARDS_MAX];    /* per shard: the channel's figure of each SKU group */
 	uint64_t *latest[ATP_ENGINE_SHARDS_MAX]; /* per shard: each position's newest message, offset + 1 (it may have been dropped) */
 	uint32_t sums_cap[ATP_ENGINE_SHARDS_MAX], latest_cap[ATP_ENGINE_SHARDS_MAX];
@@ -116,8 +127,8 @@ struct atp_hub_sub {
 	place *v;                    /* per shard: the place up to which it has everything */
 	uint32_t rs_shard, rs_pos;   /* a resync's progress through the mirror */
 	uint64_t last_sent_ms;
-	bool token_moved;            /* v moved since the last token sent */
 	bool conflating;             /* fell behind, not yet back at the head */
+	bool canonical;              /* v is the canonical token of the message before cursor */
 	char why[160];
 };
 
@@ -148,6 +159,17 @@ uint32_t hub_token_bytes(const atp_hub *h);
 enum { TOKEN_INCOMPLETE = 1, TOKEN_CONFLATING = 2 };
 /* The token of v (flags: TOKEN_*) for channel c into out (hub_token_bytes). */
 void hub_token_write(const atp_hub *h, const hub_channel *c, const place *v, uint8_t flags, uint8_t *out);
+/*
+ * hub_token_write() in two steps: the places, then the rest and the check
+ * (the directory's tag is known only from atp_hub_start(), after the
+ * recovery's messages were written).
+ */
+void hub_token_put_places(const atp_hub *h, const place *v, uint8_t *out);
+void hub_token_seal(const atp_hub *h, const hub_channel *c, uint8_t flags, uint8_t *out);
+/* Whether token t (written here) holds every place of v: v[i] at or before its place i. */
+bool hub_token_covers(const atp_hub *h, const uint8_t *t, const place *v);
+/* The places of token t (written here) into v. */
+void hub_token_places(const atp_hub *h, const uint8_t *t, place *v);
 /*
  * 0 with v and flags filled, 1 when it must be resynced (another
  * definition, an incomplete view), or ATP_HUB_E_* with why.

@@ -1,8 +1,15 @@
 /*
  * hub_sub.c — the subscribers of the channel hub (see atp/hub.h): where a
- * resume token puts them, what they are sent from their channel's buffer
- * (a copy of each message with their own token in it), the resync through
- * the mirror with live updates merged in, conflation, heartbeats.
+ * resume token puts them, what they are sent from their channel's buffer,
+ * the resync through the mirror with live updates merged in, conflation,
+ * heartbeats.
+ *
+ * A message's token is the channel's own: per shard the place of its
+ * newest message (hub_channel.cv). A subscriber that holds no more than
+ * that (it reads the buffer in order, live, not conflating) is sent the
+ * message as it lies; the others get a copy with their own token written
+ * in (put). Only a heartbeat moves a token past places the channel did not
+ * see, so a subscriber keeping up stays on the first way.
  *
  * A subscriber more than conflate_bytes behind is conflating until it
  * reaches the head: it skips a message that a later one of the same
@@ -41,7 +48,7 @@ static void start_resync(atp_hub *h, atp_hub_sub *s)
 	for (uint32_t i = 0; i < h->n_shards; i++)
 		s->v[i] = h->shards[i]->progress;
 	s->rs_shard = s->rs_pos = 0;
-	s->conflating = false;
+	s->conflating = s->canonical = false;
 	h->stats.resyncs++;
 }
 
@@ -187,6 +194,35 @@ static bool put_built(atp_hub *h, atp_hub_sub *s, uint8_t kind, const hub_pos *p
 	return true;
 }
 
+/*
+ * Whether the message at m, as it lies in the buffer, is what s is sent:
+ * its canonical token holds every place of s. True from the message after
+ * one it was sent so, as long as it reads on in order.
+ */
+static bool canonical(const atp_hub *h, const atp_hub_sub *s, const msg_hdr *m)
+{
+	return s->canonical || hub_token_covers(h, (const uint8_t *)(m + 1) + m->token_off, s->v);
+}
+
+/* m as it lies (sealing its token first if no one has yet); s's places become the token's. */
+static void put_canonical(atp_hub *h, atp_hub_sub *s, msg_hdr *m, uint8_t *out, size_t *w, uint64_t now_ms)
+{
+	uint8_t *token = (uint8_t *)(m + 1) + m->token_off;
+	if (!m->sealed) {
+		hub_token_seal(h, s->ch, 0, token);
+		m->sealed = 1;
+	}
+	memcpy(out + *w, m->grpc, 5 + m->fb_len);
+	*w += 5 + m->fb_len;
+	if (s->canonical)
+		s->v[m->shard] = (place){ m->lsn, m->index };
+	else
+		hub_token_places(h, token, s->v);
+	s->canonical = true;
+	s->last_sent_ms = now_ms;
+	h->stats.sent++;
+}
+
 /* ---- reading ---- */
 
 static bool walked(const atp_hub_sub *s, uint32_t shard, uint32_t pos)
@@ -219,13 +255,16 @@ static bool from_buffer(atp_hub *h, atp_hub_sub *s, uint8_t *out, size_t cap, si
 			send = true;
 		if (send && !fits(*w, cap, m->fb_len))
 			return false;
-		if (place_after(at, s->v[m->shard])) {
-			s->v[m->shard] = at;
-			s->token_moved = true;
+		if (send && s->state == SUB_LIVE && !s->conflating && canonical(h, s, m)) {
+			put_canonical(h, s, (msg_hdr *)m, out, w, now_ms);
+		} else {
+			s->canonical = false;
+			if (place_after(at, s->v[m->shard]))
+				s->v[m->shard] = at;
+			if (send)
+				put(h, s, (const uint8_t *)(m + 1), m->fb_len, m->kind_off, m->token_off,
+				    s->conflating ? ATP_V1_DELTA_CONFLATED : ATP_V1_DELTA_UPDATE, out, w, now_ms);
 		}
-		if (send)
-			put(h, s, (const uint8_t *)(m + 1), m->fb_len, m->kind_off, m->token_off,
-			    s->conflating ? ATP_V1_DELTA_CONFLATED : ATP_V1_DELTA_UPDATE, out, w, now_ms);
 		s->cursor = hub_msg_next(c, s->cursor);
 	}
 	s->conflating = false;
@@ -252,13 +291,13 @@ static bool walk(atp_hub *h, atp_hub_sub *s, uint8_t *out, size_t cap, size_t *w
 	return true;
 }
 
-/* Caught up: whatever the hub took since is nothing for this channel. */
+/* Caught up: whatever the hub took since is nothing for this channel (its next token says so). */
 static void caught_up(atp_hub *h, atp_hub_sub *s)
 {
 	for (uint32_t i = 0; i < h->n_shards; i++)
 		if (place_after(h->shards[i]->progress, s->v[i])) {
 			s->v[i] = h->shards[i]->progress;
-			s->token_moved = true;
+			s->canonical = false;
 		}
 }
 
@@ -287,19 +326,19 @@ size_t atp_hub_read(atp_hub *h, atp_hub_sub *s, uint8_t *out, size_t cap, uint64
 			return w;
 		s->state = SUB_LIVE;  /* the LIVE message carries the first complete token */
 		caught_up(h, s);
-		if (!put_built(h, s, ATP_V1_DELTA_LIVE, NULL, 0, out, cap, &w, now_ms)) {
+		if (!put_built(h, s, ATP_V1_DELTA_LIVE, NULL, 0, out, cap, &w, now_ms))
 			s->state = SUB_RESYNC;  /* not sent: say it next time */
-			return w;
-		}
-		s->token_moved = false;
 		return w;
 	}
-	caught_up(h, s);
-	if (w)
-		s->token_moved = false;
-	else if (now_ms - s->last_sent_ms >= h->cfg.heartbeat_ms &&
-		 put_built(h, s, ATP_V1_DELTA_HEARTBEAT, NULL, 0, out, cap, &w, now_ms))
-		s->token_moved = false;
+	/*
+	 * A heartbeat's token moves past what the channel did not see; the
+	 * messages' tokens say only what it saw, so that a subscriber reading
+	 * on in order is sent them as they lie (put_canonical).
+	 */
+	if (!w && now_ms - s->last_sent_ms >= h->cfg.heartbeat_ms) {
+		caught_up(h, s);
+		put_built(h, s, ATP_V1_DELTA_HEARTBEAT, NULL, 0, out, cap, &w, now_ms);
+	}
 	return w;
 }
 

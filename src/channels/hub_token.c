@@ -25,7 +25,16 @@ uint32_t hub_token_bytes(const atp_hub *h)
 	return ATP_HUB_TOKEN_BYTES(h->n_shards);
 }
 
-void hub_token_write(const atp_hub *h, const hub_channel *c, const place *v, uint8_t flags, uint8_t *out)
+void hub_token_put_places(const atp_hub *h, const place *v, uint8_t *out)
+{
+	uint8_t *p = out + 16;
+	for (uint32_t s = 0; s < h->n_shards; s++, p += 12) {
+		memcpy(p, &v[s].lsn, 8);
+		memcpy(p + 8, &v[s].index, 4);
+	}
+}
+
+void hub_token_seal(const atp_hub *h, const hub_channel *c, uint8_t flags, uint8_t *out)
 {
 	uint16_t n = (uint16_t)h->n_shards;
 	uint32_t hash = (uint32_t)c->hash;
@@ -34,13 +43,37 @@ void hub_token_write(const atp_hub *h, const hub_channel *c, const place *v, uin
 	memcpy(out + 2, &n, 2);
 	memcpy(out + 4, &hash, 4);
 	memcpy(out + 8, &h->dir_tag, 8);
-	uint8_t *p = out + 16;
-	for (uint32_t s = 0; s < n; s++, p += 12) {
-		memcpy(p, &v[s].lsn, 8);
-		memcpy(p + 8, &v[s].index, 4);
-	}
-	uint64_t check = XXH3_64bits_withSeed(out, (size_t)(p - out), h->check_seed);
-	memcpy(p, &check, 8);
+	size_t len = hub_token_bytes(h) - 8;
+	uint64_t check = XXH3_64bits_withSeed(out, len, h->check_seed);
+	memcpy(out + len, &check, 8);
+}
+
+void hub_token_write(const atp_hub *h, const hub_channel *c, const place *v, uint8_t flags, uint8_t *out)
+{
+	hub_token_put_places(h, v, out);
+	hub_token_seal(h, c, flags, out);
+}
+
+static place place_in(const uint8_t *t, uint32_t s)
+{
+	place p;
+	memcpy(&p.lsn, t + 16 + 12 * s, 8);
+	memcpy(&p.index, t + 16 + 12 * s + 8, 4);
+	return p;
+}
+
+bool hub_token_covers(const atp_hub *h, const uint8_t *t, const place *v)
+{
+	for (uint32_t s = 0; s < h->n_shards; s++)
+		if (place_after(v[s], place_in(t, s)))
+			return false;
+	return true;
+}
+
+void hub_token_places(const atp_hub *h, const uint8_t *t, place *v)
+{
+	for (uint32_t s = 0; s < h->n_shards; s++)
+		v[s] = place_in(t, s);
 }
 
 int hub_token_read(const atp_hub *h, const hub_channel *c, const uint8_t *t, uint32_t len, place *v,
@@ -69,11 +102,7 @@ int hub_token_read(const atp_hub *h, const hub_channel *c, const uint8_t *t, uin
 		snprintf(why, whylen, "resume_token: its check fails: damaged or forged");
 		return ATP_HUB_E_TOKEN;
 	}
-	const uint8_t *p = t + 16;
-	for (uint32_t s = 0; s < n; s++, p += 12) {
-		memcpy(&v[s].lsn, p, 8);
-		memcpy(&v[s].index, p + 8, 4);
-	}
+	hub_token_places(h, t, v);
 	*flags = t[1];
 	if (t[1] & 1 || hash != (uint32_t)c->hash)
 		return 1;  /* an unfinished view, or of another definition of the channel */
