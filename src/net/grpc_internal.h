@@ -158,6 +158,8 @@ struct atp_grpc_server {
 uint32_t grpc_conn_index(const atp_grpc_server *g, const h2conn *hc);
 /* hc has something to send: it goes out at the end of this turn. */
 void grpc_conn_mark_dirty(atp_grpc_server *g, h2conn *hc);
+/* Append a and then b to the connection's output (grown as needed); false when out of memory. */
+bool grpc_conn_out_append(h2conn *hc, const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
 static inline uint64_t grpc_now_ms(const atp_grpc_server *g)
 {
 	return front_now_ms(g->front);

@@ -118,6 +118,28 @@ static void closing(atp_grpc_server *g, h2conn *hc)
 	grpc_conn_mark_dirty(g, hc);
 }
 
+bool grpc_conn_out_append(h2conn *hc, const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+	uint64_t need = (uint64_t)hc->out_len + an + bn;
+	if (need > hc->out_cap) {
+		uint64_t cap = hc->out_cap ? hc->out_cap : 64u << 10;
+		while (cap < need)
+			cap *= 2;
+		if (cap > UINT32_MAX)
+			return false;
+		uint8_t *p = realloc(hc->out, cap);
+		if (!p)
+			return false;
+		hc->out = p;
+		hc->out_cap = (uint32_t)cap;
+	}
+	memcpy(hc->out + hc->out_len, a, an);
+	if (bn)
+		memcpy(hc->out + hc->out_len + an, b, bn);
+	hc->out_len = (uint32_t)need;
+	return true;
+}
+
 /* Hand nghttp2's output to the socket: one send in flight, up to OUT_CHUNK bytes gathered. */
 static void flush_conn(atp_grpc_server *g, h2conn *hc)
 {
@@ -126,27 +148,14 @@ static void flush_conn(atp_grpc_server *g, h2conn *hc)
 	hc->out_len = hc->out_sent = 0;
 	while (hc->out_len < OUT_CHUNK) {
 		const uint8_t *data;
+		/* DATA frames come through grpc_conn_out_append() from within (NGHTTP2_DATA_FLAG_NO_COPY). */
 		ssize_t n = nghttp2_session_mem_send(hc->session, &data);
-		if (n < 0) {
+		if (n < 0 || (n > 0 && !grpc_conn_out_append(hc, data, (size_t)n, NULL, 0))) {
 			close_conn(g, hc, true);
 			return;
 		}
 		if (n == 0)
 			break;
-		if (hc->out_len + (uint32_t)n > hc->out_cap) {
-			uint32_t cap = hc->out_cap ? hc->out_cap : 64u << 10;
-			while (cap < hc->out_len + (uint32_t)n)
-				cap *= 2;
-			uint8_t *p = realloc(hc->out, cap);
-			if (!p) {
-				close_conn(g, hc, true);
-				return;
-			}
-			hc->out = p;
-			hc->out_cap = cap;
-		}
-		memcpy(hc->out + hc->out_len, data, (size_t)n);
-		hc->out_len += (uint32_t)n;
 	}
 	if (hc->out_len) {
 		struct io_uring_sqe *sqe = front_sqe(g->front);
