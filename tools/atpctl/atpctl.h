@@ -19,6 +19,12 @@ int cmd_status(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_wal(int argc, char **argv);
+int cmd_reconcile(int argc, char **argv);
+
+/* --grpc HOST:PORT (default $ATP_GRPC, else 127.0.0.1:7401), taken out of argv; the rest shifted down. */
+const char *grpc_target(int *argc, char **argv);
+/* Every position (an atp.v1.PositionAtp, verified) to fn, by the Scan call; -1 after a message. */
+int grpc_scan_all(const char *target, void (*fn)(void *ctx, const uint8_t *position), void *ctx);
 
 /* Parse a decimal option value into [min, max]; exits with a message when it is not. */
 uint64_t opt_u64(const char *name, const char *value, uint64_t min, uint64_t max);

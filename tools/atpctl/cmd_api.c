@@ -19,8 +19,7 @@
 
 static uint8_t mem[1u << 20] __attribute__((aligned(8)));
 
-/* --grpc HOST:PORT, taken out of argv; the rest shifted down. */
-static const char *grpc_target(int *argc, char **argv)
+const char *grpc_target(int *argc, char **argv)
 {
 	const char *t = getenv("ATP_GRPC") ? getenv("ATP_GRPC") : DEFAULT_GRPC;
 	for (int i = 1; i < *argc; i++) {
@@ -199,33 +198,63 @@ int cmd_snapshot(int argc, char **argv)
 	return 0;
 }
 
-typedef struct export_state {
-	uint64_t rows;
+typedef struct scan_state {
+	void (*fn)(void *ctx, const uint8_t *position);
+	void *ctx;
 	bool bad;
 	int status;
 	bool done;
 	char message[256];
-} export_state;
+} scan_state;
 
-static void export_msg(void *ctx, const uint8_t *msg, uint32_t len)
+static void scan_msg(void *ctx, const uint8_t *msg, uint32_t len)
 {
-	export_state *x = ctx;
+	scan_state *x = ctx;
 	int rc;
 	const uint8_t *p = atp_v1_verify(msg, len, &atp_v1_position_atp_rule, &rc);
-	if (!p) {
+	if (!p)
 		x->bad = true;
-		return;
-	}
-	print_position(p);
-	x->rows++;
+	else
+		x->fn(x->ctx, p);
 }
 
-static void export_done(void *ctx, int status, const char *message)
+static void scan_done(void *ctx, int status, const char *message)
 {
-	export_state *x = ctx;
+	scan_state *x = ctx;
 	x->status = status;
 	x->done = true;
 	snprintf(x->message, sizeof(x->message), "%s", message);
+}
+
+int grpc_scan_all(const char *target, void (*fn)(void *ctx, const uint8_t *position), void *ctx)
+{
+	atp_fb_builder b;
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	size_t len;
+	const uint8_t *q = atp_fb_finish(&b, atp_v1_build_scan_request(&b, (atp_str){ 0 }, 0), NULL, &len);
+	atp_grpc_client *c = connect_to(target);
+	if (!c)
+		return -1;
+	scan_state x = { .fn = fn, .ctx = ctx, .status = -1 };
+	if (atp_grpc_client_start(c, "/atp.v1.Atp/Scan", q, (uint32_t)len, 0, scan_msg, scan_done, &x) < 0) {
+		atp_grpc_client_close(c);
+		return -1;
+	}
+	while (!x.done && atp_grpc_client_pump(c, 1000) >= 0)
+		;
+	atp_grpc_client_close(c);
+	if (x.status != 0 || x.bad) {
+		fprintf(stderr, "atpctl: %s: %s\n", atp_grpc_status_name(x.status),
+			x.bad ? "a streamed position is not valid" : x.message);
+		return -1;
+	}
+	return 0;
+}
+
+static void export_one(void *ctx, const uint8_t *p)
+{
+	print_position(p);
+	++*(uint64_t *)ctx;
 }
 
 int cmd_export(int argc, char **argv)
@@ -235,27 +264,10 @@ int cmd_export(int argc, char **argv)
 		fprintf(stderr, "usage: atpctl export [--grpc HOST:PORT] > positions.csv\n");
 		return 2;
 	}
-	atp_fb_builder b;
-	atp_fb_builder_init(&b, mem, sizeof(mem));
-	size_t len;
-	const uint8_t *q = atp_fb_finish(&b, atp_v1_build_scan_request(&b, (atp_str){ 0 }, 0), NULL, &len);
-	atp_grpc_client *c = connect_to(target);
-	if (!c)
-		return 1;
-	export_state x = { .status = -1 };
+	uint64_t rows = 0;
 	fputs(header, stdout);
-	if (atp_grpc_client_start(c, "/atp.v1.Atp/Scan", q, (uint32_t)len, 0, export_msg, export_done, &x) < 0) {
-		atp_grpc_client_close(c);
+	if (grpc_scan_all(target, export_one, &rows) < 0)
 		return 1;
-	}
-	while (!x.done && atp_grpc_client_pump(c, 1000) >= 0)
-		;
-	atp_grpc_client_close(c);
-	if (x.status != 0 || x.bad) {
-		fprintf(stderr, "atpctl: %s: %s\n", atp_grpc_status_name(x.status),
-			x.bad ? "a streamed position is not valid" : x.message);
-		return 1;
-	}
-	fprintf(stderr, "atpctl: exported %" PRIu64 " positions\n", x.rows);
+	fprintf(stderr, "atpctl: exported %" PRIu64 " positions\n", rows);
 	return 0;
 }

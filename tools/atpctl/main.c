@@ -34,6 +34,11 @@ static void usage(FILE *f)
 	      "      release every open line of reservation ID\n"
 	      "  export [--grpc HOST:PORT] > positions.csv\n"
 	      "      every position as the positions CSV, streamed by the Scan call\n"
+	      "  reconcile ONHAND.csv [--grpc HOST:PORT] [--top N] [--progress]\n"
+	      "         [--apply [--tcp HOST:PORT] [--source NAME] [--zero-missing]]\n"
+	      "      a WMS stock file (columns sku,location,on_hand) against atpd's positions: a variance\n"
+	      "      report; --apply sends a COUNT per differing position (and per position only in the\n"
+	      "      file; --zero-missing: 0 for those only in atpd) as source NAME (reconcile)\n"
 	      "  grpc-load [--grpc HOST:PORT] [--method getatp|reserve] [--connections N] [--concurrency K]\n"
 	      "         [--seconds S] [--rate CALLS_PER_S] [--skus N] [--lines L] [--prefix P] [--location LOC]\n"
 	      "      load the gRPC API (SKUs PSKU-000000 ...) and print calls/s and latency quantiles\n"
@@ -51,7 +56,8 @@ static void usage(FILE *f)
 	      "      no hole between them; a report per shard, exit 0 (sound), 1 (a problem) or 2\n"
 	      "  wal DIR [--from LSN] [--sku SKU] [--shard N]\n"
 	      "      the WAL records of a data directory as CSV lines (shard,lsn,kind,now,event fields)\n"
-	      "  (--grpc defaults to $ATP_GRPC, else 127.0.0.1:7401; --metrics to $ATP_METRICS, else 127.0.0.1:9464)\n",
+	      "  (--grpc defaults to $ATP_GRPC, else 127.0.0.1:7401; --tcp to $ATP_TCP, else 127.0.0.1:7400;\n"
+	      "   --metrics to $ATP_METRICS, else 127.0.0.1:9464)\n",
 	      f);
 }
 
@@ -109,6 +115,8 @@ int main(int argc, char **argv)
 		return cmd_verify(argc - 1, argv + 1);
 	if (strcmp(argv[1], "wal") == 0)
 		return cmd_wal(argc - 1, argv + 1);
+	if (strcmp(argv[1], "reconcile") == 0)
+		return cmd_reconcile(argc - 1, argv + 1);
 	fprintf(stderr, "atpctl: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,6 +108,20 @@ static void drop(sender *x, uint64_t now, const char *why)
 		fprintf(stderr, "send: %s: connection lost (%s); reconnecting\n", x->src->name, why);
 }
 
+/* The Hello of source as a frame (length prefix included) into out (128 bytes); returns its length. */
+static uint32_t hello_frame(const char *source, uint8_t *out)
+{
+	uint8_t mem[256] __attribute__((aligned(8)));
+	atp_fb_builder b;
+	size_t n;
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	const uint8_t *p = atp_fb_finish(&b, atp_wire_build_hello(&b, atp_str_of(source, strlen(source))), NULL, &n);
+	uint32_t len = (uint32_t)n;
+	memcpy(out, &len, 4);
+	memcpy(out + 4, p, n);
+	return 4 + len;
+}
+
 static int start_connect(sender *x, const struct addrinfo *ai)
 {
 	x->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -117,16 +132,7 @@ static int start_connect(sender *x, const struct addrinfo *ai)
 	if (connect(x->fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
 		return -1;
 	x->state = S_CONNECTING;
-	uint8_t mem[256] __attribute__((aligned(8)));
-	atp_fb_builder b;
-	size_t n;
-	atp_fb_builder_init(&b, mem, sizeof(mem));
-	const uint8_t *p = atp_fb_finish(&b, atp_wire_build_hello(&b, atp_str_of(x->src->name, strlen(x->src->name))),
-					 NULL, &n);
-	uint32_t len = (uint32_t)n;
-	memcpy(x->hello, &len, 4);
-	memcpy(x->hello + 4, p, n);
-	x->hello_len = 4 + len;
+	x->hello_len = hello_frame(x->src->name, x->hello);
 	x->hello_sent = 0;
 	x->in_len = 0;
 	return 0;
@@ -382,6 +388,64 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 	}
 	free(xs);
 	free(pf);
+	free(frame);
+	freeaddrinfo(ai);
+	return rc;
+}
+
+/* Read exactly n bytes (the socket has a receive timeout); -1 on an error, a timeout or the end. */
+static int read_full(int fd, uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t k = recv(fd, p, n, 0);
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+int stream_durable_seq(const char *host, const char *port, const char *source, uint64_t *seq, char *err,
+		       size_t errlen)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai;
+	int gai = getaddrinfo(host, port, &hints, &ai);
+	if (gai) {
+		snprintf(err, errlen, "%s:%s: %s", host, port, gai_strerror(gai));
+		return -1;
+	}
+	int rc = -1, fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct timeval tv = { .tv_sec = 10 };
+	uint8_t hello[128], *frame = aligned_alloc(8, IN_BYTES);
+	uint32_t len = 0;
+	if (fd < 0 || !frame || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		snprintf(err, errlen, "%s:%s: %s", host, port, strerror(errno));
+		goto close_fd;
+	}
+	uint32_t n = hello_frame(source, hello);
+	errno = 0;
+	if (send(fd, hello, n, MSG_NOSIGNAL) != (ssize_t)n || read_full(fd, (uint8_t *)&len, 4) < 0 ||
+	    len > IN_BYTES || read_full(fd, frame, len) < 0) {
+		snprintf(err, errlen, "%s:%s: no Welcome (%s)", host, port, errno ? strerror(errno) : "closed");
+		goto close_fd;
+	}
+	atp_wire_welcome w;
+	if (atp_wire_decode_welcome(frame, len, &w) != 0) {
+		snprintf(err, errlen, "%s:%s: a bad Welcome", host, port);
+		goto close_fd;
+	}
+	if (w.error) {
+		snprintf(err, errlen, "%s: refused: %.*s (%s)", source, (int)w.reason.len, w.reason.ptr ? w.reason.ptr : "",
+			 atp_status_name(w.error));
+		goto close_fd;
+	}
+	*seq = w.durable_seq;
+	rc = 0;
+close_fd:
+	if (fd >= 0)
+		close(fd);
 	free(frame);
 	freeaddrinfo(ai);
 	return rc;

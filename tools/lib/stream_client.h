@@ -82,4 +82,12 @@ static inline uint64_t stream_result_events(const stream_result *r)
 
 int stream_send(stream_source *sources, uint32_t n, const stream_options *o, stream_result *r);
 
+/*
+ * A source's durable seq as atpd's Welcome says (a Hello, then the
+ * connection closes): where events of a source that makes them up as it
+ * goes (atpctl reconcile) continue. 0 or -1 with err.
+ */
+int stream_durable_seq(const char *host, const char *port, const char *source, uint64_t *seq, char *err,
+		       size_t errlen);
+
 #endif
