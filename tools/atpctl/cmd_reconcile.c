@@ -59,6 +59,8 @@ typedef struct entry {
 typedef struct table {
 	entry *e;
 	uint64_t cap, n;           /* cap a power of two */
+	char *arena;               /* the keys, in chunks (each chunk starts with the previous one's address) */
+	size_t arena_used, arena_cap;
 } table;
 
 static void *xmalloc(size_t n)
@@ -79,6 +81,31 @@ static entry *slot(table *t, uint64_t h, const char *sku, size_t sl, const char 
 				memcmp(e->key + sl + 1, loc, ll) == 0))
 			return e;
 	}
+}
+
+static char *keep_key(table *t, size_t n)
+{
+	if (t->arena_used + n > t->arena_cap) {
+		char *c = xmalloc(1u << 20);
+		memcpy(c, &t->arena, sizeof(char *));
+		t->arena = c;
+		t->arena_used = sizeof(char *);
+		t->arena_cap = 1u << 20;
+	}
+	char *p = t->arena + t->arena_used;
+	t->arena_used += n;
+	return p;
+}
+
+static void table_free(table *t)
+{
+	while (t->arena) {
+		char *prev;
+		memcpy(&prev, t->arena, sizeof(char *));
+		free(t->arena);
+		t->arena = prev;
+	}
+	free(t->e);
 }
 
 /* The entry of (sku, loc), made if new. */
@@ -104,7 +131,7 @@ static entry *find(table *t, const char *sku, size_t sl, const char *loc, size_t
 	uint64_t h = XXH3_64bits_digest(&st);
 	entry *e = slot(t, h, sku, sl, loc, ll);
 	if (!e->key) {
-		e->key = xmalloc(sl + 1 + ll + 1);
+		e->key = keep_key(t, sl + 1 + ll + 1);
 		memcpy(e->key, sku, sl);
 		e->key[sl] = 0;
 		memcpy(e->key + sl + 1, loc, ll);
@@ -442,8 +469,6 @@ int cmd_reconcile(int argc, char **argv)
 		printf("applied: nothing to apply\n");
 	else if (do_apply)
 		rc = apply(&t, tcp, source, zero_missing);
-	for (uint64_t i = 0; i < t.cap; i++)
-		free(t.e[i].key);
-	free(t.e);
+	table_free(&t);
 	return rc;
 }
