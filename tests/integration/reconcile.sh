@@ -27,10 +27,10 @@ export ATP_GRPC=127.0.0.1:$(sed -n 's/.*grpc listening on .*(port \([0-9]*\)).*/
 "$atpctl" export >"$tmp/pos.csv" 2>/dev/null
 positions=$(($(wc -l <"$tmp/pos.csv") - 1))
 
-# The WMS file: on_hand,"sku",location,bin; rows 2..6 +5 units, rows 7..9 -1 (where there is one),
+# The WMS file (a UTF-8 byte-order mark, CRLF in the header): on_hand,"sku",location,bin; rows 2..6 +5 units, rows 7..9 -1 (where there is one),
 # rows 10..13 left out, one position atpd does not have; a negative on_hand (the day's floor
 # exceptions) counted as 0.
-awk -F, 'NR == 1 { print "on_hand,sku,location,bin"; next }
+awk -F, 'NR == 1 { print "\357\273\277on_hand,sku,location,bin\r"; next }
 	NR >= 10 && NR <= 13 { next }
 	{ q = $3 < 0 ? 0 : $3; if (NR >= 2 && NR <= 6) q += 5; else if (NR >= 7 && NR <= 9 && q > 0) q -= 1;
 	  printf "%d,\"%s\",%s,A-%d\n", q, $1, $2, NR }

@@ -86,6 +86,17 @@ Test(csv, crlf_and_blank_lines)
 	cr_assert_eq(atp_csv_next(&rd, &ev, err), 0);
 }
 
+Test(csv, a_utf8_byte_order_mark_is_skipped_with_crlf_line_ends)
+{
+	atp_event ev;
+	cr_assert_eq(open_text("\xef\xbb\xbf" HDR "\r\n1,wms,1,RECEIPT,S,L,1,,,\r\n"), 0, "%s", err);
+	cr_assert_eq(atp_csv_next(&rd, &ev, err), 1, "%s", err);
+	cr_assert(str_is(ev.sku, "S") && ev.qty == 1 && ev.event_id == 1);
+	cr_assert_eq(atp_csv_next(&rd, &ev, err), 0);
+	cr_assert_eq(open_text("\xef\xbb" HDR "\n"), -1, "only a whole mark is skipped");
+	cr_assert(strstr(err, "unknown column"), "%s", err);
+}
+
 Test(csv, a_bad_row_is_reported_and_the_next_one_read)
 {
 	atp_event ev;

@@ -227,7 +227,8 @@ static int read_file(const char *path, table *t, progress *pr)
 			while ((c = fgetc(in)) != EOF && c != '\n')
 				;
 		} else if (lineno == 1) {
-			width = split(line, f, 64);
+			bool bom = memcmp(line, "\xef\xbb\xbf", 3) == 0;  /* a UTF-8 byte-order mark: not part of the header */
+			width = split(line + (bom ? 3 : 0), f, 64);
 			sku = column(f, width, "sku");
 			loc = column(f, width, "location");
 			qty = column(f, width, "on_hand");

@@ -86,6 +86,10 @@ int atp_csv_open(atp_csv_reader *r, const char *buf, size_t len, char err[ATP_CS
 	field f[ATP_CSV_COLS_MAX];
 
 	memset(r, 0, offsetof(atp_csv_reader, scratch));
+	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
+		buf += 3;  /* a UTF-8 byte-order mark (Excel, many Windows exports): not part of the header */
+		len -= 3;
+	}
 	r->buf = buf;
 	r->len = len;
 	r->line = 1;
