@@ -7,6 +7,15 @@
  * connection (stream_client.h): reconnecting and resuming from the
  * Welcome after any loss, exiting 0 only once every event is acknowledged
  * as durable. Prints events/s and the ack latency percentiles.
+ *
+ * The file's order holds across its sources (the default): where the file
+ * goes from one source to another, the first frame of the new run waits
+ * until the run before it is durable, so atpd applies the events in the
+ * file's order and ends with `atpctl import`'s table (a PICK never
+ * overtakes the RESERVE of another source it consumes). A file that
+ * switches sources often is sent at a round trip per switch. --concurrent
+ * sends every source as fast as it goes, in no order across sources: for
+ * load, and for files whose sources touch different SKUs.
  */
 #include "import.h"
 
@@ -32,6 +41,11 @@ typedef struct batcher {
 	uint32_t batch;
 	uint8_t *mem;            /* the builder's */
 	atp_fb_ref *refs;
+	bool ordered;
+	uint32_t last;           /* ordered: the source of the file's previous event (UINT32_MAX: none yet) */
+	uint64_t *last_seq;      /* per source, the highest seq so far */
+	uint32_t *after_src;     /* per source: what the first frame of its batch waits for (UINT32_MAX: nothing) */
+	uint64_t *after_seq;
 } batcher;
 
 #define TEXT_PER_EVENT (ATP_SKU_MAX + ATP_LOC_MAX * 2 + ATP_REF_MAX + ATP_REASON_MAX + ATP_SOURCE_MAX + 8)
@@ -75,8 +89,10 @@ static int flush(batcher *b, uint32_t src)
 		b->refs[i] = atp_wire_build_event(&fb, &e, t[i]);
 	}
 	const uint8_t *p = atp_fb_finish(&fb, atp_wire_build_event_batch(&fb, b->refs, n), NULL, &len);
-	if (!p || stream_source_add(&b->sources[src], p, (uint32_t)len, n, b->cover[src]) < 0)
+	if (!p || stream_source_add_after(&b->sources[src], p, (uint32_t)len, n, b->cover[src], b->after_src[src],
+					  b->after_seq[src]) < 0)
 		return -1;
+	b->after_src[src] = UINT32_MAX;
 	b->n[src] = 0;
 	b->cover[src] = 0;
 	b->text_len[src] = 0;
@@ -98,6 +114,18 @@ static int load(const input *in, batcher *b)
 			rc = -1;
 			break;
 		}
+		if (b->ordered && b->last != UINT32_MAX && b->last != s) {
+			/* A new run: the one before it goes out as a frame, and this one's first frame waits for it. */
+			if (flush(b, b->last) < 0) {
+				rc = -1;
+				break;
+			}
+			b->after_src[s] = b->last;
+			b->after_seq[s] = b->last_seq[b->last];
+		}
+		b->last = s;
+		if (ev.seq > b->last_seq[s])
+			b->last_seq[s] = ev.seq;
 		atp_event *e = &b->ev[(size_t)s * b->batch + b->n[s]];
 		*e = ev;
 		e->sku = keep_str(b, s, ev.sku);
@@ -128,6 +156,7 @@ int cmd_send(int argc, char **argv)
 	const char *target = NULL, *path = NULL;
 	stream_options o = { .window = 1u << 20, .timeout_s = 60 };
 	uint32_t batch = 256;
+	bool ordered = true;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--tcp") == 0 && v)
@@ -140,6 +169,8 @@ int cmd_send(int argc, char **argv)
 			o.timeout_s = (double)opt_u64(a, argv[++i < argc ? i : 0], 1, 86400);
 		else if (strcmp(a, "--progress") == 0)
 			o.progress = true;
+		else if (strcmp(a, "--concurrent") == 0)
+			ordered = false;
 		else if (a[0] != '-' && !path)
 			path = a;
 		else
@@ -149,7 +180,7 @@ int cmd_send(int argc, char **argv)
 	const char *colon = target ? strrchr(target, ':') : NULL;
 	if (!path || !colon || colon == target || (size_t)(colon - target) >= sizeof(host)) {
 		fprintf(stderr, "usage: atpctl send --tcp HOST:PORT FILE [--batch N] [--window-kb N] [--timeout S] "
-				"[--progress]\n");
+				"[--progress] [--concurrent]\n");
 		return 2;
 	}
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - target), target);
@@ -161,7 +192,7 @@ int cmd_send(int argc, char **argv)
 	o.port = colon + 1;
 
 	input in = { .path = path };
-	batcher b = { .batch = batch };
+	batcher b = { .batch = batch, .ordered = ordered, .last = UINT32_MAX };
 	b.sources = calloc(MAX_SOURCES, sizeof(stream_source));
 	b.ev = malloc((size_t)MAX_SOURCES * batch * sizeof(atp_event));
 	b.t = malloc((size_t)MAX_SOURCES * batch * sizeof(atp_wire_event_time));
@@ -171,8 +202,14 @@ int cmd_send(int argc, char **argv)
 	b.text = malloc((size_t)MAX_SOURCES * batch * TEXT_PER_EVENT);
 	b.mem = aligned_alloc(8, MEM_BYTES);
 	b.refs = malloc(batch * sizeof(atp_fb_ref));
+	b.last_seq = calloc(MAX_SOURCES, sizeof(uint64_t));
+	b.after_src = malloc(MAX_SOURCES * sizeof(uint32_t));
+	b.after_seq = calloc(MAX_SOURCES, sizeof(uint64_t));
+	for (uint32_t i = 0; b.after_src && i < MAX_SOURCES; i++)
+		b.after_src[i] = UINT32_MAX;
 	int rc = 1;
-	if (!b.sources || !b.ev || !b.t || !b.n || !b.cover || !b.text_len || !b.text || !b.mem || !b.refs) {
+	if (!b.sources || !b.ev || !b.t || !b.n || !b.cover || !b.text_len || !b.text || !b.mem || !b.refs ||
+	    !b.last_seq || !b.after_src || !b.after_seq) {
 		fprintf(stderr, "atpctl send: out of memory\n");
 		goto out;
 	}
@@ -184,8 +221,8 @@ int cmd_send(int argc, char **argv)
 		for (uint32_t f = 0; f < b.sources[i].n_frames; f++)
 			events += b.sources[i].frames[f].events;
 	}
-	fprintf(stderr, "send: %" PRIu64 " events of %u sources in %" PRIu64 " frames to %s\n", events, b.n_sources,
-		frames, target);
+	fprintf(stderr, "send: %" PRIu64 " events of %u sources in %" PRIu64 " frames to %s%s\n", events, b.n_sources,
+		frames, target, b.n_sources > 1 ? (ordered ? ", in the file's order" : ", concurrently") : "");
 	stream_result r;
 	if (stream_send(b.sources, b.n_sources, &o, &r) < 0)
 		goto out;
@@ -210,5 +247,8 @@ out:
 	free(b.text);
 	free(b.mem);
 	free(b.refs);
+	free(b.last_seq);
+	free(b.after_src);
+	free(b.after_seq);
 	return rc;
 }

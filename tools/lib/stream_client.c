@@ -34,6 +34,7 @@ typedef struct sender {
 	uint32_t acked;          /* frames before this one are acknowledged */
 	uint32_t next;           /* the frame whose bytes go out next */
 	uint32_t due;            /* paced: frames before this one are due */
+	uint32_t free_of;        /* ordered: frames before this one wait for no other source */
 	uint32_t resumed_at;     /* the frame the connection resumed from */
 	uint64_t next_off;       /* bytes of frame `next` already written... as an offset into src->bytes */
 	uint64_t durable;
@@ -59,6 +60,15 @@ int stream_source_add(stream_source *s, const void *buf, uint32_t len, uint32_t 
 int stream_source_add_due(stream_source *s, const void *buf, uint32_t len, uint32_t events, uint64_t cover,
 			  uint64_t due_ns)
 {
+	int rc = stream_source_add_after(s, buf, len, events, cover, UINT32_MAX, 0);
+	if (rc == 0)
+		s->frames[s->n_frames - 1].due_ns = due_ns;
+	return rc;
+}
+
+int stream_source_add_after(stream_source *s, const void *buf, uint32_t len, uint32_t events, uint64_t cover,
+			    uint32_t after_src, uint64_t after_seq)
+{
 	if (s->len + 4 + len > s->cap) {
 		size_t cap = s->cap ? s->cap : 1u << 20;
 		while (cap < s->len + 4 + len)
@@ -79,8 +89,8 @@ int stream_source_add_due(stream_source *s, const void *buf, uint32_t len, uint3
 	}
 	memcpy(s->bytes + s->len, &len, 4);
 	memcpy(s->bytes + s->len + 4, buf, len);
-	s->frames[s->n_frames++] =
-		(stream_frame){ .off = s->len, .len = 4 + len, .events = events, .cover = cover, .due_ns = due_ns };
+	s->frames[s->n_frames++] = (stream_frame){ .off = s->len, .len = 4 + len, .events = events, .cover = cover,
+						    .after_src = after_src, .after_seq = after_seq };
 	s->len += 4 + len;
 	if (cover > s->last_seq)
 		s->last_seq = cover;
@@ -157,19 +167,28 @@ static uint64_t in_flight(const sender *x)
 	return x->next_off - (x->acked < s->n_frames ? s->frames[x->acked].off : s->len);
 }
 
-/* Where the bytes that may go out now end: all of them, or (paced) those of the frames due. */
-static uint64_t sendable_end(sender *x, const stream_options *o, uint64_t now)
+/*
+ * Where the bytes that may go out now end: before the first frame that
+ * waits for another source's durability (xs: every sender), or (paced) is
+ * not yet due.
+ */
+static uint64_t sendable_end(sender *x, const sender *xs, const stream_options *o, uint64_t now)
 {
 	const stream_source *s = x->src;
+	while (x->free_of < s->n_frames && (s->frames[x->free_of].after_src == UINT32_MAX ||
+					    xs[s->frames[x->free_of].after_src].durable >= s->frames[x->free_of].after_seq))
+		x->free_of++;
+	uint64_t end = x->free_of < s->n_frames ? s->frames[x->free_of].off : s->len;
 	if (!o->paced)
-		return s->len;
+		return end;
 	while (x->due < s->n_frames && o->t0_ns + s->frames[x->due].due_ns <= now)
 		x->due++;
-	return x->due < s->n_frames ? s->frames[x->due].off : s->len;
+	uint64_t due = x->due < s->n_frames ? s->frames[x->due].off : s->len;
+	return due < end ? due : end;
 }
 
 /* Write what the window allows; -1 when the connection failed. */
-static int pump(sender *x, const stream_options *o, uint64_t now)
+static int pump(sender *x, const sender *xs, const stream_options *o, uint64_t now)
 {
 	if (x->state == S_HELLO && x->hello_sent < x->hello_len) {
 		ssize_t k = send(x->fd, x->hello + x->hello_sent, x->hello_len - x->hello_sent, MSG_NOSIGNAL);
@@ -181,7 +200,7 @@ static int pump(sender *x, const stream_options *o, uint64_t now)
 	if (x->state != S_STREAM)
 		return 0;
 	stream_source *s = x->src;
-	uint64_t flying, end = sendable_end(x, o, now);
+	uint64_t flying, end = sendable_end(x, xs, o, now);
 	while (x->next_off < end && (flying = in_flight(x)) < o->window) {
 		uint64_t want = end - x->next_off;
 		if (want > o->window - flying)
@@ -320,7 +339,7 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 			live++;
 			if (x->state == S_DOWN && now >= x->retry_ns && start_connect(x, ai) < 0)
 				drop(x, now, strerror(errno));
-			uint64_t end = sendable_end(x, o, now);
+			uint64_t end = sendable_end(x, xs, o, now);
 			idle_by_plan &= x->state == S_STREAM && in_flight(x) == 0 && x->next_off >= end;
 			if (x->state == S_DOWN)
 				continue;
@@ -359,7 +378,7 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 			}
 			int k = pf[i].revents & (POLLIN | POLLERR | POLLHUP) ? take(x, o, r, now) : 0;
 			if (k == 0 && x->state != S_DONE)
-				k = pump(x, o, now);
+				k = pump(x, xs, o, now);
 			if (k == -2)
 				rc = -1;
 			else if (k < 0) {

@@ -7,7 +7,10 @@
  * to end in one buffer, so sending is one send() of many frames from that
  * buffer, and a resend after a reconnect re-encodes nothing. One
  * connection per source, all driven by one poll() loop with non-blocking
- * sockets; at most `window` bytes per connection await their Ack.
+ * sockets; at most `window` bytes per connection await their Ack. A frame
+ * may wait for another source's events to be durable first
+ * (stream_source_add_after): how `atpctl send` keeps a file's order across
+ * its sources.
  *
  * Guarantees: after any connection loss (reset, the server killed and
  * restarted, a last frame with an error) the client reconnects with
@@ -39,6 +42,8 @@ typedef struct stream_frame {
 	uint64_t sent_ns;  /* when its last byte went to the socket */
 	uint64_t due_ns;   /* paced sending: not before this long after stream_options.t0_ns */
 	uint64_t acked_ns; /* when its Ack came (another thread may read it, atomically); 0 before */
+	uint32_t after_src;  /* ordered sending: not before source after_src (an index of stream_send's) is */
+	uint64_t after_seq;  /* durable through after_seq; after_src UINT32_MAX: no such wait */
 } stream_frame;
 
 typedef struct stream_source {
@@ -55,6 +60,9 @@ int stream_source_add(stream_source *s, const void *buf, uint32_t len, uint32_t 
 /* The same, to be sent no sooner than due_ns after the start (stream_options.paced). */
 int stream_source_add_due(stream_source *s, const void *buf, uint32_t len, uint32_t events, uint64_t cover,
 			  uint64_t due_ns);
+/* The same, to be sent only once source after_src is durable through after_seq (ordered sending). */
+int stream_source_add_after(stream_source *s, const void *buf, uint32_t len, uint32_t events, uint64_t cover,
+			    uint32_t after_src, uint64_t after_seq);
 void stream_source_free(stream_source *s);
 
 typedef struct stream_options {
