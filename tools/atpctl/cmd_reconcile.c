@@ -119,9 +119,9 @@ static entry *find(table *t, const char *sku, size_t sl, const char *loc, size_t
 			if (t->e[i].key)
 				*slot(&g, t->e[i].hash, t->e[i].key, t->e[i].sku_len, t->e[i].key + t->e[i].sku_len + 1,
 				      t->e[i].loc_len) = t->e[i];
-		g.n = t->n;
 		free(t->e);
-		*t = g;
+		t->e = g.e;
+		t->cap = g.cap;  /* n and the keys' arena stay */
 	}
 	XXH3_state_t st;
 	XXH3_64bits_reset(&st);
