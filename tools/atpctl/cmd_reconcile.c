@@ -212,10 +212,11 @@ static int read_file(const char *path, table *t, progress *pr)
 	static char line[LINE_MAX_BYTES + 2];
 	char *f[64];
 	int sku = -1, loc = -1, qty = -1, width = 0;
-	uint64_t lineno = 0, bad = 0;
+	uint64_t lineno = 0, bad = 0, at = 0;
 	while (fgets(line, sizeof(line), in)) {
 		lineno++;
 		size_t len = strlen(line);
+		at += len;  /* bytes read, for the progress line (ftell would ask the kernel every row) */
 		bool whole = len && line[len - 1] == '\n';
 		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			line[--len] = 0;
@@ -268,7 +269,7 @@ static int read_file(const char *path, table *t, progress *pr)
 		}
 		if (why && ++bad <= 20)
 			fprintf(stderr, "%s:%" PRIu64 ": %s\n", path, lineno, why);
-		show(pr, (uint64_t)ftell(in), false);
+		show(pr, at, false);
 	}
 	show(pr, pr->size, true);
 	bool err = ferror(in);
