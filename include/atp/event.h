@@ -59,7 +59,15 @@ enum atp_event_type {
 #define ATP_EVF_RELEASABLE 0x2u
 
 typedef struct atp_event {
-	uint64_t event_id;    /* != 0; carried for tracing, not for dedup */
+	/*
+	 * The sender's id of the event, carried for tracing (never for
+	 * dedup: that is (source, seq)): a number != 0 in event_id, or, when
+	 * the sender's ids are not numbers, its bytes in event_key
+	 * (1..ATP_EVENT_KEY_MAX, no control byte) with event_id 0. Exactly
+	 * one of the two.
+	 */
+	uint64_t event_id;
+	atp_str event_key;
 	uint64_t seq;         /* per source, contiguous from 1 */
 	atp_str source;
 	atp_str sku;

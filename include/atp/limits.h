@@ -13,6 +13,7 @@
 #define ATP_SOURCE_MAX 64   /* bytes of a source name */
 #define ATP_REF_MAX 64      /* bytes of a reservation id / order reference */
 #define ATP_REASON_MAX 32   /* bytes of an ADJUST reason code */
+#define ATP_EVENT_KEY_MAX 64 /* bytes of an event id that is not a number (E000118075, a GUID) */
 
 /* |qty| of one event. */
 #define ATP_QTY_MAX 1000000000000LL

@@ -29,7 +29,7 @@ enum atp_record_kind {
 };
 
 /* The largest encoded record: header, fixed fields and every string at its limit. */
-#define ATP_RECORD_MAX 384
+#define ATP_RECORD_MAX 448
 
 typedef struct atp_record {
 	uint8_t kind;       /* enum atp_record_kind */

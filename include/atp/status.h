@@ -28,7 +28,7 @@ enum atp_status {
 	ATP_E_TO_LOCATION = -8,   /* TRANSFER target missing, bad, or equal to location */
 	ATP_E_REASON = -9,        /* ADJUST reason missing or bad */
 	ATP_E_SEQ = -10,          /* seq is 0 */
-	ATP_E_EVENT_ID = -11,     /* event id is 0 */
+	ATP_E_EVENT_ID = -11,     /* no event id (0 and no key), both, or a bad key */
 	ATP_E_OVERFLOW = -12,     /* a bucket would leave [-ATP_BUCKET_MAX, ATP_BUCKET_MAX] */
 	ATP_E_POSITIONS_FULL = -13,
 	ATP_E_LINES_FULL = -14,   /* reservation line capacity reached */

@@ -97,7 +97,7 @@ static inline bool fast_ok(const atp_event *ev, bool key_bytes)
 	if (type >= ATP_EV_TYPE_COUNT || fast_qty_min[type] == INT64_MIN)
 		return false;
 	bool ref_needed = ev->ref.len || type == ATP_EV_RESERVE || type == ATP_EV_RELEASE;
-	bool ok = ev->event_id != 0 && ev->seq != 0 && ev->qty >= fast_qty_min[type] && ev->qty <= ATP_QTY_MAX &&
+	bool ok = ev->event_id != 0 && ev->event_key.len == 0 && ev->seq != 0 && ev->qty >= fast_qty_min[type] && ev->qty <= ATP_QTY_MAX &&
 		  (ev->to_location.len | ev->reason.len) == 0 && length_valid(ev->source, ATP_SOURCE_MAX) &&
 		  length_valid(ev->sku, ATP_SKU_MAX) && length_valid(ev->location, ATP_LOC_MAX) &&
 		  (!ref_needed || length_valid(ev->ref, ATP_REF_MAX));
@@ -110,7 +110,8 @@ static inline bool fast_ok(const atp_event *ev, bool key_bytes)
 /* Every check in order: the first problem's code (or ATP_OK). */
 static __attribute__((noinline, cold)) int validate_ordered(const atp_event *ev, bool key_bytes)
 {
-	if (ev->event_id == 0)
+	if ((ev->event_id != 0) == (ev->event_key.len != 0) ||
+	    (ev->event_key.len && !str_valid(ev->event_key, ATP_EVENT_KEY_MAX)))
 		return ATP_E_EVENT_ID;
 	if (!(key_bytes ? str_valid(ev->source, ATP_SOURCE_MAX) : length_valid(ev->source, ATP_SOURCE_MAX)))
 		return ATP_E_SOURCE;

@@ -21,7 +21,7 @@ static const struct status_text errors[] = {
 	[-ATP_E_TO_LOCATION] = { "ATP_E_TO_LOCATION", "to_location missing, bad, or equal to location" },
 	[-ATP_E_REASON] = { "ATP_E_REASON", "reason missing, longer than 32 bytes or with control bytes" },
 	[-ATP_E_SEQ] = { "ATP_E_SEQ", "seq must be at least 1" },
-	[-ATP_E_EVENT_ID] = { "ATP_E_EVENT_ID", "event_id must be at least 1" },
+	[-ATP_E_EVENT_ID] = { "ATP_E_EVENT_ID", "event_id: a number >= 1, or a key of 1..64 bytes without control bytes (not both)" },
 	[-ATP_E_OVERFLOW] = { "ATP_E_OVERFLOW", "a bucket would exceed its bound of 2^60 units" },
 	[-ATP_E_POSITIONS_FULL] = { "ATP_E_POSITIONS_FULL", "position capacity reached" },
 	[-ATP_E_LINES_FULL] = { "ATP_E_LINES_FULL", "reservation line capacity reached" },

@@ -8,16 +8,20 @@
 /*
  * EVENT: kind, type, flags, six string lengths (source, sku, location, ref,
  * to_location, reason), then event_id, seq, qty, expires_at, now
- * (little-endian u64), then the strings back to back. TICK: kind, now.
- * SNAPSHOT: kind.
+ * (little-endian u64), then the strings back to back. An event with an
+ * event_key is kind EVENT_KEYED on disk: the same with a seventh length
+ * (the key's) after the six and the key's bytes last, so that the records
+ * of numeric ids keep the layout of every WAL written before keys existed.
+ * TICK: kind, now. SNAPSHOT: kind.
  */
-#define EV_HEAD 9
-#define EV_FIXED (EV_HEAD + 40)
+#define EVENT_KEYED 4
+#define EV_FIXED(nstr) ((size_t)(3 + (nstr) + 40))
 
-static const uint8_t str_max[6] = { ATP_SOURCE_MAX, ATP_SKU_MAX, ATP_LOC_MAX, ATP_REF_MAX, ATP_LOC_MAX,
-				    ATP_REASON_MAX };
+static const uint8_t str_max[7] = { ATP_SOURCE_MAX, ATP_SKU_MAX, ATP_LOC_MAX, ATP_REF_MAX, ATP_LOC_MAX,
+				    ATP_REASON_MAX, ATP_EVENT_KEY_MAX };
 
-_Static_assert(EV_FIXED + ATP_SOURCE_MAX + ATP_SKU_MAX + 2 * ATP_LOC_MAX + ATP_REF_MAX + ATP_REASON_MAX <=
+_Static_assert(EV_FIXED(7) + ATP_SOURCE_MAX + ATP_SKU_MAX + 2 * ATP_LOC_MAX + ATP_REF_MAX + ATP_REASON_MAX +
+			       ATP_EVENT_KEY_MAX <=
 		       ATP_RECORD_MAX,
 	       "ATP_RECORD_MAX holds the longest event");
 
@@ -35,17 +39,19 @@ static uint64_t get64(const uint8_t *p)
 
 size_t atp_record_encode_event(const atp_event *ev, uint64_t now, uint8_t *out)
 {
-	const atp_str s[6] = { ev->source, ev->sku, ev->location, ev->ref, ev->to_location, ev->reason };
-	out[0] = ATP_REC_EVENT;
+	const atp_str s[7] = { ev->source, ev->sku, ev->location, ev->ref, ev->to_location, ev->reason, ev->event_key };
+	size_t nstr = ev->event_key.len ? 7 : 6;
+	uint8_t *f = out + 3 + nstr;
+	out[0] = nstr == 7 ? EVENT_KEYED : ATP_REC_EVENT;
 	out[1] = ev->type;
 	out[2] = ev->flags;
-	put64(out + EV_HEAD, ev->event_id);
-	put64(out + EV_HEAD + 8, ev->seq);
-	put64(out + EV_HEAD + 16, (uint64_t)ev->qty);
-	put64(out + EV_HEAD + 24, ev->expires_at);
-	put64(out + EV_HEAD + 32, now);
-	size_t n = EV_FIXED;
-	for (int i = 0; i < 6; i++) {
+	put64(f, ev->event_id);
+	put64(f + 8, ev->seq);
+	put64(f + 16, (uint64_t)ev->qty);
+	put64(f + 24, ev->expires_at);
+	put64(f + 32, now);
+	size_t n = EV_FIXED(nstr);
+	for (size_t i = 0; i < nstr; i++) {
 		if (s[i].len > str_max[i])
 			return 0;
 		out[3 + i] = (uint8_t)s[i].len;
@@ -83,30 +89,35 @@ int atp_record_decode(const uint8_t *buf, size_t len, atp_record *rec)
 	case ATP_REC_SNAPSHOT:
 		return len == 1 ? 0 : -1;
 	case ATP_REC_EVENT:
+	case EVENT_KEYED:
 		break;
 	default:
 		return -1;
 	}
-	if (len < EV_FIXED)
+	size_t nstr = buf[0] == EVENT_KEYED ? 7 : 6;
+	const uint8_t *f = buf + 3 + nstr;
+	rec->kind = ATP_REC_EVENT;
+	if (len < EV_FIXED(nstr))
 		return -1;
 	atp_event *ev = &rec->ev;
-	atp_str *s[6] = { &ev->source, &ev->sku, &ev->location, &ev->ref, &ev->to_location, &ev->reason };
-	size_t n = EV_FIXED;
-	for (int i = 0; i < 6; i++) {
+	ev->event_key = (atp_str){ 0 };
+	atp_str *s[7] = { &ev->source, &ev->sku, &ev->location, &ev->ref, &ev->to_location, &ev->reason, &ev->event_key };
+	size_t n = EV_FIXED(nstr);
+	for (size_t i = 0; i < nstr; i++) {
 		uint8_t l = buf[3 + i];
 		if (l > str_max[i] || n + l > len)
 			return -1;
 		*s[i] = (atp_str){ .ptr = l ? (const char *)buf + n : NULL, .len = l };
 		n += l;
 	}
-	if (n != len)
+	if (n != len || (nstr == 7 && ev->event_key.len == 0))
 		return -1;
 	ev->type = buf[1];
 	ev->flags = buf[2];
-	ev->event_id = get64(buf + EV_HEAD);
-	ev->seq = get64(buf + EV_HEAD + 8);
-	ev->qty = (int64_t)get64(buf + EV_HEAD + 16);
-	ev->expires_at = get64(buf + EV_HEAD + 24);
-	rec->now = get64(buf + EV_HEAD + 32);
+	ev->event_id = get64(f);
+	ev->seq = get64(f + 8);
+	ev->qty = (int64_t)get64(f + 16);
+	ev->expires_at = get64(f + 24);
+	rec->now = get64(f + 32);
 	return 0;
 }

@@ -22,6 +22,7 @@ static int verify_event(atp_fb_verifier *v, const uint8_t *t)
 		{ ATP_WIRE_EVENT_SOURCE, ATP_SOURCE_MAX }, { ATP_WIRE_EVENT_SKU, ATP_SKU_MAX },
 		{ ATP_WIRE_EVENT_LOCATION, ATP_LOC_MAX },  { ATP_WIRE_EVENT_REF, ATP_REF_MAX },
 		{ ATP_WIRE_EVENT_TO_LOCATION, ATP_LOC_MAX }, { ATP_WIRE_EVENT_REASON, ATP_REASON_MAX },
+		{ ATP_WIRE_EVENT_KEY, ATP_EVENT_KEY_MAX },
 	};
 	static const struct {
 		unsigned id;
@@ -45,6 +46,7 @@ static void decode_event(const uint8_t *t, atp_event *ev, atp_wire_event_time *t
 	uint64_t occurred_at = atp_fb_get_u64(t, ATP_WIRE_EVENT_OCCURRED_AT), ttl = atp_fb_get_u64(t, ATP_WIRE_EVENT_TTL_MS);
 	*ev = (atp_event){
 		.event_id = atp_fb_get_u64(t, ATP_WIRE_EVENT_ID),
+		.event_key = get_string(t, ATP_WIRE_EVENT_KEY),
 		.seq = atp_fb_get_u64(t, ATP_WIRE_EVENT_SEQ),
 		.source = get_string(t, ATP_WIRE_EVENT_SOURCE),
 		.sku = get_string(t, ATP_WIRE_EVENT_SKU),
@@ -94,7 +96,8 @@ atp_fb_ref atp_wire_build_event(atp_fb_builder *b, const atp_event *ev, atp_wire
 {
 	atp_fb_ref source = string_or_none(b, ev->source), sku = string_or_none(b, ev->sku),
 		   location = string_or_none(b, ev->location), ref = string_or_none(b, ev->ref),
-		   to = string_or_none(b, ev->to_location), reason = string_or_none(b, ev->reason);
+		   to = string_or_none(b, ev->to_location), reason = string_or_none(b, ev->reason),
+		   key = string_or_none(b, ev->event_key);
 	atp_fb_start_table(b);
 	/* Eight-byte fields first, then offsets, then bytes: the tightest inline layout. */
 	atp_fb_add_u64(b, ATP_WIRE_EVENT_ID, ev->event_id, 0);
@@ -108,6 +111,7 @@ atp_fb_ref atp_wire_build_event(atp_fb_builder *b, const atp_event *ev, atp_wire
 	atp_fb_add_offset(b, ATP_WIRE_EVENT_REF, ref);
 	atp_fb_add_offset(b, ATP_WIRE_EVENT_TO_LOCATION, to);
 	atp_fb_add_offset(b, ATP_WIRE_EVENT_REASON, reason);
+	atp_fb_add_offset(b, ATP_WIRE_EVENT_KEY, key);
 	atp_fb_add_u8(b, ATP_WIRE_EVENT_TYPE, ev->type, 0);
 	atp_fb_add_u8(b, ATP_WIRE_EVENT_ALLOW_PARTIAL, (ev->flags & ATP_EVF_PARTIAL) ? 1 : 0, 0);
 	return atp_fb_end_table(b);

@@ -6,6 +6,7 @@
 # when atpd is killed with SIGKILL mid-stream and restarted on the same
 # port while the sender keeps retrying. --concurrent sends the sources at
 # once, in no order across them (for load); its table is only reported.
+# The file's event ids are text (E000000001...), as many WMSs write them.
 # Usage: send_order.sh ATPD ATPCTL
 set -euo pipefail
 atpd=$1
@@ -14,11 +15,15 @@ tmp=$(mktemp -d)
 trap 'kill -9 $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 . "$(dirname "$0")/lib.sh"
 
-"$atpctl" simday --out "$tmp/day.csv" --skus 500 --order-lines 6000 --seed 5 2>/dev/null
+"$atpctl" simday --out "$tmp/numeric.csv" --skus 500 --order-lines 6000 --seed 5 2>/dev/null
+# Event ids as many WMSs write them: text, not numbers (E000000001, ...).
+awk -F, -v OFS=, 'NR > 1 { $1 = sprintf("E%09d", $1) } 1' "$tmp/numeric.csv" >"$tmp/day.csv"
 sources=$(tail -n +2 "$tmp/day.csv" | cut -d, -f2 | sort -u | wc -l)
 tables=(--max-positions 65536 --max-lines 262144)
 "$atpctl" import "$tmp/day.csv" --frozen-clock "${tables[@]}" --positions "$tmp/reference.csv" >/dev/null
 sort "$tmp/reference.csv" >"$tmp/reference.sorted"
+"$atpctl" import "$tmp/numeric.csv" --frozen-clock "${tables[@]}" --positions "$tmp/numeric-ref.csv" >/dev/null
+check "text ids import as numeric ones do" cmp -s "$tmp/reference.csv" "$tmp/numeric-ref.csv"
 
 start_daemon() { # start_daemon DATA PORT: sets $daemon, $tcp and ATP_GRPC
 	"$atpd" --data "$1" --set clock=frozen --set shards=2 --set first_cpu=none --set router_cpu=none \
@@ -41,6 +46,7 @@ check "sent in the file's order" grep -q "sources in [0-9]* frames to .*, in the
 check "... and the table is import's" same_as_import
 kill -TERM "$daemon"
 wait "$daemon"
+check "the WAL keeps the text ids" grep -q ',E000000001,' <("$atpctl" wal "$tmp/a" 2>/dev/null)
 
 start_daemon "$tmp/b" 0
 port=$tcp

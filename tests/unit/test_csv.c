@@ -126,7 +126,7 @@ Test(csv, numbers_are_strict)
 	const char *rows[] = {
 		HDR "1,wms,1,RECEIPT,S,L,+1,,,\n",  HDR "1,wms,1,RECEIPT,S,L, 1,,,\n",
 		HDR "1,wms,1,RECEIPT,S,L,1.0,,,\n", HDR "1,wms,1,ADJUST,S,L,--1,,,R\n",
-		HDR "-1,wms,1,RECEIPT,S,L,1,,,\n",  HDR "1,wms,1,RECEIPT,S,L,9223372036854775808,,,\n",
+		HDR "1,wms,1,RECEIPT,S,L,9223372036854775808,,,\n",
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(*rows); i++) {
 		open_text(rows[i]);
@@ -137,6 +137,42 @@ Test(csv, numbers_are_strict)
 	cr_assert_eq(atp_csv_next(&rd, &ev, err), 1, "%s", err);
 	cr_assert_eq(ev.event_id, UINT64_MAX);
 	cr_assert_eq(ev.qty, -1000000000000LL);
+}
+
+Test(csv, event_ids_that_are_not_numbers_are_kept_as_keys)
+{
+	atp_event ev;
+	static const struct {
+		const char *id;
+		uint64_t number;  /* 0: a key */
+	} ok[] = {
+		{ "42", 42 },
+		{ "E000118075", 0 },
+		{ "{3F2504E0-4F89-11D3-9A0C-0305E82C3301}", 0 },
+		{ "00042", 0 },  /* leading zeros are the sender's: kept as written */
+		{ "-1", 0 },
+		{ "18446744073709551616", 0 },  /* beyond u64 */
+		{ "\"a,b\"", 0 },
+		{ "0123456789012345678901234567890123456789012345678901234567890123", 0 },  /* 64 bytes */
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++) {
+		char text[256];
+		snprintf(text, sizeof(text), HDR "%s,wms,1,RECEIPT,S,L,1,,,\n", ok[i].id);
+		open_text(text);
+		cr_assert_eq(atp_csv_next(&rd, &ev, err), 1, "%s: %s", ok[i].id, err);
+		cr_assert_eq(ev.event_id, ok[i].number, "%s", ok[i].id);
+		const char *want = ok[i].id[0] == '"' ? "a,b" : ok[i].id;
+		cr_assert(ok[i].number ? ev.event_key.len == 0 : str_is(ev.event_key, want), "%s", ok[i].id);
+	}
+	const char *bad[] = { "0", "", "01234567890123456789012345678901234567890123456789012345678901234" /* 65 */,
+			      "\"a\tb\"" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		char text[256];
+		snprintf(text, sizeof(text), HDR "%s,wms,1,RECEIPT,S,L,1,,,\n", bad[i]);
+		open_text(text);
+		cr_assert_eq(atp_csv_next(&rd, &ev, err), -1, "'%s' accepted", bad[i]);
+		cr_assert(strstr(err, "ATP_E_EVENT_ID"), "%s", err);
+	}
 }
 
 Test(csv, over_long_rows_and_fields)

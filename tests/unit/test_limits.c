@@ -80,6 +80,8 @@ Test(bad_input, strings_at_their_limit_are_accepted)
 	ev.location = atp_str_of(long_str, ATP_LOC_MAX);
 	ev.source = atp_str_of(long_str, ATP_SOURCE_MAX);
 	ev.ref = atp_str_of(long_str, ATP_REF_MAX);
+	ev.event_id = 0;
+	ev.event_key = atp_str_of(long_str, ATP_EVENT_KEY_MAX);
 	cr_assert_eq(atp_core_apply(c, &ev, &r), ATP_OK);
 	cr_assert_eq(strlen(atp_table_sku(atp_core_table(c), 0)), ATP_SKU_MAX);
 	atp_core_destroy(c);
@@ -99,6 +101,13 @@ Test(bad_input, missing_fields)
 	ev = ev_of(ATP_EV_RECEIPT, 1, "S", "L", 1);
 	ev.event_id = 0;
 	expect_refused(ev, ATP_E_EVENT_ID);
+	ev.event_key = atp_str_of(long_str, ATP_EVENT_KEY_MAX + 1);
+	expect_refused(ev, ATP_E_EVENT_ID);
+	ev.event_key = atp_str_of("E\x01", 2);
+	expect_refused(ev, ATP_E_EVENT_ID);
+	ev.event_key = atp_str_of("E000118075", 10);
+	ev.event_id = 9;
+	expect_refused(ev, ATP_E_EVENT_ID); /* both: which is the id? */
 	expect_refused(ev_of(ATP_EV_RESERVE, 1, "S", "L", 1), ATP_E_REF);
 	expect_refused(ev_of(ATP_EV_RELEASE, 1, "S", "L", 1), ATP_E_REF);
 	ev = ev_of(ATP_EV_ADJUST, 1, "S", "L", 1);

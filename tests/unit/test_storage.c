@@ -80,6 +80,44 @@ Test(record, event_round_trip)
 	cr_assert_eq(atp_record_decode(buf, n, &rec), -1);
 }
 
+Test(record, an_event_key_round_trips_and_numeric_ids_keep_the_old_layout)
+{
+	uint8_t buf[ATP_RECORD_MAX];
+	atp_record rec;
+	atp_event ev = ev_of(ATP_EV_RECEIPT, 3, "SKU-1", "DC1", 5);
+	/* A numeric id: the layout of every WAL written before keys (kind 1, 9 + 40 fixed bytes, the strings). */
+	size_t n = atp_record_encode_event(&ev, 1, buf);
+	cr_assert_eq(buf[0], ATP_REC_EVENT);
+	cr_assert_eq(n, 49 + ev.source.len + 5 + 3);
+	cr_assert_eq(atp_record_decode(buf, n, &rec), 0);
+	cr_assert_eq(rec.ev.event_key.len, 0);
+	cr_assert_eq(rec.ev.event_id, ev.event_id);
+
+	ev.event_id = 0;
+	ev.event_key = atp_str_of("E000118075", 10);
+	size_t k = atp_record_encode_event(&ev, 1, buf);
+	cr_assert_eq(k, n + 1 + 10);
+	cr_assert_eq(atp_record_decode(buf, k, &rec), 0);
+	cr_assert_eq(rec.kind, ATP_REC_EVENT);
+	cr_assert_eq(rec.ev.event_id, 0);
+	cr_assert_eq(rec.ev.event_key.len, 10);
+	cr_assert_arr_eq(rec.ev.event_key.ptr, "E000118075", 10);
+	cr_assert_arr_eq(rec.ev.sku.ptr, "SKU-1", 5);
+	cr_assert_eq(rec.ev.seq, 3);
+	cr_assert_eq(rec.ev.qty, 5);
+	for (size_t i = 0; i < k; i++)
+		cr_assert_eq(atp_record_decode(buf, i, &rec), -1, "length %zu", i);
+	buf[9] = 0; /* a keyed record whose key is empty is not one atpd writes */
+	cr_assert_eq(atp_record_decode(buf, k - 10, &rec), -1);
+
+	char long_key[ATP_EVENT_KEY_MAX + 1];
+	memset(long_key, 'k', sizeof(long_key));
+	ev.event_key = atp_str_of(long_key, sizeof(long_key));
+	cr_assert_eq(atp_record_encode_event(&ev, 0, buf), 0);
+	ev.event_key.len = ATP_EVENT_KEY_MAX;
+	cr_assert_gt(atp_record_encode_event(&ev, 0, buf), 0);
+}
+
 Test(record, tick_and_limits)
 {
 	uint8_t buf[ATP_RECORD_MAX];

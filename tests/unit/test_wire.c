@@ -21,6 +21,8 @@ static void build_batch(void)
 	atp_event e1 = ev_ref(ATP_EV_RESERVE, 7, "SKU-1", "DC1", 3, "SO-1");
 	e1.flags = ATP_EVF_PARTIAL;
 	atp_event e2 = ev_of(ATP_EV_ADJUST, 8, "SKU-2", "DC2", -4);
+	e2.event_id = 0;
+	e2.event_key = atp_str_of("E000118075", 10);
 	atp_fb_ref refs[2] = { atp_wire_build_event(&b, &e1, (atp_wire_event_time){ 1000, 500 }),
 			       atp_wire_build_event(&b, &e2, (atp_wire_event_time){ 0, 0 }) };
 	const uint8_t *p = atp_fb_finish(&b, atp_wire_build_event_batch(&b, refs, 2), NULL, &len);
@@ -60,6 +62,10 @@ Test(wire, a_batch_round_trips_field_for_field)
 	cr_assert_eq(decode(), 2);
 	cr_assert_eq(out[0].type, ATP_EV_RESERVE);
 	cr_assert_eq(out[0].event_id, 7);
+	cr_assert_eq(out[0].event_key.len, 0);
+	cr_assert_eq(out[1].event_id, 0);
+	cr_assert(out[1].event_key.len == 10 && memcmp(out[1].event_key.ptr, "E000118075", 10) == 0);
+	cr_assert_eq(atp_event_validate(&out[1]), ATP_OK);
 	cr_assert_eq(out[0].seq, 7);
 	cr_assert_eq(out[0].qty, 3);
 	cr_assert_eq(out[0].expires_at, 1500);

@@ -28,7 +28,7 @@ TABLES = {
         ("type", "enum", EVENT_TYPES), ("sku", "string", None), ("location", "string", None),
         ("qty", "i64", None), ("ref", "string", None), ("to_location", "string", None),
         ("reason", "string", None), ("occurred_at", "u64", None), ("ttl_ms", "u64", None),
-        ("allow_partial", "bool", None)],
+        ("allow_partial", "bool", None), ("event_key", "string", None)],
     "atp.wire.EventBatch": [("events", "tables", "atp.wire.Event")],
     "atp.wire.Ack": [("source", "string", None), ("durable_seq", "u64", None),
                      ("refused", "structs", ("atp.wire.Refusal", [("seq", "u64"), ("code", "i32")])),
@@ -71,6 +71,8 @@ SAMPLES = [
     ("event.fbs", "atp.wire.EventBatch", {"events": [
         EVENT_FULL,
         {"event_id": 2, "source": "wms", "seq": 1, "type": "RECEIPT", "sku": "S", "location": "L", "qty": 5},
+        {"event_key": "E000118075", "source": "wms", "seq": 2, "type": "PICK", "sku": "S", "location": "L",
+         "qty": 1},
         {},  # every field absent
         {"type": "RELEASE", "ref": "R", "qty": 0, "allow_partial": False},
     ]}),

@@ -192,6 +192,15 @@ static void put_field(atp_str s)
 	putchar('"');
 }
 
+/* The event's id: its number, or its key as the sender wrote it. */
+static void put_event_id(const atp_event *ev)
+{
+	if (ev->event_key.len)
+		put_field(ev->event_key);
+	else
+		printf(",%" PRIu64, ev->event_id);
+}
+
 static int print_record(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
 {
 	wal_ctx *w = ctx;
@@ -212,7 +221,8 @@ static int print_record(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
 		return 0;
 	}
 	const char *type = atp_event_type_name(ev->type);
-	printf("%u,%" PRIu64 ",event,%" PRIu64 ",%" PRIu64, w->shard, lsn, r.now, ev->event_id);
+	printf("%u,%" PRIu64 ",event,%" PRIu64, w->shard, lsn, r.now);
+	put_event_id(ev);
 	put_field(ev->source);
 	printf(",%" PRIu64 ",%s", ev->seq, type ? type : "?");
 	put_field(ev->sku);

@@ -190,8 +190,17 @@ static int to_event(atp_csv_reader *r, const field *f, atp_event *ev, char *err)
 	for (uint32_t i = 0; i < r->n_cols; i++)
 		col[r->col_of[i]] = f[i];
 	memset(ev, 0, sizeof(*ev));
-	if (!parse_u64(col[COL_EVENT_ID], &ev->event_id))
-		return bad_number(err, COL_EVENT_ID, col[COL_EVENT_ID]);
+	/*
+	 * A number in canonical decimal is a numeric id; anything else
+	 * (E000118075, a GUID, 007) is a key. "0" and "" are neither, and
+	 * validation refuses them (ATP_E_EVENT_ID).
+	 */
+	field id = col[COL_EVENT_ID];
+	bool numeric = id.len == 1 || (id.len > 1 && id.ptr[0] != '0');
+	if (!numeric || !parse_u64(id, &ev->event_id)) {
+		ev->event_id = 0;
+		ev->event_key = atp_str_of(id.ptr, id.len);
+	}
 	if (!parse_u64(col[COL_SEQ], &ev->seq))
 		return bad_number(err, COL_SEQ, col[COL_SEQ]);
 	ev->type = (uint8_t)atp_event_type_parse(col[COL_TYPE].ptr, col[COL_TYPE].len);

@@ -3,6 +3,9 @@
  *
  * Header line, then one event per line. Required columns:
  *   event_id,source,seq,type,sku,location,qty,ref,to_location,reason
+ * event_id is a number (1..2^64-1, written without leading zeros) or any
+ * other text of 1..ATP_EVENT_KEY_MAX bytes without control bytes, kept as
+ * the event's key (E000118075, a GUID, 00042).
  * optional columns (any order, after or among them):
  *   occurred_at  the event's time in ms (drives reservation expiry on replay)
  *   ttl_ms       RESERVE: the line lapses at occurred_at + ttl_ms
