@@ -37,6 +37,7 @@
 #define ATP_ENGINE_H
 
 #include "atp/core.h"
+#include "atp/record.h"
 #include "atp/wal.h"
 
 #include <stdbool.h>
@@ -99,6 +100,7 @@ typedef struct atp_engine_config {
 	atp_core_config core;       /* per shard */
 	atp_wal_config wal;
 	uint64_t snapshot_wal_bytes;  /* a shard snapshots once its WAL grew this much; 0: only on command */
+	uint64_t wal_retention_ms;  /* keep snapshots and WAL so that every moment this far back can be replayed; 0: what recovery needs */
 	uint32_t ring_bytes;        /* router -> worker ring, power of two */
 	atp_engine_done_fn on_done; /* optional: every durable completion, in seq order per shard */
 	void *ctx;
@@ -255,6 +257,15 @@ typedef struct atp_engine_stats {
 	uint64_t ring_bytes;      /* in the workers' rings now, not yet taken */
 	uint64_t ring_capacity;
 } atp_engine_stats;
+
+/* The deltas of the lines a record's time expired, in order (atp_core_expire's). */
+typedef void (*atp_engine_expiry_fn)(void *ctx, const atp_delta *d, size_t n);
+/*
+ * What a shard does with a decoded record (workers, recovery and offline
+ * replays alike): first expire what is due by its time (the deltas to fn,
+ * if not NULL), then apply its event. ATP_OK, or the event's status.
+ */
+int atp_engine_apply_record(atp_core *core, const atp_record *rec, atp_result *r, atp_engine_expiry_fn fn, void *ctx);
 
 /* Totals over all workers, as each published them after its last group commit (any time, router thread). */
 void atp_engine_stats_get(const atp_engine *e, atp_engine_stats *out);

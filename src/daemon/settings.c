@@ -55,6 +55,9 @@ static const setting table[] = {
 	NUM("segment_mb", 1, 4096, MIB, "MiB", engine.wal.segment_bytes, "WAL segment size"),
 	NUM("snapshot_mb", 0, 1u << 20, MIB, "MiB", engine.snapshot_wal_bytes,
 	    "a shard snapshots once its WAL grew this much; 0: only on command (SIGUSR1, `atpctl snapshot`)"),
+	NUM("wal_retention_hours", 0, 8760, HOUR_MS, "h", engine.wal_retention_ms,
+	   "keep WAL and snapshots so that any moment this far back can be replayed (`atpctl replay`, `atpctl "
+	   "history`); 0: only what recovery needs"),
 	NUM("max_positions", 1, 1u << 25, 1, "", engine.core.max_positions, "positions per shard"),
 	NUM("max_lines", 1, 1u << 30, 1, "", engine.core.max_lines, "reservation lines per shard"),
 	NUM("max_sources", 1, 1u << 16, 1, "", engine.core.max_sources, "event sources per shard"),

@@ -82,6 +82,7 @@ static int start_workers(atp_engine *e, char *err, size_t errlen)
 		w->index = i;
 		w->cpu = e->cfg.first_cpu < 0 ? -1 : (int)((e->cfg.first_cpu + i) % (cpus > 0 ? cpus : 1));
 		w->snapshot_bound = e->cfg.snapshot_wal_bytes;
+		w->wal_retention_ms = e->cfg.wal_retention_ms;
 		w->notify_fd = e->cfg.notify_fd;
 		w->shards_total = e->n_shards;
 		pthread_mutex_init(&w->stats_lock, NULL);

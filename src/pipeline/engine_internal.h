@@ -87,6 +87,7 @@ typedef struct worker {
 	uint32_t flight_ops;   /* CQEs still expected for the group in flight */
 	uint64_t flight_t0;
 	uint64_t snapshot_bound; /* a shard snapshots once its WAL grew this much (0: never by size) */
+	uint64_t wal_retention_ms; /* the engine's: snapshots and WAL kept for replays */
 	/* Read by the router; on a line apart from the counters above, which the worker writes per record. */
 	alignas(CACHE_LINE) atomic_bool stop;  /* set by worker_join, then the doorbell rung */
 	atomic_int failed;     /* -errno, set once */
@@ -105,14 +106,6 @@ typedef struct worker {
 	alignas(CACHE_LINE) atomic_uint asleep;
 } worker;
 
-/* The deltas of the lines a record's time expired, in order (atp_core_expire's). */
-typedef void (*expiry_fn)(void *ctx, const atp_delta *d, size_t n);
-/*
- * Apply a decoded record to a shard's core (workers and recovery alike):
- * first expire what is due by its time (the deltas to fn, if not NULL),
- * then apply its event. ATP_OK, or the event's status.
- */
-int pipe_shard_apply(atp_core *core, const atp_record *rec, atp_result *r, expiry_fn fn, void *ctx);
 /* The delta of the ring and of recovery: d of a record at lsn of shard (of shards), the index-th of that record. */
 atp_engine_delta pipe_engine_delta(const atp_delta *d, uint32_t shard_index, uint32_t shards, uint64_t lsn, uint32_t index);
 

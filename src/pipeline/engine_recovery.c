@@ -143,7 +143,7 @@ static int replay_record(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
 		return -1;
 	replay_tick t = { rc, lsn, 0 };
 	bool deltas = rc->e->cfg.on_delta != NULL;
-	return pipe_shard_apply(rc->s->core, &rec, &r, deltas ? replay_tick_lapsed : NULL, &t) == ATP_OK ? 0 : -1;
+	return atp_engine_apply_record(rc->s->core, &rec, &r, deltas ? replay_tick_lapsed : NULL, &t) == ATP_OK ? 0 : -1;
 }
 
 /* Every position a snapshot restored, as BASE deltas at its LSN. */

@@ -307,11 +307,13 @@ static void append(worker *w, shard *s, const uint8_t *rec, size_t len, uint32_t
 /* The snapshot of s is on disk: account for it, trim the WAL, acknowledge a command. */
 static void snapshot_done(worker *w, shard *s)
 {
-	atp_wal_trim(s->wal, atp_snapshot_prune(s->dir));
-	w->local.snapshots++;
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	w->local.snapshot_unix_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+	uint64_t now_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+	uint64_t retention = w->wal_retention_ms;
+	atp_wal_trim(s->wal, atp_snapshot_prune(s->dir, now_ms > retention ? now_ms - retention : 0));
+	w->local.snapshots++;
+	w->local.snapshot_unix_ms = now_ms;
 	if (s->snap_command) {
 		s->snap_command = false;
 		completion c = { .rsrc = DONE_SNAPSHOT, .seq = s->index };
@@ -383,7 +385,7 @@ static void snapshot(worker *w, shard *s)
 	snapshot_done(w, s);
 }
 
-int pipe_shard_apply(atp_core *core, const atp_record *rec, atp_result *r, expiry_fn fn, void *ctx)
+int atp_engine_apply_record(atp_core *core, const atp_record *rec, atp_result *r, atp_engine_expiry_fn fn, void *ctx)
 {
 	if (rec->now > atp_core_now_ms(core)) {
 		atp_delta d[64];
@@ -458,7 +460,7 @@ static void tick_logged(worker *w, shard *s, const uint8_t *tick, size_t len, ui
 		return;
 	expiry_stage x = { w, s, atp_wal_last_lsn(s->wal), 0 };
 	atp_record rec = { .kind = ATP_REC_TICK, .now = now };
-	pipe_shard_apply(s->core, &rec, NULL, stage_expiries, &x);
+	atp_engine_apply_record(s->core, &rec, NULL, stage_expiries, &x);
 }
 
 static shard *shard_of(worker *w, uint32_t index)
@@ -627,7 +629,7 @@ static size_t process(worker *w, const uint8_t *buf, size_t have, bool *snap)
 			atp_result res;
 			uint64_t before = atp_core_now_ms(s->core);
 			completion c = { .rsrc = h.rsrc };
-			c.status = pipe_shard_apply(s->core, &rec, &res, NULL, NULL);
+			c.status = atp_engine_apply_record(s->core, &rec, &res, NULL, NULL);
 			settle(w, s, p, h.len, h.crc, c, rec.now, atp_core_now_ms(s->core) != before, NULL);
 			if (s->snap_due && !s->snap_child) {
 				*snap = true;

@@ -195,7 +195,7 @@ int atp_snapshot_write(const char *dir, const atp_core *c, uint64_t lsn, char *e
 	return -rc;
 }
 
-uint64_t atp_snapshot_prune(const char *dir)
+uint64_t atp_snapshot_prune(const char *dir, uint64_t keep_since_ms)
 {
 	uint64_t keep[KEEP];
 	size_t n;
@@ -204,13 +204,22 @@ uint64_t atp_snapshot_prune(const char *dir)
 	DIR *d = opendir(dir);
 	if (!d)
 		return 0;
+	/* The newest snapshot written by keep_since_ms: every moment since can be replayed from it. */
+	uint64_t bound = 0, lsn;
 	struct dirent *e;
-	uint64_t lsn;
+	struct stat st;
 	while ((e = readdir(d)))
-		if (snapshot_name(e->d_name, &lsn) && lsn < keep[0] && unlinkat(dirfd(d), e->d_name, 0) < 0)
+		if (snapshot_name(e->d_name, &lsn) && lsn > bound && fstatat(dirfd(d), e->d_name, &st, 0) == 0 &&
+		    (uint64_t)st.st_mtim.tv_sec * 1000 + (uint64_t)st.st_mtim.tv_nsec / 1000000 <= keep_since_ms)
+			bound = lsn;
+	if (bound > keep[0])
+		bound = keep[0];
+	rewinddir(d);
+	while (bound && (e = readdir(d)))
+		if (snapshot_name(e->d_name, &lsn) && lsn < bound && unlinkat(dirfd(d), e->d_name, 0) < 0)
 			atp_log(ATP_LOG_WARN, "snapshot: cannot delete %s/%s: %s", dir, e->d_name, strerror(errno));
 	closedir(d);
-	return keep[0];
+	return bound;
 }
 
 /* ---- loading ---- */
@@ -328,6 +337,30 @@ static int map_valid(const char *path, const uint8_t **m, size_t *size)
 	return 0;
 }
 
+int atp_snapshot_load_file(const char *path, atp_core *c, uint64_t *lsn, char *err, size_t errlen)
+{
+	const uint8_t *m;
+	size_t size;
+	const char *base = strrchr(path, '/');
+	uint64_t named;
+	if (!snapshot_name(base ? base + 1 : path, &named)) {
+		atp_errf(err, errlen, "%s: not a snapshot's name (snap-<LSN>.snap)", path);
+		return -1;
+	}
+	if (!map_valid(path, &m, &size)) {
+		atp_errf(err, errlen, "%s: not a whole snapshot, or its checksum fails", path);
+		return 1;
+	}
+	reader r = { m, m + size - 4, false };
+	int rc = restore(&r, c, lsn);
+	munmap((void *)m, size);
+	if (rc != ATP_OK || *lsn != named) {
+		atp_errf(err, errlen, "%s: checksum holds but the state does not restore (%s)", path, atp_status_name(rc));
+		return -1;
+	}
+	return 0;
+}
+
 int atp_snapshot_load(const char *dir, atp_core *c, uint64_t *lsn, char *err, size_t errlen)
 {
 	uint64_t lsns[8];
@@ -342,22 +375,12 @@ int atp_snapshot_load(const char *dir, atp_core *c, uint64_t *lsn, char *err, si
 	}
 	while (n-- > 0) {
 		char path[PATH_MAX];
-		const uint8_t *m;
-		size_t size;
 		snprintf(path, sizeof(path), "%s/snap-%020" PRIu64 ".snap", dir, lsns[n]);
-		if (!map_valid(path, &m, &size)) {
-			atp_log(ATP_LOG_WARN, "snapshot: %s fails its checksum; trying an older one", path);
-			continue;
-		}
-		reader r = { m, m + size - 4, false };
-		rc = restore(&r, c, lsn);
-		munmap((void *)m, size);
-		if (rc != ATP_OK || *lsn != lsns[n]) {
-			atp_errf(err, errlen, "%s: checksum holds but the state does not restore (%s)", path,
-			    atp_status_name(rc));
-			return -1;
-		}
-		return 0;
+		rc = atp_snapshot_load_file(path, c, lsn, err, errlen);
+		if (rc <= 0)
+			return rc;
+		atp_log(ATP_LOG_WARN, "snapshot: %s fails its checksum; trying an older one", path);
+		*lsn = 0;
 	}
 	return 0;
 }
@@ -379,7 +402,7 @@ int atp_snapshot_check(const char *path, atp_snapshot_info *info, char *err, siz
 	reader r = { m + 8, m + size - 4, false };
 	info->bytes = size;
 	info->lsn = r_u64(&r);
-	r_u64(&r); /* the core's time */
+	info->now_ms = r_u64(&r);
 	info->sources = r_u32(&r);
 	info->positions = r_u32(&r);
 	info->open_lines = r_u32(&r);

@@ -492,7 +492,7 @@ Test(snapshot, round_trip_then_same_future)
 	char err[512];
 	uint64_t lsn;
 	cr_assert_eq(atp_snapshot_write(dir, c, 9, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(atp_snapshot_prune(dir), 0);
+	cr_assert_eq(atp_snapshot_prune(dir, UINT64_MAX), 0);
 	cr_assert_eq(atp_snapshot_load(dir, d, &lsn, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(lsn, 9);
 	assert_same_state(c, d);
@@ -518,9 +518,9 @@ Test(snapshot, bad_checksum_falls_back_to_the_older_one)
 	uint64_t lsn;
 	cr_assert_eq(atp_snapshot_write(dir, c, 5, err, sizeof(err)), 0);
 	cr_assert_eq(atp_snapshot_write(dir, c, 9, err, sizeof(err)), 0);
-	cr_assert_eq(atp_snapshot_prune(dir), 5, "the older snapshot is kept, and WAL up to it may go");
+	cr_assert_eq(atp_snapshot_prune(dir, UINT64_MAX), 5, "the older snapshot is kept, and WAL up to it may go");
 	cr_assert_eq(atp_snapshot_write(dir, c, 12, err, sizeof(err)), 0);
-	cr_assert_eq(atp_snapshot_prune(dir), 9);
+	cr_assert_eq(atp_snapshot_prune(dir, UINT64_MAX), 9);
 	snprintf(path, sizeof(path), "%s/snap-%020u.snap", dir, 5u);
 	cr_assert_neq(access(path, F_OK), 0, "only two snapshots are kept");
 	snprintf(path, sizeof(path), "%s/snap-%020u.snap", dir, 12u);
@@ -538,6 +538,53 @@ Test(snapshot, bad_checksum_falls_back_to_the_older_one)
 	atp_core_destroy(c);
 	atp_core_destroy(d);
 	atp_core_destroy(e);
+}
+
+/* Set a snapshot's mtime to ms since the epoch. */
+static void snapshot_at(unsigned lsn, uint64_t ms)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/snap-%020u.snap", dir, lsn);
+	struct timespec t[2] = { { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000 },
+				 { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000 } };
+	cr_assert_eq(utimensat(AT_FDCWD, path, t, 0), 0);
+}
+
+static bool snapshot_exists(unsigned lsn)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/snap-%020u.snap", dir, lsn);
+	return access(path, F_OK) == 0;
+}
+
+Test(snapshot, a_retention_keeps_what_replaying_its_moments_needs)
+{
+	atp_core *c = busy_core(), *d = small_core(64, 64, 4);
+	char err[512];
+	const uint64_t hour = 3600000, t0 = 1700000000000ull;
+	for (unsigned k = 1; k <= 5; k++) {
+		cr_assert_eq(atp_snapshot_write(dir, c, 10 * k, err, sizeof(err)), 0, "%s", err);
+		snapshot_at(10 * k, t0 + k * hour); /* lsn 10 at t0 + 1 h, ..., lsn 50 at t0 + 5 h */
+	}
+	cr_assert_eq(atp_snapshot_prune(dir, t0), 0, "none is old enough: every one stays, and all the WAL");
+	cr_assert(snapshot_exists(10));
+	cr_assert_eq(atp_snapshot_prune(dir, t0 + 2 * hour + 1), 20, "t0 + 2 h replays from lsn 20: WAL up to it may go");
+	cr_assert(!snapshot_exists(10) && snapshot_exists(20) && snapshot_exists(30));
+	cr_assert_eq(atp_snapshot_prune(dir, t0 + 4 * hour), 40);
+	cr_assert(!snapshot_exists(30) && snapshot_exists(40));
+	cr_assert_eq(atp_snapshot_prune(dir, t0 + 9 * hour), 40, "the two newest stay whatever the retention");
+	cr_assert(snapshot_exists(40) && snapshot_exists(50));
+	uint64_t lsn;
+	char path[600];
+	snprintf(path, sizeof(path), "%s/snap-%020u.snap", dir, 40u);
+	cr_assert_eq(atp_snapshot_load_file(path, d, &lsn, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(lsn, 40);
+	assert_same_state(c, d);
+	atp_snapshot_info si;
+	cr_assert_eq(atp_snapshot_check(path, &si, err, sizeof(err)), 0);
+	cr_assert_eq(si.now_ms, atp_core_now_ms(c));
+	atp_core_destroy(c);
+	atp_core_destroy(d);
 }
 
 Test(snapshot, a_line_of_a_position_it_does_not_hold_is_refused)

@@ -58,6 +58,12 @@ static void usage(FILE *f)
 	      "      no hole between them; a report per shard, exit 0 (sound), 1 (a problem) or 2\n"
 	      "  wal DIR [--from LSN] [--sku SKU] [--shard N]\n"
 	      "      the WAL records of a data directory as CSV lines (shard,lsn,kind,now,event fields)\n"
+	      "  replay DIR --until TIME|lsn:N[,N...] [--positions OUT.csv] [--max-positions N] [--max-lines N]\n"
+	      "      the positions as of any moment DIR retains (wal_retention_hours), offline, from its\n"
+	      "      snapshots and WAL; TIME as 2026-12-06T14:02:00Z (UTC) or ms; an LSN per shard or one\n"
+	      "  history DIR SKU [LOCATION] [--since TIME] [--max-positions N] [--max-lines N]\n"
+	      "      every event that touched the SKU's positions (refused ones too) and every lapse, with\n"
+	      "      the position after it, as CSV, offline from DIR (also beside a running atpd)\n"
 	      "  (--grpc defaults to $ATP_GRPC, else 127.0.0.1:7401; --tcp to $ATP_TCP, else 127.0.0.1:7400;\n"
 	      "   --metrics to $ATP_METRICS, else 127.0.0.1:9464)\n",
 	      f);
@@ -119,6 +125,10 @@ int main(int argc, char **argv)
 		return cmd_wal(argc - 1, argv + 1);
 	if (strcmp(argv[1], "reconcile") == 0)
 		return cmd_reconcile(argc - 1, argv + 1);
+	if (strcmp(argv[1], "replay") == 0)
+		return cmd_replay(argc - 1, argv + 1);
+	if (strcmp(argv[1], "history") == 0)
+		return cmd_history(argc - 1, argv + 1);
 	fprintf(stderr, "atpctl: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;
