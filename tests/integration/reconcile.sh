@@ -77,7 +77,7 @@ check "... after which only the left-out positions differ from the file, at 0" \
 
 # Bad files: named by line, nothing applied.
 "$atpctl" export >"$tmp/before.csv" 2>/dev/null
-printf 'sku,location,on_hand\nA,DC01,5\nB,DC01,-3\nC,DC01,x\nA,DC01,6\nD,DC01\n' >"$tmp/bad.csv"
+printf 'sku,location,on_hand\nA,DC01,5\nB,DC01,-3\nC,DC01,x\nA,DC01,6\nD,DC01\nE,DC01,1000000000001\nF\tG,DC01,1\n' >"$tmp/bad.csv"
 set +e
 "$atpctl" reconcile "$tmp/bad.csv" --apply --tcp "$tcp" --source recon >"$tmp/bad.out" 2>"$tmp/bad.err"
 rc=$?
@@ -85,9 +85,10 @@ rc=$?
 rc2=$?
 set -e
 check "a bad file fails" test "$rc" = 1
-check "... naming each bad row by line" bash -c "grep -q 'bad.csv:3: on_hand: not a whole number >= 0' '$tmp/bad.err' &&
+check "... naming each bad row by line" bash -c "grep -q 'bad.csv:3: on_hand: not a whole number in 0..10^12' '$tmp/bad.err' &&
 	grep -q 'bad.csv:4: on_hand' '$tmp/bad.err' && grep -q 'bad.csv:5: A at DC01 again (first on line 2)' '$tmp/bad.err' &&
-	grep -q 'bad.csv:6: 2 fields, the header has 3' '$tmp/bad.err'"
+	grep -q 'bad.csv:6: 2 fields, the header has 3' '$tmp/bad.err' && grep -q 'bad.csv:7: on_hand' '$tmp/bad.err' &&
+	grep -q 'bad.csv:8: sku: empty, longer than 64 bytes, or with a control byte' '$tmp/bad.err'"
 check "... and nothing is applied" cmp -s "$tmp/before.csv" <("$atpctl" export 2>/dev/null)
 check "a header without the columns is refused" bash -c "test $rc2 = 1 && grep -q ':1: the header must name the columns sku, location and on_hand' '$tmp/hdr.err'"
 check "an internal source name is refused" bash -c "! '$atpctl' reconcile '$tmp/wms.csv' --apply --source @grpc 2>/dev/null"

@@ -6,8 +6,8 @@
  * The file has a header naming (at least) the columns sku, location and
  * on_hand, in any order, as WMSs export them; it is read as a stream (a
  * progress line on stderr with --progress or a terminal) and checked
- * whole before anything is applied: a bad row (a missing field, a key too
- * long, on_hand not a whole number >= 0, a position twice) is named by
+ * whole before anything is applied: a bad row (onhand_csv.h says what
+ * a good one is; and a position twice) is named by
  * FILE:LINE and nothing is applied. atpd's positions come from the Scan
  * call. The report: positions checked, matching, differing (units over
  * and under: atpd minus the file), positions only in the file, only in
@@ -24,6 +24,7 @@
  * stock count is taken.
  */
 #include "atpctl.h"
+#include "onhand_csv.h"
 #include "stream_client.h"
 
 #include "atp/limits.h"
@@ -154,36 +155,6 @@ static void take_position(void *ctx, const uint8_t *p)
 
 /* ---- the file ---- */
 
-/* The fields of a CSV line in place (a field may be quoted, without quotes inside); their count. */
-static int split(char *line, char **f, int max)
-{
-	int n = 0;
-	for (char *p = line;;) {
-		if (n == max)
-			return max + 1;
-		char *end = strchr(p, ',');
-		if (end)
-			*end = 0;
-		size_t len = strlen(p);
-		if (len >= 2 && p[0] == '"' && p[len - 1] == '"') {
-			p[len - 1] = 0;
-			p++;
-		}
-		f[n++] = p;
-		if (!end)
-			return n;
-		p = end + 1;
-	}
-}
-
-static int column(char **f, int n, const char *name)
-{
-	for (int i = 0; i < n; i++)
-		if (strcmp(f[i], name) == 0)
-			return i;
-	return -1;
-}
-
 typedef struct progress {
 	bool on;
 	uint64_t size, rows;
@@ -210,8 +181,7 @@ static int read_file(const char *path, table *t, progress *pr)
 	struct stat sb;
 	pr->size = fstat(fileno(in), &sb) == 0 ? (uint64_t)sb.st_size : 0;
 	static char line[LINE_MAX_BYTES + 2];
-	char *f[64];
-	int sku = -1, loc = -1, qty = -1, width = 0;
+	onhand_cols cols;
 	uint64_t lineno = 0, bad = 0, at = 0;
 	while (fgets(line, sizeof(line), in)) {
 		lineno++;
@@ -222,18 +192,14 @@ static int read_file(const char *path, table *t, progress *pr)
 			line[--len] = 0;
 		const char *why = NULL;
 		char whybuf[160];
+		onhand_row row;
 		if (!whole && !feof(in)) {
 			why = "a line longer than 4096 bytes";
 			int c;
 			while ((c = fgetc(in)) != EOF && c != '\n')
 				;
 		} else if (lineno == 1) {
-			bool bom = memcmp(line, "\xef\xbb\xbf", 3) == 0;  /* a UTF-8 byte-order mark: not part of the header */
-			width = split(line + (bom ? 3 : 0), f, 64);
-			sku = column(f, width, "sku");
-			loc = column(f, width, "location");
-			qty = column(f, width, "on_hand");
-			if (sku < 0 || loc < 0 || qty < 0) {
+			if (onhand_csv_header(line, &cols) < 0) {
 				fprintf(stderr, "%s:1: the header must name the columns sku, location and on_hand\n", path);
 				fclose(in);
 				return -1;
@@ -241,30 +207,17 @@ static int read_file(const char *path, table *t, progress *pr)
 			continue;
 		} else if (len == 0) {
 			continue;
-		} else {
-			int n = split(line, f, 64);
-			char *end;
-			long long v;
-			if (n != width)
-				snprintf(whybuf, sizeof(whybuf), "%d fields, the header has %d", n, width), why = whybuf;
-			else if (!f[sku][0] || strlen(f[sku]) > ATP_SKU_MAX)
-				why = "sku: empty or longer than 64 bytes";
-			else if (!f[loc][0] || strlen(f[loc]) > ATP_LOC_MAX)
-				why = "location: empty or longer than 32 bytes";
-			else if ((v = strtoll(f[qty], &end, 10)) < 0 || *end || end == f[qty])
-				why = "on_hand: not a whole number >= 0";
-			else {
-				entry *e = find(t, f[sku], strlen(f[sku]), f[loc], strlen(f[loc]));
-				if (e->in_file) {
-					snprintf(whybuf, sizeof(whybuf), "%s at %s again (first on line %" PRIu64 ")", f[sku],
-						 f[loc], e->line);
-					why = whybuf;
-				} else {
-					e->in_file = true;
-					e->file = v;
-					e->line = lineno;
-					pr->rows++;
-				}
+		} else if (!(why = onhand_csv_row(line, &cols, &row, whybuf, sizeof(whybuf)))) {
+			entry *e = find(t, row.sku.ptr, row.sku.len, row.location.ptr, row.location.len);
+			if (e->in_file) {
+				snprintf(whybuf, sizeof(whybuf), "%.*s at %.*s again (first on line %" PRIu64 ")", (int)row.sku.len,
+					 row.sku.ptr, (int)row.location.len, row.location.ptr, e->line);
+				why = whybuf;
+			} else {
+				e->in_file = true;
+				e->file = row.on_hand;
+				e->line = lineno;
+				pr->rows++;
 			}
 		}
 		if (why && ++bad <= 20)
