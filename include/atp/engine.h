@@ -142,6 +142,17 @@ int atp_engine_submit(atp_engine *e, const atp_event *ev, uint64_t *expected);
  */
 int atp_engine_submit_to(atp_engine *e, const atp_event *ev, uint32_t shard, uint64_t *expected);
 /*
+ * Consume seq of source without an event: the event was dead-lettered
+ * (atp/deadletter.h), durably, before this call. The seq is checked as
+ * atp_engine_submit() checks it (ATP_OK, ATP_DUPLICATE, ATP_E_GAP with
+ * *expected; ATP_E_IO once failed). No shard sees it: it is complete at
+ * once, reported to on_done with status `code` (a refusal whose seq is
+ * consumed), and durable as soon as every earlier seq of the source is.
+ * After a restart the durable seq may end just before it (the shards only
+ * hold the events around it): the store's owner then skips it again.
+ */
+int atp_engine_skip(atp_engine *e, atp_str source, uint64_t seq, int code, uint64_t *expected);
+/*
  * Whether `events` more events of any shards can be submitted now without
  * waiting for a worker: a front end that must not block asks before it
  * submits a batch, and stops reading the batch's socket while it is false.
@@ -171,6 +182,8 @@ int atp_engine_close(atp_engine *e);
 /* Stop the workers without a final snapshot (tests of recovery); the directory stays as a crash would leave it. */
 void atp_engine_abandon(atp_engine *e);
 
+/* The seq the router expects next from source (its high-water mark + 1; 1 when unknown). */
+uint64_t atp_engine_expected_seq(const atp_engine *e, atp_str source);
 /* The highest seq of source such that it and every earlier one are durable or refused; 0 when unknown. */
 uint64_t atp_engine_durable_seq(const atp_engine *e, const char *source);
 /*

@@ -43,7 +43,9 @@
 #ifndef ATP_STREAM_SERVER_H
 #define ATP_STREAM_SERVER_H
 
+#include "atp/deadletter.h"
 #include "atp/engine.h"
+#include "atp/limits.h"
 #include "atp/loop.h"
 
 #include <stdbool.h>
@@ -64,7 +66,24 @@ typedef struct atp_stream_config {
 	uint32_t idle_ms;           /* a connection silent for this long is closed */
 	uint32_t ack_timeout_ms;    /* a connection not taking an ack for this long is closed */
 	bool event_clock;           /* the engine's time follows the occurred_at of the events received */
+	/*
+	 * What a malformed event (atp_event_validate refuses it) does to its
+	 * source: ATP_STREAM_STOP refuses it and its seq is not consumed (the
+	 * feed waits for its sender); ATP_STREAM_DEADLETTER stores it in the
+	 * dead-letter store (atp_stream_server_set_deadletters) durably, then
+	 * consumes its seq (it is reported as refused, and the feed goes on);
+	 * with the store full or failed, it stops after all, with a log line.
+	 * on_invalid is every source's unless policies name it.
+	 */
+	int on_invalid;
+	uint32_t n_policies;
+	struct atp_stream_policy {
+		char source[ATP_SOURCE_MAX + 1];
+		int on_invalid;
+	} policies[32];
 } atp_stream_config;
+
+enum { ATP_STREAM_STOP = 0, ATP_STREAM_DEADLETTER = 1 };
 
 /* 127.0.0.1:7400, 1024 connections, 1 MiB frames, 8192 events, 8 MiB unacked, 10 s, 600 s, 30 s. */
 atp_stream_config atp_stream_config_default(void);
@@ -73,6 +92,8 @@ typedef struct atp_stream_server atp_stream_server;
 
 /* Listen, and ride the loop (atp_loop_run turns it). NULL with err. */
 atp_stream_server *atp_stream_server_create(atp_loop *loop, const atp_stream_config *cfg, char *err, size_t errlen);
+/* Dead letters go to q (owned by the caller, open while the server is), for the sources whose policy says so. */
+void atp_stream_server_set_deadletters(atp_stream_server *s, atp_dlq *q);
 /* The port it listens on (useful with port 0). */
 uint16_t atp_stream_server_port(const atp_stream_server *s);
 /*
@@ -89,6 +110,8 @@ typedef struct atp_stream_stats {
 	uint64_t frames, events, bytes_in, acks;
 	uint32_t open;              /* connections now */
 	uint64_t refused[24];       /* events refused, by -status (ATP_E_GAP = 1 ..; 0: any other) */
+	uint64_t deadlettered;      /* events stored as dead letters, their seq consumed */
+	uint64_t deadletter_full;   /* malformed events refused (the source stopped) because the store was full or failed */
 } atp_stream_stats;
 
 void atp_stream_server_stats(const atp_stream_server *s, atp_stream_stats *out);

@@ -22,6 +22,7 @@
  * on the same loop; metrics.h says what it exposes.
  */
 #define _GNU_SOURCE
+#include "atp/deadletter.h"
 #include "atp/engine.h"
 #include "atp/log.h"
 #include "atp/grpc_server.h"
@@ -187,6 +188,15 @@ static int serve(atp_engine *e, atp_loop *loop, atp_grpc_server *api, atp_hub *h
 	return 0;
 }
 
+/* Whether any source may have dead letters: the default policy, or one source's. */
+static bool deadletters_wanted(const atp_stream_config *c)
+{
+	bool any = c->on_invalid == ATP_STREAM_DEADLETTER;
+	for (uint32_t i = 0; i < c->n_policies; i++)
+		any |= c->policies[i].on_invalid == ATP_STREAM_DEADLETTER;
+	return any;
+}
+
 int main(int argc, char **argv)
 {
 	static settings s;
@@ -269,6 +279,15 @@ int main(int argc, char **argv)
 					   loop, s.metrics_listen, s.metrics_max_bytes, atpd_metrics_render, &exposition, err,
 					   sizeof(err))))
 		failed = "metrics_listen";
+	atp_dlq *dlq = NULL;
+	if (!failed && srv && deadletters_wanted(&s.stream)) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/deadletters", data);
+		if (!(dlq = exposition.dlq = atp_dlq_open(path, s.deadletter_max, false, err, sizeof(err))))
+			failed = "the dead-letter store";
+		else
+			atp_stream_server_set_deadletters(srv, dlq);
+	}
 	if (failed) {
 		atp_log(ATP_LOG_ERROR, "cannot start: %s: %s", failed, err);
 		if (api)
@@ -281,6 +300,8 @@ int main(int argc, char **argv)
 	}
 	if (srv)
 		atp_log(ATP_LOG_INFO, "event stream listening on %s (port %u)", s.stream.listen, atp_stream_server_port(srv));
+	if (dlq)
+		atp_log(ATP_LOG_INFO, "dead-letter store: %u entries (at most %u)", atp_dlq_count(dlq), atp_dlq_capacity(dlq));
 	if (api)
 		atp_log(ATP_LOG_INFO, "grpc listening on %s (port %u)", s.grpc.listen, atp_grpc_server_port(api));
 	if (metrics)
@@ -323,6 +344,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	atp_loop_destroy(loop);
+	atp_dlq_close(dlq);
 	int closed = atp_engine_close(e);
 	if (hub) {
 		atp_hub_stats hs;

@@ -191,6 +191,11 @@ static void stream_metrics(out *o, const atp_stream_server *srv)
 	one(o, "atpd_stream_events_total", "counter", "Events received on the event stream.", s.events);
 	one(o, "atpd_stream_received_bytes_total", "counter", "Bytes received on the event stream.", s.bytes_in);
 	one(o, "atpd_stream_acks_total", "counter", "Acks sent on the event stream.", s.acks);
+	one(o, "atpd_deadletters_total", "counter", "Malformed events stored as dead letters (their seq consumed, the feed going on).",
+	    s.deadlettered);
+	one(o, "atpd_deadletters_refused_total", "counter",
+	    "Malformed events of a dead-letter source refused after all (the store full or failed): the source stopped.",
+	    s.deadletter_full);
 	family(o, "atpd_stream_events_refused_total", "counter", "Events of the event stream refused, by status code.");
 	for (int code = 1; code <= -ATP_E_LAST; code++)
 		if (s.refused[code])
@@ -275,6 +280,11 @@ size_t atpd_metrics_render(void *ctx, char *buf, size_t cap)
 	engine_metrics(&o, m, &st);
 	if (m->srv)
 		stream_metrics(&o, m->srv);
+	if (m->dlq) {
+		one(&o, "atpd_deadletter_entries", "gauge", "Entries in the dead-letter store.", atp_dlq_count(m->dlq));
+		one(&o, "atpd_deadletter_capacity", "gauge", "Entries the dead-letter store may hold (deadletter_max).",
+		    atp_dlq_capacity(m->dlq));
+	}
 	if (m->api)
 		grpc_metrics(&o, m->api);
 	if (m->hub)

@@ -42,6 +42,7 @@ typedef struct setting {
 
 static const char *const clocks[] = { "wall", "events", "frozen", NULL };
 static const char *const stream_modes[] = { "auto", "on", "off", NULL };
+static const char *const on_invalid[] = { "stop", "deadletter", NULL }; /* ATP_STREAM_STOP, ATP_STREAM_DEADLETTER */
 static const char *const levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const formats[] = { "text", "logfmt", NULL };
 
@@ -76,6 +77,11 @@ static const setting table[] = {
 	MS("frame_timeout_ms", HOUR_MS, stream.frame_timeout_ms, "a frame begun must be whole within this"),
 	MS("idle_ms", DAY_MS, stream.idle_ms, "an event stream connection silent this long is closed"),
 	MS("ack_timeout_ms", HOUR_MS, stream.ack_timeout_ms, "a connection not reading its Acks this long is closed"),
+	ENUM("on_invalid", on_invalid, stream.on_invalid,
+	     "a malformed event: `stop` its source (refused, seq not consumed) or `deadletter` (stored, seq consumed, the "
+	     "feed goes on); per source: `source.NAME.on_invalid`"),
+	NUM("deadletter_max", 1, 1u << 20, 1, "entries", deadletter_max,
+	    "the dead-letter store's bound; when full a dead-letter source stops as under `stop`"),
 	/* the gRPC API */
 	ADDR("grpc_listen", grpc.listen, grpc_on, "the gRPC API's HOST:PORT; `none`: no listener"),
 	NUM("grpc_max_connections", 1, 1u << 20, 1, "", grpc.max_connections, "gRPC connections"),
@@ -144,6 +150,34 @@ static uint64_t load_u(const void *p, size_t size)
 	return y;
 }
 
+/* source.NAME.on_invalid = stop|deadletter: 0, or -1 with why in err. */
+static int source_setting(atp_stream_config *c, const char *key, const char *v, char *err, size_t errlen)
+{
+	const char *name = key + 7, *dot = strrchr(name, '.');
+	size_t len = dot ? (size_t)(dot - name) : 0;
+	if (!dot || strcmp(dot, ".on_invalid") != 0 || len == 0 || len > ATP_SOURCE_MAX || name[0] == '@') {
+		snprintf(err, errlen, "%s: expected source.NAME.on_invalid (NAME a source of 1 to %d bytes)", key,
+			 ATP_SOURCE_MAX);
+		return -1;
+	}
+	int policy = strcmp(v, "stop") == 0 ? ATP_STREAM_STOP : strcmp(v, "deadletter") == 0 ? ATP_STREAM_DEADLETTER : -1;
+	if (policy < 0) {
+		snprintf(err, errlen, "%s: '%s' is not stop or deadletter", key, v);
+		return -1;
+	}
+	uint32_t i = 0;
+	while (i < c->n_policies && !(strlen(c->policies[i].source) == len && memcmp(c->policies[i].source, name, len) == 0))
+		i++;
+	if (i == sizeof(c->policies) / sizeof(c->policies[0])) {
+		snprintf(err, errlen, "%s: more than %u sources with a policy of their own", key, i);
+		return -1;
+	}
+	snprintf(c->policies[i].source, sizeof(c->policies[i].source), "%.*s", (int)len, name);
+	c->policies[i].on_invalid = policy;
+	c->n_policies += i == c->n_policies;
+	return 0;
+}
+
 /* One key = value; 0, or -1 with why in err. */
 static int apply(settings *s, const char *key, const char *v, char *err, size_t errlen)
 {
@@ -151,6 +185,8 @@ static int apply(settings *s, const char *key, const char *v, char *err, size_t 
 	int ch = atp_channel_setting(&s->channels, key, v, err, errlen);
 	if (ch)
 		return ch < 0 ? -1 : 0;
+	if (strncmp(key, "source.", 7) == 0)
+		return source_setting(&s->stream, key, v, err, errlen);
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		const setting *t = &table[i];
 		if (strcmp(key, t->name) != 0)
@@ -232,7 +268,7 @@ static void defaults(settings *s)
 	*s = (settings){ .engine = atp_engine_config_default(), .stream = atp_stream_config_default(), .listen = true,
 			 .grpc = atp_grpc_config_default(), .grpc_on = true, .tick_ms = 1000,
 			 .hub = atp_hub_config_default(), .metrics_listen = "127.0.0.1:9464", .metrics_on = true,
-			 .metrics_max_bytes = 1u << 20, .log_level = ATP_LOG_INFO };
+			 .metrics_max_bytes = 1u << 20, .log_level = ATP_LOG_INFO, .deadletter_max = 10000 };
 }
 
 int settings_load(settings *s, int argc, char **argv, const char **data)
@@ -306,4 +342,5 @@ void settings_print_reference(FILE *f)
 		fprintf(f, "| `%s` | %s | %s | %s |\n", t->name, dflt, range, t->help);
 	}
 	fputs("| `channel.NAME.*` | | | a sales channel (see \"The channel stream\") |\n", f);
+	fputs("| `source.NAME.on_invalid` | | stop, deadletter | `on_invalid` for one source (see \"Dead letters\") |\n", f);
 }

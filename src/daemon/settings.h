@@ -7,7 +7,8 @@
  *
  * Sources, applied in order: the defaults, then --config FILE (`key =
  * value` lines, `#` comments) and --set KEY=VALUE as they come on the
- * command line. channel.NAME.* keys go to atp/channel.h. Main thread only.
+ * command line. channel.NAME.* keys go to atp/channel.h; source.NAME.on_invalid
+ * to the stream's policies. Main thread only.
  */
 #ifndef ATPD_SETTINGS_H
 #define ATPD_SETTINGS_H
@@ -38,6 +39,7 @@ typedef struct settings {
 	int log_format;         /* 0 text, 1 logfmt */
 	int clock;              /* enum clock_mode */
 	uint64_t tick_ms;
+	uint32_t deadletter_max;  /* entries of the dead-letter store */
 	int channel_stream;     /* enum channel_stream_mode */
 	atp_channel_set channels;
 	atp_hub_config hub;

@@ -114,6 +114,7 @@ static int on_hello(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t le
 	}
 	s->owner[id] = srv_slot(s, c) + 1;
 	c->source = id;
+	c->deadletter = s->dlq && srv_policy_of(s, name) == ATP_STREAM_DEADLETTER;
 	uint64_t durable = srv_durable_of(s, c);
 	c->next_seq = durable + 1;
 	srv_build_reply(s, c, durable);  /* the Welcome */
@@ -157,6 +158,16 @@ static int on_batch(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t le
 			cover = ev->seq > cover ? ev->seq : cover;
 			c->next_seq = expected;
 			continue;
+		}
+		uint64_t next;
+		if (c->deadletter && srv_dead_letterable(rc) && ev->seq <= (next = atp_engine_expected_seq(s->e, ev->source))) {
+			/* A resend of a seq already consumed is a duplicate, as if it were well formed. */
+			rc = ev->seq < next ? ATP_DUPLICATE : srv_deadletter(s, ev, &s->times[i], rc);
+			if (rc == ATP_OK || rc == ATP_DUPLICATE) {
+				cover = ev->seq > cover ? ev->seq : cover;
+				c->next_seq = atp_engine_expected_seq(s->e, ev->source);
+				continue;
+			}
 		}
 		if (rc == ATP_E_IO) {
 			s->failed = ATP_E_IO;

@@ -63,6 +63,7 @@ typedef struct conn {
 	unacked fifo[FIFO_MAX];
 	uint32_t fifo_head, fifo_len;
 	uint64_t unacked_bytes;
+	bool deadletter;             /* its source's malformed events go to the dead-letter store */
 	int close_error;             /* a last frame is due with this error, then the close */
 	char close_reason[160];
 } conn;
@@ -86,6 +87,7 @@ struct atp_stream_server {
 	uint32_t next_first;         /* service()'s round-robin start */
 	bool waiting;                /* after service(): some connection awaits durability or room */
 	int failed;
+	atp_dlq *dlq;                /* NULL: every source stops at a malformed event */
 	atp_stream_stats stats;
 };
 
@@ -95,6 +97,17 @@ void srv_start_send(atp_stream_server *s, conn *c);
 void srv_cancel_recv(atp_stream_server *s, conn *c);
 /* Close c after a last frame with this error and reason; nothing more of its input is read or applied. */
 void srv_fail(atp_stream_server *s, conn *c, int error, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Dead letters (stream_deadletter.c). The policy of a source (ATP_STREAM_STOP or ATP_STREAM_DEADLETTER). */
+int srv_policy_of(const atp_stream_server *s, atp_str source);
+/* Whether a refusal's code is one a dead letter takes (a malformed event's). */
+bool srv_dead_letterable(int code);
+/*
+ * Store ev (refused with code) as a dead letter and consume its seq: ATP_OK
+ * (or ATP_DUPLICATE/ATP_E_GAP/ATP_E_IO from the engine), or code itself when
+ * the store could not take it (full or failed: the source stops after all).
+ */
+int srv_deadletter(atp_stream_server *s, const atp_event *ev, const atp_wire_event_time *t, int code);
 
 /* The protocol's side (stream_frames.c). */
 atp_str srv_source_of(const atp_stream_server *s, const conn *c);

@@ -343,18 +343,17 @@ int atp_engine_submit_to(atp_engine *e, const atp_event *ev, uint32_t to, uint64
 	return submit(e, ev, to, &hash, expected);
 }
 
-static int submit(atp_engine *e, const atp_event *ev, uint32_t s, const atp_event_hash *hash, uint64_t *expected)
+/*
+ * The router's side of seq for source (interned): its id and checks. ATP_OK with *id (the seq is next), or
+ * ATP_DUPLICATE, ATP_E_GAP, ATP_E_SOURCES_FULL, ATP_E_NOMEM, ATP_E_IO; *expected as atp_engine_submit says.
+ */
+static int take_seq(atp_engine *e, atp_str source, uint64_t seq, uint32_t *out, uint64_t *expected)
 {
-	if (engine_failed(e))
-		return ATP_E_IO;
-	int rc = atp_event_validate(ev);
-	if (rc)
-		return rc;
 	uint32_t id = e->last_source;
 	const atp_source *last = id == ATP_SOURCE_NONE ? NULL : atp_sources_get(e->sources, id);
-	if (!last || last->name_len != ev->source.len || memcmp(last->name, ev->source.ptr, ev->source.len) != 0) {
-		id = atp_sources_find(e->sources, ev->source);
-		if (id == ATP_SOURCE_NONE && (id = atp_sources_intern(e->sources, ev->source)) == ATP_SOURCE_NONE)
+	if (!last || last->name_len != source.len || memcmp(last->name, source.ptr, source.len) != 0) {
+		id = atp_sources_find(e->sources, source);
+		if (id == ATP_SOURCE_NONE && (id = atp_sources_intern(e->sources, source)) == ATP_SOURCE_NONE)
 			return ATP_E_SOURCES_FULL;
 		e->last_source = id; /* events mostly come in runs of one source: skip the hash next time */
 	}
@@ -363,31 +362,59 @@ static int submit(atp_engine *e, const atp_event *ev, uint32_t s, const atp_even
 	r->seen = e->now ? e->now : 1;
 	if (expected)
 		*expected = src->hwm + 1;
-	if (ev->seq <= src->hwm) {
+	if (seq <= src->hwm) {
 		e->duplicates++;
 		return ATP_DUPLICATE;
 	}
-	if (ev->seq > src->hwm + 1) {
+	if (seq > src->hwm + 1) {
 		e->gaps++;
 		return ATP_E_GAP;
 	}
 	if (!r->done && !(r->done = calloc(WINDOW / 64, sizeof(uint64_t))))
 		return ATP_E_NOMEM;
-	for (unsigned round = 0; ev->seq - r->durable >= WINDOW;) {
+	for (unsigned round = 0; seq - r->durable >= WINDOW;) {
 		if (flush_stages(e) < 0)
 			return ATP_E_IO;
 		if (!collect(e))
 			pipe_backoff(&round);
 	}
+	*out = id;
+	return ATP_OK;
+}
+
+static int submit(atp_engine *e, const atp_event *ev, uint32_t s, const atp_event_hash *hash, uint64_t *expected)
+{
+	if (engine_failed(e))
+		return ATP_E_IO;
+	int rc = atp_event_validate(ev);
+	uint32_t id;
+	if (rc || (rc = take_seq(e, ev->source, ev->seq, &id, expected)))
+		return rc;
 	uint8_t *rec = stage_reserve(e, s);
 	if (!rec)
 		return ATP_E_IO;
 	if ((rc = stage_commit(e, s, id, atp_record_encode_event(ev, e->now, rec), hash)) < 0)
 		return rc;
 	e->shard_now[s] = e->now;
-	src->hwm = ev->seq;
+	atp_sources_at(e->sources, id)->hwm = ev->seq;
 	if (expected)
 		*expected = ev->seq + 1;
+	return ATP_OK;
+}
+
+int atp_engine_skip(atp_engine *e, atp_str source, uint64_t seq, int code, uint64_t *expected)
+{
+	if (engine_failed(e))
+		return ATP_E_IO;
+	uint32_t id;
+	int rc = take_seq(e, source, seq, &id, expected);
+	if (rc)
+		return rc;
+	atp_sources_at(e->sources, id)->hwm = seq;
+	if (expected)
+		*expected = seq + 1;
+	e->submitted++; /* complete() counts it as a completion */
+	complete(e, &(completion){ .rsrc = id, .seq = seq, .status = code });
 	return ATP_OK;
 }
 
@@ -479,6 +506,12 @@ int atp_engine_close(atp_engine *e)
 void atp_engine_abandon(atp_engine *e)
 {
 	destroy(e);
+}
+
+uint64_t atp_engine_expected_seq(const atp_engine *e, atp_str source)
+{
+	uint32_t id = atp_sources_find(e->sources, source);
+	return id == ATP_SOURCE_NONE ? 1 : atp_sources_get(e->sources, id)->hwm + 1;
 }
 
 uint64_t atp_engine_durable_seq(const atp_engine *e, const char *source)

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include "atp/crc32c.h"
+#include "atp/deadletter.h"
 #include "atp/record.h"
 #include "atp/snapshot.h"
 #include "atp/wal.h"
@@ -13,6 +14,7 @@
 
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -611,4 +613,100 @@ Test(snapshot, a_line_of_a_position_it_does_not_hold_is_refused)
 	cr_assert(strstr(err, "does not restore"), "%s", err);
 	atp_core_destroy(c);
 	atp_core_destroy(d);
+}
+
+/* ---- the dead-letter store ---- */
+
+TestSuite(deadletter, .init = make_dir, .fini = remove_dir, .description = "the dead-letter store");
+
+static atp_dlq *dlq_at(uint32_t max, bool read_only)
+{
+	char path[128], err[256];
+	snprintf(path, sizeof(path), "%s/deadletters", dir);
+	atp_dlq *q = atp_dlq_open(path, max, read_only, err, sizeof(err));
+	cr_assert_not_null(q, "%s", err);
+	return q;
+}
+
+static void dlq_put(atp_dlq *q, uint64_t seq, int code)
+{
+	uint64_t id;
+	uint8_t event[40];
+	memset(event, (int)seq, sizeof(event));
+	cr_assert_eq(atp_dlq_add(q, 1000 + seq, atp_str_of("wms", 3), seq, code, atp_str_of("E1", 2), event,
+				 sizeof(event), &id), 0);
+}
+
+Test(deadletter, entries_survive_a_reopen_once_synced)
+{
+	atp_dlq *q = dlq_at(8, false);
+	dlq_put(q, 5, ATP_E_QTY);
+	dlq_put(q, 9, ATP_E_SKU);
+	cr_assert_eq(atp_dlq_sync(q), 0);
+	dlq_put(q, 12, ATP_E_TYPE); /* never synced: a crash loses it, and its seq was never consumed */
+	atp_dlq_close(q);
+	q = dlq_at(8, false);
+	cr_assert_eq(atp_dlq_count(q), 2);
+	const atp_dlq_entry *e = atp_dlq_at(q, 1);
+	cr_assert(e->id == 2 && e->seq == 9 && e->code == ATP_E_SKU && e->arrival_ms == 1009 && e->event_len == 40);
+	cr_assert(e->source.len == 3 && memcmp(e->source.ptr, "wms", 3) == 0);
+	cr_assert(e->event_id.len == 2 && memcmp(e->event_id.ptr, "E1", 2) == 0 && e->event[39] == 9);
+	cr_assert_eq(atp_dlq_find(q, atp_str_of("wms", 3), 9), e);
+	cr_assert_null(atp_dlq_find(q, atp_str_of("wms", 3), 12));
+	cr_assert_null(atp_dlq_find(q, atp_str_of("erp", 3), 9));
+	dlq_put(q, 13, ATP_E_REF);
+	cr_assert_eq(atp_dlq_at(q, 2)->id, 3, "ids go on after a reopen");
+	atp_dlq_close(q);
+}
+
+Test(deadletter, a_torn_tail_is_cut_and_read_only_changes_nothing)
+{
+	atp_dlq *q = dlq_at(8, false);
+	dlq_put(q, 1, ATP_E_QTY);
+	dlq_put(q, 2, ATP_E_QTY);
+	cr_assert_eq(atp_dlq_sync(q), 0);
+	atp_dlq_close(q);
+	char path[128];
+	snprintf(path, sizeof(path), "%s/deadletters", dir);
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(truncate(path, st.st_size - 5), 0); /* the second record torn */
+	q = dlq_at(8, true);
+	cr_assert_eq(atp_dlq_count(q), 1);
+	uint64_t id;
+	cr_assert_eq(atp_dlq_add(q, 0, atp_str_of("wms", 3), 3, ATP_E_QTY, atp_str_of("", 0), NULL, 0, &id), -EROFS);
+	atp_dlq_close(q);
+	struct stat st2;
+	cr_assert(stat(path, &st2) == 0 && st2.st_size == st.st_size - 5, "read-only: nothing cut");
+	q = dlq_at(8, false);
+	cr_assert_eq(atp_dlq_count(q), 1);
+	dlq_put(q, 2, ATP_E_QTY);
+	cr_assert_eq(atp_dlq_sync(q), 0);
+	atp_dlq_close(q);
+	q = dlq_at(8, false);
+	cr_assert_eq(atp_dlq_count(q), 2, "the torn record was cut, the next append is whole");
+	atp_dlq_close(q);
+	poke(path, 20, 0x01); /* a CRC fails in the first record: the store ends before it */
+	q = dlq_at(8, false);
+	cr_assert_eq(atp_dlq_count(q), 0);
+	atp_dlq_close(q);
+}
+
+Test(deadletter, the_bound_refuses_more_but_never_drops_what_is_held)
+{
+	atp_dlq *q = dlq_at(2, false);
+	dlq_put(q, 1, ATP_E_QTY);
+	dlq_put(q, 2, ATP_E_QTY);
+	uint64_t id;
+	cr_assert_eq(atp_dlq_add(q, 0, atp_str_of("wms", 3), 3, ATP_E_QTY, atp_str_of("", 0), NULL, 0, &id), -ENOSPC);
+	cr_assert_eq(atp_dlq_sync(q), 0);
+	atp_dlq_close(q);
+	q = dlq_at(1, false); /* the bound lowered below what the file holds */
+	cr_assert_eq(atp_dlq_count(q), 2);
+	cr_assert_eq(atp_dlq_add(q, 0, atp_str_of("wms", 3), 3, ATP_E_QTY, atp_str_of("", 0), NULL, 0, &id), -ENOSPC);
+	cr_assert_eq(atp_dlq_add(q, 0, atp_str_of("", 0), 3, ATP_E_QTY, atp_str_of("", 0), NULL, 0, &id), -ENOSPC);
+	atp_dlq_close(q);
+	q = dlq_at(9, false);
+	cr_assert_eq(atp_dlq_add(q, 0, atp_str_of("", 0), 3, ATP_E_QTY, atp_str_of("", 0), NULL, 0, &id), -EINVAL);
+	atp_dlq_close(q);
 }

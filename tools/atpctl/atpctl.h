@@ -22,6 +22,7 @@ int cmd_wal(int argc, char **argv);
 int cmd_reconcile(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_history(int argc, char **argv);
+int cmd_dlq(int argc, char **argv);
 
 /* --grpc HOST:PORT (default $ATP_GRPC, else 127.0.0.1:7401), taken out of argv; the rest shifted down. */
 const char *grpc_target(int *argc, char **argv);

@@ -64,6 +64,9 @@ static void usage(FILE *f)
 	      "  history DIR SKU [LOCATION] [--since TIME] [--max-positions N] [--max-lines N]\n"
 	      "      every event that touched the SKU's positions (refused ones too) and every lapse, with\n"
 	      "      the position after it, as CSV, offline from DIR (also beside a running atpd)\n"
+	      "  dlq list DIR [--source NAME] [--reason CODE] [--since TIME] | dlq show DIR ID\n"
+	      "      the dead-letter store (on_invalid = deadletter) of DIR: one CSV line per entry, or one\n"
+	      "      entry whole with its event as an event CSV row to correct; offline, read-only\n"
 	      "  (--grpc defaults to $ATP_GRPC, else 127.0.0.1:7401; --tcp to $ATP_TCP, else 127.0.0.1:7400;\n"
 	      "   --metrics to $ATP_METRICS, else 127.0.0.1:9464)\n",
 	      f);
@@ -129,6 +132,8 @@ int main(int argc, char **argv)
 		return cmd_replay(argc - 1, argv + 1);
 	if (strcmp(argv[1], "history") == 0)
 		return cmd_history(argc - 1, argv + 1);
+	if (strcmp(argv[1], "dlq") == 0)
+		return cmd_dlq(argc - 1, argv + 1);
 	fprintf(stderr, "atpctl: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

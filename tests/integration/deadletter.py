@@ -1,0 +1,285 @@
+#!/usr/bin/python3
+"""Dead letters on the TCP event stream (on_invalid = deadletter).
+
+A simulated day of one source (wms) goes to atpd over a raw socket (events
+built here with python3-flatbuffers), with 20 events poisoned in five ways
+(qty, type, sku, location, event id). Under source.wms.on_invalid =
+deadletter the feed must go on: every seq acknowledged, each poison event
+refused with its code and its seq consumed, each one in the store (atpctl
+dlq list/show), the metric counting them, and the table equal to import of
+the day with the poison rows taken out (replaced by a receipt of a SKU the
+check then ignores). After a SIGKILL and a resend of the whole day from seq
+1 the store holds no second copy and the table is unchanged. A source under
+the default policy (stop) still stops at its first malformed event, and
+when the store is full a dead-letter source stops too, with a log line.
+
+Usage: deadletter.py ATPD ATPCTL
+"""
+import csv
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import flatbuffers
+from flatbuffers import number_types as nt
+from flatbuffers import table as fbtable
+
+ATPD, ATPCTL = sys.argv[1], sys.argv[2]
+TYPES = ["NONE", "RECEIPT", "PICK", "ADJUST", "COUNT", "HOLD", "UNHOLD", "TRANSFER", "SAFETY", "RESERVE", "RELEASE"]
+CODES = {"ATP_E_TYPE": -2, "ATP_E_QTY": -3, "ATP_E_SKU": -4, "ATP_E_LOCATION": -5, "ATP_E_EVENT_ID": -11}
+passed = failed = 0
+tmp = tempfile.mkdtemp(prefix="atp-dlq-")
+
+
+def check(what, ok):
+    global passed, failed
+    print(("ok - " if ok else "not ok - ") + what, flush=True)
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+
+
+def frame(buf):
+    return struct.pack("<I", len(buf)) + bytes(buf)
+
+
+def hello(source):
+    b = flatbuffers.Builder(64)
+    s = b.CreateString(source)
+    b.StartObject(1)
+    b.PrependUOffsetTRelativeSlot(0, s, 0)
+    b.Finish(b.EndObject())
+    return frame(b.Output())
+
+
+def event(b, row):
+    """One Event table from a dict of the event CSV's columns (the source left to the Hello)."""
+    strings = {k: b.CreateString(row[k]) for k in ("sku", "location", "ref", "to_location", "reason") if row.get(k)}
+    key = None
+    if row["event_id"] and not row["event_id"].isdigit():
+        key = b.CreateString(row["event_id"])
+    b.StartObject(14)
+    if not key and row["event_id"]:
+        b.PrependUint64Slot(0, int(row["event_id"]), 0)
+    b.PrependUint64Slot(2, int(row["seq"]), 0)
+    b.PrependInt64Slot(6, int(row["qty"] or 0), 0)
+    b.PrependUint64Slot(10, int(row.get("occurred_at") or 0), 0)
+    b.PrependUint64Slot(11, int(row.get("ttl_ms") or 0), 0)
+    for slot, k in ((4, "sku"), (5, "location"), (7, "ref"), (8, "to_location"), (9, "reason")):
+        if k in strings:
+            b.PrependUOffsetTRelativeSlot(slot, strings[k], 0)
+    if key:
+        b.PrependUOffsetTRelativeSlot(13, key, 0)
+    t = row["type"]
+    b.PrependUint8Slot(3, TYPES.index(t) if t in TYPES else int(t), 0)
+    b.PrependBoolSlot(12, row.get("partial") in ("1", "true"), False)
+    return b.EndObject()
+
+
+def batch(rows):
+    b = flatbuffers.Builder(4096)
+    offs = [event(b, r) for r in rows]
+    b.StartVector(4, len(offs), 4)
+    for o in reversed(offs):
+        b.PrependUOffsetTRelative(o)
+    vec = b.EndVector()
+    b.StartObject(1)
+    b.PrependUOffsetTRelativeSlot(0, vec, 0)
+    b.Finish(b.EndObject())
+    return frame(b.Output())
+
+
+def read_frame(s, deadline):
+    def exact(n):
+        out = b""
+        while len(out) < n:
+            s.settimeout(max(0.01, deadline - time.time()))
+            chunk = s.recv(n - len(out))
+            if not chunk:
+                raise EOFError
+            out += chunk
+        return out
+    return bytearray(exact(struct.unpack("<I", exact(4))[0]))
+
+
+def parse_reply(buf, welcome):
+    t = fbtable.Table(buf, flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0))
+
+    def field(slot, flags):
+        o = t.Offset(4 + 2 * slot)
+        return t.Get(flags, o + t.Pos) if o else 0
+    if welcome:
+        return {"durable": field(0, nt.Uint64Flags), "error": field(1, nt.Int32Flags), "refused": [], "next": 0}
+    refused = []
+    o = t.Offset(8)
+    if o:
+        start, n = t.Vector(o), t.VectorLen(o)
+        for i in range(n):
+            refused.append((flatbuffers.encode.Get(flatbuffers.packer.uint64, buf, start + 16 * i),
+                            flatbuffers.encode.Get(flatbuffers.packer.int32, buf, start + 16 * i + 8)))
+    return {"durable": field(1, nt.Uint64Flags), "next": field(3, nt.Uint64Flags), "error": field(4, nt.Int32Flags),
+            "refused": refused}
+
+
+def stream(port, source, rows, until, timeout=60):
+    """Send rows as source; read Acks until durable_seq reaches until (or next_seq stops short of it).
+    Returns (welcome, durable, next_seq, refusals)."""
+    s = socket.create_connection(("127.0.0.1", port))
+    deadline = time.time() + timeout
+    s.sendall(hello(source))
+    welcome = parse_reply(read_frame(s, deadline), True)
+    for i in range(0, len(rows), 200):
+        s.sendall(batch(rows[i:i + 200]))
+    durable, nxt, refused = welcome["durable"], 0, []
+    while durable < until and time.time() < deadline:
+        a = parse_reply(read_frame(s, deadline), False)
+        durable, refused = a["durable"], refused + a["refused"]
+        nxt = a["next"] or nxt
+        if os.environ.get("DEBUG"):
+            print("# ack", a, file=sys.stderr)
+        if a["error"] or (refused and nxt <= refused[-1][0] and durable >= nxt - 1):
+            break  # stopped: the sender must resend from next_seq
+    s.close()
+    return welcome, durable, nxt, refused
+
+
+class Daemon:
+    def __init__(self, data, settings):
+        self.data, self.settings, self.log = data, settings, os.path.join(tmp, "atpd.log")
+
+    def start(self):
+        args = [ATPD, "--data", self.data, "--set", "clock=frozen", "--set", "shards=2", "--set", "first_cpu=none",
+                "--set", "router_cpu=none", "--set", "listen=127.0.0.1:0", "--set", "grpc_listen=127.0.0.1:0",
+                "--set", "metrics_listen=127.0.0.1:0"]
+        for kv in self.settings:
+            args += ["--set", kv]
+        self.log = os.path.join(tmp, f"atpd-{len(os.listdir(tmp))}.log")
+        self.logf = open(self.log, "w")
+        self.proc = subprocess.Popen(args, stderr=self.logf)
+        for _ in range(400):
+            text = open(self.log).read()
+            if "atpd: serving" in text:
+                port = lambda what: int(re.search(what + r" listening on .*\(port (\d+)\)", text).group(1))
+                self.tcp, self.grpc, self.metrics = port("event stream"), port("grpc"), port("metrics")
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        sys.exit("atpd did not start:\n" + open(self.log).read())
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=60)
+        self.logf.close()
+
+    def export(self):
+        env = dict(os.environ, ATP_GRPC=f"127.0.0.1:{self.grpc}")
+        out = subprocess.run([ATPCTL, "export"], env=env, capture_output=True, text=True, timeout=60).stdout
+        return sorted(l for l in out.splitlines()[1:] if not l.startswith("ZZ-DLQ"))
+
+    def metric(self, name):
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics}/metrics", timeout=10).read().decode()
+        m = re.search("^" + name + r" (\d+)$", text, re.M)
+        return int(m.group(1)) if m else None
+
+
+def dlq(*args):
+    return subprocess.run([ATPCTL, "dlq", *args], capture_output=True, text=True, timeout=60)
+
+
+def main():
+    day = os.path.join(tmp, "day.csv")
+    subprocess.run([ATPCTL, "simday", "--out", day, "--skus", "200", "--order-lines", "2000", "--seed", "11",
+                    "--one-source"], check=True, capture_output=True)
+    rows = list(csv.DictReader(open(day)))
+    source = rows[0]["source"]
+    for r in rows:
+        del r["source"]
+    # 20 poison events, four of each kind, spread over the day (not among its first receipts).
+    poisons = {}
+    kinds = [("ATP_E_QTY", {"qty": "0", "type": "RECEIPT"}), ("ATP_E_TYPE", {"type": "77"}),
+             ("ATP_E_SKU", {"sku": ""}), ("ATP_E_LOCATION", {"location": "DC\x01"}),
+             ("ATP_E_EVENT_ID", {"event_id": ""})]
+    step = (len(rows) - 1000) // 21
+    for k in range(20):
+        i = 1000 + step * (k + 1)
+        code, change = kinds[k % 5]
+        poisons[int(rows[i]["seq"])] = (code, dict(rows[i], **change))
+    sent = [poisons[int(r["seq"])][1] if int(r["seq"]) in poisons else r for r in rows]
+    # The reference: the day with each poison row replaced by a receipt of a SKU the comparison leaves out.
+    ref_csv = os.path.join(tmp, "reference.csv")
+    with open(ref_csv, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["event_id", "source"] + [k for k in rows[0] if k != "event_id"])
+        w.writeheader()
+        for r in rows:
+            if int(r["seq"]) in poisons:
+                r = dict(r, type="RECEIPT", sku="ZZ-DLQ", location="DC01", qty="1", ref="", to_location="",
+                         reason="", ttl_ms="", partial="")
+            w.writerow(dict(r, source=source))
+    pos = os.path.join(tmp, "reference-positions.csv")
+    subprocess.run([ATPCTL, "import", ref_csv, "--frozen-clock", "--positions", pos], check=True, capture_output=True)
+    reference = sorted(l for l in open(pos).read().splitlines()[1:] if not l.startswith("ZZ-DLQ"))
+
+    data = os.path.join(tmp, "data")
+    last = int(rows[-1]["seq"])
+    d = Daemon(data, [f"source.{source}.on_invalid=deadletter", "deadletter_max=20"]).start()
+    welcome, durable, nxt, refused = stream(d.tcp, source, sent, last)
+    check(f"the feed went on past 20 poison events: durable_seq {durable} of {last}", durable == last)
+    want = sorted((seq, CODES[code]) for seq, (code, _) in poisons.items())
+    check("each was refused with its code (and its seq consumed)", sorted(refused) == want)
+    check("the table equals import of the day without them", d.export() == reference)
+    check("atpd_deadletters_total counts 20", d.metric("atpd_deadletters_total") == 20)
+    listing = dlq("list", data)
+    lines = listing.stdout.splitlines()[1:]
+    stored = sorted((int(l.split(",")[3]), l.split(",")[5]) for l in lines)
+    check("atpctl dlq list: the 20, each with its seq and reason",
+          stored == sorted((seq, code) for seq, (code, _) in poisons.items()))
+    qty_seq = min(seq for seq, (code, _) in poisons.items() if code == "ATP_E_QTY")
+    qty_id = next(l.split(",")[0] for l in lines if int(l.split(",")[3]) == qty_seq)
+    shown = dlq("show", data, qty_id).stdout
+    row = poisons[qty_seq][1]
+    check("atpctl dlq show: the reason and the event as a CSV row to correct",
+          "ATP_E_QTY" in shown and f",{qty_seq},RECEIPT,{row['sku']},{row['location']},0," in shown)
+    check("... --reason and --source filter", len(dlq("list", data, "--reason", "TYPE").stdout.splitlines()) == 5 and
+          len(dlq("list", data, "--source", "nobody").stdout.splitlines()) == 1)
+
+    # SIGKILL, then the whole day again from seq 1: nothing twice.
+    d.stop(signal.SIGKILL)
+    d = Daemon(data, [f"source.{source}.on_invalid=deadletter", "deadletter_max=20"]).start()
+    welcome, durable, nxt, refused = stream(d.tcp, source, sent, last)
+    check(f"after a SIGKILL and a resend from seq 1: durable_seq {durable}", durable == last)
+    check("... the store holds the 20 once", len(dlq("list", data).stdout.splitlines()) == 21)
+    check("... and the table is unchanged", d.export() == reference)
+
+    # The store is full (20 of 20): the next poison event of wms stops it as under stop.
+    extra = dict(rows[-1], seq=str(last + 1), qty="0", type="RECEIPT")
+    welcome, durable, nxt, refused = stream(d.tcp, source, [extra], last + 1, timeout=10)
+    check("with the store full a poison event stops its source (refused, seq not consumed)",
+          durable == last and nxt == last + 1 and refused == [(last + 1, CODES["ATP_E_QTY"])])
+    check("... with a log line saying so", "the dead-letter store is full" in open(d.log).read())
+    check("... and atpd_deadletters_refused_total = 1", d.metric("atpd_deadletters_refused_total") == 1)
+
+    # A source under the default policy stops at its first malformed event, as before.
+    erp = [dict(rows[0], seq="1"), dict(rows[1], seq="2", qty="0", type="RECEIPT"), dict(rows[2], seq="3")]
+    welcome, durable, nxt, refused = stream(d.tcp, "erp", erp, 3, timeout=10)
+    check("a source under stop stops: durable 1, next_seq 2, nothing after it applied",
+          durable == 1 and nxt == 2 and refused == [(2, CODES["ATP_E_QTY"])])
+    check("... and nothing of it went to the store", len(dlq("list", data).stdout.splitlines()) == 21)
+    d.stop()
+    print(f"{passed} passed, {failed} failed")
+    if not os.environ.get("KEEP"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+/*
+ * cmd_dlq.c — atpctl dlq: the dead-letter store of a data directory
+ * (atp/deadletter.h), read offline and changing nothing, so also beside a
+ * running atpd.
+ *
+ * list prints one CSV line per entry (filters: --source, --reason, --since);
+ * show prints one entry whole and its event as a row of the event CSV
+ * (header included), ready to be corrected.
+ */
+#include "atpctl.h"
+#include "shard_replay.h"
+
+#include "atp/deadletter.h"
+#include "atp/status.h"
+#include "atp/wire_event.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static const char usage[] = "usage: atpctl dlq list DIR [--source NAME] [--reason CODE] [--since TIME]\n"
+			    "       atpctl dlq show DIR ID\n";
+
+/* s as a CSV field: quoted when it holds a comma, a quote or a control byte; control bytes as \xNN. */
+static void field(atp_str s)
+{
+	bool plain = true;
+	for (uint32_t i = 0; i < s.len; i++)
+		plain &= s.ptr[i] != ',' && s.ptr[i] != '"' && (unsigned char)s.ptr[i] >= 0x20 && s.ptr[i] != 0x7f;
+	if (plain) {
+		fwrite(s.ptr, 1, s.len, stdout);
+		return;
+	}
+	putchar('"');
+	for (uint32_t i = 0; i < s.len; i++) {
+		unsigned char ch = (unsigned char)s.ptr[i];
+		if (ch == '"')
+			fputs("\"\"", stdout);
+		else if (ch < 0x20 || ch == 0x7f)
+			printf("\\x%02x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+/* The event of an entry (verified again: the store's bytes are trusted only as far as their CRC). */
+static bool event_of(const atp_dlq_entry *d, atp_event *ev, atp_wire_event_time *t)
+{
+	return atp_wire_decode_event_batch(d->event, d->event_len, ev, t, 1) == 1;
+}
+
+static void list_line(const atp_dlq_entry *d)
+{
+	char when[40];
+	atp_event ev;
+	atp_wire_event_time t;
+	format_time_ms(d->arrival_ms, when, sizeof(when));
+	printf("%" PRIu64 ",%s,", d->id, when);
+	field(d->source);
+	printf(",%" PRIu64 ",", d->seq);
+	field(d->event_id);
+	printf(",%s", atp_status_name(d->code));
+	if (event_of(d, &ev, &t)) {
+		const char *type = atp_event_type_name(ev.type);
+		printf(",%s,", type ? type : "?");
+		field(ev.sku);
+		putchar(',');
+		field(ev.location);
+		printf(",%" PRId64 "\n", ev.qty);
+	} else {
+		puts(",?,,,");
+	}
+}
+
+static void show(const atp_dlq_entry *d)
+{
+	char when[40];
+	atp_event ev;
+	atp_wire_event_time t;
+	format_time_ms(d->arrival_ms, when, sizeof(when));
+	printf("dead letter %" PRIu64 ", arrived %s\nsource ", d->id, when);
+	field(d->source);
+	printf(", seq %" PRIu64 ", event id ", d->seq);
+	field(d->event_id);
+	printf("\nrefused: %s: %s\n", atp_status_name(d->code), atp_status_message(d->code));
+	if (!event_of(d, &ev, &t)) {
+		printf("the event's %u bytes do not verify as an EventBatch\n", d->event_len);
+		return;
+	}
+	const char *type = atp_event_type_name(ev.type);
+	printf("the event as the event CSV:\n%s\n", "event_id,source,seq,type,sku,location,qty,ref,to_location,reason,"
+						"occurred_at,ttl_ms,partial");
+	if (ev.event_key.len)
+		field(ev.event_key);
+	else
+		printf("%" PRIu64, ev.event_id);
+	putchar(',');
+	field(ev.source.len ? ev.source : d->source);
+	printf(",%" PRIu64 ",", ev.seq);
+	if (type)
+		fputs(type, stdout);
+	else
+		printf("%u", ev.type);
+	const atp_str s[5] = { ev.sku, ev.location, { 0 }, ev.ref, ev.to_location };
+	for (int i = 0; i < 5; i++) {
+		putchar(',');
+		if (i == 2)
+			printf("%" PRId64, ev.qty);
+		else
+			field(s[i]);
+	}
+	putchar(',');
+	field(ev.reason);
+	printf(",%" PRIu64 ",%" PRIu64 ",%d\n", t.occurred_at, t.ttl_ms, (ev.flags & ATP_EVF_PARTIAL) ? 1 : 0);
+}
+
+/* A status by name: "ATP_E_QTY" or "QTY" (any case); 1 when none is (ATP_OK and ATP_DUPLICATE are not refusals). */
+static int code_named(const char *name)
+{
+	for (int c = -1; c >= ATP_E_LAST; c--) {
+		const char *full = atp_status_name(c);
+		if (strcasecmp(name, full) == 0 || strcasecmp(name, full + 6) == 0)
+			return c;
+	}
+	return 1;
+}
+
+int cmd_dlq(int argc, char **argv)
+{
+	if (argc < 3 || (strcmp(argv[1], "list") != 0 && strcmp(argv[1], "show") != 0)) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	bool listing = strcmp(argv[1], "list") == 0;
+	const char *dir = argv[2], *source = NULL;
+	int reason = 1;
+	uint64_t since = 0, id = 0;
+	for (int i = 3; i < argc; i++) {
+		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (listing && strcmp(o, "--source") == 0 && v) {
+			source = argv[++i];
+		} else if (listing && strcmp(o, "--reason") == 0 && v) {
+			if ((reason = code_named(argv[++i])) == 1) {
+				fprintf(stderr, "atpctl dlq: --reason %s: not a status (ATP_E_QTY, QTY, ...)\n", v);
+				return 2;
+			}
+		} else if (listing && strcmp(o, "--since") == 0 && v) {
+			if (!parse_time_ms(argv[++i], &since)) {
+				fprintf(stderr, "atpctl dlq: --since %s: not a time (2026-12-06T14:02:00Z or ms)\n", v);
+				return 2;
+			}
+		} else if (!listing && !id && o[0] != '-') {
+			id = opt_u64("ID", o, 1, UINT64_MAX);
+		} else {
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (!listing && !id) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	char path[PATH_MAX], err[PATH_MAX + 128];
+	snprintf(path, sizeof(path), "%s/deadletters", dir);
+	atp_dlq *q = atp_dlq_open(path, 0, true, err, sizeof(err));
+	if (!q) {
+		fprintf(stderr, "atpctl dlq: %s (no dead letters were ever stored here?)\n", err);
+		return 1;
+	}
+	uint32_t shown = 0;
+	if (listing)
+		puts("id,arrived,source,seq,event_id,reason,type,sku,location,qty");
+	for (uint32_t i = 0; i < atp_dlq_count(q); i++) {
+		const atp_dlq_entry *d = atp_dlq_at(q, i);
+		if (!listing) {
+			if (d->id == id) {
+				show(d);
+				shown++;
+			}
+			continue;
+		}
+		if ((source && (strlen(source) != d->source.len || memcmp(source, d->source.ptr, d->source.len) != 0)) ||
+		    (reason != 1 && d->code != reason) || d->arrival_ms < since)
+			continue;
+		list_line(d);
+		shown++;
+	}
+	if (listing)
+		fprintf(stderr, "atpctl dlq: %u of %u entries\n", shown, atp_dlq_count(q));
+	else if (!shown)
+		fprintf(stderr, "atpctl dlq: no entry %" PRIu64 " (%u entries)\n", id, atp_dlq_count(q));
+	atp_dlq_close(q);
+	return listing || shown ? 0 : 1;
+}
