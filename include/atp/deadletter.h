@@ -12,6 +12,16 @@
  * atp_dlq_sync(), which writes and fdatasyncs them: only then may the
  * event's seq count as consumed (atp_engine_skip).
  *
+ * Redrive: an entry's event (or a corrected copy) is applied later under
+ * the internal source ATP_DLQ_SOURCE. Before it is submitted, the store
+ * records, durably, that entry id goes as that source's seq S into shard k
+ * (atp_dlq_mark_redrive); after a crash the redrive happened exactly when
+ * shard k applied S (its mark for the source reached S), and its owner
+ * unmarks it otherwise (atp_dlq_unmark: held again, redrivable). A redrive
+ * the shard refused is unmarked too. Purge rewrites the file without the
+ * entries chosen (a temp file, fdatasync, rename, the directory synced),
+ * so a crash leaves the old store or the new one; ids are never reused.
+ *
  * Opening reads every record; the first that is torn or fails its CRC
  * (what a crash mid-append leaves) ends the store: the file is cut there
  * with a log line naming the offset and the bytes dropped. Opened
@@ -44,7 +54,12 @@ typedef struct atp_dlq_entry {
 	atp_str event_id;       /* the event's id as text ("42", "E000118075"); len 0: none */
 	const uint8_t *event;   /* a one-event EventBatch */
 	uint32_t event_len;
+	uint32_t redrive_shard; /* with redrive_seq */
+	uint64_t redrive_seq;   /* 0: held; else redriven as this seq of ATP_DLQ_SOURCE */
 } atp_dlq_entry;
+
+/* The internal source redriven events are applied under. */
+#define ATP_DLQ_SOURCE "@dlq"
 
 /* The largest event kept: a frame's limit for one event of the longest strings is far below this. */
 #define ATP_DLQ_EVENT_MAX 4096u
@@ -63,6 +78,16 @@ void atp_dlq_close(atp_dlq *q);
  */
 int atp_dlq_add(atp_dlq *q, uint64_t arrival_ms, atp_str source, uint64_t seq, int32_t code, atp_str event_id,
 		const uint8_t *event, uint32_t event_len, uint64_t *id);
+/* Record that entry id is redriven as seq (of ATP_DLQ_SOURCE) into shard (buffered). 0, -ENOENT, -EINVAL, -ENOMEM. */
+int atp_dlq_mark_redrive(atp_dlq *q, uint64_t id, uint64_t seq, uint32_t shard);
+/* Entry id is held again (its redrive never happened, or its shard refused it) (buffered). 0, -ENOENT, -ENOMEM. */
+int atp_dlq_unmark(atp_dlq *q, uint64_t id);
+/*
+ * Rewrite the store without the entries drop() chooses (called once per
+ * entry). Nothing may be pending (sync first: else -EBUSY). The count
+ * dropped, or -errno with err (the old store then stands).
+ */
+int atp_dlq_purge(atp_dlq *q, bool (*drop)(void *ctx, const atp_dlq_entry *e), void *ctx, char *err, size_t errlen);
 /* Write and fdatasync what was added since the last sync. 0 or -errno (the store is then failed for good). */
 int atp_dlq_sync(atp_dlq *q);
 
@@ -70,6 +95,8 @@ int atp_dlq_sync(atp_dlq *q);
 uint32_t atp_dlq_count(const atp_dlq *q);
 const atp_dlq_entry *atp_dlq_at(const atp_dlq *q, uint32_t i);
 uint32_t atp_dlq_capacity(const atp_dlq *q);
+/* The entry of an id, or NULL. */
+const atp_dlq_entry *atp_dlq_get(const atp_dlq *q, uint64_t id);
 /* The entry of (source, seq), or NULL. */
 const atp_dlq_entry *atp_dlq_find(const atp_dlq *q, atp_str source, uint64_t seq);
 

@@ -83,6 +83,7 @@ typedef struct atp_grpc_config {
 	/* Admin/Snapshot asks the owner of the engine for a snapshot (then atp_grpc_server_snapshot_done); NULL: UNIMPLEMENTED. */
 	void (*ask_snapshot)(void *ctx);
 	void *admin_ctx;
+	struct atp_dlq *dlq;         /* Admin/Redrive and Admin/Purge work on it; NULL: FAILED_PRECONDITION */
 } atp_grpc_config;
 
 /* 127.0.0.1:7401, 1024 connections, 128 streams, 4096 calls, 4 MiB, 16 KiB, 256 lines, 4 scans, 600 s, 30 s. */
@@ -108,7 +109,7 @@ void atp_grpc_server_shutdown(atp_grpc_server *g);
  */
 void atp_grpc_server_snapshot_done(atp_grpc_server *g, int rc, uint64_t millis);
 
-#define ATP_GRPC_METHODS 9           /* "unknown" (no such method, or refused before its headers), then the methods */
+#define ATP_GRPC_METHODS 11          /* "unknown" (no such method, or refused before its headers), then the methods */
 #define ATP_GRPC_STATUSES 17         /* gRPC status codes 0 (OK) .. 16 */
 #define ATP_GRPC_LATENCY_BUCKETS 24  /* bucket b: answered within 2^b us of the call's headers (b = 23: or later) */
 

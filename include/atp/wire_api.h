@@ -28,7 +28,8 @@ extern const atp_fb_table_rule atp_v1_atp_query_rule, atp_v1_position_atp_rule, 
 	atp_v1_atp_batch_query_rule, atp_v1_atp_batch_reply_rule, atp_v1_reserve_request_rule,
 	atp_v1_reserve_reply_rule, atp_v1_release_request_rule, atp_v1_release_reply_rule,
 	atp_v1_scan_request_rule, atp_v1_subscribe_request_rule, atp_v1_delta_rule, atp_v1_snapshot_request_rule,
-	atp_v1_snapshot_reply_rule;
+	atp_v1_snapshot_reply_rule, atp_v1_redrive_request_rule, atp_v1_redrive_reply_rule, atp_v1_purge_request_rule,
+	atp_v1_purge_reply_rule;
 
 /* The root table of msg verified by rule, or NULL with *rc an ATP_FB_E_* code. */
 static inline const uint8_t *atp_v1_verify(const void *msg, size_t msg_len, const atp_fb_table_rule *rule, int *rc)
@@ -130,6 +131,33 @@ static inline const uint8_t *atp_v1_subscribe_request_resume_token(const uint8_t
 	return atp_fb_get_vector(t, 2, n);
 }
 
+/* RedriveRequest, RedriveReply, PurgeRequest, PurgeReply (the dead-letter store's Admin calls). */
+typedef struct atp_v1_redrive_result {
+	uint64_t id;
+	int32_t code;   /* 0 redriven now, ATP_DUPLICATE redriven before, else an ATP_E_* */
+	int32_t pad;
+} atp_v1_redrive_result;
+static inline const uint64_t *atp_v1_redrive_request_ids(const uint8_t *t, uint32_t *n)
+{
+	return (const uint64_t *)(const void *)atp_fb_get_vector(t, 0, n);
+}
+static inline const uint8_t *atp_v1_redrive_request_corrected(const uint8_t *t, uint32_t *n)
+{
+	return atp_fb_get_vector(t, 1, n);
+}
+static inline const atp_v1_redrive_result *atp_v1_redrive_reply_results(const uint8_t *t, uint32_t *n)
+{
+	return (const atp_v1_redrive_result *)(const void *)atp_fb_get_vector(t, 0, n);
+}
+static inline const uint64_t *atp_v1_purge_request_ids(const uint8_t *t, uint32_t *n)
+{
+	return (const uint64_t *)(const void *)atp_fb_get_vector(t, 0, n);
+}
+ATP_V1_U64(purge_request_before_ms, 1)
+ATP_V1_BOOL(purge_request_redriven_only, 2)
+static inline uint32_t atp_v1_purge_reply_purged(const uint8_t *t) { return atp_fb_get_u32(t, 0); }
+static inline uint32_t atp_v1_purge_reply_kept(const uint8_t *t) { return atp_fb_get_u32(t, 1); }
+
 enum atp_v1_delta_kind {
 	ATP_V1_DELTA_UPDATE = 0,
 	ATP_V1_DELTA_SNAPSHOT = 1,
@@ -209,6 +237,12 @@ atp_fb_ref atp_v1_build_snapshot_request(atp_fb_builder *b, atp_str reason);
 atp_fb_ref atp_v1_build_snapshot_reply(atp_fb_builder *b, uint32_t shards, uint64_t millis);
 atp_fb_ref atp_v1_build_scan_request(atp_fb_builder *b, atp_str after_sku, uint32_t limit);
 atp_fb_ref atp_v1_build_subscribe_request(atp_fb_builder *b, atp_str channel, const uint8_t *token, uint32_t len);
+atp_fb_ref atp_v1_build_redrive_request(atp_fb_builder *b, const uint64_t *ids, uint32_t n, const uint8_t *corrected,
+					uint32_t corrected_len);
+atp_fb_ref atp_v1_build_redrive_reply(atp_fb_builder *b, const atp_v1_redrive_result *r, uint32_t n);
+atp_fb_ref atp_v1_build_purge_request(atp_fb_builder *b, const uint64_t *ids, uint32_t n, uint64_t before_ms,
+				      bool redriven_only);
+atp_fb_ref atp_v1_build_purge_reply(atp_fb_builder *b, uint32_t purged, uint32_t kept);
 /* refs may be NULL. */
 atp_fb_ref atp_v1_build_delta(atp_fb_builder *b, const atp_v1_delta *d, atp_v1_delta_refs *refs);
 

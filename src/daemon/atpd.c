@@ -188,6 +188,49 @@ static int serve(atp_engine *e, atp_loop *loop, atp_grpc_server *api, atp_hub *h
 	return 0;
 }
 
+/*
+ * The dead-letter store, when a policy wants it or it exists (its entries
+ * can still be listed, redriven and purged): opened, and each redrive it
+ * records that its shard never applied (a crash came between) undone, so
+ * that a redrive happens exactly once. 0 (*out NULL: no store), or -1.
+ */
+static bool deadletters_wanted(const atp_stream_config *c);
+static int deadletters_open(atp_engine *e, const char *data, const settings *s, atp_dlq **out, char *err, size_t errlen)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/deadletters", data);
+	*out = NULL;
+	if (!deadletters_wanted(&s->stream) && access(path, F_OK) != 0)
+		return 0;
+	atp_dlq *q = atp_dlq_open(path, s->deadletter_max, false, err, errlen);
+	if (!q)
+		return -1;
+	atp_str src = atp_str_of(ATP_DLQ_SOURCE, strlen(ATP_DLQ_SOURCE));
+	uint32_t undone = 0;
+	for (uint32_t i = 0; i < atp_dlq_count(q); i++) {
+		const atp_dlq_entry *d = atp_dlq_at(q, i);
+		if (d->redrive_seq && (d->redrive_shard >= atp_engine_shards(e) ||
+				       atp_core_hwm(atp_engine_core(e, d->redrive_shard), src) < d->redrive_seq)) {
+			atp_log(ATP_LOG_WARN, "dead letter %" PRIu64 ": its redrive (seq %" PRIu64 " of %s) never became durable; "
+				"held again", d->id, d->redrive_seq, ATP_DLQ_SOURCE);
+			if (atp_dlq_unmark(q, d->id) < 0) {
+				snprintf(err, errlen, "%s: cannot record it", path);
+				atp_dlq_close(q);
+				return -1;
+			}
+			undone++;
+		}
+	}
+	if (undone && atp_dlq_sync(q) < 0) {
+		snprintf(err, errlen, "%s: a write failed", path);
+		atp_dlq_close(q);
+		return -1;
+	}
+	atp_log(ATP_LOG_INFO, "dead-letter store: %u entries (at most %u)", atp_dlq_count(q), atp_dlq_capacity(q));
+	*out = q;
+	return 0;
+}
+
 /* Whether any source may have dead letters: the default policy, or one source's. */
 static bool deadletters_wanted(const atp_stream_config *c)
 {
@@ -259,6 +302,14 @@ int main(int argc, char **argv)
 		atp_hub_start(hub, atp_engine_shards(e), identity);
 		atp_log(ATP_LOG_INFO, "channel stream on: %u channels", s.channels.n);
 	}
+	atp_dlq *dlq = NULL;
+	if (deadletters_open(e, data, &s, &dlq, err, sizeof(err)) < 0) {
+		atp_log(ATP_LOG_ERROR, "cannot start: the dead-letter store: %s", err);
+		atp_engine_close(e);
+		atp_hub_destroy(hub);
+		return 1;
+	}
+	s.grpc.dlq = dlq;
 	s.grpc.hub = hub;
 	s.grpc.ask_snapshot = ask_snapshot;
 	atp_loop *loop = NULL;
@@ -266,7 +317,7 @@ int main(int argc, char **argv)
 	atp_grpc_server *api = NULL;
 	atp_metrics_server *metrics = NULL;
 	static atpd_metrics exposition;
-	exposition = (atpd_metrics){ .e = e, .hub = hub, .start_unix_ms = wall_ms() };
+	exposition = (atpd_metrics){ .e = e, .hub = hub, .dlq = dlq, .start_unix_ms = wall_ms() };
 	s.stream.event_clock = s.clock == CLOCK_EVENTS;
 	const char *failed = NULL;
 	if (any_listener && !(loop = atp_loop_create(e, efd, err, sizeof(err))))
@@ -279,15 +330,8 @@ int main(int argc, char **argv)
 					   loop, s.metrics_listen, s.metrics_max_bytes, atpd_metrics_render, &exposition, err,
 					   sizeof(err))))
 		failed = "metrics_listen";
-	atp_dlq *dlq = NULL;
-	if (!failed && srv && deadletters_wanted(&s.stream)) {
-		char path[4096];
-		snprintf(path, sizeof(path), "%s/deadletters", data);
-		if (!(dlq = exposition.dlq = atp_dlq_open(path, s.deadletter_max, false, err, sizeof(err))))
-			failed = "the dead-letter store";
-		else
-			atp_stream_server_set_deadletters(srv, dlq);
-	}
+	if (!failed && srv && dlq && deadletters_wanted(&s.stream))
+		atp_stream_server_set_deadletters(srv, dlq);
 	if (failed) {
 		atp_log(ATP_LOG_ERROR, "cannot start: %s: %s", failed, err);
 		if (api)
@@ -295,13 +339,12 @@ int main(int argc, char **argv)
 		if (srv)
 			atp_stream_server_shutdown(srv);
 		atp_loop_destroy(loop);
+		atp_dlq_close(dlq);
 		atp_engine_close(e);
 		return 1;
 	}
 	if (srv)
 		atp_log(ATP_LOG_INFO, "event stream listening on %s (port %u)", s.stream.listen, atp_stream_server_port(srv));
-	if (dlq)
-		atp_log(ATP_LOG_INFO, "dead-letter store: %u entries (at most %u)", atp_dlq_count(dlq), atp_dlq_capacity(dlq));
 	if (api)
 		atp_log(ATP_LOG_INFO, "grpc listening on %s (port %u)", s.grpc.listen, atp_grpc_server_port(api));
 	if (metrics)

@@ -10,6 +10,7 @@
 #define ATP_GRPC_INTERNAL_H
 
 #include "front.h"
+#include "atp/deadletter.h"
 #include "atp/grpc_server.h"
 #include "atp/wire_api.h"
 
@@ -31,7 +32,8 @@ enum {
 	G_UNAVAILABLE = 14,
 };
 
-enum method { M_NONE, M_GET_ATP, M_GET_ATP_BATCH, M_RESERVE, M_RELEASE, M_SCAN, M_HEALTH, M_SUBSCRIBE, M_SNAPSHOT };
+enum method { M_NONE, M_GET_ATP, M_GET_ATP_BATCH, M_RESERVE, M_RELEASE, M_SCAN, M_HEALTH, M_SUBSCRIBE, M_SNAPSHOT,
+	      M_REDRIVE, M_PURGE };
 
 enum call_state {
 	CALL_FREE,
@@ -117,6 +119,12 @@ typedef struct pending {
 	uint32_t index;            /* the line (Reserve) or the shard (Release) */
 } pending;
 
+/* A dead letter's redrive in flight (grpc_deadletters.c): seq of "@dlq" -> entry id; seq 0: free. */
+#define REDRIVING_MAX 1024u
+typedef struct grpc_redrive {
+	uint64_t seq, id;
+} grpc_redrive;
+
 struct atp_grpc_server {
 	atp_loop *front;
 	unsigned op_base;           /* the first of the loop's operation codes it owns (front.h) */
@@ -142,6 +150,7 @@ struct atp_grpc_server {
 	h2conn **dirty;            /* connections with something to send this turn */
 	uint32_t n_dirty;
 	uint8_t *scratch;          /* the FlatBuffers builder's memory: one reply */
+	grpc_redrive redriving[REDRIVING_MAX]; /* dead letters redriven, not yet completed: by seq of "@dlq" */
 	atp_engine_position *positions;  /* ATP_V1_LIST_MAX: one query's positions */
 	bool release_again;        /* some Release has a shard with open lines left */
 	nghttp2_session_callbacks *cbs;
@@ -188,6 +197,13 @@ void grpc_method_dispatch(atp_grpc_server *g, call *c);
 bool grpc_method_retry(atp_grpc_server *g, call *c);
 /* A completion of the API source. */
 void grpc_method_on_done(atp_grpc_server *g, const atp_engine_done *d);
+/* The request verified by rule (else INVALID_ARGUMENT naming the field, and NULL); a reply built into b, sent. */
+const uint8_t *grpc_method_verify(atp_grpc_server *g, call *c, const atp_fb_table_rule *rule, const char *what);
+void grpc_method_reply(atp_grpc_server *g, call *c, atp_fb_builder *b, atp_fb_ref root);
+/* Admin/Redrive and Admin/Purge (grpc_deadletters.c), and the completions of redriven events (source "@dlq"). */
+void grpc_method_redrive(atp_grpc_server *g, call *c);
+void grpc_method_purge(atp_grpc_server *g, call *c);
+void grpc_deadletters_on_done(atp_grpc_server *g, const atp_engine_done *d);
 /* Once per turn: Release rounds that must go again. */
 void grpc_method_after_turn(atp_grpc_server *g);
 /* A Scan's next messages into c->out (up to about want bytes); false when the scan is over. */

@@ -113,6 +113,16 @@ static const uint8_t *verify(atp_grpc_server *g, call *c, const atp_fb_table_rul
 	return root;
 }
 
+const uint8_t *grpc_method_verify(atp_grpc_server *g, call *c, const atp_fb_table_rule *rule, const char *what)
+{
+	return verify(g, c, rule, what);
+}
+
+void grpc_method_reply(atp_grpc_server *g, call *c, atp_fb_builder *b, atp_fb_ref root)
+{
+	reply_with(g, c, b, root);
+}
+
 static void get_atp(atp_grpc_server *g, call *c)
 {
 	const uint8_t *q = verify(g, c, &atp_v1_atp_query_rule, "atp.v1.AtpQuery");
@@ -616,6 +626,12 @@ void grpc_method_dispatch(atp_grpc_server *g, call *c)
 		break;
 	case M_SNAPSHOT:
 		snapshot(g, c);
+		break;
+	case M_REDRIVE:
+		grpc_method_redrive(g, c);
+		break;
+	case M_PURGE:
+		grpc_method_purge(g, c);
 		break;
 	default:
 		grpc_call_respond(g, c, G_UNIMPLEMENTED, "no such method");

@@ -331,7 +331,10 @@ static void after_turn(void *ctx)
 
 static void on_done(void *ctx, const atp_engine_done *d)
 {
-	grpc_method_on_done(ctx, d);
+	if (strcmp(d->source, API_SOURCE) == 0)
+		grpc_method_on_done(ctx, d);
+	else if (strcmp(d->source, ATP_DLQ_SOURCE) == 0)
+		grpc_deadletters_on_done(ctx, d);
 }
 
 static bool waiting(void *ctx)

@@ -40,6 +40,11 @@ RULE(scan_request, NAMED_STRING(0, ATP_SKU_MAX, "after_sku"), NAMED_SCALAR(1, 4,
 	{ .id = field, .kind = ATP_FB_STRUCTS, .size = 1, .align = 1, .max = max_n, .name = nm }
 RULE(subscribe_request, NAMED_STRING(0, ATP_V1_CHANNEL_MAX, "channel"), SCALAR(1, 8),
      BYTES(2, ATP_V1_TOKEN_MAX, "resume_token"));
+#define U64S(field, nm) { .id = field, .kind = ATP_FB_STRUCTS, .size = 8, .align = 8, .max = ATP_V1_LIST_MAX, .name = nm }
+RULE(redrive_request, U64S(0, "ids"), BYTES(1, ATP_V1_MESSAGE_MAX, "corrected"));
+RULE(redrive_reply, { .id = 0, .kind = ATP_FB_STRUCTS, .size = 16, .align = 8, .max = ATP_V1_LIST_MAX });
+RULE(purge_request, U64S(0, "ids"), NAMED_SCALAR(1, 8, "before_ms"), NAMED_SCALAR(2, 1, "redriven_only"));
+RULE(purge_reply, SCALAR(0, 4), SCALAR(1, 4));
 RULE(delta, STRING(0, ATP_V1_CHANNEL_MAX), SCALAR(1, 8), STRING(2, ATP_SKU_MAX), STRING(3, ATP_LOC_MAX),
      SCALAR(4, 8), SCALAR(5, 8), SCALAR(6, 8), SCALAR(7, 1), SCALAR(8, 4), SCALAR(9, 4), SCALAR(10, 8),
      BYTES(11, ATP_V1_TOKEN_MAX, "token"));
@@ -309,4 +314,47 @@ size_t atp_v1_encode_delta(const atp_v1_delta *d, uint8_t *out, size_t cap, uint
 		out[at++] = 0;
 	*kind_off = D_T + D_KIND;
 	return at;
+}
+
+/* A vector of n u64 as a struct vector (8-aligned). */
+static atp_fb_ref u64_vector(atp_fb_builder *b, const uint64_t *v, uint32_t n)
+{
+	return v ? atp_fb_create_vector(b, v, n, 8, 8) : 0;
+}
+
+atp_fb_ref atp_v1_build_redrive_request(atp_fb_builder *b, const uint64_t *ids, uint32_t n, const uint8_t *corrected,
+					uint32_t corrected_len)
+{
+	atp_fb_ref vec = u64_vector(b, ids, n), fix = corrected ? atp_fb_create_vector(b, corrected, corrected_len, 1, 1) : 0;
+	atp_fb_start_table(b);
+	atp_fb_add_offset(b, 0, vec);
+	atp_fb_add_offset(b, 1, fix);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_redrive_reply(atp_fb_builder *b, const atp_v1_redrive_result *r, uint32_t n)
+{
+	atp_fb_ref vec = atp_fb_create_vector(b, r, n, sizeof(*r), 8);
+	atp_fb_start_table(b);
+	atp_fb_add_offset(b, 0, vec);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_purge_request(atp_fb_builder *b, const uint64_t *ids, uint32_t n, uint64_t before_ms,
+				      bool redriven_only)
+{
+	atp_fb_ref vec = u64_vector(b, ids, n);
+	atp_fb_start_table(b);
+	atp_fb_add_u64(b, 1, before_ms, 0);
+	atp_fb_add_offset(b, 0, vec);
+	atp_fb_add_u8(b, 2, redriven_only ? 1 : 0, 0);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_purge_reply(atp_fb_builder *b, uint32_t purged, uint32_t kept)
+{
+	atp_fb_start_table(b);
+	atp_fb_add_u32(b, 0, purged, 0);
+	atp_fb_add_u32(b, 1, kept, 0);
+	return atp_fb_end_table(b);
 }

@@ -1,6 +1,6 @@
 /*
  * fuzz_api.c — libFuzzer targets for the root types of fbs/atp.fbs and
- * fbs/delta.fbs, one per build (-DFUZZ_API=0..13, the order of rules[]).
+ * fbs/delta.fbs, one per build (-DFUZZ_API=0..17, the order of rules[]).
  * Oracle: whatever the verifier accepts can be read whole, field by field
  * through the accessors, with the sanitizers watching every byte.
  */
@@ -17,7 +17,8 @@ static const atp_fb_table_rule *const rules[] = {
 	&atp_v1_atp_batch_query_rule, &atp_v1_atp_batch_reply_rule, &atp_v1_reserve_request_rule,
 	&atp_v1_reserve_reply_rule,   &atp_v1_release_request_rule, &atp_v1_release_reply_rule,
 	&atp_v1_scan_request_rule,    &atp_v1_subscribe_request_rule, &atp_v1_delta_rule,
-	&atp_v1_snapshot_request_rule, &atp_v1_snapshot_reply_rule,
+	&atp_v1_snapshot_request_rule, &atp_v1_snapshot_reply_rule, &atp_v1_redrive_request_rule,
+	&atp_v1_redrive_reply_rule,   &atp_v1_purge_request_rule,   &atp_v1_purge_reply_rule,
 };
 
 static volatile uint64_t sink;
@@ -46,6 +47,11 @@ static void walk(const uint8_t *t, const atp_fb_table_rule *rule)
 				s = atp_fb_vector_string(elems, k, &len);
 				sink += len ? (unsigned char)s[len - 1] : 0;
 			}
+			break;
+		case ATP_FB_STRUCTS:
+			elems = atp_fb_get_vector(t, f->id, &n);
+			for (uint64_t k = 0; elems && k < (uint64_t)n * f->size; k++)
+				sink += elems[k];
 			break;
 		case ATP_FB_TABLES:
 			elems = atp_fb_get_vector(t, f->id, &n);

@@ -9,9 +9,13 @@ refused with its code and its seq consumed, each one in the store (atpctl
 dlq list/show), the metric counting them, and the table equal to import of
 the day with the poison rows taken out (replaced by a receipt of a SKU the
 check then ignores). After a SIGKILL and a resend of the whole day from seq
-1 the store holds no second copy and the table is unchanged. A source under
-the default policy (stop) still stops at its first malformed event, and
-when the store is full a dead-letter source stops too, with a log line.
+1 the store holds no second copy and the table is unchanged. Redriving
+corrected copies (the day's own rows; the poison events are receipts and
+adjustments whose positions see nothing order-dependent afterwards) ends
+with the clean day's table, once: a second redrive, also after the SIGKILL,
+does nothing. A source under the default policy (stop) still stops at its
+first malformed event; when the store is full a dead-letter source stops
+too, with a log line; purging what was redriven empties the store.
 
 Usage: deadletter.py ATPD ATPCTL
 """
@@ -204,16 +208,26 @@ def main():
     source = rows[0]["source"]
     for r in rows:
         del r["source"]
-    # 20 poison events, four of each kind, spread over the day (not among its first receipts).
+    # 20 poison events, four of each kind, spread over the day. They are receipts and adjustments after
+    # which their position sees no reservation, hold, count, transfer or safety stock: applied later
+    # (redriven), they leave the table as the day would have.
     poisons = {}
     kinds = [("ATP_E_QTY", {"qty": "0", "type": "RECEIPT"}), ("ATP_E_TYPE", {"type": "77"}),
              ("ATP_E_SKU", {"sku": ""}), ("ATP_E_LOCATION", {"location": "DC\x01"}),
              ("ATP_E_EVENT_ID", {"event_id": ""})]
-    step = (len(rows) - 1000) // 21
-    for k in range(20):
-        i = 1000 + step * (k + 1)
+    order_dependent, last = {"RESERVE", "HOLD", "COUNT", "TRANSFER", "SAFETY"}, {}
+    for i, r in enumerate(rows):
+        if r["type"] in order_dependent:
+            for loc in (r["location"], r["to_location"]):
+                last[(r["sku"], loc)] = i
+    candidates = [i for i, r in enumerate(rows) if i >= 1000 and r["type"] in ("RECEIPT", "ADJUST")
+                  and last.get((r["sku"], r["location"]), -1) < i]
+    picked = sorted({int(rows[i]["seq"]): i for i in candidates[::max(1, len(candidates) // 20)]}.items())[:20]
+    assert len(picked) == 20, f"only {len(picked)} candidates"
+    for k, (seq, i) in enumerate(picked):
         code, change = kinds[k % 5]
-        poisons[int(rows[i]["seq"])] = (code, dict(rows[i], **change))
+        poisons[seq] = (code, dict(rows[i], **change))
+    originals = {seq: dict(rows[i], source=source) for seq, i in picked}
     sent = [poisons[int(r["seq"])][1] if int(r["seq"]) in poisons else r for r in rows]
     # The reference: the day with each poison row replaced by a receipt of a SKU the comparison leaves out.
     ref_csv = os.path.join(tmp, "reference.csv")
@@ -252,13 +266,44 @@ def main():
     check("... --reason and --source filter", len(dlq("list", data, "--reason", "TYPE").stdout.splitlines()) == 5 and
           len(dlq("list", data, "--source", "nobody").stdout.splitlines()) == 1)
 
-    # SIGKILL, then the whole day again from seq 1: nothing twice.
+    # Redrive: the corrected copies (the day's own rows), once, under @dlq; then the table is the clean day's.
+    subprocess.run([ATPCTL, "import", day, "--frozen-clock", "--positions", pos], check=True, capture_output=True)
+    clean = sorted(open(pos).read().splitlines()[1:])
+    by_id = sorted((int(l.split(",")[0]), int(l.split(",")[3])) for l in lines)
+    corrected = os.path.join(tmp, "corrected.csv")
+    with open(corrected, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["event_id", "source"] + [k for k in rows[0] if k != "event_id"])
+        w.writeheader()
+        for _, seq in by_id:
+            w.writerow(originals[seq])
+    ids = [str(i) for i, _ in by_id]
+    grpc = ["--grpc", f"127.0.0.1:{d.grpc}"]
+    out = subprocess.run([ATPCTL, "dlq", "redrive", *grpc, *ids, "--corrected", corrected], capture_output=True,
+                         text=True, timeout=60)
+    check("atpctl dlq redrive --corrected: all 20 redriven",
+          out.returncode == 0 and out.stdout.count(",redriven\n") == 20)
+    for _ in range(100):  # the reply comes once submitted; durable within a group commit
+        if d.export() == clean:
+            break
+        time.sleep(0.1)
+    check("... and the table is the clean day's", d.export() == clean)
+    out = subprocess.run([ATPCTL, "dlq", "redrive", *grpc, *ids], capture_output=True, text=True, timeout=60)
+    check("a second redrive does nothing: each 'redriven before'",
+          out.returncode == 0 and out.stdout.count(",redriven before\n") == 20 and d.export() == clean)
+    out = subprocess.run([ATPCTL, "dlq", "redrive", *grpc, "999"], capture_output=True, text=True, timeout=60)
+    check("an unknown id: 'no such entry', exit 1", out.returncode == 1 and "999,no such entry" in out.stdout)
+    reference = clean
+
+    # SIGKILL, then the whole day again from seq 1: nothing twice, and the redrives stay done.
     d.stop(signal.SIGKILL)
     d = Daemon(data, [f"source.{source}.on_invalid=deadletter", "deadletter_max=20"]).start()
     welcome, durable, nxt, refused = stream(d.tcp, source, sent, last)
     check(f"after a SIGKILL and a resend from seq 1: durable_seq {durable}", durable == last)
     check("... the store holds the 20 once", len(dlq("list", data).stdout.splitlines()) == 21)
     check("... and the table is unchanged", d.export() == reference)
+    out = subprocess.run([ATPCTL, "dlq", "redrive", "--grpc", f"127.0.0.1:{d.grpc}", *ids], capture_output=True,
+                         text=True, timeout=60)
+    check("... and the redrives stay done", out.stdout.count(",redriven before\n") == 20 and d.export() == reference)
 
     # The store is full (20 of 20): the next poison event of wms stops it as under stop.
     extra = dict(rows[-1], seq=str(last + 1), qty="0", type="RECEIPT")
@@ -274,6 +319,15 @@ def main():
     check("a source under stop stops: durable 1, next_seq 2, nothing after it applied",
           durable == 1 and nxt == 2 and refused == [(2, CODES["ATP_E_QTY"])])
     check("... and nothing of it went to the store", len(dlq("list", data).stdout.splitlines()) == 21)
+
+    # Purge what was redriven: the store is empty, and takes dead letters again.
+    out = subprocess.run([ATPCTL, "dlq", "purge", "--grpc", f"127.0.0.1:{d.grpc}", "--redriven", "--before",
+                          str(int(time.time() * 1000) + 60000)], capture_output=True, text=True, timeout=60)
+    check("atpctl dlq purge --redriven: 20 purged, 0 kept", "purged 20 dead letters, 0 kept" in out.stdout)
+    check("... atpctl dlq list shows none", len(dlq("list", data).stdout.splitlines()) == 1)
+    welcome, durable, nxt, refused = stream(d.tcp, source, [extra], last + 1, timeout=10)
+    check("... and the poison event that found it full is now a dead letter (id 21: ids are not reused)",
+          durable == last + 1 and dlq("list", data).stdout.splitlines()[1].startswith("21,"))
     d.stop()
     print(f"{passed} passed, {failed} failed")
     if not os.environ.get("KEEP"):

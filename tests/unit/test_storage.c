@@ -710,3 +710,54 @@ Test(deadletter, the_bound_refuses_more_but_never_drops_what_is_held)
 	cr_assert_eq(atp_dlq_add(q, 0, atp_str_of("", 0), 3, ATP_E_QTY, atp_str_of("", 0), NULL, 0, &id), -EINVAL);
 	atp_dlq_close(q);
 }
+
+static bool drop_even(void *ctx, const atp_dlq_entry *e)
+{
+	(void)ctx;
+	return e->id % 2 == 0;
+}
+
+static bool drop_all(void *ctx, const atp_dlq_entry *e)
+{
+	(void)ctx;
+	(void)e;
+	return true;
+}
+
+Test(deadletter, redrive_marks_and_purges_survive_a_reopen)
+{
+	atp_dlq *q = dlq_at(8, false);
+	for (uint64_t s = 1; s <= 4; s++)
+		dlq_put(q, s, ATP_E_QTY);
+	cr_assert_eq(atp_dlq_mark_redrive(q, 2, 70, 1), 0);
+	cr_assert_eq(atp_dlq_mark_redrive(q, 3, 71, 0), 0);
+	cr_assert_eq(atp_dlq_mark_redrive(q, 9, 72, 0), -ENOENT);
+	cr_assert_eq(atp_dlq_sync(q), 0);
+	cr_assert_eq(atp_dlq_unmark(q, 3), 0); /* its shard never applied it */
+	cr_assert_eq(atp_dlq_sync(q), 0);
+	atp_dlq_close(q);
+	q = dlq_at(8, false);
+	cr_assert(atp_dlq_get(q, 2)->redrive_seq == 70 && atp_dlq_get(q, 2)->redrive_shard == 1);
+	cr_assert_eq(atp_dlq_get(q, 3)->redrive_seq, 0);
+	char err[256];
+	dlq_put(q, 5, ATP_E_QTY);
+	cr_assert_eq(atp_dlq_purge(q, NULL, NULL, err, sizeof(err)), -EBUSY, "pending entries are synced first");
+	cr_assert_eq(atp_dlq_sync(q), 0);
+	cr_assert_eq(atp_dlq_purge(q, drop_even, NULL, err, sizeof(err)), 2, "%s", err);
+	cr_assert_eq(atp_dlq_count(q), 3);
+	atp_dlq_close(q);
+	q = dlq_at(8, false);
+	cr_assert_eq(atp_dlq_count(q), 3);
+	cr_assert(atp_dlq_get(q, 1) && !atp_dlq_get(q, 2) && atp_dlq_get(q, 3) && !atp_dlq_get(q, 4) && atp_dlq_get(q, 5));
+	dlq_put(q, 6, ATP_E_QTY);
+	cr_assert_eq(atp_dlq_at(q, 3)->id, 6, "ids are not reused after a purge");
+	cr_assert_eq(atp_dlq_purge(q, NULL, NULL, err, sizeof(err)), -EBUSY);
+	cr_assert_eq(atp_dlq_sync(q), 0);
+	cr_assert_eq(atp_dlq_purge(q, drop_all, NULL, err, sizeof(err)), 4);
+	dlq_put(q, 7, ATP_E_QTY);
+	cr_assert_eq(atp_dlq_sync(q), 0);
+	atp_dlq_close(q);
+	q = dlq_at(8, false);
+	cr_assert(atp_dlq_count(q) == 1 && atp_dlq_at(q, 0)->id == 7, "a purged store still knows the next id");
+	atp_dlq_close(q);
+}

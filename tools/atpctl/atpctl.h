@@ -3,6 +3,7 @@
 #define ATPCTL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 int cmd_simday(int argc, char **argv);
@@ -28,6 +29,14 @@ int cmd_dlq(int argc, char **argv);
 const char *grpc_target(int *argc, char **argv);
 /* Every position (an atp.v1.PositionAtp, verified) to fn, by the Scan call; -1 after a message. */
 int grpc_scan_all(const char *target, void (*fn)(void *ctx, const uint8_t *position), void *ctx);
+
+/*
+ * One unary call on its own connection: the reply (free it), with *root
+ * its root verified by rule; NULL after printing the error.
+ */
+struct atp_fb_table_rule;
+uint8_t *grpc_unary(const char *target, const char *path, const uint8_t *msg, size_t len,
+		    const struct atp_fb_table_rule *rule, const uint8_t **root);
 
 /* Parse a decimal option value into [min, max]; exits with a message when it is not. */
 uint64_t opt_u64(const char *name, const char *value, uint64_t min, uint64_t max);

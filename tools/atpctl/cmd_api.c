@@ -42,8 +42,7 @@ static atp_grpc_client *connect_to(const char *target)
 	return c;
 }
 
-/* One unary call on its own connection; prints the error and returns NULL unless OK (then *root is verified). */
-static uint8_t *call(const char *target, const char *path, const uint8_t *msg, size_t len,
+uint8_t *grpc_unary(const char *target, const char *path, const uint8_t *msg, size_t len,
 		     const atp_fb_table_rule *rule, const uint8_t **root)
 {
 	atp_grpc_client *c = connect_to(target);
@@ -95,7 +94,7 @@ int cmd_atp(int argc, char **argv)
 	const uint8_t *q = atp_fb_finish(
 		&b, atp_v1_build_atp_query(&b, atp_str_of(argv[1], strlen(argv[1])), locs, (uint32_t)(argc - 2)), NULL, &len);
 	const uint8_t *r;
-	uint8_t *reply = call(target, "/atp.v1.Atp/GetAtp", q, len, &atp_v1_atp_reply_rule, &r);
+	uint8_t *reply = grpc_unary(target, "/atp.v1.Atp/GetAtp", q, len, &atp_v1_atp_reply_rule, &r);
 	if (!reply)
 		return 1;
 	fputs(header, stdout);
@@ -139,7 +138,7 @@ int cmd_reserve(int argc, char **argv)
 		&b, atp_v1_build_reserve_request(&b, atp_str_of(argv[i], strlen(argv[i])), lines, n, ttl, partial), NULL,
 		&len);
 	const uint8_t *r;
-	uint8_t *reply = call(target, "/atp.v1.Atp/Reserve", q, len, &atp_v1_reserve_reply_rule, &r);
+	uint8_t *reply = grpc_unary(target, "/atp.v1.Atp/Reserve", q, len, &atp_v1_reserve_reply_rule, &r);
 	if (!reply)
 		return 1;
 	printf("sku,location,requested,confirmed\n");
@@ -167,7 +166,7 @@ int cmd_release(int argc, char **argv)
 	const uint8_t *q = atp_fb_finish(&b, atp_v1_build_release_request(&b, atp_str_of(argv[1], strlen(argv[1]))),
 					 NULL, &len);
 	const uint8_t *r;
-	uint8_t *reply = call(target, "/atp.v1.Atp/Release", q, len, &atp_v1_release_reply_rule, &r);
+	uint8_t *reply = grpc_unary(target, "/atp.v1.Atp/Release", q, len, &atp_v1_release_reply_rule, &r);
 	if (!reply)
 		return 1;
 	printf("released,%" PRId64 "\nfound,%s\n", atp_v1_release_reply_released(r),
@@ -189,7 +188,7 @@ int cmd_snapshot(int argc, char **argv)
 	size_t len;
 	const uint8_t *q = atp_fb_finish(&b, atp_v1_build_snapshot_request(&b, atp_str_of(why, strlen(why))), NULL, &len);
 	const uint8_t *r;
-	uint8_t *reply = call(target, "/atp.v1.Admin/Snapshot", q, len, &atp_v1_snapshot_reply_rule, &r);
+	uint8_t *reply = grpc_unary(target, "/atp.v1.Admin/Snapshot", q, len, &atp_v1_snapshot_reply_rule, &r);
 	if (!reply)
 		return 1;
 	printf("snapshot written: %u shards, durable in %" PRIu64 " ms\n", atp_v1_snapshot_reply_shards(r),

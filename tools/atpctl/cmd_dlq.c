@@ -5,23 +5,37 @@
  *
  * list prints one CSV line per entry (filters: --source, --reason, --since);
  * show prints one entry whole and its event as a row of the event CSV
- * (header included), ready to be corrected.
+ * (header included), ready to be corrected. Those two read the store
+ * offline and change nothing (also beside a running atpd).
+ *
+ * redrive and purge ask a running atpd (Admin/Redrive, Admin/Purge over
+ * gRPC): redrive IDs applies each entry's event, or with --corrected FILE
+ * the event CSV's rows in their place (one per ID, in order; their source
+ * and seq are not used), once, under the internal source @dlq; purge drops
+ * the entries named, or those arrived before a time.
  */
 #include "atpctl.h"
 #include "shard_replay.h"
 
+#include "csv_events.h"
+
 #include "atp/deadletter.h"
 #include "atp/status.h"
+#include "atp/wire_api.h"
 #include "atp/wire_event.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 static const char usage[] = "usage: atpctl dlq list DIR [--source NAME] [--reason CODE] [--since TIME]\n"
-			    "       atpctl dlq show DIR ID\n";
+			    "       atpctl dlq show DIR ID\n"
+			    "       atpctl dlq redrive [--grpc HOST:PORT] ID... [--corrected FILE.csv]\n"
+			    "       atpctl dlq purge [--grpc HOST:PORT] (ID... | --before TIME) [--redriven]\n";
 
 /* s as a CSV field: quoted when it holds a comma, a quote or a control byte; control bytes as \xNN. */
 static void field(atp_str s)
@@ -128,8 +142,167 @@ static int code_named(const char *name)
 	return 1;
 }
 
+static uint8_t mem[8u << 20] __attribute__((aligned(8)));
+
+/* The event CSV at path as one EventBatch into out (*len), want rows; -1 after a message. */
+static int corrected_batch(const char *path, uint32_t want, uint8_t *out, size_t cap, uint32_t *len)
+{
+	static char text[1u << 20];
+	static atp_csv_reader rd;
+	static atp_fb_ref refs[ATP_V1_LIST_MAX];
+	char err[ATP_CSV_ERR_MAX];
+	FILE *f = fopen(path, "r");
+	size_t n_text = f ? fread(text, 1, sizeof(text), f) : 0;
+	if (!f || ferror(f) || n_text == sizeof(text)) {
+		fprintf(stderr, "atpctl dlq: %s: %s\n", path, f ? "unreadable, or over 1 MiB" : strerror(errno));
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	if (atp_csv_open(&rd, text, n_text, err) < 0) {
+		fprintf(stderr, "%s:1: %s\n", path, err);
+		return -1;
+	}
+	atp_fb_builder b;
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	atp_event ev;
+	uint32_t n = 0;
+	int rc;
+	while ((rc = atp_csv_next(&rd, &ev, err)) != 0) {
+		if (rc < 0) {
+			fprintf(stderr, "%s:%" PRIu64 ": %s\n", path, rd.line, err);
+			return -1;
+		}
+		if (n == want) {
+			n++;
+			break;
+		}
+		refs[n++] = atp_wire_build_event(&b, &ev, (atp_wire_event_time){ rd.occurred_at, 0 });
+	}
+	size_t size = 0;
+	const uint8_t *p = n == want ? atp_fb_finish(&b, atp_wire_build_event_batch(&b, refs, n), NULL, &size) : NULL;
+	if (!p || size > cap) {
+		fprintf(stderr, "atpctl dlq: %s: %s rows for %u ids (one per id, in order)\n", path, n > want ? "more" : "fewer",
+			want);
+		return -1;
+	}
+	memcpy(out, p, size);
+	*len = (uint32_t)size;
+	return 0;
+}
+
+/* IDs from argv[i..]: their count (at most max), or -1 after a message. */
+static int ids_of(int argc, char **argv, int *i, uint64_t *ids, uint32_t max)
+{
+	int n = 0;
+	for (; *i < argc && argv[*i][0] != '-'; (*i)++) {
+		if ((uint32_t)n == max) {
+			fprintf(stderr, "atpctl dlq: more than %u ids\n", max);
+			return -1;
+		}
+		ids[n++] = opt_u64("ID", argv[*i], 1, UINT64_MAX);
+	}
+	return n;
+}
+
+static int redrive(const char *target, int argc, char **argv)
+{
+	static uint64_t ids[ATP_V1_LIST_MAX];
+	static uint8_t fix[4u << 20] __attribute__((aligned(8)));
+	const char *corrected = NULL;
+	uint32_t n = 0, fix_len = 0;
+	for (int i = 2; i < argc;) {
+		if (strcmp(argv[i], "--corrected") == 0 && i + 1 < argc) {
+			corrected = argv[i + 1];
+			i += 2;
+			continue;
+		}
+		int k = argv[i][0] == '-' ? -1 : ids_of(argc, argv, &i, ids + n, ATP_V1_LIST_MAX - n);
+		if (k < 0) {
+			fputs(usage, stderr);
+			return 2;
+		}
+		n += (uint32_t)k;
+	}
+	if (!n) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (corrected && corrected_batch(corrected, n, fix, sizeof(fix), &fix_len) < 0)
+		return 1;
+	atp_fb_builder b;
+	size_t len;
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	const uint8_t *q = atp_fb_finish(&b, atp_v1_build_redrive_request(&b, ids, n, corrected ? fix : NULL, fix_len), NULL,
+					 &len);
+	const uint8_t *r;
+	uint8_t *reply = q ? grpc_unary(target, "/atp.v1.Admin/Redrive", q, len, &atp_v1_redrive_reply_rule, &r) : NULL;
+	if (!reply)
+		return 1;
+	uint32_t m, done = 0;
+	const atp_v1_redrive_result *res = atp_v1_redrive_reply_results(r, &m);
+	puts("id,result");
+	for (uint32_t i = 0; i < m; i++) {
+		const char *what = res[i].code == 0 ? "redriven" : res[i].code == ATP_DUPLICATE ? "redriven before"
+						   : res[i].code == ATP_E_INVAL ? "no such entry" : atp_status_name(res[i].code);
+		printf("%" PRIu64 ",%s\n", res[i].id, what);
+		done += res[i].code == 0 || res[i].code == ATP_DUPLICATE;
+	}
+	free(reply);
+	fprintf(stderr, "atpctl dlq: %u of %u redriven (now or before)\n", done, m);
+	return done == m ? 0 : 1;
+}
+
+static int purge(const char *target, int argc, char **argv)
+{
+	static uint64_t ids[ATP_V1_LIST_MAX];
+	uint64_t before = 0;
+	bool redriven = false;
+	uint32_t n = 0;
+	for (int i = 2; i < argc;) {
+		if (strcmp(argv[i], "--before") == 0 && i + 1 < argc) {
+			if (!parse_time_ms(argv[i + 1], &before)) {
+				fprintf(stderr, "atpctl dlq: --before %s: not a time (2026-12-06T14:02:00Z or ms)\n", argv[i + 1]);
+				return 2;
+			}
+			i += 2;
+		} else if (strcmp(argv[i], "--redriven") == 0) {
+			redriven = true;
+			i++;
+		} else {
+			int k = argv[i][0] == '-' ? -1 : ids_of(argc, argv, &i, ids + n, ATP_V1_LIST_MAX - n);
+			if (k < 0) {
+				fputs(usage, stderr);
+				return 2;
+			}
+			n += (uint32_t)k;
+		}
+	}
+	if (!n && !before) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	atp_fb_builder b;
+	size_t len;
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	const uint8_t *q = atp_fb_finish(&b, atp_v1_build_purge_request(&b, n ? ids : NULL, n, before, redriven), NULL, &len);
+	const uint8_t *r;
+	uint8_t *reply = grpc_unary(target, "/atp.v1.Admin/Purge", q, len, &atp_v1_purge_reply_rule, &r);
+	if (!reply)
+		return 1;
+	printf("purged %u dead letters, %u kept\n", atp_v1_purge_reply_purged(r), atp_v1_purge_reply_kept(r));
+	free(reply);
+	return 0;
+}
+
 int cmd_dlq(int argc, char **argv)
 {
+	const char *target = grpc_target(&argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "redrive") == 0)
+		return redrive(target, argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "purge") == 0)
+		return purge(target, argc, argv);
 	if (argc < 3 || (strcmp(argv[1], "list") != 0 && strcmp(argv[1], "show") != 0)) {
 		fputs(usage, stderr);
 		return 2;

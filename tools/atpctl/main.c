@@ -67,6 +67,10 @@ static void usage(FILE *f)
 	      "  dlq list DIR [--source NAME] [--reason CODE] [--since TIME] | dlq show DIR ID\n"
 	      "      the dead-letter store (on_invalid = deadletter) of DIR: one CSV line per entry, or one\n"
 	      "      entry whole with its event as an event CSV row to correct; offline, read-only\n"
+	      "  dlq redrive [--grpc HOST:PORT] ID... [--corrected FILE.csv]\n"
+	      "      apply entries' events (or the CSV's rows in their place) once, as source @dlq\n"
+	      "  dlq purge [--grpc HOST:PORT] (ID... | --before TIME) [--redriven]\n"
+	      "      drop entries from a running atpd's dead-letter store\n"
 	      "  (--grpc defaults to $ATP_GRPC, else 127.0.0.1:7401; --tcp to $ATP_TCP, else 127.0.0.1:7400;\n"
 	      "   --metrics to $ATP_METRICS, else 127.0.0.1:9464)\n",
 	      f);
