@@ -131,11 +131,32 @@ static void ask_snapshot(void *ctx)
 	snapshot_asked = 1;
 }
 
-static int serve(atp_engine *e, atp_loop *loop, atp_grpc_server *api, atp_hub *hub, const settings *s, int argc,
-		 char **argv)
+static bool arrived_before(void *ctx, const atp_dlq_entry *d)
+{
+	return d->arrival_ms < *(const uint64_t *)ctx;
+}
+
+/* Purge the dead letters older than deadletter_retention_hours (checked once a minute). */
+static void deadletters_expire(atp_dlq *q, const settings *s, uint64_t now)
+{
+	uint64_t cutoff = now > s->deadletter_retention_ms ? now - s->deadletter_retention_ms : 0;
+	if (!q || !s->deadletter_retention_ms || !atp_dlq_count(q) || atp_dlq_at(q, 0)->arrival_ms >= cutoff)
+		return;
+	char err[512];
+	int n = atp_dlq_sync(q);
+	if (n == 0)
+		n = atp_dlq_purge(q, arrived_before, &cutoff, err, sizeof(err));
+	if (n < 0)
+		atp_log(ATP_LOG_ERROR, "dead letters past deadletter_retention_hours not purged: %s", n == -EIO ? "a write failed" : err);
+	else
+		atp_log(ATP_LOG_INFO, "%d dead letters past deadletter_retention_hours purged, %u kept", n, atp_dlq_count(q));
+}
+
+static int serve(atp_engine *e, atp_loop *loop, atp_grpc_server *api, atp_hub *hub, atp_dlq *dlq, const settings *s,
+		 int argc, char **argv)
 {
 	struct timespec nap = { 0, 10 * 1000000 };
-	uint64_t next_tick = 0, next_ping = 0;
+	uint64_t next_tick = 0, next_ping = 0, next_expiry = 0;
 	/* The supervisor's watchdog (notify.h), pinged from this loop: a loop stuck for its interval gets restarted. */
 	uint64_t ping_ms = notify_watchdog_usec() / 2000;
 	if (notify_watchdog_usec() && ping_ms == 0)
@@ -152,6 +173,10 @@ static int serve(atp_engine *e, atp_loop *loop, atp_grpc_server *api, atp_hub *h
 			if (atp_engine_advance(e) < 0)
 				return -1;
 			next_tick = now + s->tick_ms;
+		}
+		if (now >= next_expiry) {
+			deadletters_expire(dlq, s, now);
+			next_expiry = now + 60000;
 		}
 		if (reload_asked) {
 			reload_asked = 0;
@@ -354,7 +379,7 @@ int main(int argc, char **argv)
 	atp_engine_stats_get(e, &opened);
 	notify_send("READY=1\nSTATUS=serving: %u shards, %" PRIu64 " WAL records replayed in %.3f s", atp_engine_shards(e),
 		    opened.recovered_records, opened.recovery_seconds);
-	int rc = serve(e, loop, api, hub, &s, argc, argv);
+	int rc = serve(e, loop, api, hub, dlq, &s, argc, argv);
 	if (rc < 0) {
 		atp_log(ATP_LOG_ERROR, "stopping after a storage failure: %s", atp_engine_error(e));
 		notify_send("STOPPING=1\nSTATUS=stopped after a storage failure: %s", atp_engine_error(e));

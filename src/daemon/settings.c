@@ -82,6 +82,8 @@ static const setting table[] = {
 	     "feed goes on); per source: `source.NAME.on_invalid`"),
 	NUM("deadletter_max", 1, 1u << 20, 1, "entries", deadletter_max,
 	    "the dead-letter store's bound; when full a dead-letter source stops as under `stop`"),
+	NUM("deadletter_retention_hours", 0, 87600, HOUR_MS, "h", deadletter_retention_ms,
+	    "dead letters older than this are purged (checked once a minute, logged); 0: kept until purged by hand"),
 	/* the gRPC API */
 	ADDR("grpc_listen", grpc.listen, grpc_on, "the gRPC API's HOST:PORT; `none`: no listener"),
 	NUM("grpc_max_connections", 1, 1u << 20, 1, "", grpc.max_connections, "gRPC connections"),

@@ -40,6 +40,7 @@ typedef struct settings {
 	int clock;              /* enum clock_mode */
 	uint64_t tick_ms;
 	uint32_t deadletter_max;  /* entries of the dead-letter store */
+	uint64_t deadletter_retention_ms;  /* older entries are purged; 0: kept until purged by hand */
 	int channel_stream;     /* enum channel_stream_mode */
 	atp_channel_set channels;
 	atp_hub_config hub;

@@ -196,6 +196,22 @@ class Daemon:
         return int(m.group(1)) if m else None
 
 
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def store_entry(entry_id, arrival_ms, seq):
+    """One entry record of the dead-letter store's file, as atpd writes it (src/storage/deadletter.c)."""
+    source, event = b"wms", b""
+    payload = struct.pack("<BQQQiBBI", 1, entry_id, arrival_ms, seq, -3, len(source), 0, len(event)) + source + event
+    return struct.pack("<II", len(payload), crc32c(payload)) + payload
+
+
 def dlq(*args):
     return subprocess.run([ATPCTL, "dlq", *args], capture_output=True, text=True, timeout=60)
 
@@ -328,6 +344,18 @@ def main():
     welcome, durable, nxt, refused = stream(d.tcp, source, [extra], last + 1, timeout=10)
     check("... and the poison event that found it full is now a dead letter (id 21: ids are not reused)",
           durable == last + 1 and dlq("list", data).stdout.splitlines()[1].startswith("21,"))
+    d.stop()
+
+    # deadletter_retention_hours: a store holding an entry from long ago and one from now, at start.
+    old = os.path.join(tmp, "old")
+    os.makedirs(old)
+    with open(os.path.join(old, "deadletters"), "wb") as f:
+        f.write(b"ATPDLQ1\n" + store_entry(1, 1000, 5) + store_entry(2, int(time.time() * 1000), 6))
+    d = Daemon(old, ["on_invalid=deadletter", "deadletter_retention_hours=1"]).start()
+    listed = dlq("list", old).stdout.splitlines()[1:]
+    check("deadletter_retention_hours: the entry of long ago is purged, the new one kept",
+          len(listed) == 1 and listed[0].startswith("2,") and
+          "1 dead letters past deadletter_retention_hours purged, 1 kept" in open(d.log).read())
     d.stop()
     print(f"{passed} passed, {failed} failed")
     if not os.environ.get("KEEP"):
