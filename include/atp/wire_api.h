@@ -29,7 +29,8 @@ extern const atp_fb_table_rule atp_v1_atp_query_rule, atp_v1_position_atp_rule, 
 	atp_v1_reserve_reply_rule, atp_v1_release_request_rule, atp_v1_release_reply_rule,
 	atp_v1_scan_request_rule, atp_v1_subscribe_request_rule, atp_v1_delta_rule, atp_v1_snapshot_request_rule,
 	atp_v1_snapshot_reply_rule, atp_v1_redrive_request_rule, atp_v1_redrive_reply_rule, atp_v1_purge_request_rule,
-	atp_v1_purge_reply_rule;
+	atp_v1_purge_reply_rule, atp_v1_dead_letters_request_rule, atp_v1_dead_letter_rule,
+	atp_v1_dead_letters_reply_rule;
 
 /* The root table of msg verified by rule, or NULL with *rc an ATP_FB_E_* code. */
 static inline const uint8_t *atp_v1_verify(const void *msg, size_t msg_len, const atp_fb_table_rule *rule, int *rc)
@@ -158,6 +159,38 @@ ATP_V1_BOOL(purge_request_redriven_only, 2)
 static inline uint32_t atp_v1_purge_reply_purged(const uint8_t *t) { return atp_fb_get_u32(t, 0); }
 static inline uint32_t atp_v1_purge_reply_kept(const uint8_t *t) { return atp_fb_get_u32(t, 1); }
 
+#define ATP_V1_DEAD_LETTERS_MAX 500u         /* entries of one DeadLettersReply */
+#define ATP_V1_DEAD_LETTER_EVENT_MAX 4096u   /* bytes of a dead letter's event (ATP_DLQ_EVENT_MAX) */
+typedef struct atp_v1_dead_letters_query {
+	uint64_t after_id, since_ms;
+	uint32_t limit;
+	int32_t code;
+	atp_str source;
+} atp_v1_dead_letters_query;
+typedef struct atp_v1_dead_letter {
+	uint64_t id, arrival_ms, seq, redrive_seq;
+	int32_t code;
+	atp_str source, event_id;
+	const uint8_t *event;
+	uint32_t event_len;
+} atp_v1_dead_letter;
+ATP_V1_U64(dead_letters_request_after_id, 0)
+static inline uint32_t atp_v1_dead_letters_request_limit(const uint8_t *t) { return atp_fb_get_u32(t, 1); }
+ATP_V1_STRING(dead_letters_request_source, 2)
+static inline int32_t atp_v1_dead_letters_request_code(const uint8_t *t) { return (int32_t)atp_fb_get_u32(t, 3); }
+ATP_V1_U64(dead_letters_request_since_ms, 4)
+ATP_V1_TABLES(dead_letters_reply_entries, 0)
+ATP_V1_BOOL(dead_letters_reply_more, 1)
+/* A DeadLetter table read whole (strings and the event point into the message). */
+static inline atp_v1_dead_letter atp_v1_dead_letter_of(const uint8_t *t)
+{
+	atp_v1_dead_letter d = { .id = atp_fb_get_u64(t, 0), .arrival_ms = atp_fb_get_u64(t, 1), .seq = atp_fb_get_u64(t, 3),
+				 .redrive_seq = atp_fb_get_u64(t, 7), .code = (int32_t)atp_fb_get_u32(t, 5),
+				 .source = atp_v1_str(t, 2), .event_id = atp_v1_str(t, 4) };
+	d.event = atp_fb_get_vector(t, 6, &d.event_len);
+	return d;
+}
+
 enum atp_v1_delta_kind {
 	ATP_V1_DELTA_UPDATE = 0,
 	ATP_V1_DELTA_SNAPSHOT = 1,
@@ -243,6 +276,9 @@ atp_fb_ref atp_v1_build_redrive_reply(atp_fb_builder *b, const atp_v1_redrive_re
 atp_fb_ref atp_v1_build_purge_request(atp_fb_builder *b, const uint64_t *ids, uint32_t n, uint64_t before_ms,
 				      bool redriven_only);
 atp_fb_ref atp_v1_build_purge_reply(atp_fb_builder *b, uint32_t purged, uint32_t kept);
+atp_fb_ref atp_v1_build_dead_letters_request(atp_fb_builder *b, const atp_v1_dead_letters_query *q);
+atp_fb_ref atp_v1_build_dead_letter(atp_fb_builder *b, const atp_v1_dead_letter *d);
+atp_fb_ref atp_v1_build_dead_letters_reply(atp_fb_builder *b, const atp_fb_ref *entries, uint32_t n, bool more);
 /* refs may be NULL. */
 atp_fb_ref atp_v1_build_delta(atp_fb_builder *b, const atp_v1_delta *d, atp_v1_delta_refs *refs);
 

@@ -2,7 +2,8 @@
  * grpc_deadletters.c — Admin/Redrive and Admin/Purge: the dead-letter
  * store's operator calls (atp/deadletter.h, fbs/atp.fbs).
  *
- * Redrive, per entry: its event (or the corrected copy given in its
+ * DeadLetters lists the store's entries, a page at a time (after an id,
+ * filtered by source, code and arrival). Redrive, per entry: its event (or the corrected copy given in its
  * place), with source ATP_DLQ_SOURCE and that source's next seq, is
  * checked as any event; then the store records durably which seq and
  * shard it goes as (every entry of the call, one fdatasync), and only then
@@ -189,4 +190,40 @@ void grpc_method_purge(atp_grpc_server *g, call *c)
 	atp_fb_builder b;
 	atp_fb_builder_init(&b, g->scratch, SCRATCH_BYTES);
 	grpc_method_reply(g, c, &b, atp_v1_build_purge_reply(&b, (uint32_t)dropped, atp_dlq_count(q)));
+}
+
+void grpc_method_dead_letters(atp_grpc_server *g, call *c)
+{
+	atp_dlq *q = g->cfg.dlq;
+	const uint8_t *r = grpc_method_verify(g, c, &atp_v1_dead_letters_request_rule, "atp.v1.DeadLettersRequest");
+	if (!r)
+		return;
+	if (!q)
+		FAIL(g, c, G_FAILED_PRECONDITION, "no dead-letter store: no source has on_invalid = deadletter");
+	uint64_t after = atp_v1_dead_letters_request_after_id(r), since = atp_v1_dead_letters_request_since_ms(r);
+	uint32_t limit = atp_v1_dead_letters_request_limit(r);
+	int32_t code = atp_v1_dead_letters_request_code(r);
+	atp_str source = atp_v1_dead_letters_request_source(r);
+	if (limit == 0 || limit > ATP_V1_DEAD_LETTERS_MAX)
+		limit = ATP_V1_DEAD_LETTERS_MAX;
+	static atp_fb_ref refs[ATP_V1_DEAD_LETTERS_MAX];
+	atp_fb_builder b;
+	atp_fb_builder_init(&b, g->scratch, SCRATCH_BYTES);
+	uint32_t n = 0;
+	bool more = false;
+	for (uint32_t i = 0; i < atp_dlq_count(q); i++) {
+		const atp_dlq_entry *e = atp_dlq_at(q, i);
+		if (e->id <= after || e->arrival_ms < since || (code && e->code != code) ||
+		    (source.len && (e->source.len != source.len || memcmp(e->source.ptr, source.ptr, source.len) != 0)))
+			continue;
+		if (n == limit) {
+			more = true;
+			break;
+		}
+		atp_v1_dead_letter d = { .id = e->id, .arrival_ms = e->arrival_ms, .seq = e->seq, .redrive_seq = e->redrive_seq,
+					 .code = e->code, .source = e->source, .event_id = e->event_id, .event = e->event,
+					 .event_len = e->event_len };
+		refs[n++] = atp_v1_build_dead_letter(&b, &d);
+	}
+	grpc_method_reply(g, c, &b, atp_v1_build_dead_letters_reply(&b, refs, n, more));
 }

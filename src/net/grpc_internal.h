@@ -33,7 +33,7 @@ enum {
 };
 
 enum method { M_NONE, M_GET_ATP, M_GET_ATP_BATCH, M_RESERVE, M_RELEASE, M_SCAN, M_HEALTH, M_SUBSCRIBE, M_SNAPSHOT,
-	      M_REDRIVE, M_PURGE };
+	      M_REDRIVE, M_PURGE, M_DEAD_LETTERS };
 
 enum call_state {
 	CALL_FREE,
@@ -203,6 +203,7 @@ void grpc_method_reply(atp_grpc_server *g, call *c, atp_fb_builder *b, atp_fb_re
 /* Admin/Redrive and Admin/Purge (grpc_deadletters.c), and the completions of redriven events (source "@dlq"). */
 void grpc_method_redrive(atp_grpc_server *g, call *c);
 void grpc_method_purge(atp_grpc_server *g, call *c);
+void grpc_method_dead_letters(atp_grpc_server *g, call *c);
 void grpc_deadletters_on_done(atp_grpc_server *g, const atp_engine_done *d);
 /* Once per turn: Release rounds that must go again. */
 void grpc_method_after_turn(atp_grpc_server *g);

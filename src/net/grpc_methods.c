@@ -633,6 +633,9 @@ void grpc_method_dispatch(atp_grpc_server *g, call *c)
 	case M_PURGE:
 		grpc_method_purge(g, c);
 		break;
+	case M_DEAD_LETTERS:
+		grpc_method_dead_letters(g, c);
+		break;
 	default:
 		grpc_call_respond(g, c, G_UNIMPLEMENTED, "no such method");
 		break;

@@ -43,6 +43,11 @@ RULE(subscribe_request, NAMED_STRING(0, ATP_V1_CHANNEL_MAX, "channel"), SCALAR(1
 #define U64S(field, nm) { .id = field, .kind = ATP_FB_STRUCTS, .size = 8, .align = 8, .max = ATP_V1_LIST_MAX, .name = nm }
 RULE(redrive_request, U64S(0, "ids"), BYTES(1, ATP_V1_MESSAGE_MAX, "corrected"));
 RULE(redrive_reply, { .id = 0, .kind = ATP_FB_STRUCTS, .size = 16, .align = 8, .max = ATP_V1_LIST_MAX });
+RULE(dead_letters_request, NAMED_SCALAR(0, 8, "after_id"), NAMED_SCALAR(1, 4, "limit"),
+     NAMED_STRING(2, ATP_SOURCE_MAX, "source"), NAMED_SCALAR(3, 4, "code"), NAMED_SCALAR(4, 8, "since_ms"));
+RULE(dead_letter, SCALAR(0, 8), SCALAR(1, 8), STRING(2, ATP_SOURCE_MAX), SCALAR(3, 8), STRING(4, ATP_EVENT_KEY_MAX),
+     SCALAR(5, 4), BYTES(6, ATP_V1_DEAD_LETTER_EVENT_MAX, "event"), SCALAR(7, 8));
+RULE(dead_letters_reply, TABLES(0, atp_v1_dead_letter_rule), SCALAR(1, 1));
 RULE(purge_request, U64S(0, "ids"), NAMED_SCALAR(1, 8, "before_ms"), NAMED_SCALAR(2, 1, "redriven_only"));
 RULE(purge_reply, SCALAR(0, 4), SCALAR(1, 4));
 RULE(delta, STRING(0, ATP_V1_CHANNEL_MAX), SCALAR(1, 8), STRING(2, ATP_SKU_MAX), STRING(3, ATP_LOC_MAX),
@@ -356,5 +361,42 @@ atp_fb_ref atp_v1_build_purge_reply(atp_fb_builder *b, uint32_t purged, uint32_t
 	atp_fb_start_table(b);
 	atp_fb_add_u32(b, 0, purged, 0);
 	atp_fb_add_u32(b, 1, kept, 0);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_dead_letters_request(atp_fb_builder *b, const atp_v1_dead_letters_query *q)
+{
+	atp_fb_ref src = str(b, q->source);
+	atp_fb_start_table(b);
+	atp_fb_add_u64(b, 0, q->after_id, 0);
+	atp_fb_add_u64(b, 4, q->since_ms, 0);
+	atp_fb_add_offset(b, 2, src);
+	atp_fb_add_u32(b, 1, q->limit, 0);
+	atp_fb_add_u32(b, 3, (uint32_t)q->code, 0);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_dead_letter(atp_fb_builder *b, const atp_v1_dead_letter *d)
+{
+	atp_fb_ref src = str(b, d->source), id = str(b, d->event_id),
+		   ev = d->event_len ? atp_fb_create_vector(b, d->event, d->event_len, 1, 1) : 0;
+	atp_fb_start_table(b);
+	atp_fb_add_u64(b, 0, d->id, 0);
+	atp_fb_add_u64(b, 1, d->arrival_ms, 0);
+	atp_fb_add_u64(b, 3, d->seq, 0);
+	atp_fb_add_u64(b, 7, d->redrive_seq, 0);
+	atp_fb_add_offset(b, 2, src);
+	atp_fb_add_offset(b, 4, id);
+	atp_fb_add_offset(b, 6, ev);
+	atp_fb_add_u32(b, 5, (uint32_t)d->code, 0);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_dead_letters_reply(atp_fb_builder *b, const atp_fb_ref *entries, uint32_t n, bool more)
+{
+	atp_fb_ref vec = atp_fb_create_offset_vector(b, entries, n);
+	atp_fb_start_table(b);
+	atp_fb_add_offset(b, 0, vec);
+	atp_fb_add_u8(b, 1, more ? 1 : 0, 0);
 	return atp_fb_end_table(b);
 }

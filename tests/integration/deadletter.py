@@ -281,6 +281,10 @@ def main():
           "ATP_E_QTY" in shown and f",{qty_seq},RECEIPT,{row['sku']},{row['location']},0," in shown)
     check("... --reason and --source filter", len(dlq("list", data, "--reason", "TYPE").stdout.splitlines()) == 5 and
           len(dlq("list", data, "--source", "nobody").stdout.splitlines()) == 1)
+    remote = ["--grpc", f"127.0.0.1:{d.grpc}"]
+    check("from the running atpd (Admin/DeadLetters): the same list and the same entry",
+          dlq("list", *remote).stdout == listing.stdout and dlq("show", *remote, qty_id).stdout == shown and
+          dlq("list", *remote, "--reason", "TYPE").stdout == dlq("list", data, "--reason", "TYPE").stdout)
 
     # Redrive: the corrected copies (the day's own rows), once, under @dlq; then the table is the clean day's.
     subprocess.run([ATPCTL, "import", day, "--frozen-clock", "--positions", pos], check=True, capture_output=True)

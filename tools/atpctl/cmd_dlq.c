@@ -5,8 +5,9 @@
  *
  * list prints one CSV line per entry (filters: --source, --reason, --since);
  * show prints one entry whole and its event as a row of the event CSV
- * (header included), ready to be corrected. Those two read the store
- * offline and change nothing (also beside a running atpd).
+ * (header included), ready to be corrected. Given a data directory they
+ * read its store there, changing nothing (also beside a running atpd);
+ * without one they ask the running atpd (Admin/DeadLetters, page by page).
  *
  * redrive and purge ask a running atpd (Admin/Redrive, Admin/Purge over
  * gRPC): redrive IDs applies each entry's event, or with --corrected FILE
@@ -32,8 +33,8 @@
 #include <string.h>
 #include <strings.h>
 
-static const char usage[] = "usage: atpctl dlq list DIR [--source NAME] [--reason CODE] [--since TIME]\n"
-			    "       atpctl dlq show DIR ID\n"
+static const char usage[] = "usage: atpctl dlq list [DIR] [--grpc HOST:PORT] [--source NAME] [--reason CODE] [--since TIME]\n"
+			    "       atpctl dlq show [DIR] [--grpc HOST:PORT] ID\n"
 			    "       atpctl dlq redrive [--grpc HOST:PORT] ID... [--corrected FILE.csv]\n"
 			    "       atpctl dlq purge [--grpc HOST:PORT] (ID... | --before TIME) [--redriven]\n";
 
@@ -296,6 +297,78 @@ static int purge(const char *target, int argc, char **argv)
 	return 0;
 }
 
+typedef struct selection {
+	bool listing;
+	const char *source;
+	int reason;              /* 1: any */
+	uint64_t since, id;      /* id: show's */
+	uint32_t shown, total;
+} selection;
+
+static void take(selection *sel, const atp_dlq_entry *d)
+{
+	if (!sel->listing) {
+		if (d->id == sel->id) {
+			show(d);
+			sel->shown++;
+		}
+		return;
+	}
+	if ((sel->source && (strlen(sel->source) != d->source.len || memcmp(sel->source, d->source.ptr, d->source.len))) ||
+	    (sel->reason != 1 && d->code != sel->reason) || d->arrival_ms < sel->since)
+		return;
+	list_line(d);
+	sel->shown++;
+}
+
+/* The store of a data directory, read here. */
+static int from_dir(const char *dir, selection *sel)
+{
+	char path[PATH_MAX], err[PATH_MAX + 128];
+	snprintf(path, sizeof(path), "%s/deadletters", dir);
+	atp_dlq *q = atp_dlq_open(path, 0, true, err, sizeof(err));
+	if (!q) {
+		fprintf(stderr, "atpctl dlq: %s (no dead letters were ever stored here?)\n", err);
+		return -1;
+	}
+	for (uint32_t i = 0; i < atp_dlq_count(q); i++)
+		take(sel, atp_dlq_at(q, i));
+	sel->total = atp_dlq_count(q);
+	atp_dlq_close(q);
+	return 0;
+}
+
+/* A running atpd's store, a page at a time (Admin/DeadLetters). */
+static int from_atpd(const char *target, selection *sel)
+{
+	atp_v1_dead_letters_query want = { .after_id = sel->listing ? 0 : sel->id - 1, .limit = sel->listing ? 0 : 1,
+					   .since_ms = sel->since, .code = sel->reason == 1 ? 0 : sel->reason,
+					   .source = sel->source ? atp_str_of(sel->source, strlen(sel->source)) : (atp_str){ 0 } };
+	for (bool more = true; more;) {
+		atp_fb_builder b;
+		size_t len;
+		const uint8_t *r;
+		atp_fb_builder_init(&b, mem, sizeof(mem));
+		const uint8_t *q = atp_fb_finish(&b, atp_v1_build_dead_letters_request(&b, &want), NULL, &len);
+		uint8_t *reply = grpc_unary(target, "/atp.v1.Admin/DeadLetters", q, len, &atp_v1_dead_letters_reply_rule, &r);
+		if (!reply)
+			return -1;
+		uint32_t n = atp_v1_dead_letters_reply_entries_count(r);
+		for (uint32_t i = 0; i < n; i++) {
+			atp_v1_dead_letter d = atp_v1_dead_letter_of(atp_v1_dead_letters_reply_entries(r, i));
+			atp_dlq_entry e = { .id = d.id, .arrival_ms = d.arrival_ms, .seq = d.seq, .code = d.code, .source = d.source,
+					    .event_id = d.event_id, .event = d.event, .event_len = d.event_len,
+					    .redrive_seq = d.redrive_seq };
+			take(sel, &e);
+			want.after_id = d.id;
+		}
+		sel->total += n;
+		more = sel->listing && n && atp_v1_dead_letters_reply_more(r);
+		free(reply);
+	}
+	return 0;
+}
+
 int cmd_dlq(int argc, char **argv)
 {
 	const char *target = grpc_target(&argc, argv);
@@ -303,68 +376,49 @@ int cmd_dlq(int argc, char **argv)
 		return redrive(target, argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "purge") == 0)
 		return purge(target, argc, argv);
-	if (argc < 3 || (strcmp(argv[1], "list") != 0 && strcmp(argv[1], "show") != 0)) {
+	if (argc < 2 || (strcmp(argv[1], "list") != 0 && strcmp(argv[1], "show") != 0)) {
 		fputs(usage, stderr);
 		return 2;
 	}
-	bool listing = strcmp(argv[1], "list") == 0;
-	const char *dir = argv[2], *source = NULL;
-	int reason = 1;
-	uint64_t since = 0, id = 0;
-	for (int i = 3; i < argc; i++) {
+	selection sel = { .listing = strcmp(argv[1], "list") == 0, .reason = 1 };
+	const char *pos[2] = { 0 };
+	int n_pos = 0;
+	for (int i = 2; i < argc; i++) {
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (listing && strcmp(o, "--source") == 0 && v) {
-			source = argv[++i];
-		} else if (listing && strcmp(o, "--reason") == 0 && v) {
-			if ((reason = code_named(argv[++i])) == 1) {
+		if (sel.listing && strcmp(o, "--source") == 0 && v) {
+			sel.source = argv[++i];
+		} else if (sel.listing && strcmp(o, "--reason") == 0 && v) {
+			if ((sel.reason = code_named(argv[++i])) == 1) {
 				fprintf(stderr, "atpctl dlq: --reason %s: not a status (ATP_E_QTY, QTY, ...)\n", v);
 				return 2;
 			}
-		} else if (listing && strcmp(o, "--since") == 0 && v) {
-			if (!parse_time_ms(argv[++i], &since)) {
+		} else if (sel.listing && strcmp(o, "--since") == 0 && v) {
+			if (!parse_time_ms(argv[++i], &sel.since)) {
 				fprintf(stderr, "atpctl dlq: --since %s: not a time (2026-12-06T14:02:00Z or ms)\n", v);
 				return 2;
 			}
-		} else if (!listing && !id && o[0] != '-') {
-			id = opt_u64("ID", o, 1, UINT64_MAX);
+		} else if (o[0] != '-' && n_pos < 2) {
+			pos[n_pos++] = o;
 		} else {
 			fputs(usage, stderr);
 			return 2;
 		}
 	}
-	if (!listing && !id) {
+	/* list [DIR], show [DIR] ID: without DIR, the running atpd's store. */
+	const char *dir = n_pos == (sel.listing ? 1 : 2) ? pos[0] : NULL;
+	if (n_pos > (sel.listing ? 1 : 2) || (!sel.listing && n_pos == 0)) {
 		fputs(usage, stderr);
 		return 2;
 	}
-	char path[PATH_MAX], err[PATH_MAX + 128];
-	snprintf(path, sizeof(path), "%s/deadletters", dir);
-	atp_dlq *q = atp_dlq_open(path, 0, true, err, sizeof(err));
-	if (!q) {
-		fprintf(stderr, "atpctl dlq: %s (no dead letters were ever stored here?)\n", err);
-		return 1;
-	}
-	uint32_t shown = 0;
-	if (listing)
+	if (!sel.listing)
+		sel.id = opt_u64("ID", pos[n_pos - 1], 1, UINT64_MAX);
+	if (sel.listing)
 		puts("id,arrived,source,seq,event_id,reason,type,sku,location,qty");
-	for (uint32_t i = 0; i < atp_dlq_count(q); i++) {
-		const atp_dlq_entry *d = atp_dlq_at(q, i);
-		if (!listing) {
-			if (d->id == id) {
-				show(d);
-				shown++;
-			}
-			continue;
-		}
-		if ((source && (strlen(source) != d->source.len || memcmp(source, d->source.ptr, d->source.len) != 0)) ||
-		    (reason != 1 && d->code != reason) || d->arrival_ms < since)
-			continue;
-		list_line(d);
-		shown++;
-	}
-	if (listing)
-		fprintf(stderr, "atpctl dlq: %u of %u entries\n", shown, atp_dlq_count(q));
-	else if (!shown)
-		fprintf(stderr, "atpctl dlq: no entry %" PRIu64 " (%u entries)\n", id, atp_dlq_count(q));
-	atp_dlq_close(q);
-	return listing || shown ? 0 : 1;
+	if ((dir ? from_dir(dir, &sel) : from_atpd(target, &sel)) < 0)
+		return 1;
+	if (sel.listing)
+		fprintf(stderr, "atpctl dlq: %u entries%s\n", sel.shown, dir ? "" : " (from atpd)");
+	else if (!sel.shown)
+		fprintf(stderr, "atpctl dlq: no entry %" PRIu64 "\n", sel.id);
+	return sel.listing || sel.shown ? 0 : 1;
 }
