@@ -84,6 +84,8 @@ typedef struct atp_grpc_config {
 	void (*ask_snapshot)(void *ctx);
 	void *admin_ctx;
 	struct atp_dlq *dlq;         /* Admin/Redrive and Admin/Purge work on it; NULL: FAILED_PRECONDITION */
+	const char *data_dir;        /* Admin/History replays it; NULL: FAILED_PRECONDITION */
+	atp_core_config core;        /* ... with the shards' capacities */
 } atp_grpc_config;
 
 /* 127.0.0.1:7401, 1024 connections, 128 streams, 4096 calls, 4 MiB, 16 KiB, 256 lines, 4 scans, 600 s, 30 s. */
@@ -109,7 +111,7 @@ void atp_grpc_server_shutdown(atp_grpc_server *g);
  */
 void atp_grpc_server_snapshot_done(atp_grpc_server *g, int rc, uint64_t millis);
 
-#define ATP_GRPC_METHODS 12          /* "unknown" (no such method, or refused before its headers), then the methods */
+#define ATP_GRPC_METHODS 13          /* "unknown" (no such method, or refused before its headers), then the methods */
 #define ATP_GRPC_STATUSES 17         /* gRPC status codes 0 (OK) .. 16 */
 #define ATP_GRPC_LATENCY_BUCKETS 24  /* bucket b: answered within 2^b us of the call's headers (b = 23: or later) */
 

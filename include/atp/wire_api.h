@@ -30,7 +30,7 @@ extern const atp_fb_table_rule atp_v1_atp_query_rule, atp_v1_position_atp_rule, 
 	atp_v1_scan_request_rule, atp_v1_subscribe_request_rule, atp_v1_delta_rule, atp_v1_snapshot_request_rule,
 	atp_v1_snapshot_reply_rule, atp_v1_redrive_request_rule, atp_v1_redrive_reply_rule, atp_v1_purge_request_rule,
 	atp_v1_purge_reply_rule, atp_v1_dead_letters_request_rule, atp_v1_dead_letter_rule,
-	atp_v1_dead_letters_reply_rule;
+	atp_v1_dead_letters_reply_rule, atp_v1_history_request_rule, atp_v1_history_reply_rule;
 
 /* The root table of msg verified by rule, or NULL with *rc an ATP_FB_E_* code. */
 static inline const uint8_t *atp_v1_verify(const void *msg, size_t msg_len, const atp_fb_table_rule *rule, int *rc)
@@ -191,6 +191,15 @@ static inline atp_v1_dead_letter atp_v1_dead_letter_of(const uint8_t *t)
 	return d;
 }
 
+ATP_V1_STRING(history_request_sku, 0)
+ATP_V1_STRING(history_request_location, 1)
+ATP_V1_U64(history_request_since_ms, 2)
+static inline const uint8_t *atp_v1_history_reply_csv(const uint8_t *t, uint32_t *n)
+{
+	return atp_fb_get_vector(t, 0, n);
+}
+ATP_V1_BOOL(history_reply_truncated, 1)
+
 enum atp_v1_delta_kind {
 	ATP_V1_DELTA_UPDATE = 0,
 	ATP_V1_DELTA_SNAPSHOT = 1,
@@ -278,6 +287,8 @@ atp_fb_ref atp_v1_build_purge_request(atp_fb_builder *b, const uint64_t *ids, ui
 atp_fb_ref atp_v1_build_purge_reply(atp_fb_builder *b, uint32_t purged, uint32_t kept);
 atp_fb_ref atp_v1_build_dead_letters_request(atp_fb_builder *b, const atp_v1_dead_letters_query *q);
 atp_fb_ref atp_v1_build_dead_letter(atp_fb_builder *b, const atp_v1_dead_letter *d);
+atp_fb_ref atp_v1_build_history_request(atp_fb_builder *b, atp_str sku, atp_str location, uint64_t since_ms);
+atp_fb_ref atp_v1_build_history_reply(atp_fb_builder *b, const uint8_t *csv, uint32_t len, bool truncated);
 atp_fb_ref atp_v1_build_dead_letters_reply(atp_fb_builder *b, const atp_fb_ref *entries, uint32_t n, bool more);
 /* refs may be NULL. */
 atp_fb_ref atp_v1_build_delta(atp_fb_builder *b, const atp_v1_delta *d, atp_v1_delta_refs *refs);

@@ -335,6 +335,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	s.grpc.dlq = dlq;
+	s.grpc.data_dir = data;
+	s.grpc.core = s.engine.core;
 	s.grpc.hub = hub;
 	s.grpc.ask_snapshot = ask_snapshot;
 	atp_loop *loop = NULL;

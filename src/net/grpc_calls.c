@@ -216,7 +216,7 @@ static int send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8
 /* The reply's status and latency, by method. */
 static void count_reply(atp_grpc_server *g, const call *c, int status)
 {
-	_Static_assert(M_DEAD_LETTERS + 1 == ATP_GRPC_METHODS, "one row per method");
+	_Static_assert(M_HISTORY + 1 == ATP_GRPC_METHODS, "one row per method");
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - c->start_ns;
@@ -237,7 +237,7 @@ const char *atp_grpc_method_name(unsigned m)
 		[M_RESERVE] = "Reserve", [M_RELEASE] = "Release", [M_SCAN] = "Scan",
 		[M_HEALTH] = "Health.Check", [M_SUBSCRIBE] = "Subscribe", [M_SNAPSHOT] = "Admin.Snapshot",
 		[M_REDRIVE] = "Admin.Redrive", [M_PURGE] = "Admin.Purge",
-		[M_DEAD_LETTERS] = "Admin.DeadLetters",
+		[M_DEAD_LETTERS] = "Admin.DeadLetters", [M_HISTORY] = "Admin.History",
 	};
 	return m < ATP_GRPC_METHODS ? names[m] : "?";
 }
@@ -336,7 +336,7 @@ static uint8_t method_of(const uint8_t *p, size_t n)
 		{ "/atp.v1.Atp/Scan", M_SCAN },        { "/grpc.health.v1.Health/Check", M_HEALTH },
 		{ "/atp.v1.Atp/Subscribe", M_SUBSCRIBE }, { "/atp.v1.Admin/Snapshot", M_SNAPSHOT },
 		{ "/atp.v1.Admin/Redrive", M_REDRIVE }, { "/atp.v1.Admin/Purge", M_PURGE },
-		{ "/atp.v1.Admin/DeadLetters", M_DEAD_LETTERS },
+		{ "/atp.v1.Admin/DeadLetters", M_DEAD_LETTERS }, { "/atp.v1.Admin/History", M_HISTORY },
 	};
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
 		if (equals(p, n, paths[i].path))

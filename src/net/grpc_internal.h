@@ -33,7 +33,7 @@ enum {
 };
 
 enum method { M_NONE, M_GET_ATP, M_GET_ATP_BATCH, M_RESERVE, M_RELEASE, M_SCAN, M_HEALTH, M_SUBSCRIBE, M_SNAPSHOT,
-	      M_REDRIVE, M_PURGE, M_DEAD_LETTERS };
+	      M_REDRIVE, M_PURGE, M_DEAD_LETTERS, M_HISTORY };
 
 enum call_state {
 	CALL_FREE,
@@ -119,6 +119,8 @@ typedef struct pending {
 	uint32_t index;            /* the line (Reserve) or the shard (Release) */
 } pending;
 
+typedef struct grpc_history_job grpc_history_job;
+
 /* A dead letter's redrive in flight (grpc_deadletters.c): seq of "@dlq" -> entry id; seq 0: free. */
 #define REDRIVING_MAX 1024u
 typedef struct grpc_redrive {
@@ -151,6 +153,7 @@ struct atp_grpc_server {
 	uint32_t n_dirty;
 	uint8_t *scratch;          /* the FlatBuffers builder's memory: one reply */
 	grpc_redrive redriving[REDRIVING_MAX]; /* dead letters redriven, not yet completed: by seq of "@dlq" */
+	grpc_history_job *history;   /* the Admin/History running, NULL: none */
 	atp_engine_position *positions;  /* ATP_V1_LIST_MAX: one query's positions */
 	bool release_again;        /* some Release has a shard with open lines left */
 	nghttp2_session_callbacks *cbs;
@@ -204,6 +207,9 @@ void grpc_method_reply(atp_grpc_server *g, call *c, atp_fb_builder *b, atp_fb_re
 void grpc_method_redrive(atp_grpc_server *g, call *c);
 void grpc_method_purge(atp_grpc_server *g, call *c);
 void grpc_method_dead_letters(atp_grpc_server *g, call *c);
+/* Admin/History (grpc_history.c): the replay runs in a thread; poll answers the call once it is done (wait: join it). */
+void grpc_method_history(atp_grpc_server *g, call *c);
+void grpc_history_poll(atp_grpc_server *g, bool wait);
 void grpc_deadletters_on_done(atp_grpc_server *g, const atp_engine_done *d);
 /* Once per turn: Release rounds that must go again. */
 void grpc_method_after_turn(atp_grpc_server *g);

@@ -464,6 +464,7 @@ void grpc_method_on_done(atp_grpc_server *g, const atp_engine_done *d)
 
 void grpc_method_after_turn(atp_grpc_server *g)
 {
+	grpc_history_poll(g, false);
 	if (!g->release_again)
 		return;
 	g->release_again = false;
@@ -635,6 +636,9 @@ void grpc_method_dispatch(atp_grpc_server *g, call *c)
 		break;
 	case M_DEAD_LETTERS:
 		grpc_method_dead_letters(g, c);
+		break;
+	case M_HISTORY:
+		grpc_method_history(g, c);
 		break;
 	default:
 		grpc_call_respond(g, c, G_UNIMPLEMENTED, "no such method");

@@ -468,6 +468,7 @@ void atp_grpc_server_stats(const atp_grpc_server *g, atp_grpc_stats *out)
 
 void atp_grpc_server_shutdown(atp_grpc_server *g)
 {
+	grpc_history_poll(g, true); /* a History running: its thread is joined and its call answered */
 	g->draining = true;
 	shutdown(g->listen_fd, SHUT_RDWR);
 	close(g->listen_fd);

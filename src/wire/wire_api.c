@@ -48,6 +48,9 @@ RULE(dead_letters_request, NAMED_SCALAR(0, 8, "after_id"), NAMED_SCALAR(1, 4, "l
 RULE(dead_letter, SCALAR(0, 8), SCALAR(1, 8), STRING(2, ATP_SOURCE_MAX), SCALAR(3, 8), STRING(4, ATP_EVENT_KEY_MAX),
      SCALAR(5, 4), BYTES(6, ATP_V1_DEAD_LETTER_EVENT_MAX, "event"), SCALAR(7, 8));
 RULE(dead_letters_reply, TABLES(0, atp_v1_dead_letter_rule), SCALAR(1, 1));
+RULE(history_request, NAMED_STRING(0, ATP_SKU_MAX, "sku"), NAMED_STRING(1, ATP_LOC_MAX, "location"),
+     NAMED_SCALAR(2, 8, "since_ms"));
+RULE(history_reply, BYTES(0, ATP_V1_MESSAGE_MAX, "csv"), SCALAR(1, 1));
 RULE(purge_request, U64S(0, "ids"), NAMED_SCALAR(1, 8, "before_ms"), NAMED_SCALAR(2, 1, "redriven_only"));
 RULE(purge_reply, SCALAR(0, 4), SCALAR(1, 4));
 RULE(delta, STRING(0, ATP_V1_CHANNEL_MAX), SCALAR(1, 8), STRING(2, ATP_SKU_MAX), STRING(3, ATP_LOC_MAX),
@@ -398,5 +401,24 @@ atp_fb_ref atp_v1_build_dead_letters_reply(atp_fb_builder *b, const atp_fb_ref *
 	atp_fb_start_table(b);
 	atp_fb_add_offset(b, 0, vec);
 	atp_fb_add_u8(b, 1, more ? 1 : 0, 0);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_history_request(atp_fb_builder *b, atp_str sku, atp_str location, uint64_t since_ms)
+{
+	atp_fb_ref s = str(b, sku), l = str(b, location);
+	atp_fb_start_table(b);
+	atp_fb_add_u64(b, 2, since_ms, 0);
+	atp_fb_add_offset(b, 0, s);
+	atp_fb_add_offset(b, 1, l);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_history_reply(atp_fb_builder *b, const uint8_t *csv, uint32_t len, bool truncated)
+{
+	atp_fb_ref v = atp_fb_create_vector(b, csv, len, 1, 1);
+	atp_fb_start_table(b);
+	atp_fb_add_offset(b, 0, v);
+	atp_fb_add_u8(b, 1, truncated ? 1 : 0, 0);
 	return atp_fb_end_table(b);
 }

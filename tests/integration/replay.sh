@@ -11,7 +11,8 @@
 #  - history of a SKU lists every event of that SKU (the file's rows less
 #    the duplicates), the lapse, and ends with the position as exported;
 #  - atpd with wal_retention_hours keeps the WAL that replay needs across
-#    snapshots, atpd without it trims it.
+#    snapshots, atpd without it trims it; and a running atpd's
+#    Admin/History gives the same CSV as history of its directory.
 # Usage: replay.sh ATPD ATPCTL
 set -euo pipefail
 atpd=$1
@@ -119,10 +120,18 @@ run_daemon() { # run_daemon DATA RETENTION_HOURS: a day sent, three snapshots, s
 		"$atpctl" send --tcp "127.0.0.1:$tcp" "$tmp/part.csv" >/dev/null 2>&1
 		"$atpctl" snapshot --grpc "127.0.0.1:$grpc" >/dev/null
 	done
+	# Admin/History: the running atpd computes the same CSV from its files.
+	"$atpctl" history --grpc "127.0.0.1:$grpc" SKU-000003 >"$tmp/remote-history.csv" 2>/dev/null
+	"$atpctl" history "$1" SKU-000003 >"$tmp/local-history.csv" 2>/dev/null
+	"$atpctl" history --grpc "127.0.0.1:$grpc" SKU-000003 DC01 --since 1 >"$tmp/remote-dc01.csv" 2>/dev/null
+	"$atpctl" history "$1" SKU-000003 DC01 --since 1 >"$tmp/local-dc01.csv" 2>/dev/null
 	kill -TERM "$daemon"
 	wait "$daemon"
 }
 run_daemon "$tmp/kept" 24
+check "history from the running atpd (Admin/History) equals history of its directory ($(wc -l <"$tmp/local-history.csv") lines)" \
+	bash -c "test \$(wc -l <'$tmp/local-history.csv') -gt 10 && cmp -s '$tmp/remote-history.csv' '$tmp/local-history.csv' &&
+		cmp -s '$tmp/remote-dc01.csv' '$tmp/local-dc01.csv'"
 run_daemon "$tmp/trimmed" 0
 check "with wal_retention_hours = 24 the WAL from lsn 1 stays" \
 	"$atpctl" replay "$tmp/kept" --until lsn:1000 --positions /dev/null 2>/dev/null

@@ -16,7 +16,7 @@
  * the entries named, or those arrived before a time.
  */
 #include "atpctl.h"
-#include "shard_replay.h"
+#include "atp/replay.h"
 
 #include "csv_events.h"
 
@@ -72,7 +72,7 @@ static void list_line(const atp_dlq_entry *d)
 	char when[40];
 	atp_event ev;
 	atp_wire_event_time t;
-	format_time_ms(d->arrival_ms, when, sizeof(when));
+	atp_format_time_ms(d->arrival_ms, when, sizeof(when));
 	printf("%" PRIu64 ",%s,", d->id, when);
 	field(d->source);
 	printf(",%" PRIu64 ",", d->seq);
@@ -95,7 +95,7 @@ static void show(const atp_dlq_entry *d)
 	char when[40];
 	atp_event ev;
 	atp_wire_event_time t;
-	format_time_ms(d->arrival_ms, when, sizeof(when));
+	atp_format_time_ms(d->arrival_ms, when, sizeof(when));
 	printf("dead letter %" PRIu64 ", arrived %s\nsource ", d->id, when);
 	field(d->source);
 	printf(", seq %" PRIu64 ", event id ", d->seq);
@@ -263,7 +263,7 @@ static int purge(const char *target, int argc, char **argv)
 	uint32_t n = 0;
 	for (int i = 2; i < argc;) {
 		if (strcmp(argv[i], "--before") == 0 && i + 1 < argc) {
-			if (!parse_time_ms(argv[i + 1], &before)) {
+			if (!atp_parse_time_ms(argv[i + 1], &before)) {
 				fprintf(stderr, "atpctl dlq: --before %s: not a time (2026-12-06T14:02:00Z or ms)\n", argv[i + 1]);
 				return 2;
 			}
@@ -393,7 +393,7 @@ int cmd_dlq(int argc, char **argv)
 				return 2;
 			}
 		} else if (sel.listing && strcmp(o, "--since") == 0 && v) {
-			if (!parse_time_ms(argv[++i], &sel.since)) {
+			if (!atp_parse_time_ms(argv[++i], &sel.since)) {
 				fprintf(stderr, "atpctl dlq: --since %s: not a time (2026-12-06T14:02:00Z or ms)\n", v);
 				return 2;
 			}

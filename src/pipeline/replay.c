@@ -1,6 +1,6 @@
-/* shard_replay.c — one shard of a data directory rebuilt offline (see shard_replay.h). */
+/* atp_replay.c — one shard of a data directory rebuilt offline (see atp_replay.h). */
 #define _GNU_SOURCE /* timegm */
-#include "shard_replay.h"
+#include "atp/replay.h"
 
 #include "atp/engine.h"
 #include "atp/snapshot.h"
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-bool parse_time_ms(const char *s, uint64_t *ms)
+bool atp_parse_time_ms(const char *s, uint64_t *ms)
 {
 	size_t n = strlen(s);
 	if (n && strspn(s, "0123456789") == n) {
@@ -51,7 +51,7 @@ bool parse_time_ms(const char *s, uint64_t *ms)
 	return true;
 }
 
-void format_time_ms(uint64_t ms, char *out, size_t n)
+void atp_format_time_ms(uint64_t ms, char *out, size_t n)
 {
 	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
@@ -70,7 +70,7 @@ typedef struct start {
  * snapshot the WAL continues and the cut allows (the newest, or with
  * r->earliest the oldest), else an empty state if the WAL begins at 1.
  */
-static int choose_start(const shard_replay *r, const char *sdir, uint64_t wal_first, start *out, char *err,
+static int choose_start(const atp_replay *r, const char *sdir, uint64_t wal_first, start *out, char *err,
 			size_t errlen)
 {
 	bool empty_ok = wal_first <= 1;
@@ -117,7 +117,7 @@ static int choose_start(const shard_replay *r, const char *sdir, uint64_t wal_fi
 		return 0;
 	}
 	char when[40];
-	format_time_ms(oldest_ms, when, sizeof(when));
+	atp_format_time_ms(oldest_ms, when, sizeof(when));
 	if (oldest == UINT64_MAX)
 		snprintf(err, errlen, "shard %u: no usable snapshot and the WAL begins at lsn %" PRIu64, r->shard, wal_first);
 	else
@@ -129,7 +129,7 @@ static int choose_start(const shard_replay *r, const char *sdir, uint64_t wal_fi
 }
 
 typedef struct scan {
-	shard_replay *r;
+	atp_replay *r;
 	uint64_t lsn;
 	const atp_record *rec;
 	bool stopped;       /* by the cut */
@@ -146,7 +146,7 @@ static void expired(void *ctx, const atp_delta *d, size_t n)
 static int step(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
 {
 	scan *s = ctx;
-	shard_replay *r = s->r;
+	atp_replay *r = s->r;
 	atp_record rec;
 	if (!p)
 		return 0;
@@ -176,7 +176,7 @@ static int step(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
 	return 0;
 }
 
-int shard_replay_run(shard_replay *r, char *err, size_t errlen)
+int atp_replay_run(atp_replay *r, char *err, size_t errlen)
 {
 	char sdir[PATH_MAX], why[PATH_MAX + 512];
 	atp_wal_scan_info wi;

@@ -1,5 +1,5 @@
 /*
- * shard_replay.h — one shard of a data directory rebuilt offline, as of
+ * atp_replay.h — one shard of a data directory rebuilt offline, as of
  * any moment the directory retains (atpctl replay, atpctl history).
  *
  * A replay starts from a snapshot the shard's WAL continues (or from an
@@ -11,8 +11,8 @@
  * and changes nothing, so it may run beside a live atpd. A cut older than
  * what the directory retains is an error naming what it does retain.
  */
-#ifndef ATPCTL_SHARD_REPLAY_H
-#define ATPCTL_SHARD_REPLAY_H
+#ifndef ATP_REPLAY_H
+#define ATP_REPLAY_H
 
 #include "atp/core.h"
 #include "atp/record.h"
@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct shard_replay {
+typedef struct atp_replay {
 	/* In. */
 	const char *dir;            /* the data directory */
 	uint32_t shard;
@@ -45,14 +45,14 @@ typedef struct shard_replay {
 	uint64_t last_ms;           /* its time (the snapshot's without records) */
 	uint64_t records;
 	uint64_t wal_last_lsn;      /* what the WAL holds */
-} shard_replay;
+} atp_replay;
 
 /* 0, or -1 with a message in err. */
-int shard_replay_run(shard_replay *r, char *err, size_t errlen);
+int atp_replay_run(atp_replay *r, char *err, size_t errlen);
 
 /* "2026-12-06T14:02:00Z", "...T14:02:00.250Z" (UTC) or milliseconds since the epoch; false when neither. */
-bool parse_time_ms(const char *s, uint64_t *ms);
+bool atp_parse_time_ms(const char *s, uint64_t *ms);
 /* ms since the epoch as "2026-12-06T14:02:00.250Z" into out (at least 32 bytes). */
-void format_time_ms(uint64_t ms, char *out, size_t n);
+void atp_format_time_ms(uint64_t ms, char *out, size_t n);
 
 #endif
