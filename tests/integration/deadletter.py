@@ -19,6 +19,7 @@ too, with a log line; purging what was redriven empties the store.
 
 Usage: deadletter.py ATPD ATPCTL
 """
+import atexit
 import csv
 import os
 import re
@@ -169,6 +170,7 @@ class Daemon:
         self.log = os.path.join(tmp, f"atpd-{len(os.listdir(tmp))}.log")
         self.logf = open(self.log, "w")
         self.proc = subprocess.Popen(args, stderr=self.logf)
+        atexit.register(lambda p=self.proc: p.poll() is None and p.kill())  # no daemon outlives the test
         for _ in range(400):
             text = open(self.log).read()
             if "atpd: serving" in text:
