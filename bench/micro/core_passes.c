@@ -6,8 +6,9 @@
  * batch's time before it. Pass after pass over the pre-generated events on
  * one core (each pass made fresh as the benchmark does, outside the timing);
  * prints ns/event of each pass and the median. A second view of the same
- * code outside Google Benchmark's binary (bench/README.md tells why the
- * two once differed); the target is measured by bench_micro.
+ * code outside Google Benchmark's binary (they once differed by the
+ * allocator's placement of the line array: bench/README.md, "What was
+ * learned"); the target is measured by bench_micro.
  * Usage: bench_core_passes [PASSES]   (default 7)
  * The timed work of a batch is run_batch(), never inlined, so that
  * callgrind can count it alone (--toggle-collect='run_batch*'; see
