@@ -278,6 +278,9 @@ def main():
     check("each was refused with its code (and its seq consumed)", sorted(refused) == want)
     check("the table equals import of the day without them", d.export() == reference)
     check("atpd_deadletters_total counts 20", d.metric("atpd_deadletters_total") == 20)
+    status = subprocess.run([ATPCTL, "status", "--metrics", f"127.0.0.1:{d.metrics}", "--interval-ms", "100"],
+                            capture_output=True, text=True, timeout=60).stdout
+    check("atpctl status shows them", "dead letters: 20 held of 20 (20 since start; 0 refused with the store full)" in status)
     listing = dlq("list", data)
     lines = listing.stdout.splitlines()[1:]
     stored = sorted((int(l.split(",")[3]), l.split(",")[5]) for l in lines)

@@ -233,6 +233,11 @@ static void print_text(const char *addr, const scrape *a, const scrape *b, doubl
 	double lines = get(b, "atpd_reservation_lines_used", ""), lines_cap = get(b, "atpd_reservation_lines_capacity", "");
 	printf("capacity: positions %.0f of %.0f (%.1f%%), reservation lines %.0f of %.0f (%.1f%%), %.0f open\n", pos,
 	       pos_cap, pct(pos, pos_cap), lines, lines_cap, pct(lines, lines_cap), get(b, "atpd_reservation_lines_open", ""));
+	double dl = get(b, "atpd_deadletter_entries", "");
+	if (!isnan(dl)) /* a dead-letter store: what waits for a person */
+		printf("dead letters: %.0f held of %.0f (%.0f since start; %.0f refused with the store full)\n", dl,
+		       get(b, "atpd_deadletter_capacity", ""), get(b, "atpd_deadletters_total", ""),
+		       get(b, "atpd_deadletters_refused_total", ""));
 	double sc = get(b, "atpd_stream_connections", ""), gc = get(b, "atpd_grpc_connections", "");
 	printf("connections: event stream %.0f, gRPC %.0f (%.0f calls/s now, %.0f calls and %.0f errors since start)\n",
 	       isnan(sc) ? 0 : sc, isnan(gc) ? 0 : gc, isnan(call_rate) ? 0 : call_rate, isnan(calls) ? 0 : calls,
@@ -271,7 +276,8 @@ static void print_json(const scrape *a, const scrape *b, double dt)
 		"atpd_wal_bytes_total", "atpd_wal_segments", "atpd_snapshot_age_seconds", "atpd_positions",
 		"atpd_positions_capacity", "atpd_reservation_lines_used", "atpd_reservation_lines_capacity",
 		"atpd_reservation_lines_open", "atpd_stream_connections", "atpd_grpc_connections", "atpd_recovered_records",
-		"atpd_recovery_seconds",
+		"atpd_recovery_seconds", "atpd_deadletter_entries", "atpd_deadletter_capacity", "atpd_deadletters_total",
+		"atpd_deadletters_refused_total",
 	};
 	printf("{\"events_per_second\": %.1f", (get(b, "atpd_engine_events_total", "") - get(a, "atpd_engine_events_total", "")) / dt);
 	double p99 = quantile(a, b, "atpd_fsync_seconds", 0.99);
