@@ -47,6 +47,17 @@ void grpc_deadletters_on_done(atp_grpc_server *g, const atp_engine_done *d)
 		atp_log(ATP_LOG_ERROR, "Admin/Redrive: the dead-letter store cannot record it (%s)", "a write failed");
 }
 
+/* The request verified, on a server with a dead-letter store; NULL after answering the call. */
+static const uint8_t *store_request(atp_grpc_server *g, call *c, const atp_fb_table_rule *rule, const char *what)
+{
+	const uint8_t *r = grpc_method_verify(g, c, rule, what);
+	if (r && !g->cfg.dlq) {
+		grpc_call_respond(g, c, G_FAILED_PRECONDITION, "no dead-letter store: no source has on_invalid = deadletter");
+		return NULL;
+	}
+	return r;
+}
+
 typedef struct todo {
 	uint64_t id;
 	atp_event ev;
@@ -55,11 +66,9 @@ typedef struct todo {
 void grpc_method_redrive(atp_grpc_server *g, call *c)
 {
 	atp_dlq *q = g->cfg.dlq;
-	const uint8_t *r = grpc_method_verify(g, c, &atp_v1_redrive_request_rule, "atp.v1.RedriveRequest");
+	const uint8_t *r = store_request(g, c, &atp_v1_redrive_request_rule, "atp.v1.RedriveRequest");
 	if (!r)
 		return;
-	if (!q)
-		FAIL(g, c, G_FAILED_PRECONDITION, "no dead-letter store: no source has on_invalid = deadletter");
 	uint32_t n, fix_len;
 	const uint64_t *ids = atp_v1_redrive_request_ids(r, &n);
 	const uint8_t *fix = atp_v1_redrive_request_corrected(r, &fix_len);
@@ -170,11 +179,9 @@ static bool chosen(void *ctx, const atp_dlq_entry *e)
 void grpc_method_purge(atp_grpc_server *g, call *c)
 {
 	atp_dlq *q = g->cfg.dlq;
-	const uint8_t *r = grpc_method_verify(g, c, &atp_v1_purge_request_rule, "atp.v1.PurgeRequest");
+	const uint8_t *r = store_request(g, c, &atp_v1_purge_request_rule, "atp.v1.PurgeRequest");
 	if (!r)
 		return;
-	if (!q)
-		FAIL(g, c, G_FAILED_PRECONDITION, "no dead-letter store: no source has on_invalid = deadletter");
 	purge_ctx p = { .before_ms = atp_v1_purge_request_before_ms(r),
 			.redriven_only = atp_v1_purge_request_redriven_only(r) };
 	p.ids = atp_v1_purge_request_ids(r, &p.n);
@@ -195,11 +202,9 @@ void grpc_method_purge(atp_grpc_server *g, call *c)
 void grpc_method_dead_letters(atp_grpc_server *g, call *c)
 {
 	atp_dlq *q = g->cfg.dlq;
-	const uint8_t *r = grpc_method_verify(g, c, &atp_v1_dead_letters_request_rule, "atp.v1.DeadLettersRequest");
+	const uint8_t *r = store_request(g, c, &atp_v1_dead_letters_request_rule, "atp.v1.DeadLettersRequest");
 	if (!r)
 		return;
-	if (!q)
-		FAIL(g, c, G_FAILED_PRECONDITION, "no dead-letter store: no source has on_invalid = deadletter");
 	uint64_t after = atp_v1_dead_letters_request_after_id(r), since = atp_v1_dead_letters_request_since_ms(r);
 	uint32_t limit = atp_v1_dead_letters_request_limit(r);
 	int32_t code = atp_v1_dead_letters_request_code(r);

@@ -337,20 +337,33 @@ static int map_valid(const char *path, const uint8_t **m, size_t *size)
 	return 0;
 }
 
+/*
+ * The snapshot file at path mapped (*m, *size) with the LSN its name
+ * carries: 0; -1 when the name is not a snapshot's, 1 when the file is
+ * not whole or fails its checksum (err says which).
+ */
+static int map_file(const char *path, const uint8_t **m, size_t *size, uint64_t *named, char *err, size_t errlen)
+{
+	const char *base = strrchr(path, '/');
+	if (!snapshot_name(base ? base + 1 : path, named)) {
+		atp_errf(err, errlen, "%s: not a snapshot's name (snap-<LSN>.snap)", path);
+		return -1;
+	}
+	if (!map_valid(path, m, size)) {
+		atp_errf(err, errlen, "%s: not a whole snapshot, or its checksum fails", path);
+		return 1;
+	}
+	return 0;
+}
+
 int atp_snapshot_load_file(const char *path, atp_core *c, uint64_t *lsn, char *err, size_t errlen)
 {
 	const uint8_t *m;
 	size_t size;
-	const char *base = strrchr(path, '/');
 	uint64_t named;
-	if (!snapshot_name(base ? base + 1 : path, &named)) {
-		atp_errf(err, errlen, "%s: not a snapshot's name (snap-<LSN>.snap)", path);
-		return -1;
-	}
-	if (!map_valid(path, &m, &size)) {
-		atp_errf(err, errlen, "%s: not a whole snapshot, or its checksum fails", path);
-		return 1;
-	}
+	int mapped = map_file(path, &m, &size, &named, err, errlen);
+	if (mapped)
+		return mapped;
 	reader r = { m, m + size - 4, false };
 	int rc = restore(&r, c, lsn);
 	munmap((void *)m, size);
@@ -389,16 +402,9 @@ int atp_snapshot_check(const char *path, atp_snapshot_info *info, char *err, siz
 {
 	const uint8_t *m;
 	size_t size;
-	const char *base = strrchr(path, '/');
 	uint64_t named;
-	if (!snapshot_name(base ? base + 1 : path, &named)) {
-		atp_errf(err, errlen, "%s: not a snapshot's name (snap-<LSN>.snap)", path);
+	if (map_file(path, &m, &size, &named, err, errlen))
 		return -1;
-	}
-	if (!map_valid(path, &m, &size)) {
-		atp_errf(err, errlen, "%s: not a whole snapshot, or its checksum fails", path);
-		return -1;
-	}
 	reader r = { m + 8, m + size - 4, false };
 	info->bytes = size;
 	info->lsn = r_u64(&r);

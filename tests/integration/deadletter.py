@@ -34,8 +34,8 @@ import time
 import urllib.request
 
 import flatbuffers
-from flatbuffers import number_types as nt
-from flatbuffers import table as fbtable
+
+from stream_wire import frame, hello, reply  # noqa: E402 (beside this file)
 
 ATPD, ATPCTL = sys.argv[1], sys.argv[2]
 TYPES = ["NONE", "RECEIPT", "PICK", "ADJUST", "COUNT", "HOLD", "UNHOLD", "TRANSFER", "SAFETY", "RESERVE", "RELEASE"]
@@ -51,19 +51,6 @@ def check(what, ok):
         passed += 1
     else:
         failed += 1
-
-
-def frame(buf):
-    return struct.pack("<I", len(buf)) + bytes(buf)
-
-
-def hello(source):
-    b = flatbuffers.Builder(64)
-    s = b.CreateString(source)
-    b.StartObject(1)
-    b.PrependUOffsetTRelativeSlot(0, s, 0)
-    b.Finish(b.EndObject())
-    return frame(b.Output())
 
 
 def event(b, row):
@@ -103,55 +90,23 @@ def batch(rows):
     return frame(b.Output())
 
 
-def read_frame(s, deadline):
-    def exact(n):
-        out = b""
-        while len(out) < n:
-            s.settimeout(max(0.01, deadline - time.time()))
-            chunk = s.recv(n - len(out))
-            if not chunk:
-                raise EOFError
-            out += chunk
-        return out
-    return bytearray(exact(struct.unpack("<I", exact(4))[0]))
-
-
-def parse_reply(buf, welcome):
-    t = fbtable.Table(buf, flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0))
-
-    def field(slot, flags):
-        o = t.Offset(4 + 2 * slot)
-        return t.Get(flags, o + t.Pos) if o else 0
-    if welcome:
-        return {"durable": field(0, nt.Uint64Flags), "error": field(1, nt.Int32Flags), "refused": [], "next": 0}
-    refused = []
-    o = t.Offset(8)
-    if o:
-        start, n = t.Vector(o), t.VectorLen(o)
-        for i in range(n):
-            refused.append((flatbuffers.encode.Get(flatbuffers.packer.uint64, buf, start + 16 * i),
-                            flatbuffers.encode.Get(flatbuffers.packer.int32, buf, start + 16 * i + 8)))
-    return {"durable": field(1, nt.Uint64Flags), "next": field(3, nt.Uint64Flags), "error": field(4, nt.Int32Flags),
-            "refused": refused}
-
-
 def stream(port, source, rows, until, timeout=60):
     """Send rows as source; read Acks until durable_seq reaches until (or next_seq stops short of it).
     Returns (welcome, durable, next_seq, refusals)."""
     s = socket.create_connection(("127.0.0.1", port))
     deadline = time.time() + timeout
     s.sendall(hello(source))
-    welcome = parse_reply(read_frame(s, deadline), True)
+    welcome = reply(s, True, timeout)
     for i in range(0, len(rows), 200):
         s.sendall(batch(rows[i:i + 200]))
-    durable, nxt, refused = welcome["durable"], 0, []
+    durable, nxt, refused = welcome.durable, 0, []
     while durable < until and time.time() < deadline:
-        a = parse_reply(read_frame(s, deadline), False)
-        durable, refused = a["durable"], refused + a["refused"]
-        nxt = a["next"] or nxt
-        if os.environ.get("DEBUG"):
-            print("# ack", a, file=sys.stderr)
-        if a["error"] or (refused and nxt <= refused[-1][0] and durable >= nxt - 1):
+        a = reply(s, False, max(0.01, deadline - time.time()))
+        if a is None:
+            break
+        durable, refused = a.durable, refused + a.refused
+        nxt = a.next_seq or nxt
+        if a.error or (refused and nxt <= refused[-1][0] and durable >= nxt - 1):
             break  # stopped: the sender must resend from next_seq
     s.close()
     return welcome, durable, nxt, refused

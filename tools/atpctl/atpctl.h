@@ -38,6 +38,9 @@ struct atp_fb_table_rule;
 uint8_t *grpc_unary(const char *target, const char *path, const uint8_t *msg, size_t len,
 		    const struct atp_fb_table_rule *rule, const uint8_t **root);
 
+/* The shard count of a data directory (atp_engine_dir_shards), or 0 after a message naming it. */
+uint32_t data_shards(const char *dir);
+
 /* Parse a decimal option value into [min, max]; exits with a message when it is not. */
 uint64_t opt_u64(const char *name, const char *value, uint64_t min, uint64_t max);
 /* Seconds of CLOCK_MONOTONIC. */

@@ -25,8 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The shard count of a data directory, or 0 after a message. */
-static uint32_t data_shards(const char *dir)
+uint32_t data_shards(const char *dir)
 {
 	char err[PATH_MAX + 64];
 	uint32_t n = 0;

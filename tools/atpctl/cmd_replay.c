@@ -26,18 +26,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* The shard count of a data directory, or 0 after a message. */
-static uint32_t shards_of(const char *dir)
-{
-	char err[PATH_MAX + 64];
-	uint32_t n = 0;
-	if (atp_engine_dir_shards(dir, &n, err, sizeof(err)) != 0 || n == 0) {
-		fprintf(stderr, "atpctl: %s: not an atpd data directory (%s)\n", dir, err);
-		return 0;
-	}
-	return n;
-}
-
 /* --max-positions / --max-lines: the capacities of the cores the replay builds. */
 static bool core_option(const char *o, const char *v, atp_core_config *cfg)
 {
@@ -102,7 +90,7 @@ int cmd_replay(int argc, char **argv)
 		fputs(replay_usage, stderr);
 		return 2;
 	}
-	uint32_t shards = shards_of(dir);
+	uint32_t shards = data_shards(dir);
 	if (!shards)
 		return 2;
 	uint64_t until_ms = UINT64_MAX, lsns[ATP_ENGINE_SHARDS_MAX];
@@ -207,7 +195,7 @@ int cmd_history(int argc, char **argv)
 	if (!offline)
 		return history_from_atpd(target, &q);
 	q.dir = args[0];
-	if (!(q.shards = shards_of(args[0])))
+	if (!(q.shards = data_shards(args[0])))
 		return 2;
 	char err[PATH_MAX + 768];
 	atp_history_info info;
