@@ -2,19 +2,25 @@
  * atp/wal.h — a shard's write-ahead log: fixed-size, preallocated segments.
  *
  * A segment file is named by the LSN of its first record and starts with a
- * 64-byte header (magic, first LSN, size, CRC). Records follow back to
- * back, 8-aligned: u32 payload length, u32 CRC-32C of (payload, LSN), u64
- * LSN, payload. LSNs are contiguous from 1 across segments; a zero length
- * ends a segment's data (the rest is preallocated zeros). The payload comes
- * first under the CRC so that a producer can checksum it before its LSN is
- * known (atp_wal_append_crc). Segments of the first format (magic ATPWAL1,
- * CRC of LSN then payload) are still read; appends then go to a new one.
+ * 64-byte header (magic ATPWAL3, first LSN, size, CRC). Records follow back
+ * to back, 8-aligned: u32 payload length, u32 CRC-32C of (payload, LSN
+ * field), u64 LSN field, payload. The LSN field is the LSN, with bit 63 set
+ * on the first record of each write. LSNs are contiguous from 1 across
+ * segments; a zero length ends a segment's data (the rest is preallocated
+ * zeros). The payload comes first under the CRC so that a producer can
+ * checksum it before its LSN is known (atp_wal_append_crc). Segments of
+ * older formats (ATPWAL2: no write-start flag; ATPWAL1: CRC of LSN then
+ * payload) are still read; appends then go to a new segment.
  *
  * Opening recovers: every record after a given LSN is handed to a callback
- * in order. A torn tail (a bad last record of the last segment, with
- * nothing valid after it) is cut off with a log line; a bad record with
- * valid ones after it, a bad record in an older segment, or a missing
- * segment refuses the open with a message naming the file and offset.
+ * in order. A torn tail is cut off with a log line: a bad record in the
+ * last write of the last segment, the valid records after it all of that
+ * write (within one buffer of it, none flagged as the start of a write: a
+ * write is issued only once the one before is durable). A bad record with a
+ * later write after it, a bad record in an older segment, or a missing
+ * segment refuses the open with a message naming the file and offset. (A
+ * single-copy log cannot tell damage inside the last write from a torn
+ * write: that write is cut, and the log line names what it held.)
  *
  * Appending fills one of two buffers while the other is being written:
  * atp_wal_flush_begin() hands out the pending bytes for the caller to

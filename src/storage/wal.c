@@ -21,8 +21,13 @@
 
 #define SEG_HEADER 64
 #define REC_HEADER 16
-#define MAGIC "ATPWAL2"
-#define MAGIC_V1 "ATPWAL1"  /* CRC of (LSN, payload): an older build's */
+#define MAGIC "ATPWAL3"
+#define MAGIC_V2 "ATPWAL2"  /* no write-start flag: an older build's */
+#define MAGIC_V1 "ATPWAL1"  /* CRC of (LSN, payload), no flag: the first build's */
+#define WRITE_START (1ull << 63)  /* in a record's LSN field: the first record of a write */
+
+/* A segment's format: what its magic says. */
+enum { FMT_NONE, FMT_V1, FMT_V2, FMT_V3 };
 
 typedef struct seg_header {
 	char magic[8];
@@ -118,8 +123,12 @@ static int new_segment(atp_wal *w, uint64_t first)
 	return 0;
 }
 
-/* The record at off if it is whole and its CRC holds (v1: the first format's): its length, else 0. */
-static uint32_t valid_record(const uint8_t *m, uint64_t size, uint64_t off, bool v1, uint64_t *lsn)
+/*
+ * The record at off if it is whole and its CRC holds (checked as its
+ * format's): its length, else 0. *lsn is its LSN, *start whether it is the
+ * first record of a write (always false before the third format).
+ */
+static uint32_t valid_record(const uint8_t *m, uint64_t size, uint64_t off, int fmt, uint64_t *lsn, bool *start)
 {
 	if (off + REC_HEADER > size)
 		return 0;
@@ -129,10 +138,15 @@ static uint32_t valid_record(const uint8_t *m, uint64_t size, uint64_t off, bool
 	if (len == 0 || len > ATP_WAL_PAYLOAD_MAX || off + rec_size(len) > size)
 		return 0;
 	memcpy(lsn, m + off + 8, 8);
-	uint32_t want = v1 ? atp_crc32c(0, m + off + 8, 8 + (size_t)len)
-			   : atp_crc32c_u64(atp_crc32c(0, m + off + REC_HEADER, len), *lsn);
-	if (want != crc)
+	uint32_t want = fmt == FMT_V1 ? atp_crc32c(0, m + off + 8, 8 + (size_t)len)
+				      : atp_crc32c_u64(atp_crc32c(0, m + off + REC_HEADER, len), *lsn);
+	if (want != crc || (fmt != FMT_V3 && (*lsn & WRITE_START)))
 		return 0;
+	for (uint64_t i = off + REC_HEADER + len; i < off + rec_size(len); i++)
+		if (m[i])
+			return 0; /* the padding is zeros: no byte of a segment goes unchecked */
+	*start = (*lsn & WRITE_START) != 0;
+	*lsn &= ~WRITE_START;
 	return len;
 }
 
@@ -149,6 +163,7 @@ static uint32_t covered_record(const uint8_t *m, uint64_t size, uint64_t off, ui
 		return 0;
 	memcpy(&len, m + off, 4);
 	memcpy(&lsn, m + off + 8, 8);
+	lsn &= ~WRITE_START;
 	if (lsn != last + 1 || len == 0 || len > ATP_WAL_PAYLOAD_MAX || off + rec_size(len) > size)
 		return 0;
 	return len;
@@ -188,13 +203,29 @@ static bool all_zero(const uint8_t *p)
 	return any == 0;
 }
 
+/* The offset of the first non-zero byte of m in [from, size), or size. */
+static uint64_t first_nonzero(const uint8_t *m, uint64_t from, uint64_t size)
+{
+	while (from < size && (from % 64 || from + 64 > size))
+		if (m[from++])
+			return from - 1;
+	while (from + 64 <= size && all_zero(m + from))
+		from += 64;
+	while (from < size && !m[from])
+		from++;
+	return from;
+}
+
 /*
  * Replay one segment. Returns 0 with *tail the offset after its last good
- * record, or -1 with a message. A bad record is a torn tail when this is
- * the last segment and nothing valid follows further than one write
- * (buffer_bytes) beyond it: a torn write spans at most the last write.
+ * record, or -1 with a message. A bad record is a torn tail only when this
+ * is the last segment and it lies in the last write: a write starts only
+ * once the one before it is durable, so the valid records after the bad
+ * one must all be of its own write (none flags the start of a write, in
+ * the third format) and within one write's size (buffer_bytes) of it.
+ * Anything else is damage to acknowledged records, and refused.
  */
-static int replay_segment(atp_wal *w, const char *path, const uint8_t *m, uint64_t size, bool last, bool v1,
+static int replay_segment(atp_wal *w, const char *path, const uint8_t *m, uint64_t size, bool last, int fmt,
 			  scan *s, uint64_t *tail)
 {
 	uint64_t off = SEG_HEADER;
@@ -206,10 +237,11 @@ static int replay_segment(atp_wal *w, const char *path, const uint8_t *m, uint64
 		if (len == 0)
 			break; /* end of data */
 		uint64_t lsn = 0;
+		bool start;
 		uint32_t ok = covered_record(m, size, off, w->last_lsn, s->after);
 		if (ok)
 			lsn = w->last_lsn + 1;
-		else if (!(ok = valid_record(m, size, off, v1, &lsn)) || lsn != w->last_lsn + 1)
+		else if (!(ok = valid_record(m, size, off, fmt, &lsn, &start)) || lsn != w->last_lsn + 1)
 			break;
 		if (lsn > s->after && s->fn && s->fn(s->ctx, lsn, m + off + REC_HEADER, ok) != 0) {
 			atp_errf(s->err, s->errlen, "%s: record at offset %" PRIu64 " (lsn %" PRIu64 ") cannot be applied", path,
@@ -230,21 +262,23 @@ static int replay_segment(atp_wal *w, const char *path, const uint8_t *m, uint64
 		while (p % 64 == 0 && p + 64 + REC_HEADER <= size && all_zero(m + p))
 			p += 64;
 		uint64_t lsn;
-		if (!valid_record(m, size, p, v1, &lsn) || lsn <= w->last_lsn)
+		bool start;
+		if (!valid_record(m, size, p, fmt, &lsn, &start) || lsn <= w->last_lsn)
 			continue;
-		if (last && p - off < w->cfg.buffer_bytes) {
+		if (last && !start && p - off < w->cfg.buffer_bytes) {
 			if (lsn > s->cut_lsn)
 				s->cut_lsn = lsn;
 			continue; /* within the last write: part of the torn tail */
 		}
 		atp_errf(s->err, s->errlen, "%s: bad record at offset %" PRIu64 " with valid records after it (lsn %" PRIu64
-			    " at offset %" PRIu64 "); refusing to start",
-		    path, off, lsn, p);
+			    " at offset %" PRIu64 "%s); refusing to start",
+		    path, off, lsn, p, start ? ", the start of a later write" : "");
 		return -1;
 	}
-	if (!last && off + 4 <= size && (m[off] | m[off + 1] | m[off + 2] | m[off + 3])) {
-		atp_errf(s->err, s->errlen, "%s: bad record at offset %" PRIu64 " of a segment that is not the last; refusing to start",
-		    path, off);
+	uint64_t junk = last ? size : first_nonzero(m, off, size);
+	if (junk < size) {
+		atp_errf(s->err, s->errlen, "%s: %s at offset %" PRIu64 " of a segment that is not the last; refusing to start",
+		    path, junk == off ? "bad record" : "damage after the end of data", junk);
 		return -1;
 	}
 	return 0;
@@ -301,14 +335,21 @@ static int recover(atp_wal *w, scan *s)
 		seg_header h;
 		if (m != MAP_FAILED)
 			memcpy(&h, m, sizeof(h));
-		bool v1 = m != MAP_FAILED && memcmp(h.magic, MAGIC_V1, 8) == 0;
-		if (m == MAP_FAILED || (memcmp(h.magic, MAGIC, 8) != 0 && !v1) || h.crc != header_crc(&h) ||
+		int fmt = m == MAP_FAILED		      ? FMT_NONE
+			  : memcmp(h.magic, MAGIC, 8) == 0    ? FMT_V3
+			  : memcmp(h.magic, MAGIC_V2, 8) == 0 ? FMT_V2
+			  : memcmp(h.magic, MAGIC_V1, 8) == 0 ? FMT_V1
+							      : FMT_NONE;
+		if (fmt == FMT_NONE || h.crc != header_crc(&h) || first_nonzero(h.pad, 0, sizeof(h.pad)) < sizeof(h.pad) ||
 		    h.first_lsn != w->firsts[i] || h.bytes != size) {
+			/* Records are appended only once a segment's creation is durable: with any, the header is damage. */
+			bool held = m != MAP_FAILED && first_nonzero(m, SEG_HEADER, size) < size;
 			if (m != MAP_FAILED)
 				munmap((void *)m, size);
 			close(fd);
-			if (!last) {
-				atp_errf(s->err, s->errlen, "%s: bad segment header; refusing to start", path);
+			if (!last || held) {
+				atp_errf(s->err, s->errlen, "%s: bad segment header (offset 0)%s; refusing to start", path,
+				    held ? " of a segment that holds data" : "");
 				return -1;
 			}
 			/* Creation was cut short: the segment never held a record. */
@@ -337,19 +378,23 @@ static int recover(atp_wal *w, scan *s)
 		if (i == 0 && s->readonly)
 			s->readonly->first_lsn = h.first_lsn;
 		uint64_t tail;
-		int rc = replay_segment(w, path, m, size, last, v1, s, &tail);
-		bool torn = rc == 0 && last && tail + 4 <= size && (m[tail] | m[tail + 1] | m[tail + 2] | m[tail + 3]);
+		int rc = replay_segment(w, path, m, size, last, fmt, s, &tail);
+		uint64_t junk = rc == 0 && last ? first_nonzero(m, tail, size) : size;
+		bool torn = junk < size;
 		munmap((void *)m, size);
 		char held[160] = "";
 		if (s->cut_lsn)
 			snprintf(held, sizeof(held), "; valid records up to lsn %" PRIu64 " follow it within one write "
 				 "(a torn last write, or damage: they are lost with it)", s->cut_lsn);
+		char at[64] = "";
+		if (junk > tail)
+			snprintf(at, sizeof(at), " (first non-zero byte at %" PRIu64 ")", junk);
 		if (rc == 0 && torn && s->readonly) {
-			snprintf(s->readonly->cut, sizeof(s->readonly->cut), "%s: torn tail at offset %" PRIu64 " (recovery cuts it)%s",
-				 path, tail, held);
+			snprintf(s->readonly->cut, sizeof(s->readonly->cut), "%s: torn tail at offset %" PRIu64 "%s (recovery cuts it)%s",
+				 path, tail, at, held);
 		} else if (rc == 0 && torn) {
-			atp_log(ATP_LOG_WARN, "wal: %s: torn tail at offset %" PRIu64 " cut (%" PRIu64 " bytes zeroed)%s", path,
-				tail, size - tail, held);
+			atp_log(ATP_LOG_WARN, "wal: %s: torn tail at offset %" PRIu64 "%s cut (%" PRIu64 " bytes zeroed)%s", path,
+				tail, at, size - tail, held);
 			rc = zero_tail(fd, tail, size);
 			if (rc < 0)
 				atp_errf(s->err, s->errlen, "%s: cannot cut the torn tail: %s", path, strerror(-rc));
@@ -361,7 +406,7 @@ static int recover(atp_wal *w, scan *s)
 			continue;
 		}
 		w->fd = fd;
-		w->seg_bytes = v1 ? tail : size;  /* appends never mix formats: the first one starts a new segment */
+		w->seg_bytes = fmt == FMT_V3 ? size : tail;  /* appends never mix formats: the first one starts a new segment */
 		w->pend_off = tail;
 	}
 	return 0;
@@ -479,11 +524,13 @@ int atp_wal_append_crc(atp_wal *w, const void *payload, size_t len, uint32_t pay
 	/* Framing, as recovery reads it back: 8-aligned records inside the segment, LSNs from its first on. */
 	assert(w->pend_len % 8 == 0 && w->pend_off % 8 == 0 && w->pend_off + w->pend_len + n <= w->seg_bytes);
 	assert(w->n_segs && lsn >= w->firsts[w->n_segs - 1]);
+	/* The first record of a buffer is the first of a write: flagged, under the CRC, for recovery's torn-tail rule. */
+	uint64_t field = w->pend_len == 0 ? lsn | WRITE_START : lsn;
 	memcpy(p, &len32, 4);
-	memcpy(p + 8, &lsn, 8);
+	memcpy(p + 8, &field, 8);
 	memcpy(p + REC_HEADER, payload, len);
 	memset(p + REC_HEADER + len, 0, n - REC_HEADER - len);
-	uint32_t crc = atp_crc32c_u64(payload_crc, lsn);
+	uint32_t crc = atp_crc32c_u64(payload_crc, field);
 	memcpy(p + 4, &crc, 4);
 	w->pend_len += n;
 	w->last_lsn = lsn;

@@ -327,23 +327,31 @@ Test(wal, records_a_snapshot_covers_are_walked_not_checked)
 	cr_assert(strstr(err, "offset 64"), "%s", err);
 }
 
-/* Rewrite the segment at path in the first format: magic ATPWAL1, each record's CRC over (LSN, payload). */
-static void to_format_1(const char *path)
+/*
+ * Rewrite the segment at path in an older format, without write-start
+ * flags: 1 (magic ATPWAL1, each record's CRC over (LSN, payload)) or 2
+ * (ATPWAL2, CRC over (payload, LSN)).
+ */
+static void to_format(const char *path, int format)
 {
 	int fd = open(path, O_RDWR);
 	struct stat st;
 	cr_assert(fd >= 0 && fstat(fd, &st) == 0);
 	uint8_t *m = malloc((size_t)st.st_size);
 	cr_assert_eq(pread(fd, m, (size_t)st.st_size, 0), st.st_size);
-	memcpy(m, "ATPWAL1", 8);
+	memcpy(m, format == 1 ? "ATPWAL1" : "ATPWAL2", 8);
 	uint32_t crc = atp_crc32c(0, m, 24);  /* magic, first LSN, size */
 	memcpy(m + 24, &crc, 4);
 	for (size_t off = 64;;) {
 		uint32_t len;
+		uint64_t lsn;
 		memcpy(&len, m + off, 4);
 		if (len == 0)
 			break;
-		crc = atp_crc32c(0, m + off + 8, 8 + len);
+		memcpy(&lsn, m + off + 8, 8);
+		lsn &= ~(1ull << 63);
+		memcpy(m + off + 8, &lsn, 8);
+		crc = format == 1 ? atp_crc32c(0, m + off + 8, 8 + len) : atp_crc32c_u64(atp_crc32c(0, m + off + 16, len), lsn);
 		memcpy(m + off + 4, &crc, 4);
 		off += (16 + len + 7) & ~(size_t)7;
 	}
@@ -352,8 +360,63 @@ static void to_format_1(const char *path)
 	close(fd);
 }
 
-Test(wal, a_segment_of_the_first_format_is_read_and_appends_go_to_a_new_one)
+Test(wal, segments_of_older_formats_are_read_and_appends_go_to_a_new_one)
 {
+	for (int format = 1; format <= 2; format++) {
+		char err[512], path[512];
+		seen s;
+		remove_dir();
+		make_dir();
+		atp_wal *w = reopen(0, &s, err);
+		fill(w, 100, 10);
+		cr_assert_eq(atp_wal_segments(w), 1);
+		atp_wal_close(w);
+		segment(0, path, sizeof(path));
+		to_format(path, format);
+		w = reopen(0, &s, err);
+		cr_assert_not_null(w, "format %d: %s", format, err);
+		cr_assert(s.n == 100 && s.contiguous);
+		fill(w, 10, 10);
+		cr_assert_eq(atp_wal_segments(w), 2, "an older format is never appended to");
+		atp_wal_close(w);
+		w = reopen(0, &s, err);
+		cr_assert_not_null(w, "%s", err);
+		cr_assert(s.n == 110 && s.last == 110 && s.contiguous);
+		atp_wal_close(w);
+		/* Its records' CRCs are checked its format's way: damage is still found. */
+		poke(path, 64 + 20, 0x01);
+		cr_assert_null(reopen(0, &s, err));
+	}
+}
+
+/* The offset of the record with this lsn in the segment at path (-1: none). */
+static off_t record_at(const char *path, uint64_t want)
+{
+	int fd = open(path, O_RDONLY);
+	struct stat st;
+	cr_assert(fd >= 0 && fstat(fd, &st) == 0);
+	uint8_t *m = malloc((size_t)st.st_size);
+	cr_assert_eq(pread(fd, m, (size_t)st.st_size, 0), st.st_size);
+	close(fd);
+	off_t found = -1;
+	for (size_t off = 64; off + 16 <= (size_t)st.st_size;) {
+		uint32_t len;
+		uint64_t lsn;
+		memcpy(&len, m + off, 4);
+		memcpy(&lsn, m + off + 8, 8);
+		if (len == 0)
+			break;
+		if ((lsn & ~(1ull << 63)) == want)
+			found = (off_t)off;
+		off += (16 + len + 7) & ~(size_t)7;
+	}
+	free(m);
+	return found;
+}
+
+Test(wal, damage_in_an_earlier_write_near_the_end_is_refused_not_cut)
+{
+	/* Writes of 10 records each, all far smaller than a buffer: the last writes are all within one buffer of the end. */
 	char err[512], path[512];
 	seen s;
 	atp_wal *w = reopen(0, &s, err);
@@ -361,20 +424,104 @@ Test(wal, a_segment_of_the_first_format_is_read_and_appends_go_to_a_new_one)
 	cr_assert_eq(atp_wal_segments(w), 1);
 	atp_wal_close(w);
 	segment(0, path, sizeof(path));
-	to_format_1(path);
+	/* Record 85 is in the write of 81..90, which the write of 91..100 followed: it was durable, so this is rot. */
+	off_t off = record_at(path, 85);
+	cr_assert_geq(off, 64);
+	poke(path, off + 20, 0x04);
 	w = reopen(0, &s, err);
-	cr_assert_not_null(w, "%s", err);
-	cr_assert(s.n == 100 && s.contiguous);
-	fill(w, 10, 10);
-	cr_assert_eq(atp_wal_segments(w), 2, "the first format is never appended to");
+	cr_assert_null(w, "damage before a later write is not a torn tail");
+	cr_assert(strstr(err, path) && strstr(err, "the start of a later write"), "%s", err);
+	poke(path, off + 20, 0x04);
+	/* Record 93, in the last write (91..100) with valid records after it: a torn last write, cut from 93 on. */
+	off = record_at(path, 93);
+	poke(path, off + 20, 0x04);
+	w = reopen(0, &s, err);
+	cr_assert_not_null(w, "a torn last write is cut: %s", err);
+	cr_assert(s.last == 92 && s.contiguous, "recovered up to %lu", (unsigned long)s.last);
+	fill(w, 3, 3);
 	atp_wal_close(w);
 	w = reopen(0, &s, err);
 	cr_assert_not_null(w, "%s", err);
-	cr_assert(s.n == 110 && s.last == 110 && s.contiguous);
+	cr_assert(s.last == 95 && s.n == 95 && s.contiguous);
 	atp_wal_close(w);
-	/* Its records' CRCs are checked the first format's way: damage is still found. */
-	poke(path, 64 + 20, 0x01);
-	cr_assert_null(reopen(0, &s, err));
+	/* The first record of the last write damaged: the whole write is cut, nothing before it. */
+	remove_dir();
+	make_dir();
+	w = reopen(0, &s, err);
+	fill(w, 100, 10);
+	atp_wal_close(w);
+	segment(0, path, sizeof(path));
+	poke(path, record_at(path, 91) + 20, 0x04);
+	w = reopen(0, &s, err);
+	cr_assert_not_null(w, "%s", err);
+	cr_assert_eq(s.last, 90);
+	atp_wal_close(w);
+}
+
+/* Checks what a scan hands over against what fill() appended: contiguous from 1, every byte as written. */
+static int check_record(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
+{
+	seen *s = ctx;
+	uint64_t v;
+	if (!p)
+		return 0;
+	memcpy(&v, p, 8);
+	if (len != 8 + lsn % 50 || v != lsn * 1000003 || lsn != s->last + 1)
+		s->contiguous = false;
+	for (size_t i = 8; i < len; i++)
+		s->contiguous = s->contiguous && p[i] == 0;
+	s->last = lsn;
+	s->n++;
+	return 0;
+}
+
+Test(wal, every_bit_flip_is_detected_and_nothing_wrong_is_handed_over)
+{
+	/* 200 records in 20 writes of 10, in one segment. */
+	char err[512], path[512];
+	seen s;
+	atp_wal *w = reopen(0, &s, err);
+	fill(w, 200, 10);
+	atp_wal_close(w);
+	segment(0, path, sizeof(path));
+	off_t last_write = record_at(path, 191), end = record_at(path, 200) + 16 + ((8 + 200 % 50 + 7) & ~7);
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0);
+	int fd = open(path, O_RDWR);
+	uint32_t flips = 0, refused = 0, cut = 0;
+	/* Every bit of the header and the records and of the next 64 bytes; one bit of every 29th byte after. */
+	for (off_t b = 0; b < st.st_size; b += b < end + 64 ? 1 : 29) {
+		for (int bit = 0; bit < (b < end + 64 ? 8 : 1); bit++) {
+			uint8_t orig, x;
+			cr_assert_eq(pread(fd, &orig, 1, b), 1);
+			x = orig ^ (uint8_t)(1u << ((bit + b) % 8));
+			cr_assert_eq(pwrite(fd, &x, 1, b), 1);
+			atp_wal_scan_info info;
+			s = (seen){ .contiguous = true };
+			int rc = atp_wal_scan(dir, 0, check_record, &s, &info, err, sizeof(err));
+			cr_assert_eq(pwrite(fd, &orig, 1, b), 1);
+			flips++;
+			cr_assert(s.contiguous, "flip of byte %ld bit %d: a record handed over is not as written", (long)b, bit);
+			if (rc < 0) {
+				refused++;
+				cr_assert(strstr(err, path) && strstr(err, "offset"), "flip at %ld: %s", (long)b, err);
+				continue;
+			}
+			cut++;
+			cr_assert(info.cut[0] && strstr(info.cut, path) && strstr(info.cut, "offset"),
+				  "flip of byte %ld bit %d went unnoticed (%lu records)", (long)b, bit, (unsigned long)s.n);
+			cr_assert(s.n == 200 || b >= last_write, "flip of byte %ld (the last write starts at %ld) cut "
+				  "acknowledged records: only %lu kept", (long)b, (long)last_write, (unsigned long)s.n);
+		}
+	}
+	close(fd);
+	cr_assert_gt(refused, 1000);
+	cr_assert_gt(cut, 1000);
+	cr_log_info("wal: %u flips: %u refused, %u cut as a torn tail", flips, refused, cut);
+	/* The file as it was: all 200 records. */
+	w = reopen(0, &s, err);
+	cr_assert(w && s.n == 200);
+	atp_wal_close(w);
 }
 
 Test(wal, missing_segment_refuses_the_start)
@@ -508,6 +655,36 @@ Test(snapshot, round_trip_then_same_future)
 	size_t nd;
 	cr_assert_eq(atp_core_expire(c, 6000, dl, 8, &nd), 1);
 	cr_assert_eq(atp_core_expire(d, 6000, dl, 8, &nd), 1);
+	assert_same_state(c, d);
+	atp_core_destroy(c);
+	atp_core_destroy(d);
+}
+
+Test(snapshot, every_bit_flip_is_detected)
+{
+	atp_core *c = busy_core(), *d = small_core(64, 64, 4);
+	char err[512], path[600];
+	uint64_t lsn;
+	cr_assert_eq(atp_snapshot_write(dir, c, 8, err, sizeof(err)), 0, "%s", err);
+	snprintf(path, sizeof(path), "%s/snap-%020u.snap", dir, 8u);
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0);
+	int fd = open(path, O_RDWR);
+	for (off_t b = 0; b < st.st_size; b++) {
+		for (int bit = 0; bit < 8; bit++) {
+			uint8_t orig, x;
+			cr_assert_eq(pread(fd, &orig, 1, b), 1);
+			x = orig ^ (uint8_t)(1u << bit);
+			cr_assert_eq(pwrite(fd, &x, 1, b), 1);
+			int rc = atp_snapshot_load_file(path, d, &lsn, err, sizeof(err));
+			cr_assert_eq(pwrite(fd, &orig, 1, b), 1);
+			cr_assert_eq(rc, 1, "flip of byte %ld bit %d: load says %d", (long)b, bit, rc);
+			cr_assert(strstr(err, path), "%s", err);
+		}
+	}
+	close(fd);
+	cr_log_info("snapshot: %ld flips, every one refused by the checksum", (long)st.st_size * 8);
+	cr_assert_eq(atp_snapshot_load_file(path, d, &lsn, err, sizeof(err)), 0, "%s", err);
 	assert_same_state(c, d);
 	atp_core_destroy(c);
 	atp_core_destroy(d);
