@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "engine_router.h"
 #include "atp/log.h"
+#include "atp/faultio.h"
 #include "atp/status.h"
 
 #include <errno.h>
@@ -52,8 +53,8 @@ int pipe_dir_shards(const char *dir, uint32_t want, uint32_t *shards, char *err,
 	snprintf(path, sizeof(path), "%s/meta", dir);
 	snprintf(tmp, sizeof(tmp), "%s/meta.tmp", dir);
 	FILE *f = fopen(tmp, "w");
-	if (!f || fprintf(f, META, want) < 0 || fflush(f) || fsync(fileno(f)) ||
-	    fclose(f) || rename(tmp, path)) {
+	if (!f || fprintf(f, META, want) < 0 || fflush(f) || atp_io_fsync(fileno(f)) ||
+	    fclose(f) || atp_io_rename(tmp, path)) {
 		atp_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
@@ -87,7 +88,7 @@ int pipe_dir_identity(const char *dir, uint8_t id[32], char *err, size_t errlen)
 		snprintf(hex + 2 * i, 3, "%02x", id[i]);
 	snprintf(tmp, sizeof(tmp), "%s/identity.tmp", dir);
 	f = fopen(tmp, "w");
-	if (!f || fprintf(f, "%s\n", hex) < 0 || fflush(f) || fsync(fileno(f)) || fclose(f) || rename(tmp, path)) {
+	if (!f || fprintf(f, "%s\n", hex) < 0 || fflush(f) || atp_io_fsync(fileno(f)) || fclose(f) || atp_io_rename(tmp, path)) {
 		atp_errf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
@@ -172,10 +173,10 @@ int pipe_dir_write_sources(atp_engine *e)
 		return -errno;
 	for (uint32_t i = 0; i < atp_sources_count(e->sources); i++)
 		fprintf(f, "%" PRIu64 " %s\n", e->rs[i].durable, atp_sources_get(e->sources, i)->name);
-	int rc = fflush(f) || fsync(fileno(f)) ? -errno : 0;
+	int rc = fflush(f) || atp_io_fsync(fileno(f)) ? -errno : 0;
 	if (fclose(f) && !rc)
 		rc = -errno;
-	if (!rc && rename(tmp, path) < 0)
+	if (!rc && atp_io_rename(tmp, path) < 0)
 		rc = -errno;
 	e->sources_dirty = false;
 	e->sources_written_ns = pipe_mono_ns();

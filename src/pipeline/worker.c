@@ -19,6 +19,7 @@
 #include "atp/log.h"
 
 #include "atp/crc32c.h"
+#include "atp/faultio.h"
 #include "atp/snapshot.h"
 
 #include <assert.h>
@@ -157,12 +158,26 @@ static void start_group(worker *w)
 		atp_wal_write wr;
 		if (!atp_wal_flush_begin(w->shards[i]->wal, &wr))
 			continue;
+		shard *s = w->shards[i];
+		/*
+		 * A test's fault plan may crash here, shorten the write, or fail
+		 * either call. A failed call is not made; a failed fsync also
+		 * unmakes its write, which then says it succeeded: a kernel drops
+		 * the pages whose writeback failed.
+		 */
+		ssize_t len = atp_fault_at(ATP_IO_WRITE, wr.fd, wr.buf, wr.len, (off_t)wr.offset);
+		ssize_t sync = atp_fault_at(ATP_IO_FSYNC, wr.fd, NULL, 0, 0);
+		s->fault_write = len < 0 ? (int)len : sync < 0 ? (int)wr.len : 0;
+		s->fault_fsync = sync < 0 ? (int)sync : 0;
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&w->uring);
-		io_uring_prep_write(sqe, wr.fd, wr.buf, wr.len, wr.offset);
+		io_uring_prep_write(sqe, wr.fd, wr.buf, len < 0 || sync < 0 ? 0 : (unsigned)len, wr.offset);
 		sqe->flags |= IOSQE_IO_LINK;
 		sqe->user_data = (uint64_t)i << 1;
 		sqe = io_uring_get_sqe(&w->uring);
-		io_uring_prep_fsync(sqe, wr.fd, IORING_FSYNC_DATASYNC);
+		if (sync < 0)
+			io_uring_prep_nop(sqe);
+		else
+			io_uring_prep_fsync(sqe, wr.fd, IORING_FSYNC_DATASYNC);
 		sqe->user_data = (uint64_t)i << 1 | 1;
 		ops += 2;
 		w->local.wal_bytes += wr.len;
@@ -245,9 +260,9 @@ static void reap(worker *w, bool wait)
 		assert(w->flight_ops > 0 && (op >> 1) < w->n_shards);
 		shard *s = w->shards[op >> 1];
 		if (op & 1)
-			s->fsync_res = res < 0 ? res : 0;
+			s->fsync_res = s->fault_fsync ? s->fault_fsync : res < 0 ? res : 0;
 		else
-			s->write_res = res;
+			s->write_res = s->fault_write ? s->fault_write : res;
 		if (--w->flight_ops == 0)
 			group_done(w);
 	}
@@ -353,7 +368,8 @@ static void snapshot(worker *w, shard *s)
 		return; /* one writer at a time; a size trigger waits for the next chance */
 	char err[512];
 	uint64_t lsn = atp_wal_last_lsn(s->wal), t0 = pipe_mono_ns();
-	pid_t pid = fork();
+	/* Under a test's fault plan every write is the process's own, numbered in order: no child. */
+	pid_t pid = atp_fault_armed() ? -1 : fork();
 	if (pid == 0) {
 		/* The child of a threaded process: no malloc, no stdio. Die with the worker (an orphan would hold the lock). */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -2,6 +2,7 @@
 #include "atp/deadletter.h"
 
 #include "atp/crc32c.h"
+#include "atp/faultio.h"
 #include "atp/limits.h"
 #include "atp/log.h"
 #include "atp/status.h"
@@ -167,7 +168,7 @@ static int load(atp_dlq *q, char *err, size_t errlen)
 	if (size == 0) {
 		if (q->read_only)
 			return 0;
-		if (pwrite(q->fd, MAGIC, 8, 0) != 8 || fdatasync(q->fd) < 0) {
+		if (atp_io_pwrite(q->fd, MAGIC, 8, 0) != 8 || atp_io_fdatasync(q->fd) < 0) {
 			atp_errf(err, errlen, "%s: %s", q->path, strerror(errno));
 			return -1;
 		}
@@ -204,7 +205,7 @@ static int load(atp_dlq *q, char *err, size_t errlen)
 	if (off < size) {
 		atp_log(ATP_LOG_WARN, "deadletter: %s: a torn or damaged record at offset %" PRIu64 "; %" PRIu64
 			" bytes from there %s", q->path, off, size - off, q->read_only ? "not read" : "cut");
-		if (!q->read_only && (ftruncate(q->fd, (off_t)off) < 0 || fdatasync(q->fd) < 0)) {
+		if (!q->read_only && (ftruncate(q->fd, (off_t)off) < 0 || atp_io_fdatasync(q->fd) < 0)) {
 			atp_errf(err, errlen, "%s: cutting the damaged tail: %s", q->path, strerror(errno));
 			return -1;
 		}
@@ -368,8 +369,8 @@ int atp_dlq_sync(atp_dlq *q)
 	int rc = writable(q);
 	if (rc || q->pending_len == 0)
 		return rc;
-	ssize_t w = pwrite(q->fd, q->pending, q->pending_len, (off_t)q->end);
-	int sync_rc = w == (ssize_t)q->pending_len ? fdatasync(q->fd) : -1;
+	ssize_t w = atp_io_pwrite(q->fd, q->pending, q->pending_len, (off_t)q->end);
+	int sync_rc = w == (ssize_t)q->pending_len ? atp_io_fdatasync(q->fd) : -1;
 	if (w != (ssize_t)q->pending_len || sync_rc < 0) {
 		int why = w < 0 || sync_rc < 0 ? errno : EIO;
 		q->failed = true; /* as with the WAL: after a failed write or fsync nothing can tell what is on disk */
@@ -384,7 +385,7 @@ int atp_dlq_sync(atp_dlq *q)
 static int write_record(int fd, uint64_t *off, const uint8_t *payload, uint32_t len)
 {
 	uint32_t hdr[2] = { len, atp_crc32c(0, payload, len) };
-	if (pwrite(fd, hdr, 8, (off_t)*off) != 8 || pwrite(fd, payload, len, (off_t)(*off + 8)) != (ssize_t)len)
+	if (atp_io_pwrite(fd, hdr, 8, (off_t)*off) != 8 || atp_io_pwrite(fd, payload, len, (off_t)(*off + 8)) != (ssize_t)len)
 		return errno ? -errno : -EIO;
 	*off += 8 + len;
 	return 0;
@@ -401,7 +402,7 @@ int atp_dlq_purge(atp_dlq *q, bool (*drop)(void *ctx, const atp_dlq_entry *e), v
 	}
 	char tmp[PATH_MAX + 8];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", q->path);
-	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	int fd = atp_io_create(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0) {
 		rc = -errno;
 		atp_errf(err, errlen, "%s: %s", tmp, strerror(errno));
@@ -418,7 +419,7 @@ int atp_dlq_purge(atp_dlq *q, bool (*drop)(void *ctx, const atp_dlq_entry *e), v
 	uint64_t off = 8;
 	uint8_t next[9] = { K_NEXT };
 	memcpy(next + 1, &q->next_id, 8);
-	rc = pwrite(fd, MAGIC, 8, 0) == 8 ? write_record(fd, &off, next, 9) : -EIO;
+	rc = atp_io_pwrite(fd, MAGIC, 8, 0) == 8 ? write_record(fd, &off, next, 9) : -EIO;
 	uint32_t kept = 0, dropped = 0;
 	for (uint32_t i = 0; i < q->n && rc == 0; i++) {
 		const atp_dlq_entry *e = &q->e[i];
@@ -438,7 +439,7 @@ int atp_dlq_purge(atp_dlq *q, bool (*drop)(void *ctx, const atp_dlq_entry *e), v
 		}
 		kept++;
 	}
-	if (rc == 0 && (fdatasync(fd) < 0 || rename(tmp, q->path) < 0))
+	if (rc == 0 && (atp_io_fdatasync(fd) < 0 || atp_io_rename(tmp, q->path) < 0))
 		rc = -errno;
 	if (rc == 0) { /* the directory holds the new name durably */
 		char dir[PATH_MAX];
@@ -447,7 +448,7 @@ int atp_dlq_purge(atp_dlq *q, bool (*drop)(void *ctx, const atp_dlq_entry *e), v
 		if (slash)
 			*slash = 0;
 		int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0 || fsync(dfd) < 0)
+		if (dfd < 0 || atp_io_fsync(dfd) < 0)
 			rc = -errno;
 		if (dfd >= 0)
 			close(dfd);

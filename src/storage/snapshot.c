@@ -4,6 +4,7 @@
 #include "atp/log.h"
 
 #include "atp/crc32c.h"
+#include "atp/faultio.h"
 #include "atp/status.h"
 
 #include <dirent.h>
@@ -36,7 +37,7 @@ static void w_write(writer *w)
 {
 	size_t done = 0;
 	while (!w->err && done < w->len) {
-		ssize_t k = write(w->fd, w->buf + done, w->len - done);
+		ssize_t k = atp_io_write(w->fd, w->buf + done, w->len - done);
 		if (k <= 0)
 			w->err = k < 0 ? errno : EIO;
 		else
@@ -171,20 +172,20 @@ int atp_snapshot_write(const char *dir, const atp_core *c, uint64_t lsn, char *e
 	char tmp[PATH_MAX], path[PATH_MAX];
 	snprintf(tmp, sizeof(tmp), "%s/snap-%020" PRIu64 ".tmp", dir, lsn);
 	snprintf(path, sizeof(path), "%s/snap-%020" PRIu64 ".snap", dir, lsn);
-	writer w = { .fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) };
+	writer w = { .fd = atp_io_create(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) };
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rc = w.fd < 0 || dfd < 0 ? errno : 0;
 	if (!rc) {
 		write_state(&w, c, lsn);
 		rc = w.err;
 	}
-	if (!rc && fsync(w.fd) < 0)
+	if (!rc && atp_io_fsync(w.fd) < 0)
 		rc = errno;
 	if (w.fd >= 0 && close(w.fd) < 0 && !rc)
 		rc = errno;
-	if (!rc && rename(tmp, path) < 0)
+	if (!rc && atp_io_rename(tmp, path) < 0)
 		rc = errno;
-	if (!rc && fsync(dfd) < 0)
+	if (!rc && atp_io_fsync(dfd) < 0)
 		rc = errno;
 	if (dfd >= 0)
 		close(dfd);

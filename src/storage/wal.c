@@ -4,6 +4,7 @@
 #include "atp/log.h"
 
 #include "atp/crc32c.h"
+#include "atp/faultio.h"
 #include "atp/status.h"
 
 #include <assert.h>
@@ -95,18 +96,18 @@ static int new_segment(atp_wal *w, uint64_t first)
 {
 	char path[PATH_MAX];
 	seg_path(w, first, path, sizeof(path));
-	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	int fd = atp_io_create(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
 	seg_header h = { .first_lsn = first, .bytes = w->cfg.segment_bytes };
 	memcpy(h.magic, MAGIC, 8);
 	h.crc = header_crc(&h);
-	int rc = posix_fallocate(fd, 0, (off_t)w->cfg.segment_bytes);
-	if (rc == 0 && pwrite(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
+	int rc = atp_io_fallocate(fd, 0, (off_t)w->cfg.segment_bytes);
+	if (rc == 0 && atp_io_pwrite(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
 		rc = errno ? errno : EIO;
-	if (rc == 0 && fdatasync(fd) < 0)
+	if (rc == 0 && atp_io_fdatasync(fd) < 0)
 		rc = errno;
-	if (rc == 0 && fsync(w->dirfd) < 0)
+	if (rc == 0 && atp_io_fsync(w->dirfd) < 0)
 		rc = errno;
 	if (rc == 0)
 		rc = -push_first(w, first);
@@ -175,12 +176,12 @@ static int zero_tail(int fd, uint64_t off, uint64_t size)
 	static const uint8_t zeros[65536];
 	while (off < size) {
 		size_t n = size - off < sizeof(zeros) ? (size_t)(size - off) : sizeof(zeros);
-		ssize_t k = pwrite(fd, zeros, n, (off_t)off);
+		ssize_t k = atp_io_pwrite(fd, zeros, n, (off_t)off);
 		if (k <= 0)
 			return -(k < 0 ? errno : EIO);
 		off += (uint64_t)k;
 	}
-	return fdatasync(fd) < 0 ? -errno : 0;
+	return atp_io_fdatasync(fd) < 0 ? -errno : 0;
 }
 
 typedef struct scan {
@@ -582,12 +583,12 @@ int atp_wal_sync(atp_wal *w)
 		return w->failed;
 	uint32_t done = 0;
 	while (done < wr.len) {
-		ssize_t k = pwrite(wr.fd, wr.buf + done, wr.len - done, (off_t)(wr.offset + done));
+		ssize_t k = atp_io_pwrite(wr.fd, wr.buf + done, wr.len - done, (off_t)(wr.offset + done));
 		if (k <= 0)
 			return atp_wal_flush_end(w, k < 0 ? -errno : -EIO, 0);
 		done += (uint32_t)k;
 	}
-	return atp_wal_flush_end(w, (int)done, fdatasync(wr.fd) < 0 ? -errno : 0);
+	return atp_wal_flush_end(w, (int)done, atp_io_fdatasync(wr.fd) < 0 ? -errno : 0);
 }
 
 int atp_wal_trim(atp_wal *w, uint64_t lsn)

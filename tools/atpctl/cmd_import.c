@@ -192,6 +192,7 @@ int cmd_import(int argc, char **argv)
 	atp_core_config cfg = atp_core_config_default();
 	const char *positions = NULL, *data = NULL;
 	bool progress = false, frozen_clock = false;
+	uint64_t sync_every = 0;
 	input in = { 0 };
 
 	for (int i = 1; i < argc;) {
@@ -214,10 +215,12 @@ int cmd_import(int argc, char **argv)
 			ecfg.shards = (uint32_t)opt_u64(o, v, 1, ATP_ENGINE_SHARDS_MAX);
 		else if (strcmp(o, "--workers") == 0)
 			ecfg.workers = (uint32_t)opt_u64(o, v, 1, ATP_ENGINE_WORKERS_MAX);
-		else if (strcmp(o, "--snapshot-mb") == 0)
-			ecfg.snapshot_wal_bytes = opt_u64(o, v, 0, 1u << 20) << 20;
-		else if (strcmp(o, "--segment-mb") == 0)
-			ecfg.wal.segment_bytes = opt_u64(o, v, 1, 1u << 12) << 20;
+		else if (strcmp(o, "--snapshot-mb") == 0 || strcmp(o, "--snapshot-kb") == 0)
+			ecfg.snapshot_wal_bytes = opt_u64(o, v, 0, 1u << 30) << (o[11] == 'm' ? 20 : 10);
+		else if (strcmp(o, "--segment-mb") == 0 || strcmp(o, "--segment-kb") == 0)
+			ecfg.wal.segment_bytes = o[10] == 'm' ? opt_u64(o, v, 1, 1u << 12) << 20 : opt_u64(o, v, 64, 1u << 22) << 10;
+		else if (strcmp(o, "--sync-every") == 0)
+			sync_every = opt_u64(o, v, 1, UINT32_MAX);
 		else if (strcmp(o, "--max-positions") == 0)
 			cfg.max_positions = (uint32_t)opt_u64(o, v, 1, ATP_TABLE_CAPACITY_MAX);
 		else if (strcmp(o, "--max-lines") == 0)
@@ -237,7 +240,7 @@ int cmd_import(int argc, char **argv)
 			ecfg.wal.buffer_bytes = (uint32_t)(ecfg.wal.segment_bytes / 4);
 		ecfg.core.max_positions = cfg.max_positions;
 		ecfg.core.max_lines = cfg.max_lines;
-		return map_file(&in) < 0 ? 1 : import_engine(&in, data, &ecfg, positions, progress, frozen_clock);
+		return map_file(&in) < 0 ? 1 : import_engine(&in, data, &ecfg, positions, progress, frozen_clock, sync_every);
 	}
 	atp_core *core = atp_core_create(&cfg);
 	if (!core) {

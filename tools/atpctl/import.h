@@ -56,8 +56,11 @@ uint64_t validate(const input *in, hwm_fn hwm, const void *ctx, uint32_t max_sou
 void print_summary(const atp_core *const *cores, uint32_t n_cores, uint64_t rows, uint64_t router_duplicates,
 		   double seconds);
 
-/* Replay through the durable engine in data; frozen_clock: the engine's time never moves (nothing expires). */
+/*
+ * Replay through the durable engine in data; frozen_clock: the engine's time never moves (nothing expires);
+ * sync_every: wait until each sync_every events are durable (0: only at the end).
+ */
 int import_engine(const input *in, const char *data, const atp_engine_config *cfg, const char *positions,
-		  bool progress, bool frozen_clock);
+		  bool progress, bool frozen_clock, uint64_t sync_every);
 
 #endif

@@ -4,9 +4,11 @@
  *
  * Rows at or below a source's durable seq (a previous import, or one cut
  * short by a crash) are skipped; the rest are submitted in order, the
- * engine's time advancing with occurred_at. With --progress, stdout gets
- * "durable SOURCE SEQ" lines as acknowledgements come in, so a test that
- * kills the process knows what was acknowledged.
+ * engine's time advancing with occurred_at. With --progress, stdout first
+ * gets "recovered SOURCE SEQ" per source the data directory held (the
+ * highest seq of it any shard applied), then "durable SOURCE SEQ" lines as
+ * acknowledgements come in, so a test that kills the process knows what
+ * was acknowledged and what came back.
  */
 #include "import.h"
 
@@ -55,6 +57,30 @@ static void note_source(run *r, atp_str s)
 		r->n_names++;
 }
 
+/* Before the first submit: per source, the highest seq any shard holds (with one shard, it holds every one up to it). */
+static void print_recovered(const atp_engine *e)
+{
+	for (uint32_t i = 0; i < atp_engine_shards(e); i++) {
+		const atp_sources *ss = atp_core_sources(atp_engine_core(e, i));
+		for (uint32_t k = 0; k < atp_sources_count(ss); k++) {
+			const atp_source *src = atp_sources_get(ss, k);
+			uint64_t max = 0;
+			bool first = true;
+			for (uint32_t j = 0; j < atp_engine_shards(e); j++) {
+				const atp_sources *o = atp_core_sources(atp_engine_core(e, j));
+				uint32_t id = atp_sources_find(o, atp_str_of(src->name, src->name_len));
+				if (id == ATP_SOURCE_NONE)
+					continue;
+				first = first && j >= i;
+				if (atp_sources_get(o, id)->hwm > max)
+					max = atp_sources_get(o, id)->hwm;
+			}
+			if (first) /* printed once, by the first shard that knows it */
+				printf("recovered %.*s %" PRIu64 "\n", (int)src->name_len, src->name, max);
+		}
+	}
+}
+
 static void print_durable(run *r)
 {
 	for (uint32_t i = 0; i < r->n_names; i++)
@@ -63,7 +89,8 @@ static void print_durable(run *r)
 	r->last_print = now_seconds();
 }
 
-static int submit_all(run *r, const input *in, bool progress, bool frozen_clock, uint64_t *skipped)
+static int submit_all(run *r, const input *in, bool progress, bool frozen_clock, uint64_t sync_every,
+		      uint64_t *skipped)
 {
 	event_iter it;
 	atp_event ev;
@@ -81,6 +108,11 @@ static int submit_all(run *r, const input *in, bool progress, bool frozen_clock,
 		if (!frozen_clock)
 			atp_engine_set_time(r->e, it.occurred_at);
 		int st = atp_engine_submit(r->e, &ev, NULL);
+		if (st == 0 && sync_every && (n + 1) % sync_every == 0) {
+			st = atp_engine_sync(r->e);
+			if (st == 0 && progress)
+				print_durable(r);
+		}
 		if (st == ATP_DUPLICATE) {
 			(*skipped)++;
 		} else if (st < 0) {
@@ -113,7 +145,7 @@ static void print_engine(const atp_engine *e, uint64_t submitted, double seconds
 }
 
 int import_engine(const input *in, const char *data, const atp_engine_config *cfg_in, const char *positions,
-		  bool progress, bool frozen_clock)
+		  bool progress, bool frozen_clock, uint64_t sync_every)
 {
 	run r = { 0 };
 	atp_engine_config cfg = *cfg_in;
@@ -131,10 +163,12 @@ int import_engine(const input *in, const char *data, const atp_engine_config *cf
 		atp_engine_close(r.e);
 		return 1;
 	}
-	if (progress) /* where this run resumes: what the previous ones made durable */
+	if (progress) { /* where this run resumes: what the previous ones made durable */
 		printf("resume\n");
+		print_recovered(r.e);
+	}
 	double t0 = now_seconds();
-	int rc = submit_all(&r, in, progress, frozen_clock, &skipped);
+	int rc = submit_all(&r, in, progress, frozen_clock, sync_every, &skipped);
 	if (rc == 0)
 		rc = atp_engine_sync(r.e);
 	double seconds = now_seconds() - t0;
