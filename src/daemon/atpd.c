@@ -31,6 +31,7 @@
 #include "atp/metrics_server.h"
 #include "atp/stream_server.h"
 #include "atp/wire_event.h"
+#include "clock.h"
 #include "metrics.h"
 #include "notify.h"
 #include "settings.h"
@@ -57,19 +58,8 @@ static void on_signal(int sig)
 		stop_signal = sig;
 }
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+/* What the metrics listener renders (metrics.h): filled in main, the clock's offset by serve. */
+static atpd_metrics exposition;
 
 /* log_format = logfmt: one line per message, ts, level and msg (quoted, escaped), for the journal and log shippers. */
 static void logfmt_sink(int level, const char *text)
@@ -127,7 +117,7 @@ static void ask_snapshot(void *ctx)
 {
 	(void)ctx;
 	if (!snapshot_asked)
-		snapshot_asked_ms = mono_ms();
+		snapshot_asked_ms = atpd_clock_mono_ms();
 	snapshot_asked = 1;
 }
 
@@ -156,16 +146,32 @@ static int serve(atp_engine *e, atp_loop *loop, atp_grpc_server *api, atp_hub *h
 		 int argc, char **argv)
 {
 	struct timespec nap = { 0, 10 * 1000000 };
-	uint64_t next_tick = 0, next_ping = 0, next_expiry = 0;
+	uint64_t next_tick = 0, next_ping = 0, next_expiry = 0, next_clock_check = 0;
+	/* atpd's time: the wall clock at start, then the monotonic clock (clock.h); the loop's deadlines too. */
+	atpd_clock clk;
+	atpd_clock_start(&clk, atp_engine_now_ms(e), NULL, NULL);
+	int64_t told_offset = 0;
 	/* The supervisor's watchdog (notify.h), pinged from this loop: a loop stuck for its interval gets restarted. */
 	uint64_t ping_ms = notify_watchdog_usec() / 2000;
 	if (notify_watchdog_usec() && ping_ms == 0)
 		ping_ms = 1;
 	while (!stop_signal) {
-		uint64_t now = wall_ms();
-		if (ping_ms && mono_ms() >= next_ping) {
+		uint64_t now = atpd_clock_now(&clk);
+		if (s->clock == CLOCK_WALL && now >= next_clock_check) {
+			/* A step of the wall clock moves neither atpd's time nor its expiries: say so, once per new step. */
+			int64_t off = atpd_clock_offset_ms(&clk);
+			if (off - told_offset > 1000 || told_offset - off > 1000) {
+				atp_log(ATP_LOG_WARN, "the wall clock moved %+.3f s away from atpd's time (the wall clock at start, "
+					"carried by the monotonic clock): reservations keep expiring on atpd's time; "
+					"a restart takes the wall clock again", off / 1e3);
+				told_offset = off;
+			}
+			exposition.clock_offset_ms = off;
+			next_clock_check = now + 1000;
+		}
+		if (ping_ms && atpd_clock_mono_ms() >= next_ping) {
 			notify_send("WATCHDOG=1");
-			next_ping = mono_ms() + ping_ms;
+			next_ping = atpd_clock_mono_ms() + ping_ms;
 		}
 		/* The tick waits for room in the rings rather than block the event loop. */
 		if (s->clock == CLOCK_WALL && now >= next_tick && atp_engine_can_take(e, atp_engine_shards(e))) {
@@ -184,12 +190,12 @@ static int serve(atp_engine *e, atp_loop *loop, atp_grpc_server *api, atp_hub *h
 		}
 		if (snapshot_asked) {
 			snapshot_asked = 0;
-			uint64_t asked = snapshot_asked_ms ? snapshot_asked_ms : mono_ms();
+			uint64_t asked = snapshot_asked_ms ? snapshot_asked_ms : atpd_clock_mono_ms();
 			snapshot_asked_ms = 0;
 			atp_log(ATP_LOG_INFO, "writing a snapshot of every shard");
 			int rc = atp_engine_snapshot(e);
 			if (api)
-				atp_grpc_server_snapshot_done(api, rc, mono_ms() - asked);
+				atp_grpc_server_snapshot_done(api, rc, atpd_clock_mono_ms() - asked);
 			if (rc < 0)
 				return -1;
 			atp_log(ATP_LOG_INFO, "snapshot written");
@@ -343,8 +349,7 @@ int main(int argc, char **argv)
 	atp_stream_server *srv = NULL;
 	atp_grpc_server *api = NULL;
 	atp_metrics_server *metrics = NULL;
-	static atpd_metrics exposition;
-	exposition = (atpd_metrics){ .e = e, .hub = hub, .dlq = dlq, .start_unix_ms = wall_ms() };
+	exposition = (atpd_metrics){ .e = e, .hub = hub, .dlq = dlq, .start_unix_ms = atpd_clock_wall_ms() };
 	s.stream.event_clock = s.clock == CLOCK_EVENTS;
 	const char *failed = NULL;
 	if (any_listener && !(loop = atp_loop_create(e, efd, err, sizeof(err))))

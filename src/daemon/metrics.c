@@ -277,6 +277,9 @@ size_t atpd_metrics_render(void *ctx, char *buf, size_t cap)
 	static atp_engine_stats st;  /* 1 KiB: the loop's thread only */
 	atp_engine_stats_get(m->e, &st);
 	one_f(&o, "atpd_start_time_seconds", "gauge", "When atpd started, in seconds since the epoch.", (double)m->start_unix_ms / 1e3);
+	one_f(&o, "atpd_clock_offset_seconds", "gauge",
+	      "The wall clock minus atpd's time (the wall clock at start, carried by the monotonic clock): a step of the wall clock since start.",
+	      (double)m->clock_offset_ms / 1e3);
 	engine_metrics(&o, m, &st);
 	if (m->srv)
 		stream_metrics(&o, m->srv);

@@ -63,8 +63,10 @@ static const setting table[] = {
 	NUM("max_lines", 1, 1u << 30, 1, "", engine.core.max_lines, "reservation lines per shard"),
 	NUM("max_sources", 1, 1u << 16, 1, "", engine.core.max_sources, "event sources per shard"),
 	ENUM("clock", clocks, clock,
-	     "the engine's time: `wall` (reservations expire on time), `events` (the events' occurred_at: replays of "
-	     "simulated days), `frozen` (nothing expires)"),
+	     "the engine's time: `wall` (reservations expire on time: the wall clock at start, then the monotonic clock, "
+	     "so a step of the wall clock while atpd runs moves no expiry; a warning and `atpd_clock_offset_seconds` "
+	     "tell it, a restart takes the wall clock again, never going back past the time recovered), `events` (the "
+	     "events' occurred_at: replays of simulated days), `frozen` (nothing expires)"),
 	MS("tick_ms", HOUR_MS, tick_ms, "under `clock = wall`, due reservations expire this often"),
 	/* the TCP event stream */
 	ADDR("listen", stream.listen, listen,
