@@ -31,7 +31,8 @@ TMP = tempfile.mkdtemp(prefix="atp-grpc-")
 subprocess.run(["flatc", "--python", "-o", TMP + "/py", ROOT + "/fbs/atp.fbs"], check=True)
 sys.path.insert(0, TMP + "/py")
 from atp.v1 import (AtpBatchQuery, AtpBatchReply, AtpQuery, AtpReply, PositionAtp,  # noqa: E402
-                    ReleaseReply, ReleaseRequest, ReserveLine, ReserveReply, ReserveRequest, ScanRequest)
+                    ReleaseReply, ReserveReply, ScanRequest)
+from reserve_wire import release_req, reserve_req, vector  # noqa: E402
 
 C = grpc.StatusCode
 failures = []
@@ -47,13 +48,6 @@ def check(cond, what):
 
 def strings(b, items):
     return [b.CreateString(s) for s in items]
-
-
-def vector(b, start, offsets):
-    start(b, len(offsets))
-    for o in reversed(offsets):
-        b.PrependUOffsetTRelative(o)
-    return b.EndVector()
 
 
 def query_table(b, sku, locs=()):
@@ -80,37 +74,6 @@ def batch(queries):
     AtpBatchQuery.Start(b)
     AtpBatchQuery.AddQueries(b, v)
     b.Finish(AtpBatchQuery.End(b))
-    return bytes(b.Output())
-
-
-def reserve_req(rid, lines, partial=False, ttl=0):
-    b = flatbuffers.Builder(128)
-    offs = []
-    for sku, loc, qty in lines:
-        s, l = b.CreateString(sku), b.CreateString(loc)
-        ReserveLine.Start(b)
-        ReserveLine.AddSku(b, s)
-        ReserveLine.AddLocation(b, l)
-        ReserveLine.AddQty(b, qty)
-        offs.append(ReserveLine.End(b))
-    v = vector(b, ReserveRequest.StartLinesVector, offs) if offs else None
-    r = b.CreateString(rid)
-    ReserveRequest.Start(b)
-    ReserveRequest.AddReservationId(b, r)
-    if v is not None:
-        ReserveRequest.AddLines(b, v)
-    ReserveRequest.AddAllowPartial(b, partial)
-    ReserveRequest.AddTtlMs(b, ttl)
-    b.Finish(ReserveRequest.End(b))
-    return bytes(b.Output())
-
-
-def release_req(rid):
-    b = flatbuffers.Builder(64)
-    s = b.CreateString(rid)
-    ReleaseRequest.Start(b)
-    ReleaseRequest.AddReservationId(b, s)
-    b.Finish(ReleaseRequest.End(b))
     return bytes(b.Output())
 
 
