@@ -1,24 +1,24 @@
 #!/usr/bin/python3
 """The long crash campaign: everything at once while atpd is SIGKILLed.
 
-Each round: a simulated day of several sources streams in over TCP (atpctl
-send, resuming), two gRPC clients reserve and release on SKUs of their own
+Each round: a simulated day of several sources (its own, prefix R<k>-)
+streams in over TCP (atpctl send), two gRPC clients reserve and release on SKUs of their own
 (GSKU-*, stock sent once by a source of its own), two channel subscribers
-consume from their tokens; after a random 0.3-1.5 s atpd is SIGKILLed and
-started again. After every restart:
+consume from their tokens; after a random 0.05-0.6 s atpd is SIGKILLed and
+started again (the sender with it: its day is sent whole, resuming, at the end). After every restart:
   - every reservation whose answer was lost is retried under its id until
     answered (the same id never applies twice); a sample of the confirmed
     ones, retried, answers its first result as a duplicate: still there;
   - no GSKU position is oversold (ATP >= 0).
-At the end, the day sent whole and every answer known:
-  - the day's positions equal `atpctl import` of the file: no acknowledged
-    event lost, none applied twice;
+At the end, every day sent whole and every answer known:
+  - each day's positions equal `atpctl import` of its file: no
+    acknowledged event lost, none applied twice;
   - each GSKU position's ATP is its stock minus the quantities confirmed to
     reservations not released, exactly;
   - each subscriber's view, built from its messages alone, equals atpd's
     positions through its channel, versions increasing across every kill.
 
-usage: campaign.py ATPD ATPCTL [KILLS [ORDER_LINES]]
+usage: campaign.py ATPD ATPCTL [KILLS [ORDER_LINES of each day]]
 """
 import os
 import random
@@ -30,7 +30,7 @@ import time
 
 os.environ["ATPD"], os.environ["ATPCTL"] = sys.argv[1], sys.argv[2]
 KILLS = int(sys.argv[3]) if len(sys.argv) > 3 else 10
-LINES = int(sys.argv[4]) if len(sys.argv) > 4 else 40000
+LINES = int(sys.argv[4]) if len(sys.argv) > 4 else 6000
 
 import grpc  # noqa: E402
 
@@ -43,23 +43,29 @@ CHANNELS = [Channel("web", share_ppm=500000, buffer=1, locations=["DC01", "DC02"
 rng = random.Random(int(os.environ.get("CAMPAIGN_SEED", "29")))
 
 
-def files():
-    day = os.path.join(TMP, "day.csv")
-    subprocess.run([os.environ["ATPCTL"], "simday", "--out", day, "--skus", "3000", "--order-lines", str(LINES),
-                    "--seed", "21"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ref = os.path.join(TMP, "reference.csv")
-    subprocess.run([os.environ["ATPCTL"], "import", day, "--frozen-clock", "--max-positions", "65536",
-                    "--max-lines", "1048576", "--positions", ref], check=True, stdout=subprocess.DEVNULL)
+def simday(k):
+    """Round k's day: sources and SKUs of its own (prefix R<k>-), its table from import (the clock frozen)."""
+    day = os.path.join(TMP, "day%d.csv" % k)
+    subprocess.run([os.environ["ATPCTL"], "simday", "--out", day, "--skus", "300", "--order-lines", str(LINES),
+                    "--seed", str(21 + k), "--prefix", "R%d-" % k], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ref = day + ".ref"
+    subprocess.run([os.environ["ATPCTL"], "import", day, "--frozen-clock", "--positions", ref], check=True,
+                   stdout=subprocess.DEVNULL)
     want = {}
     for line in open(ref).read().splitlines()[1:]:
         f = line.split(",")
         want[(f[0], f[1])] = int(f[6])
+    return day, want
+
+
+def stock_file():
     stock = os.path.join(TMP, "stock.csv")
     with open(stock, "w") as f:
         f.write("event_id,source,seq,type,sku,location,qty,ref,to_location,reason,occurred_at,ttl_ms,partial\n")
         for i in range(GSKUS):
             f.write("%d,stock,%d,RECEIPT,GSKU-%03d,DC01,%d,PO-G%d,,,0,,\n" % (i + 1, i + 1, i, STOCK, i))
-    return day, want, stock
+    return stock
 
 
 class Reserver:
@@ -135,28 +141,32 @@ def gsku_atp(d):
 
 
 def main():
-    day, want, stock = files()
-    s = ["shards=4", "workers=1", "clock=frozen", "snapshot_mb=2", "channel_heartbeat_ms=200"]
+    s = ["shards=4", "workers=1", "clock=frozen", "snapshot_mb=2", "channel_heartbeat_ms=200",
+         "max_positions=%d" % max(131072, 4096 * KILLS)]
     for c in CHANNELS:
         s += c.settings()
     d = Daemon("campaign", s)
-    check(d.send(stock).returncode == 0, "the GSKU stock is in")
+    check(d.send(stock_file()).returncode == 0, "the GSKU stock is in")
     subs = [Subscriber(d, c.name) for c in CHANNELS]
     reservers = [Reserver("A"), Reserver("B")]
-    oversold, t0 = [], time.monotonic()
+    days, want, oversold, midstream, t0 = [], {}, [], 0, time.monotonic()
     for k in range(KILLS):
+        day, w = simday(k)
+        days.append(day)
+        want.update(w)
         sender = d.send_async(day)
         stop = threading.Event()
         threads = [threading.Thread(target=r.run, args=(d, stop), daemon=True) for r in reservers]
         for t in threads:
             t.start()
-        time.sleep(rng.uniform(0.3, 1.5))
+        time.sleep(rng.uniform(0.05, 0.6))
+        midstream += sender.poll() is None
         d.proc.send_signal(signal.SIGKILL)
         d.proc.wait()
         stop.set()
         for t in threads:
             t.join(timeout=60)
-        sender.kill()  # it would retry until atpd is back; it is started again next round
+        sender.kill()  # it would retry until atpd is back; its day is sent whole at the end
         sender.wait(timeout=60)
         for sub in subs:
             sub.thread.join(timeout=10)
@@ -166,18 +176,19 @@ def main():
         for r in reservers:
             r.settle(d)
         oversold += ["round %d: %s at %d" % (k, g, a) for g, a in gsku_atp(d).items() if a < 0]
-    print("    %d kills in %.0f s; %d reservations (%d lines confirmed, %d released)" % (
-        KILLS, time.monotonic() - t0, sum(r.n for r in reservers),
+    print("    %d kills in %.0f s, %d of them while a day streamed in; %d reservations (%d confirmed, %d released)" % (
+        KILLS, time.monotonic() - t0, midstream, sum(r.n for r in reservers),
         sum(1 for r in reservers for q in r.confirmed.values() if q), sum(len(r.released) for r in reservers)))
     errors = [e for r in reservers for e in r.errors]
     check(not errors, "after each of %d restarts every reservation sampled answers its first result%s" % (
         KILLS, (": " + "; ".join(errors[:3])) if errors else ""))
     check(not oversold, "no GSKU position oversold after any restart%s" % (": %s" % oversold[:3] if oversold else ""))
-    r = d.send(day)
-    check(r.returncode == 0, "after %d kills the day completes (%s)" % (KILLS, r.stderr.strip()[-200:]))
+    sent = [d.send(day) for day in days]
+    check(all(r.returncode == 0 for r in sent), "after %d kills every round's day completes (%s)" % (
+        KILLS, "; ".join(r.stderr.strip()[-200:] for r in sent if r.returncode)))
     got = {k: v for k, v in d.scan().items() if not k[0].startswith("GSKU-")}
     diff = [k for k in set(got) | set(want) if got.get(k, 0) != want.get(k, 0)]
-    check(not diff, "the day's positions equal import of the file: nothing lost, nothing twice (%d differ%s)" % (
+    check(not diff, "every day's positions equal import of its file: nothing lost, nothing twice (%d differ%s)" % (
         len(diff), ", e.g. %s" % [(k, want.get(k), got.get(k)) for k in diff[:3]] if diff else ""))
     held = {}
     for res in reservers:
