@@ -15,6 +15,11 @@
  *                                      EIO, ENOSPC, EDQUOT, EROFS) and,
  *                                      for a write, writes nothing
  *   ATP_FAULT=short:write:N:BYTES      the Nth write writes BYTES and says so
+ *   ATP_FAULT=power:OP:N               the power goes before the Nth write
+ *                                      or fsync: each 4 KiB page of every
+ *                                      write no completed fsync covers is
+ *                                      lost or kept (a draw repeatable from
+ *                                      N), then SIGKILL
  *
  * OP is write, fsync (fsync and fdatasync), open (of a file created for
  * writing), rename or fallocate; N counts that OP's calls from 1 across the
@@ -23,8 +28,9 @@
  * ATP_FAULT each wrapper costs one predictable branch.
  *
  * The io_uring group commit cannot pass through a wrapper: its submitter
- * asks atp_fault_at() before it prepares a write or an fsync and applies
- * the answer to what it submits and to the result it reaps.
+ * asks atp_fault_at() before it prepares a write or an fsync, applies the
+ * answer to what it submits and to the result it reaps, and says when an
+ * fsync completed (atp_fault_synced).
  */
 #ifndef ATP_FAULTIO_H
 #define ATP_FAULTIO_H
@@ -45,11 +51,18 @@ bool atp_fault_armed(void);
 /*
  * Count one call of op that is about to write len bytes of buf to fd at off
  * (off < 0: at the file position; len and buf: 0 and NULL for other ops).
+ * For an fsync submitted before its write is made (io_uring), off = 1: a
+ * power cut there then waits for atp_fault_written(fd).
  * Returns len to go ahead as asked, a smaller count to write only that many
  * (short), or -errno to fail without doing it. Under a crash plan for this
  * call it writes what the plan says and SIGKILLs the process.
  */
 ssize_t atp_fault_at(atp_io_op op, int fd, const void *buf, size_t len, off_t off);
+
+/* An fsync of fd completed: under a power plan, the writes before it are safe from the cut. */
+void atp_fault_synced(int fd);
+/* A write to fd submitted through io_uring completed (a power cut may be waiting for it). */
+void atp_fault_written(int fd);
 
 /* The system calls, through the plan. 0 / a count, or -1 with errno (fallocate: 0 or an errno, as posix_fallocate). */
 ssize_t atp_io_write(int fd, const void *buf, size_t len);

@@ -61,6 +61,7 @@ typedef struct shard {
 	pid_t snap_child;      /* the process writing this shard's snapshot, 0 when none */
 	int write_res, fsync_res;
 	int fault_write, fault_fsync;  /* results a test's fault plan puts in place of the reaped ones (0: none) */
+	int flight_fd;                 /* the segment the group in flight writes */
 } shard;
 
 /* Capacity of a worker's completion lists: events in one group commit at most. */

@@ -166,9 +166,10 @@ static void start_group(worker *w)
 		 * the pages whose writeback failed.
 		 */
 		ssize_t len = atp_fault_at(ATP_IO_WRITE, wr.fd, wr.buf, wr.len, (off_t)wr.offset);
-		ssize_t sync = atp_fault_at(ATP_IO_FSYNC, wr.fd, NULL, 0, 0);
+		ssize_t sync = atp_fault_at(ATP_IO_FSYNC, wr.fd, NULL, 0, 1);
 		s->fault_write = len < 0 ? (int)len : sync < 0 ? (int)wr.len : 0;
 		s->fault_fsync = sync < 0 ? (int)sync : 0;
+		s->flight_fd = wr.fd;
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&w->uring);
 		io_uring_prep_write(sqe, wr.fd, wr.buf, len < 0 || sync < 0 ? 0 : (unsigned)len, wr.offset);
 		sqe->flags |= IOSQE_IO_LINK;
@@ -259,6 +260,10 @@ static void reap(worker *w, bool wait)
 		}
 		assert(w->flight_ops > 0 && (op >> 1) < w->n_shards);
 		shard *s = w->shards[op >> 1];
+		if (!(op & 1) && res >= 0)
+			atp_fault_written(s->flight_fd);
+		if (op & 1 && res == 0 && !s->fault_fsync)
+			atp_fault_synced(s->flight_fd);
 		if (op & 1)
 			s->fsync_res = s->fault_fsync ? s->fault_fsync : res < 0 ? res : 0;
 		else

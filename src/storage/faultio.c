@@ -7,12 +7,21 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-enum { ACT_NONE, ACT_CRASH, ACT_FAIL, ACT_SHORT };
+enum { ACT_NONE, ACT_CRASH, ACT_FAIL, ACT_SHORT, ACT_POWER };
+
+/* Under a power plan: what each write since its file's last completed fsync overwrote, to be undone page by page. */
+typedef struct unsynced {
+	int fd;
+	off_t off;
+	size_t len;
+	uint8_t *before;  /* len bytes: the file's content there before the write (zeros past its end) */
+} unsynced;
 
 static const char *const op_names[ATP_IO_OPS] = { "write", "fsync", "open", "rename", "fallocate" };
 
@@ -24,7 +33,11 @@ static struct {
 	long long bytes;  /* -1: half */
 	const char *count_path;
 	_Atomic unsigned long long calls[ATP_IO_OPS];
-} plan = { .once = PTHREAD_ONCE_INIT };
+	_Atomic int cut_fd;    /* a power plan's fsync was reached before its write was made: cut once it is */
+	pthread_mutex_t lock;  /* the unsynced writes */
+	unsynced *pending;
+	size_t n_pending, cap_pending;
+} plan = { .once = PTHREAD_ONCE_INIT, .cut_fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static int errno_of(const char *name)
 {
@@ -50,7 +63,7 @@ static void write_counts(void)
 /* A plan that does not parse is a test's mistake: say so and stop rather than run without it. */
 static void bad_plan(const char *spec)
 {
-	fprintf(stderr, "atpd: ATP_FAULT=%s: expected crash|fail|short:OP:N[:ARG]\n", spec);
+	fprintf(stderr, "atpd: ATP_FAULT=%s: expected crash|fail|short|power:OP:N[:ARG]\n", spec);
 	exit(2);
 }
 
@@ -67,7 +80,7 @@ static void load_plan(void)
 	if (sscanf(spec, "%15[a-z]:%15[a-z]:%llu:%15s", act, op, &plan.nth, arg) < 3 || plan.nth == 0)
 		bad_plan(spec);
 	plan.action = strcmp(act, "crash") == 0 ? ACT_CRASH : strcmp(act, "fail") == 0 ? ACT_FAIL
-		    : strcmp(act, "short") == 0 ? ACT_SHORT : ACT_NONE;
+		    : strcmp(act, "short") == 0 ? ACT_SHORT : strcmp(act, "power") == 0 ? ACT_POWER : ACT_NONE;
 	plan.op = -1;
 	for (int i = 0; i < ATP_IO_OPS; i++)
 		if (strcmp(op, op_names[i]) == 0)
@@ -75,8 +88,89 @@ static void load_plan(void)
 	char *end;
 	plan.bytes = strcmp(arg, "half") == 0 ? -1 : strtoll(arg, &end, 10);
 	if (plan.action == ACT_NONE || plan.op < 0 || (plan.action == ACT_FAIL && !(plan.err = errno_of(arg))) ||
-	    (plan.action == ACT_SHORT && (plan.op != ATP_IO_WRITE || plan.bytes < 0)))
+	    (plan.action == ACT_SHORT && (plan.op != ATP_IO_WRITE || plan.bytes < 0)) ||
+	    (plan.action == ACT_POWER && plan.op != ATP_IO_WRITE && plan.op != ATP_IO_FSYNC))
 		bad_plan(spec);
+}
+
+/* Remember what a write about to happen overwrites (power plans only). */
+static void remember(int fd, const void *buf, size_t len, off_t off)
+{
+	(void)buf;
+	if (off < 0 && (off = lseek(fd, 0, SEEK_CUR)) < 0)
+		return;
+	uint8_t *before = calloc(1, len ? len : 1);
+	if (!before)
+		return;
+	if (pread(fd, before, len, off) < 0) {
+		free(before);
+		return;
+	}
+	pthread_mutex_lock(&plan.lock);
+	if (plan.n_pending == plan.cap_pending) {
+		size_t cap = plan.cap_pending ? 2 * plan.cap_pending : 64;
+		unsynced *p = realloc(plan.pending, cap * sizeof(*p));
+		if (!p) {
+			pthread_mutex_unlock(&plan.lock);
+			free(before);
+			return;
+		}
+		plan.pending = p;
+		plan.cap_pending = cap;
+	}
+	plan.pending[plan.n_pending++] = (unsynced){ fd, off, len, before };
+	pthread_mutex_unlock(&plan.lock);
+}
+
+void atp_fault_synced(int fd)
+{
+	if (!atp_fault_armed() || plan.action != ACT_POWER)
+		return;
+	pthread_mutex_lock(&plan.lock);
+	size_t k = 0;
+	for (size_t i = 0; i < plan.n_pending; i++) {
+		if (plan.pending[i].fd == fd)
+			free(plan.pending[i].before);
+		else
+			plan.pending[k++] = plan.pending[i];
+	}
+	plan.n_pending = k;
+	pthread_mutex_unlock(&plan.lock);
+}
+
+/*
+ * The power goes: every write no completed fsync covers loses each of its
+ * 4 KiB pages, newest write first, with probability 1/2 (drawn from the
+ * plan's N: repeatable), as a disk cache may persist any subset of them.
+ */
+static void power_cut(unsigned long long n)
+{
+	uint64_t x = n * 0x9e3779b97f4a7c15ull + 1;
+	pthread_mutex_lock(&plan.lock);
+	size_t lost = 0, pages = 0;
+	for (size_t i = plan.n_pending; i-- > 0;) {
+		const unsynced *u = &plan.pending[i];
+		for (off_t p = u->off & ~(off_t)4095; p < u->off + (off_t)u->len; p += 4096) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			off_t a = p > u->off ? p : u->off, b = p + 4096 < u->off + (off_t)u->len ? p + 4096 : u->off + (off_t)u->len;
+			pages++;
+			if (x & 1 && pwrite(u->fd, u->before + (a - u->off), (size_t)(b - a), a) == b - a)
+				lost++;
+		}
+	}
+	fprintf(stderr, "atpd: fault plan: power cut at %s %llu: %zu of %zu unsynced pages lost\n", op_names[plan.op], n, lost,
+		pages);
+}
+
+static void power_cut(unsigned long long n);
+
+void atp_fault_written(int fd)
+{
+	if (atp_fault_armed() && plan.action == ACT_POWER && fd >= 0 && atomic_load(&plan.cut_fd) == fd) {
+		power_cut(plan.nth);
+		kill(getpid(), SIGKILL);
+		abort();
+	}
 }
 
 bool atp_fault_armed(void)
@@ -90,14 +184,24 @@ ssize_t atp_fault_at(atp_io_op op, int fd, const void *buf, size_t len, off_t of
 	if (!atp_fault_armed())
 		return (ssize_t)len;
 	unsigned long long n = atomic_fetch_add(&plan.calls[op], 1) + 1;
+	if (plan.action == ACT_POWER && op == ATP_IO_WRITE && !(plan.op == ATP_IO_WRITE && n >= plan.nth))
+		remember(fd, buf, len, off);
 	if (plan.action == ACT_NONE || (int)op != plan.op || n != plan.nth)
 		return (ssize_t)len;
+	if (plan.action == ACT_POWER && op == ATP_IO_FSYNC && off == 1) {
+		atomic_store(&plan.cut_fd, fd); /* its write is still to come: the cut waits for it (atp_fault_written) */
+		return 0;
+	}
 	size_t part = plan.bytes < 0 ? len / 2 : (size_t)plan.bytes < len ? (size_t)plan.bytes : len;
 	switch (plan.action) {
 	case ACT_CRASH:
 		if (op == ATP_IO_WRITE && part > 0 && (off < 0 ? write(fd, buf, part) : pwrite(fd, buf, part, off)) < 0)
 			perror("atpd: fault plan: the torn write");
 		fprintf(stderr, "atpd: fault plan: crash at %s %llu\n", op_names[op], n);
+		kill(getpid(), SIGKILL);
+		abort();
+	case ACT_POWER:
+		power_cut(n);
 		kill(getpid(), SIGKILL);
 		abort();
 	case ACT_SHORT:
@@ -140,12 +244,18 @@ static int plain(atp_io_op op)
 
 int atp_io_fsync(int fd)
 {
-	return plain(ATP_IO_FSYNC) < 0 ? -1 : fsync(fd);
+	if (plain(ATP_IO_FSYNC) < 0 || fsync(fd) < 0)
+		return -1;
+	atp_fault_synced(fd);
+	return 0;
 }
 
 int atp_io_fdatasync(int fd)
 {
-	return plain(ATP_IO_FSYNC) < 0 ? -1 : fdatasync(fd);
+	if (plain(ATP_IO_FSYNC) < 0 || fdatasync(fd) < 0)
+		return -1;
+	atp_fault_synced(fd);
+	return 0;
 }
 
 int atp_io_create(const char *path, int flags, mode_t mode)

@@ -8,7 +8,9 @@
 # failure with ENOSPC and a short write; for every fsync a failure with
 # EIO (the write before it lost, as a kernel drops the pages whose
 # writeback failed); for every create, rename and fallocate a failure with
-# EIO. After each, with the plan gone:
+# EIO; the power lost before every fsync and every write (each 4 KiB page
+# written since the file's last completed fsync lost or kept at random, as
+# a disk cache may keep any of them). After each, with the plan gone:
 #   - the faulted run says what happened: a crash exits by SIGKILL, a
 #     failure exits 1 with a message naming what failed;
 #   - recovery opens the directory (a torn tail is cut, never refused);
@@ -18,9 +20,9 @@
 #     applied that holds every acknowledged event;
 #   - resuming the import ends with exactly the in-memory core's table of
 #     the whole day: nothing skipped, nothing applied twice.
-# The sweeps run with one shard, then the crashes again with 2 shards (one
-# worker): there a crash can fall between the two shards' writes of a
-# group, and recovery is checked by the resumed table only.
+# The sweeps run with one shard, then the crashes and power cuts again with
+# 2 shards (one worker): there a crash can fall between the two shards'
+# writes of a group, and recovery is checked by the resumed table only.
 # Usage: faults.sh ATPCTL [STRIDE]: every STRIDE-th call (1: all).
 set -euo pipefail
 atpctl=$1
@@ -110,7 +112,10 @@ for shards in 1 2; do
 	echo "# $shards shard(s): a clean run makes $(count write) writes, $(count fsync) fsyncs, $(count open) creates," \
 		"$(count rename) renames, $(count fallocate) fallocates"
 	sweep "a crash before and in the middle of every write" 137 "$(count write)" crash:write:@:0 crash:write:@:half
+	sweep "the power lost before every fsync (random pages of what it would cover lost)" 137 "$(count fsync)" \
+		power:fsync:@
 	[ "$shards" -eq 1 ] || continue
+	sweep "the power lost before every write" 137 "$(count write)" power:write:@
 	sweep "ENOSPC and a short write at every write" 1 "$(count write)" fail:write:@:ENOSPC short:write:@:7
 	sweep "EIO at every fsync (the write before it lost)" 1 "$(count fsync)" fail:fsync:@:EIO
 	sweep "EIO at every create, rename and fallocate" 1 "$(count open)" fail:open:@:EIO fail:rename:@:EIO \
