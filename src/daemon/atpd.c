@@ -44,6 +44,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_signal, snapshot_asked, reload_asked;
@@ -300,6 +301,12 @@ int main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	struct stat dst;
+	if (stat(data, &dst) == 0 && (dst.st_mode & S_IWOTH)) {
+		atp_log(ATP_LOG_ERROR, "cannot start: the data directory %s is world-writable: anyone on this machine could "
+			"change the WAL (chmod o-w %s)", data, data);
+		return 1;
+	}
 	atp_log(ATP_LOG_INFO, "starting on %s", data);
 	notify_init();
 	notify_send("STATUS=recovering %s", data);

@@ -45,6 +45,7 @@ static const char *const stream_modes[] = { "auto", "on", "off", NULL };
 static const char *const on_invalid[] = { "stop", "deadletter", NULL }; /* ATP_STREAM_STOP, ATP_STREAM_DEADLETTER */
 static const char *const levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const formats[] = { "text", "logfmt", NULL };
+static const char *const bools[] = { "false", "true", NULL };
 
 static const setting table[] = {
 	/* the engine */
@@ -68,6 +69,9 @@ static const setting table[] = {
 	     "tell it, a restart takes the wall clock again, never going back past the time recovered), `events` (the "
 	     "events' occurred_at: replays of simulated days), `frozen` (nothing expires)"),
 	MS("tick_ms", HOUR_MS, tick_ms, "under `clock = wall`, due reservations expire this often"),
+	ENUM("allow_plaintext", bools, allow_plaintext,
+	     "`true`: the event stream and gRPC may listen on an address other than loopback in plaintext (atpd has no "
+	     "TLS yet: anyone who reaches the port may send and reserve); `false`: such a listener refuses the start"),
 	/* the TCP event stream */
 	ADDR("listen", stream.listen, listen,
 	     "the TCP event stream's HOST:PORT (port 0: any free one, logged); `none`: no listener"),
@@ -275,6 +279,21 @@ static void defaults(settings *s)
 			 .metrics_max_bytes = 1u << 20, .log_level = ATP_LOG_INFO, .deadletter_max = 10000 };
 }
 
+/* Whether HOST:PORT's host is loopback: 127.0.0.0/8, [::1] or localhost (a name that may resolve elsewhere is not). */
+static bool loopback(const char *addr)
+{
+	const char *colon = strrchr(addr, ':');
+	size_t n = colon ? (size_t)(colon - addr) : strlen(addr);
+	char host[64];
+	if (n >= sizeof(host))
+		return false;
+	snprintf(host, sizeof(host), "%.*s", (int)n, addr);
+	unsigned a, b, c, d;
+	char tail;
+	return strcmp(host, "[::1]") == 0 || strcmp(host, "localhost") == 0 ||
+	       (sscanf(host, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 && b < 256 && c < 256 && d < 256);
+}
+
 int settings_load(settings *s, int argc, char **argv, const char **data)
 {
 	defaults(s);
@@ -307,6 +326,14 @@ int settings_load(settings *s, int argc, char **argv, const char **data)
 					"       atpd --help-settings\n");
 			return -1;
 		}
+	}
+	const char *open_to = !s->allow_plaintext && s->listen && !loopback(s->stream.listen) ? "listen"
+			    : !s->allow_plaintext && s->grpc_on && !loopback(s->grpc.listen) ? "grpc_listen" : NULL;
+	if (open_to) {
+		atp_log(ATP_LOG_ERROR, "%s = %s is not a loopback address and atpd speaks plaintext on it: anyone who reaches "
+			"it could send events and reserve; refusing to start (allow_plaintext = true accepts it)", open_to,
+			strcmp(open_to, "listen") == 0 ? s->stream.listen : s->grpc.listen);
+		return -1;
 	}
 	if (s->engine.wal.buffer_bytes > s->engine.wal.segment_bytes / 4)
 		s->engine.wal.buffer_bytes = (uint32_t)(s->engine.wal.segment_bytes / 4);

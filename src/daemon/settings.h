@@ -34,6 +34,7 @@ typedef struct settings {
 	bool grpc_on;           /* grpc_listen != "none" */
 	char metrics_listen[128];
 	bool metrics_on;        /* metrics_listen != "none" */
+	int allow_plaintext;    /* 0 false, 1 true: plaintext listeners beyond loopback */
 	uint64_t metrics_max_bytes;
 	int log_level;          /* atp/log.h */
 	int log_format;         /* 0 text, 1 logfmt */

@@ -82,5 +82,18 @@ check "an unknown key is named" sh -c "test $rc -eq 2 && grep -q \"unknown setti
 check "none and the zeros that mean something are taken" test "$rc" -eq 0
 "$atpd" --check-config /dev/null --set segment_mb=0 2>/dev/null && rc=0 || rc=$?
 check "a zero where none is allowed is refused" test "$rc" -eq 2
+"$atpd" --check-config /dev/null --set listen=0.0.0.0:7400 2>"$tmp/log8" && rc=0 || rc=$?
+check "plaintext on an address other than loopback refuses the start" \
+	sh -c "test $rc -eq 2 && grep -q 'listen = 0.0.0.0:7400 is not a loopback address' '$tmp/log8'"
+"$atpd" --check-config /dev/null --set 'grpc_listen=[::]:7401' 2>"$tmp/log8" && rc=0 || rc=$?
+check "... gRPC's too" sh -c "test $rc -eq 2 && grep -q 'grpc_listen = \[::\]:7401 is not a loopback' '$tmp/log8'"
+"$atpd" --check-config /dev/null --set listen=0.0.0.0:7400 --set allow_plaintext=true 2>/dev/null && rc=0 || rc=$?
+check "... unless allow_plaintext = true" test "$rc" -eq 0
+"$atpd" --check-config /dev/null --set 'listen=[::1]:7400' --set grpc_listen=127.0.0.2:7401 2>/dev/null && rc=0 || rc=$?
+check "loopback needs no allowance" test "$rc" -eq 0
+mkdir -m 0777 "$tmp/open"
+"$atpd" --data "$tmp/open" --set listen=none --set grpc_listen=none --set metrics_listen=none 2>"$tmp/log9" && rc=0 || rc=$?
+check "a world-writable data directory refuses the start" \
+	sh -c "test $rc -eq 1 && grep -q 'data directory .* is world-writable' '$tmp/log9'"
 
 finish
