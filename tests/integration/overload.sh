@@ -3,8 +3,9 @@
 #
 # The gRPC capacity is measured first (GetAtp and Reserve, closed loop,
 # 128 in flight). Then, for SECONDS (two halves): GetAtp and Reserve each
-# offered at 10x that rate (open loop, up to 4,096 calls in flight each)
-# while a simulated day streams in over TCP (one connection per source).
+# offered at 10x that rate (open loop, up to 4,096 calls in flight each,
+# against grpc_max_calls = 1,024: the excess is refused) while a simulated
+# day streams in over TCP (one connection per source).
 # Checked, with no timing threshold:
 #   - every gRPC call is answered: OK, RESOURCE_EXHAUSTED or UNAVAILABLE,
 #     no connection broken, the load tools end;
@@ -34,7 +35,7 @@ tail -n +2 "$tmp/reference.csv" | sort >"$tmp/reference.sorted"
 
 "$atpd" --data "$tmp/data" --set clock=frozen --set shards=2 --set first_cpu=none --set router_cpu=none \
 	--set max_positions=131072 --set max_lines=4194304 --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 \
-	--set metrics_listen=none 2>>"$tmp/atpd.log" &
+	--set metrics_listen=none --set grpc_max_calls=1024 2>>"$tmp/atpd.log" &
 daemon=$!
 wait_for "$tmp/atpd.log" "atpd: serving" || { cat "$tmp/atpd.log"; exit 1; }
 tcp=127.0.0.1:$(sed -n 's/.*event stream listening on .*(port \([0-9]*\)).*/\1/p' "$tmp/atpd.log")
