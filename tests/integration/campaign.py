@@ -32,10 +32,11 @@ os.environ["ATPD"], os.environ["ATPCTL"] = sys.argv[1], sys.argv[2]
 KILLS = int(sys.argv[3]) if len(sys.argv) > 3 else 10
 LINES = int(sys.argv[4]) if len(sys.argv) > 4 else 6000
 
+import flatbuffers  # noqa: E402
 import grpc  # noqa: E402
 
 from atp_harness import TMP, Channel, Daemon, Subscriber, check, cleanup, failures  # noqa: E402
-from atp.v1 import ReleaseReply, ReserveReply  # noqa: E402
+from atp.v1 import PositionAtp, ReleaseReply, ReserveReply, ScanRequest  # noqa: E402
 from reserve_wire import release_req, reserve_req  # noqa: E402
 
 GSKUS, STOCK = 40, 300
@@ -66,6 +67,16 @@ def stock_file():
         for i in range(GSKUS):
             f.write("%d,stock,%d,RECEIPT,GSKU-%03d,DC01,%d,PO-G%d,,,0,,\n" % (i + 1, i + 1, i, STOCK, i))
     return stock
+
+
+def scan_req(after, limit):
+    b = flatbuffers.Builder(64)
+    a = b.CreateString(after)
+    ScanRequest.Start(b)
+    ScanRequest.AddAfterSku(b, a)
+    ScanRequest.AddLimit(b, limit)
+    b.Finish(ScanRequest.End(b))
+    return bytes(b.Output())
 
 
 class Reserver:
@@ -137,7 +148,12 @@ class Reserver:
 
 
 def gsku_atp(d):
-    return {k[0]: v for k, v in d.scan().items() if k[0].startswith("GSKU-")}
+    """The GSKU positions only (they sort before the days' R<k>- SKUs): one page of Scan, not the whole table."""
+    out = {}
+    for m in d.channel.unary_stream("/atp.v1.Atp/Scan")(scan_req("GSKU-", GSKUS), timeout=60):
+        p = PositionAtp.PositionAtp.GetRootAs(m)
+        out[p.Sku().decode()] = p.Atp()
+    return out
 
 
 def main():
