@@ -12,7 +12,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 "$atpctl" simday --seed 5 --skus 300 --order-lines 20000 --out "$tmp/day.csv" 2>/dev/null
 mkdir "$tmp/clean"
-"$atpctl" import "$tmp/day.csv" --data "$tmp/clean/data" --shards 2 --segment-mb 1 --snapshot-mb 64 \
+"$atpctl" import "$tmp/day.csv" --data "$tmp/clean/data" --shards 2 --segment-mb 1 --snapshot-mb 64 --sync-every 2000 \
 	>"$tmp/import.out" 2>/dev/null
 durable=$(sed -n 's/.* \([0-9]*\) events durable.*/\1/p' "$tmp/import.out")
 check "import made the directory ($durable events)" test "${durable:-0}" -gt 10000
@@ -105,33 +105,47 @@ check "with a note of what recovery cuts" grep -q "note: .*$(basename "$last"): 
 sums "$tmp/torn" >"$tmp/after"
 check "and verify did not cut it" cmp -s "$tmp/before" "$tmp/after"
 
-# Damage inside the last write's reach, no snapshot over it: recovery takes it for a torn tail and cuts what
-# follows; verify says so.
-cp -a "$tmp/clean" "$tmp/mid"
-rm "$tmp/mid/data/shard-001"/snap-*.snap  # recovery must read the WAL
-last=$(ls "$tmp/mid/data/shard-001"/*.wal | tail -1)
-python3 - "$last" <<'PY'
+# Damage in the WAL, no snapshot over it (recovery must read the WAL): inside the last write, recovery takes it
+# for a torn tail and cuts what follows; in an earlier write, with a later write's start after it, it is damage
+# to acknowledged records and refused. verify says which.
+damage() { # damage DIR WHICH: flip a payload bit of a record of shard 1's last segment (last: in its last write)
+	cp -a "$tmp/clean" "$1"
+	rm "$1/data/shard-001"/snap-*.snap
+	python3 - "$(ls "$1/data/shard-001"/*.wal | tail -1)" "$2" <<'PY'
 import struct, sys
 f = open(sys.argv[1], "r+b")
-offs, off = [], 64
+offs, starts, off = [], [], 64
 while True:
     f.seek(off)
-    n, _, _ = struct.unpack("<IIQ", f.read(16))
+    n, _, lsn = struct.unpack("<IIQ", f.read(16))
     if n == 0:
         break
+    if lsn >> 63:
+        starts.append(len(offs))  # the first record of a write
     offs.append(off)
     off += (16 + n + 7) & ~7
-f.seek(offs[len(offs) // 2] + 20)
+last = starts[-1]
+if sys.argv[2] == "last":
+    at = offs[(last + len(offs)) // 2]
+else:
+    assert last > 0, "the segment holds one write only"
+    at = offs[last - 1]
+f.seek(at + 20)
 b = f.read(1)
-f.seek(offs[len(offs) // 2] + 20)
+f.seek(at + 20)
 f.write(bytes([b[0] ^ 0x10]))
 PY
+}
+damage "$tmp/mid" last
 verify "$tmp/mid/data"
-check "damage in the last segment: a note, exit 0" test "$rc" -eq 0
+check "damage in the last write: a note, exit 0" test "$rc" -eq 0
 check "... that names the valid records after it, lost with the cut" grep -q "torn tail at offset [0-9]* (recovery cuts it); valid records up to lsn [0-9]* follow it" "$tmp/v.out"
 echo "event_id,source,seq,type,sku,location,qty,ref,to_location,reason" >"$tmp/empty.csv"
 "$atpctl" import "$tmp/empty.csv" --data "$tmp/mid/data" >/dev/null 2>"$tmp/recover.err" || true
 check "recovery cuts it with a log line that says the same" grep -q "torn tail at offset .* cut .*valid records up to lsn" "$tmp/recover.err"
+damage "$tmp/early" earlier
+verify "$tmp/early/data"
+check "damage before a later write: refused, exit 1" sh -c "test $rc -eq 1 && grep -q 'the start of a later write' '$tmp/v.out'"
 
 verify "$tmp/nowhere"
 check "not a data directory: exit 2" test "$rc" -eq 2
