@@ -400,6 +400,16 @@ static int recover(atp_wal *w, scan *s)
 			if (rc < 0)
 				atp_errf(s->err, s->errlen, "%s: cannot cut the torn tail: %s", path, strerror(-rc));
 		}
+		/*
+		 * What was replayed may still be only in the page cache (a process
+		 * killed between its write and its fdatasync): make it durable
+		 * before anything is built on it, such as a resend answered as a
+		 * duplicate, or a group that has nothing new to write.
+		 */
+		if (rc == 0 && !s->readonly && tail > SEG_HEADER && atp_io_fdatasync(fd) < 0) {
+			atp_errf(s->err, s->errlen, "%s: cannot make the replayed records durable: %s", path, strerror(errno));
+			rc = -1;
+		}
 		if (rc < 0 || !last || s->readonly) {
 			close(fd);
 			if (rc < 0)
