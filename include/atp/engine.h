@@ -92,6 +92,23 @@ typedef struct atp_engine_delta {
 /* Deltas in per-shard order (shards interleave); n >= 1. */
 typedef void (*atp_engine_delta_fn)(void *ctx, const atp_engine_delta *d, size_t n);
 
+/*
+ * For the deterministic simulator (tests/sim) only: with io in the config,
+ * atp_engine_open() starts no thread and no io_uring. The workers run
+ * when the router's thread turns them (atp_engine_turn(), and wherever
+ * the router would wait for a worker); a group's write + fdatasync of a
+ * shard goes to io->submit (slot: the shard's place in its worker), and
+ * io->poll answers each with atp_engine_io_done(), in whatever order and
+ * turn the simulator chooses (wait: the worker cannot go on without one).
+ * Snapshots are then written in the worker's turn, not by a child.
+ */
+typedef struct atp_engine_io {
+	void *ctx;
+	void (*submit)(void *ctx, uint32_t worker, uint32_t slot, int fd, const void *buf, size_t len, uint64_t off);
+	void (*poll)(void *ctx, uint32_t worker, bool wait);
+	uint64_t (*mono_ns)(void *ctx);  /* the simulated clock, in place of CLOCK_MONOTONIC where it steers (the sources file's cadence) */
+} atp_engine_io;
+
 typedef struct atp_engine_config {
 	uint32_t shards;            /* of a new data directory; an existing one keeps its own */
 	uint32_t workers;           /* threads; at most shards */
@@ -116,12 +133,18 @@ typedef struct atp_engine_config {
 	/* Optional: after each shard recovered in atp_engine_open() (for a supervisor's status line). */
 	void (*on_recovered)(void *ctx, uint32_t shard, uint32_t shards, uint64_t records);
 	void *recovered_ctx;
+	const atp_engine_io *io;    /* NULL but in the simulator (above) */
 } atp_engine_config;
 
 /* 1 shard, the router on CPU 0 and 1 worker on CPU 1, default core and WAL, snapshots every 256 MiB of WAL, 4 MiB rings. */
 atp_engine_config atp_engine_config_default(void);
 
 typedef struct atp_engine atp_engine;
+
+/* With io: one turn of every worker; whether any applied a record. */
+bool atp_engine_turn(atp_engine *e);
+/* With io: the write (bytes written, or -errno) and fdatasync (0 or -errno) io->submit was given for worker's slot. */
+void atp_engine_io_done(atp_engine *e, uint32_t worker, uint32_t slot, int write_res, int fsync_res);
 
 /* Create or open the data directory, lock it, recover every shard and start the workers. NULL with err. */
 atp_engine *atp_engine_open(const char *dir, const atp_engine_config *cfg, char *err, size_t errlen);

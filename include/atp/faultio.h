@@ -37,6 +37,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -63,6 +64,18 @@ ssize_t atp_fault_at(atp_io_op op, int fd, const void *buf, size_t len, off_t of
 void atp_fault_synced(int fd);
 /* A write to fd submitted through io_uring completed (a power cut may be waiting for it). */
 void atp_fault_written(int fd);
+
+/*
+ * The deterministic simulator's disk (tests/sim), in place of a plan: every
+ * call asks decide (as atp_fault_at answers: len, fewer bytes, or -errno;
+ * fd -1 for calls without one), and what each write overwrote is kept
+ * until an fsync of its file completes. atp_fault_lose() then undoes the
+ * unsynced writes of fd's file (fd < 0: of every file: the power goes),
+ * each 4 KiB page when draw(ctx) is odd, and returns the pages undone.
+ */
+typedef ssize_t (*atp_fault_decide_fn)(void *ctx, atp_io_op op, int fd, size_t len);
+void atp_fault_simulate(atp_fault_decide_fn decide, void *ctx);
+size_t atp_fault_lose(int fd, uint64_t (*draw)(void *ctx), void *ctx);
 
 /* The system calls, through the plan. 0 / a count, or -1 with errno (fallocate: 0 or an errno, as posix_fallocate). */
 ssize_t atp_io_write(int fd, const void *buf, size_t len);

@@ -85,6 +85,7 @@ static int start_workers(atp_engine *e, char *err, size_t errlen)
 		w->wal_retention_ms = e->cfg.wal_retention_ms;
 		w->notify_fd = e->cfg.notify_fd;
 		w->shards_total = e->n_shards;
+		w->io = e->cfg.io;
 		pthread_mutex_init(&w->stats_lock, NULL);
 		w->in = atp_spsc_ring_create_mirrored(e->cfg.ring_bytes, 1);
 		w->out = atp_spsc_ring_create(GROUP_MAX * 2, sizeof(completion));
@@ -243,9 +244,33 @@ static size_t collect(atp_engine *e)
 			total += k;
 		}
 	}
-	if (e->sources_dirty && pipe_mono_ns() - e->sources_written_ns > SOURCES_EVERY_NS)
+	if (e->sources_dirty && pipe_router_ns(e) - e->sources_written_ns > SOURCES_EVERY_NS)
 		pipe_dir_write_sources(e);
 	return total;
+}
+
+/* The router waits for a worker: in the simulator, by turning them. */
+static void wait_workers(atp_engine *e, unsigned *round)
+{
+	if (e->cfg.io)
+		atp_engine_turn(e);
+	else
+		pipe_backoff(round);
+}
+
+bool atp_engine_turn(atp_engine *e)
+{
+	assert(e->cfg.io);
+	bool progress = false;
+	for (uint32_t i = 0; i < e->n_workers; i++)
+		progress |= worker_turn(&e->workers[i]);
+	return progress;
+}
+
+void atp_engine_io_done(atp_engine *e, uint32_t w, uint32_t slot, int write_res, int fsync_res)
+{
+	assert(w < e->n_workers);
+	worker_io_done(&e->workers[w], slot, write_res, fsync_res);
 }
 
 /* Push worker i's staged frames into its ring, collecting completions while it is full. */
@@ -261,7 +286,7 @@ static int push_stage(atp_engine *e, uint32_t i)
 		e->router_waits += round == 0;
 		worker_ring(&e->workers[i]);
 		if (!collect(e))
-			pipe_backoff(&round);
+			wait_workers(e, &round);
 	}
 	worker_ring(&e->workers[i]);
 	st->len = 0;
@@ -376,7 +401,7 @@ static int take_seq(atp_engine *e, atp_str source, uint64_t seq, uint32_t *out, 
 		if (flush_stages(e) < 0)
 			return ATP_E_IO;
 		if (!collect(e))
-			pipe_backoff(&round);
+			wait_workers(e, &round);
 	}
 	*out = id;
 	return ATP_OK;
@@ -472,7 +497,7 @@ int atp_engine_sync(atp_engine *e)
 		if (engine_failed(e))
 			return ATP_E_IO;
 		if (!collect(e))
-			pipe_backoff(&round);
+			wait_workers(e, &round);
 	}
 	return engine_failed(e);
 }

@@ -179,7 +179,7 @@ int pipe_dir_write_sources(atp_engine *e)
 	if (!rc && atp_io_rename(tmp, path) < 0)
 		rc = -errno;
 	e->sources_dirty = false;
-	e->sources_written_ns = pipe_mono_ns();
+	e->sources_written_ns = pipe_router_ns(e);
 	return rc;
 }
 

@@ -81,6 +81,7 @@ typedef struct worker {
 	uint32_t shards_total; /* the engine's shards (a delta carries the count) */
 	struct io_uring uring;
 	bool uring_ready;
+	const atp_engine_io *io;    /* the simulator's, in place of the io_uring; NULL: none */
 	shard **shards;
 	uint32_t n_shards;
 	completion *pending;   /* of the group being built */
@@ -129,6 +130,10 @@ void worker_ring(worker *w);
 void pipe_pin_thread(int cpu, const char *who);
 
 int worker_start(worker *w);
+/* One turn of the loop: apply a bite of the ring (or snapshot), start a group, reap; whether frames were applied. */
+bool worker_turn(worker *w);
+/* The simulator's answer to a group op (atp_engine_io). */
+void worker_io_done(worker *w, uint32_t slot, int write_res, int fsync_res);
 void worker_join(worker *w);
 uint64_t pipe_mono_ns(void);
 

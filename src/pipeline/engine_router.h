@@ -55,6 +55,12 @@ struct atp_engine {
 	uint8_t identity[32];  /* DIR/identity */
 };
 
+/* The router's clock where it steers what is written: the simulator's under atp_engine_io. */
+static inline uint64_t pipe_router_ns(const atp_engine *e)
+{
+	return e->cfg.io ? e->cfg.io->mono_ns(e->cfg.io->ctx) : pipe_mono_ns();
+}
+
 /* engine_dir.c */
 /* The shard count of dir: read from dir/meta, or want written there for a new directory. 0 or -1 (err). */
 int pipe_dir_shards(const char *dir, uint32_t want, uint32_t *shards, char *err, size_t errlen);

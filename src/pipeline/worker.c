@@ -13,6 +13,11 @@
  * stalls only for the fork (the page tables), then goes on while the child
  * writes, fsyncs and renames; once the child has exited 0 the worker
  * deletes the WAL segments the snapshots cover.
+ *
+ * Under the deterministic simulator (atp_engine_io) the same code runs in
+ * the router's thread, a worker_turn() at a time: a group's write and
+ * fdatasync go to the simulator instead of the io_uring, it answers them
+ * through worker_io_done(), and snapshots are written in the turn.
  */
 #define _GNU_SOURCE
 #include "engine_internal.h"
@@ -123,6 +128,8 @@ static void release(worker *w, const completion *c, uint32_t n)
 		n -= k;
 		if (k)
 			notify(w);
+		else if (w->io)
+			assert(!"the simulator's router collects after every turn: a turn never fills the ring");
 		else
 			pipe_backoff(&round);
 	}
@@ -159,6 +166,12 @@ static void start_group(worker *w)
 		if (!atp_wal_flush_begin(w->shards[i]->wal, &wr))
 			continue;
 		shard *s = w->shards[i];
+		ops += 2;
+		w->local.wal_bytes += wr.len;
+		if (w->io) {
+			w->io->submit(w->io->ctx, w->index, i, wr.fd, wr.buf, wr.len, wr.offset);
+			continue;
+		}
 		/*
 		 * A test's fault plan may crash here, shorten the write, or fail
 		 * either call. A failed call is not made; a failed fsync also
@@ -180,8 +193,6 @@ static void start_group(worker *w)
 		else
 			io_uring_prep_fsync(sqe, wr.fd, IORING_FSYNC_DATASYNC);
 		sqe->user_data = (uint64_t)i << 1 | 1;
-		ops += 2;
-		w->local.wal_bytes += wr.len;
 	}
 	if (!ops) {
 		/* Nothing waits to be written: everything logged is durable. */
@@ -191,7 +202,7 @@ static void start_group(worker *w)
 		w->n_pending = 0;
 		return;
 	}
-	int rc = io_uring_submit(&w->uring);
+	int rc = w->io ? 0 : io_uring_submit(&w->uring);
 	if (rc < 0) {
 		fail(w, rc, "io_uring_submit: %s", strerror(-rc));
 		return;
@@ -242,6 +253,10 @@ static void group_done(worker *w)
 static void reap(worker *w, bool wait)
 {
 	struct io_uring_cqe *cqe;
+	if (w->io) {
+		w->io->poll(w->io->ctx, w->index, wait);
+		return;
+	}
 	if (wait) {
 		struct __kernel_timespec ts = { .tv_sec = DOZE_MS / 1000, .tv_nsec = (DOZE_MS % 1000) * 1000000LL };
 		int rc = io_uring_submit_and_wait_timeout(&w->uring, &cqe, 1, &ts, NULL);
@@ -271,6 +286,16 @@ static void reap(worker *w, bool wait)
 		if (--w->flight_ops == 0)
 			group_done(w);
 	}
+}
+
+void worker_io_done(worker *w, uint32_t slot, int write_res, int fsync_res)
+{
+	assert(w->io && w->flight_ops >= 2 && slot < w->n_shards && atp_wal_in_flight(w->shards[slot]->wal));
+	w->shards[slot]->write_res = write_res;
+	w->shards[slot]->fsync_res = fsync_res;
+	w->flight_ops -= 2;
+	if (w->flight_ops == 0)
+		group_done(w);
 }
 
 /*
@@ -373,8 +398,8 @@ static void snapshot(worker *w, shard *s)
 		return; /* one writer at a time; a size trigger waits for the next chance */
 	char err[512];
 	uint64_t lsn = atp_wal_last_lsn(s->wal), t0 = pipe_mono_ns();
-	/* Under a test's fault plan every write is the process's own, numbered in order: no child. */
-	pid_t pid = atp_fault_armed() ? -1 : fork();
+	/* Under a test's fault plan or the simulator every write is the process's own, in order: no child. */
+	pid_t pid = atp_fault_armed() || w->io ? -1 : fork();
 	if (pid == 0) {
 		/* The child of a threaded process: no malloc, no stdio. Die with the worker (an orphan would hold the lock). */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -688,6 +713,29 @@ void pipe_pin_thread(int cpu, const char *who)
 		atp_log(ATP_LOG_WARN, "cannot pin %s to CPU %d: %s", who, cpu, strerror(rc));
 }
 
+bool worker_turn(worker *w)
+{
+	bool progress = false, snap = false;
+	if (failed(w))
+		return false;
+	/* The frames are applied and logged where they lie in the ring (mirrored: always contiguous). */
+	const void *frames;
+	uint32_t k = w->n_pending < GROUP_MAX ? atp_spsc_ring_peek(w->in, &frames) : 0;
+	if (k) {
+		/* A bounded bite, so that an idle WAL gets its next group soon. */
+		size_t used = process(w, frames, k < TURN_BYTES ? k : TURN_BYTES, &snap);
+		atp_spsc_ring_consume(w->in, (uint32_t)used);
+		progress = used > 0;
+	}
+	if (snap) {
+		snapshots(w);
+		return true;
+	}
+	start_group(w);
+	reap(w, false);
+	return progress;
+}
+
 static void *worker_main(void *arg)
 {
 	worker *w = arg;
@@ -710,25 +758,9 @@ static void *worker_main(void *arg)
 	prctl(PR_SET_TIMERSLACK, 1000UL);  /* reap's and backoff's short waits: not 50 us slack on top */
 	publish_stats(w);  /* what recovery left in its cores */
 	for (unsigned loops = 0; !failed(w); loops++) {
-		bool progress = false, snap = false;
 		if ((loops & 63) == 0)
 			reap_children(w, false);
-		/* The frames are applied and logged where they lie in the ring (mirrored: always contiguous). */
-		const void *frames;
-		uint32_t k = w->n_pending < GROUP_MAX ? atp_spsc_ring_peek(w->in, &frames) : 0;
-		if (k) {
-			/* A bounded bite, so that an idle WAL gets its next group soon. */
-			size_t used = process(w, frames, k < TURN_BYTES ? k : TURN_BYTES, &snap);
-			atp_spsc_ring_consume(w->in, (uint32_t)used);
-			progress = used > 0;
-		}
-		if (snap) {
-			snapshots(w);
-			continue;
-		}
-		start_group(w);
-		reap(w, false);
-		if (progress) {
+		if (worker_turn(w)) {
 			idle = 0;
 			continue;
 		}
@@ -751,6 +783,10 @@ static void *worker_main(void *arg)
 
 int worker_start(worker *w)
 {
+	if (w->io) {
+		publish_stats(w);
+		return 0;  /* the simulator's thread turns it */
+	}
 	w->bell_fd = eventfd(0, EFD_CLOEXEC);
 	if (w->bell_fd < 0)
 		return -errno;

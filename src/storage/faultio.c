@@ -11,13 +11,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum { ACT_NONE, ACT_CRASH, ACT_FAIL, ACT_SHORT, ACT_POWER };
 
-/* Under a power plan: what each write since its file's last completed fsync overwrote, to be undone page by page. */
+/*
+ * Under a power plan or the simulator: what each write since its file's
+ * last completed fsync overwrote, to be undone page by page. The file is
+ * known by its inode and reached through a descriptor of our own, so that
+ * closing, renaming or reusing the writer's descriptor changes nothing.
+ */
 typedef struct unsynced {
-	int fd;
+	int fd;  /* a dup of the writer's */
+	dev_t dev;
+	ino_t ino;
 	off_t off;
 	size_t len;
 	uint8_t *before;  /* len bytes: the file's content there before the write (zeros past its end) */
@@ -37,6 +45,8 @@ static struct {
 	pthread_mutex_t lock;  /* the unsynced writes */
 	unsynced *pending;
 	size_t n_pending, cap_pending;
+	atp_fault_decide_fn decide;  /* the simulator's, in place of a plan */
+	void *decide_ctx;
 } plan = { .once = PTHREAD_ONCE_INIT, .cut_fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static int errno_of(const char *name)
@@ -94,72 +104,117 @@ static void load_plan(void)
 }
 
 /* Remember what a write about to happen overwrites (power plans only). */
-static void remember(int fd, const void *buf, size_t len, off_t off)
+static bool tracking(void)
 {
-	(void)buf;
+	return plan.action == ACT_POWER || plan.decide;
+}
+
+/* A test's own mistake (no memory, a descriptor it cannot read): say so and stop rather than model it wrong. */
+static void cannot_track(const char *what)
+{
+	fprintf(stderr, "atpd: fault plan: cannot keep an unsynced write: %s: %s\n", what, strerror(errno));
+	exit(2);
+}
+
+static void remember(int fd, size_t len, off_t off)
+{
+	struct stat st;
 	if (off < 0 && (off = lseek(fd, 0, SEEK_CUR)) < 0)
-		return;
+		cannot_track("lseek");
+	if (fstat(fd, &st) < 0)
+		cannot_track("fstat");
 	uint8_t *before = calloc(1, len ? len : 1);
-	if (!before)
-		return;
-	if (pread(fd, before, len, off) < 0) {
-		free(before);
-		return;
-	}
+	int own = dup(fd);
+	if (!before || own < 0)
+		cannot_track("memory or a descriptor");
+	/* Read what is there through a descriptor that can read (the writer's may be write-only). */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	int rd = open(path, O_RDONLY | O_CLOEXEC);
+	if (rd < 0 || pread(rd, before, len, off) < 0)
+		cannot_track(path);
+	close(rd);
 	pthread_mutex_lock(&plan.lock);
 	if (plan.n_pending == plan.cap_pending) {
 		size_t cap = plan.cap_pending ? 2 * plan.cap_pending : 64;
 		unsynced *p = realloc(plan.pending, cap * sizeof(*p));
-		if (!p) {
-			pthread_mutex_unlock(&plan.lock);
-			free(before);
-			return;
-		}
+		if (!p)
+			cannot_track("memory");
 		plan.pending = p;
 		plan.cap_pending = cap;
 	}
-	plan.pending[plan.n_pending++] = (unsynced){ fd, off, len, before };
-	pthread_mutex_unlock(&plan.lock);
-}
-
-void atp_fault_synced(int fd)
-{
-	if (!atp_fault_armed() || plan.action != ACT_POWER)
-		return;
-	pthread_mutex_lock(&plan.lock);
-	size_t k = 0;
-	for (size_t i = 0; i < plan.n_pending; i++) {
-		if (plan.pending[i].fd == fd)
-			free(plan.pending[i].before);
-		else
-			plan.pending[k++] = plan.pending[i];
-	}
-	plan.n_pending = k;
+	plan.pending[plan.n_pending++] = (unsynced){ own, st.st_dev, st.st_ino, off, len, before };
 	pthread_mutex_unlock(&plan.lock);
 }
 
 /*
- * The power goes: every write no completed fsync covers loses each of its
- * 4 KiB pages, newest write first, with probability 1/2 (drawn from the
- * plan's N: repeatable), as a disk cache may persist any subset of them.
+ * Undo the unsynced writes of fd's file (fd < 0: of every file), newest
+ * first, each 4 KiB page with probability 1/2 as draw says, as a disk
+ * cache may persist any subset of them; then forget them. Pages lost.
  */
+static size_t lose(int fd, uint64_t (*draw)(void *), void *ctx, size_t *pages)
+{
+	struct stat st = { 0 };
+	if (fd >= 0 && fstat(fd, &st) < 0)
+		return 0;
+	pthread_mutex_lock(&plan.lock);
+	size_t lost = 0, k = 0;
+	for (size_t i = plan.n_pending; i-- > 0;) {
+		unsynced *u = &plan.pending[i];
+		if (fd >= 0 && (u->dev != st.st_dev || u->ino != st.st_ino))
+			continue;
+		for (off_t p = u->off & ~(off_t)4095; p < u->off + (off_t)u->len; p += 4096) {
+			off_t a = p > u->off ? p : u->off, b = p + 4096 < u->off + (off_t)u->len ? p + 4096 : u->off + (off_t)u->len;
+			++*pages;
+			if (draw && draw(ctx) & 1 && pwrite(u->fd, u->before + (a - u->off), (size_t)(b - a), a) == b - a)
+				lost++;
+		}
+		close(u->fd);
+		free(u->before);
+		u->fd = -1;
+	}
+	for (size_t i = 0; i < plan.n_pending; i++)
+		if (plan.pending[i].fd >= 0)
+			plan.pending[k++] = plan.pending[i];
+	plan.n_pending = k;
+	pthread_mutex_unlock(&plan.lock);
+	return lost;
+}
+
+void atp_fault_synced(int fd)
+{
+	size_t pages = 0;
+	if (atp_fault_armed() && tracking())
+		lose(fd, NULL, NULL, &pages);
+}
+
+static uint64_t xorshift(void *ctx)
+{
+	uint64_t *x = ctx;
+	*x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+	return *x;
+}
+
+/* The power goes under a plan: the draw is repeatable from the plan's N. */
 static void power_cut(unsigned long long n)
 {
 	uint64_t x = n * 0x9e3779b97f4a7c15ull + 1;
-	pthread_mutex_lock(&plan.lock);
-	size_t lost = 0, pages = 0;
-	for (size_t i = plan.n_pending; i-- > 0;) {
-		const unsynced *u = &plan.pending[i];
-		for (off_t p = u->off & ~(off_t)4095; p < u->off + (off_t)u->len; p += 4096) {
-			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-			off_t a = p > u->off ? p : u->off, b = p + 4096 < u->off + (off_t)u->len ? p + 4096 : u->off + (off_t)u->len;
-			pages++;
-			if (x & 1 && pwrite(u->fd, u->before + (a - u->off), (size_t)(b - a), a) == b - a)
-				lost++;
-		}
-	}
+	size_t pages = 0, lost = lose(-1, xorshift, &x, &pages);
 	fprintf(stderr, "atpd: fault plan: power cut at %s %llu: %zu of %zu unsynced pages lost\n", op_names[plan.op], n, lost,
 		pages);
+}
+
+void atp_fault_simulate(atp_fault_decide_fn decide, void *ctx)
+{
+	atp_fault_armed();
+	plan.decide = decide;
+	plan.decide_ctx = ctx;
+}
+
+size_t atp_fault_lose(int fd, uint64_t (*draw)(void *ctx), void *ctx)
+{
+	size_t pages = 0;
+	return lose(fd, draw, ctx, &pages);
 }
 
 static void power_cut(unsigned long long n);
@@ -176,7 +231,7 @@ void atp_fault_written(int fd)
 bool atp_fault_armed(void)
 {
 	pthread_once(&plan.once, load_plan);
-	return plan.armed;
+	return plan.armed || plan.decide;
 }
 
 ssize_t atp_fault_at(atp_io_op op, int fd, const void *buf, size_t len, off_t off)
@@ -184,8 +239,15 @@ ssize_t atp_fault_at(atp_io_op op, int fd, const void *buf, size_t len, off_t of
 	if (!atp_fault_armed())
 		return (ssize_t)len;
 	unsigned long long n = atomic_fetch_add(&plan.calls[op], 1) + 1;
+	if (plan.decide) {
+		ssize_t r = plan.decide(plan.decide_ctx, op, fd, len);
+		if (op == ATP_IO_WRITE && r > 0)
+			remember(fd, (size_t)r, off);
+		return r;
+	}
+	(void)buf;
 	if (plan.action == ACT_POWER && op == ATP_IO_WRITE && !(plan.op == ATP_IO_WRITE && n >= plan.nth))
-		remember(fd, buf, len, off);
+		remember(fd, len, off);
 	if (plan.action == ACT_NONE || (int)op != plan.op || n != plan.nth)
 		return (ssize_t)len;
 	if (plan.action == ACT_POWER && op == ATP_IO_FSYNC && off == 1) {
@@ -232,9 +294,9 @@ ssize_t atp_io_write(int fd, const void *buf, size_t len)
 }
 
 /* Count a call of op without data; 0 to go ahead, or -1 with errno set. */
-static int plain(atp_io_op op)
+static int plain(atp_io_op op, int fd)
 {
-	ssize_t n = atp_fault_at(op, -1, NULL, 0, 0);
+	ssize_t n = atp_fault_at(op, fd, NULL, 0, 0);
 	if (n < 0) {
 		errno = (int)-n;
 		return -1;
@@ -244,7 +306,7 @@ static int plain(atp_io_op op)
 
 int atp_io_fsync(int fd)
 {
-	if (plain(ATP_IO_FSYNC) < 0 || fsync(fd) < 0)
+	if (plain(ATP_IO_FSYNC, fd) < 0 || fsync(fd) < 0)
 		return -1;
 	atp_fault_synced(fd);
 	return 0;
@@ -252,7 +314,7 @@ int atp_io_fsync(int fd)
 
 int atp_io_fdatasync(int fd)
 {
-	if (plain(ATP_IO_FSYNC) < 0 || fdatasync(fd) < 0)
+	if (plain(ATP_IO_FSYNC, fd) < 0 || fdatasync(fd) < 0)
 		return -1;
 	atp_fault_synced(fd);
 	return 0;
@@ -260,15 +322,15 @@ int atp_io_fdatasync(int fd)
 
 int atp_io_create(const char *path, int flags, mode_t mode)
 {
-	return plain(ATP_IO_OPEN) < 0 ? -1 : open(path, flags, mode);
+	return plain(ATP_IO_OPEN, -1) < 0 ? -1 : open(path, flags, mode);
 }
 
 int atp_io_rename(const char *from, const char *to)
 {
-	return plain(ATP_IO_RENAME) < 0 ? -1 : rename(from, to);
+	return plain(ATP_IO_RENAME, -1) < 0 ? -1 : rename(from, to);
 }
 
 int atp_io_fallocate(int fd, off_t off, off_t len)
 {
-	return plain(ATP_IO_FALLOCATE) < 0 ? errno : posix_fallocate(fd, off, len);
+	return plain(ATP_IO_FALLOCATE, fd) < 0 ? errno : posix_fallocate(fd, off, len);
 }
