@@ -158,7 +158,9 @@ def gsku_atp(d):
 
 def main():
     s = ["shards=4", "workers=1", "clock=frozen", "snapshot_mb=2", "channel_heartbeat_ms=200",
-         "max_positions=%d" % max(131072, 4096 * KILLS)]
+         # Every round's day brings ~300 SKUs x 4 locations and ~6,000 reservation lines, and with the clock
+         # frozen no closed line is ever forgotten: room for all of them (a full table would refuse RESERVEs).
+         "max_positions=%d" % max(131072, 4096 * KILLS), "max_lines=%d" % max(262144, (LINES + 2048) * KILLS)]
     for c in CHANNELS:
         s += c.settings()
     d = Daemon("campaign", s)
