@@ -103,7 +103,7 @@ static void load_plan(void)
 		bad_plan(spec);
 }
 
-/* Remember what a write about to happen overwrites (power plans only). */
+/* Whether writes are remembered until their fsync: under a power plan or the simulator. */
 static bool tracking(void)
 {
 	return plan.action == ACT_POWER || plan.decide;
@@ -116,6 +116,7 @@ static void cannot_track(const char *what)
 	exit(2);
 }
 
+/* Remember what a write about to happen overwrites. */
 static void remember(int fd, size_t len, off_t off)
 {
 	struct stat st;
