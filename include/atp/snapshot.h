@@ -3,8 +3,10 @@
  *
  * snap-<LSN>.snap holds the sources and their high-water marks, every
  * position, every remembered reservation line (closed ones in closing
- * order) and the core's time, as of the WAL record LSN, with a CRC-32C
- * over the whole file. Writing goes through a temp file, fsync, rename and
+ * order) and the core's time, as of the WAL record LSN, then a CRC-32C
+ * of every block of it (4 KiB, larger for a state too big for 4,096
+ * blocks) and a CRC-32C over the whole file: the whole says whether it is
+ * intact, the blocks where it is not. Writing goes through a temp file, fsync, rename and
  * an fsync of the directory, so a crash leaves the old snapshot or the new
  * one, never a mix. The two newest snapshots are kept (and, under a WAL
  * retention, every one a replay of the retained moments needs): a newest
@@ -49,8 +51,9 @@ int atp_snapshot_load(const char *dir, atp_core *c, uint64_t *lsn, char *err, si
 /*
  * Load the snapshot file path (snap-<LSN>.snap) into c, a core nothing was
  * applied to: 0 with *lsn; 1 when the file is not whole or fails its
- * checksum (c untouched); -1 when it passed but does not restore. err says
- * which.
+ * checksum (c untouched; err names the damaged block and its table entry,
+ * or the header, or the table and trailer, by offset); -1 when it passed
+ * but does not restore. err says which.
  */
 int atp_snapshot_load_file(const char *path, atp_core *c, uint64_t *lsn, char *err, size_t errlen);
 

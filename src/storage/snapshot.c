@@ -7,6 +7,7 @@
 #include "atp/faultio.h"
 #include "atp/status.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,8 +20,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAGIC "ATPSNAP1"
+/*
+ * The file: MAGIC, the state, then a table of CRC-32Cs, one per block of
+ * block_bytes of everything before it, block_bytes and the block count
+ * (u32 each), and a CRC-32C of all that precedes it. The whole file's CRC
+ * says whether it is intact; the blocks' say where it is not. The first
+ * format (MAGIC_V1) had the state and the whole CRC only: still loaded.
+ */
+#define MAGIC "ATPSNAP2"
+#define MAGIC_V1 "ATPSNAP1"
 #define KEEP 2
+#define BLOCKS_MAX 4096  /* the table's entries at most: block_bytes grows with the state (4 KiB at least) */
 
 /* ---- writing: a buffered file writer that checksums what it writes ---- */
 
@@ -29,8 +39,28 @@ typedef struct writer {
 	int err;
 	uint32_t crc;
 	size_t len;
+	bool state_done;        /* the blocks cover the state only */
+	uint32_t block_bytes, block_fill, block_crc, n_blocks;
+	uint32_t blocks[BLOCKS_MAX];
 	uint8_t buf[1 << 16];
 } writer;
+
+/* Account n bytes of the state to its blocks. */
+static void w_blocks(writer *w, const uint8_t *p, size_t n)
+{
+	while (n) {
+		size_t k = w->block_bytes - w->block_fill < n ? w->block_bytes - w->block_fill : n;
+		w->block_crc = atp_crc32c(w->block_crc, p, k);
+		w->block_fill += (uint32_t)k;
+		p += k;
+		n -= k;
+		if (w->block_fill == w->block_bytes) {
+			assert(w->n_blocks < BLOCKS_MAX);  /* block_bytes was chosen from a bound of the state's size */
+			w->blocks[w->n_blocks++] = w->block_crc;
+			w->block_crc = w->block_fill = 0;
+		}
+	}
+}
 
 /* Write out the buffer as it is. */
 static void w_write(writer *w)
@@ -50,6 +80,8 @@ static void w_write(writer *w)
 static void w_flush(writer *w)
 {
 	w->crc = atp_crc32c(w->crc, w->buf, w->len);
+	if (!w->state_done)
+		w_blocks(w, w->buf, w->len);
 	w_write(w);
 }
 
@@ -94,6 +126,10 @@ static void write_state(writer *w, const atp_core *c, uint64_t lsn)
 	uint32_t n_src = atp_sources_count(src), n_pos = atp_table_count(t);
 	uint32_t n_open = atp_lines_open_count(l), n_closed = atp_lines_closed_count(l);
 
+	/* Blocks of 4 KiB, or larger where the state could outgrow the table (every length at its maximum). */
+	uint64_t bound = 64 + (uint64_t)n_src * 264 + (uint64_t)n_pos * 552 + ((uint64_t)n_open + n_closed) * 301;
+	for (w->block_bytes = 4096; bound / w->block_bytes >= BLOCKS_MAX; w->block_bytes *= 2)
+		;
 	w_put(w, MAGIC, 8);
 	w_u64(w, lsn);
 	w_u64(w, atp_core_now_ms(c));
@@ -127,6 +163,15 @@ static void write_state(writer *w, const atp_core *c, uint64_t lsn)
 	}
 	for (uint32_t i = 0; i < n_closed; i++)
 		w_line(w, l, atp_lines_closed_id(l, i), atp_lines_closed_at(l, i));
+	w_flush(w);
+	w->state_done = true;
+	if (w->block_fill) {
+		assert(w->n_blocks < BLOCKS_MAX);
+		w->blocks[w->n_blocks++] = w->block_crc;
+	}
+	w_put(w, w->blocks, (size_t)w->n_blocks * 4);
+	w_put(w, &w->block_bytes, 4);
+	w_put(w, &w->n_blocks, 4);
 	w_flush(w); /* the checksum covers everything before it */
 	memcpy(w->buf, &w->crc, 4);
 	w->len = 4;
@@ -315,12 +360,50 @@ static int restore(reader *r, atp_core *c, uint64_t *lsn)
 	return rc ? rc : r->bad ? ATP_E_INVAL : ATP_OK;
 }
 
-/* 1 when path is a whole snapshot with a good checksum, mapped into *m. */
-static int map_valid(const char *path, const uint8_t **m, size_t *size)
+/*
+ * Where a snapshot whose whole checksum fails is damaged, written to why:
+ * the first block whose checksum fails, or its table or trailer.
+ */
+static void locate(const uint8_t *m, size_t size, char *why, size_t n)
+{
+	if (memcmp(m, MAGIC_V1, 8) == 0) {
+		snprintf(why, n, "its checksum fails (a snapshot of the first format cannot say where)");
+		return;
+	}
+	if (memcmp(m, MAGIC, 8) != 0) {
+		snprintf(why, n, "damaged at offset 0: not a snapshot's header");
+		return;
+	}
+	uint32_t block_bytes, blocks;
+	memcpy(&block_bytes, m + size - 12, 4);
+	memcpy(&blocks, m + size - 8, 4);
+	size_t trailer = 12 + (size_t)blocks * 4, state = size - trailer;
+	if (block_bytes < 4096 || (block_bytes & (block_bytes - 1)) || blocks > BLOCKS_MAX || trailer > size ||
+	    (state + block_bytes - 1) / block_bytes != blocks) {
+		snprintf(why, n, "damaged in its trailer (from offset %zu), or cut short", size - 12);
+		return;
+	}
+	for (uint32_t b = 0; b < blocks; b++) {
+		size_t off = (size_t)b * block_bytes, len = state - off < block_bytes ? state - off : block_bytes;
+		uint32_t want;
+		memcpy(&want, m + state + (size_t)b * 4, 4);
+		if (atp_crc32c(0, m + off, len) != want) {
+			size_t entry = state + (size_t)b * 4;
+			snprintf(why, n, "damaged at bytes %zu-%zu or %zu-%zu (a block, or its entry in the table, whose checksum fails)",
+				 off, off + len - 1, entry, entry + 3);
+			return;
+		}
+	}
+	snprintf(why, n, "damaged in its table of block checksums or its trailer (from offset %zu)", state);
+}
+
+/* 1 when path is a whole snapshot with a good checksum, mapped into *m, its state ending at *end; 0 with why. */
+static int map_valid(const char *path, const uint8_t **m, size_t *size, const uint8_t **end, char *why, size_t n)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < 44) {
+		snprintf(why, n, "%s", fd < 0 ? strerror(errno) : "not a whole snapshot: too short");
 		if (fd >= 0)
 			close(fd);
 		return 0;
@@ -328,30 +411,44 @@ static int map_valid(const char *path, const uint8_t **m, size_t *size)
 	*size = (size_t)st.st_size;
 	*m = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
-	if (*m == MAP_FAILED)
+	if (*m == MAP_FAILED) {
+		snprintf(why, n, "%s", strerror(errno));
 		return 0;
-	uint32_t crc;
+	}
+	uint32_t crc, blocks;
 	memcpy(&crc, *m + *size - 4, 4);
-	if (memcmp(*m, MAGIC, 8) == 0 && atp_crc32c(0, *m, *size - 4) == crc)
-		return 1;
+	memcpy(&blocks, *m + *size - 8, 4);
+	if (atp_crc32c(0, *m, *size - 4) == crc) {
+		if (memcmp(*m, MAGIC_V1, 8) == 0) {
+			*end = *m + *size - 4;
+			return 1;
+		}
+		if (memcmp(*m, MAGIC, 8) == 0 && blocks <= BLOCKS_MAX && 12 + (size_t)blocks * 4 <= *size - 44) {
+			*end = *m + *size - 12 - (size_t)blocks * 4;
+			return 1;
+		}
+	}
+	locate(*m, *size, why, n);
 	munmap((void *)*m, *size);
 	return 0;
 }
 
 /*
- * The snapshot file at path mapped (*m, *size) with the LSN its name
- * carries: 0; -1 when the name is not a snapshot's, 1 when the file is
- * not whole or fails its checksum (err says which).
+ * The snapshot file at path mapped (*m, *size, its state ending at *end)
+ * with the LSN its name carries: 0; -1 when the name is not a snapshot's,
+ * 1 when the file is not whole or fails its checksum (err says where).
  */
-static int map_file(const char *path, const uint8_t **m, size_t *size, uint64_t *named, char *err, size_t errlen)
+static int map_file(const char *path, const uint8_t **m, size_t *size, const uint8_t **end, uint64_t *named, char *err,
+		    size_t errlen)
 {
 	const char *base = strrchr(path, '/');
 	if (!snapshot_name(base ? base + 1 : path, named)) {
 		atp_errf(err, errlen, "%s: not a snapshot's name (snap-<LSN>.snap)", path);
 		return -1;
 	}
-	if (!map_valid(path, m, size)) {
-		atp_errf(err, errlen, "%s: not a whole snapshot, or its checksum fails", path);
+	char why[160];
+	if (!map_valid(path, m, size, end, why, sizeof(why))) {
+		atp_errf(err, errlen, "%s: %s", path, why);
 		return 1;
 	}
 	return 0;
@@ -359,13 +456,13 @@ static int map_file(const char *path, const uint8_t **m, size_t *size, uint64_t 
 
 int atp_snapshot_load_file(const char *path, atp_core *c, uint64_t *lsn, char *err, size_t errlen)
 {
-	const uint8_t *m;
+	const uint8_t *m, *end;
 	size_t size;
 	uint64_t named;
-	int mapped = map_file(path, &m, &size, &named, err, errlen);
+	int mapped = map_file(path, &m, &size, &end, &named, err, errlen);
 	if (mapped)
 		return mapped;
-	reader r = { m, m + size - 4, false };
+	reader r = { m, end, false };
 	int rc = restore(&r, c, lsn);
 	munmap((void *)m, size);
 	if (rc != ATP_OK || *lsn != named) {
@@ -393,7 +490,7 @@ int atp_snapshot_load(const char *dir, atp_core *c, uint64_t *lsn, char *err, si
 		rc = atp_snapshot_load_file(path, c, lsn, err, errlen);
 		if (rc <= 0)
 			return rc;
-		atp_log(ATP_LOG_WARN, "snapshot: %s fails its checksum; trying an older one", path);
+		atp_log(ATP_LOG_WARN, "snapshot: %s; trying an older one", err);
 		*lsn = 0;
 	}
 	return 0;
@@ -401,12 +498,12 @@ int atp_snapshot_load(const char *dir, atp_core *c, uint64_t *lsn, char *err, si
 
 int atp_snapshot_check(const char *path, atp_snapshot_info *info, char *err, size_t errlen)
 {
-	const uint8_t *m;
+	const uint8_t *m, *end;
 	size_t size;
 	uint64_t named;
-	if (map_file(path, &m, &size, &named, err, errlen))
+	if (map_file(path, &m, &size, &end, &named, err, errlen))
 		return -1;
-	reader r = { m + 8, m + size - 4, false };
+	reader r = { m + 8, end, false };
 	info->bytes = size;
 	info->lsn = r_u64(&r);
 	info->now_ms = r_u64(&r);

@@ -75,7 +75,7 @@ check "wal exits 1 on it and says where" test "$rc" -eq 1 -a -n "$(grep "offset 
 cp -a "$tmp/clean" "$tmp/snap"
 snap=$(ls "$tmp/snap/data/shard-001"/snap-*.snap | tail -1)
 flip "$snap" 200
-check "a damaged snapshot fails verify, named" verify_fails "$tmp/snap/data" "$(basename "$snap"): not a whole snapshot, or its checksum fails"
+check "a damaged snapshot fails verify, named by file and offset" verify_fails "$tmp/snap/data" "$(basename "$snap"): damaged at bytes 0-4095 or "
 
 # A hole: the first segment gone and no snapshot covering it.
 cp -a "$tmp/clean" "$tmp/hole"

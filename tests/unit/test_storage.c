@@ -670,6 +670,7 @@ Test(snapshot, every_bit_flip_is_detected)
 	struct stat st;
 	cr_assert_eq(stat(path, &st), 0);
 	int fd = open(path, O_RDWR);
+	long located = 0;
 	for (off_t b = 0; b < st.st_size; b++) {
 		for (int bit = 0; bit < 8; bit++) {
 			uint8_t orig, x;
@@ -680,11 +681,98 @@ Test(snapshot, every_bit_flip_is_detected)
 			cr_assert_eq(pwrite(fd, &orig, 1, b), 1);
 			cr_assert_eq(rc, 1, "flip of byte %ld bit %d: load says %d", (long)b, bit, rc);
 			cr_assert(strstr(err, path), "%s", err);
+			/* Where: the block holding the byte, or the header, or the table and trailer from an offset before it. */
+			unsigned long lo, hi, lo2, hi2;
+			const char *at = strstr(err, " bytes "), *from = strstr(err, "offset ");
+			if (at && sscanf(at, " bytes %lu-%lu or %lu-%lu", &lo, &hi, &lo2, &hi2) == 4)
+				located += (lo <= (unsigned long)b && (unsigned long)b <= hi) ||
+					   (lo2 <= (unsigned long)b && (unsigned long)b <= hi2);
+			else if (from && sscanf(from, "offset %lu", &lo) == 1)
+				located += lo <= (unsigned long)b;
+			if (b % 97 == 0 && bit == 0)
+				cr_log_info("flip of byte %ld: %s", (long)b, err + strlen(path) + 2);
 		}
 	}
 	close(fd);
-	cr_log_info("snapshot: %ld flips, every one refused by the checksum", (long)st.st_size * 8);
+	cr_assert_eq(located, (long)st.st_size * 8, "%ld of %ld flips located", located, (long)st.st_size * 8);
+	cr_log_info("snapshot: %ld flips, every one refused and located (the block, header, table or trailer holding it)",
+		    (long)st.st_size * 8);
 	cr_assert_eq(atp_snapshot_load_file(path, d, &lsn, err, sizeof(err)), 0, "%s", err);
+	assert_same_state(c, d);
+	atp_core_destroy(c);
+	atp_core_destroy(d);
+}
+
+Test(snapshot, damage_in_a_larger_snapshot_is_located_to_its_block)
+{
+	/* 400 positions: several 4 KiB blocks. One bit of every byte flipped (bit = byte % 8). */
+	atp_core *c = small_core(512, 64, 4), *d = small_core(512, 64, 4);
+	atp_result r;
+	char err[512], path[600], sku[16];
+	for (uint64_t i = 1; i <= 400; i++) {
+		snprintf(sku, sizeof(sku), "SKU-%05u", (unsigned)i);
+		atp_event ev = ev_of(ATP_EV_RECEIPT, i, sku, "DC1", (int64_t)i);
+		cr_assert_eq(atp_core_apply(c, &ev, &r), ATP_OK);
+	}
+	cr_assert_eq(atp_snapshot_write(dir, c, 12, err, sizeof(err)), 0, "%s", err);
+	snprintf(path, sizeof(path), "%s/snap-%020u.snap", dir, 12u);
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_gt(st.st_size, 3 * 4096);
+	int fd = open(path, O_RDWR);
+	uint64_t lsn;
+	long located = 0, blocks = 0;
+	for (off_t b = 0; b < st.st_size; b++) {
+		uint8_t orig, x;
+		cr_assert_eq(pread(fd, &orig, 1, b), 1);
+		x = orig ^ (uint8_t)(1u << (b % 8));
+		cr_assert_eq(pwrite(fd, &x, 1, b), 1);
+		int rc = atp_snapshot_load_file(path, d, &lsn, err, sizeof(err));
+		cr_assert_eq(pwrite(fd, &orig, 1, b), 1);
+		cr_assert_eq(rc, 1, "flip of byte %ld: load says %d", (long)b, rc);
+		unsigned long lo, hi, lo2, hi2;
+		const char *at = strstr(err, " bytes "), *from = strstr(err, "offset ");
+		if (at && sscanf(at, " bytes %lu-%lu or %lu-%lu", &lo, &hi, &lo2, &hi2) == 4) {
+			cr_assert(hi - lo < 4096, "%s", err);
+			located += (lo <= (unsigned long)b && (unsigned long)b <= hi) ||
+				   (lo2 <= (unsigned long)b && (unsigned long)b <= hi2);
+			blocks++;
+		} else if (from && sscanf(from, "offset %lu", &lo) == 1) {
+			located += lo <= (unsigned long)b;
+		}
+	}
+	close(fd);
+	cr_assert_eq(located, (long)st.st_size, "%ld of %ld flips located", located, (long)st.st_size);
+	cr_log_info("snapshot of %ld bytes: every flip refused and located, %ld of them to a 4 KiB block", (long)st.st_size,
+		    blocks);
+	cr_assert_eq(atp_snapshot_load_file(path, d, &lsn, err, sizeof(err)), 0, "%s", err);
+	atp_core_destroy(c);
+	atp_core_destroy(d);
+}
+
+Test(snapshot, a_snapshot_of_the_first_format_still_loads)
+{
+	/* The first format: the state and one CRC over it, no table of blocks. Made from a new one. */
+	atp_core *c = busy_core(), *d = small_core(64, 64, 4);
+	char err[512], path[600];
+	cr_assert_eq(atp_snapshot_write(dir, c, 8, err, sizeof(err)), 0, "%s", err);
+	snprintf(path, sizeof(path), "%s/snap-%020u.snap", dir, 8u);
+	uint8_t buf[4096];
+	int fd = open(path, O_RDWR);
+	ssize_t size = read(fd, buf, sizeof(buf));
+	cr_assert_gt(size, 60);
+	uint32_t blocks;
+	memcpy(&blocks, buf + size - 8, 4);
+	size_t state = (size_t)size - 12 - blocks * 4;
+	memcpy(buf, "ATPSNAP1", 8);
+	uint32_t crc = atp_crc32c(0, buf, state);
+	memcpy(buf + state, &crc, 4);
+	cr_assert_eq(ftruncate(fd, 0), 0);
+	cr_assert_eq(pwrite(fd, buf, state + 4, 0), (ssize_t)(state + 4));
+	close(fd);
+	uint64_t lsn;
+	cr_assert_eq(atp_snapshot_load_file(path, d, &lsn, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(lsn, 8);
 	assert_same_state(c, d);
 	atp_core_destroy(c);
 	atp_core_destroy(d);
