@@ -23,6 +23,8 @@
  *   - every completion equals the model's result for its event (a model
  *     per shard, which sees that shard's records in order), and comes in
  *     the order the shard was sent them;
+ *   - after every step, each shard equals its model after the records its
+ *     worker has applied so far;
  *   - at every sync, every position equals its model; with the channel
  *     stream on (odd seeds), the last delta of every position equals its
  *     ATP and versions only increase;
