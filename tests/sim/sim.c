@@ -124,7 +124,7 @@ typedef struct sim {
 	int64_t seen_atp[SHARDS][MAX_POS];
 	uint64_t seen_version[SHARDS][MAX_POS];
 	/* what happened */
-	uint64_t kills, power_cuts, faults, deaths, syncs, snapshots, acked, sent, restarts, resent_dups;
+	uint64_t kills, power_cuts, faults, deaths, syncs, snapshots, acked, sent, resent_dups;
 } sim;
 
 static sim S;
@@ -455,6 +455,28 @@ static bool engine_down(void)
 	return atp_engine_error(S.e) != NULL;
 }
 
+/* Submit a source's next event (kept in its history); once the router takes it, log it for its shard with the model's result. */
+static int submit_next(int src)
+{
+	uint64_t next = S.accepted[src] + 1, expected;
+	const gev *g = &S.hist[src][next - 1];
+	int rc = atp_engine_submit(S.e, &g->ev, &expected);
+	if (rc != ATP_OK)
+		return rc;
+	S.accepted[src] = next;
+	S.sent++;
+	int k = (int)atp_engine_shard_of(S.e, g->ev.sku);
+	uint64_t now = atp_engine_now_ms(S.e);
+	rec r = { .src = src, .seq = next, .now = now, .want = model_apply(S.m[k], g, now) };
+	S.resent_dups += r.want.status == ATP_DUPLICATE;
+	say("%s seq %" PRIu64 ": %s %s/%s %lld%s%s at %" PRIu64 " to shard %d: %s, %lld", src_names[src], next,
+	    atp_event_type_name(g->ev.type), sku_names[g->sku], loc_names[g->loc], (long long)g->ev.qty, g->ref >= 0 ? " ref " : "",
+	    g->ref >= 0 ? ref_names[g->ref] : "", now, k, atp_status_name(r.want.status),
+	    (long long)(g->ev.type == ATP_EV_RESERVE ? r.want.confirmed : r.want.moved));
+	log_rec(k, r);
+	return ATP_OK;
+}
+
 /* One send of a source: mostly its next event (new, or a resend after a restart); sometimes an old seq or a gap. */
 static void send(void)
 {
@@ -486,23 +508,9 @@ static void send(void)
 		S.hist[src][next - 1] = generate(src, next);
 		S.next[src]++;
 	}
-	const gev *g = &S.hist[src][next - 1];
-	int rc = atp_engine_submit(S.e, &g->ev, &expected);
-	if (rc == ATP_E_IO && engine_down())
-		return;
-	if (rc != ATP_OK)
+	int rc = submit_next(src);
+	if (rc != ATP_OK && !(rc == ATP_E_IO && engine_down()))
 		fail("%s seq %" PRIu64 ": %s", src_names[src], next, atp_status_name(rc));
-	S.accepted[src] = next;
-	S.sent++;
-	int k = (int)atp_engine_shard_of(S.e, g->ev.sku);
-	uint64_t now = atp_engine_now_ms(S.e);
-	rec r = { .src = src, .seq = next, .now = now, .want = model_apply(S.m[k], g, now) };
-	S.resent_dups += r.want.status == ATP_DUPLICATE;
-	say("%s seq %" PRIu64 ": %s %s/%s %lld%s%s at %" PRIu64 " to shard %d: %s, %lld", src_names[src], next,
-	    atp_event_type_name(g->ev.type), sku_names[g->sku], loc_names[g->loc], (long long)g->ev.qty, g->ref >= 0 ? " ref " : "",
-	    g->ref >= 0 ? ref_names[g->ref] : "", now, k, atp_status_name(r.want.status),
-	    (long long)(g->ev.type == ATP_EV_RESERVE ? r.want.confirmed : r.want.moved));
-	log_rec(k, r);
 }
 
 /* ---- crash and restart ---- */
@@ -627,7 +635,6 @@ static void restart(bool power)
 	S.n_ops = 0;
 	S.dead = false;
 	S.dead_at = 0;
-	S.restarts++;
 	open_engine();
 	for (int k = 0; k < SHARDS; k++)
 		match_prefix(k);
@@ -744,17 +751,10 @@ static void run_seed(uint64_t seed, int steps)
 			restart(true);
 		for (int s = 0; s < SOURCES; s++)
 			while (S.accepted[s] + 1 < S.next[s] && !engine_down()) {
-				uint64_t expected;
-				const gev *g = &S.hist[s][S.accepted[s]];
-				int rc = atp_engine_submit(S.e, &g->ev, &expected);
-				if (rc != ATP_OK && engine_down())
-					break;
-				if (rc != ATP_OK)
-					fail("the last resends: %s seq %" PRIu64 ": %s", src_names[s], g->ev.seq, atp_status_name(rc));
-				int k = (int)atp_engine_shard_of(S.e, g->ev.sku);
-				uint64_t now = atp_engine_now_ms(S.e);
-				log_rec(k, (rec){ .src = s, .seq = g->ev.seq, .now = now, .want = model_apply(S.m[k], g, now) });
-				S.accepted[s]++;
+				int rc = submit_next(s);
+				if (rc != ATP_OK && !engine_down())
+					fail("the last resends: %s seq %" PRIu64 ": %s", src_names[s], S.accepted[s] + 1,
+					     atp_status_name(rc));
 			}
 		log_ticks();
 		if (atp_engine_sync(S.e) == 0)
