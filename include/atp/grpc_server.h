@@ -98,6 +98,21 @@ atp_grpc_server *atp_grpc_server_create(atp_loop *front, const atp_grpc_config *
 					size_t errlen);
 uint16_t atp_grpc_server_port(const atp_grpc_server *g);
 /*
+ * TLS and authorization (atp/tls.h, atp/auth.h; owned by the caller, NULL:
+ * none). tls applies to connections accepted from now on (ALPN h2). A
+ * call's identity is its bearer token's (`authorization: Bearer TOKEN`,
+ * looked up in auth) when it carries one, else its client certificate's.
+ * With a client CA or an authorization file, a call without a valid one
+ * is UNAUTHENTICATED; with an authorization file, a call its identity is
+ * not granted (the method, or Subscribe's channel) is PERMISSION_DENIED.
+ * Health/Check is open to all. Called again (SIGHUP) with an
+ * authorization file, every Subscribe stream ends UNAVAILABLE ("resume"):
+ * its client resubscribes from its token, authorized anew.
+ */
+struct atp_tls_ctx;
+struct atp_auth;
+void atp_grpc_server_set_security(atp_grpc_server *g, struct atp_tls_ctx *tls, const struct atp_auth *auth);
+/*
  * Drain: no new connections, GOAWAY to every connection, new calls
  * UNAVAILABLE; the calls in flight finish (for at most two seconds of
  * loop turns); then every connection is closed and the server freed.

@@ -41,8 +41,10 @@ enum atp_status {
 	ATP_E_SUPERSEDED = -21,   /* a newer connection claimed this source */
 	ATP_E_TIMEOUT = -22,      /* a connection idle, or not reading, for too long */
 	ATP_E_SHUTDOWN = -23,     /* the server is stopping */
+	ATP_E_UNAUTHENTICATED = -24, /* no or bad credentials (atp/auth.h) */
+	ATP_E_FORBIDDEN = -25,    /* a known identity not allowed to do this (send as this source) */
 
-	ATP_E_LAST = -23,
+	ATP_E_LAST = -25,
 };
 
 /* "ATP_E_GAP" etc.; "ATP_E_UNKNOWN" for a code outside the enum. */

@@ -94,6 +94,19 @@ typedef struct atp_stream_server atp_stream_server;
 atp_stream_server *atp_stream_server_create(atp_loop *loop, const atp_stream_config *cfg, char *err, size_t errlen);
 /* Dead letters go to q (owned by the caller, open while the server is), for the sources whose policy says so. */
 void atp_stream_server_set_deadletters(atp_stream_server *s, atp_dlq *q);
+/*
+ * TLS and authorization (atp/tls.h, atp/auth.h; both owned by the caller,
+ * NULL: none). tls applies to connections accepted from now on. With a
+ * client CA or an authorization file, a Hello needs a client certificate
+ * that verified (else Welcome{ATP_E_UNAUTHENTICATED}); with an
+ * authorization file, its identity must be allowed the source (else
+ * Welcome{ATP_E_FORBIDDEN}); nothing is applied and no other connection
+ * is touched. Called again (SIGHUP), connections streaming as a source
+ * their identity is no longer allowed are closed with ATP_E_FORBIDDEN.
+ */
+struct atp_tls_ctx;
+struct atp_auth;
+void atp_stream_server_set_security(atp_stream_server *s, struct atp_tls_ctx *tls, const struct atp_auth *auth);
 /* The port it listens on (useful with port 0). */
 uint16_t atp_stream_server_port(const atp_stream_server *s);
 /*
@@ -109,7 +122,7 @@ typedef struct atp_stream_stats {
 	uint64_t accepted, refused_connections, closed;
 	uint64_t frames, events, bytes_in, acks;
 	uint32_t open;              /* connections now */
-	uint64_t refused[24];       /* events refused, by -status (ATP_E_GAP = 1 ..; 0: any other) */
+	uint64_t refused[26];       /* events refused, by -status (ATP_E_GAP = 1 ..; 0: any other) */
 	uint64_t deadlettered;      /* events stored as dead letters, their seq consumed */
 	uint64_t deadletter_full;   /* malformed events refused (the source stopped) because the store was full or failed */
 } atp_stream_stats;

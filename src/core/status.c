@@ -34,6 +34,8 @@ static const struct status_text errors[] = {
 	[-ATP_E_SUPERSEDED] = { "ATP_E_SUPERSEDED", "a newer connection claimed this source" },
 	[-ATP_E_TIMEOUT] = { "ATP_E_TIMEOUT", "idle or not reading acks for too long" },
 	[-ATP_E_SHUTDOWN] = { "ATP_E_SHUTDOWN", "the server is stopping" },
+	[-ATP_E_UNAUTHENTICATED] = { "ATP_E_UNAUTHENTICATED", "no valid client certificate" },
+	[-ATP_E_FORBIDDEN] = { "ATP_E_FORBIDDEN", "this identity may not send as this source" },
 };
 
 static const struct status_text *lookup(int status)

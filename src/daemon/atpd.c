@@ -19,7 +19,9 @@
  * is fed by the engine from recovery on and served by Subscribe; SIGHUP
  * reads the settings again and applies the channels. Prometheus scrapes
  * /metrics on `metrics_listen` (default 127.0.0.1:9464, "none" for none),
- * on the same loop; metrics.h says what it exposes.
+ * on the same loop; metrics.h says what it exposes. TLS, client
+ * identities and the authorization file are security.h's (tls_*,
+ * authz_file, user), reloaded on SIGHUP too.
  */
 #define _GNU_SOURCE
 #include "atp/deadletter.h"
@@ -34,6 +36,7 @@
 #include "clock.h"
 #include "metrics.h"
 #include "notify.h"
+#include "security.h"
 #include "settings.h"
 
 #include <errno.h>
@@ -48,6 +51,8 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_signal, snapshot_asked, reload_asked;
+static atpd_security security;
+static atp_stream_server *stream_srv;  /* NULL: no event stream listener */
 
 static void on_signal(int sig)
 {
@@ -88,14 +93,22 @@ static void on_recovered(void *ctx, uint32_t shard, uint32_t shards, uint64_t re
 	notify_send("STATUS=recovering: %u of %u shards, %" PRIu64 " WAL records replayed", shard + 1, shards, records);
 }
 
-/* SIGHUP: the settings read again; the channels take effect (the rest is read at start only). */
-static void reload(atp_hub *hub, int argc, char **argv)
+/*
+ * SIGHUP: the settings read again; the channels, the certificates and the
+ * authorization file take effect (the rest is read at start only).
+ */
+static void reload(atp_hub *hub, atp_grpc_server *api, int argc, char **argv)
 {
 	static settings fresh;
 	notify_send("RELOADING=1\nSTATUS=reloading the settings");
 	if (settings_load(&fresh, argc, argv, NULL) < 0) {
-		atp_log(ATP_LOG_ERROR, "SIGHUP: the settings above are wrong; the channels stay as they were");
-	} else if (!hub) {
+		atp_log(ATP_LOG_ERROR, "SIGHUP: the settings above are wrong; the channels, certificates and authorization "
+				       "stay as they were");
+		notify_send("READY=1\nSTATUS=serving (the settings were not reloaded)");
+		return;
+	}
+	security_reload(&security, &fresh, stream_srv, api);
+	if (!hub) {
 		if (fresh.channels.n)
 			atp_log(ATP_LOG_WARN, "SIGHUP: %u channels asked for, but this atpd was started without the channel "
 					"stream (channel_stream = on, or channels at start, turns it on): restart it",
@@ -181,13 +194,14 @@ static int serve(atp_engine *e, atp_loop *loop, atp_grpc_server *api, atp_hub *h
 				return -1;
 			next_tick = now + s->tick_ms;
 		}
+		security_tick(&security, atpd_clock_mono_ms());
 		if (now >= next_expiry) {
 			deadletters_expire(dlq, s, now);
 			next_expiry = now + 60000;
 		}
 		if (reload_asked) {
 			reload_asked = 0;
-			reload(hub, argc, argv);
+			reload(hub, api, argc, argv);
 		}
 		if (snapshot_asked) {
 			snapshot_asked = 0;
@@ -276,6 +290,7 @@ int main(int argc, char **argv)
 {
 	static settings s;
 	const char *data = NULL;
+	char err[600];
 	if (settings_load(&s, argc, argv, &data) < 0)
 		return 2;
 	if (s.help) {
@@ -301,6 +316,10 @@ int main(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (security_drop_privileges(&s, err, sizeof(err)) < 0) {
+		atp_log(ATP_LOG_ERROR, "cannot start: %s", err);
+		return 1;
+	}
 	struct stat dst;
 	if (stat(data, &dst) == 0 && (dst.st_mode & S_IWOTH)) {
 		atp_log(ATP_LOG_ERROR, "cannot start: the data directory %s is world-writable: anyone on this machine could "
@@ -308,9 +327,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	atp_log(ATP_LOG_INFO, "starting on %s", data);
+	if (security_open(&security, &s, err, sizeof(err)) < 0) {
+		atp_log(ATP_LOG_ERROR, "cannot start: %s", err);
+		return 1;
+	}
 	notify_init();
 	notify_send("STATUS=recovering %s", data);
-	char err[600];
 	bool any_listener = s.listen || s.grpc_on || s.metrics_on;
 	int efd = any_listener ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
 	s.engine.notify_fd = efd;
@@ -356,7 +378,8 @@ int main(int argc, char **argv)
 	atp_stream_server *srv = NULL;
 	atp_grpc_server *api = NULL;
 	atp_metrics_server *metrics = NULL;
-	exposition = (atpd_metrics){ .e = e, .hub = hub, .dlq = dlq, .start_unix_ms = atpd_clock_wall_ms() };
+	exposition = (atpd_metrics){ .e = e, .hub = hub, .dlq = dlq, .start_unix_ms = atpd_clock_wall_ms(),
+				     .security = &security };
 	s.stream.event_clock = s.clock == CLOCK_EVENTS;
 	const char *failed = NULL;
 	if (any_listener && !(loop = atp_loop_create(e, efd, err, sizeof(err))))
@@ -371,6 +394,9 @@ int main(int argc, char **argv)
 		failed = "metrics_listen";
 	if (!failed && srv && dlq && deadletters_wanted(&s.stream))
 		atp_stream_server_set_deadletters(srv, dlq);
+	stream_srv = srv;
+	if (!failed)
+		security_apply(&security, srv, api);
 	if (failed) {
 		atp_log(ATP_LOG_ERROR, "cannot start: %s: %s", failed, err);
 		if (api)
@@ -426,6 +452,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	atp_loop_destroy(loop);
+	security_close(&security);
 	atp_dlq_close(dlq);
 	int closed = atp_engine_close(e);
 	if (hub) {

@@ -7,7 +7,9 @@
 #define _GNU_SOURCE
 #include "metrics.h"
 
+#include "atp/auth.h"
 #include "atp/status.h"
+#include "security.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -268,6 +270,22 @@ static void hub_metrics(out *o, const atp_hub *hub)
 	}
 }
 
+static void security_metrics(out *o, const atpd_security *sec)
+{
+	atp_auth_stats r = atp_auth_refusals();
+	family(o, "atpd_auth_refusals_total", "counter",
+	       "Calls and Hellos refused: unauthenticated (no or bad credentials) or denied (not granted by authz_file).");
+	put(o, "atpd_auth_refusals_total{reason=\"unauthenticated\"} %" PRIu64 "\n", r.unauthenticated);
+	put(o, "atpd_auth_refusals_total{reason=\"denied\"} %" PRIu64 "\n", r.denied);
+	int64_t not_after = sec ? security_not_after(sec) : 0;
+	if (!not_after)
+		return;
+	one(o, "atpd_tls_cert_not_after_seconds", "gauge", "When the server certificate (tls_cert) expires, Unix seconds.",
+	    (uint64_t)not_after);
+	one(o, "atpd_tls_cert_expiring", "gauge", "1 when the server certificate expires within 14 days (or has expired).",
+	    not_after - (int64_t)time(NULL) < SECURITY_EXPIRY_WARN_S);
+}
+
 size_t atpd_metrics_render(void *ctx, char *buf, size_t cap)
 {
 	const atpd_metrics *m = ctx;
@@ -292,6 +310,7 @@ size_t atpd_metrics_render(void *ctx, char *buf, size_t cap)
 		grpc_metrics(&o, m->api);
 	if (m->hub)
 		hub_metrics(&o, m->hub);
+	security_metrics(&o, m->security);
 	if (m->server)
 		one(&o, "atpd_metrics_scrapes_total", "counter", "Scrapes answered before this one.", atp_metrics_server_scrapes(m->server));
 	if (o.full) {

@@ -26,6 +26,7 @@ typedef struct atpd_metrics {
 	atp_metrics_server *server;  /* the listener, for its own scrape count */
 	uint64_t start_unix_ms;
 	int64_t clock_offset_ms;     /* the wall clock minus atpd's time (clock.h) */
+	const struct atpd_security *security;
 } atpd_metrics;
 
 /* atp_metrics_render_fn: ctx is an atpd_metrics. Whole lines; a last comment line says if cap cut it short. */

@@ -16,6 +16,7 @@ enum kind {
 	K_CPU,   /* a CPU number in [0, max], or none (-1), into an int */
 	K_ENUM,  /* one of choices, its index into an int */
 	K_ADDR,  /* HOST:PORT into a char array, or none: the bool at flag goes false */
+	K_STR,   /* a string (a path, a list) into a char array; "" or none: unset */
 };
 
 typedef struct setting {
@@ -35,6 +36,7 @@ typedef struct setting {
 #define MS(nm, hi, f, h) NUM(nm, 1, hi, 1, "ms", f, h)
 #define ENUM(nm, ch, f, h) { .name = nm, .kind = K_ENUM, .choices = ch, FIELD(f), .help = h }
 #define ADDR(nm, f, fl, h) { .name = nm, .kind = K_ADDR, FIELD(f), .flag = offsetof(settings, fl), .help = h }
+#define STR(nm, f, h) { .name = nm, .kind = K_STR, FIELD(f), .help = h }
 #define CPU(nm, f, h) { .name = nm, .kind = K_CPU, .max = 4095, FIELD(f), .help = h }
 #define MIB (1ull << 20)
 #define HOUR_MS 3600000ull
@@ -46,6 +48,7 @@ static const char *const on_invalid[] = { "stop", "deadletter", NULL }; /* ATP_S
 static const char *const levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const formats[] = { "text", "logfmt", NULL };
 static const char *const bools[] = { "false", "true", NULL };
+static const char *const tls_versions[] = { "1.2", "1.3", NULL };
 
 static const setting table[] = {
 	/* the engine */
@@ -70,8 +73,22 @@ static const setting table[] = {
 	     "events' occurred_at: replays of simulated days), `frozen` (nothing expires)"),
 	MS("tick_ms", HOUR_MS, tick_ms, "under `clock = wall`, due reservations expire this often"),
 	ENUM("allow_plaintext", bools, allow_plaintext,
-	     "`true`: the event stream and gRPC may listen on an address other than loopback in plaintext (atpd has no "
-	     "TLS yet: anyone who reaches the port may send and reserve); `false`: such a listener refuses the start"),
+	     "`true`: without `tls_cert`, the event stream and gRPC may listen on an address other than loopback in "
+	     "plaintext (anyone who reaches the port may send and reserve); `false`: such a listener refuses the start"),
+	/* security */
+	STR("tls_cert", tls.cert, "PEM certificate chain: the event stream and gRPC speak TLS (reloaded on SIGHUP)"),
+	STR("tls_key", tls.key, "PEM private key of `tls_cert`"),
+	STR("tls_client_ca", tls.client_ca,
+	    "PEM CAs of client certificates: clients are asked for one, and a call or Hello without one that verifies "
+	    "(or a bearer token) is refused UNAUTHENTICATED"),
+	ENUM("tls_min_version", tls_versions, tls.min_version, "the oldest TLS version accepted"),
+	STR("tls_ciphers", tls.ciphers, "TLS 1.2 cipher list (OpenSSL syntax); none: OpenSSL's default"),
+	STR("tls_ciphersuites", tls.ciphersuites, "TLS 1.3 suites, e.g. TLS_AES_256_GCM_SHA384; none: OpenSSL's default"),
+	STR("tls_groups", tls.groups, "key exchange groups, e.g. X25519:P-256; none: OpenSSL's default"),
+	STR("authz_file", authz_file,
+	    "who may do what (see \"Security\"): every client must authenticate, and is refused what the file does "
+	    "not grant (reloaded on SIGHUP)"),
+	STR("user", user, "started as root: become this user (and its group) before opening anything; none: stay"),
 	/* the TCP event stream */
 	ADDR("listen", stream.listen, listen,
 	     "the TCP event stream's HOST:PORT (port 0: any free one, logged); `none`: no listener"),
@@ -221,6 +238,11 @@ static int apply(settings *s, const char *key, const char *v, char *err, size_t 
 					return 0;
 				}
 			break;
+		case K_STR:
+			if (strlen(v) >= t->size)
+				break;
+			snprintf(p, t->size, "%s", strcmp(v, "none") == 0 ? "" : v);
+			return 0;
 		case K_ADDR:
 			if (strlen(v) >= t->size)
 				break;
@@ -230,7 +252,7 @@ static int apply(settings *s, const char *key, const char *v, char *err, size_t 
 		}
 		if (t->kind == K_ENUM)
 			snprintf(err, errlen, "%s: '%s' is not one of the choices (see atpd --help-settings)", key, v);
-		else if (t->kind == K_ADDR)
+		else if (t->kind == K_ADDR || t->kind == K_STR)
 			snprintf(err, errlen, "%s: longer than %zu bytes", key, t->size - 1);
 		else
 			snprintf(err, errlen, "%s: '%s' is not a number in [%" PRIu64 ", %" PRIu64 "]%s", key, v, t->min, t->max,
@@ -276,7 +298,8 @@ static void defaults(settings *s)
 	*s = (settings){ .engine = atp_engine_config_default(), .stream = atp_stream_config_default(), .listen = true,
 			 .grpc = atp_grpc_config_default(), .grpc_on = true, .tick_ms = 1000,
 			 .hub = atp_hub_config_default(), .metrics_listen = "127.0.0.1:9464", .metrics_on = true,
-			 .metrics_max_bytes = 1u << 20, .log_level = ATP_LOG_INFO, .deadletter_max = 10000 };
+			 .metrics_max_bytes = 1u << 20, .log_level = ATP_LOG_INFO, .deadletter_max = 10000,
+			 .tls = { .min_version = 1 } };
 }
 
 /* Whether HOST:PORT's host is loopback: 127.0.0.0/8, [::1] or localhost (a name that may resolve elsewhere is not). */
@@ -327,7 +350,13 @@ int settings_load(settings *s, int argc, char **argv, const char **data)
 			return -1;
 		}
 	}
-	const char *open_to = !s->allow_plaintext && s->listen && !loopback(s->stream.listen) ? "listen"
+	if (!s->tls.cert[0] != !s->tls.key[0] || (s->tls.client_ca[0] && !s->tls.cert[0])) {
+		atp_log(ATP_LOG_ERROR, "%s", s->tls.client_ca[0] && !s->tls.cert[0] ? "tls_client_ca wants tls_cert and tls_key"
+										  : "tls_cert and tls_key go together");
+		return -1;
+	}
+	const char *open_to = s->tls.cert[0] ? NULL
+			    : !s->allow_plaintext && s->listen && !loopback(s->stream.listen) ? "listen"
 			    : !s->allow_plaintext && s->grpc_on && !loopback(s->grpc.listen) ? "grpc_listen" : NULL;
 	if (open_to) {
 		atp_log(ATP_LOG_ERROR, "%s = %s is not a loopback address and atpd speaks plaintext on it: anyone who reaches "
@@ -364,6 +393,10 @@ void settings_print_reference(FILE *f)
 			range[0] = 0;
 			for (int k = 0; t->choices[k]; k++)
 				snprintf(range + strlen(range), sizeof(range) - strlen(range), "%s%s", k ? ", " : "", t->choices[k]);
+			break;
+		case K_STR:
+			snprintf(dflt, sizeof(dflt), "%s", *(const char *)p ? (const char *)p : "none");
+			snprintf(range, sizeof(range), "text, none");
 			break;
 		default:
 			snprintf(dflt, sizeof(dflt), "%s", (const char *)p);

@@ -18,6 +18,7 @@
 #include "atp/grpc_server.h"
 #include "atp/hub.h"
 #include "atp/stream_server.h"
+#include "atp/tls.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -35,6 +36,9 @@ typedef struct settings {
 	char metrics_listen[128];
 	bool metrics_on;        /* metrics_listen != "none" */
 	int allow_plaintext;    /* 0 false, 1 true: plaintext listeners beyond loopback */
+	atp_tls_config tls;     /* tls.cert "": plaintext */
+	char authz_file[ATP_TLS_PATH_MAX];  /* "": no authorization file */
+	char user[64];          /* started as root: run as this user; "": stay */
 	uint64_t metrics_max_bytes;
 	int log_level;          /* atp/log.h */
 	int log_format;         /* 0 text, 1 logfmt */

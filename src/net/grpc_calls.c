@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define SETTINGS_PER_SECOND 100     /* SETTINGS frames a peer may send per second */
@@ -47,6 +48,8 @@ static call *call_new(atp_grpc_server *g, h2conn *hc, int32_t stream_id)
 	c->n_lines = c->lines_pending = 0;
 	c->scan_n = c->scan_next = 0;
 	c->sub = NULL;
+	c->ident = ATP_AUTH_NONE;
+	c->token = 0;
 	c->deferred = c->ending = false;
 	g->calls_busy++;
 	hc->calls++;
@@ -344,6 +347,27 @@ static uint8_t method_of(const uint8_t *p, size_t n)
 	return M_NONE;
 }
 
+/* "Bearer TOKEN": whose it is (one SHA-256 per token and connection: the connection keeps the last). */
+static void token_of(h2conn *hc, call *c, const uint8_t *v, size_t n)
+{
+	const atp_auth *auth = hc->g->auth;
+	if (n < 7 || strncasecmp((const char *)v, "Bearer ", 7) != 0) {
+		c->token = -1;
+		return;
+	}
+	v += 7;
+	n -= 7;
+	if (hc->token_auth != auth || n != hc->token_len || n > sizeof(hc->token) || memcmp(hc->token, v, n) != 0) {
+		hc->token_id = atp_auth_token(auth, v, n);
+		hc->token_auth = n <= sizeof(hc->token) ? auth : NULL;
+		hc->token_len = (uint32_t)n;
+		if (hc->token_auth)
+			memcpy(hc->token, v, n);
+	}
+	c->ident = hc->token_id;
+	c->token = c->ident == ATP_AUTH_NONE ? -1 : 1;
+}
+
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
 		     const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data)
 {
@@ -360,6 +384,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 	} else if (equals(name, namelen, "content-type")) {
 		c->ct_ok = valuelen >= 16 && memcmp(value, "application/grpc", 16) == 0 &&
 			   (valuelen == 16 || value[16] == '+' || value[16] == ';');
+	} else if (equals(name, namelen, "authorization") && hc->g->auth) {
+		token_of(hc, c, value, valuelen);
 	} else if (equals(name, namelen, "grpc-timeout")) {
 		uint64_t ms;
 		if (parse_timeout(value, valuelen, &ms))
@@ -432,6 +458,57 @@ static void refuse_content_type(atp_grpc_server *g, call *c)
 	g->stats.errors++;
 }
 
+static uint32_t call_bit(unsigned m)
+{
+	static const uint32_t bits[] = {
+		[M_GET_ATP] = ATP_AUTH_GET_ATP,   [M_GET_ATP_BATCH] = ATP_AUTH_GET_ATP_BATCH,
+		[M_RESERVE] = ATP_AUTH_RESERVE,   [M_RELEASE] = ATP_AUTH_RELEASE,
+		[M_SCAN] = ATP_AUTH_SCAN,         [M_SUBSCRIBE] = ATP_AUTH_SUBSCRIBE,
+		[M_SNAPSHOT] = ATP_AUTH_SNAPSHOT, [M_REDRIVE] = ATP_AUTH_REDRIVE,
+		[M_PURGE] = ATP_AUTH_PURGE,       [M_DEAD_LETTERS] = ATP_AUTH_DEAD_LETTERS,
+		[M_HISTORY] = ATP_AUTH_HISTORY,
+	};
+	return m < sizeof(bits) / sizeof(bits[0]) ? bits[m] : 0;
+}
+
+/*
+ * Whether c may run: its identity (token, else certificate) set, or
+ * answered UNAUTHENTICATED / PERMISSION_DENIED (logged and counted).
+ */
+static bool authorize(atp_grpc_server *g, call *c)
+{
+	if (c->method == M_HEALTH || (!g->auth && !(g->tls && atp_tls_ctx_asks_clients(g->tls))))
+		return true;
+	const char *op = atp_grpc_method_name(c->method);
+	char who[48];
+	snprintf(who, sizeof(who), "grpc connection %u", grpc_conn_index(g, c->conn));
+	if (c->token < 0) {
+		atp_auth_refused(true, who, op, "unknown bearer token");
+		grpc_call_respond(g, c, G_UNAUTHENTICATED, "unknown bearer token");
+		return false;
+	}
+	const char *const *names = NULL;
+	const char *missing = "no client certificate and no bearer token (plaintext connection)";
+	if (c->token == 0) {
+		unsigned n = c->conn->tls ? atp_tls_peer_names(c->conn->tls, &names, &missing) : 0;
+		if (!n) {
+			atp_auth_refused(true, who, op, missing);
+			grpc_call_respond(g, c, G_UNAUTHENTICATED, "%s%s", missing, g->auth ? " (or a bearer token)" : "");
+			return false;
+		}
+		if (!g->auth)
+			return true;  /* a verified certificate is enough without an authorization file */
+		c->ident = atp_auth_find(g->auth, names, n);
+	}
+	const char *name = c->ident == ATP_AUTH_NONE ? names[0] : atp_auth_name(g->auth, c->ident);
+	if (!atp_auth_may_call(g->auth, c->ident, call_bit(c->method))) {
+		atp_auth_refused(false, name, op, "not granted");
+		grpc_call_respond(g, c, G_PERMISSION_DENIED, "%s may not call %s", name, op);
+		return false;
+	}
+	return true;
+}
+
 /* The request is whole: check its framing, then run it. */
 static void request_complete(atp_grpc_server *g, call *c)
 {
@@ -451,7 +528,7 @@ static void request_complete(atp_grpc_server *g, call *c)
 		grpc_call_respond(g, c, G_INTERNAL, "the request must be exactly one length-prefixed message");
 	} else if (c->prefix[0] != 0) {
 		grpc_call_respond(g, c, G_UNIMPLEMENTED, "compressed messages are not supported");
-	} else {
+	} else if (authorize(g, c)) {
 		grpc_method_dispatch(g, c);
 	}
 }

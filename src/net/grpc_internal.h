@@ -11,7 +11,9 @@
 
 #include "front.h"
 #include "atp/deadletter.h"
+#include "atp/auth.h"
 #include "atp/grpc_server.h"
+#include "atp/tls.h"
 #include "atp/wire_api.h"
 
 #include <nghttp2/nghttp2.h>
@@ -25,11 +27,13 @@ enum {
 	G_INVALID_ARGUMENT = 3,
 	G_DEADLINE_EXCEEDED = 4,
 	G_NOT_FOUND = 5,
+	G_PERMISSION_DENIED = 7,
 	G_FAILED_PRECONDITION = 9,
 	G_RESOURCE_EXHAUSTED = 8,
 	G_UNIMPLEMENTED = 12,
 	G_INTERNAL = 13,
 	G_UNAVAILABLE = 14,
+	G_UNAUTHENTICATED = 16,
 };
 
 enum method { M_NONE, M_GET_ATP, M_GET_ATP_BATCH, M_RESERVE, M_RELEASE, M_SCAN, M_HEALTH, M_SUBSCRIBE, M_SNAPSHOT,
@@ -62,7 +66,17 @@ typedef struct h2conn {
 	uint32_t settings_frames;
 	bool preface_seen;
 	uint32_t calls;             /* calls open on it */
+	atp_tls *tls;               /* NULL: plaintext */
+	uint8_t *tout;              /* TOUT_BYTES (TLS), allocated once per slot: records being sent */
+	uint32_t tout_len, tout_sent;
+	/* The last bearer token seen on it, and whose it is under token_auth (a cache: one hash per token). */
+	const atp_auth *token_auth;
+	int token_id;
+	uint32_t token_len;
+	uint8_t token[128];
 } h2conn;
+
+#define TOUT_BYTES (64u << 10)
 
 /* What a Reserve line or a Release shard came back with. */
 typedef struct line_done {
@@ -107,6 +121,8 @@ typedef struct call {
 	uint32_t scan_n, scan_next;
 	/* Subscribe */
 	struct atp_hub_sub *sub;
+	int ident;                 /* its identity (atp/auth.h) once authorized; ATP_AUTH_NONE: none */
+	int8_t token;              /* 0: no bearer token; 1: one of ident; -1: an unknown one */
 	bool deferred;             /* its data provider said "nothing now": resumed when the hub has more */
 	bool ending;               /* its stream ends with status and message after what is out */
 } call;
@@ -156,6 +172,8 @@ struct atp_grpc_server {
 	grpc_history_job *history;   /* the Admin/History running, NULL: none */
 	atp_engine_position *positions;  /* ATP_V1_LIST_MAX: one query's positions */
 	bool release_again;        /* some Release has a shard with open lines left */
+	atp_tls_ctx *tls;          /* NULL: plaintext */
+	const atp_auth *auth;      /* NULL: no authorization file */
 	nghttp2_session_callbacks *cbs;
 	nghttp2_option *opt;
 	uint64_t last_sweep_ms;

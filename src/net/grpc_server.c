@@ -92,6 +92,8 @@ static void close_conn(atp_grpc_server *g, h2conn *hc, bool abort)
 		setsockopt(hc->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
 	close(hc->fd);
+	atp_tls_free(hc->tls);
+	hc->tls = NULL;
 	nghttp2_session_del(hc->session);
 	hc->session = NULL;
 	hc->fd = -1;
@@ -140,11 +142,42 @@ bool grpc_conn_out_append(h2conn *hc, const uint8_t *a, size_t an, const uint8_t
 	return true;
 }
 
-/* Hand nghttp2's output to the socket: one send in flight, up to OUT_CHUNK bytes gathered. */
+static void send_bytes(atp_grpc_server *g, h2conn *hc, const uint8_t *p, size_t n)
+{
+	struct io_uring_sqe *sqe = front_sqe(g->front);
+	io_uring_prep_send(sqe, hc->fd, p, (unsigned)n, MSG_NOSIGNAL);
+	sqe->user_data = tag(g, OP_H2_SEND, hc->gen, grpc_conn_index(g, hc));
+	if (!hc->sending)
+		hc->send_start_ms = grpc_now_ms(g);
+	hc->sending = true;
+}
+
+/* Under TLS: the rest of the records being sent, else the next ones the session has; false when none. */
+static bool tls_send_next(atp_grpc_server *g, h2conn *hc)
+{
+	if (hc->tout_sent == hc->tout_len) {
+		hc->tout_len = (uint32_t)atp_tls_take(hc->tls, hc->tout, TOUT_BYTES);
+		hc->tout_sent = 0;
+	}
+	if (hc->tout_sent == hc->tout_len)
+		return false;
+	send_bytes(g, hc, hc->tout + hc->tout_sent, hc->tout_len - hc->tout_sent);
+	return true;
+}
+
+/*
+ * Hand nghttp2's output to the socket: one send in flight, up to OUT_CHUNK
+ * bytes gathered; under TLS encrypted first, and before the handshake is
+ * done only the handshake's records.
+ */
 static void flush_conn(atp_grpc_server *g, h2conn *hc)
 {
 	if (hc->state == H_FREE || hc->sending)
 		return;
+	if (hc->tls && !atp_tls_ready(hc->tls)) {
+		tls_send_next(g, hc);
+		return;
+	}
 	hc->out_len = hc->out_sent = 0;
 	while (hc->out_len < OUT_CHUNK) {
 		const uint8_t *data;
@@ -157,12 +190,16 @@ static void flush_conn(atp_grpc_server *g, h2conn *hc)
 		if (n == 0)
 			break;
 	}
-	if (hc->out_len) {
-		struct io_uring_sqe *sqe = front_sqe(g->front);
-		io_uring_prep_send(sqe, hc->fd, hc->out, hc->out_len, MSG_NOSIGNAL);
-		sqe->user_data = tag(g, OP_H2_SEND, hc->gen, grpc_conn_index(g, hc));
-		hc->sending = true;
-		hc->send_start_ms = grpc_now_ms(g);
+	if (hc->tls) {
+		if (hc->out_len && atp_tls_write(hc->tls, hc->out, hc->out_len) < 0) {
+			close_conn(g, hc, true);
+			return;
+		}
+		hc->out_len = 0;
+		if (tls_send_next(g, hc))
+			return;
+	} else if (hc->out_len) {
+		send_bytes(g, hc, hc->out, hc->out_len);
 		return;
 	}
 	if (hc->state == H_CLOSING ||
@@ -188,6 +225,14 @@ static void on_accept(atp_grpc_server *g, int fd)
 		return;
 	}
 	h2conn *hc = &g->conns[g->free_conns[--g->n_free_conns]];
+	hc->tout_len = hc->tout_sent = 0;
+	hc->token_auth = NULL;
+	if (g->tls && ((!hc->tout && !(hc->tout = malloc(TOUT_BYTES))) || !(hc->tls = atp_tls_new(g->tls)))) {
+		close(fd);
+		g->free_conns[g->n_free_conns++] = grpc_conn_index(g, hc);
+		g->stats.refused_connections++;
+		return;
+	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	hc->g = g;
@@ -215,6 +260,39 @@ static void on_accept(atp_grpc_server *g, int fd)
 	grpc_conn_mark_dirty(g, hc);
 }
 
+/* Plaintext for nghttp2 (directly, or from TLS records); false when the connection is closing. */
+static bool h2_in(void *ctx, const uint8_t *p, size_t n)
+{
+	h2conn *hc = ctx;
+	ssize_t rv = nghttp2_session_mem_recv(hc->session, p, n);
+	if (rv < 0) {
+		if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+			atp_log(ATP_LOG_WARN, "grpc connection %u: %s; closing", grpc_conn_index(hc->g, hc),
+				nghttp2_strerror((int)rv));
+		closing(hc->g, hc);
+		return false;
+	}
+	return true;
+}
+
+/* Ciphertext received: the session's plaintext to nghttp2; a failed session is closed (its alert sent if it can be). */
+static void tls_in(atp_grpc_server *g, h2conn *hc, const uint8_t *p, size_t n)
+{
+	int r = atp_tls_feed(hc->tls, p, n, h2_in, hc);
+	if (r == 0)
+		return;
+	if (r < 0) {
+		atp_log(ATP_LOG_WARN, "grpc connection %u: %s; closing", grpc_conn_index(g, hc), atp_tls_error(hc->tls));
+		if (!hc->sending) {
+			size_t an = atp_tls_take(hc->tls, hc->tout, TOUT_BYTES);
+			if (an && send(hc->fd, hc->tout, an, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+				/* the peer learns it from the close */
+			}
+		}
+	}
+	close_conn(g, hc, false);
+}
+
 static void on_recv(atp_grpc_server *g, h2conn *hc, bool live, const struct io_uring_cqe *cqe)
 {
 	bool has_buf = cqe->flags & IORING_CQE_F_BUFFER;
@@ -224,13 +302,10 @@ static void on_recv(atp_grpc_server *g, h2conn *hc, bool live, const struct io_u
 	if (live && hc->state == H_OPEN) {
 		if (cqe->res > 0 && has_buf) {
 			hc->last_active_ms = grpc_now_ms(g);
-			ssize_t rv = nghttp2_session_mem_recv(hc->session, front_buf(g->front, bid), (size_t)cqe->res);
-			if (rv < 0) {
-				if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
-					atp_log(ATP_LOG_WARN, "grpc connection %u: %s; closing", grpc_conn_index(g, hc),
-						nghttp2_strerror((int)rv));
-				closing(g, hc);
-			}
+			if (hc->tls)
+				tls_in(g, hc, front_buf(g->front, bid), (size_t)cqe->res);
+			else
+				h2_in(hc, front_buf(g->front, bid), (size_t)cqe->res);
 			grpc_conn_mark_dirty(g, hc);
 		} else if (cqe->res == 0 || (cqe->res < 0 && cqe->res != -ENOBUFS && cqe->res != -ECANCELED)) {
 			close_conn(g, hc, false);
@@ -248,11 +323,12 @@ static void on_send(atp_grpc_server *g, h2conn *hc, int res)
 		close_conn(g, hc, true);
 		return;
 	}
-	hc->out_sent += (uint32_t)res;
-	if (hc->out_sent < hc->out_len) {
-		struct io_uring_sqe *sqe = front_sqe(g->front);
-		io_uring_prep_send(sqe, hc->fd, hc->out + hc->out_sent, hc->out_len - hc->out_sent, MSG_NOSIGNAL);
-		sqe->user_data = tag(g, OP_H2_SEND, hc->gen, grpc_conn_index(g, hc));
+	if (hc->tls) {
+		hc->tout_sent += (uint32_t)res;
+		if (tls_send_next(g, hc))
+			return;
+	} else if ((hc->out_sent += (uint32_t)res) < hc->out_len) {
+		send_bytes(g, hc, hc->out + hc->out_sent, hc->out_len - hc->out_sent);
 		return;
 	}
 	hc->sending = false;
@@ -366,6 +442,7 @@ static void destroy(atp_grpc_server *g)
 	for (uint32_t i = 0; g->conns && i < g->cfg.max_connections; i++) {
 		close_conn(g, &g->conns[i], false);
 		free(g->conns[i].out);
+		free(g->conns[i].tout);
 	}
 	for (uint32_t i = 0; g->calls && i < g->n_calls_total; i++) {
 		free(g->calls[i].msg);
@@ -454,6 +531,15 @@ atp_grpc_server *atp_grpc_server_create(atp_loop *front, const atp_grpc_config *
 	g->op_base = (unsigned)base;
 	arm_accept(g);
 	return g;
+}
+
+void atp_grpc_server_set_security(atp_grpc_server *g, atp_tls_ctx *tls, const atp_auth *auth)
+{
+	bool again = g->auth != NULL || auth != NULL;
+	g->tls = tls;
+	g->auth = auth;
+	if (again && g->n_subscribers)
+		grpc_method_subscribe_end_all(g, G_UNAVAILABLE, "the authorization was reloaded: resume from your token");
 }
 
 uint16_t atp_grpc_server_port(const atp_grpc_server *g)

@@ -51,6 +51,12 @@ void grpc_method_subscribe(atp_grpc_server *g, call *c)
 		return;
 	}
 	atp_str channel = atp_v1_subscribe_request_channel(r);
+	if (g->auth && !atp_auth_may_subscribe(g->auth, c->ident, channel.ptr, channel.len)) {
+		atp_auth_refused(false, atp_auth_name(g->auth, c->ident), "Subscribe", "not granted this channel");
+		grpc_call_respond(g, c, G_PERMISSION_DENIED, "%s may not subscribe to channel %.*s",
+				  atp_auth_name(g->auth, c->ident), (int)channel.len, channel.ptr);
+		return;
+	}
 	uint32_t len;
 	const uint8_t *token = atp_v1_subscribe_request_resume_token(r, &len);
 	if (!c->out || c->out_cap < OUT_BYTES) {

@@ -102,6 +102,12 @@ static int on_hello(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t le
 		srv_fail(s, c, ATP_E_SOURCE, "source names starting with @ are reserved");
 		return FRAME_CLOSED;
 	}
+	char why[200];
+	int auth = srv_authorize(s, c, name, why, sizeof(why));
+	if (auth != ATP_OK) {  /* before anything: a refused Hello claims nothing, supersedes no one */
+		srv_fail(s, c, auth, "%s", why);
+		return FRAME_CLOSED;
+	}
 	uint32_t id = atp_sources_find(s->sources, name);
 	if (id == ATP_SOURCE_NONE && (id = atp_sources_intern(s->sources, name)) == ATP_SOURCE_NONE) {
 		srv_fail(s, c, ATP_E_LIMIT, "too many sources");

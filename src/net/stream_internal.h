@@ -11,6 +11,8 @@
 #include "front.h"
 #include "atp/sources.h"
 #include "atp/status.h"
+#include "atp/tls.h"
+#include "atp/auth.h"
 #include "atp/stream_server.h"
 #include "atp/wire_event.h"
 
@@ -19,6 +21,7 @@
 #include <stdint.h>
 
 #define OUT_BYTES 4096u            /* a connection's send buffer: one Ack */
+#define TOUT_BYTES (16u << 10)     /* under TLS, the records being sent */
 #define ACK_REFUSALS 64u           /* refusals per Ack; the rest wait for the next */
 #define MAX_REFUSALS 1024u         /* queued refusals per connection */
 #define FIFO_MAX 1024u             /* unacknowledged batches per connection */
@@ -64,6 +67,9 @@ typedef struct conn {
 	uint32_t fifo_head, fifo_len;
 	uint64_t unacked_bytes;
 	bool deadletter;             /* its source's malformed events go to the dead-letter store */
+	atp_tls *tls;                /* NULL: plaintext */
+	uint8_t *tout;               /* TOUT_BYTES (TLS), allocated once per slot: records being sent */
+	uint32_t tout_len, tout_sent;
 	int close_error;             /* a last frame is due with this error, then the close */
 	char close_reason[160];
 } conn;
@@ -88,6 +94,8 @@ struct atp_stream_server {
 	bool waiting;                /* after service(): some connection awaits durability or room */
 	int failed;
 	atp_dlq *dlq;                /* NULL: every source stops at a malformed event */
+	atp_tls_ctx *tls;            /* NULL: plaintext */
+	const atp_auth *auth;        /* NULL: no authorization file */
 	atp_stream_stats stats;
 };
 
@@ -97,6 +105,12 @@ void srv_start_send(atp_stream_server *s, conn *c);
 void srv_cancel_recv(atp_stream_server *s, conn *c);
 /* Close c after a last frame with this error and reason; nothing more of its input is read or applied. */
 void srv_fail(atp_stream_server *s, conn *c, int error, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * Whether c's client may send as source name: ATP_OK, or
+ * ATP_E_UNAUTHENTICATED / ATP_E_FORBIDDEN with why (logged and counted).
+ */
+int srv_authorize(atp_stream_server *s, const conn *c, atp_str name, char *why, size_t whylen);
 
 /* Dead letters (stream_deadletter.c). The policy of a source (ATP_STREAM_STOP or ATP_STREAM_DEADLETTER). */
 int srv_policy_of(const atp_stream_server *s, atp_str source);

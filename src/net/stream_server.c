@@ -76,14 +76,48 @@ void srv_cancel_recv(atp_stream_server *s, conn *c)
 
 /* ---- sending ---- */
 
-void srv_start_send(atp_stream_server *s, conn *c)
+static void close_conn(atp_stream_server *s, conn *c);
+
+static void send_bytes(atp_stream_server *s, conn *c, const uint8_t *p, size_t n)
 {
 	struct io_uring_sqe *sqe = front_sqe(s->loop);
-	io_uring_prep_send(sqe, c->fd, c->out + c->out_sent, c->out_len - c->out_sent, MSG_NOSIGNAL);
+	io_uring_prep_send(sqe, c->fd, p, (unsigned)n, MSG_NOSIGNAL);
 	sqe->user_data = tag(s, OP_SEND, gen_of(c, false), srv_slot(s, c));
 	if (!c->sending)
 		c->send_start_ms = front_now_ms(s->loop);
 	c->sending = true;
+}
+
+/* Under TLS: the rest of the records being sent, else the next ones the session has; false when none. */
+static bool tls_send_next(atp_stream_server *s, conn *c)
+{
+	if (c->tout_sent == c->tout_len) {
+		c->tout_len = (uint32_t)atp_tls_take(c->tls, c->tout, TOUT_BYTES);
+		c->tout_sent = 0;
+	}
+	if (c->tout_sent == c->tout_len)
+		return false;
+	send_bytes(s, c, c->tout + c->tout_sent, c->tout_len - c->tout_sent);
+	return true;
+}
+
+/*
+ * Send out[out_sent, out_len). Under TLS it is encrypted whole first (and
+ * counts as sent); the records go out from the session's buffer, after
+ * whatever handshake bytes wait there.
+ */
+void srv_start_send(atp_stream_server *s, conn *c)
+{
+	if (!c->tls) {
+		send_bytes(s, c, c->out + c->out_sent, c->out_len - c->out_sent);
+		return;
+	}
+	if (c->out_sent < c->out_len && atp_tls_write(c->tls, c->out + c->out_sent, c->out_len - c->out_sent) < 0) {
+		close_conn(s, c);  /* before the handshake (a timeout), or out of memory: no frame can go */
+		return;
+	}
+	c->out_sent = c->out_len;
+	tls_send_next(s, c);
 }
 
 /* ---- connections ---- */
@@ -104,6 +138,8 @@ static void release(atp_stream_server *s, conn *c, bool abort)
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
 	close(c->fd);
+	atp_tls_free(c->tls);
+	c->tls = NULL;
 	c->state = C_FREE;
 	c->fd = -1;
 	s->free_slots[s->n_free++] = srv_slot(s, c);
@@ -175,16 +211,26 @@ void srv_fail(atp_stream_server *s, conn *c, int error, const char *fmt, ...)
 	srv_start_send(s, c);
 }
 
-static int alloc_stream(conn *c)
+static int alloc_stream(atp_stream_server *s, conn *c)
 {
 	if (!c->out && !(c->out = malloc(OUT_BYTES)))
 		return -1;
+	if (s->tls && !c->tout && !(c->tout = malloc(TOUT_BYTES)))
+		return -1;
+	if (s->tls && !(c->tls = atp_tls_new(s->tls)))
+		return -1;
+	c->tout_len = c->tout_sent = 0;
 	return 0;
 }
 
 static void on_accept(atp_stream_server *s, int fd)
 {
 	s->stats.accepted++;
+	if ((s->n_free == 0 || s->stopping) && s->tls) {
+		close(fd);  /* a Welcome would need a handshake first */
+		s->stats.refused_connections++;
+		return;
+	}
 	if (s->n_free == 0 || s->stopping) {
 		/* Refused cleanly: a Welcome saying why, then the close; this fresh socket's buffer takes it. */
 		uint8_t mem[256] __attribute__((aligned(8)));
@@ -213,22 +259,96 @@ static void on_accept(atp_stream_server *s, int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	uint32_t gen = c->gen;
-	uint8_t *out = c->out, *in = c->in;
+	uint8_t *out = c->out, *in = c->in, *tout = c->tout;
 	uint32_t in_cap = c->in_cap;
 	atp_wire_refusal *refusals = c->refusals;
 	*c = (conn){ .fd = fd, .gen = gen, .state = C_HELLO, .source = ATP_SOURCE_NONE, .out = out, .in = in,
-		     .in_cap = in_cap, .refusals = refusals };
+		     .in_cap = in_cap, .refusals = refusals, .tout = tout };
 	c->last_recv_ms = front_now_ms(s->loop);
 	c->frame_start_ms = front_now_ms(s->loop);  /* the Hello is due within frame_timeout_ms */
 	s->stats.open++;
-	if (alloc_stream(c) < 0) {
+	if (alloc_stream(s, c) < 0) {
 		close_conn(s, c);
 		return;
 	}
 	arm_recv(s, c);
 }
 
-/* ---- frames ---- */
+/* ---- TLS ---- */
+
+typedef struct plain_ctx {
+	atp_stream_server *s;
+	conn *c;
+} plain_ctx;
+
+static bool plain_in(void *ctx, const uint8_t *p, size_t n)
+{
+	plain_ctx *pc = ctx;
+	srv_on_data(pc->s, pc->c, p, (uint32_t)n);
+	return pc->c->state == C_HELLO || pc->c->state == C_STREAM;
+}
+
+/* Ciphertext received on c: its plaintext to the frames, the handshake's replies out. */
+static void tls_in(atp_stream_server *s, conn *c, const uint8_t *p, uint32_t n)
+{
+	plain_ctx pc = { s, c };
+	int r = atp_tls_feed(c->tls, p, n, plain_in, &pc);
+	if (r < 0) {
+		atp_log(ATP_LOG_WARN, "connection %u: %s; closing", srv_slot(s, c), atp_tls_error(c->tls));
+		if (!c->sending) {  /* the alert, if it fits the socket's buffer now */
+			size_t an = atp_tls_take(c->tls, c->tout, TOUT_BYTES);
+			if (an && send(c->fd, c->tout, an, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+				/* the peer learns it from the close */
+			}
+		}
+		close_conn(s, c);
+		return;
+	}
+	if (r == 1 && c->state != C_CLOSING) {
+		close_conn(s, c);  /* close_notify: as the end of its stream */
+		return;
+	}
+	if (!c->sending && (c->state == C_HELLO || c->state == C_STREAM) && atp_tls_has_output(c->tls))
+		srv_start_send(s, c);
+}
+
+int srv_authorize(atp_stream_server *s, const conn *c, atp_str name, char *why, size_t whylen)
+{
+	if (!s->auth && !(s->tls && atp_tls_ctx_asks_clients(s->tls)))
+		return ATP_OK;
+	const char *const *names = NULL;
+	const char *missing = "a plaintext connection has no client certificate";
+	unsigned n = c->tls ? atp_tls_peer_names(c->tls, &names, &missing) : 0;
+	char who[64], op[ATP_SOURCE_MAX + 32];
+	snprintf(who, sizeof(who), "connection %u", srv_slot(s, c));
+	snprintf(op, sizeof(op), "Hello as %.*s", (int)name.len, name.ptr);
+	if (!n) {
+		atp_auth_refused(true, who, op, missing);
+		snprintf(why, whylen, "%s", missing);
+		return ATP_E_UNAUTHENTICATED;
+	}
+	if (s->auth && !atp_auth_may_send(s->auth, atp_auth_find(s->auth, names, n), name.ptr, name.len)) {
+		atp_auth_refused(false, names[0], op, "not granted this source");
+		snprintf(why, whylen, "%s may not send as source %.*s", names[0], (int)name.len, name.ptr);
+		return ATP_E_FORBIDDEN;
+	}
+	return ATP_OK;
+}
+
+void atp_stream_server_set_security(atp_stream_server *s, atp_tls_ctx *tls, const atp_auth *auth)
+{
+	s->tls = tls;
+	s->auth = auth;
+	char why[200];
+	for (uint32_t i = 0; i < s->cfg.max_connections; i++) {
+		conn *c = &s->conns[i];
+		if (c->state != C_STREAM)
+			continue;
+		int rc = srv_authorize(s, c, srv_source_of(s, c), why, sizeof(why));
+		if (rc != ATP_OK)
+			srv_fail(s, c, rc, "%s", why);
+	}
+}
 
 /* ---- completions ---- */
 
@@ -240,7 +360,9 @@ static void on_recv(atp_stream_server *s, conn *c, bool live, const struct io_ur
 		c->recv_armed = false;
 	if (live)
 		c->last_cqe_ms = front_now_ms(s->loop);
-	if (live && cqe->res > 0 && has_buf && (c->state == C_HELLO || c->state == C_STREAM))
+	if (live && cqe->res > 0 && has_buf && (c->state == C_HELLO || c->state == C_STREAM) && c->tls)
+		tls_in(s, c, front_buf(s->loop, bid), (uint32_t)cqe->res);
+	else if (live && cqe->res > 0 && has_buf && (c->state == C_HELLO || c->state == C_STREAM))
 		srv_on_data(s, c, front_buf(s->loop, bid), (uint32_t)cqe->res);
 	else if (live && cqe->res == 0 && c->state != C_CLOSING)
 		close_conn(s, c);  /* the peer closed: what it sent and we took stays taken */
@@ -255,6 +377,12 @@ static void on_send(atp_stream_server *s, conn *c, int res)
 	if (res < 0) {
 		close_conn(s, c);
 		return;
+	}
+	if (c->tls) {  /* records: the plaintext counted as sent already */
+		c->tout_sent += (uint32_t)res;
+		if (tls_send_next(s, c))
+			return;
+		res = 0;
 	}
 	c->out_sent += (uint32_t)res;
 	if (c->out_sent < c->out_len) {
@@ -426,6 +554,8 @@ static void destroy(atp_stream_server *s)
 		conn *c = &s->conns[i];
 		if (c->state != C_FREE)
 			close(c->fd);
+		atp_tls_free(c->tls);
+		free(c->tout);
 		free(c->in);
 		free(c->out);
 		free(c->refusals);

@@ -35,10 +35,9 @@ import urllib.request
 
 import flatbuffers
 
-from stream_wire import frame, hello, reply  # noqa: E402 (beside this file)
+from stream_wire import batch, frame, hello, reply, TYPES  # noqa: E402 (beside this file)
 
 ATPD, ATPCTL = sys.argv[1], sys.argv[2]
-TYPES = ["NONE", "RECEIPT", "PICK", "ADJUST", "COUNT", "HOLD", "UNHOLD", "TRANSFER", "SAFETY", "RESERVE", "RELEASE"]
 CODES = {"ATP_E_TYPE": -2, "ATP_E_QTY": -3, "ATP_E_SKU": -4, "ATP_E_LOCATION": -5, "ATP_E_EVENT_ID": -11}
 passed = failed = 0
 tmp = tempfile.mkdtemp(prefix="atp-dlq-")
@@ -51,43 +50,6 @@ def check(what, ok):
         passed += 1
     else:
         failed += 1
-
-
-def event(b, row):
-    """One Event table from a dict of the event CSV's columns (the source left to the Hello)."""
-    strings = {k: b.CreateString(row[k]) for k in ("sku", "location", "ref", "to_location", "reason") if row.get(k)}
-    key = None
-    if row["event_id"] and not row["event_id"].isdigit():
-        key = b.CreateString(row["event_id"])
-    b.StartObject(14)
-    if not key and row["event_id"]:
-        b.PrependUint64Slot(0, int(row["event_id"]), 0)
-    b.PrependUint64Slot(2, int(row["seq"]), 0)
-    b.PrependInt64Slot(6, int(row["qty"] or 0), 0)
-    b.PrependUint64Slot(10, int(row.get("occurred_at") or 0), 0)
-    b.PrependUint64Slot(11, int(row.get("ttl_ms") or 0), 0)
-    for slot, k in ((4, "sku"), (5, "location"), (7, "ref"), (8, "to_location"), (9, "reason")):
-        if k in strings:
-            b.PrependUOffsetTRelativeSlot(slot, strings[k], 0)
-    if key:
-        b.PrependUOffsetTRelativeSlot(13, key, 0)
-    t = row["type"]
-    b.PrependUint8Slot(3, TYPES.index(t) if t in TYPES else int(t), 0)
-    b.PrependBoolSlot(12, row.get("partial") in ("1", "true"), False)
-    return b.EndObject()
-
-
-def batch(rows):
-    b = flatbuffers.Builder(4096)
-    offs = [event(b, r) for r in rows]
-    b.StartVector(4, len(offs), 4)
-    for o in reversed(offs):
-        b.PrependUOffsetTRelative(o)
-    vec = b.EndVector()
-    b.StartObject(1)
-    b.PrependUOffsetTRelativeSlot(0, vec, 0)
-    b.Finish(b.EndObject())
-    return frame(b.Output())
 
 
 def stream(port, source, rows, until, timeout=60):

@@ -1,6 +1,6 @@
 """stream_wire.py — the TCP event stream's frames as the Python tests build
 and read them (fbs/event.fbs through python3-flatbuffers, not atpd's code):
-a frame, a Hello, and a Welcome or an Ack read field by field."""
+a frame, a Hello, an EventBatch of CSV-like rows, and a Welcome or an Ack read field by field."""
 import socket
 import struct
 import time
@@ -8,6 +8,9 @@ import time
 import flatbuffers
 from flatbuffers import number_types as nt
 from flatbuffers import table as fbtable
+
+
+TYPES = ["NONE", "RECEIPT", "PICK", "ADJUST", "COUNT", "HOLD", "UNHOLD", "TRANSFER", "SAFETY", "RESERVE", "RELEASE"]
 
 
 def frame(buf):
@@ -19,6 +22,43 @@ def hello(source):
     s = b.CreateString(source)
     b.StartObject(1)
     b.PrependUOffsetTRelativeSlot(0, s, 0)
+    b.Finish(b.EndObject())
+    return frame(b.Output())
+
+
+def event(b, row):
+    """One Event table from a dict of the event CSV's columns (the source left to the Hello)."""
+    strings = {k: b.CreateString(row[k]) for k in ("sku", "location", "ref", "to_location", "reason") if row.get(k)}
+    key = None
+    if row["event_id"] and not row["event_id"].isdigit():
+        key = b.CreateString(row["event_id"])
+    b.StartObject(14)
+    if not key and row["event_id"]:
+        b.PrependUint64Slot(0, int(row["event_id"]), 0)
+    b.PrependUint64Slot(2, int(row["seq"]), 0)
+    b.PrependInt64Slot(6, int(row["qty"] or 0), 0)
+    b.PrependUint64Slot(10, int(row.get("occurred_at") or 0), 0)
+    b.PrependUint64Slot(11, int(row.get("ttl_ms") or 0), 0)
+    for slot, k in ((4, "sku"), (5, "location"), (7, "ref"), (8, "to_location"), (9, "reason")):
+        if k in strings:
+            b.PrependUOffsetTRelativeSlot(slot, strings[k], 0)
+    if key:
+        b.PrependUOffsetTRelativeSlot(13, key, 0)
+    t = row["type"]
+    b.PrependUint8Slot(3, TYPES.index(t) if t in TYPES else int(t), 0)
+    b.PrependBoolSlot(12, row.get("partial") in ("1", "true"), False)
+    return b.EndObject()
+
+
+def batch(rows):
+    b = flatbuffers.Builder(4096)
+    offs = [event(b, r) for r in rows]
+    b.StartVector(4, len(offs), 4)
+    for o in reversed(offs):
+        b.PrependUOffsetTRelative(o)
+    vec = b.EndVector()
+    b.StartObject(1)
+    b.PrependUOffsetTRelativeSlot(0, vec, 0)
     b.Finish(b.EndObject())
     return frame(b.Output())
 
