@@ -216,6 +216,30 @@ def main():
         refused12 = True
     check(refused12, "TLS 1.2 refused (tls_min_version = 1.3 by default)")
 
+    # atpctl and atp-loadgen's clients: flags and environment.
+    csv = os.path.join(TMP, "site1.csv")
+    with open(csv, "w") as f:
+        f.write("event_id,source,seq,type,sku,location,qty,ref,to_location,reason,occurred_at,ttl_ms,partial\n")
+        for i in range(1, 201):
+            f.write("%d,site1-csv,%d,RECEIPT,SKU-2,DC1,1,,,,0,,\n" % (5000 + i, i))
+    tls_flags = ["--tls-ca", pki("ca.pem"), "--tls-cert", pki("wms-site1.pem"), "--tls-key", pki("wms-site1.key")]
+    r = subprocess.run([os.environ["ATPCTL"], "send", "--tcp", "localhost:%d" % d.tcp, csv] + tls_flags,
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, "atpctl send --tls-ca/--tls-cert/--tls-key: 200 events durable (%s)" % r.stderr.strip()[-200:])
+    r = subprocess.run([os.environ["ATPCTL"], "send", "--tcp", "localhost:%d" % d.tcp, "--timeout", "3", csv,
+                        "--tls-ca", pki("ca.pem")], capture_output=True, text=True, timeout=60)
+    check(r.returncode != 0 and "ATP_E_UNAUTHENTICATED" in r.stderr, "atpctl send without a certificate: refused (%s)" %
+          r.stderr.strip()[-120:])
+    env = dict(os.environ, ATP_TLS_CA=pki("ca.pem"), ATP_TOKEN=TOKEN)
+    r = subprocess.run([os.environ["ATPCTL"], "atp", "--grpc", "localhost:%d" % d.grpc, "SKU-2"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0 and "200" in r.stdout, "atpctl atp with ATP_TLS_CA and ATP_TOKEN: 200 units (%s%s)" %
+          (r.stdout.strip()[-80:], r.stderr.strip()[-120:]))
+    r = subprocess.run([os.environ["ATPCTL"], "atp", "--grpc", "localhost:%d" % d.grpc, "SKU-2", "--tls-ca",
+                        pki("other-ca.pem")], capture_output=True, text=True, timeout=60)
+    check(r.returncode != 0 and "certificate" in r.stderr, "atpctl against a server its CA does not sign: refused (%s)" %
+          r.stderr.strip()[-160:])
+
     # gRPC, the four roles.
     capture, bridge, operator = d.channel("order-capture"), d.channel("bridge"), d.channel("operator")
     check(network_atp(capture) == 40, "grpc: order-capture reads (GetAtp: 40 units received)")

@@ -1,5 +1,6 @@
 /* main.c — atpctl: the command-line tool of atpd. */
 #include "atpctl.h"
+#include "tls_client.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -78,6 +79,7 @@ static void usage(FILE *f)
 	      "  (--grpc defaults to $ATP_GRPC, else 127.0.0.1:7401; --tcp to $ATP_TCP, else 127.0.0.1:7400;\n"
 	      "   --metrics to $ATP_METRICS, else 127.0.0.1:9464)\n",
 	      f);
+	fputs(tls_client_usage, f);
 }
 
 uint64_t opt_u64(const char *name, const char *value, uint64_t min, uint64_t max)
@@ -102,6 +104,7 @@ double now_seconds(void)
 
 int main(int argc, char **argv)
 {
+	tls_client_args(&argc, argv);
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;

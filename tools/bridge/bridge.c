@@ -32,6 +32,7 @@
  */
 #define _GNU_SOURCE
 #include "channel_client.h"
+#include "tls_client.h"
 
 #include "atp/channel.h"
 #include "atp/wire_api.h"
@@ -463,6 +464,7 @@ static int connect_broker(bridge *b, const char *url)
 
 int main(int argc, char **argv)
 {
+	tls_client_args(&argc, argv);
 	static bridge b;
 	const char *grpc_target = "127.0.0.1:7401", *url = "nats://127.0.0.1:4222", *stream = NULL;
 	b.window = 8192;

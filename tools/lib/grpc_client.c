@@ -1,8 +1,10 @@
 /* grpc_client.c — a small gRPC client over nghttp2 (see grpc_client.h). */
 #define _GNU_SOURCE
 #include "grpc_client.h"
+#include "tls_client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -58,7 +60,7 @@ static int drain_out(atp_grpc_client *c)
 		return 0;  /* and c->out may still be NULL */
 	size_t off = 0;
 	while (off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + off, c->out_len - off, MSG_NOSIGNAL);
+		ssize_t n = tls_send(c->fd, c->out + off, c->out_len - off);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
@@ -254,6 +256,10 @@ static int dial(const char *hostport, char *err, size_t errlen)
 	}
 	freeaddrinfo(ai);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (tls_client_on() && (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 || tls_attach(fd, name, true, err, errlen) < 0)) {
+		tls_close(fd);
+		return -1;
+	}
 	return fd;
 }
 
@@ -278,7 +284,7 @@ atp_grpc_client *atp_grpc_client_connect(const char *hostport, char *err, size_t
 	nghttp2_session_callbacks_del(cbs);
 	if (rc) {
 		snprintf(err, errlen, "nghttp2: %s", nghttp2_strerror(rc));
-		close(c->fd);
+		tls_close(c->fd);
 		free(c);
 		return NULL;
 	}
@@ -297,7 +303,7 @@ void atp_grpc_client_close(atp_grpc_client *c)
 		finish(c, c->streams, NGHTTP2_CANCEL);
 	}
 	nghttp2_session_del(c->session);
-	close(c->fd);
+	tls_close(c->fd);
 	free(c->out);
 	free(c);
 }
@@ -326,14 +332,21 @@ int atp_grpc_client_start(atp_grpc_client *c, const char *path, const uint8_t *m
 	s->on_msg = on_msg;
 	s->on_done = on_done;
 	s->ctx = ctx;
-	char timeout[16];
+	char timeout[16], bearer[512];
 	snprintf(timeout, sizeof(timeout), "%um", timeout_ms);
-	nghttp2_nv nv[] = {
-		NV(":method", "POST"), NV(":scheme", "http"), NV(":path", path), NV(":authority", c->authority),
-		NV("content-type", "application/grpc"), NV("te", "trailers"), NV("grpc-timeout", timeout),
+	nghttp2_nv nv[8] = {
+		NV(":method", "POST"), NV(":scheme", tls_client_on() ? "https" : "http"), NV(":path", path),
+		NV(":authority", c->authority), NV("content-type", "application/grpc"), NV("te", "trailers"),
 	};
+	size_t n_nv = 6;
+	if (timeout_ms)
+		nv[n_nv++] = (nghttp2_nv)NV("grpc-timeout", timeout);
+	if (tls_client_opts()->token) {
+		snprintf(bearer, sizeof(bearer), "Bearer %s", tls_client_opts()->token);
+		nv[n_nv++] = (nghttp2_nv)NV("authorization", bearer);
+	}
 	nghttp2_data_provider prd = { .source.ptr = s, .read_callback = read_request };
-	int32_t id = nghttp2_submit_request(c->session, NULL, nv, timeout_ms ? 7 : 6, &prd, s);
+	int32_t id = nghttp2_submit_request(c->session, NULL, nv, n_nv, &prd, s);
 	if (id < 0) {
 		free(s->req);
 		free(s);
@@ -377,13 +390,14 @@ int atp_grpc_client_pump(atp_grpc_client *c, int timeout_ms)
 	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
 	if (c->out_len || nghttp2_session_want_write(c->session))
 		pfd.events |= POLLOUT;
-	int rc = poll(&pfd, 1, timeout_ms);
+	bool pending = tls_pending(c->fd);  /* decrypted already: poll would not say */
+	int rc = poll(&pfd, 1, pending ? 0 : timeout_ms);
 	if (rc < 0 && errno != EINTR)
 		goto broken;
-	if (rc > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR))) {
+	if (pending || (rc > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR)))) {
 		uint8_t buf[64 << 10];
 		for (;;) {
-			ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+			ssize_t n = tls_client_on() ? tls_recv(c->fd, buf, sizeof(buf)) : recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
 			if (n == 0)
 				goto broken;
 			if (n < 0) {
@@ -393,14 +407,16 @@ int atp_grpc_client_pump(atp_grpc_client *c, int timeout_ms)
 			}
 			if (nghttp2_session_mem_recv(c->session, buf, (size_t)n) < 0)
 				goto broken;
-			if ((size_t)n < sizeof(buf))
-				break;
+			if ((size_t)n < sizeof(buf) && !tls_client_on())
+				break;  /* under TLS a read gives one record: read on until the socket would block */
 		}
 	}
 	if (send_all(c) != 0)
 		goto broken;
 	return c->completed;
 broken:
+	if (!c->broken && tls_error(c->fd))
+		fprintf(stderr, "grpc: %s: %s\n", c->authority, tls_error(c->fd));
 	c->broken = true;
 	while (c->streams)  /* every call still open ends broken */
 		finish(c, c->streams, NGHTTP2_CANCEL);

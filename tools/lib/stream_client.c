@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "mono.h"
 #include "stream_client.h"
+#include "tls_client.h"
 
 #include "atp/status.h"
 #include "atp/wire_event.h"
@@ -108,8 +109,10 @@ void stream_source_free(stream_source *s)
 
 static void drop(sender *x, uint64_t now, const char *why)
 {
+	if (x->fd >= 0 && why && tls_error(x->fd))
+		fprintf(stderr, "send: %s: %s\n", x->src->name, tls_error(x->fd));
 	if (x->fd >= 0)
-		close(x->fd);
+		tls_close(x->fd);
 	x->fd = -1;
 	x->state = S_DOWN;
 	x->retry_ns = now + (uint64_t)x->backoff_ms * 1000000u;
@@ -132,11 +135,17 @@ static uint32_t hello_frame(const char *source, uint8_t *out)
 	return 4 + len;
 }
 
-static int start_connect(sender *x, const struct addrinfo *ai)
+static int start_connect(sender *x, const struct addrinfo *ai, const char *host)
 {
+	char err[256];
 	x->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (x->fd < 0)
 		return -1;
+	if (tls_attach(x->fd, host, false, err, sizeof(err)) < 0) {
+		fprintf(stderr, "send: %s\n", err);
+		errno = EPROTO;
+		return -1;
+	}
 	int one = 1;
 	setsockopt(x->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(x->fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
@@ -191,7 +200,7 @@ static uint64_t sendable_end(sender *x, const sender *xs, const stream_options *
 static int pump(sender *x, const sender *xs, const stream_options *o, uint64_t now)
 {
 	if (x->state == S_HELLO && x->hello_sent < x->hello_len) {
-		ssize_t k = send(x->fd, x->hello + x->hello_sent, x->hello_len - x->hello_sent, MSG_NOSIGNAL);
+		ssize_t k = tls_send(x->fd, x->hello + x->hello_sent, x->hello_len - x->hello_sent);
 		if (k < 0)
 			return errno == EAGAIN ? 0 : -1;
 		x->hello_sent += (uint32_t)k;
@@ -205,7 +214,7 @@ static int pump(sender *x, const sender *xs, const stream_options *o, uint64_t n
 		uint64_t want = end - x->next_off;
 		if (want > o->window - flying)
 			want = o->window - flying;
-		ssize_t k = send(x->fd, s->bytes + x->next_off, want, MSG_NOSIGNAL);
+		ssize_t k = tls_send(x->fd, s->bytes + x->next_off, want);
 		if (k < 0)
 			return errno == EAGAIN ? 0 : -1;
 		x->next_off += (uint64_t)k;
@@ -279,7 +288,7 @@ static int on_frame(sender *x, const uint8_t *p, uint32_t len, const stream_opti
 /* Read and handle what the server sent; -1: drop the connection, -2: give up. */
 static int take(sender *x, const stream_options *o, stream_result *r, uint64_t now)
 {
-	ssize_t k = recv(x->fd, x->in + x->in_len, IN_BYTES - x->in_len, 0);
+	ssize_t k = tls_recv(x->fd, x->in + x->in_len, IN_BYTES - x->in_len);
 	if (k == 0)
 		return -1;
 	if (k < 0)
@@ -337,7 +346,7 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 			if (x->state == S_DONE)
 				continue;
 			live++;
-			if (x->state == S_DOWN && now >= x->retry_ns && start_connect(x, ai) < 0)
+			if (x->state == S_DOWN && now >= x->retry_ns && start_connect(x, ai, o->host) < 0)
 				drop(x, now, strerror(errno));
 			uint64_t end = sendable_end(x, xs, o, now);
 			idle_by_plan &= x->state == S_STREAM && in_flight(x) == 0 && x->next_off >= end;
@@ -357,10 +366,16 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 			rc = -1;
 			break;
 		}
-		if (poll(pf, n, o->paced ? 1 : 20) < 0 && errno != EINTR) {
+		bool pending = false;  /* TLS records decrypted already: poll would not say */
+		for (uint32_t i = 0; i < n; i++)
+			pending |= pf[i].fd >= 0 && tls_pending(pf[i].fd);
+		if (poll(pf, n, pending ? 0 : o->paced ? 1 : 20) < 0 && errno != EINTR) {
 			rc = -1;
 			break;
 		}
+		for (uint32_t i = 0; pending && i < n; i++)
+			if (pf[i].fd >= 0 && tls_pending(pf[i].fd))
+				pf[i].revents |= POLLIN;
 		now = atp_mono_ns();
 		for (uint32_t i = 0; i < n && !rc; i++) {
 			sender *x = &xs[i];
@@ -391,7 +406,7 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 				drop(x, now, NULL);
 				x->retry_ns = now;
 			} else if (x->state == S_DONE && x->fd >= 0) {
-				close(x->fd);
+				tls_close(x->fd);
 				x->fd = -1;
 			}
 		}
@@ -402,7 +417,7 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 	r->finished = real_seconds();
 	for (uint32_t i = 0; xs && i < n; i++) {
 		if (xs[i].fd >= 0)
-			close(xs[i].fd);
+			tls_close(xs[i].fd);
 		free(xs[i].in);
 	}
 	free(xs);
@@ -416,7 +431,7 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 static int read_full(int fd, uint8_t *p, size_t n)
 {
 	while (n) {
-		ssize_t k = recv(fd, p, n, 0);
+		ssize_t k = tls_recv(fd, p, n);
 		if (k <= 0)
 			return -1;
 		p += k;
@@ -443,9 +458,11 @@ int stream_durable_seq(const char *host, const char *port, const char *source, u
 		snprintf(err, errlen, "%s:%s: %s", host, port, strerror(errno));
 		goto close_fd;
 	}
+	if (tls_attach(fd, host, false, err, errlen) < 0)
+		goto close_fd;
 	uint32_t n = hello_frame(source, hello);
 	errno = 0;
-	if (send(fd, hello, n, MSG_NOSIGNAL) != (ssize_t)n || read_full(fd, (uint8_t *)&len, 4) < 0 ||
+	if (tls_send(fd, hello, n) != (ssize_t)n || read_full(fd, (uint8_t *)&len, 4) < 0 ||
 	    len > IN_BYTES || read_full(fd, frame, len) < 0) {
 		snprintf(err, errlen, "%s:%s: no Welcome (%s)", host, port, errno ? strerror(errno) : "closed");
 		goto close_fd;
@@ -464,7 +481,7 @@ int stream_durable_seq(const char *host, const char *port, const char *source, u
 	rc = 0;
 close_fd:
 	if (fd >= 0)
-		close(fd);
+		tls_close(fd);
 	free(frame);
 	freeaddrinfo(ai);
 	return rc;

@@ -30,6 +30,7 @@
  */
 #define _GNU_SOURCE
 #include "mono.h"
+#include "tls_client.h"
 #include "loadgen.h"
 
 #include "csv_events.h"
@@ -93,6 +94,7 @@ static void usage(void)
 	      "         (--csv FILE | --tcp HOST:PORT --grpc HOST:PORT [--speed X | --asap] [--from-min M]\n"
 	      "          [--minutes N] [--connections N] [--in-flight N] [--reconnect-every FRAMES] [--day N])\n",
 	      stderr);
+	fputs(tls_client_usage, stderr);
 	exit(2);
 }
 
@@ -420,6 +422,7 @@ static void row(const char *what, uint64_t n, double seconds, const atp_histogra
 
 int main(int argc, char **argv)
 {
+	tls_client_args(&argc, argv);
 	options o = parse(argc, argv);
 	if (o.csv) {
 		FILE *f = strcmp(o.csv, "-") == 0 ? stdout : fopen(o.csv, "w");

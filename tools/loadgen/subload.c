@@ -24,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include "channel_client.h"
+#include "tls_client.h"
 #include "histogram.h"
 #include "stream_client.h"
 
@@ -143,6 +144,7 @@ static void pump_all(load *l, struct pollfd *pfd, int timeout_ms)
 
 int main(int argc, char **argv)
 {
+	tls_client_args(&argc, argv);
 	const char *channel = NULL, *target = "127.0.0.1:7401", *tcp = NULL;
 	uint32_t n = 1, probes = 0;
 	uint64_t every_us = 1000, idle_ms = 2000, seconds = 0;
