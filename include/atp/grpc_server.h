@@ -39,9 +39,8 @@
  *     a snapshot now (the SIGUSR1 of a running atpd); the reply leaves once
  *     they are durable, with the shard count and how long it took; the
  *     request's reason goes to the log. INTERNAL when writing failed (the
- *     engine then stops, as on any storage failure). Open to every client
- *     that reaches the port until authorization exists (issue 23): the
- *     listener is on loopback by default.
+ *     engine then stops, as on any storage failure). With an
+ *     authorization file, only identities granted `admin` may call it.
  * Status codes: INVALID_ARGUMENT for a bad message (the message names the
  * field), NOT_FOUND, RESOURCE_EXHAUSTED past a limit (in-flight calls,
  * message size, scans), UNAVAILABLE while draining, DEADLINE_EXCEEDED

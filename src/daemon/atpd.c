@@ -102,8 +102,8 @@ static void reload(atp_hub *hub, atp_grpc_server *api, int argc, char **argv)
 	static settings fresh;
 	notify_send("RELOADING=1\nSTATUS=reloading the settings");
 	if (settings_load(&fresh, argc, argv, NULL) < 0) {
-		atp_log(ATP_LOG_ERROR, "SIGHUP: the settings above are wrong; the channels, certificates and authorization "
-				       "stay as they were");
+		atp_log(ATP_LOG_ERROR, "SIGHUP: the settings above are wrong; the channels stay as they were, and so do "
+				       "the certificates and the authorization");
 		notify_send("READY=1\nSTATUS=serving (the settings were not reloaded)");
 		return;
 	}
@@ -298,7 +298,12 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	atp_log_setup(s.log_format == 1 ? logfmt_sink : NULL, s.log_level);
-	if (s.check_only) {
+	if (s.check_only) {  /* the certificates, keys and authorization file too */
+		if (security_open(&security, &s, err, sizeof(err)) < 0) {
+			atp_log(ATP_LOG_ERROR, "%s", err);
+			return 1;
+		}
+		security_close(&security);
 		atp_log(ATP_LOG_INFO, "the settings are valid");
 		return 0;
 	}

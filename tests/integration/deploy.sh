@@ -40,6 +40,7 @@ check "tmpfiles creates /var/lib/atpd (0750, atpd's) and /etc/atpd" sh -c "syste
 
 # The example config: valid, and every setting of atpd is in it.
 check "atpd --check-config deploy/atpd.conf" "$atpd" --check-config "$deploy/atpd.conf"
+check "deploy/authz.example loads" "$atpd" --check-config "$deploy/atpd.conf" --set "authz_file=$deploy/authz.example"
 "$atpd" --help-settings >"$tmp/settings.md"
 keys=$(sed -n 's/^| `\([a-z_]*\)` .*/\1/p' "$tmp/settings.md")
 check "atpd --help-settings lists $(echo "$keys" | wc -l) settings" test "$(echo "$keys" | wc -l)" -ge 39

@@ -315,15 +315,47 @@ def main():
                        capture_output=True, text=True)
     check(r.returncode != 0 and "allow_plaintext" in r.stderr, "plaintext beyond loopback: refused")
     r = subprocess.run([os.environ["ATPD"], "--check-config", "/dev/null", "--set", "listen=0.0.0.0:7400", "--set",
-                        "tls_cert=" + pki("server.pem"), "--set", "tls_key=" + pki("server.key")],
+                        "tls_cert=" + pki("server2.pem"), "--set", "tls_key=" + pki("server2.key")],
                        capture_output=True, text=True)
     check(r.returncode == 0, "TLS beyond loopback: accepted")
     bad = os.path.join(TMP, "bad-authz")
     open(bad, "w").write("allow x call Fly\n")
-    r = subprocess.run([os.environ["ATPD"], "--data", os.path.join(TMP, "data2"), "--set", "listen=127.0.0.1:0",
-                        "--set", "grpc_listen=127.0.0.1:0", "--set", "metrics_listen=none", "--set", "authz_file=" + bad],
-                       capture_output=True, text=True, timeout=60)
-    check(r.returncode != 0 and bad + ":1:" in r.stderr, "a bad authorization file names its line")
+    for how in (["--check-config", "/dev/null"], ["--data", os.path.join(TMP, "data2"), "--set", "listen=127.0.0.1:0",
+                                                  "--set", "grpc_listen=127.0.0.1:0", "--set", "metrics_listen=none"]):
+        r = subprocess.run([os.environ["ATPD"], *how, "--set", "authz_file=" + bad], capture_output=True, text=True,
+                           timeout=60)
+        check(r.returncode != 0 and bad + ":1:" in r.stderr, "%s: a bad authorization file names its line" % how[0])
+    r = subprocess.run([os.environ["ATPD"], "--check-config", "/dev/null", "--set", "tls_cert=" + pki("server.pem"),
+                        "--set", "tls_key=" + pki("wms-site1.key")], capture_output=True, text=True)
+    check(r.returncode != 0 and "tls_key" in r.stderr, "--check-config: a key that is not the certificate's: refused")
+    # Started as root: it becomes `user` before opening anything.
+    if os.geteuid() != 0:
+        print("skip the user setting: not root (it only applies to a start as root)")
+    else:
+        import pwd
+        import shutil
+        import tempfile
+        nobody = pwd.getpwnam("nobody")
+        home = tempfile.mkdtemp(prefix="atp-user-")
+        os.chmod(home, 0o755)
+        os.chown(home, nobody.pw_uid, nobody.pw_gid)
+        log = os.path.join(TMP, "user.log")
+        p = subprocess.Popen([os.environ["ATPD"], "--data", home + "/data", "--set", "user=nobody", "--set",
+                              "listen=127.0.0.1:0", "--set", "grpc_listen=127.0.0.1:0", "--set", "metrics_listen=none",
+                              "--set", "max_positions=1024", "--set", "max_lines=1024"], stderr=open(log, "w"))
+        for _ in range(600):
+            if "atpd: serving" in open(log).read() or p.poll() is not None:
+                break
+            time.sleep(0.05)
+        uids = [line.split()[1:] for line in open("/proc/%d/status" % p.pid) if line.startswith(("Uid:", "Gid:"))] \
+            if p.poll() is None else []
+        owners = {os.stat(os.path.join(dp, f)).st_uid for dp, _, fs in os.walk(home + "/data") for f in fs}
+        check(uids and all(int(x) == nobody.pw_uid for x in uids[0]) and owners == {nobody.pw_uid},
+              "user = nobody: every uid of the process and every file it made are nobody's (%s, %s)" % (uids, owners))
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=60)
+        shutil.rmtree(home, ignore_errors=True)
     print("%d failed" % len(failures))
     sys.exit(1 if failures else 0)
 
