@@ -61,7 +61,7 @@ def make_pki():
     san = "subjectAltName=DNS:localhost,IP:127.0.0.1"
     leaf("server", "atpd", days=10, ext=san)       # within 14 days of its end: the warning
     leaf("server2", "atpd", days=60, ext=san)      # its renewal
-    for role in ("wms-site1", "order-capture", "operator"):
+    for role in ("wms-site1", "order-capture", "operator", "loadgen"):
         leaf(role, role)
     leaf("bridge", "bridge-host", ext="subjectAltName=URI:spiffe://site/bridge")  # identified by its SAN URI
     leaf("rogue", "order-capture", ca="other-ca")  # the right name, the wrong CA
@@ -86,6 +86,8 @@ allow wms-site1 source site1-*
 allow order-capture call read write
 allow spiffe://site/bridge channel web
 allow operator call read admin
+allow loadgen source *
+allow loadgen call read write
 token capture-svc sha256:%s
 allow capture-svc call read write
 """ % hashlib.sha256(TOKEN.encode()).hexdigest()
@@ -240,6 +242,14 @@ def main():
     check(r.returncode != 0 and "certificate" in r.stderr, "atpctl against a server its CA does not sign: refused (%s)" %
           r.stderr.strip()[-160:])
 
+    lg = os.path.join(os.path.dirname(os.environ["ATPCTL"]), "atp-loadgen")
+    r = subprocess.run([lg, "--order-lines", "300", "--skus", "50", "--locations", "2", "--prefix", "lg-", "--tcp", "localhost:%d" % d.tcp, "--grpc",
+                        "localhost:%d" % d.grpc, "--asap", "--tls-ca", pki("ca.pem"), "--tls-cert", pki("loadgen.pem"),
+                        "--tls-key", pki("loadgen.key")], capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0 and "errors: 0 (0 broken)" in r.stdout + r.stderr,
+          "atp-loadgen over TLS with a client certificate: a day streamed and reserved (%s)" %
+          (r.stdout + r.stderr).strip()[-200:])
+
     # gRPC, the four roles.
     capture, bridge, operator = d.channel("order-capture"), d.channel("bridge"), d.channel("operator")
     check(network_atp(capture) == 40, "grpc: order-capture reads (GetAtp: 40 units received)")
@@ -306,6 +316,29 @@ def main():
     s1.close()
     d.proc.send_signal(signal.SIGTERM)
     check(d.proc.wait(timeout=60) == 0, "atpd stops cleanly")
+
+    # tls_min_version = 1.2 lets a TLS 1.2 client in.
+    log12 = os.path.join(TMP, "tls12.log")
+    p = subprocess.Popen([os.environ["ATPD"], "--data", os.path.join(TMP, "data12"), "--set", "listen=127.0.0.1:0",
+                          "--set", "grpc_listen=none", "--set", "metrics_listen=none", "--set", "max_positions=1024",
+                          "--set", "max_lines=1024", "--set", "tls_cert=" + pki("server2.pem"), "--set",
+                          "tls_key=" + pki("server2.key"), "--set", "tls_min_version=1.2"], stderr=open(log12, "w"))
+    port = None
+    for _ in range(600):
+        m = re.search(r"event stream listening on \S+ \(port (\d+)\)", open(log12).read())
+        if m and "atpd: serving" in open(log12).read():
+            port = int(m.group(1))
+            break
+        time.sleep(0.05)
+    ctx12 = ssl.create_default_context(cafile=pki("ca.pem"))
+    ctx12.maximum_version = ssl.TLSVersion.TLSv1_2
+    s12 = ctx12.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="localhost")
+    s12.sendall(hello("old-wms"))
+    w = reply(s12, True)
+    check(s12.version() == "TLSv1.2" and w is not None and w.error == 0, "tls_min_version = 1.2: a TLS 1.2 client served")
+    s12.close()
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=60)
 
     # The settings: a TLS setting alone, and plaintext beyond loopback, refuse the start.
     r = subprocess.run([os.environ["ATPD"], "--check-config", "/dev/null", "--set", "tls_cert=" + pki("server.pem")],
