@@ -58,6 +58,7 @@ void *realloc(void *p, size_t n)
 
 static char dir[64];
 
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void sh(const char *fmt, ...)
 {
 	char cmd[2048];
