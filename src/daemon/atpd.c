@@ -32,6 +32,7 @@
 #include "atp/loop.h"
 #include "atp/metrics_server.h"
 #include "atp/stream_server.h"
+#include "atp/udp_server.h"
 #include "atp/wire_event.h"
 #include "clock.h"
 #include "metrics.h"
@@ -338,7 +339,7 @@ int main(int argc, char **argv)
 	}
 	notify_init();
 	notify_send("STATUS=recovering %s", data);
-	bool any_listener = s.listen || s.grpc_on || s.metrics_on;
+	bool any_listener = s.listen || s.grpc_on || s.metrics_on || s.udp_on;
 	int efd = any_listener ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
 	s.engine.notify_fd = efd;
 	/*
@@ -383,6 +384,7 @@ int main(int argc, char **argv)
 	atp_stream_server *srv = NULL;
 	atp_grpc_server *api = NULL;
 	atp_metrics_server *metrics = NULL;
+	atp_udp_server *udp = NULL;
 	exposition = (atpd_metrics){ .e = e, .hub = hub, .dlq = dlq, .start_unix_ms = atpd_clock_wall_ms(),
 				     .security = &security };
 	s.stream.event_clock = s.clock == CLOCK_EVENTS;
@@ -393,6 +395,8 @@ int main(int argc, char **argv)
 		failed = "listen";
 	else if (s.grpc_on && !(api = exposition.api = atp_grpc_server_create(loop, &s.grpc, err, sizeof(err))))
 		failed = "grpc_listen";
+	else if (s.udp_on && !(udp = exposition.udp = atp_udp_server_create(loop, &s.udp, err, sizeof(err))))
+		failed = "udp_listen";
 	else if (s.metrics_on && !(metrics = exposition.server = atp_metrics_server_create(
 					   loop, s.metrics_listen, s.metrics_max_bytes, atpd_metrics_render, &exposition, err,
 					   sizeof(err))))
@@ -408,6 +412,7 @@ int main(int argc, char **argv)
 			atp_grpc_server_shutdown(api);
 		if (srv)
 			atp_stream_server_shutdown(srv);
+		atp_udp_server_destroy(udp);
 		atp_loop_destroy(loop);
 		atp_dlq_close(dlq);
 		atp_engine_close(e);
@@ -417,6 +422,8 @@ int main(int argc, char **argv)
 		atp_log(ATP_LOG_INFO, "event stream listening on %s (port %u)", s.stream.listen, atp_stream_server_port(srv));
 	if (api)
 		atp_log(ATP_LOG_INFO, "grpc listening on %s (port %u)", s.grpc.listen, atp_grpc_server_port(api));
+	if (udp)
+		atp_log(ATP_LOG_INFO, "udp event stream on %s (port %u)", s.udp.listen, atp_udp_server_port(udp));
 	if (metrics)
 		atp_log(ATP_LOG_INFO, "metrics listening on %s (port %u)", s.metrics_listen, atp_metrics_server_port(metrics));
 	atp_log(ATP_LOG_INFO, "serving");
@@ -436,6 +443,13 @@ int main(int argc, char **argv)
 	notify_send("STOPPING=1\nSTATUS=draining: closing connections, syncing, writing the final snapshot");
 	if (metrics)
 		atp_metrics_server_shutdown(metrics);
+	if (udp) {
+		atp_udp_stats us;
+		atp_udp_server_stats(udp, &us);
+		atp_log(ATP_LOG_INFO, "udp: %" PRIu64 " datagrams, %" PRIu64 " batches, %" PRIu64 " events, %" PRIu64 " acks",
+			us.datagrams, us.batches, us.events, us.acks);
+		atp_udp_server_destroy(udp);
+	}
 	if (srv) {
 		atp_stream_stats st;
 		atp_stream_server_stats(srv, &st);

@@ -9,6 +9,7 @@
 
 #include "atp/auth.h"
 #include "atp/status.h"
+#include "atp/udp_server.h"
 #include "security.h"
 
 #include <ctype.h>
@@ -270,6 +271,19 @@ static void hub_metrics(out *o, const atp_hub *hub)
 	}
 }
 
+static void udp_metrics(out *o, const atp_udp_server *udp)
+{
+	atp_udp_stats u;
+	atp_udp_server_stats(udp, &u);
+	one(o, "atpd_udp_datagrams_total", "counter", "UDP datagrams received.", u.datagrams);
+	one(o, "atpd_udp_events_total", "counter", "Events of the UDP batches taken (duplicates included).", u.events);
+	one(o, "atpd_udp_acks_total", "counter", "Acks sent over UDP.", u.acks);
+	one(o, "atpd_udp_peers", "gauge", "UDP senders remembered (address and port).", u.peers);
+	family(o, "atpd_udp_dropped_total", "counter", "UDP datagrams dropped, by reason.");
+	for (int r = 0; r < ATP_UDP_BAD_REASONS; r++)
+		put(o, "atpd_udp_dropped_total{reason=\"%s\"} %" PRIu64 "\n", atp_udp_drop_name(r), u.dropped[r]);
+}
+
 static void security_metrics(out *o, const atpd_security *sec)
 {
 	atp_auth_stats r = atp_auth_refusals();
@@ -311,6 +325,8 @@ size_t atpd_metrics_render(void *ctx, char *buf, size_t cap)
 	if (m->hub)
 		hub_metrics(&o, m->hub);
 	security_metrics(&o, m->security);
+	if (m->udp)
+		udp_metrics(&o, m->udp);
 	if (m->server)
 		one(&o, "atpd_metrics_scrapes_total", "counter", "Scrapes answered before this one.", atp_metrics_server_scrapes(m->server));
 	if (o.full) {

@@ -107,6 +107,15 @@ static const setting table[] = {
 	    "the dead-letter store's bound; when full a dead-letter source stops as under `stop`"),
 	NUM("deadletter_retention_hours", 0, 87600, HOUR_MS, "h", deadletter_retention_ms,
 	    "dead letters older than this are purged (checked once a minute, logged); 0: kept until purged by hand"),
+	/* the event stream over UDP */
+	ADDR("udp_listen", udp.listen, udp_on,
+	     "the event stream over UDP (see \"The event stream over UDP\"): HOST:PORT; `none`: no socket"),
+	NUM("udp_max_datagram", 64, 65000, 1, "bytes", udp.max_datagram,
+	    "one datagram (1472: an IPv4 datagram within a 1500-byte MTU, never fragmented)"),
+	NUM("udp_max_peers", 1, 1u << 20, 1, "", udp.max_peers, "UDP senders (address and port) remembered at once"),
+	STR("udp_sources", udp.sources,
+	    "comma-separated shell patterns of the sources that may send over UDP (never an `@` source); none: no "
+	    "source"),
 	/* the gRPC API */
 	ADDR("grpc_listen", grpc.listen, grpc_on, "the gRPC API's HOST:PORT; `none`: no listener"),
 	NUM("grpc_max_connections", 1, 1u << 20, 1, "", grpc.max_connections, "gRPC connections"),
@@ -296,6 +305,7 @@ static int read_config(const char *path, settings *s)
 static void defaults(settings *s)
 {
 	*s = (settings){ .engine = atp_engine_config_default(), .stream = atp_stream_config_default(), .listen = true,
+			 .udp = atp_udp_config_default(),
 			 .grpc = atp_grpc_config_default(), .grpc_on = true, .tick_ms = 1000,
 			 .hub = atp_hub_config_default(), .metrics_listen = "127.0.0.1:9464", .metrics_on = true,
 			 .metrics_max_bytes = 1u << 20, .log_level = ATP_LOG_INFO, .deadletter_max = 10000,
@@ -355,13 +365,15 @@ int settings_load(settings *s, int argc, char **argv, const char **data)
 										  : "tls_cert and tls_key go together");
 		return -1;
 	}
-	const char *open_to = s->tls.cert[0] ? NULL
+	const char *open_to = !s->allow_plaintext && s->udp_on && !loopback(s->udp.listen) ? "udp_listen"
+			    : s->tls.cert[0] ? NULL
 			    : !s->allow_plaintext && s->listen && !loopback(s->stream.listen) ? "listen"
 			    : !s->allow_plaintext && s->grpc_on && !loopback(s->grpc.listen) ? "grpc_listen" : NULL;
 	if (open_to) {
 		atp_log(ATP_LOG_ERROR, "%s = %s is not a loopback address and atpd speaks plaintext on it: anyone who reaches "
 			"it could send events and reserve; refusing to start (allow_plaintext = true accepts it)", open_to,
-			strcmp(open_to, "listen") == 0 ? s->stream.listen : s->grpc.listen);
+			strcmp(open_to, "listen") == 0 ? s->stream.listen : strcmp(open_to, "udp_listen") == 0 ? s->udp.listen
+														: s->grpc.listen);
 		return -1;
 	}
 	if (s->engine.wal.buffer_bytes > s->engine.wal.segment_bytes / 4)

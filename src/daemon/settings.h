@@ -19,6 +19,7 @@
 #include "atp/hub.h"
 #include "atp/stream_server.h"
 #include "atp/tls.h"
+#include "atp/udp_server.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -31,6 +32,8 @@ typedef struct settings {
 	atp_engine_config engine;
 	atp_stream_config stream;
 	bool listen;            /* listen != "none" */
+	atp_udp_config udp;
+	bool udp_on;            /* udp_listen != "none" */
 	atp_grpc_config grpc;
 	bool grpc_on;           /* grpc_listen != "none" */
 	char metrics_listen[128];

@@ -53,5 +53,7 @@ uint64_t front_now_ms(const atp_loop *l);
 atp_engine *front_engine(const atp_loop *l);
 /* Listen on "HOST:PORT" (port 0: any free one): the socket, or -1 with err. */
 int front_listen(const char *spec, uint16_t *port, char *err, size_t errlen);
+/* The same for a socket of type (SOCK_STREAM: listening; SOCK_DGRAM: bound). */
+int front_bind(const char *spec, int type, uint16_t *port, char *err, size_t errlen);
 
 #endif

@@ -149,6 +149,11 @@ atp_engine *front_engine(const atp_loop *l)
 
 int front_listen(const char *spec, uint16_t *port, char *err, size_t errlen)
 {
+	return front_bind(spec, SOCK_STREAM, port, err, errlen);
+}
+
+int front_bind(const char *spec, int type, uint16_t *port, char *err, size_t errlen)
+{
 	char host[128];
 	snprintf(host, sizeof(host), "%s", spec);
 	char *colon = strrchr(host, ':');
@@ -162,15 +167,15 @@ int front_listen(const char *spec, uint16_t *port, char *err, size_t errlen)
 		colon[-1] = 0;
 		name = host + 1;
 	}
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = type, .ai_flags = AI_PASSIVE }, *ai;
 	int rc = getaddrinfo(name[0] ? name : NULL, service, &hints, &ai);
 	if (rc) {
 		atp_errf(err, errlen, "listen %s: %s", spec, gai_strerror(rc));
 		return -1;
 	}
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	int fd = socket(ai->ai_family, type | SOCK_CLOEXEC, 0), one = 1;
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || (type == SOCK_STREAM && listen(fd, 4096) < 0)) {
 		atp_errf(err, errlen, "listen %s: %s", spec, strerror(errno));
 		if (fd >= 0)
 			close(fd);

@@ -27,8 +27,9 @@ def hello(source):
 
 
 def event(b, row):
-    """One Event table from a dict of the event CSV's columns (the source left to the Hello)."""
-    strings = {k: b.CreateString(row[k]) for k in ("sku", "location", "ref", "to_location", "reason") if row.get(k)}
+    """One Event table from a dict of the event CSV's columns (without "source": the Hello's)."""
+    strings = {k: b.CreateString(row[k]) for k in ("source", "sku", "location", "ref", "to_location", "reason")
+               if row.get(k)}
     key = None
     if row["event_id"] and not row["event_id"].isdigit():
         key = b.CreateString(row["event_id"])
@@ -39,7 +40,7 @@ def event(b, row):
     b.PrependInt64Slot(6, int(row["qty"] or 0), 0)
     b.PrependUint64Slot(10, int(row.get("occurred_at") or 0), 0)
     b.PrependUint64Slot(11, int(row.get("ttl_ms") or 0), 0)
-    for slot, k in ((4, "sku"), (5, "location"), (7, "ref"), (8, "to_location"), (9, "reason")):
+    for slot, k in ((1, "source"), (4, "sku"), (5, "location"), (7, "ref"), (8, "to_location"), (9, "reason")):
         if k in strings:
             b.PrependUOffsetTRelativeSlot(slot, strings[k], 0)
     if key:

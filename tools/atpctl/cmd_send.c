@@ -21,6 +21,7 @@
 
 #include "atp/wire_event.h"
 #include "stream_client.h"
+#include "udp_client.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -155,18 +156,28 @@ int cmd_send(int argc, char **argv)
 {
 	const char *target = NULL, *path = NULL;
 	stream_options o = { .window = 1u << 20, .timeout_s = 60 };
-	uint32_t batch = 256;
+	udp_options uo = { .window = 32, .timeout_ms = 50, .give_up_s = 60, .max_datagram = 1472, .seed = 1 };
+	bool udp = false;
+	uint32_t batch = 0;
 	bool ordered = true;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (strcmp(a, "--tcp") == 0 && v)
-			target = argv[++i];
+		if ((strcmp(a, "--tcp") == 0 || strcmp(a, "--udp") == 0) && v)
+			udp = strcmp(a, "--udp") == 0, target = argv[++i];
+		else if (strcmp(a, "--drop-percent") == 0)
+			uo.drop_pct = (uint32_t)opt_u64(a, argv[++i < argc ? i : 0], 0, 90);
+		else if (strcmp(a, "--reorder-percent") == 0)
+			uo.reorder_pct = (uint32_t)opt_u64(a, argv[++i < argc ? i : 0], 0, 90);
+		else if (strcmp(a, "--window") == 0)
+			uo.window = (uint32_t)opt_u64(a, argv[++i < argc ? i : 0], 1, 65536);
+		else if (strcmp(a, "--max-datagram") == 0)
+			uo.max_datagram = (uint32_t)opt_u64(a, argv[++i < argc ? i : 0], 64, 65000);
 		else if (strcmp(a, "--batch") == 0)
 			batch = (uint32_t)opt_u64(a, argv[++i < argc ? i : 0], 1, 4096);
 		else if (strcmp(a, "--window-kb") == 0)
 			o.window = (uint32_t)opt_u64(a, argv[++i < argc ? i : 0], 4, 1u << 20) << 10;
 		else if (strcmp(a, "--timeout") == 0)
-			o.timeout_s = (double)opt_u64(a, argv[++i < argc ? i : 0], 1, 86400);
+			uo.give_up_s = o.timeout_s = (double)opt_u64(a, argv[++i < argc ? i : 0], 1, 86400);
 		else if (strcmp(a, "--progress") == 0)
 			o.progress = true;
 		else if (strcmp(a, "--concurrent") == 0)
@@ -180,16 +191,20 @@ int cmd_send(int argc, char **argv)
 	const char *colon = target ? strrchr(target, ':') : NULL;
 	if (!path || !colon || colon == target || (size_t)(colon - target) >= sizeof(host)) {
 		fprintf(stderr, "usage: atpctl send --tcp HOST:PORT FILE [--batch N] [--window-kb N] [--timeout S] "
-				"[--progress] [--concurrent]\n");
+				"[--progress] [--concurrent]\n"
+				"       atpctl send --udp HOST:PORT FILE [--batch N] [--window FRAMES] [--max-datagram BYTES]\n"
+				"              [--drop-percent P] [--reorder-percent P] [--timeout S] [--concurrent]\n");
 		return 2;
 	}
+	if (!batch)
+		batch = udp ? 8 : 256;  /* 8 events of a simulated day fit a 1472-byte datagram */
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - target), target);
 	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
 		memmove(host, host + 1, strlen(host));
 		host[strlen(host) - 1] = 0;
 	}
-	o.host = host;
-	o.port = colon + 1;
+	o.host = uo.host = host;
+	o.port = uo.port = colon + 1;
 
 	input in = { .path = path };
 	batcher b = { .batch = batch, .ordered = ordered, .last = UINT32_MAX };
@@ -224,11 +239,12 @@ int cmd_send(int argc, char **argv)
 	fprintf(stderr, "send: %" PRIu64 " events of %u sources in %" PRIu64 " frames to %s%s\n", events, b.n_sources,
 		frames, target, b.n_sources > 1 ? (ordered ? ", in the file's order" : ", concurrently") : "");
 	stream_result r;
-	if (stream_send(b.sources, b.n_sources, &o, &r) < 0)
+	if ((udp ? udp_send(b.sources, b.n_sources, &uo, &r) : stream_send(b.sources, b.n_sources, &o, &r)) < 0)
 		goto out;
 	printf("sent: %" PRIu64 " events in %" PRIu64 " frames acknowledged in %.3f s (%.2f M events/s); "
-	       "%" PRIu64 " refused, %" PRIu64 " reconnects\n",
-	       r.events, r.frames, r.seconds, r.seconds > 0 ? r.events / r.seconds / 1e6 : 0.0, r.refused, r.reconnects);
+	       "%" PRIu64 " refused, %" PRIu64 " %s\n",
+	       r.events, r.frames, r.seconds, r.seconds > 0 ? r.events / r.seconds / 1e6 : 0.0, r.refused, r.reconnects,
+	       udp ? "windows sent again" : "reconnects");
 	printf("ack latency per frame: p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms\n",
 	       atp_hist_quantile(&r.latency, 0.5) / 1e6, atp_hist_quantile(&r.latency, 0.9) / 1e6,
 	       atp_hist_quantile(&r.latency, 0.99) / 1e6, atp_hist_quantile(&r.latency, 0.999) / 1e6,
