@@ -76,7 +76,20 @@ typedef struct atp_udp_stats {
 
 typedef struct atp_udp_server atp_udp_server;
 
+/* listen "none": no kernel socket (datagrams come through atp_udp_server_input only). NULL with err. */
 atp_udp_server *atp_udp_server_create(atp_loop *loop, const atp_udp_config *cfg, char *err, size_t errlen);
+/*
+ * How another transport (atp/dpdk_port.h) sends an answer: to the peer
+ * whose address it gave atp_udp_server_input, the frame's n bytes.
+ */
+typedef void (*atp_udp_send_fn)(void *ctx, const void *addr, uint32_t addr_len, const uint8_t *p, size_t n);
+/*
+ * A datagram's payload from another transport, from a peer it names by
+ * addr (at most 128 bytes, its own format: the same bytes are the same
+ * peer); answers go back through send. Loop thread.
+ */
+void atp_udp_server_input(atp_udp_server *u, const void *addr, uint32_t addr_len, const uint8_t *d, uint32_t n,
+			  atp_udp_send_fn send, void *ctx);
 uint16_t atp_udp_server_port(const atp_udp_server *u);
 void atp_udp_server_stats(const atp_udp_server *u, atp_udp_stats *out);
 /* The name of a drop reason: "frame", "size", ... */

@@ -33,6 +33,7 @@
 #include "atp/metrics_server.h"
 #include "atp/stream_server.h"
 #include "atp/udp_server.h"
+#include "atp/dpdk_port.h"
 #include "atp/wire_event.h"
 #include "clock.h"
 #include "metrics.h"
@@ -54,6 +55,7 @@
 static volatile sig_atomic_t stop_signal, snapshot_asked, reload_asked;
 static atpd_security security;
 static atp_stream_server *stream_srv;  /* NULL: no event stream listener */
+static bool polling;                    /* DPDK: the loop never sleeps in the kernel */
 
 static void on_signal(int sig)
 {
@@ -223,6 +225,8 @@ static int serve(atp_engine *e, atp_loop *loop, atp_grpc_server *api, atp_hub *h
 				wait = next_tick - now;
 			if (ping_ms && ping_ms < wait)
 				wait = ping_ms;
+			if (polling)
+				wait = 0;
 			if (atp_loop_run(loop, (unsigned)wait) < 0)
 				return -1;
 		} else {
@@ -339,7 +343,8 @@ int main(int argc, char **argv)
 	}
 	notify_init();
 	notify_send("STATUS=recovering %s", data);
-	bool any_listener = s.listen || s.grpc_on || s.metrics_on || s.udp_on;
+	bool dpdk_on = s.dpdk.eal[0] != 0;
+	bool any_listener = s.listen || s.grpc_on || s.metrics_on || s.udp_on || dpdk_on;
 	int efd = any_listener ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
 	s.engine.notify_fd = efd;
 	/*
@@ -385,6 +390,9 @@ int main(int argc, char **argv)
 	atp_grpc_server *api = NULL;
 	atp_metrics_server *metrics = NULL;
 	atp_udp_server *udp = NULL;
+	atp_dpdk *dpdk = NULL;
+	if (!s.udp_on)
+		snprintf(s.udp.listen, sizeof(s.udp.listen), "none");  /* DPDK's datagrams only */
 	exposition = (atpd_metrics){ .e = e, .hub = hub, .dlq = dlq, .start_unix_ms = atpd_clock_wall_ms(),
 				     .security = &security };
 	s.stream.event_clock = s.clock == CLOCK_EVENTS;
@@ -395,8 +403,10 @@ int main(int argc, char **argv)
 		failed = "listen";
 	else if (s.grpc_on && !(api = exposition.api = atp_grpc_server_create(loop, &s.grpc, err, sizeof(err))))
 		failed = "grpc_listen";
-	else if (s.udp_on && !(udp = exposition.udp = atp_udp_server_create(loop, &s.udp, err, sizeof(err))))
+	else if ((s.udp_on || dpdk_on) && !(udp = exposition.udp = atp_udp_server_create(loop, &s.udp, err, sizeof(err))))
 		failed = "udp_listen";
+	else if (dpdk_on && !(dpdk = exposition.dpdk = atp_dpdk_create(loop, udp, &s.dpdk, err, sizeof(err))))
+		failed = "dpdk_eal";
 	else if (s.metrics_on && !(metrics = exposition.server = atp_metrics_server_create(
 					   loop, s.metrics_listen, s.metrics_max_bytes, atpd_metrics_render, &exposition, err,
 					   sizeof(err))))
@@ -412,6 +422,7 @@ int main(int argc, char **argv)
 			atp_grpc_server_shutdown(api);
 		if (srv)
 			atp_stream_server_shutdown(srv);
+		atp_dpdk_destroy(dpdk);
 		atp_udp_server_destroy(udp);
 		atp_loop_destroy(loop);
 		atp_dlq_close(dlq);
@@ -422,8 +433,9 @@ int main(int argc, char **argv)
 		atp_log(ATP_LOG_INFO, "event stream listening on %s (port %u)", s.stream.listen, atp_stream_server_port(srv));
 	if (api)
 		atp_log(ATP_LOG_INFO, "grpc listening on %s (port %u)", s.grpc.listen, atp_grpc_server_port(api));
-	if (udp)
+	if (udp && s.udp_on)
 		atp_log(ATP_LOG_INFO, "udp event stream on %s (port %u)", s.udp.listen, atp_udp_server_port(udp));
+	polling = dpdk != NULL;
 	if (metrics)
 		atp_log(ATP_LOG_INFO, "metrics listening on %s (port %u)", s.metrics_listen, atp_metrics_server_port(metrics));
 	atp_log(ATP_LOG_INFO, "serving");
@@ -443,6 +455,13 @@ int main(int argc, char **argv)
 	notify_send("STOPPING=1\nSTATUS=draining: closing connections, syncing, writing the final snapshot");
 	if (metrics)
 		atp_metrics_server_shutdown(metrics);
+	if (dpdk) {
+		atp_dpdk_stats ds;
+		atp_dpdk_stats_get(dpdk, &ds);
+		atp_log(ATP_LOG_INFO, "dpdk: %" PRIu64 " frames in, %" PRIu64 " out, %" PRIu64 " datagrams, %" PRIu64
+			" ARP answered", ds.rx, ds.tx, ds.datagrams, ds.arp_answered);
+		atp_dpdk_destroy(dpdk);
+	}
 	if (udp) {
 		atp_udp_stats us;
 		atp_udp_server_stats(udp, &us);

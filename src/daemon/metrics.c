@@ -10,6 +10,7 @@
 #include "atp/auth.h"
 #include "atp/status.h"
 #include "atp/udp_server.h"
+#include "atp/dpdk_port.h"
 #include "security.h"
 
 #include <ctype.h>
@@ -284,6 +285,20 @@ static void udp_metrics(out *o, const atp_udp_server *udp)
 		put(o, "atpd_udp_dropped_total{reason=\"%s\"} %" PRIu64 "\n", atp_udp_drop_name(r), u.dropped[r]);
 }
 
+static void dpdk_metrics(out *o, const atp_dpdk *d)
+{
+	atp_dpdk_stats st;
+	atp_dpdk_stats_get(d, &st);
+	one(o, "atpd_dpdk_rx_frames_total", "counter", "Ethernet frames taken off the DPDK port.", st.rx);
+	one(o, "atpd_dpdk_tx_frames_total", "counter", "Ethernet frames sent on the DPDK port (answers, ARP).", st.tx);
+	one(o, "atpd_dpdk_datagrams_total", "counter", "UDP datagrams of the event stream from the DPDK port.", st.datagrams);
+	one(o, "atpd_dpdk_arp_answered_total", "counter", "ARP requests for dpdk_ip answered.", st.arp_answered);
+	family(o, "atpd_dpdk_dropped_total", "counter", "Frames off the DPDK port dropped, by reason.");
+	put(o, "atpd_dpdk_dropped_total{reason=\"not_ours\"} %" PRIu64 "\n", st.dropped_not_ours);
+	put(o, "atpd_dpdk_dropped_total{reason=\"malformed\"} %" PRIu64 "\n", st.dropped_malformed);
+	put(o, "atpd_dpdk_dropped_total{reason=\"tx_full\"} %" PRIu64 "\n", st.tx_full);
+}
+
 static void security_metrics(out *o, const atpd_security *sec)
 {
 	atp_auth_stats r = atp_auth_refusals();
@@ -327,6 +342,8 @@ size_t atpd_metrics_render(void *ctx, char *buf, size_t cap)
 	security_metrics(&o, m->security);
 	if (m->udp)
 		udp_metrics(&o, m->udp);
+	if (m->dpdk)
+		dpdk_metrics(&o, m->dpdk);
 	if (m->server)
 		one(&o, "atpd_metrics_scrapes_total", "counter", "Scrapes answered before this one.", atp_metrics_server_scrapes(m->server));
 	if (o.full) {

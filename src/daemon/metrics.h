@@ -22,6 +22,7 @@ typedef struct atpd_metrics {
 	atp_stream_server *srv;      /* NULL: none */
 	atp_grpc_server *api;        /* NULL: none */
 	struct atp_udp_server *udp;  /* NULL: none */
+	struct atp_dpdk *dpdk;       /* NULL: none */
 	atp_hub *hub;                /* NULL: no channel stream */
 	atp_dlq *dlq;                /* NULL: no dead-letter store */
 	atp_metrics_server *server;  /* the listener, for its own scrape count */

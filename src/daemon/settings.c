@@ -116,6 +116,13 @@ static const setting table[] = {
 	STR("udp_sources", udp.sources,
 	    "comma-separated shell patterns of the sources that may send over UDP (never an `@` source); none: no "
 	    "source"),
+	STR("dpdk_eal", dpdk.eal,
+	    "the UDP event stream from a NIC queue through DPDK: EAL arguments (e.g. `-l 0 --in-memory "
+	    "--vdev=net_af_packet0,iface=eth1`); none: no DPDK (see \"The event stream over UDP\")"),
+	STR("dpdk_ip", dpdk.ip, "the IPv4 address atpd answers ARP and UDP to on the DPDK port"),
+	NUM("dpdk_udp_port", 1, 65535, 1, "", dpdk.udp_port, "the UDP port of the event stream on the DPDK port"),
+	NUM("dpdk_mbufs", 511, 1u << 22, 1, "mbufs", dpdk.mbufs, "the DPDK packet buffer pool"),
+	NUM("dpdk_port", 0, 1023, 1, "", dpdk.port_id, "the DPDK port (ethdev) polled"),
 	/* the gRPC API */
 	ADDR("grpc_listen", grpc.listen, grpc_on, "the gRPC API's HOST:PORT; `none`: no listener"),
 	NUM("grpc_max_connections", 1, 1u << 20, 1, "", grpc.max_connections, "gRPC connections"),
@@ -279,13 +286,17 @@ static int read_config(const char *path, settings *s)
 		atp_log(ATP_LOG_ERROR, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	char line[512], err[256];
+	char line[768], err[256];
 	for (unsigned n = 1; fgets(line, sizeof(line), f); n++) {
-		char key[64], value[256];
+		char key[64], value[640];
 		char *hash = strchr(line, '#');
 		if (hash)
 			*hash = 0;
-		if (sscanf(line, " %63[A-Za-z0-9_.-] = %255s", key, value) != 2) {
+		/* the value: the rest of the line, trimmed (EAL arguments have spaces) */
+		int got = sscanf(line, " %63[A-Za-z0-9_.-] = %639[^\n]", key, value);
+		for (size_t e = got == 2 ? strlen(value) : 0; e && strchr(" \t\r", value[e - 1]);)
+			value[--e] = 0;
+		if (got != 2 || !value[0]) {
 			if (strspn(line, " \t\r\n") == strlen(line))
 				continue;
 			atp_log(ATP_LOG_ERROR, "%s:%u: expected 'key = value'", path, n);
@@ -305,7 +316,7 @@ static int read_config(const char *path, settings *s)
 static void defaults(settings *s)
 {
 	*s = (settings){ .engine = atp_engine_config_default(), .stream = atp_stream_config_default(), .listen = true,
-			 .udp = atp_udp_config_default(),
+			 .udp = atp_udp_config_default(), .dpdk = atp_dpdk_config_default(),
 			 .grpc = atp_grpc_config_default(), .grpc_on = true, .tick_ms = 1000,
 			 .hub = atp_hub_config_default(), .metrics_listen = "127.0.0.1:9464", .metrics_on = true,
 			 .metrics_max_bytes = 1u << 20, .log_level = ATP_LOG_INFO, .deadletter_max = 10000,
@@ -359,6 +370,12 @@ int settings_load(settings *s, int argc, char **argv, const char **data)
 					"       atpd --help-settings\n");
 			return -1;
 		}
+	}
+	if (s->dpdk.eal[0] && (!atp_dpdk_available() || !s->dpdk.ip[0])) {
+		atp_log(ATP_LOG_ERROR, "dpdk_eal: %s", !atp_dpdk_available()
+				? "this atpd was built without DPDK (install libdpdk-dev, then meson setup -Ddpdk=enabled)"
+				: "dpdk_ip is needed too: the IPv4 address atpd answers to on the port");
+		return -1;
 	}
 	if (!s->tls.cert[0] != !s->tls.key[0] || (s->tls.client_ca[0] && !s->tls.cert[0])) {
 		atp_log(ATP_LOG_ERROR, "%s", s->tls.client_ca[0] && !s->tls.cert[0] ? "tls_client_ca wants tls_cert and tls_key"

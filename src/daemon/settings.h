@@ -20,6 +20,7 @@
 #include "atp/stream_server.h"
 #include "atp/tls.h"
 #include "atp/udp_server.h"
+#include "atp/dpdk_port.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -33,6 +34,7 @@ typedef struct settings {
 	atp_stream_config stream;
 	bool listen;            /* listen != "none" */
 	atp_udp_config udp;
+	atp_dpdk_config dpdk;   /* dpdk.eal "": off */
 	bool udp_on;            /* udp_listen != "none" */
 	atp_grpc_config grpc;
 	bool grpc_on;           /* grpc_listen != "none" */

@@ -35,6 +35,8 @@ enum { OP_UDP_RECV, OP_UDP_CANCEL };
 typedef struct peer {
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
+	atp_udp_send_fn send;       /* NULL: the kernel socket's sendto() */
+	void *send_ctx;
 	bool used;
 	bool want_ack;              /* a refusal or a wholly duplicate batch: answered this turn */
 	bool waiting;               /* submitted and not yet acknowledged durable */
@@ -165,6 +167,10 @@ static void send_frame(atp_udp_server *u, const peer *p, const uint8_t *fb, size
 	uint32_t len = (uint32_t)n;
 	memcpy(dgram, &len, 4);
 	memcpy(dgram + 4, fb, n);
+	if (p->send) {
+		p->send(p->send_ctx, &p->addr, p->addr_len, dgram, 4 + n);
+		return;
+	}
 	if (sendto(u->fd, dgram, 4 + n, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)&p->addr, p->addr_len) < 0) {
 		/* the sender's timeout recovers it */
 	}
@@ -299,7 +305,7 @@ static void on_batch(atp_udp_server *u, peer *p, int n)
 }
 
 static void on_datagram(atp_udp_server *u, const struct sockaddr_storage *from, socklen_t from_len,
-			const uint8_t *d, uint32_t n)
+			const uint8_t *d, uint32_t n, atp_udp_send_fn send, void *send_ctx)
 {
 	u->stats.datagrams++;
 	if (n > u->cfg.max_datagram) {
@@ -322,6 +328,8 @@ static void on_datagram(atp_udp_server *u, const struct sockaddr_storage *from, 
 			return;
 		}
 		p->last_ms = front_now_ms(u->loop);
+		p->send = send;
+		p->send_ctx = send_ctx;
 		on_hello(u, p, hello);
 		return;
 	}
@@ -334,7 +342,19 @@ static void on_datagram(atp_udp_server *u, const struct sockaddr_storage *from, 
 		return;
 	}
 	p->last_ms = front_now_ms(u->loop);
+	p->send = send;
+	p->send_ctx = send_ctx;
 	on_batch(u, p, k);
+}
+
+void atp_udp_server_input(atp_udp_server *u, const void *addr, uint32_t addr_len, const uint8_t *d, uint32_t n,
+			  atp_udp_send_fn send, void *ctx)
+{
+	struct sockaddr_storage from = { 0 };
+	if (addr_len > sizeof(from))
+		addr_len = sizeof(from);
+	memcpy(&from, addr, addr_len);
+	on_datagram(u, &from, addr_len, d, n, send, ctx);
 }
 
 /* ---- the loop's side ---- */
@@ -365,7 +385,7 @@ static void on_cqe(void *ctx, const struct io_uring_cqe *cqe)
 			struct sockaddr_storage from = { 0 };
 			memcpy(&from, io_uring_recvmsg_name(o), o->namelen);
 			on_datagram(u, &from, (socklen_t)o->namelen, io_uring_recvmsg_payload(o, &u->msg),
-				    io_uring_recvmsg_payload_length(o, cqe->res, &u->msg));
+				    io_uring_recvmsg_payload_length(o, cqe->res, &u->msg), NULL, NULL);
 		} else {
 			u->stats.datagrams++;
 			drop(u, o ? ATP_UDP_BAD_SIZE : ATP_UDP_BAD_FRAME);
@@ -465,7 +485,8 @@ atp_udp_server *atp_udp_server_create(atp_loop *loop, const atp_udp_config *cfg,
 		atp_errf(err, errlen, "out of memory");
 		goto fail;
 	}
-	if ((u->fd = front_bind(cfg->listen, SOCK_DGRAM, &u->port, err, errlen)) < 0)
+	bool sock = strcmp(cfg->listen, "none") != 0;
+	if (sock && (u->fd = front_bind(cfg->listen, SOCK_DGRAM, &u->port, err, errlen)) < 0)
 		goto fail;
 	u->msg.msg_namelen = sizeof(struct sockaddr_storage);
 	front_ext ext = { .ctx = u, .on_cqe = on_cqe, .after_turn = after_turn, .waiting = waiting };
@@ -476,7 +497,8 @@ atp_udp_server *atp_udp_server_create(atp_loop *loop, const atp_udp_config *cfg,
 	}
 	u->op_base = (unsigned)base;
 	u->last_sweep_ms = front_now_ms(loop);
-	arm(u);
+	if (sock)
+		arm(u);
 	front_submit(loop);
 	return u;
 fail:
