@@ -15,9 +15,11 @@
  * fragment), goes to the UDP server as a datagram from (MAC, IP, port);
  * everything else is counted and dropped. Answers are built in mbufs of
  * the pool (dpdk_mbufs, sized in config: nothing allocated per packet)
- * and sent in bursts at the end of the turn. One queue: RSS across
- * several queues would want one polling lcore per queue, which this
- * machine's two cores do not have.
+ * and sent in bursts at the end of the turn. dpdk_queues receive queues
+ * (RSS spreads senders over them by address and port where the NIC
+ * hashes UDP; net_af_packet fans out by flow itself) are polled in turn
+ * by the one lcore; answers leave by queue 0. The time spent on frames is
+ * counted in TSC cycles: cycles per datagram is what a core can take.
  */
 #ifndef ATP_DPDK_PORT_H
 #define ATP_DPDK_PORT_H
@@ -38,6 +40,7 @@ typedef struct atp_dpdk_config {
 	uint32_t udp_port;
 	uint32_t mbufs;       /* the pool */
 	uint32_t port_id;
+	uint32_t queues;      /* receive queues polled */
 } atp_dpdk_config;
 
 atp_dpdk_config atp_dpdk_config_default(void);
@@ -47,6 +50,8 @@ typedef struct atp_dpdk_stats {
 	uint64_t dropped_not_ours;   /* another protocol, address or port */
 	uint64_t dropped_malformed;  /* truncated headers, fragments, lengths that do not add up */
 	uint64_t tx_full;            /* answers the port or the pool could not take */
+	uint64_t busy_cycles;        /* TSC cycles spent on turns that had frames */
+	uint64_t tsc_hz;
 } atp_dpdk_stats;
 
 typedef struct atp_dpdk atp_dpdk;

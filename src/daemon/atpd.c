@@ -459,7 +459,9 @@ int main(int argc, char **argv)
 		atp_dpdk_stats ds;
 		atp_dpdk_stats_get(dpdk, &ds);
 		atp_log(ATP_LOG_INFO, "dpdk: %" PRIu64 " frames in, %" PRIu64 " out, %" PRIu64 " datagrams, %" PRIu64
-			" ARP answered", ds.rx, ds.tx, ds.datagrams, ds.arp_answered);
+			" ARP answered; %.0f cycles per datagram (%.2f us at %.2f GHz)", ds.rx, ds.tx, ds.datagrams, ds.arp_answered,
+			ds.datagrams ? (double)ds.busy_cycles / ds.datagrams : 0.0,
+			ds.datagrams && ds.tsc_hz ? (double)ds.busy_cycles / ds.datagrams / ds.tsc_hz * 1e6 : 0.0, ds.tsc_hz / 1e9);
 		atp_dpdk_destroy(dpdk);
 	}
 	if (udp) {

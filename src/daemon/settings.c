@@ -123,6 +123,8 @@ static const setting table[] = {
 	NUM("dpdk_udp_port", 1, 65535, 1, "", dpdk.udp_port, "the UDP port of the event stream on the DPDK port"),
 	NUM("dpdk_mbufs", 511, 1u << 22, 1, "mbufs", dpdk.mbufs, "the DPDK packet buffer pool"),
 	NUM("dpdk_port", 0, 1023, 1, "", dpdk.port_id, "the DPDK port (ethdev) polled"),
+	NUM("dpdk_queues", 1, 16, 1, "", dpdk.queues,
+	    "receive queues of the port, polled in turn (RSS spreads senders over them where the NIC hashes UDP)"),
 	/* the gRPC API */
 	ADDR("grpc_listen", grpc.listen, grpc_on, "the gRPC API's HOST:PORT; `none`: no listener"),
 	NUM("grpc_max_connections", 1, 1u << 20, 1, "", grpc.max_connections, "gRPC connections"),

@@ -5,7 +5,7 @@
 
 atp_dpdk_config atp_dpdk_config_default(void)
 {
-	return (atp_dpdk_config){ .udp_port = 7402, .mbufs = 8191 };
+	return (atp_dpdk_config){ .udp_port = 7402, .mbufs = 8191, .queues = 1 };
 }
 
 bool atp_dpdk_available(void)

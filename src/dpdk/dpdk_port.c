@@ -48,7 +48,7 @@ struct atp_dpdk {
 
 atp_dpdk_config atp_dpdk_config_default(void)
 {
-	return (atp_dpdk_config){ .udp_port = 7402, .mbufs = 8191 };
+	return (atp_dpdk_config){ .udp_port = 7402, .mbufs = 8191, .queues = 1 };
 }
 
 bool atp_dpdk_available(void)
@@ -188,11 +188,17 @@ static void after_turn(void *ctx)
 {
 	atp_dpdk *d = ctx;
 	struct rte_mbuf *b[BURST];
-	uint16_t n = rte_eth_rx_burst(d->port, 0, b, BURST);
-	d->stats.rx += n;
-	for (uint16_t i = 0; i < n; i++)
-		frame(d, b[i]);
-	flush(d);
+	for (uint16_t q = 0; q < d->cfg.queues; q++) {
+		uint16_t n = rte_eth_rx_burst(d->port, q, b, BURST);
+		if (!n)
+			continue;
+		uint64_t t0 = rte_rdtsc();
+		d->stats.rx += n;
+		for (uint16_t i = 0; i < n; i++)
+			frame(d, b[i]);
+		flush(d);
+		d->stats.busy_cycles += rte_rdtsc() - t0;
+	}
 }
 
 static void on_cqe(void *ctx, const struct io_uring_cqe *cqe)
@@ -259,29 +265,44 @@ atp_dpdk *atp_dpdk_create(atp_loop *loop, atp_udp_server *udp, const atp_dpdk_co
 	d->pool = rte_pktmbuf_pool_create("atpd_mbufs", cfg->mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
 					  rte_eth_dev_socket_id(d->port));
 	struct rte_eth_conf conf = { 0 };
+	struct rte_eth_dev_info info;
 	int rc;
+	if ((rc = rte_eth_dev_info_get(d->port, &info)) < 0 || cfg->queues < 1 || cfg->queues > info.max_rx_queues) {
+		snprintf(err, errlen, "DPDK: port %u takes %u receive queues, dpdk_queues = %u", d->port,
+			 rc < 0 ? 0 : info.max_rx_queues, cfg->queues);
+		goto fail;
+	}
+	uint64_t hash = (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+	if (cfg->queues > 1 && hash) {
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf.rx_adv_conf.rss_conf.rss_hf = hash;
+	}
 	if (!d->pool) {
 		snprintf(err, errlen, "DPDK: a pool of %u mbufs: %s", cfg->mbufs, rte_strerror(rte_errno));
 		goto fail;
 	}
-	if ((rc = rte_eth_dev_configure(d->port, 1, 1, &conf)) < 0 ||
-	    (rc = rte_eth_rx_queue_setup(d->port, 0, RX_DESC, rte_eth_dev_socket_id(d->port), NULL, d->pool)) < 0 ||
-	    (rc = rte_eth_tx_queue_setup(d->port, 0, TX_DESC, rte_eth_dev_socket_id(d->port), NULL)) < 0 ||
+	rc = rte_eth_dev_configure(d->port, (uint16_t)cfg->queues, 1, &conf);
+	for (uint16_t q = 0; rc >= 0 && q < cfg->queues; q++)
+		rc = rte_eth_rx_queue_setup(d->port, q, RX_DESC, rte_eth_dev_socket_id(d->port), NULL, d->pool);
+	if (rc < 0 || (rc = rte_eth_tx_queue_setup(d->port, 0, TX_DESC, rte_eth_dev_socket_id(d->port), NULL)) < 0 ||
 	    (rc = rte_eth_dev_start(d->port)) < 0) {
 		snprintf(err, errlen, "DPDK: port %u: %s", d->port, rte_strerror(-rc));
 		goto fail;
 	}
 	d->started = true;
 	rte_eth_macaddr_get(d->port, &d->mac);
+	d->stats.tsc_hz = rte_get_tsc_hz();
 	front_ext ext = { .ctx = d, .on_cqe = on_cqe, .after_turn = after_turn };
 	if (front_attach(loop, &ext) < 0) {
 		snprintf(err, errlen, "the loop has no room for another protocol");
 		goto fail;
 	}
 	d->attached = true;
-	atp_log(ATP_LOG_INFO, "dpdk: port %u (%02x:%02x:%02x:%02x:%02x:%02x) answers %s, udp port %u; %u mbufs", d->port,
+	atp_log(ATP_LOG_INFO, "dpdk: port %u (%02x:%02x:%02x:%02x:%02x:%02x) answers %s, udp port %u; %u receive queues%s, %u mbufs",
+		d->port,
 		d->mac.addr_bytes[0], d->mac.addr_bytes[1], d->mac.addr_bytes[2], d->mac.addr_bytes[3],
-		d->mac.addr_bytes[4], d->mac.addr_bytes[5], cfg->ip, cfg->udp_port, cfg->mbufs);
+		d->mac.addr_bytes[4], d->mac.addr_bytes[5], cfg->ip, cfg->udp_port, cfg->queues,
+		conf.rxmode.mq_mode == RTE_ETH_MQ_RX_RSS ? " (RSS)" : "", cfg->mbufs);
 	return d;
 fail:
 	atp_dpdk_destroy(d);

@@ -39,13 +39,13 @@ ip netns exec "$ns" ip link set "$b" mtu 1500
 "$atpctl" simday --out "$tmp/day.csv" --order-lines "$lines" --seed 5 2>/dev/null
 "$atpctl" import "$tmp/day.csv" --frozen-clock --positions "$tmp/reference.csv" >/dev/null 2>&1
 "$atpd" --data "$tmp/data" --set listen=none --set grpc_listen=127.0.0.1:0 --set metrics_listen=127.0.0.1:0 \
-	--set "dpdk_eal=-l 0 --no-huge --no-pci -m 256 --no-shconf --vdev=net_af_packet0,iface=$a" \
-	--set "dpdk_ip=10.77.$n.1" --set dpdk_udp_port=7402 --set clock=frozen --set router_cpu=none 2>"$tmp/atpd.log" &
+	--set "dpdk_eal=-l 0 --no-huge --no-pci -m 256 --no-shconf --vdev=net_af_packet0,iface=$a,qpairs=2" \
+	--set "dpdk_ip=10.77.$n.1" --set dpdk_udp_port=7402 --set dpdk_queues=2 --set clock=frozen --set router_cpu=none 2>"$tmp/atpd.log" &
 for _ in $(seq 1 400); do grep -q "atpd: serving\|cannot start" "$tmp/atpd.log" && break; sleep 0.05; done
 if grep -q "DPDK cannot initialise\|DPDK: no port" "$tmp/atpd.log"; then
 	skip "$(grep -o 'DPDK.*' "$tmp/atpd.log" | head -1)"
 fi
-check "atpd serves with DPDK on $a (net_af_packet)" grep -q "atpd: serving" "$tmp/atpd.log"
+check "atpd serves with DPDK on $a (net_af_packet, 2 receive queues)" grep -q "2 receive queues" "$tmp/atpd.log"
 grpc=$(sed -n 's/.*grpc listening on .*(port \([0-9]*\)).*/\1/p' "$tmp/atpd.log")
 metrics=$(sed -n 's/.*metrics listening on .*(port \([0-9]*\)).*/\1/p' "$tmp/atpd.log")
 metric() { # metric NAME: its value in atpd's exposition
@@ -86,4 +86,5 @@ check "... and nothing of them applied" cmp -s "$tmp/got2.csv" "$tmp/reference.c
 pkill -TERM -f "atpd --data $tmp/data"
 for _ in $(seq 1 100); do pgrep -f "atpd --data $tmp/data" >/dev/null || break; sleep 0.1; done
 check "atpd stops cleanly" grep -q "stopped cleanly" "$tmp/atpd.log"
+grep -o "dpdk: .* cycles per datagram.*" "$tmp/atpd.log"
 finish
