@@ -3,6 +3,7 @@
 #include "atp/dpdk_port.h"
 
 #include "../net/front.h"
+#include "atp/l2_frame.h"
 #include "atp/log.h"
 
 #include <arpa/inet.h>
@@ -105,14 +106,11 @@ static void send_answer(void *ctx, const void *addr, uint32_t addr_len, const ui
 	queue(d, m);
 }
 
-/* An ARP request for our address: the mbuf turned into the reply. true when it was (and is queued). */
-static bool arp(atp_dpdk *d, struct rte_mbuf *m, struct rte_ether_hdr *eth, uint32_t len)
+/* An ARP request for our address (atp_l2_parse said so): the mbuf turned into the reply and queued. */
+static void arp_reply(atp_dpdk *d, struct rte_mbuf *m)
 {
-	if (len < sizeof(*eth) + sizeof(struct rte_arp_hdr))
-		return false;
+	struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
 	struct rte_arp_hdr *a = (struct rte_arp_hdr *)(eth + 1);
-	if (a->arp_opcode != htons(RTE_ARP_OP_REQUEST) || a->arp_data.arp_tip != d->ip)
-		return false;
 	a->arp_opcode = htons(RTE_ARP_OP_REPLY);
 	a->arp_data.arp_tha = a->arp_data.arp_sha;
 	a->arp_data.arp_tip = a->arp_data.arp_sip;
@@ -122,64 +120,33 @@ static bool arp(atp_dpdk *d, struct rte_mbuf *m, struct rte_ether_hdr *eth, uint
 	eth->src_addr = d->mac;
 	d->stats.arp_answered++;
 	queue(d, m);
-	return true;
 }
 
 /* One frame off the port; freed (or queued as an answer) before it returns. */
 static void frame(atp_dpdk *d, struct rte_mbuf *m)
 {
-	uint32_t len = rte_pktmbuf_data_len(m);
-	struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
-	if (len < sizeof(*eth) || m->nb_segs != 1) {
+	atp_l2_udp u;
+	int kind = m->nb_segs != 1 ? ATP_L2_MALFORMED
+				   : atp_l2_parse(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), d->ip,
+						  d->udp_port, &u);
+	switch (kind) {
+	case ATP_L2_ARP_REQUEST:
+		arp_reply(d, m);
+		return;
+	case ATP_L2_UDP: {
+		dpdk_peer from = { .tag = 'D', .ip = u.src_ip, .port = u.src_port };
+		memcpy(from.mac, u.src_mac, 6);
+		d->stats.datagrams++;
+		atp_udp_server_input(d->udp, &from, sizeof(from), u.payload, u.len, send_answer, d);
+		break;
+	}
+	case ATP_L2_MALFORMED:
 		d->stats.dropped_malformed++;
-		goto free;
-	}
-	uint16_t type = ntohs(eth->ether_type);
-	if (type == RTE_ETHER_TYPE_ARP) {
-		if (arp(d, m, eth, len))
-			return;
+		break;
+	default:
 		d->stats.dropped_not_ours++;
-		goto free;
+		break;
 	}
-	if (type != RTE_ETHER_TYPE_IPV4) {
-		d->stats.dropped_not_ours++;
-		goto free;
-	}
-	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(eth + 1);
-	uint32_t room = len - (uint32_t)sizeof(*eth);
-	if (room < sizeof(*ip)) {
-		d->stats.dropped_malformed++;
-		goto free;
-	}
-	uint32_t ihl = (uint32_t)(ip->version_ihl & 0x0f) * 4, total = ntohs(ip->total_length);
-	if ((ip->version_ihl >> 4) != 4 || ihl < sizeof(*ip) || total < ihl + sizeof(struct rte_udp_hdr) || total > room) {
-		d->stats.dropped_malformed++;
-		goto free;
-	}
-	if (ip->dst_addr != d->ip || ip->next_proto_id != IPPROTO_UDP) {
-		d->stats.dropped_not_ours++;
-		goto free;
-	}
-	if (ntohs(ip->fragment_offset) & (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) {
-		d->stats.dropped_malformed++;  /* a fragment: senders keep within udp_max_datagram */
-		goto free;
-	}
-	struct rte_udp_hdr *udp = (struct rte_udp_hdr *)((uint8_t *)ip + ihl);
-	uint32_t ulen = ntohs(udp->dgram_len);
-	if (udp->dst_port != d->udp_port) {
-		d->stats.dropped_not_ours++;
-		goto free;
-	}
-	if (ulen < sizeof(*udp) || ulen > total - ihl) {
-		d->stats.dropped_malformed++;
-		goto free;
-	}
-	dpdk_peer from = { .tag = 'D', .ip = ip->src_addr, .port = udp->src_port };
-	memcpy(from.mac, &eth->src_addr, 6);
-	d->stats.datagrams++;
-	atp_udp_server_input(d->udp, &from, sizeof(from), (const uint8_t *)(udp + 1), ulen - (uint32_t)sizeof(*udp),
-			     send_answer, d);
-free:
 	rte_pktmbuf_free(m);
 }
 
