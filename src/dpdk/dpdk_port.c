@@ -150,7 +150,7 @@ static void frame(atp_dpdk *d, struct rte_mbuf *m)
 	rte_pktmbuf_free(m);
 }
 
-/* Every turn of the loop: a burst off the queue, the answers out. */
+/* Every turn of the loop: a burst off each queue, the answers out. */
 static void after_turn(void *ctx)
 {
 	atp_dpdk *d = ctx;
@@ -166,6 +166,7 @@ static void after_turn(void *ctx)
 		flush(d);
 		d->stats.busy_cycles += rte_rdtsc() - t0;
 	}
+	flush(d);  /* the Acks the UDP server sent this turn (it turns before us): out now, not with the next frames */
 }
 
 static void on_cqe(void *ctx, const struct io_uring_cqe *cqe)
