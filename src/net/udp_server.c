@@ -282,7 +282,9 @@ static void on_batch(atp_udp_server *u, peer *p, int n)
 	for (int i = 0; i < n; i++) {
 		uint64_t expected = 0;
 		int rc = atp_engine_submit(u->e, &u->events[i], &expected);
-		p->next_seq = expected;
+		p->next_seq = rc == ATP_OK || rc == ATP_DUPLICATE || rc == ATP_E_GAP
+				      ? expected
+				      : atp_engine_expected_seq(u->e, u->events[i].source);  /* malformed: its seq not consumed */
 		if (rc == ATP_OK) {
 			any = true;
 			if (u->events[i].seq > p->cover)

@@ -125,6 +125,10 @@ def main():
     a = exchange(s, gap)
     check(a is not None and Reply(a, False).refused == [(5, -1)] and Reply(a, False).next_seq == 2,
           "a batch after a gap: refused ATP_E_GAP, next_seq 2")
+    bad = batch([{"event_id": "10", "seq": "2", "type": "RECEIPT", "sku": "X-1", "location": "DC1", "qty": "0"}])
+    a = exchange(s, bad)
+    check(a is not None and Reply(a, False).refused == [(2, -3)] and Reply(a, False).next_seq == 2,
+          "a malformed event: refused ATP_E_QTY in the Ack, its seq not consumed (next_seq 2)")
     out = run("atp", "--grpc", "127.0.0.1:%d" % d.grpc, "X-1").stdout
     check("X-1,DC1,5," in out, "X-1 holds 5 units: one receipt applied once (%s)" % out.strip().replace("\n", " | "))
 
