@@ -41,11 +41,17 @@ int security_drop_privileges(const settings *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* A context of the server certificate (both listeners have the same), or NULL without TLS. */
+static const atp_tls_ctx *cert_ctx(const atpd_security *sec)
+{
+	return sec->grpc_tls ? sec->grpc_tls : sec->stream_tls;
+}
+
 static void expiry_check(const atpd_security *sec)
 {
-	if (!sec->grpc_tls && !sec->stream_tls)
+	const atp_tls_ctx *x = cert_ctx(sec);
+	if (!x)
 		return;
-	const atp_tls_ctx *x = sec->grpc_tls ? sec->grpc_tls : sec->stream_tls;
 	int64_t left = atp_tls_ctx_not_after(x) - (int64_t)time(NULL);
 	if (left < SECURITY_EXPIRY_WARN_S)
 		atp_log(ATP_LOG_WARN, "the TLS certificate %s %s %.1f days: renew tls_cert, then SIGHUP", atp_tls_ctx_subject(x),
@@ -54,7 +60,7 @@ static void expiry_check(const atpd_security *sec)
 
 static void describe(const atpd_security *sec)
 {
-	const atp_tls_ctx *x = sec->grpc_tls ? sec->grpc_tls : sec->stream_tls;
+	const atp_tls_ctx *x = cert_ctx(sec);
 	if (x) {
 		char when[32];
 		time_t t = (time_t)atp_tls_ctx_not_after(x);
@@ -125,7 +131,7 @@ void security_tick(atpd_security *sec, uint64_t now_ms)
 
 int64_t security_not_after(const atpd_security *sec)
 {
-	const atp_tls_ctx *x = sec->grpc_tls ? sec->grpc_tls : sec->stream_tls;
+	const atp_tls_ctx *x = cert_ctx(sec);
 	return x ? atp_tls_ctx_not_after(x) : 0;
 }
 

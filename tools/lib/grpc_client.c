@@ -397,7 +397,7 @@ int atp_grpc_client_pump(atp_grpc_client *c, int timeout_ms)
 	if (pending || (rc > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR)))) {
 		uint8_t buf[64 << 10];
 		for (;;) {
-			ssize_t n = tls_client_on() ? tls_recv(c->fd, buf, sizeof(buf)) : recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+			ssize_t n = tls_recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
 			if (n == 0)
 				goto broken;
 			if (n < 0) {

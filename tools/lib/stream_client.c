@@ -46,13 +46,6 @@ typedef struct sender {
 	uint8_t *frame;          /* shared: one frame copied to aligned memory */
 } sender;
 
-static double real_seconds(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int stream_source_add(stream_source *s, const void *buf, uint32_t len, uint32_t events, uint64_t cover)
 {
 	return stream_source_add_due(s, buf, len, events, cover, 0);
@@ -288,7 +281,7 @@ static int on_frame(sender *x, const uint8_t *p, uint32_t len, const stream_opti
 /* Read and handle what the server sent; -1: drop the connection, -2: give up. */
 static int take(sender *x, const stream_options *o, stream_result *r, uint64_t now)
 {
-	ssize_t k = tls_recv(x->fd, x->in + x->in_len, IN_BYTES - x->in_len);
+	ssize_t k = tls_recv(x->fd, x->in + x->in_len, IN_BYTES - x->in_len, 0);
 	if (k == 0)
 		return -1;
 	if (k < 0)
@@ -334,7 +327,7 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 			xs[i].state = S_DONE;
 	}
 	uint64_t t0 = atp_mono_ns(), last_progress = t0, last_acked = 0;
-	r->started = real_seconds();
+	r->started = atp_real_seconds();
 	while (!rc) {
 		uint64_t now = atp_mono_ns();
 		uint32_t live = 0, acked = 0;
@@ -414,7 +407,7 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 			fflush(stdout);
 	}
 	r->seconds = (double)(atp_mono_ns() - t0) / 1e9;
-	r->finished = real_seconds();
+	r->finished = atp_real_seconds();
 	for (uint32_t i = 0; xs && i < n; i++) {
 		if (xs[i].fd >= 0)
 			tls_close(xs[i].fd);
@@ -431,7 +424,7 @@ int stream_send(stream_source *sources, uint32_t n, const stream_options *o, str
 static int read_full(int fd, uint8_t *p, size_t n)
 {
 	while (n) {
-		ssize_t k = tls_recv(fd, p, n);
+		ssize_t k = tls_recv(fd, p, n, 0);
 		if (k <= 0)
 			return -1;
 		p += k;

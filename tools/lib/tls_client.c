@@ -15,11 +15,21 @@
 
 #define FDS_MAX 65536
 
+/* A socket's session and why it last failed. */
+typedef struct session {
+	SSL *ssl;
+	char why[160];
+} session;
+
 static tls_client_options opts;
 static SSL_CTX *ctx;
-static SSL *ssl_of[FDS_MAX];
-static char why_of[64][160];  /* by fd % 64: the last failure's reason */
+static session *session_of[FDS_MAX];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static session *of(int fd)
+{
+	return fd >= 0 && fd < FDS_MAX ? session_of[fd] : NULL;
+}
 
 const char tls_client_usage[] =
 	"TLS and credentials, for every command that connects (or ATP_TLS_CA, ATP_TLS_CERT, ATP_TLS_KEY, ATP_TOKEN):\n"
@@ -112,9 +122,12 @@ int tls_attach(int fd, const char *host, bool h2, char *err, size_t errlen)
 	}
 	pthread_mutex_lock(&lock);
 	SSL_CTX *c = context(err, errlen);
-	SSL *s = c ? SSL_new(c) : NULL;
-	if (c && !s)
+	session *se = c ? calloc(1, sizeof(*se)) : NULL;
+	SSL *s = se ? SSL_new(c) : NULL;
+	if (c && !s) {
 		ssl_error(err, errlen, "SSL_new");
+		free(se);
+	}
 	if (s) {
 		struct in6_addr a6;
 		struct in_addr a4;
@@ -128,20 +141,20 @@ int tls_attach(int fd, const char *host, bool h2, char *err, size_t errlen)
 		if (h2)
 			SSL_set_alpn_protos(s, (const unsigned char *)"\x02h2", 3);
 		SSL_set_fd(s, fd);
-		why_of[fd % 64][0] = 0;
 		SSL_set_connect_state(s);
-		ssl_of[fd] = s;
+		se->ssl = s;
+		session_of[fd] = se;
 	}
 	pthread_mutex_unlock(&lock);
 	return s ? 0 : -1;
 }
 
 /* An SSL_* result as send/recv would give it (errno EAGAIN when the socket would block). */
-static ssize_t result(SSL *s, int fd, int r)
+static ssize_t result(session *se, int r)
 {
 	if (r > 0)
 		return r;
-	switch (SSL_get_error(s, r)) {
+	switch (SSL_get_error(se->ssl, r)) {
 	case SSL_ERROR_WANT_READ:
 	case SSL_ERROR_WANT_WRITE:
 		errno = EAGAIN;
@@ -154,11 +167,11 @@ static ssize_t result(SSL *s, int fd, int r)
 			errno = ECONNRESET;
 		return errno == ECONNRESET || errno == EPIPE ? 0 : -1;
 	default: {
-		long v = SSL_get_verify_result(s);
+		long v = SSL_get_verify_result(se->ssl);
 		if (v != X509_V_OK)
-			snprintf(why_of[fd % 64], sizeof(why_of[0]), "server certificate: %s", X509_verify_cert_error_string(v));
+			snprintf(se->why, sizeof(se->why), "server certificate: %s", X509_verify_cert_error_string(v));
 		else
-			ssl_error(why_of[fd % 64], sizeof(why_of[0]), "TLS");
+			ssl_error(se->why, sizeof(se->why), "TLS");
 		errno = EPROTO;
 		return -1;
 	}
@@ -167,39 +180,42 @@ static ssize_t result(SSL *s, int fd, int r)
 
 ssize_t tls_send(int fd, const void *p, size_t n)
 {
-	SSL *s = fd >= 0 && fd < FDS_MAX ? ssl_of[fd] : NULL;
-	if (!s)
+	session *se = of(fd);
+	if (!se)
 		return send(fd, p, n, MSG_NOSIGNAL);
 	errno = 0;
-	return result(s, fd, SSL_write(s, p, n > (1u << 30) ? 1 << 30 : (int)n));
+	return result(se, SSL_write(se->ssl, p, n > (1u << 30) ? 1 << 30 : (int)n));
 }
 
-ssize_t tls_recv(int fd, void *p, size_t n)
+ssize_t tls_recv(int fd, void *p, size_t n, int flags)
 {
-	SSL *s = fd >= 0 && fd < FDS_MAX ? ssl_of[fd] : NULL;
-	if (!s)
-		return recv(fd, p, n, 0);
+	session *se = of(fd);
+	if (!se)
+		return recv(fd, p, n, flags);
 	errno = 0;
-	return result(s, fd, SSL_read(s, p, n > (1u << 30) ? 1 << 30 : (int)n));
+	return result(se, SSL_read(se->ssl, p, n > (1u << 30) ? 1 << 30 : (int)n));
 }
 
 bool tls_pending(int fd)
 {
-	SSL *s = fd >= 0 && fd < FDS_MAX ? ssl_of[fd] : NULL;
-	return s && SSL_pending(s) > 0;
+	session *se = of(fd);
+	return se && SSL_pending(se->ssl) > 0;
 }
 
 const char *tls_error(int fd)
 {
-	return fd >= 0 && why_of[fd % 64][0] ? why_of[fd % 64] : NULL;
+	session *se = of(fd);
+	return se && se->why[0] ? se->why : NULL;
 }
 
 int tls_close(int fd)
 {
-	if (fd >= 0 && fd < FDS_MAX && ssl_of[fd]) {
+	session *se = of(fd);
+	if (se) {
 		pthread_mutex_lock(&lock);
-		SSL_free(ssl_of[fd]);
-		ssl_of[fd] = NULL;
+		SSL_free(se->ssl);
+		free(se);
+		session_of[fd] = NULL;
 		pthread_mutex_unlock(&lock);
 	}
 	return close(fd);

@@ -41,7 +41,8 @@ extern const char tls_client_usage[];
  */
 int tls_attach(int fd, const char *host, bool h2, char *err, size_t errlen);
 ssize_t tls_send(int fd, const void *p, size_t n);
-ssize_t tls_recv(int fd, void *p, size_t n);
+/* flags: recv()'s, for a plaintext socket (a TLS one reads as its O_NONBLOCK says). */
+ssize_t tls_recv(int fd, void *p, size_t n, int flags);
 /* Decrypted bytes wait (read them before polling). */
 bool tls_pending(int fd);
 /* Why the last TLS failure on fd happened (certificate refused, ...), or NULL. */

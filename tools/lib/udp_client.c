@@ -30,13 +30,6 @@ typedef struct usender {
 	uint32_t held_len;
 } usender;
 
-static double real_seconds(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* One datagram out, or lost, or held back until the next has gone. */
 static void put(usender *x, const udp_options *o, atp_prng *rng, const uint8_t *p, uint32_t n)
 {
@@ -194,7 +187,7 @@ int udp_send(stream_source *sources, uint32_t n, const udp_options *o, stream_re
 	atp_prng_seed(&rng, o->seed);
 	uint64_t t0 = atp_mono_ns(), last_progress = t0, timeout_ns = (uint64_t)o->timeout_ms * 1000000u;
 	uint64_t last_events = 0;
-	r->started = real_seconds();
+	r->started = atp_real_seconds();
 	for (;;) {
 		uint64_t now = atp_mono_ns();
 		uint32_t live = 0;
@@ -242,7 +235,7 @@ int udp_send(stream_source *sources, uint32_t n, const udp_options *o, stream_re
 			break;
 	}
 	r->seconds = (double)(atp_mono_ns() - t0) / 1e9;
-	r->finished = real_seconds();
+	r->finished = atp_real_seconds();
 out:
 	for (uint32_t i = 0; xs && i < n; i++)
 		if (xs[i].fd >= 0)
