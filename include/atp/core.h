@@ -181,6 +181,21 @@ const atp_position *atp_core_find(const atp_core *c, atp_str sku, atp_str locati
 bool atp_core_read(const atp_core *c, atp_str sku, atp_str location, atp_position_view *out);
 /* The line of (ref, sku, location), or NULL. */
 const atp_line *atp_core_find_line(const atp_core *c, atp_str ref, atp_str sku, atp_str location);
+/*
+ * Whether every one of the n RESERVE lines would be confirmed in full now:
+ * none of them exists yet (a retry answers its first result instead), the
+ * lines table has room for all, and each position's ATP covers its qty
+ * (the lines name n distinct positions). Changes nothing.
+ */
+bool atp_core_reserve_fits(const atp_core *c, const atp_event *lines, size_t n);
+/*
+ * Whole orders (atp_engine_submit_order): the highest order number whose
+ * lines this core holds, kept as the hwm of the internal source ATP_ORDER_SOURCE
+ * (so a snapshot carries it), and raising it.
+ */
+#define ATP_ORDER_SOURCE "@order"
+uint64_t atp_core_order_hwm(const atp_core *c);
+int atp_core_note_order(atp_core *c, uint64_t order);
 /* The applied high-water mark of a source (0 when unknown). */
 uint64_t atp_core_hwm(const atp_core *c, atp_str source);
 uint64_t atp_core_now_ms(const atp_core *c);

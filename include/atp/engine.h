@@ -165,6 +165,36 @@ int atp_engine_submit(atp_engine *e, const atp_event *ev, uint64_t *expected);
  */
 int atp_engine_submit_to(atp_engine *e, const atp_event *ev, uint32_t shard, uint64_t *expected);
 /*
+ * Submit a whole order: n RESERVE lines (1 .. ATP_ORDER_LINES_MAX of
+ * atp/record.h) of one source with contiguous seqs from lines[0].seq, one
+ * ref, distinct positions, without ATP_EVF_PARTIAL: every line is
+ * confirmed in full, or none is (each line's completion says so: confirmed
+ * qty, or 0; a line that already exists, a retry, answers its first
+ * result, as with atp_engine_submit, and denies the order's new lines).
+ *
+ * How, without a lock: the lines go to their shards behind an ORDER mark
+ * naming every shard of the order. Each worker holding parts judges them
+ * when it reaches the order (nothing after it in its ring is applied
+ * first); workers meet in a slot (engine_internal.h), then each logs and
+ * applies its part whole or denied (ATP_EVF_DENY). No other reservation
+ * ever sees stock held by an order that then fails: nothing is held
+ * before the decision. A worker releases the completions and deltas of a
+ * group holding a part only once every part is durable, so after a crash
+ * either every part is in its shard's log, or recovery cuts each log
+ * before the order (nothing after it there was acknowledged): the order is
+ * then unknown everywhere, and a retry under the same ref runs anew.
+ *
+ * Returns as atp_engine_submit for the first line's seq (ATP_DUPLICATE,
+ * ATP_E_GAP: nothing queued); ATP_E_INVAL when the lines break a rule above.
+ */
+int atp_engine_submit_order(atp_engine *e, const atp_event *lines, uint32_t n, uint64_t *expected);
+/*
+ * Tests only: fn is called at each step of a whole order in each worker
+ * (1 judged, 2 applied, 3 durable, 4 released), in the worker's thread; a
+ * crash test kills the process there. NULL: none.
+ */
+void atp_engine_test_order_hook(void (*fn)(uint32_t worker, int step));
+/*
  * Consume seq of source without an event: the event was dead-lettered
  * (atp/deadletter.h), durably, before this call. The seq is checked as
  * atp_engine_submit() checks it (ATP_OK, ATP_DUPLICATE, ATP_E_GAP with

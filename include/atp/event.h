@@ -57,6 +57,13 @@ enum atp_event_type {
  * rows, and keep the apply path free of the index's cost.
  */
 #define ATP_EVF_RELEASABLE 0x2u
+/*
+ * RESERVE: confirm nothing, whatever ATP holds: a line of a whole order
+ * (atp/engine.h, atp_engine_submit_order) that another line of the order
+ * could not get. Set by the shard worker, never taken from outside; in the
+ * WAL so that replay repeats the refusal.
+ */
+#define ATP_EVF_DENY 0x4u
 
 typedef struct atp_event {
 	/*

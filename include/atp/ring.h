@@ -64,6 +64,8 @@ uint32_t atp_spsc_ring_stage(atp_spsc_ring *r, const void *elems, uint32_t n);
 void *atp_spsc_ring_stage_slot(atp_spsc_ring *r);
 void atp_spsc_ring_stage_one(atp_spsc_ring *r);
 uint64_t atp_spsc_ring_staged(const atp_spsc_ring *r);
+/* How many more elements can be staged now (at least; the consumer may free more meanwhile). */
+uint32_t atp_spsc_ring_stage_room(atp_spsc_ring *r);
 void atp_spsc_ring_publish(atp_spsc_ring *r, uint64_t mark);
 uint32_t atp_spsc_ring_capacity(const atp_spsc_ring *r);
 /* Elements in the ring as either side last saw them: exact only when both sides are idle. */

@@ -61,6 +61,13 @@ typedef int (*atp_wal_replay_fn)(void *ctx, uint64_t lsn, const uint8_t *payload
  */
 atp_wal *atp_wal_open(const char *dir, const atp_wal_config *cfg, uint64_t after, atp_wal_replay_fn fn, void *ctx,
 		      char *err, size_t errlen);
+/*
+ * The same, but every record after LSN upto is cut off for good (zeroed,
+ * later segments deleted, durably) before appends continue after upto:
+ * recovery's cut of a whole order some other shard's log does not hold.
+ */
+atp_wal *atp_wal_open_upto(const char *dir, const atp_wal_config *cfg, uint64_t after, uint64_t upto,
+			   atp_wal_replay_fn fn, void *ctx, char *err, size_t errlen);
 void atp_wal_close(atp_wal *w);
 
 typedef struct atp_wal_scan_info {
@@ -99,6 +106,12 @@ typedef struct atp_wal_write {
 	uint32_t len;
 } atp_wal_write;
 
+/*
+ * Whether records of these payload lengths (n of them) can all be appended
+ * now, into the write being built, without ATP_WAL_FLUSH_FIRST: what must
+ * land in one write (a whole order's part) asks first, and flushes if not.
+ */
+bool atp_wal_fits(const atp_wal *w, const size_t *lens, size_t n);
 /* Bytes appended but not yet handed to a write. */
 uint32_t atp_wal_pending(const atp_wal *w);
 bool atp_wal_in_flight(const atp_wal *w);

@@ -104,6 +104,11 @@ ATP_V1_STRING(reserve_request_reservation_id, 0)
 ATP_V1_TABLES(reserve_request_lines, 1)
 ATP_V1_U64(reserve_request_ttl_ms, 2)
 ATP_V1_BOOL(reserve_request_allow_partial, 3)
+enum atp_v1_reserve_policy { ATP_V1_PER_LINE = 0, ATP_V1_ALL_OR_NOTHING = 1, ATP_V1_PARTIAL = 2 };
+static inline uint8_t atp_v1_reserve_request_policy(const uint8_t *t)
+{
+	return atp_fb_get_u8(t, 4);
+}
 
 ATP_V1_STRING(line_result_sku, 0)
 ATP_V1_STRING(line_result_location, 1)
@@ -269,6 +274,9 @@ atp_fb_ref atp_v1_build_atp_batch_reply(atp_fb_builder *b, const atp_fb_ref *rep
 atp_fb_ref atp_v1_build_reserve_line(atp_fb_builder *b, atp_str sku, atp_str location, int64_t qty);
 atp_fb_ref atp_v1_build_reserve_request(atp_fb_builder *b, atp_str reservation_id, const atp_fb_ref *lines,
 					uint32_t n, uint64_t ttl_ms, bool allow_partial);
+/* The same with a policy (enum atp_v1_reserve_policy); allow_partial is written too, for older servers. */
+atp_fb_ref atp_v1_build_reserve_request_policy(atp_fb_builder *b, atp_str reservation_id, const atp_fb_ref *lines,
+					       uint32_t n, uint64_t ttl_ms, uint8_t policy);
 atp_fb_ref atp_v1_build_line_result(atp_fb_builder *b, atp_str sku, atp_str location, int64_t requested,
 				    int64_t confirmed);
 atp_fb_ref atp_v1_build_reserve_reply(atp_fb_builder *b, atp_str reservation_id, const atp_fb_ref *lines,

@@ -194,6 +194,8 @@ static int64_t min64(int64_t a, int64_t b)
 /* What a new RESERVE confirms from atp: all of its qty, or (partial allowed) what atp covers, or nothing. */
 HOT int64_t confirm_from(int64_t atp, const atp_event *ev)
 {
+	if (RARE(ev->flags & ATP_EVF_DENY))
+		return 0;
 	return atp >= ev->qty ? ev->qty : (ev->flags & ATP_EVF_PARTIAL) ? atp : 0;
 }
 

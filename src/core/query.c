@@ -74,3 +74,34 @@ void atp_core_stats_add(atp_core_stats *to, const atp_core_stats *from)
 	for (size_t k = 0; k < sizeof(*to) / sizeof(uint64_t); k++)
 		t[k] += f[k];
 }
+
+bool atp_core_reserve_fits(const atp_core *c, const atp_event *lines, size_t n)
+{
+	if (atp_lines_capacity(c->lines) - atp_lines_count(c->lines) < n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		const atp_event *ev = &lines[i];
+		atp_position_view v;
+		if (atp_core_find_line(c, ev->ref, ev->sku, ev->location) || !atp_core_read(c, ev->sku, ev->location, &v) ||
+		    v.on_hand - v.held - v.reserved - v.safety_stock < ev->qty)
+			return false;
+	}
+	return true;
+}
+
+uint64_t atp_core_order_hwm(const atp_core *c)
+{
+	return atp_core_hwm(c, atp_str_of(ATP_ORDER_SOURCE, sizeof(ATP_ORDER_SOURCE) - 1));
+}
+
+int atp_core_note_order(atp_core *c, uint64_t order)
+{
+	atp_str name = atp_str_of(ATP_ORDER_SOURCE, sizeof(ATP_ORDER_SOURCE) - 1);
+	uint32_t id = atp_sources_find(c->sources, name);
+	if (id == ATP_SOURCE_NONE && (id = atp_sources_intern(c->sources, name)) == ATP_SOURCE_NONE)
+		return ATP_E_SOURCES_FULL;
+	atp_source *s = atp_sources_at(c->sources, id);
+	if (order > s->hwm)
+		s->hwm = order;
+	return ATP_OK;
+}

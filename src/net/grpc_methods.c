@@ -279,16 +279,54 @@ static void start_waiting(atp_grpc_server *g, call *c)
 	g->waiting++;
 }
 
+/* The request's policy: ATP_V1_* (checked by reserve()). */
+static uint8_t policy_of(const uint8_t *rr)
+{
+	uint8_t p = atp_v1_reserve_request_policy(rr);
+	return p == ATP_V1_PER_LINE && atp_v1_reserve_request_allow_partial(rr) ? ATP_V1_PARTIAL : p;
+}
+
+/* A whole order: every line in full or none (atp_engine_submit_order), each line a pending seq of its own. */
+static bool order_submit(atp_grpc_server *g, call *c, atp_event ev)
+{
+	const uint8_t *rr = atp_fb_root(c->msg);
+	atp_event lines[ATP_ORDER_LINES_MAX];
+	ev.source = atp_str_of(API_SOURCE, strlen(API_SOURCE));
+	for (uint32_t i = 0; i < c->n_lines; i++) {
+		const uint8_t *l = atp_v1_reserve_request_lines(rr, i);
+		lines[i] = ev;
+		lines[i].seq = lines[i].event_id = g->next_seq + i;
+		lines[i].sku = atp_v1_reserve_line_sku(l);
+		lines[i].location = atp_v1_reserve_line_location(l);
+		lines[i].qty = atp_v1_reserve_line_qty(l);
+	}
+	int rc = atp_engine_submit_order(g->e, lines, c->n_lines, NULL);
+	if (rc != ATP_OK) {
+		submit_failed(g, c, rc);
+		return true;
+	}
+	for (uint32_t i = 0; i < c->n_lines; i++) {
+		g->pending[g->next_seq % PENDING_MAX] = (pending){ g->next_seq, grpc_call_index(g, c), c->gen, i };
+		g->next_seq++;
+	}
+	g->stats.reserve_lines += c->n_lines;
+	start_waiting(g, c);
+	return true;
+}
+
 static bool reserve_submit(atp_grpc_server *g, call *c)
 {
-	if (!atp_engine_can_take(g->e, c->n_lines) || !seqs_free(g, c->n_lines))
+	/* An order's part per shard comes behind a mark: room for twice the lines. */
+	if (!atp_engine_can_take(g->e, 2 * c->n_lines) || !seqs_free(g, c->n_lines))
 		return false;
 	const uint8_t *rr = atp_fb_root(c->msg);
 	uint64_t ttl = atp_v1_reserve_request_ttl_ms(rr);
+	uint8_t policy = policy_of(rr);
 	atp_event ev = { .type = ATP_EV_RESERVE, .ref = atp_v1_reserve_request_reservation_id(rr),
 			 .expires_at = ttl ? atp_engine_now_ms(g->e) + ttl : 0,
-			 .flags = (uint8_t)(ATP_EVF_RELEASABLE |
-					    (atp_v1_reserve_request_allow_partial(rr) ? ATP_EVF_PARTIAL : 0)) };
+			 .flags = (uint8_t)(ATP_EVF_RELEASABLE | (policy == ATP_V1_PARTIAL ? ATP_EVF_PARTIAL : 0)) };
+	if (policy == ATP_V1_ALL_OR_NOTHING)
+		return order_submit(g, c, ev);
 	for (uint32_t i = 0; i < c->n_lines; i++) {
 		const uint8_t *l = atp_v1_reserve_request_lines(rr, i);
 		ev.sku = atp_v1_reserve_line_sku(l);
@@ -318,6 +356,14 @@ static void reserve(atp_grpc_server *g, call *c)
 		FAIL(g, c, G_INVALID_ARGUMENT, "lines: %u of them; 1 to %u allowed", n, g->cfg.max_reserve_lines);
 	if (atp_v1_reserve_request_ttl_ms(rr) > TTL_MAX_MS)
 		FAIL(g, c, G_INVALID_ARGUMENT, "ttl_ms: at most %llu", (unsigned long long)TTL_MAX_MS);
+	uint8_t policy = atp_v1_reserve_request_policy(rr);
+	if (policy > ATP_V1_PARTIAL)
+		FAIL(g, c, G_INVALID_ARGUMENT, "policy: %u is none of PER_LINE (0), ALL_OR_NOTHING (1), PARTIAL (2)", policy);
+	if (policy == ATP_V1_ALL_OR_NOTHING && atp_v1_reserve_request_allow_partial(rr))
+		FAIL(g, c, G_INVALID_ARGUMENT, "allow_partial contradicts policy ALL_OR_NOTHING");
+	if (policy == ATP_V1_ALL_OR_NOTHING && n > ATP_ORDER_LINES_MAX)
+		FAIL(g, c, G_INVALID_ARGUMENT, "lines: %u of them; an ALL_OR_NOTHING order holds at most %u", n,
+		     ATP_ORDER_LINES_MAX);
 	for (uint32_t i = 0; i < n; i++) {
 		const uint8_t *l = atp_v1_reserve_request_lines(rr, i);
 		atp_str sku = atp_v1_reserve_line_sku(l), loc = atp_v1_reserve_line_location(l);

@@ -69,6 +69,7 @@ static void destroy(atp_engine *e)
 	free(e->shard_now);
 	free(e->workers);
 	free(e->shards);
+	free(e->orders);
 	pipe_dir_unlock(e);
 	free(e);
 }
@@ -86,6 +87,7 @@ static int start_workers(atp_engine *e, char *err, size_t errlen)
 		w->notify_fd = e->cfg.notify_fd;
 		w->shards_total = e->n_shards;
 		w->io = e->cfg.io;
+		w->orders = e->orders;
 		pthread_mutex_init(&w->stats_lock, NULL);
 		w->in = atp_spsc_ring_create_mirrored(e->cfg.ring_bytes, 1);
 		w->out = atp_spsc_ring_create(GROUP_MAX * 2, sizeof(completion));
@@ -150,21 +152,23 @@ atp_engine *atp_engine_open(const char *dir, const atp_engine_config *cfg, char 
 	e->shard_now = calloc(e->n_shards, sizeof(uint64_t));
 	e->sources = atp_sources_create(cfg->core.max_sources);
 	e->rs = calloc(cfg->core.max_sources, sizeof(rsource));
-	if (!e->shards || !e->workers || !e->stages || !e->shard_now || !e->sources || !e->rs) {
+	e->orders = aligned_alloc(alignof(order_slot), ORDER_SLOTS * sizeof(order_slot));
+	if (e->orders)
+		memset(e->orders, 0, ORDER_SLOTS * sizeof(order_slot));
+	if (!e->shards || !e->workers || !e->stages || !e->shard_now || !e->sources || !e->rs || !e->orders) {
 		atp_errf(err, errlen, "out of memory");
 		goto fail;
 	}
 	if (pipe_dir_read_sources(e, err, errlen) < 0)
 		goto fail;
-	for (uint32_t i = 0; i < e->n_shards; i++) {
-		e->shards[i].index = i;
-		if (pipe_recover_shard(e, &e->shards[i], err, errlen) < 0)
-			goto fail;
-		if (e->cfg.on_recovered)
-			e->cfg.on_recovered(e->cfg.recovered_ctx, i, e->n_shards, e->recovery.recovered_records);
-	}
-	if (pipe_resume_internal_sources(e, err, errlen) < 0)
+	if (pipe_recover(e, err, errlen) < 0 || pipe_resume_internal_sources(e, err, errlen) < 0)
 		goto fail;
+	for (uint32_t i = 0; i < e->n_shards; i++) {
+		uint64_t hwm = atp_core_order_hwm(e->shards[i].core);
+		e->order_next = hwm >= e->order_next ? hwm + 1 : e->order_next;
+	}
+	if (!e->order_next)
+		e->order_next = 1;
 	e->recovery.recovery_seconds = (pipe_mono_ns() - t0) / 1e9;
 	if (start_workers(e, err, errlen) < 0)
 		goto fail;
@@ -425,6 +429,109 @@ static int submit(atp_engine *e, const atp_event *ev, uint32_t s, const atp_even
 	if (expected)
 		*expected = ev->seq + 1;
 	return ATP_OK;
+}
+
+/* Whether the n lines are one whole order's (see atp_engine_submit_order); their shards into to[]. */
+static int order_check(const atp_engine *e, const atp_event *lines, uint32_t n, uint32_t *to)
+{
+	if (n == 0 || n > ATP_ORDER_LINES_MAX)
+		return ATP_E_INVAL;
+	for (uint32_t i = 0; i < n; i++) {
+		const atp_event *ev = &lines[i];
+		int rc = atp_event_validate(ev);
+		if (rc)
+			return rc;
+		if (ev->type != ATP_EV_RESERVE || (ev->flags & (ATP_EVF_PARTIAL | ATP_EVF_DENY)) ||
+		    ev->seq != lines[0].seq + i || atp_str_cmp(ev->source, lines[0].source) ||
+		    atp_str_cmp(ev->ref, lines[0].ref))
+			return ATP_E_INVAL;
+		for (uint32_t k = 0; k < i; k++)
+			if (!atp_str_cmp(ev->sku, lines[k].sku) && !atp_str_cmp(ev->location, lines[k].location))
+				return ATP_E_INVAL;
+		to[i] = atp_engine_shard_of(e, ev->sku);
+	}
+	/* A part must go to disk in one write of its to (worker.c): far below the smallest WAL buffer that makes sense. */
+	if ((uint64_t)n * (16 + ATP_RECORD_MAX) + 1024 > e->cfg.wal.buffer_bytes)
+		return ATP_E_INVAL;
+	return ATP_OK;
+}
+
+int atp_engine_submit_order(atp_engine *e, const atp_event *lines, uint32_t n, uint64_t *expected)
+{
+	if (engine_failed(e))
+		return ATP_E_IO;
+	uint32_t to[ATP_ORDER_LINES_MAX];
+	int rc = order_check(e, lines, n, to);
+	if (rc)
+		return rc;
+	/* The seqs, in the lines' order (a duplicate or gap is the first line's, with nothing queued). */
+	uint32_t id = ATP_SOURCE_NONE;
+	for (uint32_t i = 0; i < n; i++) {
+		if ((rc = take_seq(e, lines[i].source, lines[i].seq, &id, expected)) != ATP_OK) {
+			if (i)
+				atp_sources_at(e->sources, id)->hwm = lines[0].seq - 1;
+			return rc;
+		}
+		atp_sources_at(e->sources, id)->hwm = lines[i].seq;
+	}
+	/* The parts: the shards, ascending, and the workers they span. */
+	atp_order_mark m = { .order = e->order_next };
+	uint64_t workers[ATP_ENGINE_WORKERS_MAX / 64 + 1] = { 0 };
+	uint32_t n_workers = 0;
+	for (uint32_t s = 0; s < e->n_shards && m.n_parts < n; s++) {
+		bool here = false;
+		for (uint32_t i = 0; i < n && !here; i++)
+			here = to[i] == s;
+		if (!here)
+			continue;
+		m.parts[m.n_parts++] = (uint16_t)s;
+		uint32_t w = s % e->n_workers;
+		if (!(workers[w / 64] & (1ull << (w % 64)))) {
+			workers[w / 64] |= 1ull << (w % 64);
+			n_workers++;
+		}
+	}
+	/* Everything before the order goes out first: each worker's frames of it then arrive together, behind it. */
+	if (flush_stages(e) < 0)
+		return ATP_E_IO;
+	if (n_workers > 1) {
+		order_slot *slot = &e->orders[m.order % ORDER_SLOTS];
+		for (unsigned round = 0; atomic_load(&slot->left) != 0;) {
+			if (engine_failed(e))
+				return ATP_E_IO;
+			if (!collect(e))
+				wait_workers(e, &round);
+		}
+		atomic_store(&slot->arrived, 0);
+		atomic_store(&slot->refused, 0);
+		atomic_store(&slot->durable, 0);
+		atomic_store(&slot->left, n_workers);
+		slot->workers = n_workers;
+		slot->order = m.order;
+	}
+	for (uint32_t p = 0; p < m.n_parts; p++) {
+		uint32_t s = m.parts[p];
+		m.n_lines = 0;
+		for (uint32_t i = 0; i < n; i++)
+			m.n_lines += to[i] == s;
+		uint8_t *rec = stage_reserve(e, s);
+		if (!rec || stage_commit(e, s, DONE_TICK, atp_record_encode_order(&m, e->now, rec), NULL) < 0)
+			return ATP_E_IO;
+		for (uint32_t i = 0; i < n; i++) {
+			if (to[i] != s)
+				continue;
+			atp_event_hash hash;
+			atp_core_hash_event(&lines[i], &hash);
+			if (!(rec = stage_reserve(e, s)) ||
+			    stage_commit(e, s, id, atp_record_encode_event(&lines[i], e->now, rec), &hash) < 0)
+				return ATP_E_IO;
+		}
+		e->shard_now[s] = e->now;
+	}
+	e->order_next++;
+	if (expected)
+		*expected = lines[n - 1].seq + 1;
+	return flush_stages(e) < 0 ? ATP_E_IO : ATP_OK;
 }
 
 int atp_engine_skip(atp_engine *e, atp_str source, uint64_t seq, int code, uint64_t *expected)

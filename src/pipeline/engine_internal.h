@@ -41,6 +41,34 @@ typedef struct frame_header {
 #define DONE_TICK UINT32_MAX
 #define DONE_SNAPSHOT (UINT32_MAX - 1)
 
+/*
+ * Where the workers holding parts of one whole order meet (an order whose
+ * shards belong to more than one worker; atp_engine_submit_order). The
+ * router fills it before the order's frames go out and reuses it only once
+ * left is 0. Each worker, on reaching the order: posts whether its part
+ * fits (refused, arrived), waits for arrived == workers, applies its part
+ * whole or denied; once its part is durable, counts durable; releases the
+ * group's completions and deltas only once durable == workers (so nothing
+ * that followed the order is acknowledged before every part is on disk),
+ * then counts left down.
+ */
+#define ORDER_SLOTS 1024u
+typedef struct order_slot {
+	alignas(CACHE_LINE) atomic_uint arrived;
+	atomic_uint refused;
+	atomic_uint durable;
+	atomic_uint left;
+	uint32_t workers;
+	uint64_t order;
+} order_slot;
+
+/* Multi-worker orders one group commit may hold. */
+#define GROUP_ORDERS 64u
+
+/* Steps of a whole order where a test may crash the process (atp_engine_test_order_hook). */
+enum order_step { ORDER_JUDGED = 1, ORDER_APPLIED, ORDER_DURABLE, ORDER_RELEASED };
+extern void (*pipe_order_hook)(uint32_t worker, int step);
+
 typedef struct completion {
 	uint32_t rsrc;
 	int32_t status;
@@ -90,6 +118,13 @@ typedef struct worker {
 	uint32_t flight_ops;   /* CQEs still expected for the group in flight */
 	uint64_t flight_t0;
 	uint64_t snapshot_bound; /* a shard snapshots once its WAL grew this much (0: never by size) */
+	order_slot *orders;    /* the engine's ORDER_SLOTS */
+	uint64_t judged;       /* the whole order this worker judged its part of, until it applies it (0: none) */
+	bool judged_fits;
+	bool held;             /* the group in flight is durable, its release waits for other workers' parts */
+	uint32_t n_pending_orders, n_flight_orders;
+	order_slot *pending_orders[GROUP_ORDERS];  /* multi-worker orders with a part in the group being built */
+	order_slot *flight_orders[GROUP_ORDERS];   /* ... in the group being written */
 	uint64_t wal_retention_ms; /* the engine's: snapshots and WAL kept for replays */
 	/* Read by the router; on a line apart from the counters above, which the worker writes per record. */
 	alignas(CACHE_LINE) atomic_bool stop;  /* set by worker_join, then the doorbell rung */

@@ -164,7 +164,8 @@ static void emit_base(replay_ctx *rc, uint64_t lsn)
 	replay_deltas_done(rc);
 }
 
-int pipe_recover_shard(atp_engine *e, shard *s, char *err, size_t errlen)
+/* A shard's core with its newest good snapshot loaded; *lsn the snapshot's (0: none). 0 or -1 (err). */
+static int load_shard(atp_engine *e, shard *s, uint64_t *lsn, char *err, size_t errlen)
 {
 	atp_engine_shard_dir(e->dir, s->index, s->dir, sizeof(s->dir));
 	if (mkdir(s->dir, 0755) < 0 && errno != EEXIST) {
@@ -177,9 +178,17 @@ int pipe_recover_shard(atp_engine *e, shard *s, char *err, size_t errlen)
 		atp_errf(err, errlen, "shard %u: cannot allocate the core", s->index);
 		return -1;
 	}
-	uint64_t t1 = pipe_mono_ns(), lsn;
-	if (atp_snapshot_load(s->dir, s->core, &lsn, err, errlen) < 0)
+	uint64_t t1 = pipe_mono_ns();
+	if (atp_snapshot_load(s->dir, s->core, lsn, err, errlen) < 0)
 		return -1;
+	e->recovery.recovery_table_seconds += (t1 - t0) / 1e9;
+	e->recovery.recovery_snapshot_seconds += (pipe_mono_ns() - t1) / 1e9;
+	return 0;
+}
+
+/* Replay s's WAL after its snapshot at lsn, cutting every record after upto. 0 or -1 (err). */
+static int replay_shard(atp_engine *e, shard *s, uint64_t lsn, uint64_t upto, char *err, size_t errlen)
+{
 	uint64_t t2 = pipe_mono_ns();
 	replay_ctx *rc = calloc(1, sizeof(*rc));
 	if (!rc) {
@@ -196,7 +205,7 @@ int pipe_recover_shard(atp_engine *e, shard *s, char *err, size_t errlen)
 	} else {
 		atp_core_set_deltas(s->core, false);  /* nobody takes them */
 	}
-	s->wal = atp_wal_open(s->dir, &e->cfg.wal, lsn, replay_record, rc, err, errlen);
+	s->wal = atp_wal_open_upto(s->dir, &e->cfg.wal, lsn, upto, replay_record, rc, err, errlen);
 	if (s->wal && replay_flush(rc) < 0) {
 		atp_errf(err, errlen, "shard %u: a WAL record that was applied once is refused in replay", s->index);
 		atp_wal_close(s->wal);
@@ -213,15 +222,137 @@ int pipe_recover_shard(atp_engine *e, shard *s, char *err, size_t errlen)
 		return -1;
 	uint64_t t3 = pipe_mono_ns();
 	e->recovery.recovered_records += records;
-	e->recovery.recovery_table_seconds += (t1 - t0) / 1e9;
-	e->recovery.recovery_snapshot_seconds += (t2 - t1) / 1e9;
 	e->recovery.recovery_wal_seconds += (t3 - t2) / 1e9;
 	if (lsn || records)
-		atp_log(ATP_LOG_INFO, "shard %u recovered: snapshot of lsn %" PRIu64 " (%.3f s), %" PRIu64
-				" WAL records replayed (%.3f s), %u positions; tables allocated in %.3f s",
-			s->index, lsn, (t2 - t1) / 1e9, records, (t3 - t2) / 1e9, atp_table_count(atp_core_table(s->core)),
-			(t1 - t0) / 1e9);
+		atp_log(ATP_LOG_INFO, "shard %u recovered: snapshot of lsn %" PRIu64 ", %" PRIu64
+				" WAL records replayed (%.3f s), %u positions",
+			s->index, lsn, records, (t3 - t2) / 1e9, atp_table_count(atp_core_table(s->core)));
 	return 0;
+}
+
+/* ---- whole orders: where each shard's log must be cut ---- */
+
+/* An ORDER mark in a shard's log after its snapshot, and how many of its lines follow it there. */
+typedef struct mark {
+	uint64_t order, lsn;
+	uint16_t n_lines, seen;
+	uint64_t parts[ATP_ENGINE_SHARDS_MAX / 64];
+} mark;
+
+typedef struct shard_marks {
+	mark *m;
+	size_t n, cap;
+	uint64_t snap_lsn;
+	uint64_t snap_order;  /* the snapshot's order mark: every order up to it is whole (a snapshot waits for that) */
+	uint64_t cut;         /* the LSN of the first record cut off; UINT64_MAX: none */
+	int failed;
+} shard_marks;
+
+static int scan_mark(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
+{
+	shard_marks *sm = ctx;
+	if (!p || !len)
+		return 0;
+	mark *last = sm->n ? &sm->m[sm->n - 1] : NULL;
+	atp_record rec;
+	if (p[0] == ATP_REC_ORDER && atp_record_decode(p, len, &rec) == 0) {
+		if (sm->n == sm->cap) {
+			size_t cap = sm->cap ? sm->cap * 2 : 64;
+			mark *m = realloc(sm->m, cap * sizeof(*m));
+			if (!m)
+				return sm->failed = -1;
+			sm->m = m;
+			sm->cap = cap;
+		}
+		mark *x = &sm->m[sm->n++];
+		*x = (mark){ .order = rec.order.order, .lsn = lsn, .n_lines = rec.order.n_lines };
+		for (uint16_t i = 0; i < rec.order.n_parts; i++)
+			x->parts[rec.order.parts[i] / 64] |= 1ull << (rec.order.parts[i] % 64);
+	} else if (last && last->seen < last->n_lines && last->lsn + 1 + last->seen == lsn) {
+		last->seen++;  /* a part's lines follow its mark, back to back (worker.c) */
+	}
+	return 0;
+}
+
+/* Whether shard p's log, as cut so far, holds its part of order k whole. */
+static bool holds(const shard_marks *sm, uint64_t k)
+{
+	if (k <= sm->snap_order)
+		return true;
+	size_t lo = 0, hi = sm->n;  /* marks come in order number order */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (sm->m[mid].order < k)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < sm->n && sm->m[lo].order == k && sm->m[lo].lsn < sm->cut && sm->m[lo].seen == sm->m[lo].n_lines;
+}
+
+/*
+ * Cut each log before the first order that some shard of it does not hold
+ * whole; a cut can leave another order incomplete, so until nothing moves.
+ */
+static void find_cuts(atp_engine *e, shard_marks *sm)
+{
+	for (bool moved = true; moved;) {
+		moved = false;
+		for (uint32_t s = 0; s < e->n_shards; s++) {
+			for (size_t j = 0; j < sm[s].n && sm[s].m[j].lsn < sm[s].cut; j++) {
+				const mark *x = &sm[s].m[j];
+				bool whole = true;
+				for (uint32_t p = 0; p < e->n_shards && whole; p++)
+					if (x->parts[p / 64] & (1ull << (p % 64)))
+						whole = holds(&sm[p], x->order);
+				if (whole)
+					continue;
+				atp_log(ATP_LOG_WARN, "shard %u: whole order %" PRIu64 " is not in every shard's log: "
+						"its log is cut before it (lsn %" PRIu64 "); nothing from there on was acknowledged",
+					s, x->order, x->lsn);
+				sm[s].cut = x->lsn;
+				moved = true;
+				break;
+			}
+		}
+	}
+}
+
+int pipe_recover(atp_engine *e, char *err, size_t errlen)
+{
+	shard_marks *sm = calloc(e->n_shards, sizeof(*sm));
+	int rc = sm ? 0 : -1;
+	if (!sm)
+		atp_errf(err, errlen, "out of memory");
+	for (uint32_t i = 0; rc == 0 && i < e->n_shards; i++) {
+		shard *s = &e->shards[i];
+		s->index = i;
+		sm[i].cut = UINT64_MAX;
+		rc = load_shard(e, s, &sm[i].snap_lsn, err, errlen);
+		if (rc == 0) {
+			sm[i].snap_order = atp_core_order_hwm(s->core);
+			atp_wal_scan_info info;
+			/* A log that cannot be read is refused below by its replay, with the same message. */
+			if (atp_wal_scan(s->dir, sm[i].snap_lsn, scan_mark, &sm[i], &info, err, errlen) < 0)
+				sm[i].n = 0;
+			if (sm[i].failed) {
+				atp_errf(err, errlen, "out of memory");
+				rc = -1;
+			}
+		}
+	}
+	if (rc == 0)
+		find_cuts(e, sm);
+	for (uint32_t i = 0; rc == 0 && i < e->n_shards; i++) {
+		rc = replay_shard(e, &e->shards[i], sm[i].snap_lsn, sm[i].cut == UINT64_MAX ? UINT64_MAX : sm[i].cut - 1,
+				  err, errlen);
+		if (rc == 0 && e->cfg.on_recovered)
+			e->cfg.on_recovered(e->cfg.recovered_ctx, i, e->n_shards, e->recovery.recovered_records);
+	}
+	for (uint32_t i = 0; sm && i < e->n_shards; i++)
+		free(sm[i].m);
+	free(sm);
+	return rc;
 }
 
 /*
@@ -236,8 +367,8 @@ int pipe_resume_internal_sources(atp_engine *e, char *err, size_t errlen)
 		const atp_sources *ss = atp_core_sources(e->shards[i].core);
 		for (uint32_t k = 0; k < atp_sources_count(ss); k++) {
 			const atp_source *src = atp_sources_get(ss, k);
-			if (src->name[0] != '@')
-				continue;
+			if (src->name[0] != '@' || strcmp(src->name, ATP_ORDER_SOURCE) == 0)
+				continue;  /* (the order mark is a shard's own, never a sender) */
 			atp_str name = atp_str_of(src->name, src->name_len);
 			uint32_t id = atp_sources_find(e->sources, name);
 			if (id == ATP_SOURCE_NONE && (id = atp_sources_intern(e->sources, name)) == ATP_SOURCE_NONE) {

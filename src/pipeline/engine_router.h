@@ -53,6 +53,8 @@ struct atp_engine {
 	char error[600];
 	atp_engine_stats recovery;
 	uint8_t identity[32];  /* DIR/identity */
+	order_slot *orders;    /* ORDER_SLOTS meeting places of multi-worker whole orders */
+	uint64_t order_next;   /* the next whole order's number: past every shard's (atp_core_order_hwm) */
 };
 
 /* The router's clock where it steers what is written: the simulator's under atp_engine_io. */
@@ -75,8 +77,12 @@ int pipe_dir_write_sources(atp_engine *e);
 int pipe_dir_read_sources(atp_engine *e, char *err, size_t errlen);
 
 /* engine_recovery.c */
-/* Load s's newest good snapshot and replay its WAL after it (deltas to on_delta). 0 or -1 (err). */
-int pipe_recover_shard(atp_engine *e, shard *s, char *err, size_t errlen);
+/*
+ * Every shard's newest good snapshot and the WAL after it (deltas to
+ * on_delta), each shard's log first cut before the first whole order some
+ * other part of which is not in its shard's log. 0 or -1 (err).
+ */
+int pipe_recover(atp_engine *e, char *err, size_t errlen);
 /* Internal ('@') sources continue after the highest seq any shard applied. 0 or -1 (err). */
 int pipe_resume_internal_sources(atp_engine *e, char *err, size_t errlen);
 

@@ -219,6 +219,12 @@ void *atp_spsc_ring_stage_slot(atp_spsc_ring *r)
 	return r->slots + (size_t)(r->staged & r->mask) * r->elem_size;
 }
 
+uint32_t atp_spsc_ring_stage_room(atp_spsc_ring *r)
+{
+	r->tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
+	return (uint32_t)((uint64_t)r->mask + 1 - (r->staged - r->tail_seen));
+}
+
 void atp_spsc_ring_stage_one(atp_spsc_ring *r)
 {
 	assert(r->staged - r->tail_seen < (uint64_t)r->mask + 1);  /* a slot was handed out */

@@ -51,6 +51,19 @@
 #define DOZE_MS 100
 #define BELL UINT64_MAX  /* user_data of the doorbell's read; a shard's ops carry (index << 1 | op) */
 
+void (*pipe_order_hook)(uint32_t worker, int step);
+
+void atp_engine_test_order_hook(void (*fn)(uint32_t worker, int step))
+{
+	pipe_order_hook = fn;
+}
+
+static void order_step(const worker *w, enum order_step step)
+{
+	if (pipe_order_hook)
+		pipe_order_hook(w->index, step);
+}
+
 void worker_ring(worker *w)
 {
 	atomic_thread_fence(memory_order_seq_cst);  /* the push before the look: pairs with doze()'s fence */
@@ -158,7 +171,7 @@ static void publish_stats(worker *w)
 /* Submit a write + fdatasync for every shard with pending bytes; with none, release the group at once. */
 static void start_group(worker *w)
 {
-	if (w->flight_ops || failed(w))
+	if (w->flight_ops || w->held || failed(w))
 		return;
 	uint32_t ops = 0;
 	for (uint32_t i = 0; i < w->n_shards; i++) {
@@ -196,6 +209,7 @@ static void start_group(worker *w)
 	}
 	if (!ops) {
 		/* Nothing waits to be written: everything logged is durable. */
+		assert(w->n_pending_orders == 0);  /* an order's part is records in its shards' logs */
 		if (w->deltas)
 			atp_spsc_ring_publish(w->deltas, atp_spsc_ring_staged(w->deltas));
 		release(w, w->pending, w->n_pending);
@@ -214,8 +228,37 @@ static void start_group(worker *w)
 	w->pending = t;
 	w->n_flight = w->n_pending;
 	w->n_pending = 0;
+	memcpy(w->flight_orders, w->pending_orders, w->n_pending_orders * sizeof(order_slot *));
+	w->n_flight_orders = w->n_pending_orders;
+	w->n_pending_orders = 0;
 	w->flight_ops = ops;
 	w->flight_t0 = pipe_mono_ns();
+}
+
+/* Whether every worker's part of the group's orders is durable (always, without orders). */
+static bool gate_open(const worker *w)
+{
+	for (uint32_t i = 0; i < w->n_flight_orders; i++)
+		if (atomic_load(&w->flight_orders[i]->durable) < w->flight_orders[i]->workers)
+			return false;
+	return true;
+}
+
+/* The group in flight is durable, and so is every part of its orders: hand its deltas and completions out. */
+static void group_release(worker *w)
+{
+	w->held = false;
+	if (w->deltas)
+		atp_spsc_ring_publish(w->deltas, w->flight_mark);  /* before the completions: an Ack never precedes its deltas */
+	release(w, w->flight, w->n_flight);
+	w->local.events += w->n_flight;
+	w->n_flight = 0;
+	for (uint32_t i = 0; i < w->n_flight_orders; i++)
+		atomic_fetch_sub(&w->flight_orders[i]->left, 1);
+	if (w->n_flight_orders)
+		order_step(w, ORDER_RELEASED);
+	w->n_flight_orders = 0;
+	publish_stats(w);
 }
 
 static void group_done(worker *w)
@@ -241,12 +284,14 @@ static void group_done(worker *w)
 	for (b = 0; b < 19 && (w->n_flight >> (b + 1)); b++)
 		;
 	w->local.group_hist[b]++;
-	if (w->deltas)
-		atp_spsc_ring_publish(w->deltas, w->flight_mark);  /* before the completions: an Ack never precedes its deltas */
-	release(w, w->flight, w->n_flight);
-	w->local.events += w->n_flight;
-	w->n_flight = 0;
-	publish_stats(w);
+	for (uint32_t i = 0; i < w->n_flight_orders; i++)
+		atomic_fetch_add(&w->flight_orders[i]->durable, 1);
+	if (w->n_flight_orders)
+		order_step(w, ORDER_DURABLE);
+	if (gate_open(w))
+		group_release(w);
+	else
+		w->held = true;  /* worker_turn() and drain() look again */
 }
 
 /* Collect what completed; with wait, first sleep in the kernel until something does (DOZE_MS at most). */
@@ -322,7 +367,15 @@ static void doze(worker *w)
 /* Wait until nothing is in flight and nothing pending: every applied record durable. */
 static void drain(worker *w)
 {
-	while (!failed(w) && (w->flight_ops || w->n_pending)) {
+	unsigned round = 0;
+	while (!failed(w) && (w->flight_ops || w->n_pending || w->held)) {
+		if (w->held) {
+			if (gate_open(w))
+				group_release(w);
+			else
+				pipe_backoff(&round);
+			continue;
+		}
 		start_group(w);
 		reap(w, w->flight_ops != 0);
 	}
@@ -442,6 +495,8 @@ int atp_engine_apply_record(atp_core *core, const atp_record *rec, atp_result *r
 				fn(ctx, d, nd);
 		} while (n == 64);
 	}
+	if (rec->kind == ATP_REC_ORDER)
+		return atp_core_note_order(core, rec->order.order);
 	if (rec->kind != ATP_REC_EVENT)
 		return ATP_OK;
 	return atp_core_apply(core, &rec->ev, r);
@@ -622,19 +677,201 @@ static void apply_run(worker *w, run *r)
 	r->n = 0;
 }
 
+/* ---- whole orders ---- */
+
+/* Bring s to time now (a logged tick first, as the router's would be, so that replay repeats the expiries). */
+static void advance_time(worker *w, shard *s, uint64_t now)
+{
+	if (now <= atp_core_now_ms(s->core))
+		return;
+	uint8_t tick[16];
+	size_t n = atp_record_encode_tick(now, tick);
+	if (w->deltas) {
+		tick_logged(w, s, tick, n, atp_crc32c(0, tick, n), now);
+		return;
+	}
+	append(w, s, tick, n, atp_crc32c(0, tick, n));
+	atp_record rec = { .kind = ATP_REC_TICK, .now = now };
+	atp_engine_apply_record(s->core, &rec, NULL, NULL, NULL);
+}
+
+/* The frames of this worker's parts of one order, as the router wrote them: per part a mark, then its lines. */
+typedef struct order_frames {
+	uint32_t n;            /* frames */
+	uint32_t lines;
+	size_t bytes;
+	frame_header h[ATP_ORDER_LINES_MAX + ATP_ORDER_PARTS_MAX];
+	const uint8_t *p[ATP_ORDER_LINES_MAX + ATP_ORDER_PARTS_MAX];
+	atp_record rec[ATP_ORDER_LINES_MAX + ATP_ORDER_PARTS_MAX];
+} order_frames;
+
+/* Gather them from buf (the mark of the first part first); false while some are not in the ring yet. */
+static bool order_gather(worker *w, const uint8_t *buf, size_t have, order_frames *f)
+{
+	size_t off = 0;
+	uint32_t parts = 0, mine = 0, want = 0;
+	f->n = f->lines = 0;
+	do {
+		if (have - off < sizeof(frame_header))
+			return false;
+		frame_header *h = &f->h[f->n];
+		memcpy(h, buf + off, sizeof(*h));
+		if (have - off < sizeof(*h) + h->len)
+			return false;
+		const uint8_t *p = buf + off + sizeof(*h);
+		atp_record *rec = &f->rec[f->n];
+		int decoded = atp_record_decode(p, h->len, rec);
+		/* The router wrote them, in this shape (engine.c): anything else is memory gone wrong, not input. */
+		assert(decoded == 0 && shard_of(w, h->shard));
+		(void)decoded;
+		if (want == 0) {
+			assert(rec->kind == ATP_REC_ORDER && (f->n == 0 || rec->order.order == f->rec[0].order.order));
+			if (f->n == 0)
+				for (uint32_t i = 0; i < rec->order.n_parts; i++)
+					mine += shard_of(w, rec->order.parts[i]) != NULL;
+			want = rec->order.n_lines;
+			parts++;
+		} else {
+			assert(rec->kind == ATP_REC_EVENT && rec->ev.type == ATP_EV_RESERVE);
+			want--;
+			f->lines++;
+		}
+		f->p[f->n++] = p;
+		off += sizeof(*h) + h->len;
+	} while (want || parts < mine);
+	f->bytes = off;
+	return true;
+}
+
+/* Every part of f judged against its shard now: whether all its lines fit. */
+static bool order_judge(worker *w, const order_frames *f)
+{
+	bool fits = true;
+	for (uint32_t i = 0; i < f->n && !failed(w); i += 1 + f->rec[i].order.n_lines) {
+		shard *s = shard_of(w, f->h[i].shard);
+		advance_time(w, s, f->rec[i].now);
+		atp_event lines[ATP_ORDER_LINES_MAX];
+		uint32_t n = f->rec[i].order.n_lines;
+		for (uint32_t k = 0; k < n; k++)
+			lines[k] = f->rec[i + 1 + k].ev;
+		fits = fits && atp_core_reserve_fits(s->core, lines, n);
+	}
+	return fits;
+}
+
+/* Each part of f logged and applied, its lines confirmed in full (whole) or denied. */
+static void order_apply(worker *w, order_frames *f, bool whole)
+{
+	for (uint32_t i = 0; i < f->n && !failed(w); i++) {
+		shard *s = shard_of(w, f->h[i].shard);
+		completion c = { .rsrc = f->h[i].rsrc, .status = ATP_OK };
+		if (f->rec[i].kind == ATP_REC_ORDER) {
+			append(w, s, f->p[i], f->h[i].len, f->h[i].crc);
+			assert(atp_core_now_ms(s->core) >= f->rec[i].now);  /* order_judge() brought it there: nothing lapses */
+			c.status = atp_engine_apply_record(s->core, &f->rec[i], NULL, NULL, NULL);
+			if (c.status != ATP_OK)
+				fail(w, -ENOSPC, "shard %u: no room for the order mark's source", s->index);
+			w->pending[w->n_pending++] = c;
+			continue;
+		}
+		const uint8_t *p = f->p[i];
+		uint32_t crc = f->h[i].crc;
+		uint8_t denied[ATP_RECORD_MAX];
+		atp_event *ev = &f->rec[i].ev;
+		if (!whole) {
+			memcpy(denied, p, f->h[i].len);
+			denied[2] |= ATP_EVF_DENY;  /* the flags byte (record.c) */
+			p = denied;
+			crc = atp_crc32c(0, denied, f->h[i].len);
+			ev->flags |= ATP_EVF_DENY;
+		}
+		atp_result res;
+		atp_core_apply_batch_hashed_at(s->core, ev, &f->h[i].hash, &f->rec[i].now, 1, &res);
+		/* Judged a moment ago, with nothing applied in between: a whole order's lines are all new and fit. */
+		assert(res.status == ATP_OK && (!whole || res.confirmed == ev->qty));
+		c.seq = ev->seq;
+		c.status = res.status;
+		c.flags = res.flags;
+		c.qty = res.confirmed;
+		settle(w, s, p, f->h[i].len, crc, c, f->rec[i].now, false, &res);
+	}
+}
+
 /*
- * Apply the whole frames in buf; returns the bytes consumed. Consecutive
+ * The order whose first frame starts buf: the bytes of its frames once its
+ * parts here are applied, or 0 while it cannot be yet (frames still
+ * coming, no room in this group, other workers still judging). Judging
+ * happens once; the order then stays at the head of the ring, so nothing
+ * after it is applied before it.
+ */
+static size_t take_order(worker *w, const uint8_t *buf, size_t have)
+{
+	static _Thread_local order_frames f;
+	if (!order_gather(w, buf, have, &f))
+		return 0;
+	const atp_order_mark *m = &f.rec[0].order;
+	uint32_t mine = 0;
+	for (uint32_t i = 0; i < f.n; i++)
+		mine += f.rec[i].kind == ATP_REC_ORDER;
+	order_slot *slot = mine < m->n_parts ? &w->orders[m->order % ORDER_SLOTS] : NULL;
+	assert(!slot || slot->order == m->order);  /* the router filled it before the frames went out */
+	if (w->n_pending + f.n > GROUP_MAX || (slot && w->n_pending_orders == GROUP_ORDERS) ||
+	    (w->deltas && atp_spsc_ring_stage_room(w->deltas) < f.lines))
+		return 0;  /* after the group in flight */
+	if (w->judged != m->order) {
+		w->judged = m->order;
+		w->judged_fits = order_judge(w, &f);
+		if (slot) {
+			if (!w->judged_fits)
+				atomic_fetch_add(&slot->refused, 1);
+			atomic_fetch_add(&slot->arrived, 1);
+		}
+		order_step(w, ORDER_JUDGED);
+	}
+	if (slot && atomic_load(&slot->arrived) < slot->workers)
+		return 0;
+	bool whole = slot ? atomic_load(&slot->refused) == 0 : w->judged_fits;
+	/* Each part in one write of its shard, so that a group holds all of it (see gate_open). */
+	size_t lens[ATP_ORDER_LINES_MAX + ATP_ORDER_PARTS_MAX];
+	for (int attempt = 0; attempt < 2; attempt++) {
+		bool fits = true;
+		for (uint32_t i = 0; i < f.n; i += 1 + f.rec[i].order.n_lines) {
+			for (uint32_t k = 0; k <= f.rec[i].order.n_lines; k++)
+				lens[k] = f.h[i + k].len;
+			fits = fits && atp_wal_fits(shard_of(w, f.h[i].shard)->wal, lens, 1 + f.rec[i].order.n_lines);
+		}
+		if (fits)
+			break;
+		if (attempt) {
+			fail(w, -EMSGSIZE, "order %" PRIu64 ": a part does not fit in one WAL write (wal buffer too small)", m->order);
+			return 0;
+		}
+		drain(w);
+		if (failed(w))
+			return 0;
+	}
+	order_apply(w, &f, whole);
+	if (slot)
+		w->pending_orders[w->n_pending_orders++] = slot;
+	w->judged = 0;
+	order_step(w, ORDER_APPLIED);
+	return f.bytes;
+}
+
+/*
+ * Apply the whole frames in buf, starting none past limit (a bounded bite,
+ * whose last order may reach beyond it); returns the bytes consumed. Consecutive
  * events of one shard go through the core together; a tick, a snapshot
  * command or another shard ends the run. Stops early when the group is full
  * or a shard must snapshot first (checked after each run, whose records are
  * all in the WAL by then, so a snapshot never holds an event its LSN does
  * not cover).
  */
-static size_t process(worker *w, const uint8_t *buf, size_t have, bool *snap)
+static size_t process(worker *w, const uint8_t *buf, size_t have, size_t limit, bool *snap)
 {
 	size_t off = 0;
 	run r = { .n = 0 };
-	while (have - off >= sizeof(frame_header) && w->n_pending + r.n < GROUP_MAX && !failed(w)) {
+	while (off < limit && have - off >= sizeof(frame_header) && w->n_pending + r.n < GROUP_MAX && !failed(w)) {
 		frame_header h;
 		memcpy(&h, buf + off, sizeof(h));
 		if (have - off < sizeof(h) + h.len)
@@ -652,6 +889,17 @@ static size_t process(worker *w, const uint8_t *buf, size_t have, bool *snap)
 				*snap = true;
 				break;
 			}
+		}
+		if (rec.kind == ATP_REC_ORDER) {
+			size_t used = take_order(w, buf + off, have - off);
+			if (!used)
+				break;
+			off += used;
+			for (uint32_t i = 0; i < w->n_shards; i++)
+				*snap |= w->shards[i]->snap_due && !w->shards[i]->snap_child;
+			if (*snap)
+				break;
+			continue;
 		}
 		off += sizeof(h) + h.len;
 		if (rec.kind == ATP_REC_EVENT) {
@@ -718,12 +966,14 @@ bool worker_turn(worker *w)
 	bool progress = false, snap = false;
 	if (failed(w))
 		return false;
+	if (w->held && gate_open(w))
+		group_release(w);
 	/* The frames are applied and logged where they lie in the ring (mirrored: always contiguous). */
 	const void *frames;
 	uint32_t k = w->n_pending < GROUP_MAX ? atp_spsc_ring_peek(w->in, &frames) : 0;
 	if (k) {
 		/* A bounded bite, so that an idle WAL gets its next group soon. */
-		size_t used = process(w, frames, k < TURN_BYTES ? k : TURN_BYTES, &snap);
+		size_t used = process(w, frames, k, TURN_BYTES, &snap);
 		atp_spsc_ring_consume(w->in, (uint32_t)used);
 		progress = used > 0;
 	}
@@ -765,9 +1015,9 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		if (atomic_load_explicit(&w->stop, memory_order_acquire) && atp_spsc_ring_count(w->in) == 0 &&
-		    !w->flight_ops && !w->n_pending)
+		    !w->flight_ops && !w->n_pending && !w->held)
 			break;
-		if (idle++ < IDLE_SPINS) {
+		if (idle++ < IDLE_SPINS || w->held) {
 			spin();
 		} else {
 			/* Nothing came in: sleep until something does or the group in flight is durable. */

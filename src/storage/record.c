@@ -12,7 +12,8 @@
  * event_key is kind EVENT_KEYED on disk: the same with a seventh length
  * (the key's) after the six and the key's bytes last, so that the records
  * of numeric ids keep the layout of every WAL written before keys existed.
- * TICK: kind, now. SNAPSHOT: kind.
+ * TICK: kind, now. SNAPSHOT: kind. ORDER: kind, now, order (u64), n_lines,
+ * n_parts (u16), the parts (u16 each).
  */
 #define EVENT_KEYED 4
 #define EV_FIXED(nstr) ((size_t)(3 + (nstr) + 40))
@@ -75,6 +76,34 @@ size_t atp_record_encode_snapshot(uint8_t *out)
 	return 1;
 }
 
+static bool order_ok(const atp_order_mark *m)
+{
+	if (m->order == 0 || m->n_lines == 0 || m->n_lines > ATP_ORDER_LINES_MAX || m->n_parts == 0 ||
+	    m->n_parts > ATP_ORDER_PARTS_MAX)
+		return false;
+	for (uint16_t i = 1; i < m->n_parts; i++)
+		if (m->parts[i] <= m->parts[i - 1])
+			return false;
+	return true;
+}
+
+#define ORDER_FIXED 21
+
+size_t atp_record_encode_order(const atp_order_mark *m, uint64_t now, uint8_t *out)
+{
+	if (!order_ok(m))
+		return 0;
+	out[0] = ATP_REC_ORDER;
+	put64(out + 1, now);
+	put64(out + 9, m->order);
+	memcpy(out + 17, &m->n_lines, 2);
+	memcpy(out + 19, &m->n_parts, 2);
+	memcpy(out + ORDER_FIXED, m->parts, 2u * m->n_parts);
+	return ORDER_FIXED + 2u * m->n_parts;
+}
+
+_Static_assert(ORDER_FIXED + 2 * ATP_ORDER_PARTS_MAX <= ATP_RECORD_MAX, "ATP_RECORD_MAX holds an order mark");
+
 int atp_record_decode(const uint8_t *buf, size_t len, atp_record *rec)
 {
 	if (len == 0)
@@ -88,6 +117,19 @@ int atp_record_decode(const uint8_t *buf, size_t len, atp_record *rec)
 		return 0;
 	case ATP_REC_SNAPSHOT:
 		return len == 1 ? 0 : -1;
+	case ATP_REC_ORDER: {
+		atp_order_mark *m = &rec->order;
+		if (len < ORDER_FIXED)
+			return -1;
+		rec->now = get64(buf + 1);
+		m->order = get64(buf + 9);
+		memcpy(&m->n_lines, buf + 17, 2);
+		memcpy(&m->n_parts, buf + 19, 2);
+		if (m->n_parts > ATP_ORDER_PARTS_MAX || len != ORDER_FIXED + 2u * m->n_parts)
+			return -1;
+		memcpy(m->parts, buf + ORDER_FIXED, 2u * m->n_parts);
+		return order_ok(m) ? 0 : -1;
+	}
 	case ATP_REC_EVENT:
 	case EVENT_KEYED:
 		break;

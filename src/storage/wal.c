@@ -192,6 +192,8 @@ typedef struct scan {
 	size_t errlen;
 	atp_wal_scan_info *readonly; /* atp_wal_scan(): change nothing, say here what recovery would cut */
 	uint64_t cut_lsn;            /* the highest valid record's lsn inside a torn tail (0: none) */
+	uint64_t upto;               /* records after it are cut off (atp_wal_open_upto) */
+	bool cutting;                /* the segment just replayed holds the first of them */
 } scan;
 
 /* Whether the 64 bytes at p are all zero. */
@@ -244,6 +246,10 @@ static int replay_segment(atp_wal *w, const char *path, const uint8_t *m, uint64
 			lsn = w->last_lsn + 1;
 		else if (!(ok = valid_record(m, size, off, fmt, &lsn, &start)) || lsn != w->last_lsn + 1)
 			break;
+		if (lsn > s->upto) {
+			s->cutting = true;
+			break;
+		}
 		if (lsn > s->after && s->fn && s->fn(s->ctx, lsn, m + off + REC_HEADER, ok) != 0) {
 			atp_errf(s->err, s->errlen, "%s: record at offset %" PRIu64 " (lsn %" PRIu64 ") cannot be applied", path,
 			    off, lsn);
@@ -257,8 +263,8 @@ static int replay_segment(atp_wal *w, const char *path, const uint8_t *m, uint64
 		atp_errf(s->err, s->errlen, "%s: the records before offset %" PRIu64 " cannot be applied", path, off);
 		return -1;
 	}
-	/* Anything valid after the end of data? */
-	for (uint64_t p = off + 8; p + REC_HEADER <= size; p += 8) {
+	/* Anything valid after the end of data? (Not asked where the caller cuts.) */
+	for (uint64_t p = off + 8; !s->cutting && p + REC_HEADER <= size; p += 8) {
 		/* A record starts with a non-zero length: the preallocated zeros are skipped a cache line at a time. */
 		while (p % 64 == 0 && p + 64 + REC_HEADER <= size && all_zero(m + p))
 			p += 64;
@@ -276,7 +282,7 @@ static int replay_segment(atp_wal *w, const char *path, const uint8_t *m, uint64
 		    path, off, lsn, p, start ? ", the start of a later write" : "");
 		return -1;
 	}
-	uint64_t junk = last ? size : first_nonzero(m, off, size);
+	uint64_t junk = last || s->cutting ? size : first_nonzero(m, off, size);
 	if (junk < size) {
 		atp_errf(s->err, s->errlen, "%s: %s at offset %" PRIu64 " of a segment that is not the last; refusing to start",
 		    path, junk == off ? "bad record" : "damage after the end of data", junk);
@@ -312,6 +318,36 @@ static int list_segments(atp_wal *w, char *err, size_t errlen)
 	closedir(d);
 	if (w->n_segs)
 		qsort(w->firsts, w->n_segs, sizeof(uint64_t), cmp_u64);
+	return 0;
+}
+
+/*
+ * The caller's cut (atp_wal_open_upto): segment i holds the first record
+ * after upto at tail. Zero from there, delete every later segment, and
+ * make both durable; segment i is then the current one.
+ */
+static int cut_after(atp_wal *w, scan *s, uint32_t i, int fd, const char *path, uint64_t tail, uint64_t size, int fmt)
+{
+	atp_log(ATP_LOG_WARN, "wal: %s: records after lsn %" PRIu64 " cut at offset %" PRIu64 " (an incomplete whole order)",
+		path, s->upto, tail);
+	int rc = zero_tail(fd, tail, size);
+	for (uint32_t k = i + 1; rc == 0 && k < w->n_segs; k++) {
+		char later[PATH_MAX];
+		seg_path(w, w->firsts[k], later, sizeof(later));
+		if (unlink(later) < 0)
+			rc = -errno;
+	}
+	if (rc == 0 && atp_io_fsync(w->dirfd) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		atp_errf(s->err, s->errlen, "%s: cannot cut after lsn %" PRIu64 ": %s", path, s->upto, strerror(-rc));
+		close(fd);
+		return -1;
+	}
+	w->n_segs = i + 1;
+	w->fd = fd;
+	w->seg_bytes = fmt == FMT_V3 ? size : tail;
+	w->pend_off = tail;
 	return 0;
 }
 
@@ -380,6 +416,10 @@ static int recover(atp_wal *w, scan *s)
 			s->readonly->first_lsn = h.first_lsn;
 		uint64_t tail;
 		int rc = replay_segment(w, path, m, size, last, fmt, s, &tail);
+		if (rc == 0 && s->cutting && !s->readonly) {
+			munmap((void *)m, size);
+			return cut_after(w, s, i, fd, path, tail, size, fmt);
+		}
 		uint64_t junk = rc == 0 && last ? first_nonzero(m, tail, size) : size;
 		bool torn = junk < size;
 		munmap((void *)m, size);
@@ -426,6 +466,12 @@ static int recover(atp_wal *w, scan *s)
 atp_wal *atp_wal_open(const char *dir, const atp_wal_config *cfg, uint64_t after, atp_wal_replay_fn fn, void *ctx,
 		      char *err, size_t errlen)
 {
+	return atp_wal_open_upto(dir, cfg, after, UINT64_MAX, fn, ctx, err, errlen);
+}
+
+atp_wal *atp_wal_open_upto(const char *dir, const atp_wal_config *cfg, uint64_t after, uint64_t upto,
+			   atp_wal_replay_fn fn, void *ctx, char *err, size_t errlen)
+{
 	if (cfg->segment_bytes < (64u << 10) || cfg->segment_bytes % 4096 ||
 	    cfg->buffer_bytes < rec_size(ATP_WAL_PAYLOAD_MAX) || cfg->buffer_bytes > cfg->segment_bytes - SEG_HEADER) {
 		atp_errf(err, errlen, "bad WAL configuration");
@@ -450,7 +496,7 @@ atp_wal *atp_wal_open(const char *dir, const atp_wal_config *cfg, uint64_t after
 		atp_errf(err, errlen, "%s: %s", dir, strerror(errno));
 		goto fail;
 	}
-	scan s = { fn, ctx, after, err, errlen, NULL, 0 };
+	scan s = { fn, ctx, after, err, errlen, NULL, 0, upto, false };
 	if (list_segments(w, err, errlen) < 0 || recover(w, &s) < 0)
 		goto fail;
 	if (w->last_lsn < after || w->fd < 0) {
@@ -481,7 +527,7 @@ int atp_wal_scan(const char *dir, uint64_t after, atp_wal_replay_fn fn, void *ct
 	w->fd = w->dirfd = -1;
 	w->cfg = atp_wal_config_default();
 	snprintf(w->dir, sizeof(w->dir), "%s", dir);
-	scan s = { fn, ctx, after, err, errlen, info, 0 };
+	scan s = { fn, ctx, after, err, errlen, info, 0, UINT64_MAX, false };
 	int rc = list_segments(w, err, errlen) < 0 || recover(w, &s) < 0 ? -1 : 0;
 	info->segments = w->n_segs;
 	info->last_lsn = w->last_lsn;
@@ -546,6 +592,16 @@ int atp_wal_append_crc(atp_wal *w, const void *payload, size_t len, uint32_t pay
 	w->pend_len += n;
 	w->last_lsn = lsn;
 	return 0;
+}
+
+bool atp_wal_fits(const atp_wal *w, const size_t *lens, size_t n)
+{
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		bytes += rec_size(lens[i]);
+	if (w->pend_len + bytes > w->cfg.buffer_bytes)
+		return false;
+	return w->pend_off + w->pend_len + bytes <= w->seg_bytes || (!w->pend_len && !w->in_flight);
 }
 
 uint32_t atp_wal_pending(const atp_wal *w)

@@ -28,7 +28,7 @@ RULE(reserve_line, NAMED_STRING(0, ATP_SKU_MAX, "sku"), NAMED_STRING(1, ATP_LOC_
      NAMED_SCALAR(2, 8, "qty"));
 RULE(reserve_request, NAMED_STRING(0, ATP_REF_MAX, "reservation_id"),
      NAMED_TABLES(1, atp_v1_reserve_line_rule, "lines"), NAMED_SCALAR(2, 8, "ttl_ms"),
-     NAMED_SCALAR(3, 1, "allow_partial"));
+     NAMED_SCALAR(3, 1, "allow_partial"), NAMED_SCALAR(4, 1, "policy"));
 RULE(line_result, STRING(0, ATP_SKU_MAX), STRING(1, ATP_LOC_MAX), SCALAR(2, 8), SCALAR(3, 8));
 RULE(reserve_reply, STRING(0, ATP_REF_MAX), TABLES(1, atp_v1_line_result_rule), SCALAR(2, 1));
 RULE(release_request, NAMED_STRING(0, ATP_REF_MAX, "reservation_id"));
@@ -134,12 +134,20 @@ atp_fb_ref atp_v1_build_reserve_line(atp_fb_builder *b, atp_str sku, atp_str loc
 atp_fb_ref atp_v1_build_reserve_request(atp_fb_builder *b, atp_str reservation_id, const atp_fb_ref *lines,
 					uint32_t n, uint64_t ttl_ms, bool allow_partial)
 {
+	return atp_v1_build_reserve_request_policy(b, reservation_id, lines, n, ttl_ms,
+						   allow_partial ? ATP_V1_PARTIAL : ATP_V1_PER_LINE);
+}
+
+atp_fb_ref atp_v1_build_reserve_request_policy(atp_fb_builder *b, atp_str reservation_id, const atp_fb_ref *lines,
+					       uint32_t n, uint64_t ttl_ms, uint8_t policy)
+{
 	atp_fb_ref id = str(b, reservation_id), vec = lines ? atp_fb_create_offset_vector(b, lines, n) : 0;
 	atp_fb_start_table(b);
 	atp_fb_add_u64(b, 2, ttl_ms, 0);
 	atp_fb_add_offset(b, 0, id);
 	atp_fb_add_offset(b, 1, vec);
-	atp_fb_add_u8(b, 3, allow_partial, 0);
+	atp_fb_add_u8(b, 3, policy == ATP_V1_PARTIAL, 0);  /* what a server older than the policy reads */
+	atp_fb_add_u8(b, 4, policy, 0);
 	return atp_fb_end_table(b);
 }
 
