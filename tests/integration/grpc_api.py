@@ -32,7 +32,7 @@ subprocess.run(["flatc", "--python", "-o", TMP + "/py", ROOT + "/fbs/atp.fbs"], 
 sys.path.insert(0, TMP + "/py")
 from atp.v1 import (AtpBatchQuery, AtpBatchReply, AtpQuery, AtpReply, PositionAtp,  # noqa: E402
                     ReleaseReply, ReserveReply, ScanRequest)
-from reserve_wire import release_req, reserve_req, vector  # noqa: E402
+from reserve_wire import ALL_OR_NOTHING, PARTIAL, PER_LINE, release_req, reserve_req, vector  # noqa: E402
 
 C = grpc.StatusCode
 failures = []
@@ -140,8 +140,9 @@ class Daemon:
                 r.Positions(i).Atp(), r.Positions(i).Version()) for i in range(r.PositionsLength())]
         return pos, r.NetworkAtp()
 
-    def reserve(self, rid, lines, partial=False, ttl=0):
-        r = ReserveReply.ReserveReply.GetRootAs(self.unary("/atp.v1.Atp/Reserve", reserve_req(rid, lines, partial, ttl)))
+    def reserve(self, rid, lines, partial=False, ttl=0, policy=None):
+        r = ReserveReply.ReserveReply.GetRootAs(
+            self.unary("/atp.v1.Atp/Reserve", reserve_req(rid, lines, partial, ttl, policy)))
         return [r.Lines(i).Confirmed() for i in range(r.LinesLength())], r.Duplicate()
 
     def release(self, rid):
@@ -180,6 +181,8 @@ def main():
     ev("SAFETY", "SKU-2", "DC1", 2)
     for i in range(12):
         ev("RECEIPT", "MANY-%02d" % i, "DC1", 5)
+    for i in range(6):
+        ev("RECEIPT", "WHOLE-%d" % i, "DC1", 4)
     d.send("".join(rows))
 
     # Health
@@ -235,6 +238,25 @@ def main():
         check(code == code_want and field in msg, "Reserve refused: %s %s (%s)" % (code_want.name, field, msg))
     check(d.atp("SKU-1", ["DC1"])[0][0][2] == 30, "refused Reserves applied nothing")
 
+    # Reserve, policy ALL_OR_NOTHING: a ship-complete order over 4 shards
+    whole = [("WHOLE-%d" % i, "DC1", 3) for i in range(5)]
+    short = whole + [("WHOLE-5", "DC1", 5)]
+    check(d.reserve("W1", short, policy=ALL_OR_NOTHING) == ([0] * 6, False),
+          "ALL_OR_NOTHING with one line short: nothing confirmed")
+    check(all(d.atp("WHOLE-%d" % i)[1] == 4 for i in range(6)), "... and nothing held anywhere")
+    check(d.reserve("W2", whole, policy=ALL_OR_NOTHING) == ([3] * 5, False), "ALL_OR_NOTHING that fits: every line")
+    check(d.reserve("W2", whole, policy=ALL_OR_NOTHING) == ([3] * 5, True), "... retried: the first answer")
+    check(d.reserve("W1", short, policy=ALL_OR_NOTHING) == ([0] * 6, True), "the refused order retried: still nothing")
+    check(d.reserve("W3", [("WHOLE-5", "DC1", 4)], policy=PER_LINE) == ([4], False), "PER_LINE, as before")
+    check(d.reserve("W4", [("WHOLE-0", "DC1", 3)], policy=PARTIAL) == ([1], False), "PARTIAL: what ATP covers")
+    for body, field in [
+        (reserve_req("W5", whole, partial=True, policy=ALL_OR_NOTHING), "allow_partial"),
+        (reserve_req("W5", whole, policy=7), "policy"),
+    ]:
+        code, msg = d.error_of("/atp.v1.Atp/Reserve", body)
+        check(code == C.INVALID_ARGUMENT and field in msg, "Reserve refused: %s (%s)" % (field, msg))
+    check(d.release("W2") == (15, True), "Release of a whole order")
+
     # Release
     check(d.release("R1") == (35, True), "Release: every line back")
     check(d.atp("SKU-1", ["DC1"])[0][0][2:4] == (0, 100), "Release: ATP restored")
@@ -283,7 +305,7 @@ def main():
 
     # Scan, and atpctl export through it
     everything = d.scan()
-    check(everything == sorted(everything) and len(everything) == 18, "Scan: every position in (sku, location) order")
+    check(everything == sorted(everything) and len(everything) == 24, "Scan: every position in (sku, location) order")
     check(d.scan(after="MANY-05") == [p for p in everything if p[0] > "MANY-05"], "Scan after a SKU")
     check(d.scan(limit=3) == everything[:3], "Scan with a limit")
     out = subprocess.run([ATPCTL, "export", "--grpc", "127.0.0.1:%d" % d.grpc], capture_output=True, text=True, timeout=60)
@@ -295,6 +317,10 @@ def main():
     out = subprocess.run([ATPCTL, "reserve", "--grpc", "127.0.0.1:%d" % d.grpc, "CLI-1", "SKU-1", "DC2", "7"],
                          capture_output=True, text=True)
     check(out.returncode == 0 and "SKU-1,DC2,7,7" in out.stdout, "atpctl reserve")
+    out = subprocess.run([ATPCTL, "reserve", "--grpc", "127.0.0.1:%d" % d.grpc, "--policy", "all-or-nothing", "CLI-2",
+                          "WHOLE-1", "DC1", "4", "WHOLE-2", "DC1", "9"], capture_output=True, text=True)
+    check(out.returncode == 0 and "WHOLE-1,DC1,4,0" in out.stdout and "WHOLE-2,DC1,9,0" in out.stdout,
+          "atpctl reserve --policy all-or-nothing: " + out.stdout)
     out = subprocess.run([ATPCTL, "release", "--grpc", "127.0.0.1:%d" % d.grpc, "CLI-1"], capture_output=True, text=True)
     check(out.returncode == 0 and "released,7" in out.stdout, "atpctl release")
     out = subprocess.run([ATPCTL, "atp", "--grpc", "127.0.0.1:%d" % d.grpc, "NOPE"], capture_output=True, text=True)

@@ -11,8 +11,11 @@ def vector(b, start, offsets):
     return b.EndVector()
 
 
-def reserve_req(rid, lines, partial=False, ttl=0):
-    """lines: (sku, location, qty) each."""
+PER_LINE, ALL_OR_NOTHING, PARTIAL = 0, 1, 2
+
+
+def reserve_req(rid, lines, partial=False, ttl=0, policy=None):
+    """lines: (sku, location, qty) each; policy: one of the three above, or absent."""
     b = flatbuffers.Builder(128)
     offs = []
     for sku, loc, qty in lines:
@@ -30,6 +33,8 @@ def reserve_req(rid, lines, partial=False, ttl=0):
         ReserveRequest.AddLines(b, v)
     ReserveRequest.AddAllowPartial(b, partial)
     ReserveRequest.AddTtlMs(b, ttl)
+    if policy is not None:
+        ReserveRequest.AddPolicy(b, policy)
     b.Finish(ReserveRequest.End(b))
     return bytes(b.Output())
 

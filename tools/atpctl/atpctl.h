@@ -43,6 +43,8 @@ uint32_t data_shards(const char *dir);
 
 /* Parse a decimal option value into [min, max]; exits with a message when it is not. */
 uint64_t opt_u64(const char *name, const char *value, uint64_t min, uint64_t max);
+/* --policy per-line|all-or-nothing|partial: an ATP_V1_* policy of Reserve; exits with usage otherwise. */
+uint8_t opt_policy(const char *value);
 /* Seconds of CLOCK_MONOTONIC. */
 double now_seconds(void);
 

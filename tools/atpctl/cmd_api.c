@@ -109,20 +109,22 @@ int cmd_reserve(int argc, char **argv)
 {
 	const char *target = grpc_target(&argc, argv);
 	uint64_t ttl = 0;
-	bool partial = false;
+	uint8_t policy = ATP_V1_PER_LINE;
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (strcmp(argv[i], "--ttl-ms") == 0 && i + 1 < argc)
 			ttl = opt_u64("--ttl-ms", argv[++i], 0, UINT64_MAX);
 		else if (strcmp(argv[i], "--partial") == 0)
-			partial = true;
+			policy = ATP_V1_PARTIAL;
+		else if (strcmp(argv[i], "--policy") == 0 && i + 1 < argc)
+			policy = opt_policy(argv[++i]);
 		else
 			break;
 	}
 	int rest = argc - i;
 	if (rest < 4 || (rest - 1) % 3 != 0 || (rest - 1) / 3 > (int)ATP_V1_LIST_MAX) {
-		fprintf(stderr, "usage: atpctl reserve [--grpc HOST:PORT] [--ttl-ms N] [--partial] ID SKU LOCATION QTY "
-				"[SKU LOCATION QTY]...\n");
+		fprintf(stderr, "usage: atpctl reserve [--grpc HOST:PORT] [--ttl-ms N] [--partial]\n"
+				"         [--policy per-line|all-or-nothing|partial] ID SKU LOCATION QTY [SKU LOCATION QTY]...\n");
 		return 2;
 	}
 	atp_fb_builder b;
@@ -135,7 +137,7 @@ int cmd_reserve(int argc, char **argv)
 						       (int64_t)opt_u64("QTY", argv[k + 2], 1, ATP_QTY_MAX));
 	size_t len;
 	const uint8_t *q = atp_fb_finish(
-		&b, atp_v1_build_reserve_request(&b, atp_str_of(argv[i], strlen(argv[i])), lines, n, ttl, partial), NULL,
+		&b, atp_v1_build_reserve_request_policy(&b, atp_str_of(argv[i], strlen(argv[i])), lines, n, ttl, policy), NULL,
 		&len);
 	const uint8_t *r;
 	uint8_t *reply = grpc_unary(target, "/atp.v1.Atp/Reserve", q, len, &atp_v1_reserve_reply_rule, &r);

@@ -39,6 +39,7 @@ typedef struct lcall {
 
 struct load {
 	bool reserve;
+	uint8_t policy;  /* of Reserve: ATP_V1_* */
 	uint32_t skus, lines;
 	const char *prefix, *location;
 	uint64_t run, seq;
@@ -91,7 +92,7 @@ static int start_one(load *l, atp_grpc_client *cl, uint64_t due_ns)
 							   atp_str_of(l->location, strlen(l->location)), 1);
 		}
 		snprintf(id, sizeof(id), "LD-%" PRIx64 "-%" PRIu64, l->run, l->seq++);
-		root = atp_v1_build_reserve_request(&b, atp_str_of(id, strlen(id)), refs, l->lines, 0, true);
+		root = atp_v1_build_reserve_request_policy(&b, atp_str_of(id, strlen(id)), refs, l->lines, 0, l->policy);
 	}
 	size_t len;
 	const uint8_t *msg = atp_fb_finish(&b, root, NULL, &len);
@@ -109,7 +110,7 @@ int cmd_grpc_load(int argc, char **argv)
 	uint64_t conns = 4, conc = 16, rate = 0, seed = 1;
 	double seconds = 5;
 	static load l;
-	l = (load){ .skus = 1000, .lines = 1, .prefix = "", .location = "DC01" };
+	l = (load){ .skus = 1000, .lines = 1, .prefix = "", .location = "DC01", .policy = ATP_V1_PARTIAL };
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--grpc") == 0 && v)
@@ -128,6 +129,8 @@ int cmd_grpc_load(int argc, char **argv)
 			l.skus = (uint32_t)opt_u64(a, argv[++i], 1, 100000000);
 		else if (strcmp(a, "--lines") == 0)
 			l.lines = (uint32_t)opt_u64(a, argv[++i], 1, 64);
+		else if (strcmp(a, "--policy") == 0 && v)
+			l.policy = opt_policy(argv[++i]);
 		else if (strcmp(a, "--seed") == 0)
 			seed = opt_u64(a, argv[++i], 0, UINT64_MAX);
 		else if (strcmp(a, "--prefix") == 0 && v)
@@ -137,7 +140,7 @@ int cmd_grpc_load(int argc, char **argv)
 		else {
 			fprintf(stderr, "usage: atpctl grpc-load [--grpc HOST:PORT] [--method getatp|reserve] [--connections N]\n"
 					"         [--concurrency K] [--seconds S] [--rate CALLS_PER_S] [--skus N] [--lines L]\n"
-					"         [--prefix P] [--location LOC] [--seed N]\n");
+					"         [--prefix P] [--location LOC] [--seed N] [--policy per-line|all-or-nothing|partial]\n");
 			return 2;
 		}
 	}

@@ -1,5 +1,6 @@
 /* main.c — atpctl: the command-line tool of atpd. */
 #include "atpctl.h"
+#include "atp/wire_api.h"
 #include "tls_client.h"
 
 #include <errno.h>
@@ -38,7 +39,8 @@ static void usage(FILE *f)
 	      "      --drop-percent/--reorder-percent lose or reorder datagrams on purpose (tests)\n"
 	      "  atp [--grpc HOST:PORT] SKU [LOCATION...]\n"
 	      "      ATP of a SKU (every location when none is named) and its network ATP, over gRPC\n"
-	      "  reserve [--grpc HOST:PORT] [--ttl-ms N] [--partial] ID SKU LOCATION QTY [SKU LOCATION QTY]...\n"
+	      "  reserve [--grpc HOST:PORT] [--ttl-ms N] [--partial] [--policy per-line|all-or-nothing|partial]\n"
+	      "      ID SKU LOCATION QTY [SKU LOCATION QTY]...\n"
 	      "      reserve, durably and idempotently (the same ID again answers the first result)\n"
 	      "  release [--grpc HOST:PORT] ID\n"
 	      "      release every open line of reservation ID\n"
@@ -84,6 +86,18 @@ static void usage(FILE *f)
 	      "   --metrics to $ATP_METRICS, else 127.0.0.1:9464)\n",
 	      f);
 	fputs(tls_client_usage, f);
+}
+
+uint8_t opt_policy(const char *value)
+{
+	if (strcmp(value, "per-line") == 0)
+		return ATP_V1_PER_LINE;
+	if (strcmp(value, "all-or-nothing") == 0)
+		return ATP_V1_ALL_OR_NOTHING;
+	if (strcmp(value, "partial") == 0)
+		return ATP_V1_PARTIAL;
+	fprintf(stderr, "atpctl: --policy %s: per-line, all-or-nothing or partial\n", value);
+	exit(2);
 }
 
 uint64_t opt_u64(const char *name, const char *value, uint64_t min, uint64_t max)
