@@ -75,6 +75,9 @@ static atp_engine *open_engine(void)
 	cfg.workers = 2;
 	cfg.first_cpu = -1;
 	cfg.router_cpu = -1;
+	cfg.core.max_positions = 1024;
+	cfg.core.max_lines = 1u << 16;
+	cfg.core.max_sources = 64;
 	cfg.wal.segment_bytes = 1u << 20;
 	cfg.wal.buffer_bytes = 256u << 10;
 	cfg.ring_bytes = 256u << 10;
