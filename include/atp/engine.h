@@ -190,7 +190,7 @@ int atp_engine_submit_to(atp_engine *e, const atp_event *ev, uint32_t shard, uin
 int atp_engine_submit_order(atp_engine *e, const atp_event *lines, uint32_t n, uint64_t *expected);
 /*
  * Tests only: fn is called at each step of a whole order in each worker
- * (1 judged, 2 applied, 3 durable, 4 released), in the worker's thread; a
+ * (1 judged, 2 applied, 3 durable, 4 about to release), in the worker's thread; a
  * crash test kills the process there. NULL: none.
  */
 void atp_engine_test_order_hook(void (*fn)(uint32_t worker, int step));

@@ -248,6 +248,8 @@ static bool gate_open(const worker *w)
 static void group_release(worker *w)
 {
 	w->held = false;
+	if (w->n_flight_orders)
+		order_step(w, ORDER_RELEASED);
 	if (w->deltas)
 		atp_spsc_ring_publish(w->deltas, w->flight_mark);  /* before the completions: an Ack never precedes its deltas */
 	release(w, w->flight, w->n_flight);
@@ -255,8 +257,6 @@ static void group_release(worker *w)
 	w->n_flight = 0;
 	for (uint32_t i = 0; i < w->n_flight_orders; i++)
 		atomic_fetch_sub(&w->flight_orders[i]->left, 1);
-	if (w->n_flight_orders)
-		order_step(w, ORDER_RELEASED);
 	w->n_flight_orders = 0;
 	publish_stats(w);
 }
