@@ -289,6 +289,16 @@ static int push_stage(atp_engine *e, uint32_t i)
 			return ATP_E_IO;
 		e->router_waits += round == 0;
 		worker_ring(&e->workers[i]);
+		/*
+		 * Worker i may be waiting for another at a whole order whose frames
+		 * for that other are still staged here: they go first.
+		 */
+		for (uint32_t k = 0; k < e->n_workers; k++)
+			if (k != i && e->stages[k].len &&
+			    atp_spsc_ring_push_all(e->workers[k].in, e->stages[k].buf, e->stages[k].len)) {
+				worker_ring(&e->workers[k]);
+				e->stages[k].len = 0;
+			}
 		if (!collect(e))
 			wait_workers(e, &round);
 	}
@@ -491,14 +501,11 @@ int atp_engine_submit_order(atp_engine *e, const atp_event *lines, uint32_t n, u
 			n_workers++;
 		}
 	}
-	/* Everything before the order goes out first: each worker's frames of it then arrive together, behind it. */
-	if (flush_stages(e) < 0)
-		return ATP_E_IO;
 	if (n_workers > 1) {
 		order_slot *slot = &e->orders[m.order % ORDER_SLOTS];
 		for (unsigned round = 0; atomic_load(&slot->left) != 0;) {
-			if (engine_failed(e))
-				return ATP_E_IO;
+			if (flush_stages(e) < 0)
+				return ATP_E_IO;  /* (the order that holds the slot may still be staged) */
 			if (!collect(e))
 				wait_workers(e, &round);
 		}
@@ -531,7 +538,11 @@ int atp_engine_submit_order(atp_engine *e, const atp_event *lines, uint32_t n, u
 	e->order_next++;
 	if (expected)
 		*expected = lines[n - 1].seq + 1;
-	return flush_stages(e) < 0 ? ATP_E_IO : ATP_OK;
+	/* Out at once: a worker that reaches the order waits for every other one's part (a staged one could wait for the next turn). */
+	for (uint32_t w = 0; w < e->n_workers; w++)
+		if ((workers[w / 64] & (1ull << (w % 64))) && push_stage(e, w) < 0)
+			return ATP_E_IO;
+	return ATP_OK;
 }
 
 int atp_engine_skip(atp_engine *e, atp_str source, uint64_t seq, int code, uint64_t *expected)

@@ -1017,7 +1017,9 @@ static void *worker_main(void *arg)
 		if (atomic_load_explicit(&w->stop, memory_order_acquire) && atp_spsc_ring_count(w->in) == 0 &&
 		    !w->flight_ops && !w->n_pending && !w->held)
 			break;
-		if (idle++ < IDLE_SPINS || w->held) {
+		if (w->held || w->judged) {
+			sched_yield();  /* waiting for another worker: on a shared core, let it run */
+		} else if (idle++ < IDLE_SPINS) {
 			spin();
 		} else {
 			/* Nothing came in: sleep until something does or the group in flight is durable. */
