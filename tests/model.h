@@ -39,6 +39,7 @@ typedef struct model {
 	uint64_t hwm[M_SOURCES];
 	uint64_t now;
 	bool sparse;  /* a shard's seqs: any seq above the source's last is next (the router checked contiguity) */
+	bool deny;    /* a new RESERVE line confirms nothing (ATP_EVF_DENY: a line of a whole order that failed) */
 } model;
 
 typedef struct mresult {
@@ -167,7 +168,7 @@ static inline mresult m_apply(model *m, int type, int src, uint64_t seq, int sku
 			break;
 		}
 		int64_t atp = m_atp(p);
-		r.confirmed = atp >= qty ? qty : partial ? atp : 0;
+		r.confirmed = m->deny ? 0 : atp >= qty ? qty : partial ? atp : 0;
 		r.outcome = r.confirmed > 0 && r.confirmed < qty ? ATP_RF_PARTIAL : 0;
 		p->reserved += r.confirmed;
 		l = &m->line[m->n_lines++];
@@ -199,6 +200,25 @@ static inline mresult m_apply(model *m, int type, int src, uint64_t seq, int sku
 	r.n_changed_atp = (m_atp(&before) != m_atp(p)) +
 			  (type == ATP_EV_TRANSFER && m_atp(&before_to) != m_atp(&m->pos[sku][to]));
 	return r;
+}
+
+/*
+ * A whole order (atp_engine_submit_order): n RESERVE lines of src from seq,
+ * one ref, distinct positions; every new line in full if every line is new
+ * and its position's ATP covers it, else every new line nothing (a line
+ * that exists answers its first result either way). Results into r[].
+ */
+static inline void m_order(model *m, int src, uint64_t seq, int n, const int *sku, const int *loc, const int64_t *qty,
+			   int ref, uint64_t expires_at, mresult *r)
+{
+	bool whole = true;
+	for (int i = 0; i < n; i++)
+		whole = whole && !m_find_line(m, ref, sku[i], loc[i]) && m_atp(&m->pos[sku[i]][loc[i]]) >= qty[i] &&
+			m->pos[sku[i]][loc[i]].exists;
+	m->deny = !whole;
+	for (int i = 0; i < n; i++)
+		r[i] = m_apply(m, ATP_EV_RESERVE, src, seq + (uint64_t)i, sku[i], loc[i], -1, qty[i], ref, false, expires_at);
+	m->deny = false;
 }
 
 static inline void m_expire(model *m, uint64_t now)

@@ -5,9 +5,12 @@
  * whole or not at all, the same on a retry; a process killed at each step of
  * an order (the test hook) recovers to the whole order or none of it, in
  * every shard, durably, and a retry under the same reservation id then
- * gets one answer.
+ * gets one answer; and a random day of receipts, picks, releases, per-line
+ * reserves and whole orders (retries among them) gives every result and
+ * every position the reference model (tests/model.h, m_order) gives.
  */
 #define _GNU_SOURCE
+#include "../model.h"
 #include "atp/engine.h"
 #include "atp/status.h"
 
@@ -233,6 +236,108 @@ static void whole_or_none_and_never_more_than_the_stock(void)
 	cr_assert_eq(atp_engine_close(e), 0);
 }
 
+/* ---- against the reference model ---- */
+
+static int64_t got_wms[MAX_SEQ];
+static int got_wms_status[MAX_SEQ];
+
+static void on_done_both(void *ctx, const atp_engine_done *d)
+{
+	on_done(ctx, d);
+	if (strcmp(d->source, "wms") == 0 && d->seq < MAX_SEQ) {
+		got_wms[d->seq] = d->qty;
+		got_wms_status[d->seq] = d->status;
+	}
+}
+
+static char names[3][M_SKUS][8];
+
+static atp_str name(int kind, int i)
+{
+	snprintf(names[kind][i], sizeof(names[kind][i]), "%c%d", "SLR"[kind], i);
+	return atp_str_of(names[kind][i], strlen(names[kind][i]));
+}
+
+static void against_the_model(void)
+{
+	enum { REFS = 16, STEPS = 4000 };
+	static model m;
+	memset(&m, 0, sizeof(m));
+	static mresult want_t[MAX_SEQ], want_wms[MAX_SEQ];
+	atp_engine *e = open_engine();
+	atp_engine_set_on_done(e, on_done_both, NULL);
+	uint64_t wms = 0, t = 0;
+	unsigned rnd = 11;
+	for (int k = 0; k < STEPS; k++) {
+		int kind = k < M_SKUS * M_LOCS ? 0 : (int)(rand_r(&rnd) % 10);
+		int sku = k < M_SKUS * M_LOCS ? k / M_LOCS : (int)(rand_r(&rnd) % M_SKUS);
+		int loc = k < M_SKUS * M_LOCS ? k % M_LOCS : (int)(rand_r(&rnd) % M_LOCS);
+		int ref = (int)(rand_r(&rnd) % REFS);
+		int64_t qty = 1 + rand_r(&rnd) % 6;
+		if (kind <= 5) {  /* an event of the WMS, or a per-line reserve of order capture */
+			static const int types[6] = { ATP_EV_RECEIPT, ATP_EV_RECEIPT, ATP_EV_PICK, ATP_EV_RELEASE,
+						      ATP_EV_RESERVE, ATP_EV_RESERVE };
+			int type = types[kind];
+			bool with_ref = type != ATP_EV_RECEIPT;
+			wms++;
+			atp_event ev = { .type = (uint8_t)type, .source = atp_str_of("wms", 3), .seq = wms, .event_id = wms,
+					 .sku = name(0, sku), .location = name(1, loc), .qty = k < M_SKUS * M_LOCS ? 8 : qty,
+					 .ref = with_ref ? name(2, ref) : (atp_str){ 0 } };
+			want_wms[wms] = m_apply(&m, type, 0, wms, sku, loc, -1, ev.qty, with_ref ? ref : -1, false, 0);
+			cr_assert_eq(atp_engine_submit(e, &ev, NULL), ATP_OK);
+			continue;
+		}
+		/* a whole order of 1 to 4 lines */
+		int n = 1 + (int)(rand_r(&rnd) % 4), skus_[4], locs_[4];
+		int64_t qtys[4];
+		atp_event lines[4];
+		for (int i = 0; i < n; i++) {
+			bool again;
+			do {
+				skus_[i] = (int)(rand_r(&rnd) % M_SKUS);
+				locs_[i] = (int)(rand_r(&rnd) % M_LOCS);
+				again = false;
+				for (int j = 0; j < i; j++)
+					again |= skus_[j] == skus_[i] && locs_[j] == locs_[i];
+			} while (again);
+			qtys[i] = 1 + rand_r(&rnd) % 6;
+			lines[i] = (atp_event){ .type = ATP_EV_RESERVE, .source = atp_str_of("@t", 2), .seq = t + 1 + (uint64_t)i,
+						.event_id = t + 1 + (uint64_t)i, .sku = name(0, skus_[i]),
+						.location = name(1, locs_[i]), .ref = name(2, ref), .qty = qtys[i] };
+		}
+		m_order(&m, 1, t + 1, n, skus_, locs_, qtys, ref, 0, &want_t[t + 1]);
+		cr_assert_eq(atp_engine_submit_order(e, lines, (uint32_t)n, NULL), ATP_OK);
+		t += (uint64_t)n;
+		if (k % 13 == 0)
+			atp_engine_poll(e);
+	}
+	cr_assert_eq(atp_engine_sync(e), 0);
+	int whole = 0, denied = 0;
+	for (uint64_t q = 1; q <= t; q++) {
+		cr_assert_eq(statuses[q], want_t[q].status, "order line @t/%lu: status", (unsigned long)q);
+		cr_assert_eq(confirmed[q], want_t[q].confirmed, "order line @t/%lu: confirmed %ld, the model %ld",
+			     (unsigned long)q, (long)confirmed[q], (long)want_t[q].confirmed);
+		whole += confirmed[q] > 0;
+		denied += confirmed[q] == 0;
+	}
+	for (uint64_t q = 1; q <= wms; q++) {
+		int64_t w = want_wms[q].confirmed ? want_wms[q].confirmed : want_wms[q].moved;
+		cr_assert_eq(got_wms_status[q], want_wms[q].status, "wms/%lu: status", (unsigned long)q);
+		cr_assert_eq(got_wms[q], w, "wms/%lu: %ld, the model %ld", (unsigned long)q, (long)got_wms[q], (long)w);
+	}
+	cr_assert(whole > 100 && denied > 100, "both outcomes tried: %d lines confirmed, %d denied", whole, denied);
+	for (int i = 0; i < M_SKUS; i++)
+		for (int j = 0; j < M_LOCS; j++) {
+			atp_str s = name(0, i), l = name(1, j);
+			const atp_position *p = atp_core_find(atp_engine_core(e, atp_engine_shard_of(e, s)), s, l);
+			const mpos *q = &m.pos[i][j];
+			cr_assert(p && p->on_hand == q->on_hand && p->held == q->held && p->reserved == q->reserved,
+				  "%s/%s: engine %ld/%ld, the model %ld/%ld", names[0][i], names[1][j], p ? (long)p->on_hand : -1L,
+				  p ? (long)p->reserved : -1L, (long)q->on_hand, (long)q->reserved);
+		}
+	cr_assert_eq(atp_engine_close(e), 0);
+}
+
 /* ---- a crash at each step ---- */
 
 static int kill_worker, kill_step;
@@ -333,6 +438,7 @@ int main(void)
 {
 	static const struct { const char *name; void (*fn)(void); } tests[] = {
 		{ "whole_or_none_and_never_more_than_the_stock", whole_or_none_and_never_more_than_the_stock },
+		{ "against_the_model", against_the_model },
 		{ "crash_when_judged", crash_when_judged },
 		{ "crash_when_one_part_applied", crash_when_one_part_applied },
 		{ "crash_when_one_part_durable", crash_when_one_part_durable },
