@@ -186,6 +186,9 @@ int atp_engine_submit_to(atp_engine *e, const atp_event *ev, uint32_t shard, uin
  *
  * Returns as atp_engine_submit for the first line's seq (ATP_DUPLICATE,
  * ATP_E_GAP: nothing queued); ATP_E_INVAL when the lines break a rule above.
+ * A resend that resumes inside an order (the source's durable seq fell
+ * between two lines, so the order is whole in its shards) goes as the order
+ * of its lines above the source's high-water mark; ATP_DUPLICATE when none is.
  */
 int atp_engine_submit_order(atp_engine *e, const atp_event *lines, uint32_t n, uint64_t *expected);
 /*

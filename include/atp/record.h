@@ -37,7 +37,8 @@ enum atp_record_kind {
 
 /*
  * An ORDER mark: the order's number (engine-wide, from 1, only increasing),
- * how many of its RESERVE lines follow it in this shard's log, and every
+ * how many of its RESERVE lines follow it in this shard's log (in the log:
+ * those not already applied, which a resend may make 0), and every
  * shard that holds a part of it (ascending). The order is whole only where
  * every part is in its shard's log: recovery keeps it nowhere otherwise.
  */
@@ -62,7 +63,7 @@ typedef struct atp_record {
 size_t atp_record_encode_event(const atp_event *ev, uint64_t now_ms, uint8_t *out);
 size_t atp_record_encode_tick(uint64_t now_ms, uint8_t *out);
 size_t atp_record_encode_snapshot(uint8_t *out);
-/* 0 when the mark is out of its bounds (no line, no part, too many, parts not ascending). */
+/* 0 when the mark is out of its bounds (no part, too many, parts not ascending). */
 size_t atp_record_encode_order(const atp_order_mark *m, uint64_t now_ms, uint8_t *out);
 
 /* 0 with *rec filled, or -1 when the len bytes are not exactly one well-formed record. */

@@ -86,6 +86,8 @@ static int start_workers(atp_engine *e, char *err, size_t errlen)
 		w->wal_retention_ms = e->cfg.wal_retention_ms;
 		w->notify_fd = e->cfg.notify_fd;
 		w->shards_total = e->n_shards;
+		w->workers_total = e->n_workers;
+		w->peers = e->workers;
 		w->io = e->cfg.io;
 		w->orders = e->orders;
 		pthread_mutex_init(&w->stats_lock, NULL);
@@ -460,7 +462,7 @@ static int order_check(const atp_engine *e, const atp_event *lines, uint32_t n, 
 				return ATP_E_INVAL;
 		to[i] = atp_engine_shard_of(e, ev->sku);
 	}
-	/* A part must go to disk in one write of its to (worker.c): far below the smallest WAL buffer that makes sense. */
+	/* A part goes to disk in one write of its shard (worker.c): far below the smallest WAL buffer that makes sense. */
 	if ((uint64_t)n * (16 + ATP_RECORD_MAX) + 1024 > e->cfg.wal.buffer_bytes)
 		return ATP_E_INVAL;
 	return ATP_OK;
@@ -474,6 +476,25 @@ int atp_engine_submit_order(atp_engine *e, const atp_event *lines, uint32_t n, u
 	int rc = order_check(e, lines, n, to);
 	if (rc)
 		return rc;
+	/*
+	 * A sender resuming inside an order (its durable seq fell between two
+	 * lines): the lines up to the high-water mark are duplicates here, and
+	 * the order is whole in its shards, so the rest are duplicates there.
+	 */
+	uint32_t known = atp_sources_find(e->sources, lines[0].source), skip = 0;
+	uint64_t hwm = known == ATP_SOURCE_NONE ? 0 : atp_sources_get(e->sources, known)->hwm;
+	while (skip < n && lines[skip].seq <= hwm)
+		skip++;
+	if (skip == n) {
+		e->duplicates++;
+		if (expected)
+			*expected = hwm + 1;
+		return ATP_DUPLICATE;
+	}
+	e->duplicates += skip;
+	lines += skip;
+	n -= skip;
+	memmove(to, to + skip, n * sizeof(*to));
 	/* The seqs, in the lines' order (a duplicate or gap is the first line's, with nothing queued). */
 	uint32_t id = ATP_SOURCE_NONE;
 	for (uint32_t i = 0; i < n; i++) {

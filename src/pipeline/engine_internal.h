@@ -107,6 +107,8 @@ typedef struct worker {
 	atp_spsc_ring *deltas;      /* atp_engine_delta, staged as records are logged, published once durable; NULL: none kept */
 	uint64_t flight_mark;  /* the deltas of the group in flight end here (atp_spsc_ring_staged) */
 	uint32_t shards_total; /* the engine's shards (a delta carries the count) */
+	uint32_t workers_total; /* the engine's workers, */
+	struct worker *peers;   /* ... all of them: under the simulator, a held worker moves the others' groups on */
 	struct io_uring uring;
 	bool uring_ready;
 	const atp_engine_io *io;    /* the simulator's, in place of the io_uring; NULL: none */

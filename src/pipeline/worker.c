@@ -372,7 +372,14 @@ static void drain(worker *w)
 		if (w->held) {
 			if (gate_open(w))
 				group_release(w);
-			else
+			else if (w->io) {  /* one thread: the others apply their parts, and write them, only when turned */
+				for (uint32_t j = 0; j < w->workers_total; j++) {
+					if (&w->peers[j] != w) {
+						worker_turn(&w->peers[j]);
+						w->io->poll(w->io->ctx, j, true);
+					}
+				}
+			} else
 				pipe_backoff(&round);
 			continue;
 		}
@@ -766,7 +773,26 @@ static void order_apply(worker *w, order_frames *f, bool whole)
 		shard *s = shard_of(w, f->h[i].shard);
 		completion c = { .rsrc = f->h[i].rsrc, .status = ATP_OK };
 		if (f->rec[i].kind == ATP_REC_ORDER) {
-			append(w, s, f->p[i], f->h[i].len, f->h[i].crc);
+			/*
+			 * The mark counts the lines logged after it: a resend's lines
+			 * this shard already applied are duplicates, not logged (the
+			 * mark still says the shard holds its part: recovery asks).
+			 */
+			atp_order_mark *m = &f->rec[i].order;
+			uint16_t logged = 0;
+			for (uint32_t k = 1; k <= m->n_lines; k++)
+				logged += f->rec[i + k].ev.seq > atp_core_hwm(s->core, f->rec[i + k].ev.source);
+			uint8_t mark[ATP_RECORD_MAX];
+			const uint8_t *p = f->p[i];
+			uint32_t crc = f->h[i].crc;
+			if (logged != m->n_lines) {
+				m->n_lines = logged;
+				size_t len = atp_record_encode_order(m, f->rec[i].now, mark);
+				assert(len == f->h[i].len);
+				p = mark;
+				crc = atp_crc32c(0, mark, len);
+			}
+			append(w, s, p, f->h[i].len, crc);
 			assert(atp_core_now_ms(s->core) >= f->rec[i].now);  /* order_judge() brought it there: nothing lapses */
 			c.status = atp_engine_apply_record(s->core, &f->rec[i], NULL, NULL, NULL);
 			if (c.status != ATP_OK)
@@ -787,8 +813,12 @@ static void order_apply(worker *w, order_frames *f, bool whole)
 		}
 		atp_result res;
 		atp_core_apply_batch_hashed_at(s->core, ev, &f->h[i].hash, &f->rec[i].now, 1, &res);
-		/* Judged a moment ago, with nothing applied in between: a whole order's lines are all new and fit. */
-		assert(res.status == ATP_OK && (!whole || res.confirmed == ev->qty));
+		/*
+		 * Judged with nothing applied since: a whole order's new lines fit.
+		 * (A resend the shard already applied is a duplicate, here as
+		 * everywhere: then every shard of the order has it.)
+		 */
+		assert(res.status == ATP_DUPLICATE || (res.status == ATP_OK && (!whole || res.confirmed == ev->qty)));
 		c.seq = ev->seq;
 		c.status = res.status;
 		c.flags = res.flags;

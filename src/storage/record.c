@@ -78,7 +78,7 @@ size_t atp_record_encode_snapshot(uint8_t *out)
 
 static bool order_ok(const atp_order_mark *m)
 {
-	if (m->order == 0 || m->n_lines == 0 || m->n_lines > ATP_ORDER_LINES_MAX || m->n_parts == 0 ||
+	if (m->order == 0 || m->n_lines > ATP_ORDER_LINES_MAX || m->n_parts == 0 ||
 	    m->n_parts > ATP_ORDER_PARTS_MAX)
 		return false;
 	for (uint16_t i = 1; i < m->n_parts; i++)

@@ -538,6 +538,10 @@ int main(int argc, char **argv)
 	say("stopping: %" PRIu64 " published, %" PRIu64 " acknowledged, %" PRIu64 " rewinds, %" PRIu64 " resyncs",
 	    b.published, b.acked, b.rewinds, b.resyncs);
 	atp_channel_client_free(b.client);
+	/* Publishes the broker never acknowledged (it went away as we stopped): the next start resends them from atpd. */
+	natsMsgList pending;
+	if (js_PublishAsyncGetPendingList(&pending, b.js) == NATS_OK)
+		natsMsgList_Destroy(&pending);
 	jsCtx_Destroy(b.js);
 	natsConnection_Destroy(b.nc);
 	nats_Close();
