@@ -131,6 +131,21 @@ static bool failed(const worker *w)
 	return atomic_load_explicit(&w->failed, memory_order_relaxed) != 0;
 }
 
+/*
+ * A worker that waits for others (at a whole order, or for their parts to
+ * be durable) stops too once one of them has failed: its part will never
+ * come, and the engine is failed anyway.
+ */
+static bool peer_failed(worker *w)
+{
+	for (uint32_t j = 0; j < w->workers_total; j++)
+		if (&w->peers[j] != w && failed(&w->peers[j])) {
+			fail(w, -EIO, "worker %u failed while this one waited for it at a whole order; stopping", j);
+			return true;
+		}
+	return false;
+}
+
 /* Hand completions to the router, waiting while its ring is full. */
 static void release(worker *w, const completion *c, uint32_t n)
 {
@@ -372,6 +387,8 @@ static void drain(worker *w)
 		if (w->held) {
 			if (gate_open(w))
 				group_release(w);
+			else if (peer_failed(w))
+				return;
 			else if (w->io) {  /* one thread: the others apply their parts, and write them, only when turned */
 				for (uint32_t j = 0; j < w->workers_total; j++) {
 					if (&w->peers[j] != w) {
@@ -998,6 +1015,8 @@ bool worker_turn(worker *w)
 		return false;
 	if (w->held && gate_open(w))
 		group_release(w);
+	if ((w->held || w->judged) && peer_failed(w))
+		return false;
 	/* The frames are applied and logged where they lie in the ring (mirrored: always contiguous). */
 	const void *frames;
 	uint32_t k = w->n_pending < GROUP_MAX ? atp_spsc_ring_peek(w->in, &frames) : 0;
