@@ -1,4 +1,4 @@
-/* query.c — reading a core: positions, lines, high-water marks, stats (see atp/core.h). */
+/* query.c — reading a core: positions, lines, high-water marks, stats; and the mark of the whole orders it holds (see atp/core.h). */
 #include "atp/core.h"
 
 #include "atp/limits.h"
