@@ -166,6 +166,24 @@ void worker_ring(worker *w);
 
 void pipe_pin_thread(int cpu, const char *who);
 
+/* worker.c, for worker_orders.c: the apply path's steps a whole order shares (the worker's thread). */
+void worker_fail(worker *w, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+bool worker_failed(const worker *w);
+/* The worker's shard of engine-wide index, or NULL. */
+shard *worker_shard(worker *w, uint32_t index);
+/* Append a record whose checksum is known (draining the group first when the WAL says so). */
+void worker_append(worker *w, shard *s, const uint8_t *rec, size_t len, uint32_t crc);
+/* A tick record logged, then the shard's time moved to now (the lapses' deltas staged under its LSN). */
+void worker_tick_logged(worker *w, shard *s, const uint8_t *tick, size_t len, uint32_t crc, uint64_t now);
+/* Log and complete what the core did with one record (an applied one to the WAL, its deltas staged). */
+void worker_settle(worker *w, shard *s, const uint8_t *p, uint16_t len, uint32_t crc, completion c, uint64_t now,
+		   bool moved, const atp_result *res);
+/* Wait until nothing is in flight, pending or held: every applied record durable and released. */
+void worker_drain(worker *w);
+void worker_order_step(const worker *w, int step);
+/* worker_orders.c: the order whose first frame starts buf, applied: its frames' bytes; 0 while it cannot be yet. */
+size_t worker_take_order(worker *w, const uint8_t *buf, size_t have);
+
 int worker_start(worker *w);
 /* One turn of the loop: apply a bite of the ring (or snapshot), start a group, reap; whether frames were applied. */
 bool worker_turn(worker *w);

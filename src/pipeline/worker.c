@@ -14,6 +14,10 @@
  * writes, fsyncs and renames; once the child has exited 0 the worker
  * deletes the WAL segments the snapshots cover.
  *
+ * A whole order's part (worker_orders.c) waits for the other workers that
+ * hold parts of it; a group holding a part is released only once every part
+ * is durable (gate_open).
+ *
  * Under the deterministic simulator (atp_engine_io) the same code runs in
  * the router's thread, a worker_turn() at a time: a group's write and
  * fdatasync go to the simulator instead of the io_uring, it answers them
@@ -58,7 +62,7 @@ void atp_engine_test_order_hook(void (*fn)(uint32_t worker, int step))
 	pipe_order_hook = fn;
 }
 
-static void order_step(const worker *w, enum order_step step)
+void worker_order_step(const worker *w, int step)
 {
 	if (pipe_order_hook)
 		pipe_order_hook(w->index, step);
@@ -112,8 +116,7 @@ static void notify(const worker *w)
 		atp_log(ATP_LOG_ERROR, "worker %u: notify: %s", w->index, strerror(errno));
 }
 
-static void fail(worker *w, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fail(worker *w, int rc, const char *fmt, ...)
+void worker_fail(worker *w, int rc, const char *fmt, ...)
 {
 	if (atomic_load(&w->failed))
 		return;
@@ -126,7 +129,7 @@ static void fail(worker *w, int rc, const char *fmt, ...)
 	notify(w);
 }
 
-static bool failed(const worker *w)
+bool worker_failed(const worker *w)
 {
 	return atomic_load_explicit(&w->failed, memory_order_relaxed) != 0;
 }
@@ -139,8 +142,8 @@ static bool failed(const worker *w)
 static bool peer_failed(worker *w)
 {
 	for (uint32_t j = 0; j < w->workers_total; j++)
-		if (&w->peers[j] != w && failed(&w->peers[j])) {
-			fail(w, -EIO, "worker %u failed while this one waited for it at a whole order; stopping", j);
+		if (&w->peers[j] != w && worker_failed(&w->peers[j])) {
+			worker_fail(w, -EIO, "worker %u failed while this one waited for it at a whole order; stopping", j);
 			return true;
 		}
 	return false;
@@ -186,7 +189,7 @@ static void publish_stats(worker *w)
 /* Submit a write + fdatasync for every shard with pending bytes; with none, release the group at once. */
 static void start_group(worker *w)
 {
-	if (w->flight_ops || w->held || failed(w))
+	if (w->flight_ops || w->held || worker_failed(w))
 		return;
 	uint32_t ops = 0;
 	for (uint32_t i = 0; i < w->n_shards; i++) {
@@ -233,7 +236,7 @@ static void start_group(worker *w)
 	}
 	int rc = w->io ? 0 : io_uring_submit(&w->uring);
 	if (rc < 0) {
-		fail(w, rc, "io_uring_submit: %s", strerror(-rc));
+		worker_fail(w, rc, "io_uring_submit: %s", strerror(-rc));
 		return;
 	}
 	if (w->deltas)
@@ -264,7 +267,7 @@ static void group_release(worker *w)
 {
 	w->held = false;
 	if (w->n_flight_orders)
-		order_step(w, ORDER_RELEASED);
+		worker_order_step(w, ORDER_RELEASED);
 	if (w->deltas)
 		atp_spsc_ring_publish(w->deltas, w->flight_mark);  /* before the completions: an Ack never precedes its deltas */
 	release(w, w->flight, w->n_flight);
@@ -285,7 +288,7 @@ static void group_done(worker *w)
 			continue;
 		int rc = atp_wal_flush_end(s->wal, s->write_res, s->fsync_res);
 		if (rc < 0) {
-			fail(w, rc, "shard %u: WAL %s failed: %s; stopping, nothing more is acknowledged", s->index,
+			worker_fail(w, rc, "shard %u: WAL %s failed: %s; stopping, nothing more is acknowledged", s->index,
 			     s->write_res < 0 || s->fsync_res == -ECANCELED ? "write" : "fdatasync", strerror(-rc));
 			return;
 		}
@@ -302,11 +305,11 @@ static void group_done(worker *w)
 	for (uint32_t i = 0; i < w->n_flight_orders; i++)
 		atomic_fetch_add(&w->flight_orders[i]->durable, 1);
 	if (w->n_flight_orders)
-		order_step(w, ORDER_DURABLE);
+		worker_order_step(w, ORDER_DURABLE);
 	if (gate_open(w))
 		group_release(w);
 	else
-		w->held = true;  /* worker_turn() and drain() look again */
+		w->held = true;  /* worker_turn() and worker_drain() look again */
 }
 
 /* Collect what completed; with wait, first sleep in the kernel until something does (DOZE_MS at most). */
@@ -321,7 +324,7 @@ static void reap(worker *w, bool wait)
 		struct __kernel_timespec ts = { .tv_sec = DOZE_MS / 1000, .tv_nsec = (DOZE_MS % 1000) * 1000000LL };
 		int rc = io_uring_submit_and_wait_timeout(&w->uring, &cqe, 1, &ts, NULL);
 		if (rc < 0 && rc != -ETIME && rc != -EINTR) {
-			fail(w, rc, "io_uring: %s", strerror(-rc));
+			worker_fail(w, rc, "io_uring: %s", strerror(-rc));
 			return;
 		}
 	}
@@ -380,10 +383,10 @@ static void doze(worker *w)
 }
 
 /* Wait until nothing is in flight and nothing pending: every applied record durable. */
-static void drain(worker *w)
+void worker_drain(worker *w)
 {
 	unsigned round = 0;
-	while (!failed(w) && (w->flight_ops || w->n_pending || w->held)) {
+	while (!worker_failed(w) && (w->flight_ops || w->n_pending || w->held)) {
 		if (w->held) {
 			if (gate_open(w))
 				group_release(w);
@@ -406,18 +409,18 @@ static void drain(worker *w)
 }
 
 /* Append a record whose checksum (atp_crc32c(0, rec, len)) is known. */
-static void append(worker *w, shard *s, const uint8_t *rec, size_t len, uint32_t crc)
+void worker_append(worker *w, shard *s, const uint8_t *rec, size_t len, uint32_t crc)
 {
 	for (;;) {
 		int rc = atp_wal_append_crc(s->wal, rec, len, crc);
 		if (rc == 0)
 			break;
 		if (rc != ATP_WAL_FLUSH_FIRST) {
-			fail(w, rc, "shard %u: cannot extend the WAL: %s; stopping", s->index, strerror(-rc));
+			worker_fail(w, rc, "shard %u: cannot extend the WAL: %s; stopping", s->index, strerror(-rc));
 			return;
 		}
-		drain(w);
-		if (failed(w))
+		worker_drain(w);
+		if (worker_failed(w))
 			return;
 	}
 	s->wal_bytes += len;
@@ -453,7 +456,7 @@ static bool reap_child(worker *w, shard *s, bool wait)
 		return false;
 	s->snap_child = 0;
 	if (pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fail(w, -EIO, "shard %u: the snapshot writer failed (%s); stopping", s->index,
+		worker_fail(w, -EIO, "shard %u: the snapshot writer failed (%s); stopping", s->index,
 		     pid < 0 ? strerror(errno) : "see its message above");
 		return true;
 	}
@@ -502,7 +505,7 @@ static void snapshot(worker *w, shard *s)
 	}
 	int rc = atp_snapshot_write(s->dir, s->core, lsn, err, sizeof(err));
 	if (rc < 0) {
-		fail(w, rc, "shard %u: %s", s->index, err);
+		worker_fail(w, rc, "shard %u: %s", s->index, err);
 		return;
 	}
 	snapshot_done(w, s);
@@ -548,7 +551,7 @@ static void stage_deltas(worker *w, const shard *s, uint64_t lsn, uint32_t *inde
 	for (size_t i = 0; i < n; i++) {
 		atp_engine_delta *slot;
 		for (unsigned round = 0; !(slot = atp_spsc_ring_stage_slot(w->deltas));) {
-			if (failed(w))
+			if (worker_failed(w))
 				return;
 			start_group(w);
 			reap(w, false);
@@ -578,17 +581,17 @@ static void stage_expiries(void *ctx, const atp_delta *d, size_t n)
  * deltas staged under the tick's LSN, however many (the record is in the
  * WAL, so a full ring can be made durable and drained meanwhile).
  */
-static void tick_logged(worker *w, shard *s, const uint8_t *tick, size_t len, uint32_t crc, uint64_t now)
+void worker_tick_logged(worker *w, shard *s, const uint8_t *tick, size_t len, uint32_t crc, uint64_t now)
 {
-	append(w, s, tick, len, crc);
-	if (failed(w))
+	worker_append(w, s, tick, len, crc);
+	if (worker_failed(w))
 		return;
 	expiry_stage x = { w, s, atp_wal_last_lsn(s->wal), 0 };
 	atp_record rec = { .kind = ATP_REC_TICK, .now = now };
 	atp_engine_apply_record(s->core, &rec, NULL, stage_expiries, &x);
 }
 
-static shard *shard_of(worker *w, uint32_t index)
+shard *worker_shard(worker *w, uint32_t index)
 {
 	for (uint32_t i = 0; i < w->n_shards; i++)
 		if (w->shards[i]->index == index)
@@ -619,19 +622,19 @@ typedef struct run {
  * to the WAL; a refused one only if its time expired reservations (as a tick
  * of that time), so that replay repeats every expiry.
  */
-static void settle(worker *w, shard *s, const uint8_t *p, uint16_t len, uint32_t crc, completion c, uint64_t now,
+void worker_settle(worker *w, shard *s, const uint8_t *p, uint16_t len, uint32_t crc, completion c, uint64_t now,
 		   bool moved, const atp_result *res)
 {
 	/* Appending may drain the pending group first: queue the completion after it. */
 	if (c.status == ATP_OK) {
-		append(w, s, p, len, crc);
+		worker_append(w, s, p, len, crc);
 		uint32_t index = 0;
-		if (w->deltas && res && res->n_deltas && !failed(w))
+		if (w->deltas && res && res->n_deltas && !worker_failed(w))
 			stage_deltas(w, s, atp_wal_last_lsn(s->wal), &index, res->deltas, res->n_deltas);
 	} else if (moved) {
 		uint8_t tick[16];
 		size_t n = atp_record_encode_tick(now, tick);
-		append(w, s, tick, n, atp_crc32c(0, tick, n));
+		worker_append(w, s, tick, n, atp_crc32c(0, tick, n));
 	}
 	w->pending[w->n_pending++] = c;
 }
@@ -669,15 +672,15 @@ static bool expiry_due(const run *r)
  */
 static void apply_stepwise(worker *w, run *r)
 {
-	for (uint32_t i = 0; i < r->n && !failed(w); i++) {
+	for (uint32_t i = 0; i < r->n && !worker_failed(w); i++) {
 		if (r->now[i] > atp_core_now_ms(r->s->core)) {
 			uint8_t tick[16];
 			size_t n = atp_record_encode_tick(r->now[i], tick);
-			tick_logged(w, r->s, tick, n, atp_crc32c(0, tick, n), r->now[i]);
+			worker_tick_logged(w, r->s, tick, n, atp_crc32c(0, tick, n), r->now[i]);
 		}
 		atp_result res;
 		atp_core_apply_batch_hashed_at(r->s->core, &r->ev[i], &r->hash[i], &r->now[i], 1, &res);
-		settle(w, r->s, r->bytes[i], r->len[i], r->crc[i], completion_of(r, i, &res), r->now[i], false, &res);
+		worker_settle(w, r->s, r->bytes[i], r->len[i], r->crc[i], completion_of(r, i, &res), r->now[i], false, &res);
 	}
 	r->n = 0;
 }
@@ -694,215 +697,11 @@ static void apply_run(worker *w, run *r)
 	atp_core_apply_batch_hashed_at(r->s->core, r->ev, r->hash, r->now, r->n, res);
 	assert(!w->deltas || st->lines_expired == lapsed);  /* expiry_due() said none would lapse */
 	for (uint32_t i = 0; i < r->n; i++) {
-		settle(w, r->s, r->bytes[i], r->len[i], r->crc[i], completion_of(r, i, &res[i]), r->now[i], r->now[i] > t,
+		worker_settle(w, r->s, r->bytes[i], r->len[i], r->crc[i], completion_of(r, i, &res[i]), r->now[i], r->now[i] > t,
 		       &res[i]);
 		t = r->now[i] > t ? r->now[i] : t;
 	}
 	r->n = 0;
-}
-
-/* ---- whole orders ---- */
-
-/* Bring s to time now (a logged tick first, as the router's would be, so that replay repeats the expiries). */
-static void advance_time(worker *w, shard *s, uint64_t now)
-{
-	if (now <= atp_core_now_ms(s->core))
-		return;
-	uint8_t tick[16];
-	size_t n = atp_record_encode_tick(now, tick);
-	if (w->deltas) {
-		tick_logged(w, s, tick, n, atp_crc32c(0, tick, n), now);
-		return;
-	}
-	append(w, s, tick, n, atp_crc32c(0, tick, n));
-	atp_record rec = { .kind = ATP_REC_TICK, .now = now };
-	atp_engine_apply_record(s->core, &rec, NULL, NULL, NULL);
-}
-
-/* The frames of this worker's parts of one order, as the router wrote them: per part a mark, then its lines. */
-typedef struct order_frames {
-	uint32_t n;            /* frames */
-	uint32_t lines;
-	size_t bytes;
-	frame_header h[ATP_ORDER_LINES_MAX + ATP_ORDER_PARTS_MAX];
-	const uint8_t *p[ATP_ORDER_LINES_MAX + ATP_ORDER_PARTS_MAX];
-	atp_record rec[ATP_ORDER_LINES_MAX + ATP_ORDER_PARTS_MAX];
-} order_frames;
-
-/* Gather them from buf (the mark of the first part first); false while some are not in the ring yet. */
-static bool order_gather(worker *w, const uint8_t *buf, size_t have, order_frames *f)
-{
-	size_t off = 0;
-	uint32_t parts = 0, mine = 0, want = 0;
-	f->n = f->lines = 0;
-	do {
-		if (have - off < sizeof(frame_header))
-			return false;
-		frame_header *h = &f->h[f->n];
-		memcpy(h, buf + off, sizeof(*h));
-		if (have - off < sizeof(*h) + h->len)
-			return false;
-		const uint8_t *p = buf + off + sizeof(*h);
-		atp_record *rec = &f->rec[f->n];
-		int decoded = atp_record_decode(p, h->len, rec);
-		/* The router wrote them, in this shape (engine.c): anything else is memory gone wrong, not input. */
-		assert(decoded == 0 && shard_of(w, h->shard));
-		(void)decoded;
-		if (want == 0) {
-			assert(rec->kind == ATP_REC_ORDER && (f->n == 0 || rec->order.order == f->rec[0].order.order));
-			if (f->n == 0)
-				for (uint32_t i = 0; i < rec->order.n_parts; i++)
-					mine += shard_of(w, rec->order.parts[i]) != NULL;
-			want = rec->order.n_lines;
-			parts++;
-		} else {
-			assert(rec->kind == ATP_REC_EVENT && rec->ev.type == ATP_EV_RESERVE);
-			want--;
-			f->lines++;
-		}
-		f->p[f->n++] = p;
-		off += sizeof(*h) + h->len;
-	} while (want || parts < mine);
-	f->bytes = off;
-	return true;
-}
-
-/* Every part of f judged against its shard now: whether all its lines fit. */
-static bool order_judge(worker *w, const order_frames *f)
-{
-	bool fits = true;
-	for (uint32_t i = 0; i < f->n && !failed(w); i += 1 + f->rec[i].order.n_lines) {
-		shard *s = shard_of(w, f->h[i].shard);
-		advance_time(w, s, f->rec[i].now);
-		atp_event lines[ATP_ORDER_LINES_MAX];
-		uint32_t n = f->rec[i].order.n_lines;
-		for (uint32_t k = 0; k < n; k++)
-			lines[k] = f->rec[i + 1 + k].ev;
-		fits = fits && atp_core_reserve_fits(s->core, lines, n);
-	}
-	return fits;
-}
-
-/* Each part of f logged and applied, its lines confirmed in full (whole) or denied. */
-static void order_apply(worker *w, order_frames *f, bool whole)
-{
-	for (uint32_t i = 0; i < f->n && !failed(w); i++) {
-		shard *s = shard_of(w, f->h[i].shard);
-		completion c = { .rsrc = f->h[i].rsrc, .status = ATP_OK };
-		if (f->rec[i].kind == ATP_REC_ORDER) {
-			/*
-			 * The mark counts the lines logged after it: a resend's lines
-			 * this shard already applied are duplicates, not logged (the
-			 * mark still says the shard holds its part: recovery asks).
-			 */
-			atp_order_mark *m = &f->rec[i].order;
-			uint16_t logged = 0;
-			for (uint32_t k = 1; k <= m->n_lines; k++)
-				logged += f->rec[i + k].ev.seq > atp_core_hwm(s->core, f->rec[i + k].ev.source);
-			uint8_t mark[ATP_RECORD_MAX];
-			const uint8_t *p = f->p[i];
-			uint32_t crc = f->h[i].crc;
-			if (logged != m->n_lines) {
-				m->n_lines = logged;
-				size_t len = atp_record_encode_order(m, f->rec[i].now, mark);
-				assert(len == f->h[i].len);
-				p = mark;
-				crc = atp_crc32c(0, mark, len);
-			}
-			append(w, s, p, f->h[i].len, crc);
-			assert(atp_core_now_ms(s->core) >= f->rec[i].now);  /* order_judge() brought it there: nothing lapses */
-			c.status = atp_engine_apply_record(s->core, &f->rec[i], NULL, NULL, NULL);
-			if (c.status != ATP_OK)
-				fail(w, -ENOSPC, "shard %u: no room for the order mark's source", s->index);
-			w->pending[w->n_pending++] = c;
-			continue;
-		}
-		const uint8_t *p = f->p[i];
-		uint32_t crc = f->h[i].crc;
-		uint8_t denied[ATP_RECORD_MAX];
-		atp_event *ev = &f->rec[i].ev;
-		if (!whole) {
-			memcpy(denied, p, f->h[i].len);
-			denied[2] |= ATP_EVF_DENY;  /* the flags byte (record.c) */
-			p = denied;
-			crc = atp_crc32c(0, denied, f->h[i].len);
-			ev->flags |= ATP_EVF_DENY;
-		}
-		atp_result res;
-		atp_core_apply_batch_hashed_at(s->core, ev, &f->h[i].hash, &f->rec[i].now, 1, &res);
-		/*
-		 * Judged with nothing applied since: a whole order's new lines fit.
-		 * (A resend the shard already applied is a duplicate, here as
-		 * everywhere: then every shard of the order has it.)
-		 */
-		assert(res.status == ATP_DUPLICATE || (res.status == ATP_OK && (!whole || res.confirmed == ev->qty)));
-		c.seq = ev->seq;
-		c.status = res.status;
-		c.flags = res.flags;
-		c.qty = res.confirmed;
-		settle(w, s, p, f->h[i].len, crc, c, f->rec[i].now, false, &res);
-	}
-}
-
-/*
- * The order whose first frame starts buf: the bytes of its frames once its
- * parts here are applied, or 0 while it cannot be yet (frames still
- * coming, no room in this group, other workers still judging). Judging
- * happens once; the order then stays at the head of the ring, so nothing
- * after it is applied before it.
- */
-static size_t take_order(worker *w, const uint8_t *buf, size_t have)
-{
-	static _Thread_local order_frames f;
-	if (!order_gather(w, buf, have, &f))
-		return 0;
-	const atp_order_mark *m = &f.rec[0].order;
-	uint32_t mine = 0;
-	for (uint32_t i = 0; i < f.n; i++)
-		mine += f.rec[i].kind == ATP_REC_ORDER;
-	order_slot *slot = mine < m->n_parts ? &w->orders[m->order % ORDER_SLOTS] : NULL;
-	assert(!slot || slot->order == m->order);  /* the router filled it before the frames went out */
-	if (w->n_pending + f.n > GROUP_MAX || (slot && w->n_pending_orders == GROUP_ORDERS) ||
-	    (w->deltas && atp_spsc_ring_stage_room(w->deltas) < f.lines))
-		return 0;  /* after the group in flight */
-	if (w->judged != m->order) {
-		w->judged = m->order;
-		w->judged_fits = order_judge(w, &f);
-		if (slot) {
-			if (!w->judged_fits)
-				atomic_fetch_add(&slot->refused, 1);
-			atomic_fetch_add(&slot->arrived, 1);
-		}
-		order_step(w, ORDER_JUDGED);
-	}
-	if (slot && atomic_load(&slot->arrived) < slot->workers)
-		return 0;
-	bool whole = slot ? atomic_load(&slot->refused) == 0 : w->judged_fits;
-	/* Each part in one write of its shard, so that a group holds all of it (see gate_open). */
-	size_t lens[ATP_ORDER_LINES_MAX + ATP_ORDER_PARTS_MAX];
-	for (int attempt = 0; attempt < 2; attempt++) {
-		bool fits = true;
-		for (uint32_t i = 0; i < f.n; i += 1 + f.rec[i].order.n_lines) {
-			for (uint32_t k = 0; k <= f.rec[i].order.n_lines; k++)
-				lens[k] = f.h[i + k].len;
-			fits = fits && atp_wal_fits(shard_of(w, f.h[i].shard)->wal, lens, 1 + f.rec[i].order.n_lines);
-		}
-		if (fits)
-			break;
-		if (attempt) {
-			fail(w, -EMSGSIZE, "order %" PRIu64 ": a part does not fit in one WAL write (wal buffer too small)", m->order);
-			return 0;
-		}
-		drain(w);
-		if (failed(w))
-			return 0;
-	}
-	order_apply(w, &f, whole);
-	if (slot)
-		w->pending_orders[w->n_pending_orders++] = slot;
-	w->judged = 0;
-	order_step(w, ORDER_APPLIED);
-	return f.bytes;
 }
 
 /*
@@ -918,14 +717,14 @@ static size_t process(worker *w, const uint8_t *buf, size_t have, size_t limit, 
 {
 	size_t off = 0;
 	run r = { .n = 0 };
-	while (off < limit && have - off >= sizeof(frame_header) && w->n_pending + r.n < GROUP_MAX && !failed(w)) {
+	while (off < limit && have - off >= sizeof(frame_header) && w->n_pending + r.n < GROUP_MAX && !worker_failed(w)) {
 		frame_header h;
 		memcpy(&h, buf + off, sizeof(h));
 		if (have - off < sizeof(h) + h.len)
 			break;
 		const uint8_t *p = buf + off + sizeof(h);
 		atp_record rec;
-		shard *s = shard_of(w, h.shard);
+		shard *s = worker_shard(w, h.shard);
 		/* The router encoded it into this ring (engine.c): anything else is memory gone wrong, not input. */
 		int decoded = s ? atp_record_decode(p, h.len, &rec) : -1;
 		assert(s && decoded == 0);
@@ -938,7 +737,7 @@ static size_t process(worker *w, const uint8_t *buf, size_t have, size_t limit, 
 			}
 		}
 		if (rec.kind == ATP_REC_ORDER) {
-			size_t used = take_order(w, buf + off, have - off);
+			size_t used = worker_take_order(w, buf + off, have - off);
 			if (!used)
 				break;
 			off += used;
@@ -960,7 +759,7 @@ static size_t process(worker *w, const uint8_t *buf, size_t have, size_t limit, 
 			r.now[r.n++] = rec.now;
 		} else if (rec.kind == ATP_REC_TICK && w->deltas) {
 			completion c = { .rsrc = h.rsrc, .status = ATP_OK };
-			tick_logged(w, s, p, h.len, h.crc, rec.now);
+			worker_tick_logged(w, s, p, h.len, h.crc, rec.now);
 			w->pending[w->n_pending++] = c;
 			if (s->snap_due && !s->snap_child) {
 				*snap = true;
@@ -971,7 +770,7 @@ static size_t process(worker *w, const uint8_t *buf, size_t have, size_t limit, 
 			uint64_t before = atp_core_now_ms(s->core);
 			completion c = { .rsrc = h.rsrc };
 			c.status = atp_engine_apply_record(s->core, &rec, &res, NULL, NULL);
-			settle(w, s, p, h.len, h.crc, c, rec.now, atp_core_now_ms(s->core) != before, NULL);
+			worker_settle(w, s, p, h.len, h.crc, c, rec.now, atp_core_now_ms(s->core) != before, NULL);
 			if (s->snap_due && !s->snap_child) {
 				*snap = true;
 				break;
@@ -992,8 +791,8 @@ static size_t process(worker *w, const uint8_t *buf, size_t have, size_t limit, 
 
 static void snapshots(worker *w)
 {
-	drain(w);
-	for (uint32_t i = 0; i < w->n_shards && !failed(w); i++)
+	worker_drain(w);
+	for (uint32_t i = 0; i < w->n_shards && !worker_failed(w); i++)
 		if (w->shards[i]->snap_due || w->shards[i]->snap_command)
 			snapshot(w, w->shards[i]);
 }
@@ -1011,7 +810,7 @@ void pipe_pin_thread(int cpu, const char *who)
 bool worker_turn(worker *w)
 {
 	bool progress = false, snap = false;
-	if (failed(w))
+	if (worker_failed(w))
 		return false;
 	if (w->held && gate_open(w))
 		group_release(w);
@@ -1056,7 +855,7 @@ static void *worker_main(void *arg)
 	}
 	prctl(PR_SET_TIMERSLACK, 1000UL);  /* reap's and backoff's short waits: not 50 us slack on top */
 	publish_stats(w);  /* what recovery left in its cores */
-	for (unsigned loops = 0; !failed(w); loops++) {
+	for (unsigned loops = 0; !worker_failed(w); loops++) {
 		if ((loops & 63) == 0)
 			reap_children(w, false);
 		if (worker_turn(w)) {
