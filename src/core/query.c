@@ -81,9 +81,8 @@ bool atp_core_reserve_fits(const atp_core *c, const atp_event *lines, size_t n)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		const atp_event *ev = &lines[i];
-		atp_position_view v;
-		if (atp_core_find_line(c, ev->ref, ev->sku, ev->location) || !atp_core_read(c, ev->sku, ev->location, &v) ||
-		    v.on_hand - v.held - v.reserved - v.safety_stock < ev->qty)
+		const atp_position *p = atp_core_find(c, ev->sku, ev->location);  /* the writer's own: no seqlock read */
+		if (!p || atp_position_atp(p) < ev->qty || atp_core_find_line(c, ev->ref, ev->sku, ev->location))
 			return false;
 	}
 	return true;

@@ -255,6 +255,13 @@ static bool seqs_free(const atp_grpc_server *g, uint32_t n)
 	return true;
 }
 
+/* The next seq of the API's source is c's entry index: its completion finds the call. */
+static void pending_add(atp_grpc_server *g, call *c, uint32_t index)
+{
+	g->pending[g->next_seq % PENDING_MAX] = (pending){ g->next_seq, grpc_call_index(g, c), c->gen, index };
+	g->next_seq++;
+}
+
 /* Submit ev (seq and event_id set here) for c's entry index, to shard to (UINT32_MAX: its SKU's). */
 static int submit(atp_grpc_server *g, call *c, atp_event *ev, uint32_t index, uint32_t to)
 {
@@ -263,8 +270,7 @@ static int submit(atp_grpc_server *g, call *c, atp_event *ev, uint32_t index, ui
 	int rc = to == UINT32_MAX ? atp_engine_submit(g->e, ev, NULL) : atp_engine_submit_to(g->e, ev, to, NULL);
 	if (rc != ATP_OK)
 		return rc;
-	g->pending[g->next_seq % PENDING_MAX] = (pending){ g->next_seq, grpc_call_index(g, c), c->gen, index };
-	g->next_seq++;
+	pending_add(g, c, index);
 	return ATP_OK;
 }
 
@@ -305,10 +311,8 @@ static bool order_submit(atp_grpc_server *g, call *c, atp_event ev)
 		submit_failed(g, c, rc);
 		return true;
 	}
-	for (uint32_t i = 0; i < c->n_lines; i++) {
-		g->pending[g->next_seq % PENDING_MAX] = (pending){ g->next_seq, grpc_call_index(g, c), c->gen, i };
-		g->next_seq++;
-	}
+	for (uint32_t i = 0; i < c->n_lines; i++)
+		pending_add(g, c, i);
 	g->stats.reserve_lines += c->n_lines;
 	start_waiting(g, c);
 	return true;
@@ -316,12 +320,13 @@ static bool order_submit(atp_grpc_server *g, call *c, atp_event ev)
 
 static bool reserve_submit(atp_grpc_server *g, call *c)
 {
-	/* An order's part per shard comes behind a mark: room for twice the lines. */
-	if (!atp_engine_can_take(g->e, 2 * c->n_lines) || !seqs_free(g, c->n_lines))
-		return false;
 	const uint8_t *rr = atp_fb_root(c->msg);
-	uint64_t ttl = atp_v1_reserve_request_ttl_ms(rr);
 	uint8_t policy = policy_of(rr);
+	/* A whole order's part per shard comes behind a mark: room for twice its lines. */
+	uint32_t frames = policy == ATP_V1_ALL_OR_NOTHING ? 2 * c->n_lines : c->n_lines;
+	if (!atp_engine_can_take(g->e, frames) || !seqs_free(g, c->n_lines))
+		return false;
+	uint64_t ttl = atp_v1_reserve_request_ttl_ms(rr);
 	atp_event ev = { .type = ATP_EV_RESERVE, .ref = atp_v1_reserve_request_reservation_id(rr),
 			 .expires_at = ttl ? atp_engine_now_ms(g->e) + ttl : 0,
 			 .flags = (uint8_t)(ATP_EVF_RELEASABLE | (policy == ATP_V1_PARTIAL ? ATP_EVF_PARTIAL : 0)) };
