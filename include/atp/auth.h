@@ -49,6 +49,7 @@ enum {
 	ATP_AUTH_PURGE = 1u << 8,
 	ATP_AUTH_DEAD_LETTERS = 1u << 9,
 	ATP_AUTH_HISTORY = 1u << 10,
+	ATP_AUTH_GET_ATP_PROFILE = 1u << 11,
 };
 
 #define ATP_AUTH_NONE (-1)

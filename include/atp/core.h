@@ -21,6 +21,7 @@
 #define ATP_CORE_H
 
 #include "atp/event.h"
+#include "atp/inbound.h"
 #include "atp/lines.h"
 #include "atp/sources.h"
 #include "atp/status.h"
@@ -44,9 +45,11 @@ typedef struct atp_core_config {
 	 * events, whose contiguity the engine's router has already checked.
 	 */
 	bool sparse_seq;
+	uint32_t max_inbound;     /* positions with inbound supply at once (atp/inbound.h) */
+	uint32_t max_promises;    /* reservation lines promised against supply at once */
 } atp_core_config;
 
-/* 1M positions, 4M lines, 1024 sources, 24 h of retention in milliseconds. */
+/* 1M positions, 4M lines, 1024 sources, 24 h of retention in milliseconds, 16K positions with supply, 256K promises. */
 atp_core_config atp_core_config_default(void);
 
 /* A change of a position's ATP. sku and location point into the table and live as long as it. */
@@ -70,6 +73,10 @@ typedef struct atp_delta {
 #define ATP_RF_NO_LINE 0x20u   /* RELEASE / PICK ref found no open line */
 #define ATP_RF_PARTIAL 0x40u   /* RESERVE confirmed less than requested, more than 0 */
 #define ATP_RF_MORE 0x80u      /* RELEASE of a whole reservation: open lines remain; release again */
+#define ATP_RF_PROMISED 0x100u /* RESERVE with a date: confirmed against inbound supply (promised_date) */
+#define ATP_RF_LATE 0x200u     /* a supply change moved promises past their need-by day (n_late) */
+#define ATP_RF_WITHDRAWN 0x400u /* a supply change left promises uncovered: their lines WITHDRAWN (n_withdrawn);
+                                 * on a RESERVE's retry: this line was withdrawn */
 
 /* Lines one RELEASE of a whole reservation (atp_event_releases_all) closes at most. */
 #define ATP_RELEASE_ALL_LINES 2
@@ -82,6 +89,9 @@ typedef struct atp_result {
 	int64_t confirmed;      /* RESERVE: the line's first result when replayed */
 	int64_t moved;          /* HOLD/UNHOLD: units moved; PICK: reservation consumed; RELEASE: released */
 	int64_t variance;       /* COUNT: qty - on_hand before */
+	uint32_t promised_date; /* RESERVE confirmed against supply: the day (an ETA) it is promised for */
+	uint16_t n_late;        /* SUPPLY, RECEIPT of a supply, RELEASE: promises now late (ATP_RF_LATE) */
+	uint16_t n_withdrawn;   /* ... and withdrawn (ATP_RF_WITHDRAWN); both saturate at 65535 */
 	uint32_t n_deltas;
 	atp_delta deltas[2];
 } atp_result;
@@ -106,6 +116,10 @@ typedef struct atp_core_stats {
 	uint64_t lines_purged;
 	uint64_t count_variance_abs;
 	uint64_t deltas;
+	uint64_t promises_made;       /* RESERVE lines confirmed against inbound supply */
+	uint64_t promises_opened;     /* ... whose supply was received: open lines now */
+	uint64_t promises_late;       /* ... moved past their need-by day by a supply change */
+	uint64_t promises_withdrawn;  /* ... no supply covers any more */
 } atp_core_stats;
 
 typedef struct atp_core atp_core;
@@ -203,6 +217,8 @@ uint64_t atp_core_now_ms(const atp_core *c);
 const atp_table *atp_core_table(const atp_core *c);
 const atp_lines *atp_core_lines(const atp_core *c);
 const atp_sources *atp_core_sources(const atp_core *c);
+/* Inbound supply and promises (atp/inbound.h); atp_inbound_read() serves other threads. */
+const atp_inbound *atp_core_inbound(const atp_core *c);
 const atp_core_stats *atp_core_stats_get(const atp_core *c);
 /* to += from, counter by counter (summing shards). */
 void atp_core_stats_add(atp_core_stats *to, const atp_core_stats *from);
@@ -224,6 +240,16 @@ int atp_core_restore_position(atp_core *c, atp_str sku, atp_str location, const 
  */
 int atp_core_restore_line(atp_core *c, atp_str ref, uint32_t pos, const atp_line_values *values);
 void atp_core_restore_now(atp_core *c, uint64_t now_ms);
+/*
+ * Inbound supply, after positions and lines: an entry of position pos with
+ * its pool, then its supplies, then its promises in the order they were
+ * made, each with the line it promises (ref at pos, created here PROMISED
+ * with requested and confirmed qty; releasable as given).
+ */
+int atp_core_restore_inbound(atp_core *c, uint32_t pos, int64_t pool);
+int atp_core_restore_supply(atp_core *c, uint32_t pos, atp_str ref, int64_t expected, uint32_t eta);
+int atp_core_restore_promise(atp_core *c, uint32_t pos, atp_str ref, int64_t requested, bool releasable,
+			     const atp_promise_view *p);
 
 #ifdef __cplusplus
 }

@@ -57,6 +57,7 @@ typedef struct atp_engine_done {
 	int status;          /* ATP_OK, ATP_DUPLICATE or a refusal */
 	uint32_t flags;      /* ATP_RF_* of the result */
 	int64_t qty;         /* RESERVE: confirmed; RELEASE: released; PICK: reservation consumed; HOLD/UNHOLD: moved */
+	uint32_t date;       /* RESERVE confirmed against inbound supply: the day it is promised for (atp/inbound.h) */
 } atp_engine_done;
 
 typedef void (*atp_engine_done_fn)(void *ctx, const atp_engine_done *d);
@@ -288,6 +289,9 @@ typedef struct atp_engine_position {
  * in location order: fills up to max, returns how many there are.
  */
 size_t atp_engine_read_sku(const atp_engine *e, atp_str sku, atp_engine_position *out, size_t max);
+/* The same with each position's inbound curve (atp/inbound.h) in curves[i]: what GetAtpProfile reads. */
+size_t atp_engine_read_sku_inbound(const atp_engine *e, atp_str sku, atp_engine_position *out,
+				   atp_inbound_curve *curves, size_t max);
 /* Any thread: the positions of a shard published so far, ids 0 .. n-1; one of them, or just its key. */
 uint32_t atp_engine_positions(const atp_engine *e, uint32_t shard);
 void atp_engine_read_id(const atp_engine *e, uint32_t shard, uint32_t id, atp_engine_position *out);

@@ -45,6 +45,8 @@ enum atp_event_type {
 	ATP_EV_RELEASE,   /* line's remaining goes back              qty ignored;
 	                   * without sku and location: every open line of ref reserved
 	                   * with ATP_EVF_RELEASABLE (see atp/core.h) */
+	ATP_EV_SUPPLY,    /* supply ref (a PO, a transfer) expects qty on day date; qty >= 0,
+	                   * 0: cancelled (atp/inbound.h). A RECEIPT naming ref receives it */
 	ATP_EV_TYPE_COUNT
 };
 
@@ -84,6 +86,12 @@ typedef struct atp_event {
 	atp_str reason;       /* ADJUST reason code */
 	int64_t qty;
 	uint64_t expires_at;  /* RESERVE: the caller's time at which the line lapses; 0 = never */
+	/*
+	 * A day (since 1970-01-01, atp/inbound.h): SUPPLY's ETA (required
+	 * with qty > 0); RESERVE's need-by day (optional: confirmed now, or
+	 * against supply due by then; not with ATP_EVF_PARTIAL); 0 elsewhere.
+	 */
+	uint32_t date;
 	uint8_t type;         /* enum atp_event_type */
 	uint8_t flags;        /* ATP_EVF_* */
 } atp_event;

@@ -125,7 +125,7 @@ void atp_grpc_server_shutdown(atp_grpc_server *g);
  */
 void atp_grpc_server_snapshot_done(atp_grpc_server *g, int rc, uint64_t millis);
 
-#define ATP_GRPC_METHODS 13          /* "unknown" (no such method, or refused before its headers), then the methods */
+#define ATP_GRPC_METHODS 14          /* "unknown" (no such method, or refused before its headers), then the methods */
 #define ATP_GRPC_STATUSES 17         /* gRPC status codes 0 (OK) .. 16 */
 #define ATP_GRPC_LATENCY_BUCKETS 24  /* bucket b: answered within 2^b us of the call's headers (b = 23: or later) */
 

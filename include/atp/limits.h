@@ -15,6 +15,8 @@
 #define ATP_REASON_MAX 32   /* bytes of an ADJUST reason code */
 #define ATP_EVENT_KEY_MAX 64 /* bytes of an event id that is not a number (E000118075, a GUID) */
 
+/* The last day a date may name (9999-12-31, in days since 1970-01-01). */
+#define ATP_DAY_LAST 2932896u
 /* |qty| of one event. */
 #define ATP_QTY_MAX 1000000000000LL
 /*

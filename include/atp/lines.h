@@ -32,7 +32,16 @@ enum atp_line_state {
 	ATP_LINE_RELEASED,     /* released by RELEASE */
 	ATP_LINE_EXPIRED,      /* lapsed at expires_at */
 	ATP_LINE_UNFILLED,     /* nothing was confirmed */
+	ATP_LINE_PROMISED,     /* confirmed against inbound supply (atp/inbound.h): remaining 0, not
+	                        * in reserved; opens when the supply is received */
+	ATP_LINE_WITHDRAWN,    /* was PROMISED; a late or cancelled supply no longer covers it */
 };
+
+/* Whether a line is still live (open, or promised against supply): not in the closed FIFO. */
+static inline bool atp_line_live(unsigned state)
+{
+	return state == ATP_LINE_OPEN || state == ATP_LINE_PROMISED;
+}
 
 /* Bytes of a ref kept in the line itself; a longer ref is kept whole beside the lines. */
 #define ATP_LINE_REF_INLINE 20
@@ -107,14 +116,21 @@ uint32_t atp_lines_open_count(const atp_lines *l);
 /* Open the line (remaining > 0): state OPEN, and waiting for expires_at unless it is 0. */
 void atp_lines_open(atp_lines *l, uint32_t id, uint64_t expires_at);
 /*
- * The open releasable lines of a reservation id: the first, and the one
+ * A new line confirmed against inbound supply: state PROMISED (remaining
+ * 0, no expiry), chained like an open line when releasable; and such a
+ * line's supply received: it opens with remaining units and no expiry.
+ */
+void atp_lines_promise(atp_lines *l, uint32_t id);
+void atp_lines_open_promised(atp_lines *l, uint32_t id, int64_t remaining);
+/*
+ * The live releasable lines (open or promised) of a reservation id: the first, and the one
  * after id (ATP_LINE_NONE at the end). Open lines marked releasable are
  * chained by their ref, so a RELEASE of a whole reservation finds them
  * without a scan; other lines pay nothing for it.
  */
 uint32_t atp_lines_first_open(const atp_lines *l, atp_str ref);
 uint32_t atp_lines_next_open(const atp_lines *l, uint32_t id);
-/* Close an open or new line (remaining must be 0) in state, at time now. */
+/* Close an open, promised or new line (remaining must be 0) in state, at time now. */
 void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint64_t now_ms);
 /* The open line that expires first if it expires at or before now, else ATP_LINE_NONE. */
 uint32_t atp_lines_due(atp_lines *l, uint64_t now_ms);

@@ -43,8 +43,10 @@ enum atp_status {
 	ATP_E_SHUTDOWN = -23,     /* the server is stopping */
 	ATP_E_UNAUTHENTICATED = -24, /* no or bad credentials (atp/auth.h) */
 	ATP_E_FORBIDDEN = -25,    /* a known identity not allowed to do this (send as this source) */
+	ATP_E_DATE = -26,         /* a date missing where required, set where not allowed, or with partial */
+	ATP_E_SUPPLY_FULL = -27,  /* inbound supply capacity reached (atp/inbound.h) */
 
-	ATP_E_LAST = -25,
+	ATP_E_LAST = -27,
 };
 
 /* "ATP_E_GAP" etc.; "ATP_E_UNKNOWN" for a code outside the enum. */

@@ -30,7 +30,8 @@ extern const atp_fb_table_rule atp_v1_atp_query_rule, atp_v1_position_atp_rule, 
 	atp_v1_scan_request_rule, atp_v1_subscribe_request_rule, atp_v1_delta_rule, atp_v1_snapshot_request_rule,
 	atp_v1_snapshot_reply_rule, atp_v1_redrive_request_rule, atp_v1_redrive_reply_rule, atp_v1_purge_request_rule,
 	atp_v1_purge_reply_rule, atp_v1_dead_letters_request_rule, atp_v1_dead_letter_rule,
-	atp_v1_dead_letters_reply_rule, atp_v1_history_request_rule, atp_v1_history_reply_rule;
+	atp_v1_dead_letters_reply_rule, atp_v1_history_request_rule, atp_v1_history_reply_rule,
+	atp_v1_atp_profile_query_rule, atp_v1_atp_profile_rule;
 
 /* The root table of msg verified by rule, or NULL with *rc an ATP_FB_E_* code. */
 static inline const uint8_t *atp_v1_verify(const void *msg, size_t msg_len, const atp_fb_table_rule *rule, int *rc)
@@ -100,6 +101,7 @@ ATP_V1_TABLES(atp_batch_reply_replies, 0)
 ATP_V1_STRING(reserve_line_sku, 0)
 ATP_V1_STRING(reserve_line_location, 1)
 ATP_V1_I64(reserve_line_qty, 2)
+static inline uint32_t atp_v1_reserve_line_need_by(const uint8_t *t) { return atp_fb_get_u32(t, 3); }
 ATP_V1_STRING(reserve_request_reservation_id, 0)
 ATP_V1_TABLES(reserve_request_lines, 1)
 ATP_V1_U64(reserve_request_ttl_ms, 2)
@@ -114,6 +116,20 @@ ATP_V1_STRING(line_result_sku, 0)
 ATP_V1_STRING(line_result_location, 1)
 ATP_V1_I64(line_result_requested, 2)
 ATP_V1_I64(line_result_confirmed, 3)
+static inline uint32_t atp_v1_line_result_promised_date(const uint8_t *t) { return atp_fb_get_u32(t, 4); }
+ATP_V1_BOOL(line_result_withdrawn, 5)
+
+/* AtpProfileQuery: sku, locations as AtpQuery's; horizon_days. AtpProfile: sku, days. */
+#define ATP_V1_HORIZON_MAX 366u
+#define ATP_V1_HORIZON_DEFAULT 30u
+ATP_V1_STRING(atp_profile_query_sku, 0)
+static inline uint32_t atp_v1_atp_profile_query_horizon_days(const uint8_t *t) { return atp_fb_get_u32(t, 2); }
+ATP_V1_STRING(atp_profile_sku, 0)
+ATP_V1_TABLES(atp_profile_days, 1)
+static inline uint32_t atp_v1_profile_day_date(const uint8_t *t) { return atp_fb_get_u32(t, 0); }
+ATP_V1_I64(profile_day_atp, 1)
+ATP_V1_I64(profile_day_inbound, 2)
+ATP_V1_I64(profile_day_available, 3)
 ATP_V1_STRING(reserve_reply_reservation_id, 0)
 ATP_V1_TABLES(reserve_reply_lines, 1)
 ATP_V1_BOOL(reserve_reply_duplicate, 2)
@@ -279,6 +295,15 @@ atp_fb_ref atp_v1_build_reserve_request_policy(atp_fb_builder *b, atp_str reserv
 					       uint32_t n, uint64_t ttl_ms, uint8_t policy);
 atp_fb_ref atp_v1_build_line_result(atp_fb_builder *b, atp_str sku, atp_str location, int64_t requested,
 				    int64_t confirmed);
+/* With a need-by day (YYYYMMDD, 0: none). */
+atp_fb_ref atp_v1_build_reserve_line_by(atp_fb_builder *b, atp_str sku, atp_str location, int64_t qty, uint32_t need_by);
+/* A line's result with its promised date (YYYYMMDD, 0: now or not) and whether it was withdrawn. */
+atp_fb_ref atp_v1_build_line_result_dated(atp_fb_builder *b, atp_str sku, atp_str location, int64_t requested,
+					  int64_t confirmed, uint32_t promised_date, bool withdrawn);
+atp_fb_ref atp_v1_build_atp_profile_query(atp_fb_builder *b, atp_str sku, const atp_str *locations, uint32_t n,
+					  uint32_t horizon_days);
+atp_fb_ref atp_v1_build_profile_day(atp_fb_builder *b, uint32_t date, int64_t atp, int64_t inbound);
+atp_fb_ref atp_v1_build_atp_profile(atp_fb_builder *b, atp_str sku, const atp_fb_ref *days, uint32_t n);
 atp_fb_ref atp_v1_build_reserve_reply(atp_fb_builder *b, atp_str reservation_id, const atp_fb_ref *lines,
 				      uint32_t n, bool duplicate);
 atp_fb_ref atp_v1_build_release_request(atp_fb_builder *b, atp_str reservation_id);

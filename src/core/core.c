@@ -49,6 +49,8 @@ typedef struct line_plan {
 	uint32_t id;       /* the existing line, or ATP_LINE_NONE */
 	uint32_t where;    /* when absent: its slot (atp_lines_find_where), or ATP_LINE_NONE */
 	bool create;       /* RESERVE: a new line */
+	bool unpromise;    /* RELEASE of a line promised against supply */
+	uint32_t promise;  /* RESERVE: the new line is promised against supply for this day */
 	int64_t take;      /* units leaving the line (pick, release) */
 } line_plan;
 
@@ -102,6 +104,8 @@ atp_core_config atp_core_config_default(void)
 		.max_lines = 1u << 22,
 		.max_sources = 1024,
 		.line_retention = 24ull * 3600 * 1000,
+		.max_inbound = 1u << 14,
+		.max_promises = 1u << 18,
 	};
 }
 
@@ -113,10 +117,11 @@ atp_core *atp_core_create(const atp_core_config *cfg)
 	c->table = atp_table_create(cfg->max_positions);
 	c->lines = atp_lines_create(cfg->max_lines);
 	c->sources = atp_sources_create(cfg->max_sources);
+	c->inbound = atp_inbound_create(cfg->max_positions, cfg->max_inbound, cfg->max_promises);
 	c->retention = cfg->line_retention;
 	c->sparse_seq = cfg->sparse_seq;
 	c->recent_sources[0] = c->recent_sources[1] = (known_source){ ATP_SOURCE_NONE, NULL };
-	if (!c->table || !c->lines || !c->sources) {
+	if (!c->table || !c->lines || !c->sources || !c->inbound) {
 		atp_core_destroy(c);
 		return NULL;
 	}
@@ -130,6 +135,7 @@ void atp_core_destroy(atp_core *c)
 	atp_table_destroy(c->table);
 	atp_lines_destroy(c->lines);
 	atp_sources_destroy(c->sources);
+	atp_inbound_destroy(c->inbound);
 	free(c);
 }
 
@@ -261,12 +267,27 @@ HOT int plan(const atp_core *c, const atp_event *ev, unsigned type, work *w, wor
 		if (RARE(ln != NULL)) { /* a retry */
 			r->confirmed = ln->confirmed;
 			r->flags |= ATP_RF_REPLAYED | (ln->requested != ev->qty ? ATP_RF_MISMATCH : 0);
+			if (ln->state == ATP_LINE_PROMISED) {
+				r->promised_date = atp_inbound_promised_date(c->inbound, ln->pos, lp->id);
+				r->flags |= ATP_RF_PROMISED;
+			}
+			r->flags |= ln->state == ATP_LINE_WITHDRAWN ? ATP_RF_WITHDRAWN : 0;
 			break;
 		}
 		if (RARE(atp_lines_count(c->lines) == atp_lines_capacity(c->lines)))
 			return ATP_E_LINES_FULL;
 		int64_t atp = buckets_atp(p);
 		r->confirmed = confirm_from(atp, ev);
+		if (RARE(ev->date) && r->confirmed == 0 && !(ev->flags & ATP_EVF_DENY) && w->id != ATP_POS_NONE &&
+		    (lp->promise = atp_inbound_can_promise(c->inbound, w->id, ev->qty, ev->date))) {
+			if (!atp_inbound_promise_room(c->inbound))
+				return ATP_E_SUPPLY_FULL;
+			r->confirmed = ev->qty;
+			r->promised_date = lp->promise;
+			r->flags |= ATP_RF_PROMISED;
+			lp->create = true;
+			break;
+		}
 		r->flags |= partial_flag(r->confirmed, ev->qty);
 		p->reserved += r->confirmed;
 		lp->create = true;
@@ -278,12 +299,18 @@ HOT int plan(const atp_core *c, const atp_event *ev, unsigned type, work *w, wor
 			p->reserved -= lp->take;
 			r->moved = lp->take;
 		}
+		lp->unpromise = ln && ln->state == ATP_LINE_PROMISED;
+		break;
+	case ATP_EV_SUPPLY:
+		if (ev->qty && atp_inbound_supply_room(c->inbound, w->id != ATP_POS_NONE ? w->id : atp_table_count(c->table),
+						       ev->ref) != ATP_OK)
+			return ATP_E_SUPPLY_FULL;
 		break;
 	default:
 		return ATP_E_TYPE;
 	}
 	if ((type == ATP_EV_PICK || type == ATP_EV_RELEASE) && ev->ref.len &&
-	    !(ln && ln->state == ATP_LINE_OPEN))
+	    !(ln && (ln->state == ATP_LINE_OPEN || lp->unpromise)))
 		r->flags |= ATP_RF_NO_LINE;
 	if ((type == ATP_EV_HOLD || type == ATP_EV_UNHOLD) && r->moved < ev->qty)
 		r->flags |= ATP_RF_CLAMPED;
@@ -367,9 +394,64 @@ HOT void take_from_line(atp_core *c, uint32_t id, int64_t take, enum atp_line_st
 		atp_lines_close(c->lines, id, state, c->now);
 }
 
-HOT void commit_line(atp_core *c, const atp_event *ev, unsigned type, const work *w, const line_plan *lp,
-			const atp_result *r)
+/* What a replan did (atp/inbound.h) goes into the position being written and the result. */
+static void take_outcome(atp_core *c, work *w, const atp_inbound_outcome *o, atp_result *r)
 {
+	if (o->reserved) {
+		w->after.reserved += o->reserved;
+		store_buckets(c, w);
+	}
+	r->n_late = (uint16_t)(o->late < UINT16_MAX ? o->late : UINT16_MAX);
+	r->n_withdrawn = (uint16_t)(o->withdrawn < UINT16_MAX ? o->withdrawn : UINT16_MAX);
+	r->flags |= (o->late ? ATP_RF_LATE : 0) | (o->withdrawn ? ATP_RF_WITHDRAWN : 0);
+	c->stats.promises_opened += o->opened;
+	c->stats.promises_late += o->late;
+	c->stats.promises_withdrawn += o->withdrawn;
+}
+
+/* A promised line goes: its promise first (the replan may move the pool), then the line closes. */
+static void release_promised(atp_core *c, work *w, uint32_t line, atp_result *r)
+{
+	atp_inbound_outcome o;
+	atp_inbound_release(c->inbound, c->lines, w->id, line, c->now, &o);
+	atp_lines_close(c->lines, line, ATP_LINE_RELEASED, c->now);
+	take_outcome(c, w, &o, r);
+}
+
+/* The inbound side of an applied event: a SUPPLY, a RECEIPT of a supply, a RESERVE promised, a RELEASE of one. */
+static __attribute__((noinline)) void commit_inbound(atp_core *c, const atp_event *ev, unsigned type, work *w,
+						     const line_plan *lp, atp_result *r)
+{
+	atp_inbound_outcome o;
+	if (type == ATP_EV_SUPPLY) {
+		if (!atp_inbound_supply(c->inbound, c->lines, w->id, ev->ref, ev->qty, ev->date, c->now, &o))
+			r->flags |= ATP_RF_NO_LINE;
+		take_outcome(c, w, &o, r);
+	} else if (type == ATP_EV_RECEIPT) {
+		r->moved = atp_inbound_receive(c->inbound, c->lines, w->id, ev->ref, ev->qty, c->now, &o);
+		take_outcome(c, w, &o, r);
+	} else if (type == ATP_EV_RELEASE) {
+		release_promised(c, w, lp->id, r);
+	} else {
+		uint32_t id = atp_lines_add_where(c->lines, lp->where, lp->hash, ev->ref, w->id);
+		assert(id != ATP_LINE_NONE);
+		atp_line *ln = atp_lines_at(c->lines, id);
+		ln->requested = ln->confirmed = ev->qty;
+		ln->releasable = (ev->flags & ATP_EVF_RELEASABLE) != 0;
+		atp_lines_promise(c->lines, id);
+		atp_inbound_promise(c->inbound, w->id, id, ev->qty, lp->promise, ev->date);
+		c->stats.promises_made++;
+	}
+}
+
+HOT void commit_line(atp_core *c, const atp_event *ev, unsigned type, work *w, const line_plan *lp,
+			atp_result *r)
+{
+	if (RARE(lp->promise | lp->unpromise) || RARE(type == ATP_EV_SUPPLY) ||
+	    RARE(type == ATP_EV_RECEIPT && ev->ref.len)) {
+		commit_inbound(c, ev, type, w, lp, r);
+		return;
+	}
 	if (lp->create) {
 		create_line(c, ev, lp->where, lp->hash, w->id, r->confirmed);
 		return;
@@ -523,6 +605,12 @@ static int release_all(atp_core *c, const atp_event *ev, known_source src, atp_r
 		const atp_position *p = atp_table_get(c->table, ln->pos);
 		work w = { .id = ln->pos, .before = { p->on_hand, p->held, p->reserved, p->safety_stock } };
 		w.after = w.before;
+		if (RARE(ln->state == ATP_LINE_PROMISED)) {
+			release_promised(c, &w, id, r);
+			emit_delta(c, &w, src_id, ev->seq, r);
+			id = next;
+			continue;
+		}
 		w.after.reserved -= ln->remaining;
 		r->moved += ln->remaining;
 		ln->remaining = 0;
@@ -633,13 +721,15 @@ HOT void result_applied(atp_result *r, const atp_event *ev, uint32_t flags, int6
 	r->confirmed = confirmed;
 	r->moved = moved;
 	r->variance = 0;
+	r->promised_date = 0;
+	r->n_late = r->n_withdrawn = 0;
 	r->n_deltas = 0;
 }
 
 HOT bool reserve_fast(atp_core *c, const atp_event *ev, event_hash h, atp_result *r)
 {
 	known_source src = next_in_source(c, ev);
-	if (RARE(!src.entry))
+	if (RARE(!src.entry) || RARE(ev->date))
 		return false;
 	uint32_t id = atp_table_find(c->table, h.pos, ev->sku, ev->location), where;
 	if (RARE(id == ATP_POS_NONE) ||

@@ -18,6 +18,7 @@ struct atp_core {
 	atp_table *table;
 	atp_lines *lines;
 	atp_sources *sources;
+	atp_inbound *inbound;
 	uint64_t now;
 	uint64_t retention;
 	bool sparse_seq;

@@ -15,6 +15,7 @@ static const char *const type_names[ATP_EV_TYPE_COUNT] = {
 	[ATP_EV_HOLD] = "HOLD",       [ATP_EV_UNHOLD] = "UNHOLD",
 	[ATP_EV_TRANSFER] = "TRANSFER", [ATP_EV_SAFETY] = "SAFETY",
 	[ATP_EV_RESERVE] = "RESERVE", [ATP_EV_RELEASE] = "RELEASE",
+	[ATP_EV_SUPPLY] = "SUPPLY",
 };
 
 const char *atp_event_type_name(unsigned type)
@@ -60,11 +61,27 @@ static int validate_qty(const atp_event *ev)
 		return q != 0 ? ATP_OK : ATP_E_QTY;
 	case ATP_EV_COUNT:
 	case ATP_EV_SAFETY:
+	case ATP_EV_SUPPLY:
 		return q >= 0 ? ATP_OK : ATP_E_QTY;
 	case ATP_EV_RELEASE:
 		return ATP_OK; /* a release gives back whatever remains */
 	default:
 		return q > 0 ? ATP_OK : ATP_E_QTY;
+	}
+}
+
+/* SUPPLY needs a day when it expects units; RESERVE may name one (not with partial); no other type. */
+static int validate_date(const atp_event *ev)
+{
+	if (ev->date > ATP_DAY_LAST)
+		return ATP_E_DATE;
+	switch (ev->type) {
+	case ATP_EV_SUPPLY:
+		return ev->qty == 0 || ev->date ? ATP_OK : ATP_E_DATE;
+	case ATP_EV_RESERVE:
+		return ev->date && (ev->flags & ATP_EVF_PARTIAL) ? ATP_E_DATE : ATP_OK;
+	default:
+		return ev->date ? ATP_E_DATE : ATP_OK;
 	}
 }
 
@@ -83,6 +100,7 @@ static const int64_t fast_qty_min[ATP_EV_TYPE_COUNT] = {
 	[ATP_EV_NONE] = INT64_MIN,   [ATP_EV_RECEIPT] = 1, [ATP_EV_PICK] = 1,        [ATP_EV_ADJUST] = INT64_MIN,
 	[ATP_EV_COUNT] = 0,          [ATP_EV_HOLD] = 1,    [ATP_EV_UNHOLD] = 1,      [ATP_EV_TRANSFER] = INT64_MIN,
 	[ATP_EV_SAFETY] = 0,         [ATP_EV_RESERVE] = 1, [ATP_EV_RELEASE] = -ATP_QTY_MAX,
+	[ATP_EV_SUPPLY] = INT64_MIN,
 };
 
 /*
@@ -97,7 +115,7 @@ static inline bool fast_ok(const atp_event *ev, bool key_bytes)
 	if (type >= ATP_EV_TYPE_COUNT || fast_qty_min[type] == INT64_MIN)
 		return false;
 	bool ref_needed = ev->ref.len || type == ATP_EV_RESERVE || type == ATP_EV_RELEASE;
-	bool ok = ev->event_id != 0 && ev->event_key.len == 0 && ev->seq != 0 && ev->qty >= fast_qty_min[type] && ev->qty <= ATP_QTY_MAX &&
+	bool ok = ev->event_id != 0 && ev->event_key.len == 0 && ev->seq != 0 && ev->date == 0 && ev->qty >= fast_qty_min[type] && ev->qty <= ATP_QTY_MAX &&
 		  (ev->to_location.len | ev->reason.len) == 0 && length_valid(ev->source, ATP_SOURCE_MAX) &&
 		  length_valid(ev->sku, ATP_SKU_MAX) && length_valid(ev->location, ATP_LOC_MAX) &&
 		  (!ref_needed || length_valid(ev->ref, ATP_REF_MAX));
@@ -129,7 +147,7 @@ static __attribute__((noinline, cold)) int validate_ordered(const atp_event *ev,
 	if (rc)
 		return rc;
 
-	bool ref_required = ev->type == ATP_EV_RESERVE || ev->type == ATP_EV_RELEASE;
+	bool ref_required = ev->type == ATP_EV_RESERVE || ev->type == ATP_EV_RELEASE || ev->type == ATP_EV_SUPPLY;
 	if (ev->ref.len || ref_required) {
 		if (!(key_bytes ? str_valid(ev->ref, ATP_REF_MAX) : length_valid(ev->ref, ATP_REF_MAX)))
 			return ATP_E_REF;
@@ -149,7 +167,7 @@ static __attribute__((noinline, cold)) int validate_ordered(const atp_event *ev,
 	if (reason_required ? !str_valid(ev->reason, ATP_REASON_MAX)
 			    : !optional_valid(ev->reason, ATP_REASON_MAX))
 		return ATP_E_REASON;
-	return ATP_OK;
+	return validate_date(ev);
 }
 
 static inline __attribute__((always_inline)) int validate(const atp_event *ev, bool key_bytes)

@@ -459,6 +459,24 @@ void atp_lines_open(atp_lines *l, uint32_t id, uint64_t expires_at)
 	heap_insert(l, id, expires_at);
 }
 
+void atp_lines_promise(atp_lines *l, uint32_t id)
+{
+	atp_line *ln = &l->line[id];
+	assert(ln->state == 0 && ln->remaining == 0 && ln->confirmed > 0);
+	ln->state = ATP_LINE_PROMISED;
+	if (ln->releasable)
+		ref_link(l, id);
+}
+
+void atp_lines_open_promised(atp_lines *l, uint32_t id, int64_t remaining)
+{
+	atp_line *ln = &l->line[id];
+	assert(ln->state == ATP_LINE_PROMISED && ln->remaining == 0 && remaining > 0);
+	ln->state = ATP_LINE_OPEN;
+	ln->remaining = remaining;
+	l->open++;
+}
+
 uint64_t atp_lines_expires_at(const atp_lines *l, uint32_t id)
 {
 	const atp_line *ln = &l->line[id];
@@ -473,8 +491,11 @@ void atp_lines_close(atp_lines *l, uint32_t id, enum atp_line_state state, uint6
 {
 	atp_line *ln = &l->line[id];
 	assert(ln->remaining == 0 && state != ATP_LINE_OPEN);
-	assert(ln->state == 0 || ln->state == ATP_LINE_OPEN);
-	if (ln->state == ATP_LINE_OPEN) {
+	assert(ln->state == 0 || atp_line_live(ln->state));
+	if (RARE(ln->state == ATP_LINE_PROMISED)) {
+		if (ln->releasable)
+			ref_unlink(l, id);
+	} else if (ln->state == ATP_LINE_OPEN) {
 		l->open--;
 		if (ln->releasable)
 			ref_unlink(l, id);

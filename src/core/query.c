@@ -60,6 +60,11 @@ const atp_sources *atp_core_sources(const atp_core *c)
 	return c->sources;
 }
 
+const atp_inbound *atp_core_inbound(const atp_core *c)
+{
+	return c->inbound;
+}
+
 const atp_core_stats *atp_core_stats_get(const atp_core *c)
 {
 	return &c->stats;
@@ -82,7 +87,14 @@ bool atp_core_reserve_fits(const atp_core *c, const atp_event *lines, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const atp_event *ev = &lines[i];
 		const atp_position *p = atp_core_find(c, ev->sku, ev->location);  /* the writer's own: no seqlock read */
-		if (!p || atp_position_atp(p) < ev->qty || atp_core_find_line(c, ev->ref, ev->sku, ev->location))
+		if (!p || atp_core_find_line(c, ev->ref, ev->sku, ev->location))
+			return false;
+		if (atp_position_atp(p) >= ev->qty)
+			continue;
+		/* A line with a need-by day may be promised against supply instead (one line per position). */
+		uint32_t pos = (uint32_t)(p - atp_table_get(c->table, 0));
+		if (!ev->date || !atp_inbound_can_promise(c->inbound, pos, ev->qty, ev->date) ||
+		    !atp_inbound_promise_room(c->inbound))
 			return false;
 	}
 	return true;

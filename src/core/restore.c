@@ -55,7 +55,7 @@ int atp_core_restore_line(atp_core *c, atp_str ref, uint32_t pos, const atp_line
 	if (!atp_str_valid(ref, ATP_REF_MAX))
 		return ATP_E_REF;
 	bool open = v->state == ATP_LINE_OPEN;
-	if (v->state < ATP_LINE_OPEN || v->state > ATP_LINE_UNFILLED || v->requested <= 0 ||
+	if (v->state < ATP_LINE_OPEN || v->state > ATP_LINE_WITHDRAWN || v->state == ATP_LINE_PROMISED || v->requested <= 0 ||
 	    v->requested > ATP_QTY_MAX || v->confirmed < 0 || v->confirmed > v->requested || v->remaining < 0 ||
 	    v->remaining > v->confirmed || open != (v->remaining > 0))
 		return ATP_E_INVAL;
@@ -79,6 +79,42 @@ int atp_core_restore_line(atp_core *c, atp_str ref, uint32_t pos, const atp_line
 	else
 		atp_lines_close(c->lines, id, (enum atp_line_state)v->state, v->closed_at);
 	return ATP_OK;
+}
+
+int atp_core_restore_inbound(atp_core *c, uint32_t pos, int64_t pool)
+{
+	if (pos >= atp_table_count(c->table))
+		return ATP_E_INVAL;
+	return atp_inbound_restore(c->inbound, pos, pool);
+}
+
+int atp_core_restore_supply(atp_core *c, uint32_t pos, atp_str ref, int64_t expected, uint32_t eta)
+{
+	return atp_inbound_restore_supply(c->inbound, pos, ref, expected, eta);
+}
+
+int atp_core_restore_promise(atp_core *c, uint32_t pos, atp_str ref, int64_t requested, bool releasable,
+			     const atp_promise_view *p)
+{
+	if (!atp_str_valid(ref, ATP_REF_MAX))
+		return ATP_E_REF;
+	if (pos >= atp_table_count(c->table) || requested <= 0 || requested > ATP_QTY_MAX || p->qty != requested ||
+	    p->date == 0)
+		return ATP_E_INVAL;
+	uint64_t h = atp_line_hash(ref, atp_table_get(c->table, pos)->hash);
+	uint32_t where;
+	if (atp_lines_find_where(c->lines, h, ref, pos, &where) != ATP_LINE_NONE)
+		return ATP_E_INVAL;
+	uint32_t id = atp_lines_add_where(c->lines, where, h, ref, pos);
+	if (id == ATP_LINE_NONE)
+		return ATP_E_LINES_FULL;
+	atp_line *ln = atp_lines_at(c->lines, id);
+	ln->requested = ln->confirmed = requested;
+	ln->releasable = releasable;
+	atp_lines_promise(c->lines, id);
+	atp_promise_view v = *p;
+	v.line = id;
+	return atp_inbound_restore_promise(c->inbound, pos, &v);
 }
 
 void atp_core_restore_now(atp_core *c, uint64_t now)

@@ -36,6 +36,8 @@ static const struct status_text errors[] = {
 	[-ATP_E_SHUTDOWN] = { "ATP_E_SHUTDOWN", "the server is stopping" },
 	[-ATP_E_UNAUTHENTICATED] = { "ATP_E_UNAUTHENTICATED", "no valid client certificate" },
 	[-ATP_E_FORBIDDEN] = { "ATP_E_FORBIDDEN", "this identity may not send as this source" },
+	[-ATP_E_DATE] = { "ATP_E_DATE", "date missing, not allowed for this type, or with partial" },
+	[-ATP_E_SUPPLY_FULL] = { "ATP_E_SUPPLY_FULL", "inbound supply capacity reached" },
 };
 
 static const struct status_text *lookup(int status)

@@ -134,6 +134,12 @@ static void engine_metrics(out *o, const atpd_metrics *m, const atp_engine_stats
 	put(o, "atpd_reserve_lines_total{result=\"partial\"} %" PRIu64 "\n", c->reserve_partial);
 	put(o, "atpd_reserve_lines_total{result=\"unfilled\"} %" PRIu64 "\n", c->reserve_unfilled);
 	put(o, "atpd_reserve_lines_total{result=\"replayed\"} %" PRIu64 "\n", c->reserve_replayed);
+	family(o, "atpd_promises_total", "counter",
+	       "Reservation lines promised against inbound supply, and what became of them (late and withdrawn: exceptions).");
+	put(o, "atpd_promises_total{event=\"made\"} %" PRIu64 "\n", c->promises_made);
+	put(o, "atpd_promises_total{event=\"opened\"} %" PRIu64 "\n", c->promises_opened);
+	put(o, "atpd_promises_total{event=\"late\"} %" PRIu64 "\n", c->promises_late);
+	put(o, "atpd_promises_total{event=\"withdrawn\"} %" PRIu64 "\n", c->promises_withdrawn);
 	one(o, "atpd_reserve_units_requested_total", "counter", "Units asked for by reservation lines.", c->reserve_units_requested);
 	one(o, "atpd_reserve_units_confirmed_total", "counter", "Units confirmed to reservation lines.", c->reserve_units_confirmed);
 	one(o, "atpd_reserved_units_consumed_total", "counter", "Reserved units consumed by picks.", c->units_consumed);

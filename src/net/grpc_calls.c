@@ -219,7 +219,7 @@ static int send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8
 /* The reply's status and latency, by method. */
 static void count_reply(atp_grpc_server *g, const call *c, int status)
 {
-	_Static_assert(M_HISTORY + 1 == ATP_GRPC_METHODS, "one row per method");
+	_Static_assert(M_GET_ATP_PROFILE + 1 == ATP_GRPC_METHODS, "one row per method");
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec - c->start_ns;
@@ -241,6 +241,7 @@ const char *atp_grpc_method_name(unsigned m)
 		[M_HEALTH] = "Health.Check", [M_SUBSCRIBE] = "Subscribe", [M_SNAPSHOT] = "Admin.Snapshot",
 		[M_REDRIVE] = "Admin.Redrive", [M_PURGE] = "Admin.Purge",
 		[M_DEAD_LETTERS] = "Admin.DeadLetters", [M_HISTORY] = "Admin.History",
+		[M_GET_ATP_PROFILE] = "GetAtpProfile",
 	};
 	return m < ATP_GRPC_METHODS ? names[m] : "?";
 }
@@ -340,6 +341,7 @@ static uint8_t method_of(const uint8_t *p, size_t n)
 		{ "/atp.v1.Atp/Subscribe", M_SUBSCRIBE }, { "/atp.v1.Admin/Snapshot", M_SNAPSHOT },
 		{ "/atp.v1.Admin/Redrive", M_REDRIVE }, { "/atp.v1.Admin/Purge", M_PURGE },
 		{ "/atp.v1.Admin/DeadLetters", M_DEAD_LETTERS }, { "/atp.v1.Admin/History", M_HISTORY },
+		{ "/atp.v1.Atp/GetAtpProfile", M_GET_ATP_PROFILE },
 	};
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
 		if (equals(p, n, paths[i].path))
@@ -466,7 +468,7 @@ static uint32_t call_bit(unsigned m)
 		[M_SCAN] = ATP_AUTH_SCAN,         [M_SUBSCRIBE] = ATP_AUTH_SUBSCRIBE,
 		[M_SNAPSHOT] = ATP_AUTH_SNAPSHOT, [M_REDRIVE] = ATP_AUTH_REDRIVE,
 		[M_PURGE] = ATP_AUTH_PURGE,       [M_DEAD_LETTERS] = ATP_AUTH_DEAD_LETTERS,
-		[M_HISTORY] = ATP_AUTH_HISTORY,
+		[M_HISTORY] = ATP_AUTH_HISTORY,   [M_GET_ATP_PROFILE] = ATP_AUTH_GET_ATP_PROFILE,
 	};
 	return m < sizeof(bits) / sizeof(bits[0]) ? bits[m] : 0;
 }

@@ -37,7 +37,7 @@ enum {
 };
 
 enum method { M_NONE, M_GET_ATP, M_GET_ATP_BATCH, M_RESERVE, M_RELEASE, M_SCAN, M_HEALTH, M_SUBSCRIBE, M_SNAPSHOT,
-	      M_REDRIVE, M_PURGE, M_DEAD_LETTERS, M_HISTORY };
+	      M_REDRIVE, M_PURGE, M_DEAD_LETTERS, M_HISTORY, M_GET_ATP_PROFILE };
 
 enum call_state {
 	CALL_FREE,
@@ -83,6 +83,7 @@ typedef struct line_done {
 	int64_t qty;
 	int32_t status;
 	uint32_t flags;
+	uint32_t date;   /* RESERVE: promised against supply for this day (0: now, or not) */
 } line_done;
 
 typedef struct scan_ref {
@@ -227,6 +228,8 @@ void grpc_method_purge(atp_grpc_server *g, call *c);
 void grpc_method_dead_letters(atp_grpc_server *g, call *c);
 /* Admin/History (grpc_history.c): the replay runs in a thread; poll answers the call once it is done (wait: join it). */
 void grpc_method_history(atp_grpc_server *g, call *c);
+/* GetAtpProfile (grpc_profile.c). */
+void grpc_method_profile(atp_grpc_server *g, call *c);
 void grpc_history_poll(atp_grpc_server *g, bool wait);
 void grpc_deadletters_on_done(atp_grpc_server *g, const atp_engine_done *d);
 /* Once per turn: Release rounds that must go again. */

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include "grpc_internal.h"
 
+#include "atp/inbound.h"
 #include "atp/limits.h"
 #include "atp/log.h"
 
@@ -285,6 +286,13 @@ static void start_waiting(atp_grpc_server *g, call *c)
 	g->waiting++;
 }
 
+/* A line's need-by day (checked by reserve()), 0: none. */
+static uint32_t need_by_day(const uint8_t *line)
+{
+	uint32_t ymd = atp_v1_reserve_line_need_by(line);
+	return ymd ? atp_day_of_ymd(ymd) : 0;
+}
+
 /* The request's policy: ATP_V1_* (checked by reserve()). */
 static uint8_t policy_of(const uint8_t *rr)
 {
@@ -305,6 +313,7 @@ static bool order_submit(atp_grpc_server *g, call *c, atp_event ev)
 		lines[i].sku = atp_v1_reserve_line_sku(l);
 		lines[i].location = atp_v1_reserve_line_location(l);
 		lines[i].qty = atp_v1_reserve_line_qty(l);
+		lines[i].date = need_by_day(l);
 	}
 	int rc = atp_engine_submit_order(g->e, lines, c->n_lines, NULL);
 	if (rc != ATP_OK) {
@@ -337,6 +346,7 @@ static bool reserve_submit(atp_grpc_server *g, call *c)
 		ev.sku = atp_v1_reserve_line_sku(l);
 		ev.location = atp_v1_reserve_line_location(l);
 		ev.qty = atp_v1_reserve_line_qty(l);
+		ev.date = need_by_day(l);
 		int rc = submit(g, c, &ev, i, UINT32_MAX);
 		if (rc != ATP_OK) {
 			submit_failed(g, c, rc);
@@ -379,6 +389,11 @@ static void reserve(atp_grpc_server *g, call *c)
 			FAIL(g, c, G_INVALID_ARGUMENT, "lines[%u].location: %s", i, bad_string);
 		if (qty <= 0 || qty > ATP_QTY_MAX)
 			FAIL(g, c, G_INVALID_ARGUMENT, "lines[%u].qty: must be 1 to %lld", i, (long long)ATP_QTY_MAX);
+		uint32_t need_by = atp_v1_reserve_line_need_by(l);
+		if (need_by && !atp_day_of_ymd(need_by))
+			FAIL(g, c, G_INVALID_ARGUMENT, "lines[%u].need_by: %u is not a date (YYYYMMDD)", i, need_by);
+		if (need_by && policy_of(rr) == ATP_V1_PARTIAL)
+			FAIL(g, c, G_INVALID_ARGUMENT, "lines[%u].need_by: a line with a need-by day is whole; not with PARTIAL", i);
 		for (uint32_t j = 0; j < i; j++) {
 			const uint8_t *o = atp_v1_reserve_request_lines(rr, j);
 			if (atp_str_cmp(sku, atp_v1_reserve_line_sku(o)) == 0 &&
@@ -420,8 +435,10 @@ static void reserve_reply(atp_grpc_server *g, call *c)
 	static atp_fb_ref refs[ATP_V1_LIST_MAX];
 	for (uint32_t i = 0; i < c->n_lines; i++) {
 		const uint8_t *l = atp_v1_reserve_request_lines(rr, i);
-		refs[i] = atp_v1_build_line_result(&b, atp_v1_reserve_line_sku(l), atp_v1_reserve_line_location(l),
-						   atp_v1_reserve_line_qty(l), c->lines[i].qty);
+		const line_done *d = &c->lines[i];
+		refs[i] = atp_v1_build_line_result_dated(&b, atp_v1_reserve_line_sku(l), atp_v1_reserve_line_location(l),
+							 atp_v1_reserve_line_qty(l), d->qty, d->date ? atp_ymd_of_day(d->date) : 0,
+							 (d->flags & ATP_RF_WITHDRAWN) != 0);
 	}
 	reply_with(g, c, &b,
 		   atp_v1_build_reserve_reply(&b, atp_v1_reserve_request_reservation_id(rr), refs, c->n_lines, duplicate));
@@ -503,7 +520,7 @@ void grpc_method_on_done(atp_grpc_server *g, const atp_engine_done *d)
 			return;
 		}
 	} else {
-		*l = (line_done){ .qty = d->qty, .status = d->status, .flags = d->flags };
+		*l = (line_done){ .qty = d->qty, .status = d->status, .flags = d->flags, .date = d->date };
 	}
 	if (--c->lines_pending)
 		return;
@@ -690,6 +707,9 @@ void grpc_method_dispatch(atp_grpc_server *g, call *c)
 		break;
 	case M_HISTORY:
 		grpc_method_history(g, c);
+		break;
+	case M_GET_ATP_PROFILE:
+		grpc_method_profile(g, c);
 		break;
 	default:
 		grpc_call_respond(g, c, G_UNIMPLEMENTED, "no such method");

@@ -216,7 +216,8 @@ static void complete(atp_engine *e, const completion *c)
 	}
 	e->sources_dirty = true;
 	if (e->cfg.on_done) {
-		atp_engine_done d = { atp_sources_get(e->sources, c->rsrc)->name, c->seq, c->status, c->flags, c->qty };
+		atp_engine_done d = { atp_sources_get(e->sources, c->rsrc)->name, c->seq, c->status, c->flags, c->qty,
+				      c->date };
 		e->cfg.on_done(e->cfg.ctx, &d);
 	}
 }
@@ -739,20 +740,35 @@ void atp_engine_key(const atp_engine *e, uint32_t index, uint32_t id, atp_str *s
 
 size_t atp_engine_read_sku(const atp_engine *e, atp_str sku, atp_engine_position *out, size_t max)
 {
+	return atp_engine_read_sku_inbound(e, sku, out, NULL, max);
+}
+
+size_t atp_engine_read_sku_inbound(const atp_engine *e, atp_str sku, atp_engine_position *out,
+				   atp_inbound_curve *curves, size_t max)
+{
 	if (!sku.len || sku.len > ATP_SKU_MAX)
 		return 0;
-	const atp_table *t = atp_core_table(e->shards[atp_engine_shard_of(e, sku)].core);
+	const atp_core *core = e->shards[atp_engine_shard_of(e, sku)].core;
+	const atp_table *t = atp_core_table(core);
 	size_t n = 0;
 	for (uint32_t id = atp_table_read_sku_first(t, sku); id != ATP_POS_NONE; id = atp_table_read_sku_next(t, id), n++) {
 		if (n >= max)
 			continue;
 		/* Insert in location order (a SKU has a handful of locations). */
 		atp_engine_position p;
+		atp_inbound_curve cv;
 		position_of(t, id, &p);
+		if (curves)
+			atp_inbound_read(atp_core_inbound(core), id, &cv);
 		size_t j = n;
-		for (; j > 0 && atp_str_cmp(out[j - 1].location, p.location) > 0; j--)
+		for (; j > 0 && atp_str_cmp(out[j - 1].location, p.location) > 0; j--) {
 			out[j] = out[j - 1];
+			if (curves)
+				curves[j] = curves[j - 1];
+		}
 		out[j] = p;
+		if (curves)
+			curves[j] = cv;
 	}
 	return n;
 }

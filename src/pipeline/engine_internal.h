@@ -75,7 +75,7 @@ typedef struct completion {
 	uint64_t seq;
 	int64_t qty;     /* atp_engine_done.qty */
 	uint32_t flags;
-	uint32_t pad;
+	uint32_t date;   /* atp_engine_done.date */
 } completion;
 
 typedef struct shard {

@@ -642,7 +642,8 @@ void worker_settle(worker *w, shard *s, const uint8_t *p, uint16_t len, uint32_t
 static completion completion_of(const run *r, uint32_t i, const atp_result *res)
 {
 	return (completion){ .rsrc = r->rsrc[i], .seq = r->ev[i].seq, .status = res->status, .flags = res->flags,
-			     .qty = r->ev[i].type == ATP_EV_RESERVE ? res->confirmed : res->moved };
+			     .qty = r->ev[i].type == ATP_EV_RESERVE ? res->confirmed : res->moved,
+			     .date = res->promised_date };
 }
 
 /*

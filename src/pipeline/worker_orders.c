@@ -153,6 +153,7 @@ static void order_apply(worker *w, order_frames *f, bool whole)
 		c.status = res.status;
 		c.flags = res.flags;
 		c.qty = res.confirmed;
+		c.date = res.promised_date;
 		worker_settle(w, s, p, f->h[i].len, crc, c, f->rec[i].now, false, &res);
 	}
 }

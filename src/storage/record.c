@@ -12,16 +12,22 @@
  * event_key is kind EVENT_KEYED on disk: the same with a seventh length
  * (the key's) after the six and the key's bytes last, so that the records
  * of numeric ids keep the layout of every WAL written before keys existed.
+ * An event with a date (atp_event.date) is kind EVENT_DATED or
+ * EVENT_KEYED_DATED: the same with the date (u32) after now; the rest
+ * keep their layout.
  * TICK: kind, now. SNAPSHOT: kind. ORDER: kind, now, order (u64), n_lines,
  * n_parts (u16), the parts (u16 each).
  */
 #define EVENT_KEYED 4
+#define EVENT_DATED 6
+#define EVENT_KEYED_DATED 7
 #define EV_FIXED(nstr) ((size_t)(3 + (nstr) + 40))
+#define EV_FIXED_AT(nstr, dated) (EV_FIXED(nstr) + ((dated) ? 4u : 0u))
 
 static const uint8_t str_max[7] = { ATP_SOURCE_MAX, ATP_SKU_MAX, ATP_LOC_MAX, ATP_REF_MAX, ATP_LOC_MAX,
 				    ATP_REASON_MAX, ATP_EVENT_KEY_MAX };
 
-_Static_assert(EV_FIXED(7) + ATP_SOURCE_MAX + ATP_SKU_MAX + 2 * ATP_LOC_MAX + ATP_REF_MAX + ATP_REASON_MAX +
+_Static_assert(EV_FIXED_AT(7, 1) + ATP_SOURCE_MAX + ATP_SKU_MAX + 2 * ATP_LOC_MAX + ATP_REF_MAX + ATP_REASON_MAX +
 			       ATP_EVENT_KEY_MAX <=
 		       ATP_RECORD_MAX,
 	       "ATP_RECORD_MAX holds the longest event");
@@ -42,8 +48,9 @@ size_t atp_record_encode_event(const atp_event *ev, uint64_t now, uint8_t *out)
 {
 	const atp_str s[7] = { ev->source, ev->sku, ev->location, ev->ref, ev->to_location, ev->reason, ev->event_key };
 	size_t nstr = ev->event_key.len ? 7 : 6;
+	bool dated = ev->date != 0;
 	uint8_t *f = out + 3 + nstr;
-	out[0] = nstr == 7 ? EVENT_KEYED : ATP_REC_EVENT;
+	out[0] = dated ? (nstr == 7 ? EVENT_KEYED_DATED : EVENT_DATED) : nstr == 7 ? EVENT_KEYED : ATP_REC_EVENT;
 	out[1] = ev->type;
 	out[2] = ev->flags;
 	put64(f, ev->event_id);
@@ -51,7 +58,9 @@ size_t atp_record_encode_event(const atp_event *ev, uint64_t now, uint8_t *out)
 	put64(f + 16, (uint64_t)ev->qty);
 	put64(f + 24, ev->expires_at);
 	put64(f + 32, now);
-	size_t n = EV_FIXED(nstr);
+	if (dated)
+		memcpy(f + 40, &ev->date, 4);
+	size_t n = EV_FIXED_AT(nstr, dated);
 	for (size_t i = 0; i < nstr; i++) {
 		if (s[i].len > str_max[i])
 			return 0;
@@ -132,19 +141,28 @@ int atp_record_decode(const uint8_t *buf, size_t len, atp_record *rec)
 	}
 	case ATP_REC_EVENT:
 	case EVENT_KEYED:
+	case EVENT_DATED:
+	case EVENT_KEYED_DATED:
 		break;
 	default:
 		return -1;
 	}
-	size_t nstr = buf[0] == EVENT_KEYED ? 7 : 6;
+	size_t nstr = buf[0] == EVENT_KEYED || buf[0] == EVENT_KEYED_DATED ? 7 : 6;
+	bool dated = buf[0] == EVENT_DATED || buf[0] == EVENT_KEYED_DATED;
 	const uint8_t *f = buf + 3 + nstr;
 	rec->kind = ATP_REC_EVENT;
-	if (len < EV_FIXED(nstr))
+	if (len < EV_FIXED_AT(nstr, dated))
 		return -1;
 	atp_event *ev = &rec->ev;
 	ev->event_key = (atp_str){ 0 };
+	ev->date = 0;
+	if (dated) {
+		memcpy(&ev->date, f + 40, 4);
+		if (ev->date == 0)
+			return -1;
+	}
 	atp_str *s[7] = { &ev->source, &ev->sku, &ev->location, &ev->ref, &ev->to_location, &ev->reason, &ev->event_key };
-	size_t n = EV_FIXED(nstr);
+	size_t n = EV_FIXED_AT(nstr, dated);
 	for (size_t i = 0; i < nstr; i++) {
 		uint8_t l = buf[3 + i];
 		if (l > str_max[i] || n + l > len)

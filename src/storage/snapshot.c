@@ -118,6 +118,57 @@ static void w_line(writer *w, const atp_lines *l, uint32_t id, uint64_t closed_a
 	w_u64(w, closed_at);
 }
 
+static void w_u32(writer *w, uint32_t v)
+{
+	w_put(w, &v, 4);
+}
+
+/*
+ * Inbound supply (atp/inbound.h), after the closed lines; a snapshot that
+ * ends before it holds none. The entries' count, then each: position,
+ * pool, supplies (ref, expected, ETA), promises in the order they were
+ * made (the line's ref, requested, releasable; qty, date, need-by).
+ */
+static void write_inbound(writer *w, const atp_core *c)
+{
+	const atp_inbound *ib = atp_core_inbound(c);
+	const atp_lines *l = atp_core_lines(c);
+	uint32_t n_entries, n_promises, n_pos = atp_table_count(atp_core_table(c));
+	atp_inbound_used(ib, &n_entries, &n_promises);
+	w_u32(w, n_entries);
+	for (uint32_t pos = 0, seen = 0; seen < n_entries && pos < n_pos; pos++) {
+		atp_inbound_view v;
+		if (!atp_inbound_get(ib, pos, &v))
+			continue;
+		seen++;
+		w_u32(w, pos);
+		w_u64(w, (uint64_t)v.pool);
+		w_u32(w, v.n_supplies);
+		for (uint32_t i = 0; i < v.n_supplies; i++) {
+			atp_str ref;
+			int64_t expected;
+			uint32_t eta;
+			atp_inbound_supply_at(ib, pos, i, &ref, &expected, &eta);
+			w_u8(w, (uint8_t)ref.len);
+			w_put(w, ref.ptr, ref.len);
+			w_u64(w, (uint64_t)expected);
+			w_u32(w, eta);
+		}
+		w_u32(w, v.n_promises);
+		atp_promise_view p;
+		for (uint32_t cur = 0; atp_inbound_promise_next(ib, pos, &cur, &p);) {
+			const atp_line *ln = atp_lines_get(l, p.line);
+			w_u8(w, ln->ref_len);
+			w_put(w, atp_lines_ref(l, p.line), ln->ref_len);
+			w_u64(w, (uint64_t)ln->requested);
+			w_u8(w, ln->releasable);
+			w_u64(w, (uint64_t)p.qty);
+			w_u32(w, p.date);
+			w_u32(w, p.need_by);
+		}
+	}
+}
+
 static void write_state(writer *w, const atp_core *c, uint64_t lsn)
 {
 	const atp_sources *src = atp_core_sources(c);
@@ -127,7 +178,10 @@ static void write_state(writer *w, const atp_core *c, uint64_t lsn)
 	uint32_t n_open = atp_lines_open_count(l), n_closed = atp_lines_closed_count(l);
 
 	/* Blocks of 4 KiB, or larger where the state could outgrow the table (every length at its maximum). */
-	uint64_t bound = 64 + (uint64_t)n_src * 264 + (uint64_t)n_pos * 552 + ((uint64_t)n_open + n_closed) * 301;
+	uint32_t n_inbound, n_promises;
+	atp_inbound_used(atp_core_inbound(c), &n_inbound, &n_promises);
+	uint64_t bound = 64 + (uint64_t)n_src * 264 + (uint64_t)n_pos * 552 + ((uint64_t)n_open + n_closed) * 301 +
+			 (uint64_t)n_inbound * 800 + (uint64_t)n_promises * 96;
 	for (w->block_bytes = 4096; bound / w->block_bytes >= BLOCKS_MAX; w->block_bytes *= 2)
 		;
 	w_put(w, MAGIC, 8);
@@ -163,6 +217,7 @@ static void write_state(writer *w, const atp_core *c, uint64_t lsn)
 	}
 	for (uint32_t i = 0; i < n_closed; i++)
 		w_line(w, l, atp_lines_closed_id(l, i), atp_lines_closed_at(l, i));
+	write_inbound(w, c);
 	w_flush(w);
 	w->state_done = true;
 	if (w->block_fill) {
@@ -317,6 +372,39 @@ static atp_str r_str(reader *r, uint8_t len)
 	return atp_str_of(q ? q : "", q ? len : 0);
 }
 
+/* The inbound section (write_inbound), when the state goes on after the lines. */
+static int restore_inbound(reader *r, atp_core *c)
+{
+	if (r->p == r->end)
+		return ATP_OK;
+	uint32_t n = r_u32(r);
+	int rc = ATP_OK;
+	for (uint32_t e = 0; e < n && !rc && !r->bad; e++) {
+		uint32_t pos = r_u32(r);
+		int64_t pool = (int64_t)r_u64(r);
+		rc = r->bad ? ATP_E_INVAL : atp_core_restore_inbound(c, pos, pool);
+		uint32_t n_supplies = r_u32(r);
+		for (uint32_t i = 0; i < n_supplies && !rc && !r->bad; i++) {
+			atp_str ref = r_str(r, r_u8(r));
+			int64_t expected = (int64_t)r_u64(r);
+			uint32_t eta = r_u32(r);
+			rc = r->bad ? ATP_E_INVAL : atp_core_restore_supply(c, pos, ref, expected, eta);
+		}
+		uint32_t n_promises = rc ? 0 : r_u32(r);
+		for (uint32_t i = 0; i < n_promises && !rc && !r->bad; i++) {
+			atp_str ref = r_str(r, r_u8(r));
+			int64_t requested = (int64_t)r_u64(r);
+			bool releasable = r_u8(r) != 0;
+			atp_promise_view p = { 0 };
+			p.qty = (int64_t)r_u64(r);
+			p.date = r_u32(r);
+			p.need_by = r_u32(r);
+			rc = r->bad ? ATP_E_INVAL : atp_core_restore_promise(c, pos, ref, requested, releasable, &p);
+		}
+	}
+	return rc;
+}
+
 /* Restore a snapshot whose checksum held: ATP_OK or the first ATP_E_*. */
 static int restore(reader *r, atp_core *c, uint64_t *lsn)
 {
@@ -356,6 +444,8 @@ static int restore(reader *r, atp_core *c, uint64_t *lsn)
 			return ATP_E_INVAL;
 		rc = atp_core_restore_line(c, ref, pos, &v);
 	}
+	if (!rc && !r->bad)
+		rc = restore_inbound(r, c);
 	atp_core_restore_now(c, now);
 	return rc ? rc : r->bad ? ATP_E_INVAL : ATP_OK;
 }

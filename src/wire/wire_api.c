@@ -25,11 +25,17 @@ RULE(atp_reply, TABLES(0, atp_v1_position_atp_rule), SCALAR(1, 8));
 RULE(atp_batch_query, NAMED_TABLES(0, atp_v1_atp_query_rule, "queries"));
 RULE(atp_batch_reply, TABLES(0, atp_v1_atp_reply_rule));
 RULE(reserve_line, NAMED_STRING(0, ATP_SKU_MAX, "sku"), NAMED_STRING(1, ATP_LOC_MAX, "location"),
-     NAMED_SCALAR(2, 8, "qty"));
+     NAMED_SCALAR(2, 8, "qty"), NAMED_SCALAR(3, 4, "need_by"));
 RULE(reserve_request, NAMED_STRING(0, ATP_REF_MAX, "reservation_id"),
      NAMED_TABLES(1, atp_v1_reserve_line_rule, "lines"), NAMED_SCALAR(2, 8, "ttl_ms"),
      NAMED_SCALAR(3, 1, "allow_partial"), NAMED_SCALAR(4, 1, "policy"));
-RULE(line_result, STRING(0, ATP_SKU_MAX), STRING(1, ATP_LOC_MAX), SCALAR(2, 8), SCALAR(3, 8));
+RULE(line_result, STRING(0, ATP_SKU_MAX), STRING(1, ATP_LOC_MAX), SCALAR(2, 8), SCALAR(3, 8), SCALAR(4, 4),
+     SCALAR(5, 1));
+RULE(atp_profile_query, NAMED_STRING(0, ATP_SKU_MAX, "sku"),
+     { .id = 1, .kind = ATP_FB_STRINGS, .max = ATP_V1_LIST_MAX, .size = ATP_LOC_MAX, .name = "locations" },
+     NAMED_SCALAR(2, 4, "horizon_days"));
+RULE(profile_day, SCALAR(0, 4), SCALAR(1, 8), SCALAR(2, 8), SCALAR(3, 8));
+RULE(atp_profile, STRING(0, ATP_SKU_MAX), TABLES(1, atp_v1_profile_day_rule));
 RULE(reserve_reply, STRING(0, ATP_REF_MAX), TABLES(1, atp_v1_line_result_rule), SCALAR(2, 1));
 RULE(release_request, NAMED_STRING(0, ATP_REF_MAX, "reservation_id"));
 RULE(release_reply, SCALAR(0, 8), SCALAR(1, 1));
@@ -123,11 +129,17 @@ atp_fb_ref atp_v1_build_atp_batch_reply(atp_fb_builder *b, const atp_fb_ref *rep
 
 atp_fb_ref atp_v1_build_reserve_line(atp_fb_builder *b, atp_str sku, atp_str location, int64_t qty)
 {
+	return atp_v1_build_reserve_line_by(b, sku, location, qty, 0);
+}
+
+atp_fb_ref atp_v1_build_reserve_line_by(atp_fb_builder *b, atp_str sku, atp_str location, int64_t qty, uint32_t need_by)
+{
 	atp_fb_ref s = str(b, sku), l = str(b, location);
 	atp_fb_start_table(b);
 	atp_fb_add_i64(b, 2, qty, 0);
 	atp_fb_add_offset(b, 0, s);
 	atp_fb_add_offset(b, 1, l);
+	atp_fb_add_u32(b, 3, need_by, 0);
 	return atp_fb_end_table(b);
 }
 
@@ -154,12 +166,57 @@ atp_fb_ref atp_v1_build_reserve_request_policy(atp_fb_builder *b, atp_str reserv
 atp_fb_ref atp_v1_build_line_result(atp_fb_builder *b, atp_str sku, atp_str location, int64_t requested,
 				    int64_t confirmed)
 {
+	return atp_v1_build_line_result_dated(b, sku, location, requested, confirmed, 0, false);
+}
+
+atp_fb_ref atp_v1_build_line_result_dated(atp_fb_builder *b, atp_str sku, atp_str location, int64_t requested,
+					  int64_t confirmed, uint32_t promised_date, bool withdrawn)
+{
 	atp_fb_ref s = str(b, sku), l = str(b, location);
 	atp_fb_start_table(b);
 	atp_fb_add_i64(b, 2, requested, 0);
 	atp_fb_add_i64(b, 3, confirmed, 0);
 	atp_fb_add_offset(b, 0, s);
 	atp_fb_add_offset(b, 1, l);
+	atp_fb_add_u32(b, 4, promised_date, 0);
+	atp_fb_add_u8(b, 5, withdrawn, 0);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_atp_profile_query(atp_fb_builder *b, atp_str sku, const atp_str *locations, uint32_t n,
+					  uint32_t horizon_days)
+{
+	atp_fb_ref loc[ATP_V1_LIST_MAX];
+	if (n > ATP_V1_LIST_MAX) {
+		b->overflow = true;
+		return 0;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		loc[i] = atp_fb_create_string(b, locations[i].ptr, locations[i].len);
+	atp_fb_ref s = str(b, sku), vec = n ? atp_fb_create_offset_vector(b, loc, n) : 0;
+	atp_fb_start_table(b);
+	atp_fb_add_offset(b, 0, s);
+	atp_fb_add_offset(b, 1, vec);
+	atp_fb_add_u32(b, 2, horizon_days, 0);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_profile_day(atp_fb_builder *b, uint32_t date, int64_t atp, int64_t inbound)
+{
+	atp_fb_start_table(b);
+	atp_fb_add_i64(b, 1, atp, 0);
+	atp_fb_add_i64(b, 2, inbound, 0);
+	atp_fb_add_i64(b, 3, atp + inbound, 0);
+	atp_fb_add_u32(b, 0, date, 0);
+	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_atp_profile(atp_fb_builder *b, atp_str sku, const atp_fb_ref *days, uint32_t n)
+{
+	atp_fb_ref s = str(b, sku), vec = atp_fb_create_offset_vector(b, days, n);
+	atp_fb_start_table(b);
+	atp_fb_add_offset(b, 0, s);
+	atp_fb_add_offset(b, 1, vec);
 	return atp_fb_end_table(b);
 }
 

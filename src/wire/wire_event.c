@@ -1,6 +1,8 @@
 /* wire_event.c — fbs/event.fbs: verify, decode, build (see atp/wire_event.h). */
 #include "atp/wire_event.h"
 
+#include "atp/inbound.h"
+
 #include <assert.h>
 
 _Static_assert(sizeof(atp_wire_refusal) == 16, "Refusal is { ulong seq; int code; } padded to 16");
@@ -30,7 +32,7 @@ static int verify_event(atp_fb_verifier *v, const uint8_t *t)
 	} scalars[] = {
 		{ ATP_WIRE_EVENT_ID, 8 },	   { ATP_WIRE_EVENT_SEQ, 8 },	 { ATP_WIRE_EVENT_TYPE, 1 },
 		{ ATP_WIRE_EVENT_QTY, 8 },	   { ATP_WIRE_EVENT_OCCURRED_AT, 8 }, { ATP_WIRE_EVENT_TTL_MS, 8 },
-		{ ATP_WIRE_EVENT_ALLOW_PARTIAL, 1 },
+		{ ATP_WIRE_EVENT_ALLOW_PARTIAL, 1 }, { ATP_WIRE_EVENT_DATE, 4 },
 	};
 	int rc = atp_fb_verify_table_enter(v, t);
 	for (size_t i = 0; !rc && i < sizeof(strings) / sizeof(*strings); i++)
@@ -60,6 +62,11 @@ static void decode_event(const uint8_t *t, atp_event *ev, atp_wire_event_time *t
 		.type = atp_fb_get_u8(t, ATP_WIRE_EVENT_TYPE),
 		.flags = atp_fb_get_u8(t, ATP_WIRE_EVENT_ALLOW_PARTIAL) ? ATP_EVF_PARTIAL : 0,
 	};
+	/* YYYYMMDD on the wire; one that is no date becomes a day past the last, which validation refuses (ATP_E_DATE). */
+	uint32_t ymd = atp_fb_get_u32(t, ATP_WIRE_EVENT_DATE);
+	ev->date = ymd ? atp_day_of_ymd(ymd) : 0;
+	if (ymd && !ev->date)
+		ev->date = ATP_DAY_LAST + 1;
 	if (time)
 		*time = (atp_wire_event_time){ occurred_at, ttl };
 }
@@ -112,6 +119,7 @@ atp_fb_ref atp_wire_build_event(atp_fb_builder *b, const atp_event *ev, atp_wire
 	atp_fb_add_offset(b, ATP_WIRE_EVENT_TO_LOCATION, to);
 	atp_fb_add_offset(b, ATP_WIRE_EVENT_REASON, reason);
 	atp_fb_add_offset(b, ATP_WIRE_EVENT_KEY, key);
+	atp_fb_add_u32(b, ATP_WIRE_EVENT_DATE, ev->date ? atp_ymd_of_day(ev->date) : 0, 0);
 	atp_fb_add_u8(b, ATP_WIRE_EVENT_TYPE, ev->type, 0);
 	atp_fb_add_u8(b, ATP_WIRE_EVENT_ALLOW_PARTIAL, (ev->flags & ATP_EVF_PARTIAL) ? 1 : 0, 0);
 	return atp_fb_end_table(b);

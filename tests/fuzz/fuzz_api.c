@@ -1,6 +1,6 @@
 /*
  * fuzz_api.c — libFuzzer targets for the root types of fbs/atp.fbs and
- * fbs/delta.fbs, one per build (-DFUZZ_API=0..21, the order of rules[]).
+ * fbs/delta.fbs, one per build (-DFUZZ_API=0..23, the order of rules[]).
  * Oracle: whatever the verifier accepts can be read whole, field by field
  * through the accessors, with the sanitizers watching every byte.
  */
@@ -20,7 +20,7 @@ static const atp_fb_table_rule *const rules[] = {
 	&atp_v1_snapshot_request_rule, &atp_v1_snapshot_reply_rule, &atp_v1_redrive_request_rule,
 	&atp_v1_redrive_reply_rule,   &atp_v1_purge_request_rule,   &atp_v1_purge_reply_rule,
 	&atp_v1_dead_letters_request_rule, &atp_v1_dead_letters_reply_rule, &atp_v1_history_request_rule,
-	&atp_v1_history_reply_rule,
+	&atp_v1_history_reply_rule,   &atp_v1_atp_profile_query_rule, &atp_v1_atp_profile_rule,
 };
 
 static volatile uint64_t sink;

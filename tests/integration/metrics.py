@@ -145,6 +145,10 @@ check(value(m, "atpd_reserve_lines_total", result="partial") == partial and
       value(m, "atpd_reserve_lines_total", result="unfilled") + ours == unfilled + 1 and ours in (0, 1),
       "reservation lines by result equal import's (%d whole, %d partial, %d unfilled, %d retried), and ours"
       % (full, partial, unfilled, retried))
+promised, opened = map(int, re.search(r"promised against inbound supply: (\d+) lines, (\d+) opened", ref).groups())
+check(promised > 0 and value(m, "atpd_promises_total", event="made") == promised and
+      value(m, "atpd_promises_total", event="opened") == opened,
+      "promises against purchase orders: %d made, %d opened, as import says" % (promised, opened))
 check(value(m, "atpd_negative_on_hand_events_total") == negative and value(m, "atpd_short_reservation_events_total") == short,
       "floor exceptions: %d negative on_hand, %d short" % (negative, short))
 check(value(m, "atpd_positions") == positions, "positions: %s = %d" % (value(m, "atpd_positions"), positions))

@@ -27,8 +27,8 @@ awk -F, -v OFS=, '
 	NR > 1 { if ($11 > end) end = $11; if ($3 > seq[$2]) seq[$2] = $3 }
 	{ print }
 	END {
-		print "E-LAPSE-1", "oms", seq["oms"] + 1, "RESERVE", "SKU-000007", "DC01", 1, "SO-LAPSE", "", "", end + 1, 1000, ""
-		print "900002", "wms", seq["wms"] + 1, "RECEIPT", "SKU-000007", "DC01", 3, "PO-LATE", "", "", end + 5000, "", ""
+		print "E-LAPSE-1", "oms", seq["oms"] + 1, "RESERVE", "SKU-000007", "DC01", 1, "SO-LAPSE", "", "", end + 1, 1000, "", ""
+		print "900002", "wms", seq["wms"] + 1, "RECEIPT", "SKU-000007", "DC01", 3, "PO-LATE", "", "", end + 5000, "", "", ""
 	}' "$tmp/sim.csv" >"$tmp/day.csv"
 rows=$(($(wc -l <"$tmp/day.csv") - 1))
 half=$((rows / 2))

@@ -10,7 +10,8 @@ from flatbuffers import number_types as nt
 from flatbuffers import table as fbtable
 
 
-TYPES = ["NONE", "RECEIPT", "PICK", "ADJUST", "COUNT", "HOLD", "UNHOLD", "TRANSFER", "SAFETY", "RESERVE", "RELEASE"]
+TYPES = ["NONE", "RECEIPT", "PICK", "ADJUST", "COUNT", "HOLD", "UNHOLD", "TRANSFER", "SAFETY", "RESERVE", "RELEASE",
+         "SUPPLY"]
 
 
 def frame(buf):
@@ -33,7 +34,7 @@ def event(b, row):
     key = None
     if row["event_id"] and not row["event_id"].isdigit():
         key = b.CreateString(row["event_id"])
-    b.StartObject(14)
+    b.StartObject(15)
     if not key and row["event_id"]:
         b.PrependUint64Slot(0, int(row["event_id"]), 0)
     b.PrependUint64Slot(2, int(row["seq"]), 0)
@@ -48,6 +49,8 @@ def event(b, row):
     t = row["type"]
     b.PrependUint8Slot(3, TYPES.index(t) if t in TYPES else int(t), 0)
     b.PrependBoolSlot(12, row.get("partial") in ("1", "true"), False)
+    if row.get("date"):  # YYYY-MM-DD in the CSV, YYYYMMDD on the wire
+        b.PrependUint32Slot(14, int(row["date"].replace("-", "")), 0)
     return b.EndObject()
 
 

@@ -12,6 +12,7 @@ int cmd_convert(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_atp(int argc, char **argv);
 int cmd_reserve(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
 int cmd_release(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_grpc_load(int argc, char **argv);

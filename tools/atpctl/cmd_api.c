@@ -6,6 +6,7 @@
 #include "atpctl.h"
 #include "grpc_client.h"
 
+#include "atp/inbound.h"
 #include "atp/limits.h"
 #include "atp/wire_api.h"
 
@@ -105,10 +106,73 @@ int cmd_atp(int argc, char **argv)
 	return 0;
 }
 
+/* YYYY-MM-DD (or YYYYMMDD) as YYYYMMDD; exits 2 when it is not a date. */
+static uint32_t opt_date(const char *name, const char *s)
+{
+	unsigned y, m, d;
+	char tail;
+	uint32_t ymd = 0;
+	if (sscanf(s, "%4u-%2u-%2u%c", &y, &m, &d, &tail) == 3)
+		ymd = y * 10000 + m * 100 + d;
+	else if (strlen(s) == 8 && sscanf(s, "%8u%c", &ymd, &tail) != 1)
+		ymd = 0;
+	if (!atp_day_of_ymd(ymd)) {
+		fprintf(stderr, "atpctl: %s %s: expected a date, YYYY-MM-DD\n", name, s);
+		exit(2);
+	}
+	return ymd;
+}
+
+static void print_ymd(uint32_t ymd)
+{
+	if (ymd)
+		printf("%04u-%02u-%02u", ymd / 10000, ymd / 100 % 100, ymd % 100);
+}
+
+int cmd_profile(int argc, char **argv)
+{
+	const char *target = grpc_target(&argc, argv);
+	uint32_t horizon = 0;
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--horizon") == 0 && i + 1 < argc)
+			horizon = (uint32_t)opt_u64("--horizon", argv[++i], 1, ATP_V1_HORIZON_MAX);
+		else
+			break;
+	}
+	if (i >= argc || argc - i - 1 > (int)ATP_V1_LIST_MAX) {
+		fprintf(stderr, "usage: atpctl profile [--grpc HOST:PORT] [--horizon DAYS] SKU [LOCATION...]\n");
+		return 2;
+	}
+	atp_str locs[ATP_V1_LIST_MAX];
+	for (int k = i + 1; k < argc; k++)
+		locs[k - i - 1] = atp_str_of(argv[k], strlen(argv[k]));
+	atp_fb_builder b;
+	atp_fb_builder_init(&b, mem, sizeof(mem));
+	size_t len;
+	const uint8_t *q = atp_fb_finish(&b, atp_v1_build_atp_profile_query(&b, atp_str_of(argv[i], strlen(argv[i])), locs,
+									(uint32_t)(argc - i - 1), horizon),
+					 NULL, &len);
+	const uint8_t *r;
+	uint8_t *reply = grpc_unary(target, "/atp.v1.Atp/GetAtpProfile", q, len, &atp_v1_atp_profile_rule, &r);
+	if (!reply)
+		return 1;
+	printf("date,atp,inbound,available\n");
+	for (uint32_t k = 0; k < atp_v1_atp_profile_days_count(r); k++) {
+		const uint8_t *d = atp_v1_atp_profile_days(r, k);
+		print_ymd(atp_v1_profile_day_date(d));
+		printf(",%" PRId64 ",%" PRId64 ",%" PRId64 "\n", atp_v1_profile_day_atp(d), atp_v1_profile_day_inbound(d),
+		       atp_v1_profile_day_available(d));
+	}
+	free(reply);
+	return 0;
+}
+
 int cmd_reserve(int argc, char **argv)
 {
 	const char *target = grpc_target(&argc, argv);
 	uint64_t ttl = 0;
+	uint32_t need_by = 0;
 	uint8_t policy = ATP_V1_PER_LINE;
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-'; i++) {
@@ -118,12 +182,14 @@ int cmd_reserve(int argc, char **argv)
 			policy = ATP_V1_PARTIAL;
 		else if (strcmp(argv[i], "--policy") == 0 && i + 1 < argc)
 			policy = opt_policy(argv[++i]);
+		else if (strcmp(argv[i], "--need-by") == 0 && i + 1 < argc)
+			need_by = opt_date("--need-by", argv[++i]);
 		else
 			break;
 	}
 	int rest = argc - i;
 	if (rest < 4 || (rest - 1) % 3 != 0 || (rest - 1) / 3 > (int)ATP_V1_LIST_MAX) {
-		fprintf(stderr, "usage: atpctl reserve [--grpc HOST:PORT] [--ttl-ms N] [--partial]\n"
+		fprintf(stderr, "usage: atpctl reserve [--grpc HOST:PORT] [--ttl-ms N] [--partial] [--need-by YYYY-MM-DD]\n"
 				"         [--policy per-line|all-or-nothing|partial] ID SKU LOCATION QTY [SKU LOCATION QTY]...\n");
 		return 2;
 	}
@@ -132,9 +198,9 @@ int cmd_reserve(int argc, char **argv)
 	static atp_fb_ref lines[ATP_V1_LIST_MAX];
 	uint32_t n = 0;
 	for (int k = i + 1; k < argc; k += 3)
-		lines[n++] = atp_v1_build_reserve_line(&b, atp_str_of(argv[k], strlen(argv[k])),
-						       atp_str_of(argv[k + 1], strlen(argv[k + 1])),
-						       (int64_t)opt_u64("QTY", argv[k + 2], 1, ATP_QTY_MAX));
+		lines[n++] = atp_v1_build_reserve_line_by(&b, atp_str_of(argv[k], strlen(argv[k])),
+							  atp_str_of(argv[k + 1], strlen(argv[k + 1])),
+							  (int64_t)opt_u64("QTY", argv[k + 2], 1, ATP_QTY_MAX), need_by);
 	size_t len;
 	const uint8_t *q = atp_fb_finish(
 		&b, atp_v1_build_reserve_request_policy(&b, atp_str_of(argv[i], strlen(argv[i])), lines, n, ttl, policy), NULL,
@@ -143,12 +209,14 @@ int cmd_reserve(int argc, char **argv)
 	uint8_t *reply = grpc_unary(target, "/atp.v1.Atp/Reserve", q, len, &atp_v1_reserve_reply_rule, &r);
 	if (!reply)
 		return 1;
-	printf("sku,location,requested,confirmed\n");
+	printf("sku,location,requested,confirmed,promised_date,withdrawn\n");
 	for (uint32_t k = 0; k < atp_v1_reserve_reply_lines_count(r); k++) {
 		const uint8_t *l = atp_v1_reserve_reply_lines(r, k);
 		atp_str sku = atp_v1_line_result_sku(l), loc = atp_v1_line_result_location(l);
-		printf("%.*s,%.*s,%" PRId64 ",%" PRId64 "\n", (int)sku.len, sku.ptr, (int)loc.len, loc.ptr,
+		printf("%.*s,%.*s,%" PRId64 ",%" PRId64 ",", (int)sku.len, sku.ptr, (int)loc.len, loc.ptr,
 		       atp_v1_line_result_requested(l), atp_v1_line_result_confirmed(l));
+		print_ymd(atp_v1_line_result_promised_date(l));
+		printf(",%s\n", atp_v1_line_result_withdrawn(l) ? "true" : "false");
 	}
 	printf("duplicate,%s\n", atp_v1_reserve_reply_duplicate(r) ? "true" : "false");
 	free(reply);

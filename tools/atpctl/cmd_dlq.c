@@ -16,6 +16,7 @@
  * the entries named, or those arrived before a time.
  */
 #include "atpctl.h"
+#include "atp/inbound.h"
 #include "atp/replay.h"
 
 #include "csv_events.h"
@@ -107,7 +108,7 @@ static void show(const atp_dlq_entry *d)
 	}
 	const char *type = atp_event_type_name(ev.type);
 	printf("the event as the event CSV:\n%s\n", "event_id,source,seq,type,sku,location,qty,ref,to_location,reason,"
-						"occurred_at,ttl_ms,partial");
+						"occurred_at,ttl_ms,partial,date");
 	if (ev.event_key.len)
 		field(ev.event_key);
 	else
@@ -129,7 +130,12 @@ static void show(const atp_dlq_entry *d)
 	}
 	putchar(',');
 	field(ev.reason);
-	printf(",%" PRIu64 ",%" PRIu64 ",%d\n", t.occurred_at, t.ttl_ms, (ev.flags & ATP_EVF_PARTIAL) ? 1 : 0);
+	printf(",%" PRIu64 ",%" PRIu64 ",%d,", t.occurred_at, t.ttl_ms, (ev.flags & ATP_EVF_PARTIAL) ? 1 : 0);
+	if (ev.date && ev.date <= ATP_DAY_LAST) {
+		uint32_t ymd = atp_ymd_of_day(ev.date);
+		printf("%04u-%02u-%02u", ymd / 10000, ymd / 100 % 100, ymd % 100);
+	}
+	putchar('\n');
 }
 
 /* A status by name: "ATP_E_QTY" or "QTY" (any case); 1 when none is (ATP_OK and ATP_DUPLICATE are not refusals). */

@@ -39,6 +39,7 @@ typedef struct lcall {
 
 struct load {
 	bool reserve;
+	bool profile;    /* GetAtpProfile, 30 days, every location (else GetAtp) */
 	uint8_t policy;  /* of Reserve: ATP_V1_* */
 	uint32_t skus, lines;
 	const char *prefix, *location;
@@ -80,7 +81,8 @@ static int start_one(load *l, atp_grpc_client *cl, uint64_t due_ns)
 	atp_fb_ref root;
 	if (!l->reserve) {
 		snprintf(sku, sizeof(sku), "%sSKU-%06u", l->prefix, (unsigned)atp_prng_below(&l->rng, l->skus));
-		root = atp_v1_build_atp_query(&b, atp_str_of(sku, strlen(sku)), NULL, 0);
+		root = l->profile ? atp_v1_build_atp_profile_query(&b, atp_str_of(sku, strlen(sku)), NULL, 0, 30)
+				  : atp_v1_build_atp_query(&b, atp_str_of(sku, strlen(sku)), NULL, 0);
 	} else {
 		atp_fb_ref refs[64];
 		uint64_t first = atp_prng_below(&l->rng, l->skus);
@@ -97,7 +99,8 @@ static int start_one(load *l, atp_grpc_client *cl, uint64_t due_ns)
 	size_t len;
 	const uint8_t *msg = atp_fb_finish(&b, root, NULL, &len);
 	c->t0_ns = due_ns ? due_ns : atp_mono_ns();
-	if (atp_grpc_client_start(cl, l->reserve ? "/atp.v1.Atp/Reserve" : "/atp.v1.Atp/GetAtp", msg, (uint32_t)len,
+	const char *path = l->reserve ? "/atp.v1.Atp/Reserve" : l->profile ? "/atp.v1.Atp/GetAtpProfile" : "/atp.v1.Atp/GetAtp";
+	if (atp_grpc_client_start(cl, path, msg, (uint32_t)len,
 				  30000, NULL, on_done, c) < 0)
 		return -1;
 	l->free_calls = c->next_free;
@@ -138,17 +141,18 @@ int cmd_grpc_load(int argc, char **argv)
 		else if (strcmp(a, "--location") == 0 && v)
 			l.location = argv[++i];
 		else {
-			fprintf(stderr, "usage: atpctl grpc-load [--grpc HOST:PORT] [--method getatp|reserve] [--connections N]\n"
+			fprintf(stderr, "usage: atpctl grpc-load [--grpc HOST:PORT] [--method getatp|reserve|profile] [--connections N]\n"
 					"         [--concurrency K] [--seconds S] [--rate CALLS_PER_S] [--skus N] [--lines L]\n"
 					"         [--prefix P] [--location LOC] [--seed N] [--policy per-line|all-or-nothing|partial]\n");
 			return 2;
 		}
 	}
-	if (strcmp(method, "getatp") != 0 && strcmp(method, "reserve") != 0) {
-		fprintf(stderr, "atpctl: --method is getatp or reserve\n");
+	if (strcmp(method, "getatp") != 0 && strcmp(method, "reserve") != 0 && strcmp(method, "profile") != 0) {
+		fprintf(stderr, "atpctl: --method is getatp, reserve or profile\n");
 		return 2;
 	}
 	l.reserve = strcmp(method, "reserve") == 0;
+	l.profile = strcmp(method, "profile") == 0;
 	l.run = (uint64_t)getpid() << 32 ^ atp_mono_ns();
 	atp_prng_seed(&l.rng, seed);
 	atp_grpc_client **cl = calloc(conns, sizeof(*cl));

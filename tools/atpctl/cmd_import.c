@@ -156,9 +156,12 @@ void print_summary(const atp_core *const *cores, uint32_t n_cores, uint64_t rows
 	       " released, %" PRIu64 " expired (%" PRIu64 " lines); %u lines still open\n",
 	       s->reserve_units_requested, s->reserve_units_confirmed, s->units_consumed, s->units_released,
 	       s->units_expired, s->lines_expired, open_lines);
+	printf("  promised against inbound supply: %" PRIu64 " lines, %" PRIu64 " opened as their supply came\n",
+	       s->promises_made, s->promises_opened);
 	printf("exceptions: %" PRIu64 " events drove on_hand negative, %" PRIu64
-	       " left reservations short of stock; cycle-count variance %" PRIu64 " units\n",
-	       s->negative_events, s->short_events, s->count_variance_abs);
+	       " left reservations short of stock; cycle-count variance %" PRIu64 " units;\n"
+	       "  late or cancelled supply: %" PRIu64 " promises moved past their need-by day, %" PRIu64 " withdrawn\n",
+	       s->negative_events, s->short_events, s->count_variance_abs, s->promises_late, s->promises_withdrawn);
 
 	int64_t on_hand = 0, held = 0, reserved = 0, safety = 0, atp = 0;
 	uint32_t stockouts = 0, negative = 0, n = 0, capacity = 0;

@@ -224,6 +224,9 @@ static void print_text(const char *addr, const scrape *a, const scrape *b, doubl
 	       isnan(get(b, "atpd_stream_events_refused_total", "")) ? 0 : get(b, "atpd_stream_events_refused_total", ""));
 	printf("floor exceptions: %.0f events drove on_hand negative, %.0f left reservations short\n",
 	       get(b, "atpd_negative_on_hand_events_total", ""), get(b, "atpd_short_reservation_events_total", ""));
+	printf("promises against inbound supply: %.0f made, %.0f opened; exceptions: %.0f late, %.0f withdrawn\n",
+	       get(b, "atpd_promises_total", "event=\"made\""), get(b, "atpd_promises_total", "event=\"opened\""),
+	       get(b, "atpd_promises_total", "event=\"late\""), get(b, "atpd_promises_total", "event=\"withdrawn\""));
 	printf("durability: %.0f group commits, fsync p50 %.2f ms p99 %.2f ms (%s); WAL %.1f MB written, %.0f segments; "
 	       "snapshot %s\n",
 	       get(b, "atpd_fsync_seconds_count", ""), p50 * 1e3, p99 * 1e3, recent ? "last interval" : "since start",

@@ -40,8 +40,12 @@ static void usage(FILE *f)
 	      "  atp [--grpc HOST:PORT] SKU [LOCATION...]\n"
 	      "      ATP of a SKU (every location when none is named) and its network ATP, over gRPC\n"
 	      "  reserve [--grpc HOST:PORT] [--ttl-ms N] [--partial] [--policy per-line|all-or-nothing|partial]\n"
-	      "      ID SKU LOCATION QTY [SKU LOCATION QTY]...\n"
-	      "      reserve, durably and idempotently (the same ID again answers the first result)\n"
+	      "          [--need-by YYYY-MM-DD] ID SKU LOCATION QTY [SKU LOCATION QTY]...\n"
+	      "      reserve, durably and idempotently (the same ID again answers the first result); with\n"
+	      "      --need-by a line short of stock may be promised against inbound supply due by then\n"
+	      "  profile [--grpc HOST:PORT] [--horizon DAYS] SKU [LOCATION...]\n"
+	      "      what can be promised per day from today (30 days): on hand, plus inbound supply due\n"
+	      "      by then that no promise holds (GetAtpProfile)\n"
 	      "  release [--grpc HOST:PORT] ID\n"
 	      "      release every open line of reservation ID\n"
 	      "  export [--grpc HOST:PORT] > positions.csv\n"
@@ -51,9 +55,10 @@ static void usage(FILE *f)
 	      "      a WMS stock file (columns sku,location,on_hand) against atpd's positions: a variance\n"
 	      "      report; --apply sends a COUNT per differing position (and per position only in the\n"
 	      "      file; --zero-missing: 0 for those only in atpd) as source NAME (reconcile)\n"
-	      "  grpc-load [--grpc HOST:PORT] [--method getatp|reserve] [--connections N] [--concurrency K]\n"
+	      "  grpc-load [--grpc HOST:PORT] [--method getatp|reserve|profile] [--connections N] [--concurrency K]\n"
 	      "         [--seconds S] [--rate CALLS_PER_S] [--skus N] [--lines L] [--prefix P] [--location LOC]\n"
-	      "      load the gRPC API (SKUs PSKU-000000 ...) and print calls/s and latency quantiles\n"
+	      "      load the gRPC API (SKUs PSKU-000000 ...) and print calls/s and latency quantiles;\n"
+	      "      profile: GetAtpProfile over 30 days\n"
 	      "  subscribe [--grpc HOST:PORT] CHANNEL [--from HEX | --token-file FILE] [--count N] [--seconds S]\n"
 	      "         [--heartbeats]\n"
 	      "      a sales channel's stream as CSV lines (kind,shard,seq,index,sku,location,atp,\n"
@@ -139,6 +144,8 @@ int main(int argc, char **argv)
 		return cmd_atp(argc - 1, argv + 1);
 	if (strcmp(argv[1], "reserve") == 0)
 		return cmd_reserve(argc - 1, argv + 1);
+	if (strcmp(argv[1], "profile") == 0)
+		return cmd_profile(argc - 1, argv + 1);
 	if (strcmp(argv[1], "release") == 0)
 		return cmd_release(argc - 1, argv + 1);
 	if (strcmp(argv[1], "export") == 0)

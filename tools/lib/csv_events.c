@@ -1,6 +1,7 @@
 /* csv_events.c — reading the event CSV (see csv_events.h). */
 #include "csv_events.h"
 
+#include "atp/inbound.h"
 #include "atp/status.h"
 
 #include <stdio.h>
@@ -8,11 +9,11 @@
 #include <strings.h>
 
 const char atp_csv_header[] =
-	"event_id,source,seq,type,sku,location,qty,ref,to_location,reason,occurred_at,ttl_ms,partial";
+	"event_id,source,seq,type,sku,location,qty,ref,to_location,reason,occurred_at,ttl_ms,partial,date";
 
 static const char *const col_names[COL_COUNT] = {
 	"event_id", "source", "seq", "type", "sku", "location", "qty", "ref",
-	"to_location", "reason", "occurred_at", "ttl_ms", "partial",
+	"to_location", "reason", "occurred_at", "ttl_ms", "partial", "date",
 };
 #define REQUIRED_COLS (COL_REASON + 1)
 
@@ -173,6 +174,22 @@ static bool parse_bool(field f, bool *out)
 	return *out || word_in(f, no, sizeof(no) / sizeof(*no));
 }
 
+/* A day from YYYY-MM-DD (or YYYYMMDD); 0 when it is not a date. */
+static uint32_t parse_date(field f)
+{
+	uint32_t ymd = 0, digits = 0;
+	for (uint32_t i = 0; i < f.len; i++) {
+		char ch = f.ptr[i];
+		if (ch == '-' && f.len == 10 && (i == 4 || i == 7))
+			continue;
+		if (ch < '0' || ch > '9')
+			return 0;
+		ymd = ymd * 10 + (uint32_t)(ch - '0');
+		digits++;
+	}
+	return digits == 8 ? atp_day_of_ymd(ymd) : 0;
+}
+
 static int bad_number(char *err, enum csv_col c, field f)
 {
 	snprintf(err, ATP_CSV_ERR_MAX, "%s: not a valid number: '%.*s'", col_names[c],
@@ -222,6 +239,12 @@ static int to_event(atp_csv_reader *r, const field *f, atp_event *ev, char *err)
 	}
 	if (ttl && UINT64_MAX - ttl < r->occurred_at) {
 		snprintf(err, ATP_CSV_ERR_MAX, "ttl_ms: occurred_at + ttl_ms overflows");
+		return -1;
+	}
+	ev->date = 0;
+	if (col[COL_DATE].len && !(ev->date = parse_date(col[COL_DATE]))) {
+		snprintf(err, ATP_CSV_ERR_MAX, "date: expected YYYY-MM-DD: '%.*s'",
+			 (int)(col[COL_DATE].len > 40 ? 40 : col[COL_DATE].len), col[COL_DATE].ptr);
 		return -1;
 	}
 	ev->source = atp_str_of(col[COL_SOURCE].ptr, col[COL_SOURCE].len);

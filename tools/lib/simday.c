@@ -15,8 +15,18 @@
 #define DAY (24 * HOUR)
 #define RESERVE_TTL (30 * MINUTE)
 #define RESEND_DEPTH 8
+/*
+ * Dates: the simulated day is day 1 after the epoch of its clock (its
+ * events' times count from 0), so that every date is a real day >= 1.
+ * Purchase orders are due from that day to a week later; a share of order
+ * lines (not partial ones) carries a need-by day three days on, and is
+ * promised against them when stock on hand does not cover it.
+ */
+#define DAY_ONE 1u
+#define NEED_BY_DAYS 3u
+#define PO_MAX 65536
 
-enum task_kind { T_ORDER, T_PICK, T_CANCEL, T_UNHOLD, T_WAVE, T_FLOOR };
+enum task_kind { T_ORDER, T_PICK, T_CANCEL, T_UNHOLD, T_WAVE, T_FLOOR, T_PO_RECEIVE, T_PO_CHANGE };
 enum floor_kind { F_ADJUST, F_COUNT, F_HOLD, F_TRANSFER, F_SAFETY };
 
 /* Something that happens at time t; ordered by (t, id) so the day is deterministic. */
@@ -29,7 +39,16 @@ typedef struct task {
 	uint8_t sub;     /* floor kind, or lines left in an order */
 	uint32_t order;
 	int64_t qty;
+	uint32_t po;     /* T_PO_*: the purchase order */
 } task;
+
+/* A purchase order the day announced: expected at (sku, loc) on day eta. */
+typedef struct purchase {
+	uint32_t sku;
+	uint16_t loc;
+	int64_t qty;
+	uint32_t eta;
+} purchase;
 
 typedef struct sim {
 	const atp_simday_params *p;
@@ -47,6 +66,8 @@ typedef struct sim {
 	uint32_t n_recent[2];
 	char names[2][ATP_SOURCE_MAX + 1];  /* the sources' names, prefixed */
 	uint64_t now;
+	purchase *pos_list;                 /* purchase orders, PO-<index + 1> */
+	uint32_t n_pos;
 } sim;
 
 static const char *const source_name[2] = { "wms", "oms" };
@@ -117,6 +138,7 @@ typedef struct row {
 	const char *reason;
 	uint64_t ttl;
 	bool partial;
+	uint32_t date;    /* SUPPLY: ETA; RESERVE: need-by day */
 } row;
 
 /* Write one event, apply it to the generator's own core, and return its result. */
@@ -135,7 +157,12 @@ static atp_result emit(sim *s, const row *rw)
 			 rw->ref ? rw->ref : "", to, rw->reason ? rw->reason : "", s->now);
 	if (rw->ttl)
 		n += snprintf(line + n, sizeof(line) - (size_t)n, "%" PRIu64, rw->ttl);
-	snprintf(line + n, sizeof(line) - (size_t)n, ",%s\n", rw->partial ? "1" : "");
+	n += snprintf(line + n, sizeof(line) - (size_t)n, ",%s,", rw->partial ? "1" : "");
+	if (rw->date) {
+		uint32_t ymd = atp_ymd_of_day(rw->date);
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "%04u-%02u-%02u", ymd / 10000, ymd / 100 % 100, ymd % 100);
+	}
+	snprintf(line + n, sizeof(line) - (size_t)n, "\n");
 	fputs(line, s->out);
 	s->sum->rows++;
 	s->sum->by_type[rw->type]++;
@@ -150,6 +177,7 @@ static atp_result emit(sim *s, const row *rw)
 		.reason = atp_str_of(rw->reason ? rw->reason : "", rw->reason ? strlen(rw->reason) : 0),
 		.expires_at = rw->ttl ? s->now + rw->ttl : 0,
 		.flags = rw->partial ? ATP_EVF_PARTIAL : 0,
+		.date = rw->date,
 	};
 	atp_result r;
 	if (atp_core_apply(s->core, &ev, &r) != ATP_OK) {
@@ -196,9 +224,10 @@ static void order_line(sim *s, const task *t)
 {
 	char ref[24];
 	snprintf(ref, sizeof(ref), "SO-%07" PRIu32, t->order);
-	bool partial = t->order % 5 == 0;
+	bool partial = t->order % 5 == 0, dated = t->order % 5 == 3;
 	row rw = { .source = OMS, .type = ATP_EV_RESERVE, .sku = t->sku, .loc = t->loc, .to_loc = -1,
-		   .qty = t->qty, .ref = ref, .ttl = RESERVE_TTL, .partial = partial };
+		   .qty = t->qty, .ref = ref, .ttl = RESERVE_TTL, .partial = partial,
+		   .date = dated ? DAY_ONE + NEED_BY_DAYS : 0 };
 	atp_result r = emit(s, &rw);
 	if (atp_prng_below(&s->rng, 100) == 0) { /* a client retry after a lost answer */
 		emit(s, &rw);
@@ -206,6 +235,19 @@ static void order_line(sim *s, const task *t)
 	}
 	if (r.confirmed == 0)
 		return;
+	if (r.flags & ATP_RF_PROMISED) {
+		/*
+		 * It waits for its purchase order. Now and then the customer
+		 * cancels; else, at the day's end, it is picked if the order came
+		 * (its line opened), or waits on for a later day.
+		 */
+		s->sum->promised++;
+		bool cancel = atp_prng_below(&s->rng, 10) == 0;
+		push(s, (task){ .t = cancel ? s->now + (uint64_t)atp_prng_range(&s->rng, 1, 60) * MINUTE : DAY - MINUTE,
+				.kind = cancel ? T_CANCEL : T_PICK, .sku = t->sku, .loc = t->loc, .order = t->order,
+				.qty = r.confirmed });
+		return;
+	}
 	task next = { .sku = t->sku, .loc = t->loc, .order = t->order, .qty = r.confirmed };
 	uint64_t u = atp_prng_below(&s->rng, 100);
 	if (u < 86) {
@@ -238,7 +280,7 @@ static void pick_or_cancel(sim *s, const task *t)
 		const atp_line *ln = atp_core_find_line(s->core, atp_str_of(ref, strlen(ref)),
 							atp_str_of(sku, strlen(sku)), atp_str_of(loc, strlen(loc)));
 		const atp_position *p = position(s, t->sku, t->loc);
-		if (!(ln && ln->state == ATP_LINE_OPEN) && atp_position_atp(p) < t->qty)
+		if (!(ln && ln->state == ATP_LINE_OPEN) && (atp_position_atp(p) < t->qty || (ln && ln->state == ATP_LINE_PROMISED)))
 			return;
 	}
 	emit(s, &rw);
@@ -260,6 +302,75 @@ static void replenish(sim *s, bool opening)
 			emit(s, &rw);
 		}
 	}
+}
+
+static void po_name(char *buf, uint32_t i)
+{
+	snprintf(buf, 24, "PO-%06" PRIu32, i + 1);
+}
+
+/*
+ * The day's purchase orders, announced at its start: one for about every
+ * 40th position, the fastest movers first, due on day one (received
+ * during the day) up to a week later.
+ */
+static void announce_pos(sim *s)
+{
+	uint32_t n = s->p->skus * s->p->locations / 40;
+	n = n < PO_MAX ? n : PO_MAX;
+	s->pos_list = calloc(n ? n : 1, sizeof(purchase));
+	if (!s->pos_list)
+		abort();
+	char name[24];
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t sku = atp_zipf_sample(&s->zipf, &s->rng), loc = (uint32_t)atp_prng_below(&s->rng, s->p->locations);
+		const atp_position *p = position(s, sku, loc);
+		atp_inbound_view v = { 0 };
+		if (p)
+			atp_inbound_get(atp_core_inbound(s->core), (uint32_t)(p - atp_table_get(atp_core_table(s->core), 0)), &v);
+		if (v.n_supplies >= ATP_SUPPLY_PER_POSITION / 2)
+			continue; /* a hot SKU has a few orders open, not dozens */
+		purchase *o = &s->pos_list[s->n_pos];
+		*o = (purchase){ .sku = sku, .loc = (uint16_t)loc, .qty = (int64_t)(day_demand(s, sku) * 0.6) + 5,
+			   .eta = DAY_ONE + (uint32_t)atp_prng_below(&s->rng, 8) };
+		po_name(name, s->n_pos);
+		row rw = { .source = WMS, .type = ATP_EV_SUPPLY, .sku = sku, .loc = o->loc, .to_loc = -1,
+			   .qty = o->qty, .ref = name, .date = o->eta };
+		emit(s, &rw);
+		if (o->eta == DAY_ONE) /* received today, in one go or two */
+			push(s, (task){ .t = 7 * HOUR + atp_prng_below(&s->rng, 14 * HOUR), .kind = T_PO_RECEIVE,
+					.po = s->n_pos });
+		else if (atp_prng_below(&s->rng, 10) == 0) /* the supplier writes: late, or cancelled */
+			push(s, (task){ .t = 8 * HOUR + atp_prng_below(&s->rng, 12 * HOUR), .kind = T_PO_CHANGE,
+					.po = s->n_pos });
+		s->n_pos++;
+	}
+}
+
+static void po_event(sim *s, const task *t)
+{
+	purchase *o = &s->pos_list[t->po];
+	char name[24];
+	po_name(name, t->po);
+	row rw = { .source = WMS, .sku = o->sku, .loc = o->loc, .to_loc = -1, .ref = name };
+	if (t->kind == T_PO_RECEIVE) {
+		int64_t part = atp_prng_below(&s->rng, 3) == 0 ? o->qty / 2 + 1 : o->qty;
+		rw.type = ATP_EV_RECEIPT;
+		rw.qty = part;
+		o->qty -= part;
+		if (o->qty > 0)
+			push(s, (task){ .t = s->now + HOUR, .kind = T_PO_RECEIVE, .po = t->po });
+	} else if (atp_prng_below(&s->rng, 2) == 0) {
+		rw.type = ATP_EV_SUPPLY;
+		rw.qty = o->qty;
+		rw.date = o->eta += 4;
+	} else {
+		rw.type = ATP_EV_SUPPLY;
+		rw.qty = 0;
+		o->qty = 0;
+	}
+	if (rw.qty > 0 || rw.type == ATP_EV_SUPPLY)
+		emit(s, &rw);
 }
 
 static void floor_event(sim *s, const task *t)
@@ -397,6 +508,7 @@ int atp_simday_write(const atp_simday_params *p, FILE *out, atp_simday_summary *
 	}
 	fprintf(out, "%s\n", atp_csv_header);
 	replenish(&s, true);
+	announce_pos(&s);
 	plan_day(&s);
 	while (s.heap_len > 0) {
 		task t = pop(&s);
@@ -416,6 +528,10 @@ int atp_simday_write(const atp_simday_params *p, FILE *out, atp_simday_summary *
 		case T_WAVE:
 			replenish(&s, false);
 			break;
+		case T_PO_RECEIVE:
+		case T_PO_CHANGE:
+			po_event(&s, &t);
+			break;
 		default:
 			floor_event(&s, &t);
 			break;
@@ -426,6 +542,7 @@ int atp_simday_write(const atp_simday_params *p, FILE *out, atp_simday_summary *
 out:
 	atp_zipf_free(&s.zipf);
 	free(s.heap);
+	free(s.pos_list);
 	atp_core_destroy(s.core);
 	return rc;
 }

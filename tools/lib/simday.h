@@ -34,6 +34,7 @@ typedef struct atp_simday_summary {
 	uint64_t by_type[16];
 	uint64_t resent;         /* rows sent again with the same seq */
 	uint64_t retried;        /* RESERVE retried under a new seq */
+	uint64_t promised;       /* RESERVE lines promised against a purchase order (a need-by day) */
 } atp_simday_summary;
 
 /* 250,000 order lines, 20,000 SKUs, 4 locations, a 2-minute burst at 50x from 12:00. */

@@ -75,8 +75,8 @@ static int start(atp_grpc_client *c, const api_call *a, slot *s, uint8_t *mem, s
 	atp_fb_ref root;
 	atp_str ref = atp_str_of(a->ref, strlen(a->ref));
 	if (a->kind == CALL_RESERVE) {
-		atp_fb_ref line = atp_v1_build_reserve_line(&b, atp_str_of(a->sku, strlen(a->sku)),
-							    atp_str_of(a->loc, strlen(a->loc)), a->qty);
+		atp_fb_ref line = atp_v1_build_reserve_line_by(&b, atp_str_of(a->sku, strlen(a->sku)),
+							       atp_str_of(a->loc, strlen(a->loc)), a->qty, a->need_by);
 		root = atp_v1_build_reserve_request(&b, ref, &line, 1, a->ttl_ms, a->partial);
 	} else {
 		root = atp_v1_build_release_request(&b, ref);

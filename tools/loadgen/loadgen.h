@@ -20,6 +20,7 @@ typedef struct api_call {
 	uint64_t due_ns;        /* after the start */
 	uint8_t kind;
 	bool partial;
+	uint32_t need_by;  /* YYYYMMDD, 0: none */
 	uint64_t ttl_ms;
 	int64_t qty;
 	char ref[ATP_REF_MAX + 1];

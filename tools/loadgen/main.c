@@ -37,6 +37,7 @@
 #include "simday.h"
 #include "stream_client.h"
 
+#include "atp/inbound.h"
 #include "atp/wire_event.h"
 
 #include <errno.h>
@@ -277,7 +278,8 @@ static int add_call(phase *ph, const atp_event *ev, uint64_t occurred_at, uint64
 	api_call *c = &ph->calls[ph->n_calls++];
 	*c = (api_call){ .due_ns = due_ns, .kind = ev->type == ATP_EV_RESERVE ? CALL_RESERVE : CALL_RELEASE,
 			 .partial = ev->flags & ATP_EVF_PARTIAL, .qty = ev->qty,
-			 .ttl_ms = ev->expires_at ? ev->expires_at - occurred_at : 0 };
+			 .ttl_ms = ev->expires_at ? ev->expires_at - occurred_at : 0,
+			 .need_by = ev->date ? atp_ymd_of_day(ev->date) : 0 };
 	snprintf(c->ref, sizeof(c->ref), "%s%.*s", tag, (int)ev->ref.len, ev->ref.ptr);
 	snprintf(c->sku, sizeof(c->sku), "%.*s", (int)ev->sku.len, ev->sku.ptr);
 	snprintf(c->loc, sizeof(c->loc), "%.*s", (int)ev->location.len, ev->location.ptr);
