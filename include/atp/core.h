@@ -49,7 +49,7 @@ typedef struct atp_core_config {
 	uint32_t max_promises;    /* reservation lines promised against supply at once */
 } atp_core_config;
 
-/* 1M positions, 4M lines, 1024 sources, 24 h of retention in milliseconds, 16K positions with supply, 256K promises. */
+/* 1M positions, 4M lines, 1024 sources, 24 h of retention in milliseconds, 64K positions with supply, 256K promises. */
 atp_core_config atp_core_config_default(void);
 
 /* A change of a position's ATP. sku and location point into the table and live as long as it. */

@@ -104,7 +104,7 @@ atp_core_config atp_core_config_default(void)
 		.max_lines = 1u << 22,
 		.max_sources = 1024,
 		.line_retention = 24ull * 3600 * 1000,
-		.max_inbound = 1u << 14,
+		.max_inbound = 1u << 16,
 		.max_promises = 1u << 18,
 	};
 }

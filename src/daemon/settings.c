@@ -66,6 +66,10 @@ static const setting table[] = {
 	NUM("max_positions", 1, 1u << 25, 1, "", engine.core.max_positions, "positions per shard"),
 	NUM("max_lines", 1, 1u << 30, 1, "", engine.core.max_lines, "reservation lines per shard"),
 	NUM("max_sources", 1, 1u << 16, 1, "", engine.core.max_sources, "event sources per shard"),
+	NUM("max_inbound_positions", 1, 1u << 24, 1, "", engine.core.max_inbound,
+	    "positions with inbound supply (purchase orders, transfers) at once, per shard"),
+	NUM("max_promises", 1, 1u << 26, 1, "", engine.core.max_promises,
+	    "reservation lines promised against inbound supply at once, per shard"),
 	ENUM("clock", clocks, clock,
 	     "the engine's time: `wall` (reservations expire on time: the wall clock at start, then the monotonic clock, "
 	     "so a step of the wall clock while atpd runs moves no expiry; a warning and `atpd_clock_offset_seconds` "
