@@ -109,6 +109,11 @@ atp_core_config atp_core_config_default(void)
 	};
 }
 
+static uint32_t min_u32(uint32_t a, uint32_t b)
+{
+	return a < b ? a : b;
+}
+
 atp_core *atp_core_create(const atp_core_config *cfg)
 {
 	atp_core *c = calloc(1, sizeof(*c));
@@ -117,7 +122,9 @@ atp_core *atp_core_create(const atp_core_config *cfg)
 	c->table = atp_table_create(cfg->max_positions);
 	c->lines = atp_lines_create(cfg->max_lines);
 	c->sources = atp_sources_create(cfg->max_sources);
-	c->inbound = atp_inbound_create(cfg->max_positions, cfg->max_inbound, cfg->max_promises);
+	/* No more positions with supply than positions, no more promises than lines. */
+	c->inbound = atp_inbound_create(cfg->max_positions, min_u32(cfg->max_inbound, cfg->max_positions),
+					min_u32(cfg->max_promises, cfg->max_lines));
 	c->retention = cfg->line_retention;
 	c->sparse_seq = cfg->sparse_seq;
 	c->recent_sources[0] = c->recent_sources[1] = (known_source){ ATP_SOURCE_NONE, NULL };
@@ -394,53 +401,12 @@ HOT void take_from_line(atp_core *c, uint32_t id, int64_t take, enum atp_line_st
 		atp_lines_close(c->lines, id, state, c->now);
 }
 
-/* What a replan did (atp/inbound.h) goes into the position being written and the result. */
-static void take_outcome(atp_core *c, work *w, const atp_inbound_outcome *o, atp_result *r)
+/* A change of the position's reserved that a replan made (core_inbound.c), written back. */
+static void take_reserved(atp_core *c, work *w, int64_t reserved)
 {
-	if (o->reserved) {
-		w->after.reserved += o->reserved;
+	if (reserved) {
+		w->after.reserved += reserved;
 		store_buckets(c, w);
-	}
-	r->n_late = (uint16_t)(o->late < UINT16_MAX ? o->late : UINT16_MAX);
-	r->n_withdrawn = (uint16_t)(o->withdrawn < UINT16_MAX ? o->withdrawn : UINT16_MAX);
-	r->flags |= (o->late ? ATP_RF_LATE : 0) | (o->withdrawn ? ATP_RF_WITHDRAWN : 0);
-	c->stats.promises_opened += o->opened;
-	c->stats.promises_late += o->late;
-	c->stats.promises_withdrawn += o->withdrawn;
-}
-
-/* A promised line goes: its promise first (the replan may move the pool), then the line closes. */
-static void release_promised(atp_core *c, work *w, uint32_t line, atp_result *r)
-{
-	atp_inbound_outcome o;
-	atp_inbound_release(c->inbound, c->lines, w->id, line, c->now, &o);
-	atp_lines_close(c->lines, line, ATP_LINE_RELEASED, c->now);
-	take_outcome(c, w, &o, r);
-}
-
-/* The inbound side of an applied event: a SUPPLY, a RECEIPT of a supply, a RESERVE promised, a RELEASE of one. */
-static __attribute__((noinline)) void commit_inbound(atp_core *c, const atp_event *ev, unsigned type, work *w,
-						     const line_plan *lp, atp_result *r)
-{
-	atp_inbound_outcome o;
-	if (type == ATP_EV_SUPPLY) {
-		if (!atp_inbound_supply(c->inbound, c->lines, w->id, ev->ref, ev->qty, ev->date, c->now, &o))
-			r->flags |= ATP_RF_NO_LINE;
-		take_outcome(c, w, &o, r);
-	} else if (type == ATP_EV_RECEIPT) {
-		r->moved = atp_inbound_receive(c->inbound, c->lines, w->id, ev->ref, ev->qty, c->now, &o);
-		take_outcome(c, w, &o, r);
-	} else if (type == ATP_EV_RELEASE) {
-		release_promised(c, w, lp->id, r);
-	} else {
-		uint32_t id = atp_lines_add_where(c->lines, lp->where, lp->hash, ev->ref, w->id);
-		assert(id != ATP_LINE_NONE);
-		atp_line *ln = atp_lines_at(c->lines, id);
-		ln->requested = ln->confirmed = ev->qty;
-		ln->releasable = (ev->flags & ATP_EVF_RELEASABLE) != 0;
-		atp_lines_promise(c->lines, id);
-		atp_inbound_promise(c->inbound, w->id, id, ev->qty, lp->promise, ev->date);
-		c->stats.promises_made++;
 	}
 }
 
@@ -449,7 +415,8 @@ HOT void commit_line(atp_core *c, const atp_event *ev, unsigned type, work *w, c
 {
 	if (RARE(lp->promise | lp->unpromise) || RARE(type == ATP_EV_SUPPLY) ||
 	    RARE(type == ATP_EV_RECEIPT && ev->ref.len)) {
-		commit_inbound(c, ev, type, w, lp, r);
+		core_line_slot slot = { .id = lp->id, .where = lp->where, .hash = lp->hash, .promise = lp->promise };
+		take_reserved(c, w, core_commit_inbound(c, ev, type, w->id, &slot, r));
 		return;
 	}
 	if (lp->create) {
@@ -606,7 +573,7 @@ static int release_all(atp_core *c, const atp_event *ev, known_source src, atp_r
 		work w = { .id = ln->pos, .before = { p->on_hand, p->held, p->reserved, p->safety_stock } };
 		w.after = w.before;
 		if (RARE(ln->state == ATP_LINE_PROMISED)) {
-			release_promised(c, &w, id, r);
+			take_reserved(c, &w, core_release_promised(c, w.id, id, r));
 			emit_delta(c, &w, src_id, ev->seq, r);
 			id = next;
 			continue;

@@ -30,4 +30,23 @@ struct atp_core {
 	atp_core_stats stats;
 };
 
+/*
+ * The inbound side of an applied event (core_inbound.c, atp/inbound.h),
+ * after its position is written: a SUPPLY, a RECEIPT naming a supply, a
+ * RESERVE promised against supply (a new line at slot, promised for
+ * slot->promise), a RELEASE of a promised line (slot->id). Each returns the
+ * change of the position's reserved that the replan made (the pool), for
+ * the caller to write back, and puts what it did into r.
+ */
+typedef struct core_line_slot {
+	uint32_t id;       /* the line, or ATP_LINE_NONE */
+	uint32_t where;    /* a new line's slot (atp_lines_find_where) */
+	uint64_t hash;
+	uint32_t promise;  /* the day a new line is promised for */
+} core_line_slot;
+int64_t core_commit_inbound(atp_core *c, const atp_event *ev, unsigned type, uint32_t pos, const core_line_slot *slot,
+			    atp_result *r);
+/* Promised line `line` at pos released: its promise goes, then the line closes. */
+int64_t core_release_promised(atp_core *c, uint32_t pos, uint32_t line, atp_result *r);
+
 #endif

@@ -1,10 +1,12 @@
 /*
  * inbound.c — inbound supply and the promises made against it (see atp/inbound.h).
  *
- * A position with supply, a pool or promises has an entry (64 KiB of them
- * per core by default, taken from a bump allocator and a free list, so only
- * entries ever used are touched); position ids map to entries through an
- * array sized by the table. Promises are records in one store, each
+ * A position with supply, a pool or promises has an entry (65,536 of them
+ * per shard by default, taken from a bump allocator and a free list);
+ * position ids map to entries through an array sized by the table. The
+ * arrays are mapped, not allocated: pages nobody used are never touched, so
+ * a store sized for the worst case costs what is used (an allocator may
+ * zero a reused block of that size by hand at every start). Promises are records in one store, each
  * position's chained in the order they were made. Every change ends in
  * publish(), which rewrites the position's curve under its sequence lock.
  * Positions hold few supplies (at most ATP_SUPPLY_PER_POSITION) and few
@@ -20,6 +22,7 @@
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define NONE UINT32_MAX
 
@@ -62,6 +65,19 @@ struct atp_inbound {
 	uint32_t fresh_promise, free_promise, used_promises;
 };
 
+/* Zeroed pages, mapped: touched only when used. NULL when the mapping fails. */
+static void *map_zeroed(size_t size)
+{
+	void *p = mmap(NULL, size ? size : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void unmap(void *p, size_t size)
+{
+	if (p)
+		munmap(p, size ? size : 1);
+}
+
 atp_inbound *atp_inbound_create(uint32_t max_positions, uint32_t max_entries, uint32_t max_promises)
 {
 	atp_inbound *ib = calloc(1, sizeof(*ib));
@@ -71,9 +87,9 @@ atp_inbound *atp_inbound_create(uint32_t max_positions, uint32_t max_entries, ui
 	ib->max_entries = max_entries;
 	ib->max_promises = max_promises;
 	ib->free_entry = ib->free_promise = NONE;
-	ib->entry_of = calloc(max_positions ? max_positions : 1, sizeof(uint32_t));
-	ib->entries = calloc(max_entries ? max_entries : 1, sizeof(entry));
-	ib->promises = calloc(max_promises ? max_promises : 1, sizeof(promise));
+	ib->entry_of = map_zeroed((size_t)max_positions * sizeof(uint32_t));
+	ib->entries = map_zeroed((size_t)max_entries * sizeof(entry));
+	ib->promises = map_zeroed((size_t)max_promises * sizeof(promise));
 	if (!ib->entry_of || !ib->entries || !ib->promises) {
 		atp_inbound_destroy(ib);
 		return NULL;
@@ -85,9 +101,9 @@ void atp_inbound_destroy(atp_inbound *ib)
 {
 	if (!ib)
 		return;
-	free(ib->entry_of);
-	free(ib->entries);
-	free(ib->promises);
+	unmap(ib->entry_of, (size_t)ib->max_positions * sizeof(uint32_t));
+	unmap(ib->entries, (size_t)ib->max_entries * sizeof(entry));
+	unmap(ib->promises, (size_t)ib->max_promises * sizeof(promise));
 	free(ib);
 }
 
@@ -119,11 +135,16 @@ static entry *entry_get(atp_inbound *ib, uint32_t pos)
 	e = &ib->entries[i];
 	if (i == ib->free_entry)
 		ib->free_entry = e->first;
-	uint32_t seq = e->seq;  /* kept: a reader of the entry's last position sees it change */
-	memset(e, 0, sizeof(*e));
-	e->seq = seq;
-	e->pos = pos;
+	/* What readers load (pos, the curve) changes under the sequence lock, with atomic stores; the rest is the writer's. */
+	uint32_t seq = e->seq;
+	__atomic_store_n(&e->seq, seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	__atomic_store_n(&e->pos, pos, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->n_curve, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->seq, seq + 2, __ATOMIC_RELEASE);
 	e->first = e->last = NONE;
+	e->n_promises = e->n_supply = 0;
+	e->pool = 0;
 	ib->used_entries++;
 	__atomic_store_n(&ib->entry_of[pos], i + 1, __ATOMIC_RELEASE);
 	return e;

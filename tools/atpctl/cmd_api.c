@@ -4,6 +4,7 @@
  * Exit status: 0 OK, 1 a gRPC error (printed as CODE: message), 2 usage.
  */
 #include "atpctl.h"
+#include "csv_events.h"
 #include "grpc_client.h"
 
 #include "atp/inbound.h"
@@ -125,8 +126,8 @@ static uint32_t opt_date(const char *name, const char *s)
 
 static void print_ymd(uint32_t ymd)
 {
-	if (ymd)
-		printf("%04u-%02u-%02u", ymd / 10000, ymd / 100 % 100, ymd % 100);
+	char date[ATP_CSV_DATE_MAX];
+	fputs(atp_csv_date(atp_day_of_ymd(ymd), date), stdout);
 }
 
 int cmd_profile(int argc, char **argv)

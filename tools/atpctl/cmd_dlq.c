@@ -16,7 +16,6 @@
  * the entries named, or those arrived before a time.
  */
 #include "atpctl.h"
-#include "atp/inbound.h"
 #include "atp/replay.h"
 
 #include "csv_events.h"
@@ -130,12 +129,9 @@ static void show(const atp_dlq_entry *d)
 	}
 	putchar(',');
 	field(ev.reason);
-	printf(",%" PRIu64 ",%" PRIu64 ",%d,", t.occurred_at, t.ttl_ms, (ev.flags & ATP_EVF_PARTIAL) ? 1 : 0);
-	if (ev.date && ev.date <= ATP_DAY_LAST) {
-		uint32_t ymd = atp_ymd_of_day(ev.date);
-		printf("%04u-%02u-%02u", ymd / 10000, ymd / 100 % 100, ymd % 100);
-	}
-	putchar('\n');
+	char date[ATP_CSV_DATE_MAX];
+	printf(",%" PRIu64 ",%" PRIu64 ",%d,%s\n", t.occurred_at, t.ttl_ms, (ev.flags & ATP_EVF_PARTIAL) ? 1 : 0,
+	       atp_csv_date(ev.date, date));
 }
 
 /* A status by name: "ATP_E_QTY" or "QTY" (any case); 1 when none is (ATP_OK and ATP_DUPLICATE are not refusals). */

@@ -12,6 +12,7 @@
  * live atpd: they read what is on disk at that moment.
  */
 #include "atpctl.h"
+#include "csv_events.h"
 
 #include "atp/engine.h"
 #include "atp/record.h"
@@ -214,8 +215,8 @@ static int print_record(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
 	if (w->sku && (r.kind != ATP_REC_EVENT || ev->sku.len != strlen(w->sku) || memcmp(ev->sku.ptr, w->sku, ev->sku.len)))
 		return 0;
 	if (r.kind != ATP_REC_EVENT) {
-		printf("%u,%" PRIu64 ",%s,%" PRIu64 ",,,,,,,,,,,,\n", w->shard, lsn, r.kind == ATP_REC_TICK ? "tick" : "snapshot",
-		       r.now);
+		const char *kind = r.kind == ATP_REC_TICK ? "tick" : r.kind == ATP_REC_ORDER ? "order" : "snapshot";
+		printf("%u,%" PRIu64 ",%s,%" PRIu64 ",,,,,,,,,,,,,\n", w->shard, lsn, kind, r.now);
 		w->shown++;
 		return 0;
 	}
@@ -230,7 +231,8 @@ static int print_record(void *ctx, uint64_t lsn, const uint8_t *p, size_t len)
 	put_field(ev->ref);
 	put_field(ev->to_location);
 	put_field(ev->reason);
-	printf(",%" PRIu64 ",%u\n", ev->expires_at, ev->flags);
+	char date[ATP_CSV_DATE_MAX];
+	printf(",%" PRIu64 ",%u,%s\n", ev->expires_at, ev->flags, atp_csv_date(ev->date, date));
 	w->shown++;
 	return 0;
 }
@@ -266,7 +268,7 @@ int cmd_wal(int argc, char **argv)
 		fprintf(stderr, "atpctl wal: %s has %u shards\n", dir, shards);
 		return 2;
 	}
-	puts("shard,lsn,kind,now,event_id,source,seq,type,sku,location,qty,ref,to_location,reason,expires_at,flags");
+	puts("shard,lsn,kind,now,event_id,source,seq,type,sku,location,qty,ref,to_location,reason,expires_at,flags,date");
 	int rc = 0;
 	for (uint32_t s = 0; s < shards; s++) {
 		if (only >= 0 && s != (uint32_t)only)

@@ -174,6 +174,16 @@ static bool parse_bool(field f, bool *out)
 	return *out || word_in(f, no, sizeof(no) / sizeof(*no));
 }
 
+const char *atp_csv_date(uint32_t day, char out[ATP_CSV_DATE_MAX])
+{
+	out[0] = 0;
+	if (day && day <= ATP_DAY_LAST) {
+		uint32_t ymd = atp_ymd_of_day(day);
+		snprintf(out, ATP_CSV_DATE_MAX, "%04u-%02u-%02u", ymd / 10000 % 10000, ymd / 100 % 100, ymd % 100);
+	}
+	return out;
+}
+
 /* A day from YYYY-MM-DD (or YYYYMMDD); 0 when it is not a date. */
 static uint32_t parse_date(field f)
 {

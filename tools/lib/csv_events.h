@@ -57,5 +57,8 @@ int atp_csv_next(atp_csv_reader *r, atp_event *ev, char err[ATP_CSV_ERR_MAX]);
 
 /* The canonical header this project writes. */
 extern const char atp_csv_header[];
+/* The date column: day (since 1970-01-01) as YYYY-MM-DD into out; empty for 0. Returns out. */
+#define ATP_CSV_DATE_MAX 11
+const char *atp_csv_date(uint32_t day, char out[ATP_CSV_DATE_MAX]);
 
 #endif

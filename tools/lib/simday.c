@@ -157,12 +157,8 @@ static atp_result emit(sim *s, const row *rw)
 			 rw->ref ? rw->ref : "", to, rw->reason ? rw->reason : "", s->now);
 	if (rw->ttl)
 		n += snprintf(line + n, sizeof(line) - (size_t)n, "%" PRIu64, rw->ttl);
-	n += snprintf(line + n, sizeof(line) - (size_t)n, ",%s,", rw->partial ? "1" : "");
-	if (rw->date) {
-		uint32_t ymd = atp_ymd_of_day(rw->date);
-		n += snprintf(line + n, sizeof(line) - (size_t)n, "%04u-%02u-%02u", ymd / 10000, ymd / 100 % 100, ymd % 100);
-	}
-	snprintf(line + n, sizeof(line) - (size_t)n, "\n");
+	char date[ATP_CSV_DATE_MAX];
+	snprintf(line + n, sizeof(line) - (size_t)n, ",%s,%s\n", rw->partial ? "1" : "", atp_csv_date(rw->date, date));
 	fputs(line, s->out);
 	s->sum->rows++;
 	s->sum->by_type[rw->type]++;
