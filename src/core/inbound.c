@@ -319,6 +319,9 @@ static void schedule(atp_inbound *ib, entry *e, atp_lines *lines, uint64_t now_m
 		out->reserved -= e->pool - need;
 		e->pool = need;
 	}
+	/* What the store keeps: every day's promises covered by what arrived or arrives by then. */
+	for (uint32_t m = 0; m < k; m++)
+		assert(e->pool + sup[m] - used[m] >= 0);
 }
 
 static void replan(atp_inbound *ib, entry *e, atp_lines *lines, uint64_t now_ms, atp_inbound_outcome *out)

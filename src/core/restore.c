@@ -50,6 +50,19 @@ int atp_core_restore_position(atp_core *c, atp_str sku, atp_str location, const 
 	return ATP_OK;
 }
 
+/* A new line (ref, pos) of a restored position, its id in *id: ATP_OK, or ATP_E_INVAL (no such position, a line twice), ATP_E_LINES_FULL. */
+static int add_line(atp_core *c, atp_str ref, uint32_t pos, uint32_t *id)
+{
+	if (pos >= atp_table_count(c->table))
+		return ATP_E_INVAL;
+	uint64_t h = atp_line_hash(ref, atp_table_get(c->table, pos)->hash);
+	uint32_t where;
+	if (atp_lines_find_where(c->lines, h, ref, pos, &where) != ATP_LINE_NONE)
+		return ATP_E_INVAL;
+	*id = atp_lines_add_where(c->lines, where, h, ref, pos);
+	return *id == ATP_LINE_NONE ? ATP_E_LINES_FULL : ATP_OK;
+}
+
 int atp_core_restore_line(atp_core *c, atp_str ref, uint32_t pos, const atp_line_values *v)
 {
 	if (!atp_str_valid(ref, ATP_REF_MAX))
@@ -59,16 +72,10 @@ int atp_core_restore_line(atp_core *c, atp_str ref, uint32_t pos, const atp_line
 	    v->requested > ATP_QTY_MAX || v->confirmed < 0 || v->confirmed > v->requested || v->remaining < 0 ||
 	    v->remaining > v->confirmed || open != (v->remaining > 0))
 		return ATP_E_INVAL;
-	if (pos >= atp_table_count(c->table))
-		return ATP_E_INVAL;
-	uint64_t ph = atp_table_get(c->table, pos)->hash;
-	uint64_t h = atp_line_hash(ref, ph);
-	uint32_t where;
-	if (atp_lines_find_where(c->lines, h, ref, pos, &where) != ATP_LINE_NONE)
-		return ATP_E_INVAL;
-	uint32_t id = atp_lines_add_where(c->lines, where, h, ref, pos);
-	if (id == ATP_LINE_NONE)
-		return ATP_E_LINES_FULL;
+	uint32_t id;
+	int rc = add_line(c, ref, pos, &id);
+	if (rc)
+		return rc;
 	atp_line *ln = atp_lines_at(c->lines, id);
 	ln->requested = v->requested;
 	ln->confirmed = v->confirmed;
@@ -98,16 +105,12 @@ int atp_core_restore_promise(atp_core *c, uint32_t pos, atp_str ref, int64_t req
 {
 	if (!atp_str_valid(ref, ATP_REF_MAX))
 		return ATP_E_REF;
-	if (pos >= atp_table_count(c->table) || requested <= 0 || requested > ATP_QTY_MAX || p->qty != requested ||
-	    p->date == 0)
+	if (requested <= 0 || requested > ATP_QTY_MAX || p->qty != requested || p->date == 0)
 		return ATP_E_INVAL;
-	uint64_t h = atp_line_hash(ref, atp_table_get(c->table, pos)->hash);
-	uint32_t where;
-	if (atp_lines_find_where(c->lines, h, ref, pos, &where) != ATP_LINE_NONE)
-		return ATP_E_INVAL;
-	uint32_t id = atp_lines_add_where(c->lines, where, h, ref, pos);
-	if (id == ATP_LINE_NONE)
-		return ATP_E_LINES_FULL;
+	uint32_t id;
+	int rc = add_line(c, ref, pos, &id);
+	if (rc)
+		return rc;
 	atp_line *ln = atp_lines_at(c->lines, id);
 	ln->requested = ln->confirmed = requested;
 	ln->releasable = releasable;

@@ -77,7 +77,8 @@ static atp_fb_ref table_of_tables(atp_fb_builder *b, const atp_fb_ref *refs, uin
 	return atp_fb_end_table(b);
 }
 
-atp_fb_ref atp_v1_build_atp_query(atp_fb_builder *b, atp_str sku, const atp_str *locations, uint32_t n)
+/* AtpQuery and AtpProfileQuery: sku (field 0) and locations (1); horizon_days (2) the profile's only (0: absent). */
+static atp_fb_ref build_query(atp_fb_builder *b, atp_str sku, const atp_str *locations, uint32_t n, uint32_t horizon_days)
 {
 	atp_fb_ref loc[ATP_V1_LIST_MAX];
 	if (n > ATP_V1_LIST_MAX) {
@@ -90,7 +91,13 @@ atp_fb_ref atp_v1_build_atp_query(atp_fb_builder *b, atp_str sku, const atp_str 
 	atp_fb_start_table(b);
 	atp_fb_add_offset(b, 0, s);
 	atp_fb_add_offset(b, 1, vec);
+	atp_fb_add_u32(b, 2, horizon_days, 0);
 	return atp_fb_end_table(b);
+}
+
+atp_fb_ref atp_v1_build_atp_query(atp_fb_builder *b, atp_str sku, const atp_str *locations, uint32_t n)
+{
+	return build_query(b, sku, locations, n, 0);
 }
 
 atp_fb_ref atp_v1_build_position_atp(atp_fb_builder *b, const atp_v1_position *p)
@@ -186,19 +193,7 @@ atp_fb_ref atp_v1_build_line_result_dated(atp_fb_builder *b, atp_str sku, atp_st
 atp_fb_ref atp_v1_build_atp_profile_query(atp_fb_builder *b, atp_str sku, const atp_str *locations, uint32_t n,
 					  uint32_t horizon_days)
 {
-	atp_fb_ref loc[ATP_V1_LIST_MAX];
-	if (n > ATP_V1_LIST_MAX) {
-		b->overflow = true;
-		return 0;
-	}
-	for (uint32_t i = 0; i < n; i++)
-		loc[i] = atp_fb_create_string(b, locations[i].ptr, locations[i].len);
-	atp_fb_ref s = str(b, sku), vec = n ? atp_fb_create_offset_vector(b, loc, n) : 0;
-	atp_fb_start_table(b);
-	atp_fb_add_offset(b, 0, s);
-	atp_fb_add_offset(b, 1, vec);
-	atp_fb_add_u32(b, 2, horizon_days, 0);
-	return atp_fb_end_table(b);
+	return build_query(b, sku, locations, n, horizon_days);
 }
 
 atp_fb_ref atp_v1_build_profile_day(atp_fb_builder *b, uint32_t date, int64_t atp, int64_t inbound)
