@@ -31,6 +31,7 @@ static call *call_new(atp_grpc_server *g, h2conn *hc, int32_t stream_id)
 	if (g->n_free_calls == 0)
 		return NULL;
 	call *c = &g->calls[g->free_calls[--g->n_free_calls]];
+	live_add(&g->live_calls, grpc_call_index(g, c));
 	c->state = CALL_RECV;
 	c->method = M_NONE;
 	c->ct_ok = c->bad_header = c->too_big = false;
@@ -81,6 +82,7 @@ void grpc_call_free(atp_grpc_server *g, call *c)
 	c->conn = NULL;
 	g->calls_busy--;
 	g->free_calls[g->n_free_calls++] = grpc_call_index(g, c);
+	live_del(&g->live_calls, grpc_call_index(g, c));
 }
 
 void grpc_call_enqueue(atp_grpc_server *g, call *c)
@@ -583,17 +585,16 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 void grpc_call_sweep(atp_grpc_server *g)
 {
 	uint64_t now = grpc_now_ms(g);
-	for (uint32_t i = 0; i < g->n_calls_total; i++) {
-		call *c = &g->calls[i];
+	const uint32_t *live;
+	uint32_t n = live_copy(&g->live_calls, &live);
+	for (uint32_t k = 0; k < n; k++) {
+		call *c = &g->calls[live[k]];
 		if (c->state == CALL_FREE || !c->deadline_ms || now < c->deadline_ms)
 			continue;
 		if (c->state == CALL_REPLY) {
 			if (c->method == M_SCAN && c->scan_next < c->scan_n) {
 				nghttp2_submit_rst_stream(c->conn->session, NGHTTP2_FLAG_NONE, c->stream_id, NGHTTP2_CANCEL);
 				c->deadline_ms = 0;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	c->start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 				grpc_conn_mark_dirty(g, c->conn);
 			}
 			continue;

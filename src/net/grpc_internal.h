@@ -10,6 +10,7 @@
 #define ATP_GRPC_INTERNAL_H
 
 #include "front.h"
+#include "live.h"
 #include "atp/deadletter.h"
 #include "atp/auth.h"
 #include "atp/grpc_server.h"
@@ -154,9 +155,11 @@ struct atp_grpc_server {
 	bool accept_armed, draining;
 	h2conn *conns;
 	uint32_t *free_conns, n_free_conns;
+	live_set live_conns;        /* the connections not H_FREE */
 	call *calls;               /* max_calls of them: beyond, a call is answered RESOURCE_EXHAUSTED at once */
 	uint32_t n_calls_total;
 	uint32_t *free_calls, n_free_calls, calls_busy;
+	live_set live_calls;        /* the calls not CALL_FREE */
 	uint64_t *queue;           /* calls waiting for room in the rings: gen << 32 | index */
 	uint32_t queue_head, queue_len;
 	pending *pending;          /* PENDING_MAX, by seq % PENDING_MAX */

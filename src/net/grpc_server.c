@@ -80,9 +80,11 @@ static void close_conn(atp_grpc_server *g, h2conn *hc, bool abort)
 {
 	if (hc->state == H_FREE)
 		return;
-	for (uint32_t i = 0; hc->calls && i < g->n_calls_total; i++)
-		if (g->calls[i].state != CALL_FREE && g->calls[i].conn == hc)
-			grpc_call_free(g, &g->calls[i]);
+	const uint32_t *live;
+	uint32_t n = hc->calls ? live_copy(&g->live_calls, &live) : 0;
+	for (uint32_t k = 0; k < n; k++)
+		if (g->calls[live[k]].state != CALL_FREE && g->calls[live[k]].conn == hc)
+			grpc_call_free(g, &g->calls[live[k]]);
 	struct io_uring_sqe *sqe = front_sqe(g->front);
 	io_uring_prep_cancel_fd(sqe, hc->fd, IORING_ASYNC_CANCEL_ALL);
 	sqe->user_data = tag(g, OP_H2_CANCEL, 0, 0);
@@ -106,6 +108,7 @@ static void close_conn(atp_grpc_server *g, h2conn *hc, bool abort)
 		hc->out_cap = 0;
 	}
 	g->free_conns[g->n_free_conns++] = grpc_conn_index(g, hc);
+	live_del(&g->live_conns, grpc_conn_index(g, hc));
 	g->stats.open--;
 }
 
@@ -238,6 +241,7 @@ static void on_accept(atp_grpc_server *g, int fd)
 	hc->g = g;
 	hc->fd = fd;
 	hc->state = H_OPEN;
+	live_add(&g->live_conns, grpc_conn_index(g, hc));
 	hc->opened_ms = hc->last_active_ms = grpc_now_ms(g);
 	hc->preface_seen = false;
 	hc->settings_frames = 0;
@@ -368,7 +372,10 @@ static void on_cqe(void *ctx, const struct io_uring_cqe *cqe)
 static void sweep(atp_grpc_server *g)
 {
 	uint64_t now = grpc_now_ms(g);
-	for (uint32_t i = 0; i < g->cfg.max_connections; i++) {
+	const uint32_t *live;
+	uint32_t n = live_copy(&g->live_conns, &live);
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t i = live[k];
 		h2conn *hc = &g->conns[i];
 		if (hc->state == H_FREE)
 			continue;
@@ -460,6 +467,8 @@ static void destroy(atp_grpc_server *g)
 	free(g->free_conns);
 	free(g->calls);
 	free(g->free_calls);
+	live_free(&g->live_conns);
+	live_free(&g->live_calls);
 	free(g->queue);
 	free(g->pending);
 	free(g->scratch);
@@ -498,7 +507,8 @@ atp_grpc_server *atp_grpc_server_create(atp_loop *front, const atp_grpc_config *
 	g->pending = calloc(PENDING_MAX, sizeof(pending));
 	g->scratch = aligned_alloc(8, SCRATCH_BYTES);
 	g->positions = malloc(ATP_V1_LIST_MAX * sizeof(atp_engine_position));
-	if (!g->positions || !g->subscribers || !g->conns || !g->free_conns || !g->dirty || !g->calls || !g->free_calls || !g->queue || !g->pending ||
+	if (!g->positions || !g->subscribers || !g->conns || !g->free_conns || !g->dirty || !g->calls || !g->free_calls ||
+	    live_init(&g->live_conns, cfg->max_connections) < 0 || live_init(&g->live_calls, g->n_calls_total) < 0 || !g->queue || !g->pending ||
 	    !g->scratch || nghttp2_session_callbacks_new(&g->cbs) != 0 || nghttp2_option_new(&g->opt) != 0) {
 		atp_errf(err, errlen, "out of memory");
 		destroy(g);

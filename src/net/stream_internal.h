@@ -9,6 +9,7 @@
 #define ATP_STREAM_INTERNAL_H
 
 #include "front.h"
+#include "live.h"
 #include "atp/sources.h"
 #include "atp/status.h"
 #include "atp/tls.h"
@@ -84,6 +85,7 @@ struct atp_stream_server {
 	bool accept_armed, stopping;
 	conn *conns;
 	uint32_t *free_slots, n_free;
+	live_set used;               /* the slots not C_FREE */
 	atp_sources *sources;        /* source name -> id */
 	uint32_t *owner;             /* source id -> slot + 1 of the connection streaming it, 0: none */
 	atp_event *events;           /* one decoded batch */

@@ -143,6 +143,7 @@ static void release(atp_stream_server *s, conn *c, bool abort)
 	c->state = C_FREE;
 	c->fd = -1;
 	s->free_slots[s->n_free++] = srv_slot(s, c);
+	live_del(&s->used, srv_slot(s, c));
 	s->stats.closed++;
 	s->stats.open--;
 }
@@ -253,6 +254,7 @@ static void on_accept(atp_stream_server *s, int fd)
 		return;
 	}
 	conn *c = &s->conns[s->free_slots[--s->n_free]];
+	live_add(&s->used, srv_slot(s, c));
 	/* Acks go out at once; a fixed send buffer (Acks are small) makes a peer that does not read them
 	 * stall our send soon, so ack_timeout_ms finds it, instead of the kernel buffering megabytes. */
 	int one = 1, sndbuf = 16 << 10;
@@ -435,10 +437,11 @@ static void on_cqe(void *ctx, const struct io_uring_cqe *cqe)
 static void service(atp_stream_server *s)
 {
 	/* Each turn starts one slot further, so no connection is always the first to take freed ring space. */
-	uint32_t max = s->cfg.max_connections, first = s->next_first++ % max;
+	const uint32_t *used;
+	uint32_t n = live_copy(&s->used, &used), first = n ? s->next_first++ % n : 0;
 	s->waiting = false;
-	for (uint32_t k = 0; k < max; k++) {
-		conn *c = &s->conns[(first + k) % max];
+	for (uint32_t k = 0; k < n; k++) {
+		conn *c = &s->conns[used[(first + k) % n]];
 		if (c->state != C_STREAM)
 			continue;
 		uint64_t durable = c->acked_seq;
@@ -469,7 +472,10 @@ static void service(atp_stream_server *s)
 
 static void sweep(atp_stream_server *s)
 {
-	for (uint32_t i = 0; i < s->cfg.max_connections; i++) {
+	const uint32_t *used;
+	uint32_t n = live_copy(&s->used, &used);
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t i = used[k];
 		conn *c = &s->conns[i];
 		if (c->state == C_FREE)
 			continue;
@@ -565,6 +571,7 @@ static void destroy(atp_stream_server *s)
 	atp_sources_destroy(s->sources);
 	free(s->conns);
 	free(s->free_slots);
+	live_free(&s->used);
 	free(s->owner);
 	free(s->events);
 	free(s->times);
@@ -609,7 +616,7 @@ atp_stream_server *atp_stream_server_create(atp_loop *loop, const atp_stream_con
 	s->events = malloc(ATP_WIRE_BATCH_MAX * sizeof(atp_event));
 	s->times = malloc(ATP_WIRE_BATCH_MAX * sizeof(atp_wire_event_time));
 	s->scratch = aligned_alloc(8, OUT_BYTES);
-	if (!s->conns || !s->free_slots || !s->sources || !s->owner || !s->events || !s->times || !s->scratch) {
+	if (!s->conns || !s->free_slots || live_init(&s->used, max) < 0 || !s->sources || !s->owner || !s->events || !s->times || !s->scratch) {
 		atp_errf(err, errlen, "out of memory");
 		goto fail;
 	}
