@@ -186,11 +186,69 @@ static void publish_stats(worker *w)
 	pthread_mutex_unlock(&w->stats_lock);
 }
 
+static void group_done(worker *w);
+
+/*
+ * Whether the worker writes and syncs the group itself instead of through
+ * its io_uring: when nothing waits to be applied (the fsync would have
+ * nothing to overlap), the group is small (calls and a trickle, not a
+ * stream's megabytes), one shard has bytes and no whole order is in it.
+ * Such a group then costs one thread's sleep in fdatasync instead of the
+ * hand-off to an io_uring worker thread and back (two wake-ups); frames
+ * that arrive meanwhile wait for this fsync, as they would have waited for
+ * the group in flight, but are applied only after it.
+ */
+#define SYNC_HERE_BYTES (64u << 10)
+static bool sync_here(const worker *w)
+{
+	if (w->io || w->n_pending_orders || atp_spsc_ring_count(w->in))
+		return false;
+	uint32_t with_bytes = 0, bytes = 0;
+	for (uint32_t i = 0; i < w->n_shards; i++) {
+		uint32_t b = atp_wal_pending(w->shards[i]->wal);
+		with_bytes += b > 0;
+		bytes += b;
+	}
+	return with_bytes == 1 && bytes <= SYNC_HERE_BYTES;
+}
+
+/*
+ * The group's write and fdatasync made here, with the io_uring path's
+ * fault plan (len, sync: what atp_fault_at answered) and its link: a write
+ * that failed or came short cancels the fdatasync.
+ */
+static void write_and_sync(shard *s, const atp_wal_write *wr, ssize_t len, ssize_t sync)
+{
+	ssize_t want = len < 0 || sync < 0 ? 0 : len, res = 0;
+	while (res < want) {
+		ssize_t k = pwrite(wr->fd, (const uint8_t *)wr->buf + res, (size_t)(want - res), (off_t)wr->offset + res);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			res = k < 0 ? -errno : res;
+			break;
+		}
+		res += k;
+	}
+	int fres = -ECANCELED;
+	if (res >= 0) {
+		atp_fault_written(wr->fd);
+		if (res == want)
+			fres = sync < 0 ? 0 : fdatasync(wr->fd) < 0 ? -errno : 0;
+	}
+	if (fres == 0 && !s->fault_fsync)
+		atp_fault_synced(wr->fd);
+	s->fsync_res = s->fault_fsync ? s->fault_fsync : fres;
+	s->write_res = s->fault_write ? s->fault_write : (int)res;
+}
+
 /* Submit a write + fdatasync for every shard with pending bytes; with none, release the group at once. */
 static void start_group(worker *w)
 {
 	if (w->flight_ops || w->held || worker_failed(w))
 		return;
+	uint64_t t0 = pipe_mono_ns();
+	bool here = sync_here(w);
 	uint32_t ops = 0;
 	for (uint32_t i = 0; i < w->n_shards; i++) {
 		atp_wal_write wr;
@@ -214,6 +272,10 @@ static void start_group(worker *w)
 		s->fault_write = len < 0 ? (int)len : sync < 0 ? (int)wr.len : 0;
 		s->fault_fsync = sync < 0 ? (int)sync : 0;
 		s->flight_fd = wr.fd;
+		if (here) {
+			write_and_sync(s, &wr, len, sync);
+			continue;
+		}
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&w->uring);
 		io_uring_prep_write(sqe, wr.fd, wr.buf, len < 0 || sync < 0 ? 0 : (unsigned)len, wr.offset);
 		sqe->flags |= IOSQE_IO_LINK;
@@ -234,7 +296,7 @@ static void start_group(worker *w)
 		w->n_pending = 0;
 		return;
 	}
-	int rc = w->io ? 0 : io_uring_submit(&w->uring);
+	int rc = w->io || here ? 0 : io_uring_submit(&w->uring);
 	if (rc < 0) {
 		worker_fail(w, rc, "io_uring_submit: %s", strerror(-rc));
 		return;
@@ -250,7 +312,11 @@ static void start_group(worker *w)
 	w->n_flight_orders = w->n_pending_orders;
 	w->n_pending_orders = 0;
 	w->flight_ops = ops;
-	w->flight_t0 = pipe_mono_ns();
+	w->flight_t0 = t0;
+	if (here) {
+		w->flight_ops = 0;
+		group_done(w);
+	}
 }
 
 /* Whether every worker's part of the group's orders is durable (always, without orders). */
