@@ -18,11 +18,11 @@
 
 #include "atp/limits.h"
 #include "atp/status.h"
+#include "memory.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #define NONE UINT32_MAX
 
@@ -65,19 +65,6 @@ struct atp_inbound {
 	uint32_t fresh_promise, free_promise, used_promises;
 };
 
-/* Zeroed pages, mapped: touched only when used. NULL when the mapping fails. */
-static void *map_zeroed(size_t size)
-{
-	void *p = mmap(NULL, size ? size : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
-static void unmap(void *p, size_t size)
-{
-	if (p)
-		munmap(p, size ? size : 1);
-}
-
 atp_inbound *atp_inbound_create(uint32_t max_positions, uint32_t max_entries, uint32_t max_promises)
 {
 	atp_inbound *ib = calloc(1, sizeof(*ib));
@@ -87,9 +74,9 @@ atp_inbound *atp_inbound_create(uint32_t max_positions, uint32_t max_entries, ui
 	ib->max_entries = max_entries;
 	ib->max_promises = max_promises;
 	ib->free_entry = ib->free_promise = NONE;
-	ib->entry_of = map_zeroed((size_t)max_positions * sizeof(uint32_t));
-	ib->entries = map_zeroed((size_t)max_entries * sizeof(entry));
-	ib->promises = map_zeroed((size_t)max_promises * sizeof(promise));
+	ib->entry_of = atp_map_zeroed((size_t)max_positions * sizeof(uint32_t));
+	ib->entries = atp_map_zeroed((size_t)max_entries * sizeof(entry));
+	ib->promises = atp_map_zeroed((size_t)max_promises * sizeof(promise));
 	if (!ib->entry_of || !ib->entries || !ib->promises) {
 		atp_inbound_destroy(ib);
 		return NULL;
@@ -101,9 +88,9 @@ void atp_inbound_destroy(atp_inbound *ib)
 {
 	if (!ib)
 		return;
-	unmap(ib->entry_of, (size_t)ib->max_positions * sizeof(uint32_t));
-	unmap(ib->entries, (size_t)ib->max_entries * sizeof(entry));
-	unmap(ib->promises, (size_t)ib->max_promises * sizeof(promise));
+	atp_unmap(ib->entry_of, (size_t)ib->max_positions * sizeof(uint32_t));
+	atp_unmap(ib->entries, (size_t)ib->max_entries * sizeof(entry));
+	atp_unmap(ib->promises, (size_t)ib->max_promises * sizeof(promise));
 	free(ib);
 }
 

@@ -103,8 +103,7 @@ typedef struct heap_entry {
 struct atp_lines {
 	slot *slots;
 	uint64_t mask;
-	atp_line *line;      /* line_mem aligned to a cache line */
-	void *line_mem;
+	atp_line *line;
 	line_ext *ext;       /* by line id; its pages are touched only by the lines that need it */
 	uint32_t *free_ids;  /* stack of unused ids */
 	uint32_t n_free;
@@ -139,24 +138,23 @@ atp_lines *atp_lines_create(uint32_t max_lines)
 		nslots <<= 1;
 	l->mask = nslots - 1;
 	l->capacity = max_lines;
-	l->slots = calloc(nslots, sizeof(slot));
-	/* calloc leaves the pages untouched until used; aligned by hand to a cache line. */
-	l->line_mem = calloc((size_t)max_lines + 1, sizeof(atp_line));
-	l->line = l->line_mem ? (atp_line *)(((uintptr_t)l->line_mem + 63) & ~(uintptr_t)63) : NULL;
-	l->ext = malloc((size_t)max_lines * sizeof(line_ext));
-	l->free_ids = malloc((size_t)max_lines * sizeof(uint32_t));
-	l->heap = malloc((size_t)max_lines * sizeof(heap_entry));
 	uint32_t ring_size = 1;
 	while (ring_size < max_lines)
 		ring_size <<= 1;
 	l->queue_ring.mask = l->closed_ring.mask = ring_size - 1;
-	l->queue = malloc((size_t)ring_size * sizeof(queued_expiry));
-	l->closed = malloc((size_t)ring_size * sizeof(closed_entry));
 	uint64_t nheads = 16;  /* only releasable lines are chained: a quarter of the lines' count is room enough */
 	while (nheads < max_lines / 4)
 		nheads <<= 1;
 	l->ref_mask = nheads - 1;
-	l->ref_heads = calloc(nheads, sizeof(uint32_t));
+	/* Mapped (memory.h), so page-aligned: a line is one cache line. */
+	l->slots = atp_map_zeroed(nslots * sizeof(slot));
+	l->line = atp_map_zeroed((size_t)max_lines * sizeof(atp_line));
+	l->ext = atp_map_zeroed((size_t)max_lines * sizeof(line_ext));
+	l->free_ids = atp_map_zeroed((size_t)max_lines * sizeof(uint32_t));
+	l->heap = atp_map_zeroed((size_t)max_lines * sizeof(heap_entry));
+	l->queue = atp_map_zeroed((size_t)ring_size * sizeof(queued_expiry));
+	l->closed = atp_map_zeroed((size_t)ring_size * sizeof(closed_entry));
+	l->ref_heads = atp_map_zeroed(nheads * sizeof(uint32_t));
 	if (!l->slots || !l->line || !l->ext || !l->free_ids || !l->heap || !l->queue || !l->closed || !l->ref_heads) {
 		atp_lines_destroy(l);
 		return NULL;
@@ -174,14 +172,15 @@ void atp_lines_destroy(atp_lines *l)
 {
 	if (!l)
 		return;
-	free(l->slots);
-	free(l->line_mem);
-	free(l->ext);
-	free(l->free_ids);
-	free(l->heap);
-	free(l->queue);
-	free(l->closed);
-	free(l->ref_heads);
+	size_t lines = l->capacity, ring_n = (size_t)l->queue_ring.mask + 1;
+	atp_unmap(l->slots, (l->mask + 1) * sizeof(slot));
+	atp_unmap(l->line, lines * sizeof(atp_line));
+	atp_unmap(l->ext, lines * sizeof(line_ext));
+	atp_unmap(l->free_ids, lines * sizeof(uint32_t));
+	atp_unmap(l->heap, lines * sizeof(heap_entry));
+	atp_unmap(l->queue, ring_n * sizeof(queued_expiry));
+	atp_unmap(l->closed, ring_n * sizeof(closed_entry));
+	atp_unmap(l->ref_heads, (l->ref_mask + 1) * sizeof(uint32_t));
 	free(l);
 }
 

@@ -62,6 +62,8 @@ struct atp_table {
 
 _Static_assert(sizeof(atp_position) == 64, "a position is one cache line");
 
+#define KEY_BYTES (ATP_SKU_MAX + ATP_LOC_MAX + 2) /* the key arena's room per position */
+
 atp_table *atp_table_create(uint32_t max_positions)
 {
 	if (max_positions == 0 || max_positions > ATP_TABLE_CAPACITY_MAX)
@@ -74,16 +76,15 @@ atp_table *atp_table_create(uint32_t max_positions)
 		nslots <<= 1;
 	t->mask = nslots - 1;
 	t->capacity = max_positions;
-	t->slots = aligned_alloc(64, nslots * sizeof(slot));
-	t->skus = calloc(nslots, sizeof(sku_slot));
-	t->pos = aligned_alloc(64, (size_t)max_positions * sizeof(atp_position));
-	t->keys = malloc((size_t)max_positions * (ATP_SKU_MAX + ATP_LOC_MAX + 2));
+	t->slots = atp_map_zeroed(nslots * sizeof(slot));
+	t->skus = atp_map_zeroed(nslots * sizeof(sku_slot));
+	t->pos = atp_map_zeroed((size_t)max_positions * sizeof(atp_position));
+	t->keys = atp_map_zeroed((size_t)max_positions * KEY_BYTES);
 	if (!t->slots || !t->skus || !t->pos || !t->keys) {
 		atp_table_destroy(t);
 		return NULL;
 	}
 	atp_random_access_memory(t->slots, nslots * sizeof(slot));
-	memset(t->slots, 0, nslots * sizeof(slot)); /* aligned_alloc does not zero; the pages are in already */
 	atp_random_access_memory(t->skus, nslots * sizeof(sku_slot));
 	atp_hugepage_hint(t->pos, (size_t)max_positions * sizeof(atp_position));
 	return t;
@@ -93,10 +94,10 @@ void atp_table_destroy(atp_table *t)
 {
 	if (!t)
 		return;
-	free(t->slots);
-	free(t->skus);
-	free(t->pos);
-	free(t->keys);
+	atp_unmap(t->slots, (t->mask + 1) * sizeof(slot));
+	atp_unmap(t->skus, (t->mask + 1) * sizeof(sku_slot));
+	atp_unmap(t->pos, (size_t)t->capacity * sizeof(atp_position));
+	atp_unmap(t->keys, (size_t)t->capacity * KEY_BYTES);
 	free(t);
 }
 
