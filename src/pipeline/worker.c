@@ -47,11 +47,15 @@
 #include <unistd.h>
 
 /*
- * An idle worker spins this many rounds (16 pauses each: about 20 us on
- * a 2026 EPYC; under load the next frame comes sooner), then sleeps in
- * the kernel until its doorbell or a CQE wakes it, DOZE_MS at most.
+ * An idle worker spins up to this many rounds (16 pauses each: about 20 us
+ * on a 2026 EPYC; under load the next frame comes sooner), then sleeps in
+ * the kernel until its doorbell or a CQE wakes it, DOZE_MS at most. The
+ * spin adapts: work found while spinning restores the whole budget, a
+ * spin that ended asleep halves it, so a trickle (a frame every few
+ * milliseconds) sleeps at once instead of spinning for nothing each time.
  */
 #define IDLE_SPINS 64
+#define SPIN_WORTH_NS 50000
 #define DOZE_MS 100
 #define BELL UINT64_MAX  /* user_data of the doorbell's read; a shard's ops carry (index << 1 | op) */
 
@@ -904,7 +908,7 @@ bool worker_turn(worker *w)
 static void *worker_main(void *arg)
 {
 	worker *w = arg;
-	unsigned idle = 0;
+	unsigned idle = 0, spins = IDLE_SPINS;
 	if (w->cpu >= 0) {
 		pipe_pin_thread(w->cpu, "a worker");
 		/*
@@ -926,6 +930,8 @@ static void *worker_main(void *arg)
 		if ((loops & 63) == 0)
 			reap_children(w, false);
 		if (worker_turn(w)) {
+			if (idle)
+				spins = IDLE_SPINS;  /* the spin found work */
 			idle = 0;
 			continue;
 		}
@@ -934,11 +940,14 @@ static void *worker_main(void *arg)
 			break;
 		if (w->held || w->judged) {
 			sched_yield();  /* waiting for another worker: on a shared core, let it run */
-		} else if (idle++ < IDLE_SPINS) {
+		} else if (idle++ < spins) {
 			spin();
 		} else {
 			/* Nothing came in: sleep until something does or the group in flight is durable. */
+			uint64_t t = pipe_mono_ns();
 			doze(w);
+			/* Woken soon after: a longer spin would have caught it. */
+			spins = pipe_mono_ns() - t < SPIN_WORTH_NS ? IDLE_SPINS : spins / 2;
 			reap_children(w, false);
 			idle = 0;
 		}
