@@ -9,10 +9,14 @@
 #                     available >= qty), synchronous_commit on.
 # The workload (tools/peers/main.c): the simulated day's reservations in
 # order, client retries included (the same idempotency keys), Zipf SKUs,
-# every position starting with STOCK units; THREADS connections, one call
-# in flight each. Each backend runs RUNS times (default 3) on a fresh
-# server; medians; the ratios are atpd's throughput over each peer's.
-# Prints a markdown report. Installs the servers with apt-get when missing.
+# every position starting with STOCK units; for each of CONFIGS (default
+# "16x1 16x16 4x64": connections x calls in flight on each, a closed loop;
+# Redis pipelines them, PostgreSQL runs only with one per connection).
+# Each backend runs RUNS times (default 3) per configuration on a fresh
+# server; medians; the ratios are atpd's throughput over each peer's with
+# the same calls in flight; the server's CPU per reservation (atpd and
+# redis-server: /proc, all threads, over the run). Prints a markdown
+# report. Installs the servers with apt-get when missing.
 # Usage: bench/peers/run.sh [ORDER_LINES]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -31,7 +35,7 @@ fi
 meson setup --reconfigure build >/dev/null  # finds hiredis and libpq: builds tools/atp-peers
 ninja -C build src/atpd tools/atpctl tools/atp-peers >/dev/null
 atpd=build/src/atpd atpctl=build/tools/atpctl peers=build/tools/atp-peers
-runs=${RUNS:-3} lines=${1:-50000} threads=${THREADS:-16} stock=${STOCK:-100}
+runs=${RUNS:-3} lines=${1:-100000} configs=${CONFIGS:-16x1 16x16 4x64} stock=${STOCK:-100}
 work=(--order-lines "$lines" --stock "$stock")
 dir=var/bench-peers
 rm -rf "$dir" && mkdir -p "$dir"
@@ -46,10 +50,20 @@ trap cleanup EXIT
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 [ "$(id -u)" -ne 0 ] || chown postgres "$pgdir"
 port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }  # the process's CPU time (all threads), 1/100 s
+# peers_cpu PID ARGS...: atp-peers' line, with the server's CPU per reservation appended
+peers_cpu() {
+	local pid=$1 c0 out n
+	shift
+	c0=$(ticks "$pid")
+	out=$($peers "$@")
+	n=$(grep -oE ': [0-9]+ reservations' <<<"$out" | grep -oE '[0-9]+')
+	echo "$out; server cpu $(awk -v t=$(($(ticks "$pid") - c0)) -v n="$n" 'BEGIN { printf "%.2f", t * 1e4 / n }') us/call"
+}
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 $peers "${work[@]}" --stock-csv "$dir/stock.csv"
 
-run_atpd() {
+run_atpd() { # run_atpd THREADS DEPTH
 	rm -rf "$dir/data"
 	"$atpd" --data "$dir/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set metrics_listen=127.0.0.1:0 --set clock=frozen 2>"$dir/atpd.log" &
 	local pid=$!
@@ -59,12 +73,12 @@ run_atpd() {
 	tcp=$(sed -n 's/.*event stream listening.*(port \([0-9]*\)).*/\1/p' "$dir/atpd.log")
 	grpc=$(sed -n 's/.*grpc listening.*(port \([0-9]*\)).*/\1/p' "$dir/atpd.log")
 	$atpctl send --tcp "127.0.0.1:$tcp" "$dir/stock.csv" >/dev/null 2>&1
-	$peers "${work[@]}" --backend atpd --target "127.0.0.1:$grpc" --threads "$threads"
+	peers_cpu $pid "${work[@]}" --backend atpd --target "127.0.0.1:$grpc" --threads "$1" --depth "$2"
 	kill -TERM $pid
 	wait $pid || true
 }
 
-run_redis() { # run_redis always|everysec
+run_redis() { # run_redis always|everysec THREADS DEPTH
 	local p
 	p=$(port)
 	rm -rf "$dir/redis" && mkdir -p "$dir/redis"
@@ -73,12 +87,13 @@ run_redis() { # run_redis always|everysec
 	local pid=$!
 	pids+=($pid)
 	for _ in $(seq 1 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.05; done
-	$peers "${work[@]}" --backend redis --target "127.0.0.1:$p" --threads "$threads" --check | sed "s/^redis/redis-$1/"
+	peers_cpu $pid "${work[@]}" --backend redis --target "127.0.0.1:$p" --threads "$2" --depth "$3" --check |
+		sed "s/^redis/redis-$1/"
 	kill -TERM $pid
 	wait $pid || true
 }
 
-run_pg() {
+run_pg() { # run_pg THREADS
 	local p
 	p=$(port)
 	rm -rf "$pgdir/data"
@@ -86,40 +101,49 @@ run_pg() {
 	as_pg /usr/lib/postgresql/15/bin/pg_ctl -D "$pgdir/data" -l "$pgdir/log" -w start \
 		-o "-p $p -c listen_addresses=127.0.0.1 -c unix_socket_directories=$pgdir -c synchronous_commit=on -c fsync=on" >/dev/null
 	$peers "${work[@]}" --backend postgres --target "host=127.0.0.1 port=$p user=postgres dbname=postgres" \
-		--threads "$threads" --check
+		--threads "$1" --check
 	as_pg /usr/lib/postgresql/15/bin/pg_ctl -D "$pgdir/data" stop -m fast >/dev/null
 }
 
 for i in $(seq 1 "$runs"); do
-	run_atpd | tee -a "$dir/atpd.out"
-	run_redis always | tee -a "$dir/redis-always.out"
-	run_redis everysec | tee -a "$dir/redis-everysec.out"
-	run_pg | tee -a "$dir/postgres.out"
+	for c in $configs; do
+		t=${c%x*} k=${c#*x}
+		run_atpd "$t" "$k" | tee -a "$dir/atpd.$c.out"
+		run_redis always "$t" "$k" | tee -a "$dir/redis-always.$c.out"
+		run_redis everysec "$t" "$k" | tee -a "$dir/redis-everysec.$c.out"
+		[ "$k" -ne 1 ] || run_pg "$t" | tee -a "$dir/postgres.$c.out"
+	done
 done
 
 rate() { grep -oE "[0-9]+/s" "$dir/$1.out" | tr -d '/s' | median; }
 q() { grep -oE "$2 [0-9.]+ ms" "$dir/$1.out" | awk '{ print $2 }' | median; }
-atpd_rate=$(rate atpd)
+us() { grep -q "server cpu" "$dir/$1.out" || return 0; grep -oE "server cpu [0-9.]+" "$dir/$1.out" | awk '{ print $3 }' | median; }
 cpu=$(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 echo
 echo "## Reservations: atpd and its peers ($(nproc) CPUs: $cpu; medians of $runs runs)"
 echo
-echo "Workload: the simulated day's $(grep -m1 -oE '^[a-z]+: [0-9]+ reservations' "$dir/atpd.out" | grep -oE '[0-9]+') reservations"
-echo "(seed 1, $lines order lines, retries included), $stock units per position, $threads connections x 1 call."
+first=${configs%% *}
+echo "Workload: the simulated day's $(grep -m1 -oE ': [0-9]+ reservations' "$dir/atpd.$first.out" | grep -oE '[0-9]+') reservations"
+echo "(seed 1, $lines order lines, retries included), $stock units per position; connections x calls in flight on each."
 echo
-echo "| backend | durability | reservations/s | p50 ms | p99 ms | atpd / it |"
-echo "|---|---|---|---|---|---|"
-for b in atpd redis-always redis-everysec postgres; do
-	case $b in
-	atpd) d="WAL fsync before the answer" ;;
-	redis-always) d="AOF, appendfsync always" ;;
-	redis-everysec) d="AOF, appendfsync everysec" ;;
-	postgres) d="synchronous_commit on" ;;
-	esac
-	r=$(rate $b)
-	echo "| $b | $d | $r | $(q $b p50) | $(q $b p99) | $(awk -v a="$atpd_rate" -v b="$r" 'BEGIN { printf "%.2f", a / b }') |"
+echo "| in flight | backend | durability | reservations/s | p50 ms | p99 ms | server CPU us/call | atpd / it |"
+echo "|---|---|---|---|---|---|---|---|"
+for c in $configs; do
+	atpd_rate=$(rate "atpd.$c")
+	for b in atpd redis-always redis-everysec postgres; do
+		[ -s "$dir/$b.$c.out" ] || continue
+		case $b in
+		atpd) d="WAL fsync before the answer" ;;
+		redis-always) d="AOF, appendfsync always" ;;
+		redis-everysec) d="AOF, appendfsync everysec" ;;
+		postgres) d="synchronous_commit on" ;;
+		esac
+		r=$(rate "$b.$c")
+		cpu_us=$(us "$b.$c")
+		echo "| $c | $b | $d | $r | $(q "$b.$c" p50) | $(q "$b.$c" p99) | ${cpu_us:--} | $(awk -v a="$atpd_rate" -v b="$r" 'BEGIN { printf "%.2f", a / b }') |"
+	done
 done
-if grep -q "OVERSOLD\|failed[^;]*[1-9]" "$dir"/*.out; then
+if grep -qE "OVERSOLD| [1-9][0-9]* failed" "$dir"/*.out; then
 	echo "a backend oversold or failed calls: see $dir/*.out" >&2
 	exit 1
 fi

@@ -7,15 +7,18 @@
  * quantities and reservation ids, client retries included, so the same
  * idempotency keys recur. Every (sku, location) starts with --stock units.
  * --threads threads, each with its own connection, take the next
- * reservation and wait for its answer (one in flight per connection):
+ * reservations and keep --depth of them in flight on it (default 1; a
+ * closed loop: one answered, the next sent):
  *   atpd      gRPC Reserve of one line (stock loaded by the caller, through
  *             the TCP event stream: `--stock-csv FILE` writes the receipts);
  *   redis     one Lua script: the idempotency key answers a retry with the
  *             first result, else DECRBY when the stock covers the qty; the
  *             server's appendfsync decides durability;
+ *             --depth: calls pipelined on the connection, answered in order;
  *   postgres  one function: an idempotency row (INSERT ... ON CONFLICT DO
  *             NOTHING), then UPDATE ... SET available = available - qty
- *             WHERE available >= qty, committed with synchronous_commit on.
+ *             WHERE available >= qty, committed with synchronous_commit on
+ *             (depth 1 only).
  * Prints one line: backend, reservations/s, p50 and p99 in ms, units
  * confirmed, duplicates; with --check, that no key's stock went below 0.
  */
@@ -49,13 +52,12 @@ typedef struct keypos {
 
 static struct {
 	const char *backend, *target;
-	uint32_t threads;
+	uint32_t threads, depth;
 	int64_t stock;
 	resv *r;
 	uint64_t n, next;
 	keypos *keys;
 	uint64_t n_keys;
-	pthread_mutex_t lock;
 	atp_histogram hist;
 	uint64_t confirmed, duplicates, failed;
 } g;
@@ -122,47 +124,80 @@ static bool take(uint64_t *i)
 static void record(atp_histogram *h, uint64_t t0, int64_t confirmed, bool duplicate, bool ok)
 {
 	atp_hist_add(h, atp_mono_ns() - t0);
-	pthread_mutex_lock(&g.lock);
 	if (!ok)
-		g.failed++;
+		__atomic_fetch_add(&g.failed, 1, __ATOMIC_RELAXED);
 	else if (duplicate)
-		g.duplicates++;
+		__atomic_fetch_add(&g.duplicates, 1, __ATOMIC_RELAXED);
 	else
-		g.confirmed += (uint64_t)confirmed;
-	pthread_mutex_unlock(&g.lock);
+		__atomic_fetch_add(&g.confirmed, (uint64_t)confirmed, __ATOMIC_RELAXED);
 }
 
 /* ---- atpd ---- */
 
+/* One call in flight: its start and, once its reply came, what it says. */
+typedef struct atpd_call {
+	atp_histogram *h;
+	uint64_t t0;
+	int64_t confirmed;
+	bool busy, replied, duplicate;
+} atpd_call;
+
+static void atpd_reply(void *ctx, const uint8_t *msg, uint32_t len)
+{
+	atpd_call *k = ctx;
+	int rc;
+	const uint8_t *rr = atp_v1_verify(msg, len, &atp_v1_reserve_reply_rule, &rc);
+	if (rr) {
+		k->replied = true;
+		k->confirmed = atp_v1_line_result_confirmed(atp_v1_reserve_reply_lines(rr, 0));
+		k->duplicate = atp_v1_reserve_reply_duplicate(rr);
+	}
+}
+
+static void atpd_done(void *ctx, int status, const char *message)
+{
+	(void)message;
+	atpd_call *k = ctx;
+	record(k->h, k->t0, k->confirmed, k->duplicate, status == 0 && k->replied);
+	k->busy = false;
+}
+
 static void *run_atpd(void *arg)
 {
-	atp_histogram *h = arg;
 	char err[256];
 	atp_grpc_client *c = atp_grpc_client_connect(g.target, err, sizeof(err));
-	static __thread uint8_t mem[4096] __attribute__((aligned(8)));
-	uint64_t i;
-	while (c && take(&i)) {
-		const resv *r = &g.r[i];
-		atp_fb_builder b;
-		atp_fb_builder_init(&b, mem, sizeof(mem));
-		atp_fb_ref line = atp_v1_build_reserve_line(&b, atp_str_of(r->sku, strlen(r->sku)),
-							    atp_str_of(r->loc, strlen(r->loc)), r->qty);
-		size_t len;
-		const uint8_t *msg = atp_fb_finish(
-			&b, atp_v1_build_reserve_request(&b, atp_str_of(r->id, strlen(r->id)), &line, 1, 0, false), NULL, &len);
-		uint64_t t0 = atp_mono_ns();
-		uint8_t *reply = NULL;
-		uint32_t reply_len;
-		int st = atp_grpc_client_unary(c, "/atp.v1.Atp/Reserve", msg, (uint32_t)len, 60000, &reply, &reply_len, NULL, 0);
-		int rc;
-		const uint8_t *rr = st == 0 && reply ? atp_v1_verify(reply, reply_len, &atp_v1_reserve_reply_rule, &rc) : NULL;
-		record(h, t0, rr ? atp_v1_line_result_confirmed(atp_v1_reserve_reply_lines(rr, 0)) : 0,
-		       rr && atp_v1_reserve_reply_duplicate(rr), rr != NULL);
-		free(reply);
+	atpd_call *calls = calloc(g.depth, sizeof(*calls));
+	uint8_t mem[4096] __attribute__((aligned(8)));
+	bool more = true;
+	while (c && calls) {
+		for (uint32_t s = 0; more && s < g.depth; s++) {
+			uint64_t i;
+			if (calls[s].busy)
+				continue;
+			if (!(more = take(&i)))
+				break;
+			const resv *r = &g.r[i];
+			atp_fb_builder b;
+			atp_fb_builder_init(&b, mem, sizeof(mem));
+			atp_fb_ref line = atp_v1_build_reserve_line(&b, atp_str_of(r->sku, strlen(r->sku)),
+								    atp_str_of(r->loc, strlen(r->loc)), r->qty);
+			size_t len;
+			const uint8_t *msg = atp_fb_finish(
+				&b, atp_v1_build_reserve_request(&b, atp_str_of(r->id, strlen(r->id)), &line, 1, 0, false), NULL, &len);
+			calls[s] = (atpd_call){ .h = arg, .t0 = atp_mono_ns(), .busy = true };
+			if (atp_grpc_client_start(c, "/atp.v1.Atp/Reserve", msg, (uint32_t)len, 60000, atpd_reply, atpd_done,
+						  &calls[s]) < 0) {
+				record(arg, calls[s].t0, 0, false, false);
+				calls[s].busy = false;
+			}
+		}
+		if (atp_grpc_client_in_flight(c) == 0 || atp_grpc_client_pump(c, 1000) < 0)
+			break;
 	}
 	if (!c)
 		fprintf(stderr, "atp-peers: %s\n", err);
-	atp_grpc_client_close(c);
+	atp_grpc_client_close(c);  /* calls still in flight on a broken connection end there, failed */
+	free(calls);
 	return NULL;
 }
 
@@ -199,22 +234,29 @@ static void *run_redis(void *arg)
 	atp_histogram *h = arg;
 	redisContext *c = redis_connect();
 	redisReply *sha = c ? redisCommand(c, "SCRIPT LOAD %s", lua) : NULL;
-	uint64_t i;
-	while (sha && sha->type == REDIS_REPLY_STRING && take(&i)) {
-		const resv *r = &g.r[i];
-		char idem[256], avail[160], qty[24];
-		snprintf(idem, sizeof(idem), "idem:%s:%s:%s", r->id, r->sku, r->loc);
-		snprintf(avail, sizeof(avail), "avail:%s:%s", r->sku, r->loc);
-		snprintf(qty, sizeof(qty), "%" PRId64, r->qty);
-		uint64_t t0 = atp_mono_ns();
-		redisReply *x = redisCommand(c, "EVALSHA %s 2 %s %s %s", sha->str, idem, avail, qty);
+	uint64_t *t0 = calloc(g.depth, sizeof(uint64_t)), i;
+	uint32_t head = 0, n = 0;  /* the calls sent and not answered: t0[head..head+n), answered in order */
+	bool more = true;
+	while (sha && sha->type == REDIS_REPLY_STRING && t0) {
+		while (more && n < g.depth && (more = take(&i))) {
+			const resv *r = &g.r[i];
+			char idem[256], avail[160], qty[24];
+			snprintf(idem, sizeof(idem), "idem:%s:%s:%s", r->id, r->sku, r->loc);
+			snprintf(avail, sizeof(avail), "avail:%s:%s", r->sku, r->loc);
+			snprintf(qty, sizeof(qty), "%" PRId64, r->qty);
+			t0[(head + n++) % g.depth] = atp_mono_ns();
+			redisAppendCommand(c, "EVALSHA %s 2 %s %s %s", sha->str, idem, avail, qty);
+		}
+		redisReply *x = NULL;
+		if (n == 0 || redisGetReply(c, (void **)&x) != REDIS_OK)
+			break;  /* done, or broken: what is unanswered is not counted */
 		bool ok = x && x->type == REDIS_REPLY_ARRAY && x->elements == 2;
-		record(h, t0, ok ? x->element[0]->integer : 0, ok && x->element[1]->integer == 1, ok);
-		if (x)
-			freeReplyObject(x);
-		else
-			break;
+		record(h, t0[head], ok ? x->element[0]->integer : 0, ok && x->element[1]->integer == 1, ok);
+		head = (head + 1) % g.depth;
+		n--;
+		freeReplyObject(x);
 	}
+	free(t0);
 	if (sha)
 		freeReplyObject(sha);
 	if (c)
@@ -361,6 +403,7 @@ int main(int argc, char **argv)
 	bool check = false;
 	uint64_t limit = UINT64_MAX;
 	g.threads = 16;
+	g.depth = 1;
 	g.stock = 1000;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -370,6 +413,8 @@ int main(int argc, char **argv)
 			g.target = argv[++i];
 		else if (strcmp(a, "--threads") == 0 && v)
 			g.threads = (uint32_t)atoi(argv[++i]);
+		else if (strcmp(a, "--depth") == 0 && v)
+			g.depth = (uint32_t)atoi(argv[++i]);
 		else if (strcmp(a, "--stock") == 0 && v)
 			g.stock = atoll(argv[++i]);
 		else if (strcmp(a, "--order-lines") == 0 && v)
@@ -386,12 +431,12 @@ int main(int argc, char **argv)
 			check = true;
 		else {
 			fprintf(stderr, "usage: atp-peers [--seed N] [--order-lines N] [--skus N] [--stock N] [--limit N]\n"
-					"         (--stock-csv FILE | --backend atpd|redis|postgres --target T [--threads N] [--check])\n"
+					"         (--stock-csv FILE | --backend atpd|redis|postgres --target T [--threads N] [--depth K] [--check])\n"
 					"  T: HOST:PORT (atpd's gRPC, redis) or a libpq connection string (postgres)\n");
 			return 2;
 		}
 	}
-	if (workload(&p) < 0 || g.threads < 1) {
+	if (workload(&p) < 0 || g.threads < 1 || g.depth < 1 || g.depth > 1024) {
 		fprintf(stderr, "atp-peers: cannot build the workload\n");
 		return 1;
 	}
@@ -415,15 +460,14 @@ int main(int argc, char **argv)
 		run = run_redis, setup = redis_setup, verify = redis_check;
 	else if (g.backend && strcmp(g.backend, "postgres") == 0)
 		run = run_pg, setup = pg_setup, verify = pg_check;
-	if (!run || !g.target) {
-		fprintf(stderr, "atp-peers: --backend atpd|redis|postgres and --target are needed\n");
+	if (!run || !g.target || (run == run_pg && g.depth != 1)) {
+		fprintf(stderr, "atp-peers: --backend atpd|redis|postgres and --target are needed (postgres: depth 1)\n");
 		return 2;
 	}
 	if (setup && setup() < 0) {
 		fprintf(stderr, "atp-peers: %s: cannot load the stock\n", g.backend);
 		return 1;
 	}
-	pthread_mutex_init(&g.lock, NULL);
 	pthread_t *t = calloc(g.threads, sizeof(pthread_t));
 	atp_histogram *h = calloc(g.threads, sizeof(atp_histogram));
 	uint64_t t0 = atp_mono_ns();
@@ -435,9 +479,9 @@ int main(int argc, char **argv)
 	}
 	double secs = (atp_mono_ns() - t0) / 1e9;
 	int bad = check && verify ? verify() : 0;
-	printf("%s: %" PRIu64 " reservations in %.2f s: %.0f/s, p50 %.3f ms, p99 %.3f ms; %" PRIu64
+	printf("%s %ux%u: %" PRIu64 " reservations in %.2f s: %.0f/s, p50 %.3f ms, p99 %.3f ms; %" PRIu64
 	       " units confirmed, %" PRIu64 " duplicates, %" PRIu64 " failed%s\n",
-	       g.backend, g.hist.count, secs, g.hist.count / secs, atp_hist_quantile(&g.hist, 0.5) / 1e6,
+	       g.backend, g.threads, g.depth, g.hist.count, secs, g.hist.count / secs, atp_hist_quantile(&g.hist, 0.5) / 1e6,
 	       atp_hist_quantile(&g.hist, 0.99) / 1e6, g.confirmed, g.duplicates, g.failed,
 	       bad > 0 ? "; OVERSOLD" : bad < 0 ? "; stock not checked" : "");
 	free(t);
