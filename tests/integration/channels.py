@@ -273,19 +273,35 @@ def reloads():
     check(plain.stop() == 0, "... and it goes on, then stops cleanly")
 
 
+T0 = [time.time()]
+
+
+def took(what):
+    """Each part's seconds, so that a slow suite shows where its time goes."""
+    now = time.time()
+    print("    (%s: %.1f s)" % (what, now - T0[0]))
+    T0[0] = now
+
+
 def main():
     d = day_and_views()
+    took("the day and its views")
     cli_resume(d)
+    took("atpctl subscribe")
     d = kills(d)
     d.stop()
+    took("kills")
     d = Daemon("limits", settings("channel_max_subscribers=4"))
     check(d.send(simday("lim", 1000, "--seed", "2")).returncode == 0, "events in")
     other = Daemon("other", settings())
     bad_requests(d, other)
     other.stop()
     d.stop()
+    took("bad requests")
     slow_consumer().stop()
+    took("a slow consumer")
     reloads()
+    took("reloads")
 
 
 try:
