@@ -160,6 +160,7 @@ atp_lines *atp_lines_create(uint32_t max_lines)
 		return NULL;
 	}
 	atp_random_access_memory(l->slots, nslots * sizeof(slot));
+	atp_random_access_memory(l->ref_heads, nheads * sizeof(uint32_t));
 	atp_hugepage_hint(l->line, (size_t)max_lines * sizeof(atp_line));
 	/* Hand out low ids first so that a small workload touches few pages. */
 	for (uint32_t i = 0; i < max_lines; i++)

@@ -152,8 +152,11 @@ static size_t percent_encode(char *dst, size_t cap, const char *src)
 
 static int submit_trailers(call *c, bool with_status_line)
 {
-	char status[8], message[sizeof(c->message) * 3 + 1];
-	int sl = snprintf(status, sizeof(status), "%d", c->status);
+	char status[2], message[sizeof(c->message) * 3 + 1];
+	assert(c->status >= 0 && c->status <= 16);
+	int sl = c->status < 10 ? 1 : 2;
+	status[0] = (char)(c->status < 10 ? '0' + c->status : '1');
+	status[1] = (char)('0' + c->status % 10);
 	size_t ml = percent_encode(message, sizeof(message), c->message);
 	nghttp2_nv nv[] = {
 		NV(":status", "200", 3),
@@ -256,12 +259,15 @@ void grpc_call_respond(atp_grpc_server *g, call *c, int status, const char *fmt,
 		g->waiting--;
 	c->state = CALL_REPLY;
 	c->status = status;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(c->message, sizeof(c->message), fmt, ap);
-	va_end(ap);
-	if (status != G_OK)
+	if (status == G_OK) {
+		c->message[0] = 0;  /* an OK carries no message: no formatting on the common path */
+	} else {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(c->message, sizeof(c->message), fmt, ap);
+		va_end(ap);
 		g->stats.errors++;
+	}
 	count_reply(g, c, status);
 	int rc;
 	if (status == G_OK && (c->out_len || c->method == M_SCAN || c->method == M_SUBSCRIBE)) {

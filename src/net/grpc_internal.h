@@ -208,7 +208,7 @@ void grpc_call_free(atp_grpc_server *g, call *c);
 void grpc_call_run_queue(atp_grpc_server *g);
 /* Calls past their deadline answered DEADLINE_EXCEEDED (a stream in progress is reset). */
 void grpc_call_sweep(atp_grpc_server *g);
-/* Answer c: its out holds the messages (none for an error), status and message say how it ended. */
+/* Answer c: its out holds the messages (none for an error), status and message say how it ended (an OK has no message). */
 void grpc_call_respond(atp_grpc_server *g, call *c, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Append a message (the gRPC prefix is added) to c's response; false when out of memory. */
 bool grpc_call_append(call *c, const uint8_t *msg, uint32_t len);
