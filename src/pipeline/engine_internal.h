@@ -184,6 +184,23 @@ void worker_order_step(const worker *w, int step);
 /* worker_orders.c: the order whose first frame starts buf, applied: its frames' bytes; 0 while it cannot be yet. */
 size_t worker_take_order(worker *w, const uint8_t *buf, size_t have);
 
+/* worker_commit.c: the group commit (the worker's thread). */
+/* Write + fdatasync every shard's pending bytes as one group (none: release what waits at once). */
+void worker_start_group(worker *w);
+/* Collect what completed; with wait, first sleep in the kernel until something does. */
+void worker_reap(worker *w, bool wait);
+/* Whether every worker's part of the group's whole orders is durable (always, without orders). */
+bool worker_gate_open(const worker *w);
+/* The group in flight is durable, and every part of its orders: its deltas and completions go out. */
+void worker_group_release(worker *w);
+/* Sleep until the router rings or the group in flight completes. */
+void worker_doze(worker *w);
+/* Hand completions to the router, waiting while its ring is full. */
+void worker_release(worker *w, const completion *c, uint32_t n);
+/* worker.c, for worker_commit.c: wake the router's loop; publish the worker's figures. */
+void worker_notify(const worker *w);
+void worker_publish_stats(worker *w);
+
 int worker_start(worker *w);
 /* One turn of the loop: apply a bite of the ring (or snapshot), start a group, reap; whether frames were applied. */
 bool worker_turn(worker *w);

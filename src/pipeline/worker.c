@@ -2,11 +2,11 @@
  * worker.c — a shard worker: reads records where they lie in its ring,
  * applies them to its shards' cores (validated and hashed by the router),
  * appends them to their WALs (checksums started by the router) and commits
- * in groups through its own io_uring (write linked to fdatasync, per shard
- * with pending bytes).
- * While a group is in flight the next one builds; a group's completions
- * go back to the router only once all its fsyncs have succeeded. A failed
- * write or fsync stops the worker with a message; it is never retried.
+ * in groups (worker_commit.c: write + fdatasync per shard with pending
+ * bytes). While a group is in flight the next one builds; a group's
+ * completions go back to the router only once all its fsyncs have
+ * succeeded. A failed write or fsync stops the worker with a message; it
+ * is never retried.
  *
  * A snapshot is written by a forked child from the copy-on-write image of
  * the shard at a point where everything applied is durable: the worker
@@ -56,8 +56,6 @@
  */
 #define IDLE_SPINS 64
 #define SPIN_WORTH_NS 50000
-#define DOZE_MS 100
-#define BELL UINT64_MAX  /* user_data of the doorbell's read; a shard's ops carry (index << 1 | op) */
 
 void (*pipe_order_hook)(uint32_t worker, int step);
 
@@ -112,7 +110,7 @@ uint64_t pipe_mono_ns(void)
 }
 
 /* Wake the router's event loop, if it gave an eventfd: one write per group, not per event. */
-static void notify(const worker *w)
+void worker_notify(const worker *w)
 {
 	int fd = w->notify_fd;
 	uint64_t one = 1;
@@ -130,7 +128,7 @@ void worker_fail(worker *w, int rc, const char *fmt, ...)
 	va_end(ap);
 	atp_log(ATP_LOG_ERROR, "worker %u: %s", w->index, w->error);
 	atomic_store(&w->failed, rc < 0 ? rc : -EIO);
-	notify(w);
+	worker_notify(w);
 }
 
 bool worker_failed(const worker *w)
@@ -153,25 +151,8 @@ static bool peer_failed(worker *w)
 	return false;
 }
 
-/* Hand completions to the router, waiting while its ring is full. */
-static void release(worker *w, const completion *c, uint32_t n)
-{
-	unsigned round = 0;
-	while (n) {
-		uint32_t k = atp_spsc_ring_push(w->out, c, n);
-		c += k;
-		n -= k;
-		if (k)
-			notify(w);
-		else if (w->io)
-			assert(!"the simulator's router collects after every turn: a turn never fills the ring");
-		else
-			pipe_backoff(&round);
-	}
-}
-
 /* The worker's figures and its shards' cores, for atp_engine_stats_get() in another thread. */
-static void publish_stats(worker *w)
+void worker_publish_stats(worker *w)
 {
 	atp_engine_stats *l = &w->local;
 	memset(&l->core, 0, sizeof(l->core));
@@ -190,276 +171,14 @@ static void publish_stats(worker *w)
 	pthread_mutex_unlock(&w->stats_lock);
 }
 
-static void group_done(worker *w);
-
-/*
- * Whether the worker writes and syncs the group itself instead of through
- * its io_uring: when nothing waits to be applied (the fsync would have
- * nothing to overlap), the group is small (calls and a trickle, not a
- * stream's megabytes), one shard has bytes and no whole order is in it.
- * Such a group then costs one thread's sleep in fdatasync instead of the
- * hand-off to an io_uring worker thread and back (two wake-ups); frames
- * that arrive meanwhile wait for this fsync, as they would have waited for
- * the group in flight, but are applied only after it.
- */
-#define SYNC_HERE_BYTES (64u << 10)
-static bool sync_here(const worker *w)
-{
-	if (w->io || w->n_pending_orders || atp_spsc_ring_count(w->in))
-		return false;
-	uint32_t with_bytes = 0, bytes = 0;
-	for (uint32_t i = 0; i < w->n_shards; i++) {
-		uint32_t b = atp_wal_pending(w->shards[i]->wal);
-		with_bytes += b > 0;
-		bytes += b;
-	}
-	return with_bytes == 1 && bytes <= SYNC_HERE_BYTES;
-}
-
-/*
- * The group's write and fdatasync made here, with the io_uring path's
- * fault plan (len, sync: what atp_fault_at answered) and its link: a write
- * that failed or came short cancels the fdatasync.
- */
-static void write_and_sync(shard *s, const atp_wal_write *wr, ssize_t len, ssize_t sync)
-{
-	ssize_t want = len < 0 || sync < 0 ? 0 : len, res = 0;
-	while (res < want) {
-		ssize_t k = pwrite(wr->fd, (const uint8_t *)wr->buf + res, (size_t)(want - res), (off_t)wr->offset + res);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			res = k < 0 ? -errno : res;
-			break;
-		}
-		res += k;
-	}
-	int fres = -ECANCELED;
-	if (res >= 0) {
-		atp_fault_written(wr->fd);
-		if (res == want)
-			fres = sync < 0 ? 0 : fdatasync(wr->fd) < 0 ? -errno : 0;
-	}
-	if (fres == 0 && !s->fault_fsync)
-		atp_fault_synced(wr->fd);
-	s->fsync_res = s->fault_fsync ? s->fault_fsync : fres;
-	s->write_res = s->fault_write ? s->fault_write : (int)res;
-}
-
-/* Submit a write + fdatasync for every shard with pending bytes; with none, release the group at once. */
-static void start_group(worker *w)
-{
-	if (w->flight_ops || w->held || worker_failed(w))
-		return;
-	uint64_t t0 = pipe_mono_ns();
-	bool here = sync_here(w);
-	uint32_t ops = 0;
-	for (uint32_t i = 0; i < w->n_shards; i++) {
-		atp_wal_write wr;
-		if (!atp_wal_flush_begin(w->shards[i]->wal, &wr))
-			continue;
-		shard *s = w->shards[i];
-		ops += 2;
-		w->local.wal_bytes += wr.len;
-		if (w->io) {
-			w->io->submit(w->io->ctx, w->index, i, wr.fd, wr.buf, wr.len, wr.offset);
-			continue;
-		}
-		/*
-		 * A test's fault plan may crash here, shorten the write, or fail
-		 * either call. A failed call is not made; a failed fsync also
-		 * unmakes its write, which then says it succeeded: a kernel drops
-		 * the pages whose writeback failed.
-		 */
-		ssize_t len = atp_fault_at(ATP_IO_WRITE, wr.fd, wr.buf, wr.len, (off_t)wr.offset);
-		ssize_t sync = atp_fault_at(ATP_IO_FSYNC, wr.fd, NULL, 0, 1);
-		s->fault_write = len < 0 ? (int)len : sync < 0 ? (int)wr.len : 0;
-		s->fault_fsync = sync < 0 ? (int)sync : 0;
-		s->flight_fd = wr.fd;
-		if (here) {
-			write_and_sync(s, &wr, len, sync);
-			continue;
-		}
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&w->uring);
-		io_uring_prep_write(sqe, wr.fd, wr.buf, len < 0 || sync < 0 ? 0 : (unsigned)len, wr.offset);
-		sqe->flags |= IOSQE_IO_LINK;
-		sqe->user_data = (uint64_t)i << 1;
-		sqe = io_uring_get_sqe(&w->uring);
-		if (sync < 0)
-			io_uring_prep_nop(sqe);
-		else
-			io_uring_prep_fsync(sqe, wr.fd, IORING_FSYNC_DATASYNC);
-		sqe->user_data = (uint64_t)i << 1 | 1;
-	}
-	if (!ops) {
-		/* Nothing waits to be written: everything logged is durable. */
-		assert(w->n_pending_orders == 0);  /* an order's part is records in its shards' logs */
-		if (w->deltas)
-			atp_spsc_ring_publish(w->deltas, atp_spsc_ring_staged(w->deltas));
-		release(w, w->pending, w->n_pending);
-		w->n_pending = 0;
-		return;
-	}
-	int rc = w->io || here ? 0 : io_uring_submit(&w->uring);
-	if (rc < 0) {
-		worker_fail(w, rc, "io_uring_submit: %s", strerror(-rc));
-		return;
-	}
-	if (w->deltas)
-		w->flight_mark = atp_spsc_ring_staged(w->deltas);  /* every delta staged so far is of a record in this group */
-	completion *t = w->flight;
-	w->flight = w->pending;
-	w->pending = t;
-	w->n_flight = w->n_pending;
-	w->n_pending = 0;
-	memcpy(w->flight_orders, w->pending_orders, w->n_pending_orders * sizeof(order_slot *));
-	w->n_flight_orders = w->n_pending_orders;
-	w->n_pending_orders = 0;
-	w->flight_ops = ops;
-	w->flight_t0 = t0;
-	if (here) {
-		w->flight_ops = 0;
-		group_done(w);
-	}
-}
-
-/* Whether every worker's part of the group's orders is durable (always, without orders). */
-static bool gate_open(const worker *w)
-{
-	for (uint32_t i = 0; i < w->n_flight_orders; i++)
-		if (atomic_load(&w->flight_orders[i]->durable) < w->flight_orders[i]->workers)
-			return false;
-	return true;
-}
-
-/* The group in flight is durable, and so is every part of its orders: hand its deltas and completions out. */
-static void group_release(worker *w)
-{
-	w->held = false;
-	if (w->n_flight_orders)
-		worker_order_step(w, ORDER_RELEASED);
-	if (w->deltas)
-		atp_spsc_ring_publish(w->deltas, w->flight_mark);  /* before the completions: an Ack never precedes its deltas */
-	release(w, w->flight, w->n_flight);
-	w->local.events += w->n_flight;
-	w->n_flight = 0;
-	for (uint32_t i = 0; i < w->n_flight_orders; i++)
-		atomic_fetch_sub(&w->flight_orders[i]->left, 1);
-	w->n_flight_orders = 0;
-	publish_stats(w);
-}
-
-static void group_done(worker *w)
-{
-	uint64_t ns = pipe_mono_ns() - w->flight_t0;
-	for (uint32_t i = 0; i < w->n_shards; i++) {
-		shard *s = w->shards[i];
-		if (!atp_wal_in_flight(s->wal))
-			continue;
-		int rc = atp_wal_flush_end(s->wal, s->write_res, s->fsync_res);
-		if (rc < 0) {
-			worker_fail(w, rc, "shard %u: WAL %s failed: %s; stopping, nothing more is acknowledged", s->index,
-			     s->write_res < 0 || s->fsync_res == -ECANCELED ? "write" : "fdatasync", strerror(-rc));
-			return;
-		}
-	}
-	int b = 0;
-	while (b < 39 && (ns >> (b + 1)))
-		b++;
-	w->local.fsync_ns_hist[b]++;
-	w->local.fsync_ns_sum += ns;
-	w->local.fsyncs++;
-	for (b = 0; b < 19 && (w->n_flight >> (b + 1)); b++)
-		;
-	w->local.group_hist[b]++;
-	for (uint32_t i = 0; i < w->n_flight_orders; i++)
-		atomic_fetch_add(&w->flight_orders[i]->durable, 1);
-	if (w->n_flight_orders)
-		worker_order_step(w, ORDER_DURABLE);
-	if (gate_open(w))
-		group_release(w);
-	else
-		w->held = true;  /* worker_turn() and worker_drain() look again */
-}
-
-/* Collect what completed; with wait, first sleep in the kernel until something does (DOZE_MS at most). */
-static void reap(worker *w, bool wait)
-{
-	struct io_uring_cqe *cqe;
-	if (w->io) {
-		w->io->poll(w->io->ctx, w->index, wait);
-		return;
-	}
-	if (wait) {
-		struct __kernel_timespec ts = { .tv_sec = DOZE_MS / 1000, .tv_nsec = (DOZE_MS % 1000) * 1000000LL };
-		int rc = io_uring_submit_and_wait_timeout(&w->uring, &cqe, 1, &ts, NULL);
-		if (rc < 0 && rc != -ETIME && rc != -EINTR) {
-			worker_fail(w, rc, "io_uring: %s", strerror(-rc));
-			return;
-		}
-	}
-	while (io_uring_peek_cqe(&w->uring, &cqe) == 0) {
-		uint64_t op = cqe->user_data;
-		int res = cqe->res;
-		io_uring_cqe_seen(&w->uring, cqe);
-		if (op == BELL) {
-			w->bell_armed = false;  /* rung, or cut short by a signal: re-armed at the next doze */
-			continue;
-		}
-		assert(w->flight_ops > 0 && (op >> 1) < w->n_shards);
-		shard *s = w->shards[op >> 1];
-		if (!(op & 1) && res >= 0)
-			atp_fault_written(s->flight_fd);
-		if (op & 1 && res == 0 && !s->fault_fsync)
-			atp_fault_synced(s->flight_fd);
-		if (op & 1)
-			s->fsync_res = s->fault_fsync ? s->fault_fsync : res < 0 ? res : 0;
-		else
-			s->write_res = s->fault_write ? s->fault_write : res;
-		if (--w->flight_ops == 0)
-			group_done(w);
-	}
-}
-
-void worker_io_done(worker *w, uint32_t slot, int write_res, int fsync_res)
-{
-	assert(w->io && w->flight_ops >= 2 && slot < w->n_shards && atp_wal_in_flight(w->shards[slot]->wal));
-	w->shards[slot]->write_res = write_res;
-	w->shards[slot]->fsync_res = fsync_res;
-	w->flight_ops -= 2;
-	if (w->flight_ops == 0)
-		group_done(w);
-}
-
-/*
- * Sleep in the kernel until the router rings or the group in flight
- * completes: arm the doorbell's read, raise the flag, then look at the
- * ring once more (a push the router made before it could see the flag),
- * and wait only while it is still empty.
- */
-static void doze(worker *w)
-{
-	if (!w->bell_armed) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&w->uring);
-		io_uring_prep_read(sqe, w->bell_fd, &w->bell_value, sizeof(w->bell_value), 0);
-		sqe->user_data = BELL;
-		w->bell_armed = true;  /* submitted by the wait below, or with the next group */
-	}
-	atomic_store_explicit(&w->asleep, 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_seq_cst);  /* the flag before the look: pairs with worker_ring()'s */
-	if (atp_spsc_ring_count(w->in) == 0 && !atomic_load_explicit(&w->stop, memory_order_relaxed))
-		reap(w, true);
-	atomic_store_explicit(&w->asleep, 0, memory_order_relaxed);
-}
-
 /* Wait until nothing is in flight and nothing pending: every applied record durable. */
 void worker_drain(worker *w)
 {
 	unsigned round = 0;
 	while (!worker_failed(w) && (w->flight_ops || w->n_pending || w->held)) {
 		if (w->held) {
-			if (gate_open(w))
-				group_release(w);
+			if (worker_gate_open(w))
+				worker_group_release(w);
 			else if (peer_failed(w))
 				return;
 			else if (w->io) {  /* one thread: the others apply their parts, and write them, only when turned */
@@ -473,8 +192,8 @@ void worker_drain(worker *w)
 				pipe_backoff(&round);
 			continue;
 		}
-		start_group(w);
-		reap(w, w->flight_ops != 0);
+		worker_start_group(w);
+		worker_reap(w, w->flight_ops != 0);
 	}
 }
 
@@ -512,9 +231,9 @@ static void snapshot_done(worker *w, shard *s)
 	if (s->snap_command) {
 		s->snap_command = false;
 		completion c = { .rsrc = DONE_SNAPSHOT, .seq = s->index };
-		release(w, &c, 1);
+		worker_release(w, &c, 1);
 	}
-	publish_stats(w);
+	worker_publish_stats(w);
 }
 
 /* Reap a finished snapshot child of s (waiting for it when asked); false while it runs. */
@@ -623,8 +342,8 @@ static void stage_deltas(worker *w, const shard *s, uint64_t lsn, uint32_t *inde
 		for (unsigned round = 0; !(slot = atp_spsc_ring_stage_slot(w->deltas));) {
 			if (worker_failed(w))
 				return;
-			start_group(w);
-			reap(w, false);
+			worker_start_group(w);
+			worker_reap(w, false);
 			pipe_backoff(&round);
 		}
 		*slot = pipe_engine_delta(&d[i], s->index, w->shards_total, lsn, (*index)++);
@@ -883,8 +602,8 @@ bool worker_turn(worker *w)
 	bool progress = false, snap = false;
 	if (worker_failed(w))
 		return false;
-	if (w->held && gate_open(w))
-		group_release(w);
+	if (w->held && worker_gate_open(w))
+		worker_group_release(w);
 	if ((w->held || w->judged) && peer_failed(w))
 		return false;
 	/* The frames are applied and logged where they lie in the ring (mirrored: always contiguous). */
@@ -900,8 +619,8 @@ bool worker_turn(worker *w)
 		snapshots(w);
 		return true;
 	}
-	start_group(w);
-	reap(w, false);
+	worker_start_group(w);
+	worker_reap(w, false);
 	return progress;
 }
 
@@ -925,7 +644,7 @@ static void *worker_main(void *arg)
 			atp_log(ATP_LOG_WARN, "worker %u: io_uring workers not pinned: %s", w->index, strerror(-rc));
 	}
 	prctl(PR_SET_TIMERSLACK, 1000UL);  /* reap's and backoff's short waits: not 50 us slack on top */
-	publish_stats(w);  /* what recovery left in its cores */
+	worker_publish_stats(w);  /* what recovery left in its cores */
 	for (unsigned loops = 0; !worker_failed(w); loops++) {
 		if ((loops & 63) == 0)
 			reap_children(w, false);
@@ -945,7 +664,7 @@ static void *worker_main(void *arg)
 		} else {
 			/* Nothing came in: sleep until something does or the group in flight is durable. */
 			uint64_t t = pipe_mono_ns();
-			doze(w);
+			worker_doze(w);
 			/* Woken soon after: a longer spin would have caught it. */
 			spins = pipe_mono_ns() - t < SPIN_WORTH_NS ? IDLE_SPINS : spins / 2;
 			reap_children(w, false);
@@ -953,14 +672,14 @@ static void *worker_main(void *arg)
 		}
 	}
 	reap_children(w, true);
-	publish_stats(w);
+	worker_publish_stats(w);
 	return NULL;
 }
 
 int worker_start(worker *w)
 {
 	if (w->io) {
-		publish_stats(w);
+		worker_publish_stats(w);
 		return 0;  /* the simulator's thread turns it */
 	}
 	w->bell_fd = eventfd(0, EFD_CLOEXEC);
