@@ -23,7 +23,6 @@
 #include "strcheck.h"
 
 #include <assert.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* The buckets of a position: what an event plans on. */
@@ -95,55 +94,6 @@ void atp_core_hash_event(const atp_event *ev, atp_event_hash *h)
 		*h = hash_valid(ev);
 	else
 		*h = (event_hash){ 0, 0, 0 };
-}
-
-atp_core_config atp_core_config_default(void)
-{
-	return (atp_core_config){
-		.max_positions = 1u << 20,
-		.max_lines = 1u << 22,
-		.max_sources = 1024,
-		.line_retention = 24ull * 3600 * 1000,
-		.max_inbound = 1u << 16,
-		.max_promises = 1u << 18,
-	};
-}
-
-static uint32_t min_u32(uint32_t a, uint32_t b)
-{
-	return a < b ? a : b;
-}
-
-atp_core *atp_core_create(const atp_core_config *cfg)
-{
-	atp_core *c = calloc(1, sizeof(*c));
-	if (!c)
-		return NULL;
-	c->table = atp_table_create(cfg->max_positions);
-	c->lines = atp_lines_create(cfg->max_lines);
-	c->sources = atp_sources_create(cfg->max_sources);
-	/* No more positions with supply than positions, no more promises than lines. */
-	c->inbound = atp_inbound_create(cfg->max_positions, min_u32(cfg->max_inbound, cfg->max_positions),
-					min_u32(cfg->max_promises, cfg->max_lines));
-	c->retention = cfg->line_retention;
-	c->sparse_seq = cfg->sparse_seq;
-	c->recent_sources[0] = c->recent_sources[1] = (known_source){ ATP_SOURCE_NONE, NULL };
-	if (!c->table || !c->lines || !c->sources || !c->inbound) {
-		atp_core_destroy(c);
-		return NULL;
-	}
-	return c;
-}
-
-void atp_core_destroy(atp_core *c)
-{
-	if (!c)
-		return;
-	atp_table_destroy(c->table);
-	atp_lines_destroy(c->lines);
-	atp_sources_destroy(c->sources);
-	atp_inbound_destroy(c->inbound);
-	free(c);
 }
 
 static void work_load(const atp_core *c, work *w, uint64_t pos_hash, atp_str sku, atp_str loc)
@@ -346,6 +296,12 @@ HOT void emit_change(atp_core *c, uint32_t id, int64_t old_atp, int64_t new_atp,
 		.pos = id,
 		.source = source,
 	};
+}
+
+void core_emit_change(atp_core *c, uint32_t id, int64_t old_atp, int64_t new_atp, uint32_t source, uint64_t seq,
+		      atp_result *r)
+{
+	emit_change(c, id, old_atp, new_atp, source, seq, r);
 }
 
 HOT void emit_delta(atp_core *c, const work *w, uint32_t source, uint64_t seq, atp_result *r)
@@ -791,24 +747,6 @@ int atp_core_apply(atp_core *c, const atp_event *ev, atp_result *r)
 	return apply_hashed(c, ev, shape ? (event_hash){ 0, 0, 0 } : hash_valid(ev), shape, r);
 }
 
-/* Advance to now before event index of a batch, expiring every line due; their deltas go to the sink, if any. */
-static void expire_all(atp_core *c, uint64_t now, size_t index)
-{
-	atp_delta d[64];
-	size_t nd, n;
-	do {
-		n = atp_core_expire(c, now, d, 64, &nd);
-		if (nd && c->expiry_sink)
-			c->expiry_sink(c->expiry_ctx, index, d, nd);
-	} while (n == 64);
-}
-
-void atp_core_set_expiry_sink(atp_core *c, atp_expiry_sink fn, void *ctx)
-{
-	c->expiry_sink = fn;
-	c->expiry_ctx = ctx;
-}
-
 /*
  * The batch pipeline. Events go through three stages, DEPTH events apart:
  * start fetching the table and line slots their hashes probe first; look
@@ -845,7 +783,7 @@ static void apply_run(atp_core *c, const atp_event *ev, const event_hash *h, con
 		if (i + DEPTH < n)
 			prefetch_entries(c, &h[i + DEPTH]);
 		if (now && RARE(now[i] > c->now))
-			expire_all(c, now[i], base + i);
+			core_expire_until(c, now[i], base + i);
 		apply_hashed(c, &ev[i], h[i], shape ? shape[i] : ATP_OK, &r[i]);
 	}
 }
@@ -922,46 +860,4 @@ void atp_core_apply_batch_hashed_at(atp_core *c, const atp_event *ev, const atp_
 				    size_t n, atp_result *r)
 {
 	apply_pipeline(c, ev, h, now, n, r);
-}
-
-static void expire_line(atp_core *c, uint32_t id, atp_delta *out, size_t *n_deltas)
-{
-	atp_line *ln = atp_lines_at(c->lines, id);
-	const atp_position *p = atp_table_get(c->table, ln->pos);
-	work w = { .id = ln->pos, .before = { p->on_hand, p->held, p->reserved, p->safety_stock } };
-	w.after = w.before;
-	w.after.reserved -= ln->remaining;
-	c->stats.lines_expired++;
-	c->stats.units_expired += (uint64_t)ln->remaining;
-	ln->remaining = 0;
-	atp_lines_close(c->lines, id, ATP_LINE_EXPIRED, c->now);
-	if (!changed(&w))
-		return;
-	store_buckets(c, &w);
-	atp_result r = { .n_deltas = 0 };
-	emit_delta(c, &w, ATP_SOURCE_NONE, 0, &r);
-	if (r.n_deltas)
-		out[(*n_deltas)++] = r.deltas[0];
-}
-
-size_t atp_core_expire(atp_core *c, uint64_t now, atp_delta *out, size_t max_lines, size_t *n_deltas)
-{
-	size_t n = 0;
-	*n_deltas = 0;
-	if (now > c->now)
-		c->now = now;
-	for (; n < max_lines; n++) {
-		uint32_t id = atp_lines_due(c->lines, c->now);
-		if (id == ATP_LINE_NONE)
-			break;
-		expire_line(c, id, out, n_deltas);
-	}
-	if (c->now > c->retention)
-		c->stats.lines_purged += atp_lines_purge(c->lines, c->now - c->retention);
-	return n;
-}
-
-bool atp_core_due(atp_core *c, uint64_t now)
-{
-	return atp_lines_due(c->lines, now) != ATP_LINE_NONE;
 }

@@ -1,6 +1,7 @@
 /*
  * core_state.h — what an atp_core holds, for the files that make up the
- * core (core.c applies events, query.c reads, restore.c loads a snapshot).
+ * core (core_create.c makes one, core.c applies events, core_expiry.c
+ * expires reservation lines, query.c reads, restore.c loads a snapshot).
  * Private to src/core: everyone else goes through atp/core.h.
  */
 #ifndef ATP_CORE_STATE_H
@@ -48,5 +49,11 @@ int64_t core_commit_inbound(atp_core *c, const atp_event *ev, unsigned type, uin
 			    atp_result *r);
 /* Promised line `line` at pos released: its promise goes, then the line closes. */
 int64_t core_release_promised(atp_core *c, uint32_t pos, uint32_t line, atp_result *r);
+
+/* A delta into r for position id when its ATP went from old_atp to new_atp (nothing when it did not; counted). */
+void core_emit_change(atp_core *c, uint32_t id, int64_t old_atp, int64_t new_atp, uint32_t source, uint64_t seq,
+		      atp_result *r);
+/* Advance to now before event index of a batch, expiring every line due; their deltas go to the sink, if any. */
+void core_expire_until(atp_core *c, uint64_t now, size_t index);
 
 #endif
