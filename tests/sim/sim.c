@@ -38,15 +38,16 @@
  * A failure prints the seed and the step; `sim --first S --seeds 1 -v`
  * replays it.
  *
+ * The senders and their events are in sim_workload.c; what both files
+ * share, in sim.h.
+ *
  *   sim [--seeds N] [--first S] [--steps K] [--dir D] [--calm] [-v]
  *
  * --calm: no crash and no fault, the workload and the model alone.
  */
 #define _GNU_SOURCE
-#include "../../tools/lib/prng.h"
-#include "../model.h"
+#include "sim.h"
 
-#include "atp/engine.h"
 #include "atp/faultio.h"
 #include "atp/log.h"
 #include "atp/status.h"
@@ -59,92 +60,14 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { SKUS = 8, LOCS = 3, SOURCES = 3, REFS = 12, SHARDS = 4, WORKERS = 2, MAX_OPS = 64, MAX_POS = 64 };
+const char *const sku_names[SKUS] = { "S0", "S1", "S2", "S3", "S4", "S5", "S6", "S7" };
+const char *const loc_names[LOCS] = { "DC1", "DC2", "ST3" };
+const char *const src_names[SOURCES] = { "wms1", "wms2", "oms" };
+const char *const ref_names[REFS] = { "R0", "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "R11" };
 
-static const char *const sku_names[SKUS] = { "S0", "S1", "S2", "S3", "S4", "S5", "S6", "S7" };
-static const char *const loc_names[LOCS] = { "DC1", "DC2", "ST3" };
-static const char *const src_names[SOURCES] = { "wms1", "wms2", "oms" };
-static const char *const ref_names[REFS] = { "R0", "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "R11" };
+sim S;
 
-#define STR(s) atp_str_of((s), strlen(s))
-
-/* An event as its sender keeps it, to send again after a crash. */
-typedef struct gev {
-	atp_event ev;  /* strings point at the name tables */
-	int src, sku, loc, to, ref;
-	int order;     /* 0: an event of its own; n: the first of a whole order's n RESERVE lines; -1: a later one */
-} gev;
-
-/* A record the router sent a shard, in order: an event (src >= 0) or a tick. */
-typedef struct rec {
-	int src;
-	uint64_t seq;
-	uint64_t now;
-	bool acked;
-	bool deny;     /* a line of a whole order that was refused (ATP_EVF_DENY) */
-	mresult want;  /* the model's result, when an event */
-} rec;
-
-/* A whole order sent: where its mark went in each of its shards' logs (to check after a restart: all or none kept). */
-typedef struct sent_order {
-	uint64_t seq;      /* of its first line */
-	int n_parts;
-	int shard[SHARDS];
-	size_t mark[SHARDS];
-	int lines[SHARDS];
-	int applied[SHARDS];  /* of those lines, the ones not duplicates there: a duplicate changes nothing to see */
-} sent_order;
-
-/* A group's write + fdatasync handed to us, not yet completed. */
-typedef struct op {
-	uint32_t worker, slot;
-	int fd;
-	const void *buf;
-	size_t len;
-	uint64_t off;
-} flight_op;
-
-typedef struct sim {
-	uint64_t seed;
-	int step;
-	bool verbose, calm;  /* calm: no crash, no fault (to tell the model from the faults) */
-	atp_prng g;
-	char dir[256];
-	atp_engine *e;
-	atp_engine_io io;
-	bool deltas;
-	uint64_t now;  /* the simulated clock, ms; never goes back, across restarts too */
-	/* senders: hist[src][seq - 1] for seq < next */
-	gev *hist[SOURCES];
-	uint64_t next[SOURCES], cap[SOURCES];
-	uint64_t accepted[SOURCES];  /* the router's last accepted seq, as the sender knows it */
-	/* shards */
-	model *m[SHARDS];            /* after every record sent to the shard */
-	model *applied[SHARDS];      /* after the records its worker has applied so far */
-	size_t n_applied[SHARDS];
-	rec *log[SHARDS];
-	size_t n_log[SHARDS], cap_log[SHARDS], acked_len[SHARDS];
-	uint64_t shard_now[SHARDS];  /* the router's: time last sent to the shard */
-	sent_order orders[256];     /* the newest, a ring */
-	uint64_t n_orders, orders_whole, orders_denied;
-	/* the disk */
-	flight_op ops[MAX_OPS];
-	int n_ops;
-	uint64_t io_calls, dead_at;
-	bool dead;
-	uint32_t p_fault;  /* per million I/O calls */
-	/* the channel stream, as its consumer sees it */
-	bool seen[SHARDS][MAX_POS];
-	int64_t seen_atp[SHARDS][MAX_POS];
-	uint64_t seen_version[SHARDS][MAX_POS];
-	/* what happened */
-	uint64_t kills, power_cuts, faults, deaths, syncs, snapshots, acked, sent, resent_dups;
-} sim;
-
-static sim S;
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void fail(const char *fmt, ...)
+void fail(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -153,13 +76,6 @@ static void fail(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nsim: replay with: sim --first %" PRIu64 " --seeds 1 -v\n", S.seed);
 	exit(1);
-}
-
-#define say(...) do { if (S.verbose) { printf("[%" PRIu64 ":%d] ", S.seed, S.step); printf(__VA_ARGS__); printf("\n"); } } while (0)
-
-static uint64_t below(uint64_t n)
-{
-	return atp_prng_below(&S.g, n);
 }
 
 static uint64_t draw(void *ctx)
@@ -249,17 +165,8 @@ static void tear_flight(void)
 
 /* ---- the model's time and events ---- */
 
-/* The core's time moves only forward, and lines lapse only when it moves (a line due already waits for that). */
-static void model_time(model *m, uint64_t now)
-{
-	if (now > m->now)
-		m_expire(m, now);
-}
-
-static mresult model_apply(model *m, const gev *g, uint64_t now);
-
 /* A record the log holds, applied to a model (its event, denied or not, at its time). */
-static mresult rec_apply(model *m, const rec *r)
+mresult rec_apply(model *m, const rec *r)
 {
 	m->deny = r->deny;
 	mresult w = model_apply(m, &S.hist[r->src][r->seq - 1], r->now);
@@ -267,7 +174,7 @@ static mresult rec_apply(model *m, const rec *r)
 	return w;
 }
 
-static mresult model_apply(model *m, const gev *g, uint64_t now)
+mresult model_apply(model *m, const gev *g, uint64_t now)
 {
 	model_time(m, now);
 	const atp_event *ev = &g->ev;
@@ -414,7 +321,7 @@ static void on_delta(void *ctx, const atp_engine_delta *d, size_t n)
 
 /* ---- the router's records, mirrored ---- */
 
-static void log_rec(int k, rec r)
+void log_rec(int k, rec r)
 {
 	if (S.n_log[k] == S.cap_log[k]) {
 		S.cap_log[k] = S.cap_log[k] ? 2 * S.cap_log[k] : 1024;
@@ -436,208 +343,6 @@ static void log_ticks(void)
 		log_rec(k, (rec){ .src = -1, .now = now });
 		model_time(S.m[k], now);
 	}
-}
-
-/* ---- the workload ---- */
-
-static const uint8_t type_mix[] = { ATP_EV_RECEIPT, ATP_EV_RECEIPT, ATP_EV_RECEIPT, ATP_EV_PICK, ATP_EV_PICK, ATP_EV_PICK,
-				    ATP_EV_ADJUST, ATP_EV_COUNT, ATP_EV_HOLD, ATP_EV_UNHOLD, ATP_EV_TRANSFER,
-				    ATP_EV_SAFETY, ATP_EV_RESERVE, ATP_EV_RESERVE, ATP_EV_RESERVE, ATP_EV_RESERVE,
-				    ATP_EV_RELEASE, ATP_EV_RELEASE };
-
-static gev generate(int src, uint64_t seq)
-{
-	gev g = { .src = src, .sku = (int)below(SKUS), .loc = (int)below(LOCS), .to = -1, .ref = -1 };
-	atp_event *ev = &g.ev;
-	ev->type = type_mix[below(sizeof(type_mix))];
-	ev->event_id = seq;
-	ev->seq = seq;
-	do
-		ev->qty = atp_prng_range(&S.g, -3, 12) * (ev->type == ATP_EV_RECEIPT ? 4 : 1);
-	while (!m_qty_ok(ev->type, ev->qty));
-	ev->source = STR(src_names[src]);
-	ev->sku = STR(sku_names[g.sku]);
-	ev->location = STR(loc_names[g.loc]);
-	if (ev->type == ATP_EV_RESERVE || ev->type == ATP_EV_RELEASE || (ev->type == ATP_EV_PICK && below(3))) {
-		g.ref = (int)below(REFS);
-		ev->ref = STR(ref_names[g.ref]);
-	}
-	if (ev->type == ATP_EV_TRANSFER) {
-		g.to = (int)((g.loc + 1 + below(LOCS - 1)) % LOCS);
-		ev->to_location = STR(loc_names[g.to]);
-	}
-	if (ev->type == ATP_EV_ADJUST)
-		ev->reason = STR("DAMAGE");
-	if (ev->type == ATP_EV_RESERVE) {
-		ev->flags = below(2) ? ATP_EVF_PARTIAL : 0;
-		ev->expires_at = below(4) ? S.now + 1 + below(400) : 0;
-	}
-	return g;
-}
-
-/* A whole order of n RESERVE lines into src's history from seq: one ref, distinct positions, one expiry. */
-static void generate_order(int src, uint64_t seq, int n)
-{
-	int ref = (int)below(REFS);
-	uint64_t expires = below(4) ? S.now + 1 + below(400) : 0;
-	for (int i = 0; i < n; i++) {
-		gev g;
-		bool again;
-		do {
-			g = generate(src, seq + (uint64_t)i);
-			again = false;
-			for (int j = 0; j < i; j++)
-				again |= S.hist[src][seq - 1 + (uint64_t)j].sku == g.sku && S.hist[src][seq - 1 + (uint64_t)j].loc == g.loc;
-		} while (again);
-		g.ev.type = ATP_EV_RESERVE;
-		g.ev.flags = 0;
-		g.ev.expires_at = expires;
-		g.ev.to_location = g.ev.reason = (atp_str){ 0 };
-		g.to = -1;
-		g.ev.qty = 1 + (int64_t)below(12);
-		g.ref = ref;
-		g.ev.ref = STR(ref_names[ref]);
-		g.order = i ? -1 : n;
-		S.hist[src][seq - 1 + (uint64_t)i] = g;
-	}
-}
-
-static bool engine_down(void)
-{
-	return atp_engine_error(S.e) != NULL;
-}
-
-/*
- * The whole order holding seq of src, from its first line (a resend may
- * resume inside one): the router takes all of it or none. Each shard of it
- * gets its mark (a move of time, for the model), then its lines, each
- * denied unless every shard's model says its part fits now.
- */
-static int submit_order(int src, uint64_t seq)
-{
-	while (S.hist[src][seq - 1].order < 0)
-		seq--;
-	int n = S.hist[src][seq - 1].order;
-	uint64_t last = seq + (uint64_t)n - 1;
-	atp_event lines[8];
-	for (int i = 0; i < n; i++)
-		lines[i] = S.hist[src][seq - 1 + (uint64_t)i].ev;
-	/* The router answers the lines it holds (up to the durable seq the sender resumed after) and sends the rest. */
-	uint64_t from = S.accepted[src] + 1 > seq ? S.accepted[src] + 1 : seq;
-	uint64_t expected;
-	int rc = atp_engine_submit_order(S.e, lines, (uint32_t)n, &expected);
-	if (rc == ATP_DUPLICATE) {
-		S.accepted[src] = last;  /* every line was applied: the order is whole */
-		S.resent_dups += (uint64_t)n;
-		return ATP_OK;
-	}
-	if (rc != ATP_OK)
-		return rc;
-	S.accepted[src] = last;
-	S.sent += last + 1 - from;
-	uint64_t now = atp_engine_now_ms(S.e);
-	sent_order *o = &S.orders[S.n_orders++ % 256];
-	*o = (sent_order){ .seq = seq };
-	bool whole = true;
-	for (int k = 0; k < SHARDS; k++) {
-		model *m = S.m[k];
-		int here = 0;
-		for (int i = (int)(from - seq); i < n; i++) {
-			const gev *g = &S.hist[src][seq - 1 + (uint64_t)i];
-			if ((int)atp_engine_shard_of(S.e, g->ev.sku) != k)
-				continue;
-			if (!here++) {
-				model_time(m, now);
-				o->shard[o->n_parts] = k;
-				o->mark[o->n_parts] = S.n_log[k];
-				log_rec(k, (rec){ .src = -1, .now = now });
-			}
-			whole = whole && !m_find_line(m, g->ref, g->sku, g->loc) && m->pos[g->sku][g->loc].exists &&
-				m_atp(&m->pos[g->sku][g->loc]) >= g->ev.qty;
-		}
-		if (here)
-			o->lines[o->n_parts++] = here;
-	}
-	for (int p = 0; p < o->n_parts; p++)
-		for (int i = (int)(from - seq); i < n; i++) {
-			const gev *g = &S.hist[src][seq - 1 + (uint64_t)i];
-			int k = o->shard[p];
-			if ((int)atp_engine_shard_of(S.e, g->ev.sku) != k)
-				continue;
-			rec r = { .src = src, .seq = g->ev.seq, .now = now, .deny = !whole };
-			r.want = rec_apply(S.m[k], &r);
-			o->applied[p] += r.want.status == ATP_OK;
-			log_rec(k, r);
-		}
-	S.orders_whole += whole;
-	S.orders_denied += !whole;
-	say("%s seq %" PRIu64 "..%" PRIu64 ": a whole order over %d shards at %" PRIu64 ": %s", src_names[src], seq,
-	    seq + (uint64_t)n - 1, o->n_parts, now, whole ? "whole" : "denied");
-	return ATP_OK;
-}
-
-/* Submit a source's next event (kept in its history); once the router takes it, log it for its shard with the model's result. */
-static int submit_next(int src)
-{
-	uint64_t next = S.accepted[src] + 1, expected;
-	const gev *g = &S.hist[src][next - 1];
-	if (g->order)
-		return submit_order(src, next);
-	int rc = atp_engine_submit(S.e, &g->ev, &expected);
-	if (rc != ATP_OK)
-		return rc;
-	S.accepted[src] = next;
-	S.sent++;
-	int k = (int)atp_engine_shard_of(S.e, g->ev.sku);
-	uint64_t now = atp_engine_now_ms(S.e);
-	rec r = { .src = src, .seq = next, .now = now, .want = model_apply(S.m[k], g, now) };
-	S.resent_dups += r.want.status == ATP_DUPLICATE;
-	say("%s seq %" PRIu64 ": %s %s/%s %lld%s%s at %" PRIu64 " to shard %d: %s, %lld", src_names[src], next,
-	    atp_event_type_name(g->ev.type), sku_names[g->sku], loc_names[g->loc], (long long)g->ev.qty, g->ref >= 0 ? " ref " : "",
-	    g->ref >= 0 ? ref_names[g->ref] : "", now, k, atp_status_name(r.want.status),
-	    (long long)(g->ev.type == ATP_EV_RESERVE ? r.want.confirmed : r.want.moved));
-	log_rec(k, r);
-	return ATP_OK;
-}
-
-/* One send of a source: mostly its next event (new, or a resend after a restart); sometimes an old seq or a gap. */
-static void send(void)
-{
-	int src = (int)below(SOURCES);
-	uint64_t next = S.accepted[src] + 1, expected = 0;
-	uint64_t u = below(100);
-	if (u < 5 && next > 1) {
-		const gev *g = &S.hist[src][below(next - 1)];
-		int rc = atp_engine_submit(S.e, &g->ev, &expected);
-		if (rc != ATP_DUPLICATE && !(rc == ATP_E_IO && engine_down()))
-			fail("%s seq %" PRIu64 " again: %s, not a duplicate", src_names[src], g->ev.seq, atp_status_name(rc));
-		return;
-	}
-	if (u < 8) {
-		gev g = generate(src, next + 1 + below(3));
-		int rc = atp_engine_submit(S.e, &g.ev, &expected);
-		if (!(rc == ATP_E_GAP && expected == next) && !(rc == ATP_E_IO && engine_down()))
-			fail("%s seq %" PRIu64 " past %" PRIu64 ": %s, expected %" PRIu64, src_names[src], g.ev.seq, next,
-			     atp_status_name(rc), expected);
-		return;
-	}
-	if (next == S.next[src]) {
-		int n = src == 2 && below(4) == 0 ? 1 + (int)below(4) : 0;  /* order capture: sometimes a whole order */
-		if (S.next[src] + (uint64_t)n > S.cap[src]) {
-			S.cap[src] = S.cap[src] ? 2 * S.cap[src] : 1024;
-			S.hist[src] = realloc(S.hist[src], S.cap[src] * sizeof(gev));
-			if (!S.hist[src])
-				fail("out of memory");
-		}
-		if (n)
-			generate_order(src, next, n);
-		else
-			S.hist[src][next - 1] = generate(src, next);
-		S.next[src] += n ? (uint64_t)n : 1;
-	}
-	int rc = submit_next(src);
-	if (rc != ATP_OK && !(rc == ATP_E_IO && engine_down()))
-		fail("%s seq %" PRIu64 ": %s", src_names[src], next, atp_status_name(rc));
 }
 
 /* ---- crash and restart ---- */
@@ -822,7 +527,7 @@ static void step(void)
 		return;
 	}
 	if (u < 450) {
-		send();
+		sim_send();
 	} else if (u < 700) {
 		atp_engine_turn(S.e);
 		atp_engine_poll(S.e);
@@ -913,7 +618,7 @@ static void run_seed(uint64_t seed, int steps)
 			restart(true);
 		for (int s = 0; s < SOURCES; s++)
 			while (S.accepted[s] + 1 < S.next[s] && !engine_down()) {
-				int rc = submit_next(s);
+				int rc = sim_submit_next(s);
 				if (rc != ATP_OK && !engine_down())
 					fail("the last resends: %s seq %" PRIu64 ": %s", src_names[s], S.accepted[s] + 1,
 					     atp_status_name(rc));
