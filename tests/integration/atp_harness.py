@@ -86,8 +86,11 @@ class Daemon:
             time.sleep(0.05)
         raise SystemExit("atpd did not start: " + open(self.log).read()[-3000:])
 
-    def send(self, path, timeout=300):
-        return subprocess.run([os.environ["ATPCTL"], "send", "--tcp", "127.0.0.1:%d" % self.tcp, path],
+    def send(self, path, timeout=300, concurrent=False):
+        """atpctl send; concurrent: every source at once (no order across them, no round trip per switch) where
+        the test checks against Scan rather than against import of the file."""
+        return subprocess.run([os.environ["ATPCTL"], "send", "--tcp", "127.0.0.1:%d" % self.tcp, path] +
+                              (["--concurrent"] if concurrent else []),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=timeout)
 
     def send_async(self, path):

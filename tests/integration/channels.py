@@ -163,9 +163,9 @@ def slow_consumer():
     slow.pause.clear()  # stops reading: its window fills, then nothing more is sent to it
     rss0 = d.rss_kb()
     # Not scaled down for slow builds: the burst must outrun 1 MiB of retention plus what grpcio's own
-    # flow-control window (it grows with BDP probing) takes in for the paused reader.
+    # flow-control window (it grows with BDP probing) takes in for the paused reader. A burst: every source at once.
     day = simday("burst", 40000 / SCALE, "--seed", "9")
-    r = d.send(day)
+    r = d.send(day, concurrent=True)
     check(r.returncode == 0, "a burst is ingested while a subscriber does not read")
     check(fast.wait_equal(d, MKT), "the other subscriber keeps up")
     grown = d.rss_kb() - rss0
