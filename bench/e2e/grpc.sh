@@ -5,7 +5,9 @@
 # the load generators pinned to CPU 1:
 #   - GetAtp, closed loop, with h2load (nghttp2's, 4 connections x 32
 #     streams, one request body) and with atpctl grpc-load (4 x 32, random
-#     SKUs): calls/s;
+#     SKUs): calls/s as each tool counts them and as atpd counts its
+#     replies (atpd_grpc_replies_total, before and after), and the calls
+#     each kept in flight by Little's law (its calls/s x its mean latency);
 #   - GetAtp open loop at 50,000 calls/s (half the 100,000 target) with
 #     atpctl grpc-load: p50 and p99 of call latency;
 #   - Reserve, closed loop with atpctl grpc-load (4 x 64, every reservation
@@ -44,6 +46,7 @@ start_atpd() { # a fresh daemon holding the stock (each run starts from the same
 	for _ in $(seq 1 400); do grep -q "atpd: serving" "$dir/atpd.log" && break; sleep 0.05; done
 	tcp=$(sed -n 's/.*event stream listening.*(port \([0-9]*\)).*/\1/p' "$dir/atpd.log")
 	grpc=$(sed -n 's/.*grpc listening.*(port \([0-9]*\)).*/\1/p' "$dir/atpd.log")
+	met=$(sed -n 's/.*metrics listening.*(port \([0-9]*\)).*/\1/p' "$dir/atpd.log")
 	$atpctl send --tcp "127.0.0.1:$tcp" "$dir/stock.csv" >/dev/null 2>&1
 }
 stop_atpd() {
@@ -57,15 +60,32 @@ load() { # load OUT [grpc-load options]: fails the benchmark on any error
 		{ cat "$out" >&2; exit 1; }
 }
 field() { grep -oE "$1 [0-9.]+" | awk '{ print $2 }'; }
+replies() { # atpd's own count of the gRPC replies it sent, from its metrics
+	exec 3<>"/dev/tcp/127.0.0.1/$met"
+	printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+	awk '/^atpd_grpc_replies_total/ { s += $2 } END { print s + 0 }' <&3
+	exec 3<&-
+}
+per_s() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f\n", n / s }'; }
 
 for i in $(seq 1 "$runs"); do
 	start_atpd
+	r0=$(replies)
 	taskset -c 1 h2load -n 500000 -c 4 -m 32 -t 1 -d "$dir/getatp.bin" -H "content-type: application/grpc" \
 		-H "te: trailers" "http://127.0.0.1:$grpc/atp.v1.Atp/GetAtp" >"$dir/h2load.$i" 2>&1
+	r1=$(replies)
 	grep -q "500000 succeeded" "$dir/h2load.$i" || { cat "$dir/h2load.$i" >&2; exit 1; }
 	sed -n 's/.*finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$dir/h2load.$i" >>"$dir/h2load.rate"
+	per_s $((r1 - r0)) "$(sed -n 's/.*finished in \([0-9.]*\)s,.*/\1/p' "$dir/h2load.$i")" >>"$dir/h2load.server"
+	# h2load's mean "time for request" (us or ms) x its calls/s: the requests it kept in flight
+	awk -v rate="$(tail -1 "$dir/h2load.rate")" '/^time for request:/ { m = $6; f = m ~ /ms$/ ? 1e-3 : 1e-6; sub(/[mu]s$/, "", m)
+		printf "%.1f\n", rate * m * f }' "$dir/h2load.$i" >>"$dir/h2load.inflight"
+	r0=$(replies)
 	load "$dir/get.$i" --connections 4 --concurrency 32
+	r1=$(replies)
 	grep -oE "[0-9]+ calls/s" "$dir/get.$i" | awk '{ print $1 }' >>"$dir/get.rate"
+	per_s $((r1 - r0)) "$(grep -oE "[0-9.]+ s:" "$dir/get.$i" | awk '{ print $1 }')" >>"$dir/get.server"
+	grep -oE "Little's law: [0-9.]+" "$dir/get.$i" | awk '{ print $3 }' >>"$dir/get.inflight"
 	load "$dir/half.$i" --connections 4 --concurrency 32 --rate 50000
 	field p50 <"$dir/half.$i" >>"$dir/half.p50"
 	field p99 <"$dir/half.$i" >>"$dir/half.p99"
@@ -85,7 +105,11 @@ echo
 echo "| measure | median | runs |"
 echo "|---|---|---|"
 echo "| GetAtp, h2load 4x32, calls/s | $(median <"$dir/h2load.rate") | $(tr '\n' ' ' <"$dir/h2load.rate") |"
+echo "| GetAtp, h2load 4x32, calls/s by atpd's count | $(median <"$dir/h2load.server") | $(tr '\n' ' ' <"$dir/h2load.server") |"
+echo "| GetAtp, h2load 4x32, in flight by Little's law (of 128) | $(median <"$dir/h2load.inflight") | $(tr '\n' ' ' <"$dir/h2load.inflight") |"
 echo "| GetAtp, grpc-load 4x32, calls/s | $(median <"$dir/get.rate") | $(tr '\n' ' ' <"$dir/get.rate") |"
+echo "| GetAtp, grpc-load 4x32, calls/s by atpd's count | $(median <"$dir/get.server") | $(tr '\n' ' ' <"$dir/get.server") |"
+echo "| GetAtp, grpc-load 4x32, in flight by Little's law (of 128) | $(median <"$dir/get.inflight") | $(tr '\n' ' ' <"$dir/get.inflight") |"
 echo "| GetAtp at 50,000/s: p50 ms | $(median <"$dir/half.p50") | $(tr '\n' ' ' <"$dir/half.p50") |"
 echo "| GetAtp at 50,000/s: p99 ms | $(median <"$dir/half.p99") | $(tr '\n' ' ' <"$dir/half.p99") |"
 for l in 1 4; do
