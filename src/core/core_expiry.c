@@ -21,9 +21,9 @@ static void expire_line(atp_core *c, uint32_t id, atp_delta *out, size_t *n_delt
 	atp_lines_close(c->lines, id, ATP_LINE_EXPIRED, c->now);
 	if (!remaining)
 		return;
-	const atp_position *p = atp_table_get(c->table, pos);
+	atp_position *p = atp_table_at(c->table, pos);
 	int64_t old_atp = atp_position_atp(p);
-	atp_position_store(atp_table_at(c->table, pos), p->on_hand, p->held, p->reserved - remaining, p->safety_stock);
+	atp_position_store(p, p->on_hand, p->held, p->reserved - remaining, p->safety_stock);
 	atp_result r = { .n_deltas = 0 };
 	core_emit_change(c, pos, old_atp, atp_position_atp(p), ATP_SOURCE_NONE, 0, &r);
 	if (r.n_deltas)
