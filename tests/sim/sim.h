@@ -99,7 +99,6 @@ typedef struct sim {
 	uint64_t kills, power_cuts, faults, deaths, syncs, snapshots, acked, sent, resent_dups;
 } sim;
 
-
 extern sim S;
 
 /* Reports the seed, the step and why, with the command that replays it; exits 1. */
