@@ -191,6 +191,7 @@ const atp_position *atp_core_find(const atp_core *c, atp_str sku, atp_str locati
 /*
  * A consistent copy of (sku, location) for a thread other than the core's
  * writer, without locks (see atp_table_read); false when it does not exist.
+ * out NULL: whether it exists only.
  */
 bool atp_core_read(const atp_core *c, atp_str sku, atp_str location, atp_position_view *out);
 /* The line of (ref, sku, location), or NULL. */

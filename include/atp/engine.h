@@ -274,7 +274,8 @@ uint32_t atp_engine_shard_of(const atp_engine *e, atp_str sku);
 /*
  * The position (sku, location) as its shard last applied it (durable or
  * not yet): from any thread, without locks and without going through the
- * rings, never torn. false when it does not exist.
+ * rings, never torn. false when it does not exist; out NULL: whether it
+ * exists only (cheaper: the position itself is not read).
  */
 bool atp_engine_read(const atp_engine *e, atp_str sku, atp_str location, atp_position_view *out);
 /* A position as a reader sees it: the key points into the engine's table and lives as long as it. */

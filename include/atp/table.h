@@ -123,7 +123,11 @@ static inline void atp_position_store(atp_position *p, int64_t on_hand, int64_t 
 	__atomic_store_n(&p->version, p->version + 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->seq, seq + 2, __ATOMIC_RELEASE);
 }
-/* Any thread: a consistent copy of (sku, location); false when it does not exist (yet). */
+/*
+ * Any thread: a consistent copy of (sku, location); false when it does not
+ * exist (yet). out NULL: whether it exists only, without touching the
+ * position's cache line (the one its writer keeps changing).
+ */
 bool atp_table_read(const atp_table *t, uint64_t pos_hash, atp_str sku, atp_str loc, atp_position_view *out);
 
 /* Bytes of memory the table holds (slots + positions + key arena). */

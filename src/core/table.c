@@ -236,7 +236,8 @@ bool atp_table_read(const atp_table *t, uint64_t h, atp_str sku, atp_str loc, at
 		if (s->hash == h && key_equals(t, s, sku, loc))
 			break;
 	}
-	atp_table_read_id(t, id1 - 1, out);
+	if (out)
+		atp_table_read_id(t, id1 - 1, out);
 	return true;
 }
 

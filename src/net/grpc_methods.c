@@ -400,8 +400,7 @@ static void reserve(atp_grpc_server *g, call *c)
 			    atp_str_cmp(loc, atp_v1_reserve_line_location(o)) == 0)
 				FAIL(g, c, G_INVALID_ARGUMENT, "lines[%u]: the same sku and location as lines[%u]", i, j);
 		}
-		atp_position_view v;
-		if (!atp_engine_read(g->e, sku, loc, &v))
+		if (!atp_engine_read(g->e, sku, loc, NULL))
 			FAIL(g, c, G_NOT_FOUND, "lines[%u]: no position %.*s at %.*s", i, (int)sku.len, sku.ptr,
 					 (int)loc.len, loc.ptr);
 	}

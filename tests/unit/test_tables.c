@@ -99,7 +99,9 @@ Test(table, keys_in_the_slot_and_in_the_arena_are_told_apart_under_one_hash)
 		cr_assert_str_eq(atp_table_location(t, (uint32_t)i), loc[i]);
 		atp_position_view v;
 		cr_assert(atp_table_read(t, 7, S(sku[i]), S(loc[i]), &v));
+		cr_assert(atp_table_read(t, 7, S(sku[i]), S(loc[i]), NULL), "existence only: %s/%s", sku[i], loc[i]);
 	}
+	cr_assert_not(atp_table_read(t, 7, S("SSSSSSL"), S("LLLLLLLL"), NULL), "existence only, never interned");
 	/* The same 15 bytes split two ways, in the slot: "SSSSSS" + "LLLLLLLLL" was interned, "SSSSSSL" + "LLLLLLLL" not. */
 	cr_assert_eq(atp_table_find(t, 7, S("SSSSSSL"), S("LLLLLLLL")), ATP_POS_NONE);
 	/* ... and 20 bytes in the arena. */
