@@ -66,6 +66,14 @@ enum atp_event_type {
  * WAL so that replay repeats the refusal.
  */
 #define ATP_EVF_DENY 0x4u
+/*
+ * RESERVE: the position must exist; refused with ATP_E_NO_POSITION (the
+ * source's seq not taken, nothing created) when it does not, instead of
+ * creating it. Set by the gRPC Reserve, whose one-line calls leave this
+ * check to the shard (it looks the position up anyway); in the WAL, so
+ * that replay repeats the refusal.
+ */
+#define ATP_EVF_KNOWN 0x8u
 
 typedef struct atp_event {
 	/*

@@ -45,8 +45,9 @@ enum atp_status {
 	ATP_E_FORBIDDEN = -25,    /* a known identity not allowed to do this (send as this source) */
 	ATP_E_DATE = -26,         /* a date missing where required, set where not allowed, or with partial */
 	ATP_E_SUPPLY_FULL = -27,  /* inbound supply capacity reached (atp/inbound.h) */
+	ATP_E_NO_POSITION = -28,  /* a RESERVE with ATP_EVF_KNOWN of a position that does not exist */
 
-	ATP_E_LAST = -27,
+	ATP_E_LAST = -28,
 };
 
 /* "ATP_E_GAP" etc.; "ATP_E_UNKNOWN" for a code outside the enum. */

@@ -122,7 +122,7 @@ typedef struct atp_stream_stats {
 	uint64_t accepted, refused_connections, closed;
 	uint64_t frames, events, bytes_in, acks;
 	uint32_t open;              /* connections now */
-	uint64_t refused[28];       /* events refused, by -status (ATP_E_GAP = 1 ..; 0: any other) */
+	uint64_t refused[29];       /* events refused, by -status (ATP_E_GAP = 1 ..; 0: any other) */
 	uint64_t deadlettered;      /* events stored as dead letters, their seq consumed */
 	uint64_t deadletter_full;   /* malformed events refused (the source stopped) because the store was full or failed */
 } atp_stream_stats;

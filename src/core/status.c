@@ -38,6 +38,7 @@ static const struct status_text errors[] = {
 	[-ATP_E_FORBIDDEN] = { "ATP_E_FORBIDDEN", "this identity may not send as this source" },
 	[-ATP_E_DATE] = { "ATP_E_DATE", "date missing, not allowed for this type, or with partial" },
 	[-ATP_E_SUPPLY_FULL] = { "ATP_E_SUPPLY_FULL", "inbound supply capacity reached" },
+	[-ATP_E_NO_POSITION] = { "ATP_E_NO_POSITION", "no such position (a reservation never creates one)" },
 };
 
 static const struct status_text *lookup(int status)

@@ -338,7 +338,7 @@ static bool reserve_submit(atp_grpc_server *g, call *c)
 	uint64_t ttl = atp_v1_reserve_request_ttl_ms(rr);
 	atp_event ev = { .type = ATP_EV_RESERVE, .ref = atp_v1_reserve_request_reservation_id(rr),
 			 .expires_at = ttl ? atp_engine_now_ms(g->e) + ttl : 0,
-			 .flags = (uint8_t)(ATP_EVF_RELEASABLE | (policy == ATP_V1_PARTIAL ? ATP_EVF_PARTIAL : 0)) };
+			 .flags = (uint8_t)(ATP_EVF_RELEASABLE | ATP_EVF_KNOWN | (policy == ATP_V1_PARTIAL ? ATP_EVF_PARTIAL : 0)) };
 	if (policy == ATP_V1_ALL_OR_NOTHING)
 		return order_submit(g, c, ev);
 	for (uint32_t i = 0; i < c->n_lines; i++) {
@@ -400,7 +400,13 @@ static void reserve(atp_grpc_server *g, call *c)
 			    atp_str_cmp(loc, atp_v1_reserve_line_location(o)) == 0)
 				FAIL(g, c, G_INVALID_ARGUMENT, "lines[%u]: the same sku and location as lines[%u]", i, j);
 		}
-		if (!atp_engine_read(g->e, sku, loc, NULL))
+		/*
+		 * A line naming no position is NOT_FOUND with nothing applied: here,
+		 * before any line goes, when there are several (or a whole order);
+		 * a lone line's shard refuses it (ATP_EVF_KNOWN), saving the loop
+		 * this lookup of a position the shard looks up anyway.
+		 */
+		if ((n > 1 || policy == ATP_V1_ALL_OR_NOTHING) && !atp_engine_read(g->e, sku, loc, NULL))
 			FAIL(g, c, G_NOT_FOUND, "lines[%u]: no position %.*s at %.*s", i, (int)sku.len, sku.ptr,
 					 (int)loc.len, loc.ptr);
 	}
@@ -423,6 +429,12 @@ static void reserve_reply(atp_grpc_server *g, call *c)
 	bool duplicate = true;
 	for (uint32_t i = 0; i < c->n_lines; i++) {
 		int st = c->lines[i].status;
+		if (st == ATP_E_NO_POSITION) {
+			const uint8_t *l = atp_v1_reserve_request_lines(rr, i);
+			atp_str sku = atp_v1_reserve_line_sku(l), loc = atp_v1_reserve_line_location(l);
+			FAIL(g, c, G_NOT_FOUND, "lines[%u]: no position %.*s at %.*s", i, (int)sku.len, sku.ptr, (int)loc.len,
+			     loc.ptr);
+		}
 		if (st != ATP_OK)
 			FAIL(g, c, capacity_status(st) ? G_RESOURCE_EXHAUSTED : G_INTERNAL,
 					 "lines[%u]: %s (the other lines were applied; retry under the same id)", i,

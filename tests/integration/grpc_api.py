@@ -233,10 +233,16 @@ def main():
         (reserve_req("R4", [("SKU-1", "DC1", 1), ("SKU-1", "DC1", 2)]), C.INVALID_ARGUMENT, "lines[1]"),
         (reserve_req("R4", [("SKU-1", "DC1", 1), ("SKU-1", "", 2)]), C.INVALID_ARGUMENT, "lines[1].location"),
         (reserve_req("R4", [("SKU-1", "DC1", 1), ("NOPE", "DC1", 1)]), C.NOT_FOUND, "lines[1]"),
+        (reserve_req("R4", [("NOPE", "DC1", 1)]), C.NOT_FOUND, "lines[0]: no position NOPE at DC1"),  # the shard's answer
+        (reserve_req("R4", [("SKU-1", "DC9", 1)]), C.NOT_FOUND, "lines[0]: no position SKU-1 at DC9"),
     ]:
         code, msg = d.error_of("/atp.v1.Atp/Reserve", body)
         check(code == code_want and field in msg, "Reserve refused: %s %s (%s)" % (code_want.name, field, msg))
     check(d.atp("SKU-1", ["DC1"])[0][0][2] == 30, "refused Reserves applied nothing")
+    check(d.error_of("/atp.v1.Atp/GetAtp", query("NOPE"))[0] == C.NOT_FOUND and "DC9" not in [p[0] for p in d.atp("SKU-1")[0]],
+          "a Reserve never creates a position")
+    check(d.reserve("R4", [("SKU-1", "DC1", 1)]) == ([1], False), "the refused id reserves afterwards")
+    check(d.release("R4") == (1, True), "... and releases")
 
     # Reserve, policy ALL_OR_NOTHING: a ship-complete order over 4 shards
     whole = [("WHOLE-%d" % i, "DC1", 3) for i in range(5)]
@@ -349,6 +355,10 @@ def main():
     check(d.reserve("KEEP", [("SKU-1", "DC1", 11)]) == ([11], True), "after SIGKILL: its retry answers the first result")
     check(d.atp("SKU-1", ["DC1"])[0][0][2] == 11, "after SIGKILL: reserved once")
     check(d.reserve("AFTER", [("SKU-1", "DC1", 1)]) == ([1], False), "after SIGKILL: new reservations go on")
+    check(d.error_of("/atp.v1.Atp/GetAtp", query("NOPE"))[0] == C.NOT_FOUND,
+          "after SIGKILL: the WAL's refused Reserve of NOPE replayed as refused, no position")
+    code, msg = d.error_of("/atp.v1.Atp/Reserve", reserve_req("R5", [("NOPE", "DC1", 1)]))
+    check(code == C.NOT_FOUND and "lines[0]" in msg, "after SIGKILL: a Reserve of NOPE is still NOT_FOUND (%s)" % msg)
 
     # Draining: SIGTERM, then every call is UNAVAILABLE
     check(d.kill(signal.SIGTERM) == 0, "SIGTERM: a clean stop")

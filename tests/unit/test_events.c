@@ -227,6 +227,31 @@ Test(events, reserve_with_partial_allowed_confirms_what_atp_covers)
 	cr_assert_eq(p("DC1")->reserved, 5);
 }
 
+Test(events, reserve_of_a_known_position_never_creates_one)
+{
+	atp_event ev = ev_ref(ATP_EV_RESERVE, ++seq, "SKU1", "DC1", 1, "SO-1");
+	ev.flags = ATP_EVF_RELEASABLE | ATP_EVF_KNOWN;  /* as the gRPC Reserve sends it */
+	cr_assert_eq(atp_core_apply(c, &ev, &r), ATP_E_NO_POSITION);
+	cr_assert_null(p("DC1"), "no position created");
+	cr_assert_null(atp_core_find_line(c, S("SO-1"), S("SKU1"), S("DC1")), "no line");
+	cr_assert_eq(atp_core_stats_get(c)->refused, 1);
+	seq--;  /* the refusal took no seq: the next event takes it */
+	cr_assert_eq(apply(ATP_EV_RECEIPT, "DC1", 5, NULL), ATP_OK);
+	ev.seq = ++seq;
+	atp_event batch[1] = { ev };
+	atp_result res[1];
+	atp_core_apply_batch(c, batch, 1, res);  /* the batch path decides it alike */
+	cr_assert_eq(res[0].status, ATP_OK);
+	cr_assert_eq(res[0].confirmed, 1);
+	cr_assert_eq(p("DC1")->reserved, 1);
+	ev = ev_ref(ATP_EV_RESERVE, ++seq, "SKU1", "DC2", 1, "SO-2");
+	ev.flags = ATP_EVF_KNOWN;
+	batch[0] = ev;
+	atp_core_apply_batch(c, batch, 1, res);
+	cr_assert_eq(res[0].status, ATP_E_NO_POSITION, "the batch path refuses alike");
+	cr_assert_null(p("DC2"));
+}
+
 Test(events, reserve_never_takes_held_or_safety_stock)
 {
 	apply(ATP_EV_RECEIPT, "DC1", 10, NULL);
