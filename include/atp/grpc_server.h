@@ -18,7 +18,8 @@
  *     of every line are durable. reservation_id makes it idempotent: a
  *     retry answers the lines' first results with duplicate = true. A line
  *     naming a position that does not exist is NOT_FOUND (nothing of the
- *     request is applied); ttl_ms > 0 makes the lines lapse that long
+ *     request is applied: a lone line's shard refuses it, ATP_EVF_KNOWN;
+ *     several lines are checked before any goes); ttl_ms > 0 makes the lines lapse that long
  *     after the engine's now; allow_partial confirms min(qty, atp).
  *   - Release(ReleaseRequest) -> ReleaseReply: every open line of the
  *     reservation made through Reserve (its lines carry
