@@ -359,6 +359,16 @@ def main():
           "after SIGKILL: the WAL's refused Reserve of NOPE replayed as refused, no position")
     code, msg = d.error_of("/atp.v1.Atp/Reserve", reserve_req("R5", [("NOPE", "DC1", 1)]))
     check(code == C.NOT_FOUND and "lines[0]" in msg, "after SIGKILL: a Reserve of NOPE is still NOT_FOUND (%s)" % msg)
+    # The refusal was @grpc's last event and took no seq: after a crash the next call takes that seq again
+    d.kill()
+    d.start()
+    check(d.reserve("REUSE", [("SKU-1", "DC1", 2)]) == ([2], False), "after SIGKILL: the refused event's seq serves the next call")
+    d.kill()
+    d.start()
+    check(d.reserve("REUSE", [("SKU-1", "DC1", 2)]) == ([2], True) and d.atp("SKU-1", ["DC1"])[0][0][2] == 14,
+          "after a second SIGKILL: that call replayed once, beside the refusal before it under the same seq")
+    out = subprocess.run([ATPCTL, "verify", d.data], capture_output=True, text=True, timeout=60)
+    check(out.returncode == 0 and "0 problems" in out.stdout, "atpctl verify: a refused and an applied event under one seq are no problem (%s)" % out.stdout[-300:])
 
     # Draining: SIGTERM, then every call is UNAVAILABLE
     check(d.kill(signal.SIGTERM) == 0, "SIGTERM: a clean stop")
