@@ -119,6 +119,9 @@ typedef struct worker {
 	uint32_t n_pending, n_flight;
 	uint32_t flight_ops;   /* CQEs still expected for the group in flight */
 	uint64_t flight_t0;
+	uint32_t hold_want;    /* the next group waits for this many completions (worker_commit.c), */
+	uint64_t hold_until;   /* ... until then at most (pipe_mono_ns) */
+	uint32_t group_peak;   /* pending + released at recent releases, decaying: the calls in flight */
 	uint64_t snapshot_bound; /* a shard snapshots once its WAL grew this much (0: never by size) */
 	order_slot *orders;    /* the engine's ORDER_SLOTS */
 	uint64_t judged;       /* the whole order this worker judged its part of, until it applies it (0: none) */

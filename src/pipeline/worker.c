@@ -192,6 +192,7 @@ void worker_drain(worker *w)
 				pipe_backoff(&round);
 			continue;
 		}
+		w->hold_want = 0;  /* a drain waits for no caller (worker_commit.c's commit delay) */
 		worker_start_group(w);
 		worker_reap(w, w->flight_ops != 0);
 	}

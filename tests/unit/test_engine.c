@@ -408,3 +408,32 @@ Test(engine, an_internal_source_continues_past_what_any_shard_applied)
 	cr_assert_eq(atp_core_find(atp_engine_core(e, atp_engine_shard_of(e, S("A"))), S("A"), S("DC1"))->on_hand, 30);
 	cr_assert_eq(atp_engine_close(e), 0);
 }
+
+/*
+ * The commit delay (worker_commit.c): after a group of 8 calls is released
+ * the next group waits for as many, HOLD_NS at most. Callers that do not
+ * come back must not stall it: one event alone still becomes durable, and
+ * so does one left pending when the engine closes.
+ */
+Test(engine, a_group_held_for_callers_that_do_not_come_back_still_goes)
+{
+	atp_engine *e = open_engine(1, 1, 0);
+	uint64_t seq = 0;
+	for (int i = 0; i < 8; i++) {
+		atp_event ev = ev_of(ATP_EV_RECEIPT, ++seq, "A", "DC1", 1);
+		cr_assert_eq(atp_engine_submit(e, &ev, NULL), ATP_OK);
+	}
+	cr_assert_eq(atp_engine_sync(e), 0);
+	for (int round = 0; round < 3; round++) {
+		atp_event ev = ev_of(ATP_EV_RECEIPT, ++seq, "A", "DC1", 1);
+		cr_assert_eq(atp_engine_submit(e, &ev, NULL), ATP_OK);
+		cr_assert_eq(atp_engine_sync(e), 0);
+		cr_assert_eq(atp_engine_durable_seq(e, "wms"), seq, "a lone event after a group of 8 is durable");
+	}
+	atp_event ev = ev_of(ATP_EV_RECEIPT, ++seq, "A", "DC1", 1);
+	cr_assert_eq(atp_engine_submit(e, &ev, NULL), ATP_OK);
+	cr_assert_eq(atp_engine_close(e), 0, "a close drains a held group");
+	e = open_engine(1, 1, 0);
+	cr_assert_eq(atp_core_find(atp_engine_core(e, 0), S("A"), S("DC1"))->on_hand, (int64_t)seq, "every event kept");
+	cr_assert_eq(atp_engine_close(e), 0);
+}
