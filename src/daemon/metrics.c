@@ -126,7 +126,7 @@ static void engine_metrics(out *o, const atpd_metrics *m, const atp_engine_stats
 	    st->duplicates + c->duplicates);
 	one(o, "atpd_events_gap_total", "counter", "Events refused for a gap in their source's seqs: the sender resends from the expected one.",
 	    st->gaps + c->gaps);
-	one(o, "atpd_events_refused_total", "counter", "Events refused by a shard for any other reason (capacity, bounds); their seq is consumed.", c->refused);
+	one(o, "atpd_events_refused_total", "counter", "Events refused by a shard for any other reason (capacity, bounds, a Reserve of no position); their seq is consumed.", c->refused);
 	one(o, "atpd_negative_on_hand_events_total", "counter", "Events that left a position's on_hand below zero (a floor exception).", c->negative_events);
 	one(o, "atpd_short_reservation_events_total", "counter", "Events that left reservations short of stock (a floor exception).", c->short_events);
 	family(o, "atpd_reserve_lines_total", "counter", "Reservation lines, by result.");
