@@ -570,10 +570,12 @@ HOT int apply_as(atp_core *c, const atp_event *ev, unsigned type, event_hash h, 
 	work w, to;
 	bool transfer = type == ATP_EV_TRANSFER;
 	work_load(c, &w, h.pos, ev->sku, ev->location);
-	if (RARE(w.id == ATP_POS_NONE) && type == ATP_EV_RESERVE && (ev->flags & ATP_EVF_KNOWN))
-		return refuse(c, r, ATP_E_NO_POSITION);
-	if (RARE(w.id == ATP_POS_NONE) && (rc = new_key_check(ev->sku, ev->location, ATP_E_LOCATION)))
-		return refuse(c, r, rc);
+	if (RARE(w.id == ATP_POS_NONE)) {
+		if (type == ATP_EV_RESERVE && (ev->flags & ATP_EVF_KNOWN))
+			return refuse(c, r, ATP_E_NO_POSITION);
+		if ((rc = new_key_check(ev->sku, ev->location, ATP_E_LOCATION)))
+			return refuse(c, r, rc);
+	}
 	if (RARE(transfer)) {
 		work_load(c, &to, atp_position_hash(h.sku, ev->to_location), ev->sku, ev->to_location);
 		if (to.id == ATP_POS_NONE && (rc = new_key_check(ev->sku, ev->to_location, ATP_E_TO_LOCATION)))

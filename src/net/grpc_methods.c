@@ -358,6 +358,14 @@ static bool reserve_submit(atp_grpc_server *g, call *c)
 	return true;
 }
 
+/* NOT_FOUND for request line i (line), which names no position. */
+static void line_not_found(atp_grpc_server *g, call *c, uint32_t i, const uint8_t *line)
+{
+	atp_str sku = atp_v1_reserve_line_sku(line), loc = atp_v1_reserve_line_location(line);
+	grpc_call_respond(g, c, G_NOT_FOUND, "lines[%u]: no position %.*s at %.*s", i, (int)sku.len, sku.ptr,
+			  (int)loc.len, loc.ptr);
+}
+
 static void reserve(atp_grpc_server *g, call *c)
 {
 	const uint8_t *rr = verify(g, c, &atp_v1_reserve_request_rule, "atp.v1.ReserveRequest");
@@ -406,9 +414,10 @@ static void reserve(atp_grpc_server *g, call *c)
 		 * a lone line's shard refuses it (ATP_EVF_KNOWN), saving the loop
 		 * this lookup of a position the shard looks up anyway.
 		 */
-		if ((n > 1 || policy == ATP_V1_ALL_OR_NOTHING) && !atp_engine_read(g->e, sku, loc, NULL))
-			FAIL(g, c, G_NOT_FOUND, "lines[%u]: no position %.*s at %.*s", i, (int)sku.len, sku.ptr,
-					 (int)loc.len, loc.ptr);
+		if ((n > 1 || policy == ATP_V1_ALL_OR_NOTHING) && !atp_engine_read(g->e, sku, loc, NULL)) {
+			line_not_found(g, c, i, l);
+			return;
+		}
 	}
 	if (!lines_room(c, n))
 		FAIL(g, c, G_RESOURCE_EXHAUSTED, "out of memory");
@@ -430,10 +439,8 @@ static void reserve_reply(atp_grpc_server *g, call *c)
 	for (uint32_t i = 0; i < c->n_lines; i++) {
 		int st = c->lines[i].status;
 		if (st == ATP_E_NO_POSITION) {
-			const uint8_t *l = atp_v1_reserve_request_lines(rr, i);
-			atp_str sku = atp_v1_reserve_line_sku(l), loc = atp_v1_reserve_line_location(l);
-			FAIL(g, c, G_NOT_FOUND, "lines[%u]: no position %.*s at %.*s", i, (int)sku.len, sku.ptr, (int)loc.len,
-			     loc.ptr);
+			line_not_found(g, c, i, atp_v1_reserve_request_lines(rr, i));
+			return;
 		}
 		if (st != ATP_OK)
 			FAIL(g, c, capacity_status(st) ? G_RESOURCE_EXHAUSTED : G_INTERNAL,
