@@ -239,6 +239,8 @@ int atp_engine_close(atp_engine *e);
 /* Stop the workers without a final snapshot (tests of recovery); the directory stays as a crash would leave it. */
 void atp_engine_abandon(atp_engine *e);
 
+/* Frames the router has taken so far (events, API calls, orders, of every source): how busy it is. */
+uint64_t atp_engine_frames(const atp_engine *e);
 /* The seq the router expects next from source (its high-water mark + 1; 1 when unknown). */
 uint64_t atp_engine_expected_seq(const atp_engine *e, atp_str source);
 /* The highest seq of source such that it and every earlier one are durable or refused; 0 when unknown. */

@@ -48,6 +48,14 @@ void front_submit(atp_loop *l);
 uint16_t front_buf_group(void);
 const uint8_t *front_buf(const atp_loop *l, uint16_t bid);
 void front_give_back(atp_loop *l, uint16_t bid);
+/*
+ * Whether ingest is heavy: the engine took frames (events, calls) at
+ * 10,000 a second or more over the last 10 ms window, or has in the
+ * current one so far. What can wait (a channel's fan-out) yields then.
+ */
+bool front_busy(const atp_loop *l);
+/* The loop's next wait lasts at most ms (a protocol's own timer: something it held back). */
+void front_wake_within(atp_loop *l, unsigned ms);
 /* The loop's monotonic time of this turn, in ms. */
 uint64_t front_now_ms(const atp_loop *l);
 atp_engine *front_engine(const atp_loop *l);

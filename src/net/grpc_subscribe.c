@@ -8,7 +8,14 @@
  * deferred streams whose subscriber the hub has something for (new
  * messages, a resync to go on with, a heartbeat due). A client that stops
  * reading closes its window: it is no longer asked, and the hub conflates,
- * then resyncs it. Runs in the loop's thread, as the hub does.
+ * then resyncs it.
+ *
+ * The fan-out yields to ingest: while the loop is saturated (front.h: its
+ * input keeps it busy), the subscribers together are sent at most
+ * cfg.fanout_busy_bytes_s, a ms's worth at a time, taking turns; the rest
+ * waits in the hub, which conflates a subscriber that falls behind. A loop
+ * with time to spare sends without limit. Runs in the loop's thread, as
+ * the hub does.
  */
 #define _GNU_SOURCE
 #include "grpc_internal.h"
@@ -20,6 +27,32 @@
 #include <string.h>
 
 #define OUT_BYTES (64u << 10)
+#define ALLOWANCE_MIN 4096u   /* less left this ms: nothing more until the next */
+#define ALLOWANCE_MS_MAX 4u   /* a turn that took longer gets at most this many ms's worth */
+
+/* What the subscribers may still be sent this ms (SIZE_MAX: no limit, the loop is not saturated). */
+static size_t allowance(atp_grpc_server *g)
+{
+	if (!g->cfg.fanout_busy_bytes_s || !front_busy(g->front))
+		return SIZE_MAX;
+	uint64_t now = grpc_now_ms(g);
+	if (now != g->fanout_ms) {
+		uint64_t ms = now - g->fanout_ms < ALLOWANCE_MS_MAX ? now - g->fanout_ms : ALLOWANCE_MS_MAX;
+		g->fanout_left = ms * g->cfg.fanout_busy_bytes_s / 1000;
+		g->fanout_ms = now;
+	}
+	return g->fanout_left < ALLOWANCE_MIN ? 0 : g->fanout_left;
+}
+
+/* The subscribers were held back this ms: the loop comes back for them within the next. */
+static void held(atp_grpc_server *g)
+{
+	if (g->fanout_held_ms != g->fanout_ms) {
+		g->fanout_held_ms = g->fanout_ms;
+		g->stats.fanout_held++;
+	}
+	front_wake_within(g->front, 1);
+}
 
 static void watch(atp_grpc_server *g, call *c)
 {
@@ -102,18 +135,36 @@ bool grpc_method_subscribe_more(atp_grpc_server *g, call *c, uint32_t want)
 		snprintf(c->message, sizeof(c->message), "%s", why);
 		return false;
 	}
-	c->out_len = (uint32_t)atp_hub_read(g->cfg.hub, c->sub, c->out, c->out_cap, grpc_now_ms(g));
+	size_t cap = allowance(g);
+	if (cap == 0) {
+		held(g);
+		c->out_len = c->out_sent = 0;
+		return true;  /* deferred */
+	}
+	c->out_len = (uint32_t)atp_hub_read(g->cfg.hub, c->sub, c->out, cap < c->out_cap ? cap : c->out_cap, grpc_now_ms(g));
 	c->out_sent = 0;
+	if (cap != SIZE_MAX)
+		g->fanout_left -= c->out_len;
 	return true;
 }
 
 void grpc_method_subscribe_wake(atp_grpc_server *g)
 {
 	uint64_t now = grpc_now_ms(g);
-	for (uint32_t i = 0; i < g->n_subscribers; i++) {
-		call *c = &g->calls[g->subscribers[i]];
+	/* Saturated, as many as the allowance can feed, starting one further each time. */
+	size_t cap = allowance(g);
+	size_t resume = cap == SIZE_MAX ? SIZE_MAX : (cap + OUT_BYTES - 1) / OUT_BYTES;
+	uint32_t first = g->n_subscribers ? g->sub_first++ % g->n_subscribers : 0;
+	for (uint32_t k = 0; k < g->n_subscribers; k++) {
+		call *c = &g->calls[g->subscribers[(first + k) % g->n_subscribers]];
 		if (!c->deferred || !(c->ending || atp_hub_ready(g->cfg.hub, c->sub, now)))
 			continue;
+		if (!c->ending && resume == 0) {
+			held(g);
+			continue;
+		}
+		if (!c->ending && resume != SIZE_MAX)
+			resume--;
 		c->deferred = false;
 		nghttp2_session_resume_data(c->conn->session, c->stream_id);
 		grpc_conn_mark_dirty(g, c->conn);

@@ -29,6 +29,8 @@
 #define BUF_COUNT 256u   /* provided buffers (a power of two) */
 #define BUF_GROUP 7
 #define OP_NOTIFY 1u     /* the loop's own: a read of the engine's eventfd */
+#define BUSY_WINDOW_MS 10u
+#define BUSY_PER_S 10000u /* frames a second that make the loop busy: far above a warehouse's peak */
 
 struct atp_loop {
 	atp_engine *e;
@@ -40,6 +42,10 @@ struct atp_loop {
 	uint8_t *bufs;
 	uint32_t bufs_returned;       /* added to the buffer ring since the last advance */
 	uint64_t now_ms;
+	/* Busy: the engine took frames at BUSY_PER_S or more in the last window (or the current one so far). */
+	uint64_t window_ms, window_frames;  /* the current window's start, and the engine's frames then */
+	bool busy;
+	unsigned wake_within_ms;      /* the next wait's bound a protocol asked for (front_wake_within); 0: none */
 	front_ext ext[FRONT_EXT_MAX]; /* ctx NULL: a free slot */
 	/* The engine's completion callbacks of the attached, packed: a completion per event goes through them. */
 	const front_ext *done[FRONT_EXT_MAX], *refused[FRONT_EXT_MAX];
@@ -135,6 +141,17 @@ void front_give_back(atp_loop *l, uint16_t bid)
 {
 	io_uring_buf_ring_add(l->br, l->bufs + (size_t)bid * FRONT_BUF_SIZE, FRONT_BUF_SIZE, bid,
 			      io_uring_buf_ring_mask(BUF_COUNT), (int)l->bufs_returned++);
+}
+
+bool front_busy(const atp_loop *l)
+{
+	return l->busy || (atp_engine_frames(l->e) - l->window_frames) * 1000 >= (uint64_t)BUSY_PER_S * BUSY_WINDOW_MS;
+}
+
+void front_wake_within(atp_loop *l, unsigned ms)
+{
+	if (!l->wake_within_ms || ms < l->wake_within_ms)
+		l->wake_within_ms = ms;
 }
 
 uint64_t front_now_ms(const atp_loop *l)
@@ -238,12 +255,21 @@ int atp_loop_run(atp_loop *l, unsigned timeout_ms)
 		waiting |= l->ext[i].waiting && l->ext[i].waiting(l->ext[i].ctx);
 	if (l->notify_fd < 0 && waiting && timeout_ms > 1)
 		timeout_ms = 1;
+	if (l->wake_within_ms && timeout_ms > l->wake_within_ms)
+		timeout_ms = l->wake_within_ms;
+	l->wake_within_ms = 0;
 	struct __kernel_timespec ts = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000 };
 	struct io_uring_cqe *cqe;
 	int rc = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
 	if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
 		atp_log(ATP_LOG_ERROR, "io_uring wait: %s", strerror(-rc));
 	l->now_ms = mono_ms();
+	if (l->now_ms - l->window_ms >= BUSY_WINDOW_MS) {
+		uint64_t frames = atp_engine_frames(l->e);
+		l->busy = (frames - l->window_frames) * 1000 >= (uint64_t)BUSY_PER_S * (l->now_ms - l->window_ms);
+		l->window_ms = l->now_ms;
+		l->window_frames = frames;
+	}
 	unsigned head, n = 0;
 	io_uring_for_each_cqe(&l->ring, head, cqe) {
 		handle_cqe(l, cqe);

@@ -673,6 +673,11 @@ void atp_engine_abandon(atp_engine *e)
 	destroy(e);
 }
 
+uint64_t atp_engine_frames(const atp_engine *e)
+{
+	return e->submitted;
+}
+
 uint64_t atp_engine_expected_seq(const atp_engine *e, atp_str source)
 {
 	uint32_t id = atp_sources_find(e->sources, source);

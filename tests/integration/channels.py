@@ -10,7 +10,8 @@ increasing, every update chained to the figure before it and every place
 after the last. Then: a subscriber that leaves and comes back with its
 token gets exactly what it missed; SIGKILL of atpd while streaming,
 subscribers resuming after each restart; a subscriber that stops reading
-while a burst goes by (conflated, then resynced, memory bounded); bad
+while a burst goes by (conflated, then resynced, memory bounded); the
+fan-out held back while ingest is heavy and not while it is idle; bad
 requests (unknown channel, garbage and damaged tokens, a token of another
 data directory, past the subscriber limit) refused while the others go
 on; channels added, redefined and removed by SIGHUP.
@@ -18,11 +19,13 @@ on; channels added, redefined and removed by SIGHUP.
 usage: channels.py ATPD ATPCTL [KILLS [SCALE]]  (SCALE: of the days' sizes, for slow builds)
 """
 import os
+import re
 import signal
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 
 os.environ["ATPD"], os.environ["ATPCTL"] = sys.argv[1], sys.argv[2]
 KILLS = int(sys.argv[3]) if len(sys.argv) > 3 else 5
@@ -182,6 +185,36 @@ def slow_consumer():
     return d
 
 
+def held_seconds(d):
+    """atpd_grpc_subscribe_held_seconds_total: time in which the fan-out was held back for heavy ingest."""
+    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % d.metrics, timeout=10).read().decode()
+    m = re.search(r"^atpd_grpc_subscribe_held_seconds_total (\S+)$", body, re.M)
+    return float(m.group(1)) if m else None
+
+
+def heavy_ingest():
+    # 1 MiB/s of fan-out while ingest is heavy: far less than a burst's stream.
+    d = Daemon("heavy", settings("channel_busy_mb_s=1", "channel_conflate_mb=1"))
+    check(d.send(simday("heavy0", 2000, "--seed", "13")).returncode == 0, "a first day in")
+    first = Subscriber(d, "marketplace-eu", name="heavy-first")
+    check(first.wait_equal(d, MKT), "a subscriber's full view while nothing comes in")
+    h0 = held_seconds(d)
+    second = Subscriber(d, "marketplace-eu", name="heavy-second")
+    check(second.wait_equal(d, MKT), "another one's")
+    check(h0 is not None and held_seconds(d) == h0, "... never held back: ingest is idle (%s s held)" % h0)
+    r = d.send(simday("heavy1", 40000, "--seed", "14"), concurrent=True)
+    check(r.returncode == 0, "a burst is ingested")
+    held = held_seconds(d) - h0
+    check(held > 0, "the fan-out was held back while it came in (%.3f s)" % held)
+    for s in (first, second):
+        check(s.wait_equal(d, MKT), "%s: once it is in, the view catches up and ends equal" % s.name)
+    check(first.counts["CONFLATED"] + second.counts["CONFLATED"] > 0 or
+          first.counts["RESYNC"] + second.counts["RESYNC"] > 2,
+          "... having been conflated or resynced meanwhile (%s, %s)" % (first.counts, second.counts))
+    check(clean([first, second]), "... with every message in order")
+    return d
+
+
 def bad_requests(d, other):
     sub = d.channel.unary_stream("/atp.v1.Atp/Subscribe")
 
@@ -300,6 +333,8 @@ def main():
     took("bad requests")
     slow_consumer().stop()
     took("a slow consumer")
+    heavy_ingest().stop()
+    took("heavy ingest")
     reloads()
     took("reloads")
 
