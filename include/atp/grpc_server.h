@@ -79,7 +79,7 @@ typedef struct atp_grpc_config {
 	uint32_t max_scans;          /* Scans streaming at once */
 	uint32_t idle_ms;            /* a connection without a frame or a call for this long is closed */
 	uint32_t send_timeout_ms;    /* a connection not taking our bytes for this long is reset */
-	uint64_t fanout_busy_bytes_s; /* while the loop is saturated, Subscribe streams together get at most this a second; 0: no limit */
+	uint64_t fanout_busy_bytes_s; /* under heavy ingest, Subscribe streams together get at most this a second; 0: no limit */
 	struct atp_hub *hub;         /* the channel stream (atp/hub.h) Subscribe serves; NULL: none */
 	/* Admin/Snapshot asks the owner of the engine for a snapshot (then atp_grpc_server_snapshot_done); NULL: UNIMPLEMENTED. */
 	void (*ask_snapshot)(void *ctx);
@@ -89,7 +89,7 @@ typedef struct atp_grpc_config {
 	atp_core_config core;        /* ... with the shards' capacities */
 } atp_grpc_config;
 
-/* 127.0.0.1:7401, 1024 connections, 128 streams, 4096 calls, 4 MiB, 16 KiB, 256 lines, 4 scans, 600 s, 30 s, 32 MiB/s of fan-out while saturated. */
+/* 127.0.0.1:7401, 1024 connections, 128 streams, 4096 calls, 4 MiB, 16 KiB, 256 lines, 4 scans, 600 s, 30 s, 32 MiB/s of fan-out under heavy ingest. */
 atp_grpc_config atp_grpc_config_default(void);
 
 typedef struct atp_grpc_server atp_grpc_server;
@@ -133,7 +133,7 @@ void atp_grpc_server_snapshot_done(atp_grpc_server *g, int rc, uint64_t millis);
 
 typedef struct atp_grpc_stats {
 	uint64_t connections, refused_connections, calls, errors, reserve_lines;
-	uint64_t fanout_held;        /* ms in which Subscribe streams were held back for a saturated loop */
+	uint64_t fanout_held;        /* ms in which Subscribe streams were held back for heavy ingest */
 	uint32_t open;
 	/* Per method: replies by status, and the time from the call's first header to its reply (a stream's start, for Subscribe). */
 	uint64_t replies[ATP_GRPC_METHODS][ATP_GRPC_STATUSES];

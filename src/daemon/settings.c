@@ -153,8 +153,8 @@ static const setting table[] = {
 	NUM("channel_max_subscribers", 1, 1u << 16, 1, "", hub.max_subscribers, "subscribers, every channel"),
 	MS("channel_heartbeat_ms", HOUR_MS, hub.heartbeat_ms, "a quiet subscriber gets a heartbeat this often"),
 	NUM("channel_busy_mb_s", 0, 1u << 16, MIB, "MiB/s", grpc.fanout_busy_bytes_s,
-	    "while ingest keeps the event loop saturated, all subscribers together are sent at most this much a "
-	    "second (the rest waits, conflated); 0: no limit"),
+	    "while ingest is heavy (10,000 events or calls a second or more), all subscribers together are sent at "
+	    "most this much a second (the rest waits, conflated); 0: no limit"),
 	/* metrics and logs */
 	ADDR("metrics_listen", metrics_listen, metrics_on, "Prometheus's `GET /metrics`; `none`: no listener"),
 	NUM("metrics_max_kb", 1, 1u << 20, 1024, "KiB", metrics_max_bytes, "the largest exposition (one buffer per scraper)"),

@@ -170,7 +170,7 @@ struct atp_grpc_server {
 	uint32_t *subscribers;     /* calls of Subscribe streaming (indices), n_subscribers of them */
 	uint32_t n_subscribers;
 	uint32_t sub_first;        /* where the next wake starts among them (turns, for fairness) */
-	uint64_t fanout_ms;        /* the ms fanout_left is of (a saturated loop's allowance: grpc_subscribe.c) */
+	uint64_t fanout_ms;        /* the ms fanout_left is of (the allowance under heavy ingest: grpc_subscribe.c) */
 	uint64_t fanout_left;
 	uint64_t fanout_held_ms;   /* the last ms counted in stats.fanout_held */
 	h2conn **dirty;            /* connections with something to send this turn */

@@ -10,12 +10,12 @@
  * reading closes its window: it is no longer asked, and the hub conflates,
  * then resyncs it.
  *
- * The fan-out yields to ingest: while the loop is saturated (front.h: its
- * input keeps it busy), the subscribers together are sent at most
- * cfg.fanout_busy_bytes_s, a ms's worth at a time, taking turns; the rest
- * waits in the hub, which conflates a subscriber that falls behind. A loop
- * with time to spare sends without limit. Runs in the loop's thread, as
- * the hub does.
+ * The fan-out yields to ingest: while ingest is heavy (front_busy: 10,000
+ * frames a second or more, far above a warehouse's peak), the subscribers
+ * together are sent at most cfg.fanout_busy_bytes_s, a ms's worth at a
+ * time, taking turns; the rest waits in the hub, which conflates a
+ * subscriber that falls behind. Otherwise they are sent without limit.
+ * Runs in the loop's thread, as the hub does.
  */
 #define _GNU_SOURCE
 #include "grpc_internal.h"
@@ -30,7 +30,7 @@
 #define ALLOWANCE_MIN 4096u   /* less left this ms: nothing more until the next */
 #define ALLOWANCE_MS_MAX 4u   /* a turn that took longer gets at most this many ms's worth */
 
-/* What the subscribers may still be sent this ms (SIZE_MAX: no limit, the loop is not saturated). */
+/* What the subscribers may still be sent this ms (SIZE_MAX: no limit, ingest is not heavy). */
 static size_t allowance(atp_grpc_server *g)
 {
 	if (!g->cfg.fanout_busy_bytes_s || !front_busy(g->front))
@@ -151,7 +151,7 @@ bool grpc_method_subscribe_more(atp_grpc_server *g, call *c, uint32_t want)
 void grpc_method_subscribe_wake(atp_grpc_server *g)
 {
 	uint64_t now = grpc_now_ms(g);
-	/* Saturated, as many as the allowance can feed, starting one further each time. */
+	/* Under heavy ingest, as many as the allowance can feed, starting one further each time. */
 	size_t cap = allowance(g);
 	size_t resume = cap == SIZE_MAX ? SIZE_MAX : (cap + OUT_BYTES - 1) / OUT_BYTES;
 	uint32_t first = g->n_subscribers ? g->sub_first++ % g->n_subscribers : 0;
