@@ -14,6 +14,7 @@
 # messages of the same size. Everything on this machine's two cores: the
 # subscribers' and the broker's CPU is taken from atpd's.
 # Prints a markdown report. Usage: bench/e2e/channels.sh [ORDER_LINES]
+# (SETTINGS="name=value ...": more atpd settings, e.g. channel_busy_mb_s=0)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 tools/setup
@@ -27,13 +28,16 @@ rm -rf "$dir" && mkdir -p "$dir"
 $atpctl simday --out "$dir/day.csv" --order-lines "$lines" --seed 1 --one-source 2>/dev/null
 events=$(($(wc -l <"$dir/day.csv") - 1))
 
+extra=()
+for s in ${SETTINGS:-}; do extra+=(--set "$s"); done
+
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 start_atpd() { # start_atpd TAG [SETTINGS...]: on a fresh data directory; sets $tcp and $grpc
 	local tag=$1; shift
 	rm -rf "$dir/data"
 	$atpd --data "$dir/data" --set listen=127.0.0.1:0 --set grpc_listen=127.0.0.1:0 --set metrics_listen=127.0.0.1:0 --set clock=frozen \
-		--set max_positions=524288 --set max_lines=4194304 "$@" 2>"$dir/$tag.log" &
+		--set max_positions=524288 --set max_lines=4194304 "${extra[@]}" "$@" 2>"$dir/$tag.log" &
 	for _ in $(seq 1 400); do grep -q "atpd: serving" "$dir/$tag.log" && break; sleep 0.05; done
 	tcp=$(sed -n 's/.*event stream listening on .*(port \([0-9]*\)).*/\1/p' "$dir/$tag.log")
 	grpc=$(sed -n 's/.*grpc listening on .*(port \([0-9]*\)).*/\1/p' "$dir/$tag.log")
@@ -103,7 +107,7 @@ kill "$natspid"; wait "$natspid" 2>/dev/null || true
 
 none=$(median <"$dir/rate.none") zero=$(median <"$dir/rate.0")
 echo
-echo "## The channel stream ($(date -u +%F), commit $(git rev-parse --short HEAD), $(nproc) CPUs, $events events, medians of $runs runs)"
+echo "## The channel stream ($(date -u +%F), commit $(git rev-parse --short HEAD), $(nproc) CPUs, $events events, medians of $runs runs${SETTINGS:+, $SETTINGS})"
 echo
 echo "| subscribers of \"all\" | ingest (M events/s) | vs no subscriber | deltas delivered/s (all subscribers) | updates per subscriber |"
 echo "|---|---|---|---|---|"

@@ -89,7 +89,7 @@ typedef struct atp_grpc_config {
 	atp_core_config core;        /* ... with the shards' capacities */
 } atp_grpc_config;
 
-/* 127.0.0.1:7401, 1024 connections, 128 streams, 4096 calls, 4 MiB, 16 KiB, 256 lines, 4 scans, 600 s, 30 s, 32 MiB/s of fan-out under heavy ingest. */
+/* 127.0.0.1:7401, 1024 connections, 128 streams, 4096 calls, 4 MiB, 16 KiB, 256 lines, 4 scans, 600 s, 30 s, 8 MiB/s of fan-out under heavy ingest. */
 atp_grpc_config atp_grpc_config_default(void);
 
 typedef struct atp_grpc_server atp_grpc_server;

@@ -221,7 +221,7 @@ static void grpc_metrics(out *o, const atp_grpc_server *api)
 	one(o, "atpd_grpc_connections_refused_total", "counter", "gRPC connections refused at grpc_max_connections.", g.refused_connections);
 	one(o, "atpd_grpc_reserve_lines_total", "counter", "Reservation lines asked for through Reserve.", g.reserve_lines);
 	one_f(o, "atpd_grpc_subscribe_held_seconds_total", "counter",
-	      "Time (in 1 ms steps) in which Subscribe streams were held back for heavy ingest (channel_busy_mb_s).",
+	      "Time (in 1 ms steps) in which the fan-out's allowance under heavy ingest ran out (channel_busy_mb_s).",
 	      (double)g.fanout_held / 1e3);
 	family(o, "atpd_grpc_replies_total", "counter", "gRPC calls answered, by method and status code.");
 	for (unsigned mi = 0; mi < ATP_GRPC_METHODS; mi++)

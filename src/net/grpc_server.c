@@ -441,7 +441,7 @@ atp_grpc_config atp_grpc_config_default(void)
 		.max_scans = 4,
 		.idle_ms = 600000,
 		.send_timeout_ms = 30000,
-		.fanout_busy_bytes_s = 32ull << 20,
+		.fanout_busy_bytes_s = 8ull << 20,
 	};
 }
 

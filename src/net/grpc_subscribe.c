@@ -44,7 +44,7 @@ static size_t allowance(atp_grpc_server *g)
 	return g->fanout_left < ALLOWANCE_MIN ? 0 : g->fanout_left;
 }
 
-/* The subscribers were held back this ms: the loop comes back for them within the next. */
+/* The allowance ran out this ms (counted once): the loop comes back for the subscribers within the next. */
 static void held(atp_grpc_server *g)
 {
 	if (g->fanout_held_ms != g->fanout_ms) {
@@ -148,26 +148,32 @@ bool grpc_method_subscribe_more(atp_grpc_server *g, call *c, uint32_t want)
 	return true;
 }
 
+static void resume_stream(atp_grpc_server *g, call *c)
+{
+	c->deferred = false;
+	nghttp2_session_resume_data(c->conn->session, c->stream_id);
+	grpc_conn_mark_dirty(g, c->conn);
+}
+
 void grpc_method_subscribe_wake(atp_grpc_server *g)
 {
 	uint64_t now = grpc_now_ms(g);
-	/* Under heavy ingest, as many as the allowance can feed, starting one further each time. */
+	/* Under heavy ingest, as many as the allowance can feed (none: none looked at), starting one further each time. */
 	size_t cap = allowance(g);
+	if (cap == 0) {
+		if (g->n_subscribers)
+			held(g);
+		return;
+	}
 	size_t resume = cap == SIZE_MAX ? SIZE_MAX : (cap + OUT_BYTES - 1) / OUT_BYTES;
 	uint32_t first = g->n_subscribers ? g->sub_first++ % g->n_subscribers : 0;
-	for (uint32_t k = 0; k < g->n_subscribers; k++) {
+	for (uint32_t k = 0; k < g->n_subscribers && resume; k++) {
 		call *c = &g->calls[g->subscribers[(first + k) % g->n_subscribers]];
 		if (!c->deferred || !(c->ending || atp_hub_ready(g->cfg.hub, c->sub, now)))
 			continue;
-		if (!c->ending && resume == 0) {
-			held(g);
-			continue;
-		}
-		if (!c->ending && resume != SIZE_MAX)
-			resume--;
-		c->deferred = false;
-		nghttp2_session_resume_data(c->conn->session, c->stream_id);
-		grpc_conn_mark_dirty(g, c->conn);
+		if (resume != SIZE_MAX && --resume == 0)
+			front_wake_within(g->front, 1);  /* the others' turn comes in the next ms */
+		resume_stream(g, c);
 	}
 }
 
@@ -178,8 +184,9 @@ void grpc_method_subscribe_end_all(atp_grpc_server *g, int status, const char *m
 		c->ending = true;
 		c->status = status;
 		snprintf(c->message, sizeof(c->message), "%s", message);
+		if (c->deferred)
+			resume_stream(g, c);
 	}
-	grpc_method_subscribe_wake(g);
 }
 
 void grpc_method_subscribe_release(atp_grpc_server *g, call *c)
