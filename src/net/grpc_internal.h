@@ -172,6 +172,7 @@ struct atp_grpc_server {
 	uint32_t sub_first;        /* where the next wake starts among them (turns, for fairness) */
 	uint64_t fanout_ms;        /* the ms fanout_left is of (the allowance under heavy ingest: grpc_subscribe.c) */
 	uint64_t fanout_left;
+	bool fanout_busy;          /* and whether it is heavy ingest's */
 	uint64_t fanout_held_ms;   /* the last ms counted in stats.fanout_held */
 	h2conn **dirty;            /* connections with something to send this turn */
 	uint32_t n_dirty;

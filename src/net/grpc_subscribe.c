@@ -14,7 +14,9 @@
  * frames a second or more, far above a warehouse's peak), the subscribers
  * together are sent at most cfg.fanout_busy_bytes_s, a ms's worth at a
  * time, taking turns; the rest waits in the hub, which conflates a
- * subscriber that falls behind. Otherwise they are sent without limit.
+ * subscriber that falls behind. Otherwise at most 1 MiB a ms: enough to
+ * catch up at once, never a turn that holds the loop (and the acks) for
+ * long, as every subscriber's whole HTTP/2 window in one turn would.
  * Runs in the loop's thread, as the hub does.
  */
 #define _GNU_SOURCE
@@ -27,27 +29,28 @@
 #include <string.h>
 
 #define OUT_BYTES (64u << 10)
-#define ALLOWANCE_MIN 4096u   /* less left this ms: nothing more until the next */
-#define ALLOWANCE_MS_MAX 4u   /* a turn that took longer gets at most this many ms's worth */
+#define IDLE_BYTES_MS (1u << 20) /* the allowance a ms while ingest is not heavy */
+#define ALLOWANCE_MIN 4096u      /* less left this ms: nothing more until the next */
+#define ALLOWANCE_MS_MAX 4u      /* a turn that took longer gets at most this many ms's worth */
 
-/* What the subscribers may still be sent this ms (SIZE_MAX: no limit, ingest is not heavy). */
+/* What the subscribers may still be sent this ms. */
 static size_t allowance(atp_grpc_server *g)
 {
-	if (!g->cfg.fanout_busy_bytes_s || !front_busy(g->front))
-		return SIZE_MAX;
 	uint64_t now = grpc_now_ms(g);
-	if (now != g->fanout_ms) {
+	bool busy = g->cfg.fanout_busy_bytes_s && front_busy(g->front);
+	if (now != g->fanout_ms || busy != g->fanout_busy) {
 		uint64_t ms = now - g->fanout_ms < ALLOWANCE_MS_MAX ? now - g->fanout_ms : ALLOWANCE_MS_MAX;
-		g->fanout_left = ms * g->cfg.fanout_busy_bytes_s / 1000;
+		g->fanout_left = (ms ? ms : 1) * (busy ? g->cfg.fanout_busy_bytes_s / 1000 : IDLE_BYTES_MS);
 		g->fanout_ms = now;
+		g->fanout_busy = busy;
 	}
 	return g->fanout_left < ALLOWANCE_MIN ? 0 : g->fanout_left;
 }
 
-/* The allowance ran out this ms (counted once): the loop comes back for the subscribers within the next. */
+/* The allowance ran out this ms (counted once, under heavy ingest): the loop comes back within the next. */
 static void held(atp_grpc_server *g)
 {
-	if (g->fanout_held_ms != g->fanout_ms) {
+	if (g->fanout_busy && g->fanout_held_ms != g->fanout_ms) {
 		g->fanout_held_ms = g->fanout_ms;
 		g->stats.fanout_held++;
 	}
@@ -143,8 +146,7 @@ bool grpc_method_subscribe_more(atp_grpc_server *g, call *c, uint32_t want)
 	}
 	c->out_len = (uint32_t)atp_hub_read(g->cfg.hub, c->sub, c->out, cap < c->out_cap ? cap : c->out_cap, grpc_now_ms(g));
 	c->out_sent = 0;
-	if (cap != SIZE_MAX)
-		g->fanout_left -= c->out_len;
+	g->fanout_left -= c->out_len;
 	return true;
 }
 
@@ -158,20 +160,20 @@ static void resume_stream(atp_grpc_server *g, call *c)
 void grpc_method_subscribe_wake(atp_grpc_server *g)
 {
 	uint64_t now = grpc_now_ms(g);
-	/* Under heavy ingest, as many as the allowance can feed (none: none looked at), starting one further each time. */
+	/* As many as the allowance can feed (none: none looked at), starting one further each time. */
 	size_t cap = allowance(g);
 	if (cap == 0) {
 		if (g->n_subscribers)
 			held(g);
 		return;
 	}
-	size_t resume = cap == SIZE_MAX ? SIZE_MAX : (cap + OUT_BYTES - 1) / OUT_BYTES;
+	size_t resume = (cap + OUT_BYTES - 1) / OUT_BYTES;
 	uint32_t first = g->n_subscribers ? g->sub_first++ % g->n_subscribers : 0;
 	for (uint32_t k = 0; k < g->n_subscribers && resume; k++) {
 		call *c = &g->calls[g->subscribers[(first + k) % g->n_subscribers]];
 		if (!c->deferred || !(c->ending || atp_hub_ready(g->cfg.hub, c->sub, now)))
 			continue;
-		if (resume != SIZE_MAX && --resume == 0)
+		if (--resume == 0)
 			front_wake_within(g->front, 1);  /* the others' turn comes in the next ms */
 		resume_stream(g, c);
 	}

@@ -42,7 +42,12 @@ struct atp_loop {
 	uint8_t *bufs;
 	uint32_t bufs_returned;       /* added to the buffer ring since the last advance */
 	uint64_t now_ms;
-	/* Busy: the engine took frames at BUSY_PER_S or more in the last window (or the current one so far). */
+	/*
+	 * Busy: from a window in which the engine took frames at BUSY_PER_S or
+	 * more (or the current one so far) until one that ends with nothing in
+	 * flight. Not by the rate alone: what a busy loop does besides ingest
+	 * (a fan-out) slows the rate it would then be judged by.
+	 */
 	uint64_t window_ms, window_frames;  /* the current window's start, and the engine's frames then */
 	bool busy;
 	unsigned wake_within_ms;      /* the next wait's bound a protocol asked for (front_wake_within); 0: none */
@@ -266,7 +271,8 @@ int atp_loop_run(atp_loop *l, unsigned timeout_ms)
 	l->now_ms = mono_ms();
 	if (l->now_ms - l->window_ms >= BUSY_WINDOW_MS) {
 		uint64_t frames = atp_engine_frames(l->e);
-		l->busy = (frames - l->window_frames) * 1000 >= (uint64_t)BUSY_PER_S * (l->now_ms - l->window_ms);
+		bool heavy = (frames - l->window_frames) * 1000 >= (uint64_t)BUSY_PER_S * (l->now_ms - l->window_ms);
+		l->busy = heavy || (l->busy && atp_engine_in_flight(l->e) > 0);
 		l->window_ms = l->now_ms;
 		l->window_frames = frames;
 	}
