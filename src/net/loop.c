@@ -45,8 +45,9 @@ struct atp_loop {
 	/*
 	 * Busy: from a window in which the engine took frames at BUSY_PER_S or
 	 * more (or the current one so far) until one that ends with nothing in
-	 * flight. Not by the rate alone: what a busy loop does besides ingest
-	 * (a fan-out) slows the rate it would then be judged by.
+	 * flight, or below a tenth of that rate. Not by the rate alone: what a
+	 * busy loop does besides ingest (a fan-out) slows the rate it would
+	 * then be judged by.
 	 */
 	uint64_t window_ms, window_frames;  /* the current window's start, and the engine's frames then */
 	bool busy;
@@ -271,8 +272,8 @@ int atp_loop_run(atp_loop *l, unsigned timeout_ms)
 	l->now_ms = mono_ms();
 	if (l->now_ms - l->window_ms >= BUSY_WINDOW_MS) {
 		uint64_t frames = atp_engine_frames(l->e);
-		bool heavy = (frames - l->window_frames) * 1000 >= (uint64_t)BUSY_PER_S * (l->now_ms - l->window_ms);
-		l->busy = heavy || (l->busy && atp_engine_in_flight(l->e) > 0);
+		uint64_t per_s = (frames - l->window_frames) * 1000 / (l->now_ms - l->window_ms);
+		l->busy = per_s >= BUSY_PER_S || (l->busy && per_s >= BUSY_PER_S / 10 && atp_engine_in_flight(l->e) > 0);
 		l->window_ms = l->now_ms;
 		l->window_frames = frames;
 	}
