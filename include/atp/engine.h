@@ -241,8 +241,6 @@ void atp_engine_abandon(atp_engine *e);
 
 /* Frames the router has taken so far (events, API calls, orders, of every source): how busy it is. */
 uint64_t atp_engine_frames(const atp_engine *e);
-/* Frames taken and not yet completed (not yet durable, or not yet collected). */
-uint64_t atp_engine_in_flight(const atp_engine *e);
 /* The seq the router expects next from source (its high-water mark + 1; 1 when unknown). */
 uint64_t atp_engine_expected_seq(const atp_engine *e, atp_str source);
 /* The highest seq of source such that it and every earlier one are durable or refused; 0 when unknown. */

@@ -51,8 +51,9 @@ void front_give_back(atp_loop *l, uint16_t bid);
 /*
  * Whether ingest is heavy: the engine took frames (events, calls) at
  * 10,000 a second or more over a 10 ms window (or the current one so far),
- * and has not since ended a window with nothing in flight or under 1,000 a
- * second. What can wait (a channel's fan-out) yields then.
+ * and its rate averaged over the windows since (halving each window) has
+ * stayed above 5,000 a second. What can wait (a channel's fan-out) yields
+ * then.
  */
 bool front_busy(const atp_loop *l);
 /* The loop's next wait lasts at most ms (a protocol's own timer: something it held back). */

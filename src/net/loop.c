@@ -44,12 +44,14 @@ struct atp_loop {
 	uint64_t now_ms;
 	/*
 	 * Busy: from a window in which the engine took frames at BUSY_PER_S or
-	 * more (or the current one so far) until one that ends with nothing in
-	 * flight, or below a tenth of that rate. Not by the rate alone: what a
+	 * more (or the current one so far) until the rate, averaged over the
+	 * windows (halving), falls under half of that. Not by one window's
+	 * rate alone: a sender's batches can fall between windows, and what a
 	 * busy loop does besides ingest (a fan-out) slows the rate it would
 	 * then be judged by.
 	 */
 	uint64_t window_ms, window_frames;  /* the current window's start, and the engine's frames then */
+	uint64_t rate;                      /* frames a second, the windows' average */
 	bool busy;
 	unsigned wake_within_ms;      /* the next wait's bound a protocol asked for (front_wake_within); 0: none */
 	front_ext ext[FRONT_EXT_MAX]; /* ctx NULL: a free slot */
@@ -273,7 +275,8 @@ int atp_loop_run(atp_loop *l, unsigned timeout_ms)
 	if (l->now_ms - l->window_ms >= BUSY_WINDOW_MS) {
 		uint64_t frames = atp_engine_frames(l->e);
 		uint64_t per_s = (frames - l->window_frames) * 1000 / (l->now_ms - l->window_ms);
-		l->busy = per_s >= BUSY_PER_S || (l->busy && per_s >= BUSY_PER_S / 10 && atp_engine_in_flight(l->e) > 0);
+		l->rate = (l->rate + per_s) / 2;
+		l->busy = per_s >= BUSY_PER_S || (l->busy && l->rate >= BUSY_PER_S / 2);
 		l->window_ms = l->now_ms;
 		l->window_frames = frames;
 	}

@@ -678,11 +678,6 @@ uint64_t atp_engine_frames(const atp_engine *e)
 	return e->submitted;
 }
 
-uint64_t atp_engine_in_flight(const atp_engine *e)
-{
-	return e->submitted - e->completed;
-}
-
 uint64_t atp_engine_expected_seq(const atp_engine *e, atp_str source)
 {
 	uint32_t id = atp_sources_find(e->sources, source);
