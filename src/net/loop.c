@@ -275,7 +275,8 @@ int atp_loop_run(atp_loop *l, unsigned timeout_ms)
 	if (l->now_ms - l->window_ms >= BUSY_WINDOW_MS) {
 		uint64_t frames = atp_engine_frames(l->e);
 		uint64_t per_s = (frames - l->window_frames) * 1000 / (l->now_ms - l->window_ms);
-		l->rate = (l->rate + per_s) / 2;
+		uint64_t windows = (l->now_ms - l->window_ms) / BUSY_WINDOW_MS;  /* a long wait counts as that many */
+		l->rate = windows < 32 ? (l->rate >> windows) + per_s - (per_s >> windows) : per_s;
 		l->busy = per_s >= BUSY_PER_S || (l->busy && l->rate >= BUSY_PER_S / 2);
 		l->window_ms = l->now_ms;
 		l->window_frames = frames;

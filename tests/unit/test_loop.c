@@ -99,6 +99,12 @@ Test(loop, a_burst_is_heavy_ingest_until_it_is_durable_and_over)
 	cr_assert_eq(atp_engine_sync(e), 0, "everything durable");
 	turn_for(100);  /* ten quiet windows: the average halves in each */
 	cr_assert(!front_busy(l), "a burst over: no longer heavy");
+	receipts(4000);
+	turn_for(10);
+	cr_assert(front_busy(l), "another burst");
+	usleep(100000);  /* the loop not turning: one long wait counts as the ten windows it spans */
+	turn_for(1);
+	cr_assert(!front_busy(l), "... over after a long wait, in one turn");
 	receipts(1);
 	turn_for(10);
 	cr_assert(!front_busy(l), "... and one event after it does not make it so");
