@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 import flatbuffers
 import grpc
@@ -103,6 +104,12 @@ class Daemon:
             p = PositionAtp.PositionAtp.GetRootAs(m)
             out[(p.Sku().decode(), p.Location().decode())] = p.Atp()
         return out
+
+    def metric(self, name):
+        """A sample without labels from atpd's exposition, or None when it has none."""
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics, timeout=10).read().decode()
+        m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+        return float(m.group(1)) if m else None
 
     def rss_kb(self):
         for line in open("/proc/%d/status" % self.proc.pid):
