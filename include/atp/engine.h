@@ -120,6 +120,13 @@ typedef struct atp_engine_config {
 	uint64_t snapshot_wal_bytes;  /* a shard snapshots once its WAL grew this much; 0: only on command */
 	uint64_t wal_retention_ms;  /* keep snapshots and WAL so that every moment this far back can be replayed; 0: what recovery needs */
 	uint32_t ring_bytes;        /* router -> worker ring, power of two */
+	/*
+	 * A few frames for a worker that sleeps and released its last group
+	 * this long ago or more are applied and made durable by the router
+	 * itself, in atp_engine_poll(): a trickle costs no thread wake-ups,
+	 * and the caller waits for that fdatasync. 0: never.
+	 */
+	uint64_t router_commit_gap_ns;
 	atp_engine_done_fn on_done; /* optional: every durable completion, in seq order per shard */
 	void *ctx;
 	int notify_fd;              /* optional (-1: none): an eventfd the workers write to when completions wait */
@@ -137,7 +144,10 @@ typedef struct atp_engine_config {
 	const atp_engine_io *io;    /* NULL but in the simulator (above) */
 } atp_engine_config;
 
-/* 1 shard, the router on CPU 0 and 1 worker on CPU 1, default core and WAL, snapshots every 256 MiB of WAL, 4 MiB rings. */
+/*
+ * 1 shard, the router on CPU 0 and 1 worker on CPU 1, default core and WAL,
+ * snapshots every 256 MiB of WAL, 4 MiB rings, router commits after 2 ms.
+ */
 atp_engine_config atp_engine_config_default(void);
 
 typedef struct atp_engine atp_engine;
@@ -328,6 +338,7 @@ typedef struct atp_engine_stats {
 	uint64_t positions_capacity;
 	/* The router's side. */
 	uint64_t router_waits;    /* times it found a worker's ring full and waited */
+	uint64_t router_commits;  /* group commits it made for a sleeping worker (router_commit_gap_ns) */
 	uint64_t duplicates;      /* events at or below their source's high-water mark, answered without a shard */
 	uint64_t gaps;            /* events past it + 1, refused */
 	uint64_t ring_bytes;      /* in the workers' rings now, not yet taken */

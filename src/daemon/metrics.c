@@ -169,6 +169,8 @@ static void engine_metrics(out *o, const atpd_metrics *m, const atp_engine_stats
 	one_f(o, "atpd_snapshot_stall_seconds_max", "gauge", "The longest a worker stalled to fork a snapshot.",
 	      (double)st->snapshot_ns_max / 1e9);
 	one(o, "atpd_router_waits_total", "counter", "Times the router found a worker's ring full and waited.", st->router_waits);
+	one(o, "atpd_router_commits_total", "counter",
+	    "Group commits the router made itself for an idle worker (router_commit_gap_ms).", st->router_commits);
 	one(o, "atpd_ring_bytes", "gauge", "Bytes in the workers' rings, not yet taken.", st->ring_bytes);
 	one(o, "atpd_ring_capacity_bytes", "gauge", "The workers' rings' capacity.", st->ring_capacity);
 	one_f(o, "atpd_recovery_seconds", "gauge", "How long opening the data directory took.", st->recovery_seconds);

@@ -57,6 +57,9 @@ static const setting table[] = {
 	NUM("workers", 1, ATP_ENGINE_WORKERS_MAX, 1, "", engine.workers, "worker threads, at most one per shard"),
 	CPU("first_cpu", engine.first_cpu, "the first worker's CPU, the next ones follow; `none`: not pinned"),
 	CPU("router_cpu", engine.router_cpu, "the router's (the event loop's) CPU; `none`: not pinned"),
+	NUM("router_commit_gap_ms", 0, 1000, 1000000, "ms", engine.router_commit_gap_ns,
+	    "a few events for a worker idle this long are applied and made durable by the router itself: a trickle "
+	    "wakes no thread (the router's loop waits for that fdatasync); 0: never"),
 	NUM("segment_mb", 1, 4096, MIB, "MiB", engine.wal.segment_bytes, "WAL segment size"),
 	NUM("snapshot_mb", 0, 1u << 20, MIB, "MiB", engine.snapshot_wal_bytes,
 	    "a shard snapshots once its WAL grew this much; 0: only on command (SIGUSR1, `atpctl snapshot`)"),

@@ -122,6 +122,9 @@ typedef struct worker {
 	uint32_t hold_want;    /* the next group waits for this many completions (worker_commit.c), */
 	uint64_t hold_until;   /* ... until then at most (pipe_mono_ns) */
 	uint32_t group_peak;   /* pending + released at recent releases, decaying: the calls in flight */
+	uint64_t released_ns;  /* when the last group was released (pipe_mono_ns) */
+	bool lent;             /* the router is taking a turn for the worker (worker_turn_lent) */
+	bool snap_owed;        /* a lent turn stopped for a snapshot: the worker's next turn writes it */
 	uint64_t snapshot_bound; /* a shard snapshots once its WAL grew this much (0: never by size) */
 	order_slot *orders;    /* the engine's ORDER_SLOTS */
 	uint64_t judged;       /* the whole order this worker judged its part of, until it applies it (0: none) */
@@ -142,12 +145,17 @@ typedef struct worker {
 	bool bell_armed;       /* that read is queued */
 	uint64_t bell_value;   /* where it lands */
 	/*
-	 * 1 while the worker sleeps or is about to, with nothing in its ring;
-	 * worker_ring() clears it and rings the doorbell. On a line of its
-	 * own: the router reads it after every push.
+	 * WORKER_ASLEEP while the worker sleeps or is about to, with nothing in
+	 * its ring; worker_ring() makes it WORKER_AWAKE and rings the doorbell,
+	 * or the router takes the worker's turn itself (WORKER_LENT, then
+	 * WORKER_ASLEEP again). The worker, awake, takes itself back (ASLEEP
+	 * to AWAKE) before it touches its state. On a line of its own: the
+	 * router reads it after every push.
 	 */
 	alignas(CACHE_LINE) atomic_uint asleep;
 } worker;
+
+enum { WORKER_AWAKE, WORKER_ASLEEP, WORKER_LENT };
 
 /* The delta of the ring and of recovery: d of a record at lsn of shard (of shards), the index-th of that record. */
 atp_engine_delta pipe_engine_delta(const atp_delta *d, uint32_t shard_index, uint32_t shards, uint64_t lsn, uint32_t index);
@@ -202,11 +210,22 @@ void worker_doze(worker *w);
 void worker_release(worker *w, const completion *c, uint32_t n);
 /* worker.c, for worker_commit.c: wake the router's loop; publish the worker's figures. */
 void worker_notify(const worker *w);
+/* Wait a round for the router to take from a ring it consumes (pipe_backoff; in a lent turn, collect). */
+void worker_wait_router(worker *w, unsigned *round);
 void worker_publish_stats(worker *w);
 
 int worker_start(worker *w);
 /* One turn of the loop: apply a bite of the ring (or snapshot), start a group, reap; whether frames were applied. */
 bool worker_turn(worker *w);
+/*
+ * The router's turn for a worker it holds at WORKER_LENT: the bytes it
+ * just pushed applied and made durable in the router's thread; false, with
+ * nothing done, unless the worker is quiescent, its ring holds those bytes
+ * only and its last group was released gap_ns ago or more.
+ */
+bool worker_turn_lent(worker *w, uint32_t bytes, uint64_t gap_ns);
+/* The router's collect (engine.c), for a lent turn that finds a ring to the router full. */
+size_t pipe_collect(struct atp_engine *e);
 /* The simulator's answer to a group op (atp_engine_io). */
 void worker_io_done(worker *w, uint32_t slot, int write_res, int fsync_res);
 void worker_join(worker *w);

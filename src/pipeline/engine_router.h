@@ -42,6 +42,7 @@ struct atp_engine {
 	rsource *rs;
 	uint64_t submitted, completed;  /* frames, all kinds */
 	uint64_t router_waits;          /* times the router found a worker's ring full */
+	uint64_t router_commits;        /* group commits it made for a sleeping worker (push_or_commit) */
 	uint64_t duplicates, gaps;      /* events the router answered itself */
 	uint64_t snap_acks;
 	uint64_t now;          /* the engine's time, stamped on every event */

@@ -73,8 +73,10 @@ void worker_order_step(const worker *w, int step)
 void worker_ring(worker *w)
 {
 	atomic_thread_fence(memory_order_seq_cst);  /* the push before the look: pairs with doze()'s fence */
-	if (atomic_load_explicit(&w->asleep, memory_order_relaxed) &&
-	    atomic_exchange_explicit(&w->asleep, 0, memory_order_relaxed)) {
+	unsigned asleep = WORKER_ASLEEP;
+	if (atomic_load_explicit(&w->asleep, memory_order_relaxed) == WORKER_ASLEEP &&
+	    atomic_compare_exchange_strong_explicit(&w->asleep, &asleep, WORKER_AWAKE, memory_order_relaxed,
+						    memory_order_relaxed)) {
 		uint64_t one = 1;
 		if (write(w->bell_fd, &one, sizeof(one)) < 0)  /* EAGAIN only at 2^64 - 1 rings: awake anyway */
 			assert(errno == EAGAIN);
@@ -109,9 +111,23 @@ uint64_t pipe_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Wake the router's event loop, if it gave an eventfd: one write per group, not per event. */
+/*
+ * Wait for the router to take from a ring it consumes: in a lent turn the
+ * router is this thread, so it collects here.
+ */
+void worker_wait_router(worker *w, unsigned *round)
+{
+	if (w->lent)
+		pipe_collect(w->engine);
+	else
+		pipe_backoff(round);
+}
+
+/* Wake the router's event loop, if it gave an eventfd: one write per group, not per event (none in a lent turn: it is the router). */
 void worker_notify(const worker *w)
 {
+	if (w->lent)
+		return;
 	int fd = w->notify_fd;
 	uint64_t one = 1;
 	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
@@ -345,7 +361,7 @@ static void stage_deltas(worker *w, const shard *s, uint64_t lsn, uint32_t *inde
 				return;
 			worker_start_group(w);
 			worker_reap(w, false);
-			pipe_backoff(&round);
+			worker_wait_router(w, &round);
 		}
 		*slot = pipe_engine_delta(&d[i], s->index, w->shards_total, lsn, (*index)++);
 		atp_spsc_ring_stage_one(w->deltas);
@@ -507,7 +523,8 @@ static void apply_run(worker *w, run *r)
 static size_t process(worker *w, const uint8_t *buf, size_t have, size_t limit, bool *snap)
 {
 	size_t off = 0;
-	run r = { .n = 0 };
+	run r;  /* 26 KiB: only r.n set, the rest written as it fills (not zeroed per bite) */
+	r.n = 0;
 	while (off < limit && have - off >= sizeof(frame_header) && w->n_pending + r.n < GROUP_MAX && !worker_failed(w)) {
 		frame_header h;
 		memcpy(&h, buf + off, sizeof(h));
@@ -600,9 +617,10 @@ void pipe_pin_thread(int cpu, const char *who)
 
 bool worker_turn(worker *w)
 {
-	bool progress = false, snap = false;
+	bool progress = false, snap = w->snap_owed;
 	if (worker_failed(w))
 		return false;
+	w->snap_owed = false;
 	if (w->held && worker_gate_open(w))
 		worker_group_release(w);
 	if ((w->held || w->judged) && peer_failed(w))
@@ -623,6 +641,25 @@ bool worker_turn(worker *w)
 	worker_start_group(w);
 	worker_reap(w, false);
 	return progress;
+}
+
+bool worker_turn_lent(worker *w, uint32_t bytes, uint64_t gap_ns)
+{
+	assert(atomic_load(&w->asleep) == WORKER_LENT && !w->io);
+	if (worker_failed(w) || w->flight_ops || w->n_pending || w->held || w->judged || w->n_pending_orders ||
+	    w->snap_owed || atp_spsc_ring_count(w->in) != bytes || pipe_mono_ns() - w->released_ns < gap_ns)
+		return false;
+	const void *frames;
+	uint32_t k = atp_spsc_ring_peek(w->in, &frames);
+	bool snap = false;
+	w->lent = true;
+	w->hold_want = 0;  /* a trickle: no caller to wait for */
+	size_t used = process(w, frames, k, k, &snap);
+	atp_spsc_ring_consume(w->in, (uint32_t)used);
+	worker_start_group(w);  /* made here (w->lent): released before it returns, unless an order holds it */
+	w->snap_owed = snap;
+	w->lent = false;
+	return true;
 }
 
 static void *worker_main(void *arg)

@@ -17,6 +17,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -57,7 +58,7 @@ void worker_release(worker *w, const completion *c, uint32_t n)
 		else if (w->io)
 			assert(!"the simulator's router collects after every turn: a turn never fills the ring");
 		else
-			pipe_backoff(&round);
+			worker_wait_router(w, &round);
 	}
 }
 
@@ -124,7 +125,7 @@ void worker_start_group(worker *w)
 		return;
 	w->hold_want = 0;
 	uint64_t t0 = pipe_mono_ns();
-	bool here = sync_here(w);
+	bool here = w->lent || sync_here(w);
 	uint32_t ops = 0;
 	for (uint32_t i = 0; i < w->n_shards; i++) {
 		atp_wal_write wr;
@@ -216,9 +217,10 @@ void worker_group_release(worker *w)
 	w->local.events += w->n_flight;
 	uint32_t calls = w->n_pending + w->n_flight, decayed = w->group_peak - w->group_peak / 16;
 	w->group_peak = calls > decayed ? calls : decayed;
+	w->released_ns = pipe_mono_ns();
 	if (!w->io && w->group_peak <= HOLD_MAX) {
 		w->hold_want = calls;
-		w->hold_until = pipe_mono_ns() + HOLD_NS;
+		w->hold_until = w->released_ns + HOLD_NS;
 	}
 	w->n_flight = 0;
 	for (uint32_t i = 0; i < w->n_flight_orders; i++)
@@ -260,6 +262,25 @@ static void group_done(worker *w)
 		w->held = true;  /* worker_turn() and worker_drain() look again */
 }
 
+/* How long a wait may sleep: DOZE_MS, or until a group held back ends its wait. */
+static struct __kernel_timespec wait_bound(const worker *w)
+{
+	struct __kernel_timespec ts = { .tv_sec = DOZE_MS / 1000, .tv_nsec = (DOZE_MS % 1000) * 1000000LL };
+	if (w->hold_want && w->n_pending) {
+		uint64_t now = pipe_mono_ns();
+		ts = (struct __kernel_timespec){ 0, w->hold_until > now ? (long long)(w->hold_until - now) : 0 };
+	}
+	return ts;
+}
+
+/* Submit what is queued and sleep in the kernel until something completes or ts passes: 0 or -errno. */
+static int kernel_wait(worker *w, struct __kernel_timespec ts)
+{
+	struct io_uring_cqe *cqe;
+	int rc = io_uring_submit_and_wait_timeout(&w->uring, &cqe, 1, &ts, NULL);
+	return rc < 0 && rc != -ETIME && rc != -EINTR ? rc : 0;
+}
+
 /* Collect what completed; with wait, first sleep in the kernel until something does (DOZE_MS at most). */
 void worker_reap(worker *w, bool wait)
 {
@@ -268,17 +289,12 @@ void worker_reap(worker *w, bool wait)
 		w->io->poll(w->io->ctx, w->index, wait);
 		return;
 	}
-	if (wait) {
-		struct __kernel_timespec ts = { .tv_sec = DOZE_MS / 1000, .tv_nsec = (DOZE_MS % 1000) * 1000000LL };
-		if (w->hold_want && w->n_pending) {  /* a group held back: wake when its wait ends */
-			uint64_t now = pipe_mono_ns();
-			ts = (struct __kernel_timespec){ 0, w->hold_until > now ? (long long)(w->hold_until - now) : 0 };
-		}
-		int rc = io_uring_submit_and_wait_timeout(&w->uring, &cqe, 1, &ts, NULL);
-		if (rc < 0 && rc != -ETIME && rc != -EINTR) {
-			worker_fail(w, rc, "io_uring: %s", strerror(-rc));
-			return;
-		}
+	if (w->lent)
+		return;  /* the router's turn commits in its own thread: nothing of it is in the io_uring */
+	int rc = wait ? kernel_wait(w, wait_bound(w)) : 0;
+	if (rc < 0) {
+		worker_fail(w, rc, "io_uring: %s", strerror(-rc));
+		return;
 	}
 	while (io_uring_peek_cqe(&w->uring, &cqe) == 0) {
 		uint64_t op = cqe->user_data;
@@ -317,7 +333,9 @@ void worker_io_done(worker *w, uint32_t slot, int write_res, int fsync_res)
  * Sleep in the kernel until the router rings or the group in flight
  * completes: arm the doorbell's read, raise the flag, then look at the
  * ring once more (a push the router made before it could see the flag),
- * and wait only while it is still empty.
+ * and wait only while it is still empty. From the flag on, the router may
+ * take a turn for the worker (WORKER_LENT): awake, the worker takes itself
+ * back, waiting out such a turn, before it reaps or touches anything.
  */
 void worker_doze(worker *w)
 {
@@ -327,10 +345,21 @@ void worker_doze(worker *w)
 		sqe->user_data = BELL;
 		w->bell_armed = true;  /* submitted by the wait below, or with the next group */
 	}
-	atomic_store_explicit(&w->asleep, 1, memory_order_relaxed);
+	struct __kernel_timespec bound = wait_bound(w);  /* read now: from the flag on, a lent turn may change it */
+	atomic_store_explicit(&w->asleep, WORKER_ASLEEP, memory_order_release);  /* all it did, for a lent turn */
 	atomic_thread_fence(memory_order_seq_cst);  /* the flag before the look: pairs with worker_ring()'s */
+	int rc = 0;
 	if (atp_spsc_ring_count(w->in) == 0 && !atomic_load_explicit(&w->stop, memory_order_relaxed))
-		worker_reap(w, true);
-	atomic_store_explicit(&w->asleep, 0, memory_order_relaxed);
+		rc = kernel_wait(w, bound);  /* the io_uring and the ring's atomics only: a lent turn touches neither */
+	unsigned asleep = WORKER_ASLEEP;
+	while (!atomic_compare_exchange_weak_explicit(&w->asleep, &asleep, WORKER_AWAKE, memory_order_acquire,
+						      memory_order_acquire) && asleep != WORKER_AWAKE) {
+		asleep = WORKER_ASLEEP;
+		sched_yield();  /* lent: the router is applying and syncing for it */
+	}
+	if (rc < 0)
+		worker_fail(w, rc, "io_uring: %s", strerror(-rc));
+	else
+		worker_reap(w, false);
 }
 
