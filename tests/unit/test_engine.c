@@ -245,20 +245,27 @@ Test(engine, durable_seqs_survive_a_restart_whatever_the_source_name)
 	cr_assert_eq(atp_engine_close(e), 0);
 }
 
-Test(engine, a_front_end_is_woken_and_told_what_fits)
+/* One shard, one worker, told to write efd once completions wait (a front end's eventfd), router commits after gap_ns. */
+static atp_engine *open_notifying(int efd, uint64_t gap_ns)
 {
-	/* The eventfd of a front end that must not block: written once completions wait. */
-	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	cr_assert_geq(efd, 0);
 	atp_engine_config cfg = atp_engine_config_default();
 	cfg.first_cpu = -1;
 	cfg.core = fixture_config();
 	cfg.ring_bytes = 256u << 10;
 	cfg.notify_fd = efd;
-	cfg.router_commit_gap_ns = 0;  /* the worker commits, whatever the pause */
+	cfg.router_commit_gap_ns = gap_ns;
 	char err[600];
 	atp_engine *e = atp_engine_open(dir, &cfg, err, sizeof(err));
 	cr_assert_not_null(e, "%s", err);
+	return e;
+}
+
+Test(engine, a_front_end_is_woken_and_told_what_fits)
+{
+	/* The eventfd of a front end that must not block: written once completions wait. */
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	cr_assert_geq(efd, 0);
+	atp_engine *e = open_notifying(efd, 0);  /* the worker commits, whatever the pause */
 	uint64_t n;
 	cr_assert_eq(read(efd, &n, sizeof(n)), -1, "nothing to say before anything was submitted");
 	cr_assert(atp_engine_can_take(e, 64), "an idle engine takes a batch");
@@ -428,15 +435,7 @@ static void trickle(uint64_t gap_ns, uint64_t *router_commits, bool *ack_in_poll
 {
 	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	cr_assert_geq(efd, 0);
-	atp_engine_config cfg = atp_engine_config_default();
-	cfg.first_cpu = -1;
-	cfg.core = fixture_config();
-	cfg.ring_bytes = 256u << 10;
-	cfg.notify_fd = efd;
-	cfg.router_commit_gap_ns = gap_ns;
-	char err[600];
-	atp_engine *e = atp_engine_open(dir, &cfg, err, sizeof(err));
-	cr_assert_not_null(e, "%s", err);
+	atp_engine *e = open_notifying(efd, gap_ns);
 	*ack_in_poll = true;
 	for (uint64_t seq = 1; seq <= 20; seq++) {
 		usleep(5000);
@@ -458,8 +457,7 @@ static void trickle(uint64_t gap_ns, uint64_t *router_commits, bool *ack_in_poll
 	*router_commits = st.router_commits;
 	cr_assert_eq(atp_core_find(atp_engine_core(e, 0), S("A"), S("DC1"))->on_hand, 20);
 	cr_assert_eq(atp_engine_close(e), 0);
-	e = atp_engine_open(dir, &cfg, err, sizeof(err));
-	cr_assert_not_null(e, "%s", err);
+	e = open_notifying(efd, gap_ns);
 	cr_assert_eq(atp_core_find(atp_engine_core(e, 0), S("A"), S("DC1"))->on_hand, 20, "every event in the WAL");
 	cr_assert_eq(atp_engine_close(e), 0);
 	close(efd);
