@@ -5,7 +5,10 @@ Each round: a simulated day of several sources (its own, prefix R<k>-)
 streams in over TCP (atpctl send), two gRPC clients reserve and release on SKUs of their own
 (GSKU-*, stock sent once by a source of its own), two channel subscribers
 consume from their tokens; after a random 0.05-0.6 s atpd is SIGKILLed and
-started again (the sender with it: its day is sent whole, resuming, at the end). After every restart:
+started again (the sender with it: its day is sent whole, resuming, at the end).
+Then TRICKLE rounds of the reservers alone, 5 ms between calls, so that the
+router commits them in the worker's place (router_commit_gap_ms; its
+counter must have moved before the kill). After every restart:
   - every reservation whose answer was lost is retried under its id until
     answered (the same id never applies twice); a sample of the confirmed
     ones, retried, answers its first result as a duplicate: still there;
@@ -31,6 +34,7 @@ import time
 os.environ["ATPD"], os.environ["ATPCTL"] = sys.argv[1], sys.argv[2]
 KILLS = int(sys.argv[3]) if len(sys.argv) > 3 else 10
 LINES = int(sys.argv[4]) if len(sys.argv) > 4 else 6000
+TRICKLE = 3  # rounds of reservers alone, a pause between calls: the router commits them
 
 import flatbuffers  # noqa: E402
 import grpc  # noqa: E402
@@ -83,7 +87,7 @@ class Reserver:
     """Reserves and releases on the GSKUs in a thread; every id's outcome is known in the end."""
 
     def __init__(self, name):
-        self.name, self.n = name, 0
+        self.name, self.n, self.pause = name, 0, 0
         self.lines = {}        # id -> (sku, qty asked)
         self.confirmed = {}    # id -> qty confirmed (its first answer)
         self.released = set()
@@ -102,7 +106,7 @@ class Reserver:
         return r.Found()
 
     def run(self, d, stop):
-        while not stop.is_set():
+        while not stop.wait(self.pause):
             if self.confirmed and rng.random() < 0.2:
                 rid = rng.choice(list(self.confirmed))
                 if rid in self.released:
@@ -194,6 +198,31 @@ def main():
         for r in reservers:
             r.settle(d)
         oversold += ["round %d: %s at %d" % (k, g, a) for g, a in gsku_atp(d).items() if a < 0]
+    lent = []
+    for k in range(TRICKLE):
+        stop = threading.Event()
+        for r in reservers:
+            r.pause = 0.005
+        threads = [threading.Thread(target=r.run, args=(d, stop), daemon=True) for r in reservers]
+        for t in threads:
+            t.start()
+        time.sleep(rng.uniform(0.3, 0.8))
+        lent.append(d.metric("atpd_router_commits_total") or 0)
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        for sub in subs:
+            sub.thread.join(timeout=10)
+        d.start()
+        for sub in subs:
+            sub.attach(d, sub.token)
+        for r in reservers:
+            r.settle(d)
+        oversold += ["trickle %d: %s at %d" % (k, g, a) for g, a in gsku_atp(d).items() if a < 0]
+    check(all(n > 0 for n in lent), "each trickle round was committed by the router, in part at least, before its "
+          "kill (atpd_router_commits_total: %s)" % lent)
     print("    %d kills in %.0f s, %d of them while a day streamed in; %d reservations (%d confirmed, %d released)" % (
         KILLS, time.monotonic() - t0, midstream, sum(r.n for r in reservers),
         sum(1 for r in reservers for q in r.confirmed.values() if q), sum(len(r.released) for r in reservers)))
