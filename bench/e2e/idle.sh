@@ -2,10 +2,13 @@
 # What a quiet atpd costs: the CPU an idle daemon uses over 10 s, and one
 # taking a trickle of 100 events/s (atp-subload's probes: a RECEIPT each,
 # over the TCP stream, each waiting for its durable Ack), with and without
-# a subscriber of a channel that sees them. Per scenario RUNS times
-# (default 3), medians, in % of one core, and per thread (the event loop
-# and router, the shard worker, the io_uring worker that runs the WAL's
-# fsyncs) from /proc. Prints a markdown report. Usage: bench/e2e/idle.sh
+# a subscriber of a channel that sees them; and the trickle committed by
+# the shard worker (router_commit_gap_ms=0), side by side with the
+# router's own commits (this VM's hours differ more than the two). Per
+# scenario RUNS times (default 3), medians, in % of one core, and per
+# thread (the event loop and router, the shard worker, the io_uring worker
+# that runs the WAL's fsyncs) from /proc. Prints a markdown report.
+# Usage: bench/e2e/idle.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 tools/setup
@@ -54,6 +57,7 @@ for _ in $(seq 1 "$runs"); do
 	run idle 0 0 --set channel_stream=off
 	run idle_sub 1 0 --set channel.web.locations=all
 	run trickle 0 100 --set channel_stream=off
+	run trickle_worker 0 100 --set channel_stream=off --set router_commit_gap_ms=0
 	run trickle_sub 1 100 --set channel.web.locations=all
 done
 
@@ -73,5 +77,6 @@ echo "|---|---|---|---|---|---|"
 row idle "idle, no channel (target < 1%)"
 row idle_sub "idle, a channel and one subscriber (heartbeats)"
 row trickle "100 events/s, each acknowledged once durable (target < 2%)"
+row trickle_worker "the same, committed by the shard worker (router_commit_gap_ms=0)"
 row trickle_sub "100 events/s and one subscriber receiving their deltas"
 grep -h "^probes" "$dir/trickle.load" | tail -1 | sed 's/^/\n100 events\/s, last run: /'
