@@ -160,6 +160,32 @@ def gsku_atp(d):
     return out
 
 
+def kill_round(d, reservers, subs, seconds, at_kill, after_kill=None):
+    """The reservers run for seconds; at_kill() is read, atpd SIGKILLed, after_kill() run, atpd started again, the
+    subscribers reattached and the reservers settled. Returns at_kill()'s value and the GSKUs oversold (ATP < 0)."""
+    stop = threading.Event()
+    threads = [threading.Thread(target=r.run, args=(d, stop), daemon=True) for r in reservers]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    seen = at_kill()
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait()
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    if after_kill:
+        after_kill()
+    for sub in subs:
+        sub.thread.join(timeout=10)
+    d.start()
+    for sub in subs:
+        sub.attach(d, sub.token)
+    for r in reservers:
+        r.settle(d)
+    return seen, [(g, a) for g, a in gsku_atp(d).items() if a < 0]
+
+
 def main():
     s = ["shards=4", "workers=1", "clock=frozen", "snapshot_mb=2", "channel_heartbeat_ms=200",
          # Every round's day brings ~300 SKUs x 4 locations and ~6,000 reservation lines, and with the clock
@@ -177,50 +203,19 @@ def main():
         days.append(day)
         want.update(w)
         sender = d.send_async(day)
-        stop = threading.Event()
-        threads = [threading.Thread(target=r.run, args=(d, stop), daemon=True) for r in reservers]
-        for t in threads:
-            t.start()
-        time.sleep(rng.uniform(0.05, 0.6))
-        midstream += sender.poll() is None
-        d.proc.send_signal(signal.SIGKILL)
-        d.proc.wait()
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
-        sender.kill()  # it would retry until atpd is back; its day is sent whole at the end
-        sender.wait(timeout=60)
-        for sub in subs:
-            sub.thread.join(timeout=10)
-        d.start()
-        for sub in subs:
-            sub.attach(d, sub.token)
-        for r in reservers:
-            r.settle(d)
-        oversold += ["round %d: %s at %d" % (k, g, a) for g, a in gsku_atp(d).items() if a < 0]
+        # after the kill the sender stops (it would retry until atpd is back): its day is sent whole at the end
+        streaming, negative = kill_round(d, reservers, subs, rng.uniform(0.05, 0.6), lambda: sender.poll() is None,
+                                         lambda: (sender.kill(), sender.wait(timeout=60)))
+        midstream += streaming
+        oversold += ["round %d: %s at %d" % (k, g, a) for g, a in negative]
     lent = []
+    for r in reservers:
+        r.pause = 0.005
     for k in range(TRICKLE):
-        stop = threading.Event()
-        for r in reservers:
-            r.pause = 0.005
-        threads = [threading.Thread(target=r.run, args=(d, stop), daemon=True) for r in reservers]
-        for t in threads:
-            t.start()
-        time.sleep(rng.uniform(0.3, 0.8))
-        lent.append(d.metric("atpd_router_commits_total") or 0)
-        d.proc.send_signal(signal.SIGKILL)
-        d.proc.wait()
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
-        for sub in subs:
-            sub.thread.join(timeout=10)
-        d.start()
-        for sub in subs:
-            sub.attach(d, sub.token)
-        for r in reservers:
-            r.settle(d)
-        oversold += ["trickle %d: %s at %d" % (k, g, a) for g, a in gsku_atp(d).items() if a < 0]
+        commits, negative = kill_round(d, reservers, subs, rng.uniform(0.3, 0.8),
+                                       lambda: d.metric("atpd_router_commits_total") or 0)
+        lent.append(commits)
+        oversold += ["trickle %d: %s at %d" % (k, g, a) for g, a in negative]
     check(all(n > 0 for n in lent), "each trickle round was committed by the router, in part at least, before its "
           "kill (atpd_router_commits_total: %s)" % lent)
     print("    %d kills in %.0f s, %d of them while a day streamed in; %d reservations (%d confirmed, %d released)" % (
