@@ -206,6 +206,8 @@ bool worker_gate_open(const worker *w);
 void worker_group_release(worker *w);
 /* Sleep until the router rings or the group in flight completes. */
 void worker_doze(worker *w);
+/* Queue the doorbell's read unless it is queued (the next io_uring_enter submits it). */
+void worker_arm_bell(worker *w);
 /* Hand completions to the router, waiting while its ring is full. */
 void worker_release(worker *w, const completion *c, uint32_t n);
 /* worker.c, for worker_commit.c: wake the router's loop; publish the worker's figures. */

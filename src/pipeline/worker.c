@@ -672,12 +672,17 @@ static void *worker_main(void *arg)
 		 * The io_uring workers that run the WAL's write + fdatasync (the
 		 * kernel punts a buffered write and an fsync to them) stay on this
 		 * core too: while they run, this worker waits for them or builds
-		 * the next group, and the router's core stays the router's.
+		 * the next group, and the router's core stays the router's. A
+		 * thread has io_uring workers once it has submitted (before, the
+		 * kernel refuses with EINVAL): the doorbell's read goes first.
 		 */
+		worker_arm_bell(w);
+		int rc = io_uring_submit(&w->uring);
 		cpu_set_t set;
 		CPU_ZERO(&set);
 		CPU_SET(w->cpu, &set);
-		int rc = io_uring_register_iowq_aff(&w->uring, sizeof(set), &set);
+		if (rc >= 0)
+			rc = io_uring_register_iowq_aff(&w->uring, sizeof(set), &set);
 		if (rc < 0)
 			atp_log(ATP_LOG_WARN, "worker %u: io_uring workers not pinned: %s", w->index, strerror(-rc));
 	}

@@ -329,6 +329,16 @@ void worker_io_done(worker *w, uint32_t slot, int write_res, int fsync_res)
 		group_done(w);
 }
 
+void worker_arm_bell(worker *w)
+{
+	if (w->bell_armed)
+		return;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->uring);
+	io_uring_prep_read(sqe, w->bell_fd, &w->bell_value, sizeof(w->bell_value), 0);
+	sqe->user_data = BELL;
+	w->bell_armed = true;
+}
+
 /*
  * Sleep in the kernel until the router rings or the group in flight
  * completes: arm the doorbell's read, raise the flag, then look at the
@@ -339,12 +349,7 @@ void worker_io_done(worker *w, uint32_t slot, int write_res, int fsync_res)
  */
 void worker_doze(worker *w)
 {
-	if (!w->bell_armed) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&w->uring);
-		io_uring_prep_read(sqe, w->bell_fd, &w->bell_value, sizeof(w->bell_value), 0);
-		sqe->user_data = BELL;
-		w->bell_armed = true;  /* submitted by the wait below, or with the next group */
-	}
+	worker_arm_bell(w);  /* submitted by the wait below, or with the next group */
 	struct __kernel_timespec bound = wait_bound(w);  /* read now: from the flag on, a lent turn may change it */
 	atomic_store_explicit(&w->asleep, WORKER_ASLEEP, memory_order_release);  /* all it did, for a lent turn */
 	atomic_thread_fence(memory_order_seq_cst);  /* the flag before the look: pairs with worker_ring()'s */

@@ -11,6 +11,10 @@
 #include "helpers.h"
 
 #include <criterion/criterion.h>
+#include "atp/log.h"
+#include <dirent.h>
+#include <sched.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -501,4 +505,53 @@ Test(engine, a_group_held_for_callers_that_do_not_come_back_still_goes)
 	e = open_engine(1, 1, 0);
 	cr_assert_eq(atp_core_find(atp_engine_core(e, 0), S("A"), S("DC1"))->on_hand, (int64_t)seq, "every event kept");
 	cr_assert_eq(atp_engine_close(e), 0);
+}
+
+static _Atomic unsigned warnings;
+static void count_warnings(int level, const char *text)
+{
+	if (level <= ATP_LOG_WARN)
+		warnings++;
+	fprintf(stderr, "%s\n", text);
+}
+
+/* Whether thread tid of this process may run on CPU 0 only. */
+static bool on_cpu0_only(const char *tid)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	cr_assert_eq(sched_getaffinity(atoi(tid), sizeof(set), &set), 0);
+	return CPU_COUNT(&set) == 1 && CPU_ISSET(0, &set);
+}
+
+Test(engine, a_pinned_worker_pins_its_io_uring_workers)
+{
+	atp_log_setup(count_warnings, ATP_LOG_INFO);
+	atp_engine_config cfg = atp_engine_config_default();
+	cfg.first_cpu = 0;
+	cfg.core = fixture_config();
+	char err[600];
+	atp_engine *e = atp_engine_open(dir, &cfg, err, sizeof(err));
+	cr_assert_not_null(e, "%s", err);
+	submit_rows(e, 0, UINT64_MAX);  /* a day at once: groups go through the worker's io_uring */
+	unsigned io_workers = 0;
+	DIR *d = opendir("/proc/self/task");
+	cr_assert_not_null(d);
+	for (struct dirent *t; (t = readdir(d));) {
+		char path[300], comm[32] = "";
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", t->d_name);
+		FILE *f = t->d_name[0] == '.' ? NULL : fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && strncmp(comm, "iou-wrk-", 8) == 0) {
+			io_workers++;
+			cr_assert(on_cpu0_only(t->d_name), "io_uring worker %s runs on the worker's CPU only", t->d_name);
+		}
+		fclose(f);
+	}
+	closedir(d);
+	cr_assert_gt(io_workers, 0, "the day's groups went through io_uring workers");
+	cr_assert_eq(atp_engine_close(e), 0);
+	cr_assert_eq(warnings, 0, "nothing warned (\"io_uring workers not pinned\")");
+	atp_log_setup(NULL, ATP_LOG_INFO);
 }
