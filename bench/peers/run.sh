@@ -6,7 +6,10 @@
 #                     AOF with appendfsync always;
 #   redis-everysec    the same with appendfsync everysec (may lose a second);
 #   postgres          one function (idempotency row + UPDATE ... WHERE
-#                     available >= qty), synchronous_commit on.
+#                     available >= qty), synchronous_commit on;
+#   redis-ping        redis-server answering PING (redis-benchmark, same
+#                     connections and depth): no work, no disk, the least
+#                     a call over loopback costs this machine's server.
 # The workload (tools/peers/main.c): the simulated day's reservations in
 # order, client retries included (the same idempotency keys), Zipf SKUs,
 # every position starting with STOCK units; for each of CONFIGS (default
@@ -60,6 +63,13 @@ peers_cpu() {
 	n=$(grep -oE ': [0-9]+ reservations' <<<"$out" | grep -oE '[0-9]+')
 	echo "$out; server cpu $(awk -v t=$(($(ticks "$pid") - c0)) -v n="$n" 'BEGIN { printf "%.2f", t * 1e4 / n }') us/call"
 }
+groups() { # groups METRICS_PORT: "group commits, events in them, seconds of write + fdatasync"
+	exec 3<>"/dev/tcp/127.0.0.1/$1"
+	printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+	awk '$1 == "atpd_group_commit_events_count" { n = $2 } $1 == "atpd_group_commit_events_sum" { e = $2 }
+		$1 == "atpd_fsync_seconds_sum" { s = $2 } END { print n, e, s }' <&3
+	exec 3<&-
+}
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 $peers "${work[@]}" --stock-csv "$dir/stock.csv"
 
@@ -69,11 +79,18 @@ run_atpd() { # run_atpd THREADS DEPTH
 	local pid=$!
 	pids+=($pid)
 	for _ in $(seq 1 200); do grep -q "atpd: serving" "$dir/atpd.log" && break; sleep 0.05; done
-	local tcp grpc
+	local tcp grpc metrics
 	tcp=$(sed -n 's/.*event stream listening.*(port \([0-9]*\)).*/\1/p' "$dir/atpd.log")
 	grpc=$(sed -n 's/.*grpc listening.*(port \([0-9]*\)).*/\1/p' "$dir/atpd.log")
+	metrics=$(sed -n 's/.*metrics listening.*(port \([0-9]*\)).*/\1/p' "$dir/atpd.log")
 	$atpctl send --tcp "127.0.0.1:$tcp" "$dir/stock.csv" >/dev/null 2>&1
-	peers_cpu $pid "${work[@]}" --backend atpd --target "127.0.0.1:$grpc" --threads "$1" --depth "$2"
+	local g0 g1
+	g0=$(groups "$metrics")
+	peers_cpu $pid "${work[@]}" --backend atpd --target "127.0.0.1:$grpc" --threads "$1" --depth "$2" | tr -d '\n'
+	g1=$(groups "$metrics")
+	# the group commits of the run: how many calls shared an fdatasync, and how long it took
+	awk -v a="$g0" -v b="$g1" 'BEGIN { split(a, x); split(b, y); n = y[1] - x[1]
+		printf "; %.1f calls per group commit, write + fdatasync %.0f us\n", (y[2] - x[2]) / n, (y[3] - x[3]) / n * 1e6 }'
 	kill -TERM $pid
 	wait $pid || true
 }
@@ -89,6 +106,21 @@ run_redis() { # run_redis always|everysec THREADS DEPTH
 	for _ in $(seq 1 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.05; done
 	peers_cpu $pid "${work[@]}" --backend redis --target "127.0.0.1:$p" --threads "$2" --depth "$3" --check |
 		sed "s/^redis/redis-$1/"
+	kill -TERM $pid
+	wait $pid || true
+}
+
+run_ping() { # run_ping THREADS DEPTH: redis-server answering PING, no work and no disk: a call's floor here
+	local p pid c0 n=200000 csv
+	p=$(port)
+	redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --daemonize no --logfile /dev/null &
+	pid=$!
+	pids+=($pid)
+	for _ in $(seq 1 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.05; done
+	c0=$(ticks "$pid")
+	csv=$(redis-benchmark -p "$p" -t ping_mbulk -c "$1" -P "$2" -n "$n" --csv | tail -1 | tr -d '"')
+	awk -F, -v c="$1x$2" -v n="$n" -v t=$(($(ticks "$pid") - c0)) \
+		'{ printf "redis-ping %s: %d pings: %d/s, p50 %s ms, p99 %s ms; server cpu %.2f us/call\n", c, n, $2, $5, $7, t * 1e4 / n }' <<<"$csv"
 	kill -TERM $pid
 	wait $pid || true
 }
@@ -111,6 +143,7 @@ for i in $(seq 1 "$runs"); do
 		run_atpd "$t" "$k" | tee -a "$dir/atpd.$c.out"
 		run_redis always "$t" "$k" | tee -a "$dir/redis-always.$c.out"
 		run_redis everysec "$t" "$k" | tee -a "$dir/redis-everysec.$c.out"
+		run_ping "$t" "$k" | tee -a "$dir/redis-ping.$c.out"
 		[ "$k" -ne 1 ] || run_pg "$t" | tee -a "$dir/postgres.$c.out"
 	done
 done
@@ -130,19 +163,29 @@ echo "| in flight | backend | durability | reservations/s | p50 ms | p99 ms | se
 echo "|---|---|---|---|---|---|---|---|"
 for c in $configs; do
 	atpd_rate=$(rate "atpd.$c")
-	for b in atpd redis-always redis-everysec postgres; do
+	for b in atpd redis-always redis-everysec postgres redis-ping; do
 		[ -s "$dir/$b.$c.out" ] || continue
 		case $b in
 		atpd) d="WAL fsync before the answer" ;;
 		redis-always) d="AOF, appendfsync always" ;;
 		redis-everysec) d="AOF, appendfsync everysec" ;;
 		postgres) d="synchronous_commit on" ;;
+		redis-ping) d="none: PING, the floor of a call (redis-benchmark)" ;;
 		esac
 		r=$(rate "$b.$c")
 		cpu_us=$(us "$b.$c")
-		echo "| $c | $b | $d | $r | $(q "$b.$c" p50) | $(q "$b.$c" p99) | ${cpu_us:--} | $(awk -v a="$atpd_rate" -v b="$r" 'BEGIN { printf "%.2f", a / b }') |"
+		ratio=$(awk -v a="$atpd_rate" -v b="$r" 'BEGIN { printf "%.2f", a / b }')
+		[ "$b" != redis-ping ] || ratio=-
+		echo "| $c | $b | $d | $r | $(q "$b.$c" p50) | $(q "$b.$c" p99) | ${cpu_us:--} | $ratio |"
 	done
 done
+echo
+echo -n "atpd's group commits (medians): "
+for c in $configs; do
+	echo -n "$c $(grep -oE '[0-9.]+ calls per group' "$dir/atpd.$c.out" | awk '{ print $1 }' | median) calls per write + fdatasync of"
+	echo -n " $(grep -oE 'fdatasync [0-9]+ us' "$dir/atpd.$c.out" | awk '{ print $2 }' | median) us; "
+done
+echo
 if grep -qE "OVERSOLD| [1-9][0-9]* failed" "$dir"/*.out; then
 	echo "a backend oversold or failed calls: see $dir/*.out" >&2
 	exit 1
