@@ -76,7 +76,9 @@ for i in $(seq 1 "$runs"); do
 	r1=$(replies)
 	grep -q "500000 succeeded" "$dir/h2load.$i" || { cat "$dir/h2load.$i" >&2; exit 1; }
 	sed -n 's/.*finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$dir/h2load.$i" >>"$dir/h2load.rate"
-	per_s $((r1 - r0)) "$(sed -n 's/.*finished in \([0-9.]*\)s,.*/\1/p' "$dir/h2load.$i")" >>"$dir/h2load.server"
+	# "finished in 834.43ms," or "in 2.53s,": in seconds
+	per_s $((r1 - r0)) "$(awk '/^finished in/ { t = $3; sub(/,$/, "", t); f = t ~ /ms$/ ? 1e-3 : 1; sub(/m?s$/, "", t); print t * f }' \
+		"$dir/h2load.$i")" >>"$dir/h2load.server"
 	# h2load's mean "time for request" (us or ms) x its calls/s: the requests it kept in flight
 	awk -v rate="$(tail -1 "$dir/h2load.rate")" '/^time for request:/ { m = $6; f = m ~ /ms$/ ? 1e-3 : 1e-6; sub(/[mu]s$/, "", m)
 		printf "%.1f\n", rate * m * f }' "$dir/h2load.$i" >>"$dir/h2load.inflight"
