@@ -106,6 +106,16 @@ static void compare(const atp_core *ref, const atp_engine *e, const char *when)
 	      atp_table_count(t), differ);
 }
 
+/* The day through e (at once, or as a trickle), the tables compared with the core's; the engine's figures after it. */
+static atp_engine_stats day_through(atp_engine *e, bool trickle, const atp_core *ref, const char *when)
+{
+	submit_day(e, trickle);
+	compare(ref, e, when);
+	atp_engine_stats st;
+	atp_engine_stats_get(e, &st);
+	return st;
+}
+
 int main(void)
 {
 	day = fixture_day(300, 4000, 1, &day_len);
@@ -120,10 +130,7 @@ int main(void)
 	atp_engine *e = open_engine(dir, 0);
 	CHECK(e != NULL, "open");
 	if (e) {
-		submit_day(e, false);
-		compare(ref, e, "after the day");
-		atp_engine_stats st;
-		atp_engine_stats_get(e, &st);
+		atp_engine_stats st = day_through(e, false, ref, "after the day");
 		CHECK(st.snapshots > 0, "snapshots ran during ingest");
 		atp_engine_abandon(e);
 	}
@@ -140,10 +147,7 @@ int main(void)
 	CHECK(e != NULL, "open for the trickle without router commits");
 	uint64_t worker_deltas = 0;
 	if (e) {
-		submit_day(e, true);
-		compare(ref, e, "after the day as a trickle, without router commits");
-		atp_engine_stats st;
-		atp_engine_stats_get(e, &st);
+		atp_engine_stats st = day_through(e, true, ref, "after the day as a trickle, without router commits");
 		CHECK(st.router_commits == 0, "no router commit without router_commit_gap_ns (%lu)",
 		      (unsigned long)st.router_commits);
 		worker_deltas = deltas;
@@ -153,10 +157,7 @@ int main(void)
 	e = open_engine(dir2, 1000000);
 	CHECK(e != NULL, "open for the trickle");
 	if (e) {
-		submit_day(e, true);
-		compare(ref, e, "after the day as a trickle");
-		atp_engine_stats st;
-		atp_engine_stats_get(e, &st);
+		atp_engine_stats st = day_through(e, true, ref, "after the day as a trickle");
 		/* Most, on an idle machine; a loaded one may keep a worker from falling asleep in the pause. */
 		printf("router commits: %lu, group commits: %lu\n", (unsigned long)st.router_commits,
 		       (unsigned long)st.fsyncs);
