@@ -2,8 +2,8 @@
 """HTTP/2 abuse against atpd's gRPC port, with raw frames (Python's
 hyperframe and hpack, not our code): rapid reset, a SETTINGS flood, a
 huge header list, too many CONTINUATION frames, too many concurrent
-streams, a grpc-timeout already spent, a wrong content-type, a garbage
-preface, and more connections than the limit. Each is answered as
+streams, a grpc-timeout already spent, a wrong content-type, malformed
+requests, a garbage preface, and more connections than the limit. Each is answered as
 atp/grpc_server.h says; meanwhile an honest grpcio client keeps getting
 answers, the daemon's RSS stays bounded, and it stops cleanly.
 
@@ -233,6 +233,56 @@ def main():
     hdrs = [f.decoded for f in frames if isinstance(f, HeadersFrame) and f.stream_id == sid]
     check(hdrs and hdrs[0].get("grpc-status") == "13", "a message shorter than its prefix: INTERNAL")
     c.close()
+
+    # Malformed requests (RFC 9113 8.2 and 8.3): each stream is reset with PROTOCOL_ERROR, unanswered
+    base = [(":method", "POST"), (":scheme", "http"), (":path", "/atp.v1.Atp/GetAtp"), (":authority", "x"),
+            ("content-type", "application/grpc"), ("te", "trailers")]
+    malformed = {
+        "an uppercase header name": base + [("X-Trace", "1")],
+        "no :path": [h for h in base if h[0] != ":path"],
+        "no :method": [h for h in base if h[0] != ":method"],
+        "a second :path": base + [(":path", "/atp.v1.Atp/Reserve")],
+        "a pseudo-header after a regular one": base[:4] + [("content-type", "application/grpc"), (":scheme", "http")],
+        "an unknown pseudo-header": base + [(":shoe", "size")],
+        "a response pseudo-header": base + [(":status", "200")],
+        "a connection header": base + [("connection", "keep-alive")],
+        "a transfer-encoding header": base + [("transfer-encoding", "chunked")],
+        "te other than trailers": [h for h in base if h[0] != "te"] + [("te", "gzip")],
+        "a value with a line feed": base + [("x-note", "a\nb")],
+        "a value with a NUL": base + [("x-note", "a\0b")],
+        "a value with a leading space": base + [("x-note", " a")],
+        "a name with a space": base + [("x note", "a")],
+        "an empty :path": [h if h[0] != ":path" else (":path", "") for h in base],
+    }
+    c = Conn(port)
+    c.hello()
+    for what, hdrs in malformed.items():
+        sid = c.next_id
+        c.next_id += 2
+        c.send(HeadersFrame(sid, c.enc.encode(hdrs), flags=["END_HEADERS"]), DataFrame(sid, b"\0\0\0\0\0", flags=["END_STREAM"]))
+        frames, closed = c.frames(lambda f: f.stream_id == sid and isinstance(f, (RstStreamFrame, HeadersFrame)))
+        got = [f for f in frames if f.stream_id == sid and isinstance(f, (RstStreamFrame, HeadersFrame))]
+        check(not closed and got and isinstance(got[0], RstStreamFrame) and got[0].error_code == 1,
+              "%s: the stream is reset with PROTOCOL_ERROR (%s)" % (what, closed and "closed" or
+                                                                  got and type(got[0]).__name__ or "nothing"))
+    for what, trailers, end in (("trailers with a pseudo-header", [(":path", "/x")], True),
+                                ("trailers with an uppercase name", [("X-Trailer", "1")], True),
+                                ("trailers that do not end the stream", [("x-trailer", "1")], False)):
+        sid, h = c.headers()
+        c.send(h, DataFrame(sid, b"\0\0\0\0\0"),
+               HeadersFrame(sid, c.enc.encode(trailers), flags=["END_HEADERS"] + (["END_STREAM"] if end else [])))
+        frames, closed = c.frames(lambda f: f.stream_id == sid and isinstance(f, (RstStreamFrame, HeadersFrame)))
+        got = [f for f in frames if f.stream_id == sid and isinstance(f, (RstStreamFrame, HeadersFrame))]
+        check(not closed and got and isinstance(got[0], RstStreamFrame) and got[0].error_code == 1,
+              "%s: the stream is reset with PROTOCOL_ERROR (%s)" % (what, closed and "closed" or
+                                                                  got and type(got[0]).__name__ or "nothing"))
+    sid, h = c.headers(extra=[("x-note", "fine, with spaces inside"), ("user-agent", "grpc-python/1.0")])
+    c.send(h, DataFrame(sid, b"\0\0\0\0\0", flags=["END_STREAM"]))
+    frames, _ = c.frames(lambda f: isinstance(f, HeadersFrame) and f.stream_id == sid and "END_STREAM" in f.flags)
+    hdrs = [f.decoded for f in frames if isinstance(f, HeadersFrame) and f.stream_id == sid]
+    check(any("grpc-status" in h for h in hdrs), "after them, a well-formed call on the same connection is answered (%s)" % hdrs)
+    c.close()
+    still_serving("malformed requests")
 
     # A garbage preface
     c = Conn(port)
