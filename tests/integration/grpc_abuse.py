@@ -3,8 +3,8 @@
 hyperframe and hpack, not our code): rapid reset, a SETTINGS flood, a
 huge header list, too many CONTINUATION frames, too many concurrent
 streams, a grpc-timeout already spent, a wrong content-type, malformed
-requests, a garbage preface, and more connections than the limit. Each is answered as
-atp/grpc_server.h says; meanwhile an honest grpcio client keeps getting
+requests, a garbage preface, and more connections than the limit. Each
+is answered as atp/grpc_server.h says; meanwhile an honest grpcio client keeps getting
 answers, the daemon's RSS stays bounded, and it stops cleanly.
 
 usage: grpc_abuse.py ATPD ATPCTL
@@ -254,28 +254,29 @@ def main():
         "a name with a space": base + [("x note", "a")],
         "an empty :path": [h if h[0] != ":path" else (":path", "") for h in base],
     }
+    def expect_protocol_error(c, sid, what):
+        """The first answer on stream sid is RST_STREAM with PROTOCOL_ERROR, the connection kept."""
+        answer = (RstStreamFrame, HeadersFrame)
+        frames, closed = c.frames(lambda f: f.stream_id == sid and isinstance(f, answer))
+        got = [f for f in frames if f.stream_id == sid and isinstance(f, answer)]
+        check(not closed and got and isinstance(got[0], RstStreamFrame) and got[0].error_code == 1,
+              "%s: the stream is reset with PROTOCOL_ERROR (%s)" %
+              (what, closed and "closed" or got and type(got[0]).__name__ or "nothing"))
+
     c = Conn(port)
     c.hello()
     for what, hdrs in malformed.items():
         sid = c.next_id
         c.next_id += 2
         c.send(HeadersFrame(sid, c.enc.encode(hdrs), flags=["END_HEADERS"]), DataFrame(sid, b"\0\0\0\0\0", flags=["END_STREAM"]))
-        frames, closed = c.frames(lambda f: f.stream_id == sid and isinstance(f, (RstStreamFrame, HeadersFrame)))
-        got = [f for f in frames if f.stream_id == sid and isinstance(f, (RstStreamFrame, HeadersFrame))]
-        check(not closed and got and isinstance(got[0], RstStreamFrame) and got[0].error_code == 1,
-              "%s: the stream is reset with PROTOCOL_ERROR (%s)" % (what, closed and "closed" or
-                                                                  got and type(got[0]).__name__ or "nothing"))
+        expect_protocol_error(c, sid, what)
     for what, trailers, end in (("trailers with a pseudo-header", [(":path", "/x")], True),
                                 ("trailers with an uppercase name", [("X-Trailer", "1")], True),
                                 ("trailers that do not end the stream", [("x-trailer", "1")], False)):
         sid, h = c.headers()
         c.send(h, DataFrame(sid, b"\0\0\0\0\0"),
                HeadersFrame(sid, c.enc.encode(trailers), flags=["END_HEADERS"] + (["END_STREAM"] if end else [])))
-        frames, closed = c.frames(lambda f: f.stream_id == sid and isinstance(f, (RstStreamFrame, HeadersFrame)))
-        got = [f for f in frames if f.stream_id == sid and isinstance(f, (RstStreamFrame, HeadersFrame))]
-        check(not closed and got and isinstance(got[0], RstStreamFrame) and got[0].error_code == 1,
-              "%s: the stream is reset with PROTOCOL_ERROR (%s)" % (what, closed and "closed" or
-                                                                  got and type(got[0]).__name__ or "nothing"))
+        expect_protocol_error(c, sid, what)
     sid, h = c.headers(extra=[("x-note", "fine, with spaces inside"), ("user-agent", "grpc-python/1.0")])
     c.send(h, DataFrame(sid, b"\0\0\0\0\0", flags=["END_STREAM"]))
     frames, _ = c.frames(lambda f: isinstance(f, HeadersFrame) and f.stream_id == sid and "END_STREAM" in f.flags)
