@@ -16,6 +16,7 @@
 # Usage: bench/e2e/grpc.sh [SKUS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/metrics.sh
 tools/setup
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build src/atpd tools/atpctl >/dev/null
@@ -61,10 +62,7 @@ load() { # load OUT [grpc-load options]: fails the benchmark on any error
 }
 field() { grep -oE "$1 [0-9.]+" | awk '{ print $2 }'; }
 replies() { # atpd's own count of the gRPC replies it sent, from its metrics
-	exec 3<>"/dev/tcp/127.0.0.1/$met"
-	printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-	awk '/^atpd_grpc_replies_total/ { s += $2 } END { print s + 0 }' <&3
-	exec 3<&-
+	metrics "$met" | awk '/^atpd_grpc_replies_total/ { s += $2 } END { print s + 0 }'
 }
 per_s() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f\n", n / s }'; }
 

@@ -23,6 +23,7 @@
 # Usage: bench/peers/run.sh [ORDER_LINES]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. bench/metrics.sh
 tools/setup
 need=()
 for p in redis-server postgresql-15 libhiredis-dev libpq-dev; do
@@ -64,11 +65,8 @@ peers_cpu() {
 	echo "$out; server cpu $(awk -v t=$(($(ticks "$pid") - c0)) -v n="$n" 'BEGIN { printf "%.2f", t * 1e4 / n }') us/call"
 }
 groups() { # groups METRICS_PORT: "group commits, events in them, seconds of write + fdatasync"
-	exec 3<>"/dev/tcp/127.0.0.1/$1"
-	printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
-	awk '$1 == "atpd_group_commit_events_count" { n = $2 } $1 == "atpd_group_commit_events_sum" { e = $2 }
-		$1 == "atpd_fsync_seconds_sum" { s = $2 } END { print n, e, s }' <&3
-	exec 3<&-
+	metrics "$1" | awk '$1 == "atpd_group_commit_events_count" { n = $2 } $1 == "atpd_group_commit_events_sum" { e = $2 }
+		$1 == "atpd_fsync_seconds_sum" { s = $2 } END { print n, e, s }'
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 $peers "${work[@]}" --stock-csv "$dir/stock.csv"

@@ -56,11 +56,14 @@ class Conn:
     def hello(self):
         self.send(SettingsFrame(0), raw=PREFACE)
 
-    def headers(self, path="/atp.v1.Atp/GetAtp", extra=(), end_stream=False, ctype="application/grpc"):
+    def headers(self, path="/atp.v1.Atp/GetAtp", extra=(), end_stream=False, ctype="application/grpc", fields=None):
+        """A new stream's HEADERS: a gRPC request's fields (or exactly fields), then extra."""
         sid = self.next_id
         self.next_id += 2
-        block = self.enc.encode([(":method", "POST"), (":scheme", "http"), (":path", path),
-                                 (":authority", "x"), ("content-type", ctype), ("te", "trailers")] + list(extra))
+        if fields is None:
+            fields = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "x"),
+                      ("content-type", ctype), ("te", "trailers")]
+        block = self.enc.encode(list(fields) + list(extra))
         f = HeadersFrame(sid, block, flags=["END_HEADERS"] + (["END_STREAM"] if end_stream else []))
         return sid, f
 
@@ -266,9 +269,8 @@ def main():
     c = Conn(port)
     c.hello()
     for what, hdrs in malformed.items():
-        sid = c.next_id
-        c.next_id += 2
-        c.send(HeadersFrame(sid, c.enc.encode(hdrs), flags=["END_HEADERS"]), DataFrame(sid, b"\0\0\0\0\0", flags=["END_STREAM"]))
+        sid, h = c.headers(fields=hdrs)
+        c.send(h, DataFrame(sid, b"\0\0\0\0\0", flags=["END_STREAM"]))
         expect_protocol_error(c, sid, what)
     for what, trailers, end in (("trailers with a pseudo-header", [(":path", "/x")], True),
                                 ("trailers with an uppercase name", [("X-Trailer", "1")], True),
